@@ -1,0 +1,2 @@
+//! The jobctl command.
+fn main() {}

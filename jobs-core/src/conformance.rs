@@ -1,0 +1,243 @@
+//! The executor conformance suite: the lifecycle cases every executor must
+//! pass, run against any [`JobExecutor`] through a [`Subject`].
+//!
+//! An executor crate (or plugin) implements [`Subject`] in its tests and
+//! invokes [`conformance_tests!`](crate::conformance_tests):
+//!
+//! ```ignore
+//! struct MySubject;
+//! impl jobs_core::conformance::Subject for MySubject { /* ... */ }
+//! jobs_core::conformance_tests!(MySubject);
+//! ```
+//!
+//! Each case builds its own session (with its own runtime), registers the
+//! subject's executor and checks one rule: output and completion, consuming
+//! vs keeping receive, `has_more_data`, ordering, failure reasons, wait
+//! all/any/timeout, stop, remove refused and forced, throttle queueing, and
+//! close.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::{
+    ErrorKind, JobExecutor, JobId, JobSpec, JobState, ReceiveOptions, Session, Stream, WaitMode,
+};
+
+/// What the suite needs from an executor: the executor, and specs that make
+/// it emit, sleep and fail.
+pub trait Subject {
+    /// The executor under test (a fresh one or a shared one).
+    fn executor(&self) -> Arc<dyn JobExecutor>;
+    /// A job that writes `lines` to its output stream in order (as one
+    /// record per line or as byte chunks with `\n` endings), then completes.
+    fn emit(&self, lines: &[&str]) -> JobSpec;
+    /// A job that runs for `secs` seconds unless stopped, emitting nothing.
+    fn sleep(&self, secs: u64) -> JobSpec;
+    /// A job that fails; its reason must contain `marker`.
+    fn fail(&self, marker: &str) -> JobSpec;
+}
+
+/// A session with the subject's executor registered.
+pub fn session(subject: &dyn Subject) -> Session {
+    let session = Session::new().expect("session");
+    session.register(subject.executor());
+    session
+}
+
+/// The output of received records as lines: each record's bytes, with a
+/// newline added where a record does not end in one.
+pub fn output_lines(records: &[crate::Received]) -> Vec<String> {
+    let mut buf = Vec::new();
+    for r in records.iter().filter(|r| r.record.stream == Stream::Output) {
+        let b = r.record.payload.to_display_bytes();
+        let ends_nl = b.last() == Some(&b'\n');
+        buf.extend_from_slice(&b);
+        if !ends_nl {
+            buf.push(b'\n');
+        }
+    }
+    String::from_utf8_lossy(&buf)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn wait_all(s: &Session, ids: &[JobId], secs: u64) {
+    let out = s
+        .wait_blocking(ids, WaitMode::All, Some(Duration::from_secs(secs)))
+        .expect("wait");
+    assert!(!out.timed_out, "jobs {ids:?} did not finish within {secs}s");
+}
+
+fn wait_state(s: &Session, id: JobId, want: JobState, secs: u64) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let st = s.info(id).expect("info").state;
+        if st == want {
+            return;
+        }
+        assert!(Instant::now() < deadline, "job {id} is {st}, expected {want}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A job that emits completes with its output, in order.
+pub fn completes_with_output(subject: &dyn Subject) {
+    let s = session(subject);
+    let id = s.start(subject.emit(&["alpha", "beta", "gamma"])).expect("start");
+    wait_all(&s, &[id], 60);
+    let info = s.info(id).expect("info");
+    assert_eq!(info.state, JobState::Completed, "reason: {:?}", info.reason);
+    assert!(info.begin.is_some() && info.end.is_some());
+    let recs = s.receive(&[id], ReceiveOptions::default()).expect("receive");
+    assert_eq!(output_lines(&recs), ["alpha", "beta", "gamma"]);
+}
+
+/// Receive consumes by default; `keep` leaves the records; `has_more_data`
+/// turns false only when a finished job is drained.
+pub fn receive_keep_and_consume(subject: &dyn Subject) {
+    let s = session(subject);
+    let id = s.start(subject.emit(&["one", "two"])).expect("start");
+    wait_all(&s, &[id], 60);
+    assert!(s.info(id).expect("info").has_more_data);
+    let keep = ReceiveOptions {
+        keep: true,
+        ..Default::default()
+    };
+    let first = s.receive(&[id], keep).expect("receive keep");
+    assert_eq!(output_lines(&first), ["one", "two"]);
+    assert!(s.info(id).expect("info").has_more_data);
+    let second = s.receive(&[id], ReceiveOptions::default()).expect("receive");
+    assert_eq!(output_lines(&second), ["one", "two"]);
+    assert!(!s.info(id).expect("info").has_more_data);
+    let third = s.receive(&[id], ReceiveOptions::default()).expect("receive");
+    assert!(third.is_empty());
+}
+
+/// Many records come back complete and in order.
+pub fn ordering_of_many_records(subject: &dyn Subject) {
+    let s = session(subject);
+    let lines: Vec<String> = (0..2000).map(|i| format!("line {i}")).collect();
+    let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let id = s.start(subject.emit(&refs)).expect("start");
+    let mut follow = s.follow(&[id], ReceiveOptions::default()).expect("follow");
+    let mut got = Vec::new();
+    while let Some(r) = follow.next_blocking().expect("next") {
+        got.push(r);
+    }
+    assert_eq!(output_lines(&got), lines);
+    assert_eq!(s.info(id).expect("info").state, JobState::Completed);
+}
+
+/// A failing job ends Failed with a reason.
+pub fn failure_has_reason(subject: &dyn Subject) {
+    let s = session(subject);
+    let id = s.start(subject.fail("conformance-marker")).expect("start");
+    wait_all(&s, &[id], 60);
+    let info = s.info(id).expect("info");
+    assert_eq!(info.state, JobState::Failed);
+    let reason = info.reason.unwrap_or_default();
+    assert!(
+        reason.contains("conformance-marker"),
+        "reason {reason:?} lacks the marker"
+    );
+}
+
+/// Wait: a timeout leaves the job running; a zero timeout returns at once;
+/// `any` returns when the first job is done.
+pub fn wait_any_and_timeout(subject: &dyn Subject) {
+    let s = session(subject);
+    let long = s.start(subject.sleep(30)).expect("start");
+    let short = s.start(subject.emit(&["x"])).expect("start");
+    let out = s
+        .wait_blocking(&[long], WaitMode::All, Some(Duration::ZERO))
+        .expect("wait");
+    assert!(out.timed_out);
+    let out = s
+        .wait_blocking(&[long], WaitMode::All, Some(Duration::from_millis(200)))
+        .expect("wait");
+    assert!(out.timed_out);
+    assert!(!s.info(long).expect("info").state.is_finished());
+    let out = s
+        .wait_blocking(&[long, short], WaitMode::Any, Some(Duration::from_secs(60)))
+        .expect("wait");
+    assert!(!out.timed_out);
+    assert_eq!(out.done.len(), 1);
+    assert_eq!(out.done[0].id, short);
+    s.stop_blocking(long).expect("stop");
+}
+
+/// Stop ends a running job Stopped, promptly; stopping it again is a no-op.
+pub fn stop_running_job(subject: &dyn Subject) {
+    let s = session(subject);
+    let id = s.start(subject.sleep(60)).expect("start");
+    wait_state(&s, id, JobState::Running, 30);
+    let t0 = Instant::now();
+    let info = s.stop_blocking(id).expect("stop");
+    assert_eq!(info.state, JobState::Stopped);
+    assert!(t0.elapsed() < Duration::from_secs(20), "stop took {:?}", t0.elapsed());
+    let again = s.stop_blocking(id).expect("stop again");
+    assert_eq!(again.state, JobState::Stopped);
+}
+
+/// Remove refuses a running job, forced remove stops it, a removed job is gone.
+pub fn remove_refused_then_forced(subject: &dyn Subject) {
+    let s = session(subject);
+    let id = s.start(subject.sleep(60)).expect("start");
+    let err = s.remove_blocking(id, false).expect_err("remove must refuse");
+    assert_eq!(err.kind(), ErrorKind::NotFinished);
+    s.remove_blocking(id, true).expect("forced remove");
+    assert_eq!(s.info(id).expect_err("gone").kind(), ErrorKind::NoSuchJob);
+    let done = s.start(subject.emit(&["z"])).expect("start");
+    wait_all(&s, &[done], 60);
+    s.remove_blocking(done, false).expect("remove finished");
+}
+
+/// With a throttle of 1, a second job waits NotStarted until the first ends.
+pub fn throttle_queues(subject: &dyn Subject) {
+    let s = session(subject);
+    let spec = subject.sleep(60);
+    s.set_throttle(&subject.executor().type_name().to_string(), 1);
+    let a = s.start(spec).expect("start");
+    let b = s.start(subject.emit(&["queued"])).expect("start");
+    wait_state(&s, a, JobState::Running, 30);
+    assert_eq!(s.info(b).expect("info").state, JobState::NotStarted);
+    s.stop_blocking(a).expect("stop");
+    wait_all(&s, &[b], 60);
+    assert_eq!(s.info(b).expect("info").state, JobState::Completed);
+}
+
+/// Closing the session stops its running jobs.
+pub fn close_stops_running(subject: &dyn Subject) {
+    let s = session(subject);
+    let id = s.start(subject.sleep(60)).expect("start");
+    wait_state(&s, id, JobState::Running, 30);
+    s.close_blocking();
+    assert_eq!(s.info(id).expect("info").state, JobState::Stopped);
+}
+
+/// Generates one `#[test]` per conformance case for a [`Subject`] value.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($subject:expr) => {
+        $crate::conformance_tests!(@cases $subject;
+            completes_with_output,
+            receive_keep_and_consume,
+            ordering_of_many_records,
+            failure_has_reason,
+            wait_any_and_timeout,
+            stop_running_job,
+            remove_refused_then_forced,
+            throttle_queues,
+            close_stops_running
+        );
+    };
+    (@cases $subject:expr; $($case:ident),*) => {
+        $(
+            #[test]
+            fn $case() {
+                $crate::conformance::$case(&$subject);
+            }
+        )*
+    };
+}

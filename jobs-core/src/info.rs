@@ -1,0 +1,102 @@
+//! `JobInfo`: the serializable snapshot of one job.
+
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::JobState;
+
+/// A job's id: a small integer, per session, counting from 1.
+pub type JobId = u64;
+
+/// A snapshot of one job, as `list`/`show` print it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JobInfo {
+    /// Per-session id, from 1.
+    pub id: JobId,
+    /// Globally unique id.
+    pub instance_id: Uuid,
+    /// The job's name (default `Job<id>`).
+    pub name: String,
+    /// The executor's type name (`BackgroundJob`, `ThreadJob`, ...).
+    #[serde(rename = "type")]
+    pub type_name: String,
+    /// The current state.
+    pub state: JobState,
+    /// Why the job failed (or was stopped abnormally), if it did.
+    pub reason: Option<String>,
+    /// Whether the job can still produce records or holds unreceived ones.
+    pub has_more_data: bool,
+    /// Where the job runs: `localhost`, a host, or an executor's own word.
+    pub location: String,
+    /// The command as the user wrote it.
+    pub command: String,
+    /// When the job first ran.
+    #[serde(with = "opt_time")]
+    pub begin: Option<SystemTime>,
+    /// When the job finished.
+    #[serde(with = "opt_time")]
+    pub end: Option<SystemTime>,
+    /// The exit code, where there is one.
+    pub exit_code: Option<i32>,
+    /// The parent job, for a child job.
+    pub parent: Option<JobId>,
+    /// The child jobs, in the order they were opened.
+    pub children: Vec<JobId>,
+    /// Whether the job outlives its session.
+    #[serde(default)]
+    pub detached: bool,
+}
+
+/// RFC 3339 (UTC) for optional times.
+mod opt_time {
+    use std::time::SystemTime;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
+        match t {
+            Some(t) => s.serialize_str(&humantime::format_rfc3339_micros(*t).to_string()),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SystemTime>, D::Error> {
+        let s: Option<String> = Option::deserialize(d)?;
+        s.map(|s| humantime::parse_rfc3339(&s).map_err(serde::de::Error::custom))
+            .transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_uses_type_and_rfc3339() {
+        let info = JobInfo {
+            id: 3,
+            instance_id: Uuid::nil(),
+            name: "Job3".into(),
+            type_name: "BackgroundJob".into(),
+            state: JobState::Completed,
+            reason: None,
+            has_more_data: false,
+            location: "localhost".into(),
+            command: "true".into(),
+            begin: Some(SystemTime::UNIX_EPOCH),
+            end: None,
+            exit_code: Some(0),
+            parent: None,
+            children: vec![],
+            detached: false,
+        };
+        let v = serde_json::to_value(&info).expect("ser");
+        assert_eq!(v["type"], "BackgroundJob");
+        assert_eq!(v["state"], "Completed");
+        assert_eq!(v["begin"], "1970-01-01T00:00:00.000000Z");
+        let back: JobInfo = serde_json::from_value(v).expect("de");
+        assert_eq!(back, info);
+    }
+}

@@ -1,0 +1,134 @@
+//! `get`: the job table, filtered.
+
+use glob::{MatchOptions, Pattern};
+
+use crate::session::{Inner, Table};
+use crate::{Error, JobId, JobInfo, JobState, Session};
+
+/// Which jobs [`Session::get`] returns. The default is every top-level job.
+#[derive(Clone, Debug, Default)]
+pub struct JobFilter {
+    /// Only these ids (children included when named). An id that does not
+    /// exist is an error.
+    pub ids: Vec<JobId>,
+    /// Only jobs whose name matches this glob (case-insensitive).
+    pub name: Option<String>,
+    /// Only jobs in this state.
+    pub state: Option<JobState>,
+    /// Only jobs of this type (case-insensitive).
+    pub type_name: Option<String>,
+    /// Only jobs whose command matches this glob (case-insensitive).
+    pub command: Option<String>,
+    /// Only jobs whose `has_more_data` is this.
+    pub has_more_data: Option<bool>,
+    /// Only the N most recently started jobs (after the other filters).
+    pub newest: Option<usize>,
+    /// Child jobs too (they are hidden otherwise, unless named by id).
+    pub include_children: bool,
+}
+
+fn pattern(glob: &str) -> Result<Pattern, Error> {
+    Pattern::new(glob).map_err(|e| Error::InvalidInput(format!("bad pattern '{glob}': {e}")))
+}
+
+const GLOB_OPTS: MatchOptions = MatchOptions {
+    case_sensitive: false,
+    require_literal_separator: false,
+    require_literal_leading_dot: false,
+};
+
+impl Inner {
+    /// `has_more_data` as the model defines it: the job can still produce
+    /// records, holds unreceived ones, or a child does.
+    pub(crate) fn has_more_data(&self, t: &Table, id: JobId) -> bool {
+        let Some(e) = t.jobs.get(&id) else {
+            return false;
+        };
+        !e.info.state.is_finished()
+            || self.store.has_records(id).unwrap_or(true)
+            || e.info.children.iter().any(|&c| self.has_more_data(t, c))
+    }
+
+    pub(crate) fn snapshot(&self, t: &Table, id: JobId) -> Option<JobInfo> {
+        let e = t.jobs.get(&id)?;
+        let mut info = e.info.clone();
+        info.has_more_data = self.has_more_data(t, id);
+        Some(info)
+    }
+
+    /// The job and, recursively, its children, in pre-order.
+    pub(crate) fn with_descendants(&self, t: &Table, id: JobId, out: &mut Vec<JobId>) {
+        if let Some(e) = t.jobs.get(&id) {
+            out.push(id);
+            for &c in &e.info.children {
+                self.with_descendants(t, c, out);
+            }
+        }
+    }
+}
+
+impl Session {
+    /// One job's row.
+    pub fn info(&self, id: JobId) -> Result<JobInfo, Error> {
+        let t = self.inner.lock();
+        self.inner.snapshot(&t, id).ok_or(Error::NoSuchJob(id))
+    }
+
+    /// The rows of the jobs the filter selects, in id order.
+    pub fn get(&self, filter: &JobFilter) -> Result<Vec<JobInfo>, Error> {
+        let name = filter.name.as_deref().map(pattern).transpose()?;
+        let command = filter.command.as_deref().map(pattern).transpose()?;
+        let t = self.inner.lock();
+        for id in &filter.ids {
+            if !t.jobs.contains_key(id) {
+                return Err(Error::NoSuchJob(*id));
+            }
+        }
+        let mut out: Vec<JobInfo> = Vec::new();
+        for (id, e) in t.jobs.iter() {
+            if filter.ids.is_empty() {
+                if e.info.parent.is_some() && !filter.include_children {
+                    continue;
+                }
+            } else if !filter.ids.contains(id) {
+                continue;
+            }
+            let i = &e.info;
+            if filter.state.is_some_and(|s| s != i.state) {
+                continue;
+            }
+            if filter
+                .type_name
+                .as_deref()
+                .is_some_and(|ty| !ty.eq_ignore_ascii_case(&i.type_name))
+            {
+                continue;
+            }
+            if name
+                .as_ref()
+                .is_some_and(|p| !p.matches_with(&i.name, GLOB_OPTS))
+            {
+                continue;
+            }
+            if command
+                .as_ref()
+                .is_some_and(|p| !p.matches_with(&i.command, GLOB_OPTS))
+            {
+                continue;
+            }
+            let Some(info) = self.inner.snapshot(&t, *id) else {
+                continue;
+            };
+            if filter.has_more_data.is_some_and(|h| h != info.has_more_data) {
+                continue;
+            }
+            out.push(info);
+        }
+        if let Some(n) = filter.newest {
+            // Ids grow with start order, so the newest are the highest ids.
+            let skip = out.len().saturating_sub(n);
+            out.drain(..skip);
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,216 @@
+//! `receive`: hand back what jobs produced, consuming it or keeping it, once
+//! or following the jobs until they finish.
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+
+use std::task::Poll;
+
+use tokio::sync::watch;
+
+use crate::{Error, JobId, Received, Session};
+
+/// How [`Session::receive`] and [`Session::follow`] hand records out.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ReceiveOptions {
+    /// Leave the records in the cache (PowerShell's `-Keep`).
+    pub keep: bool,
+    /// Only the named jobs' own records, not their children's.
+    pub no_recurse: bool,
+    /// At most this many records per call (none: all there are).
+    pub limit: Option<usize>,
+}
+
+impl Session {
+    fn sources(&self, ids: &[JobId], no_recurse: bool) -> Result<Vec<JobId>, Error> {
+        let t = self.inner.lock();
+        let mut out = Vec::new();
+        for &id in ids {
+            if !t.jobs.contains_key(&id) {
+                return Err(Error::NoSuchJob(id));
+            }
+            if no_recurse {
+                out.push(id);
+            } else {
+                self.inner.with_descendants(&t, id, &mut out);
+            }
+        }
+        out.dedup();
+        Ok(out)
+    }
+
+    /// Reads up to `limit` records of `sources` after the cursors, merged
+    /// in production order.
+    fn read_merged(
+        &self,
+        sources: &[JobId],
+        cursors: &HashMap<JobId, u64>,
+        limit: usize,
+    ) -> Result<Vec<Received>, Error> {
+        let mut all = Vec::new();
+        for &src in sources {
+            let after = cursors.get(&src).copied().unwrap_or(0);
+            for (seq, record) in self.inner.store.read(src, after, limit)? {
+                all.push(Received {
+                    job: src,
+                    seq,
+                    record,
+                });
+            }
+        }
+        all.sort_by_key(|r| r.seq);
+        all.truncate(limit);
+        Ok(all)
+    }
+
+    /// Hands back what the jobs (and, unless `no_recurse`, their children)
+    /// have produced so far, in production order; a child's records carry
+    /// the child's id. Without `keep`, what is returned leaves the cache.
+    pub fn receive(&self, ids: &[JobId], opts: ReceiveOptions) -> Result<Vec<Received>, Error> {
+        let sources = self.sources(ids, opts.no_recurse)?;
+        let recs = self.read_merged(&sources, &HashMap::new(), opts.limit.unwrap_or(usize::MAX))?;
+        if !opts.keep {
+            self.consume(&recs)?;
+        }
+        Ok(recs)
+    }
+
+    /// Removes records from their jobs' caches: for each job, every record up
+    /// to the highest sequence number among `records`. For consumers that
+    /// receive with `keep` and acknowledge once the records are written out.
+    pub fn consume(&self, records: &[Received]) -> Result<(), Error> {
+        let mut through: HashMap<JobId, u64> = HashMap::new();
+        for r in records {
+            let e = through.entry(r.job).or_insert(0);
+            *e = (*e).max(r.seq);
+        }
+        for (job, seq) in through {
+            self.inner.store.discard(job, seq)?;
+            let t = self.inner.lock();
+            if let Some(e) = t.jobs.get(&job) {
+                e.cell.bump();
+            }
+        }
+        self.inner.bump();
+        Ok(())
+    }
+
+    /// Follows jobs: records as they come, ending once every job (and child)
+    /// is finished and everything was handed out.
+    pub fn follow(&self, ids: &[JobId], opts: ReceiveOptions) -> Result<Follow, Error> {
+        self.sources(ids, opts.no_recurse)?;
+        Ok(Follow {
+            session: self.clone(),
+            ids: ids.to_vec(),
+            opts,
+            cursors: HashMap::new(),
+            buf: VecDeque::new(),
+        })
+    }
+}
+
+/// A stream of records from jobs being followed; see [`Session::follow`].
+pub struct Follow {
+    session: Session,
+    ids: Vec<JobId>,
+    opts: ReceiveOptions,
+    cursors: HashMap<JobId, u64>,
+    buf: VecDeque<Received>,
+}
+
+type Changed<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+
+impl Follow {
+    /// The next record, waiting for one if need be; `None` once the jobs are
+    /// finished and drained.
+    pub async fn next(&mut self) -> Result<Option<Received>, Error> {
+        self.next_batch_inner(1).await.map(|mut v| v.pop())
+    }
+
+    /// Up to `max` records, waiting for at least one; empty once the jobs
+    /// are finished and drained.
+    pub async fn next_batch(&mut self, max: usize) -> Result<Vec<Received>, Error> {
+        self.next_batch_inner(max.max(1)).await
+    }
+
+    /// Blocking [`next`](Follow::next).
+    pub fn next_blocking(&mut self) -> Result<Option<Received>, Error> {
+        let session = self.session.clone();
+        session.block_on(self.next())
+    }
+
+    async fn next_batch_inner(&mut self, max: usize) -> Result<Vec<Received>, Error> {
+        loop {
+            if !self.buf.is_empty() {
+                let n = max.min(self.buf.len());
+                return Ok(self.buf.drain(..n).collect());
+            }
+            // Subscribe and note who is finished before reading: a record
+            // emitted before a job finished is then always seen by the read.
+            let (sources, mut rxs, all_finished) = {
+                let inner = &self.session.inner;
+                let t = inner.lock();
+                let mut sources = Vec::new();
+                for &id in &self.ids {
+                    if self.opts.no_recurse {
+                        if t.jobs.contains_key(&id) {
+                            sources.push(id);
+                        }
+                    } else {
+                        inner.with_descendants(&t, id, &mut sources);
+                    }
+                }
+                let rxs: Vec<watch::Receiver<u64>> = sources
+                    .iter()
+                    .filter_map(|s| t.jobs.get(s).map(|e| e.cell.changed.subscribe()))
+                    .collect();
+                let all_finished = sources
+                    .iter()
+                    .all(|s| t.jobs.get(s).is_none_or(|e| e.info.state.is_finished()));
+                (sources, rxs, all_finished)
+            };
+            let recs = self.session.read_merged(&sources, &self.cursors, 1024)?;
+            if !recs.is_empty() {
+                for r in &recs {
+                    let c = self.cursors.entry(r.job).or_insert(0);
+                    *c = (*c).max(r.seq);
+                }
+                if !self.opts.keep {
+                    self.session.consume(&recs)?;
+                }
+                self.buf.extend(recs);
+                continue;
+            }
+            if all_finished {
+                return Ok(Vec::new());
+            }
+            wait_any(&mut rxs).await;
+        }
+    }
+}
+
+async fn wait_any(rxs: &mut [watch::Receiver<u64>]) {
+    if rxs.is_empty() {
+        return;
+    }
+    let mut futs: Vec<Changed<'_>> = rxs
+        .iter_mut()
+        .map(|rx| {
+            Box::pin(async move {
+                // A closed channel means the job is gone: wake up and re-check.
+                let _ = rx.changed().await;
+            }) as Changed<'_>
+        })
+        .collect();
+    std::future::poll_fn(|cx| {
+        for f in futs.iter_mut() {
+            if f.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(());
+            }
+        }
+        Poll::Pending
+    })
+    .await
+}
+

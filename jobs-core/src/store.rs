@@ -1,0 +1,104 @@
+//! The storage behind a session: the job table's rows and the record caches.
+//!
+//! The session keeps its table in memory and writes every change through to
+//! a [`Store`]; records live only in the store. Receive, keep and
+//! `has_more_data` are written once, in the session, over this trait, so a
+//! durable store (the CLI's SQLite one) or a store that spills to disk plugs
+//! in without re-implementing them.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+
+use crate::{JobId, JobInfo, Record, StoreError};
+
+/// Where a session keeps job rows and records.
+///
+/// Sequence numbers are session-wide and increase in production order; for
+/// one job, `append` is always called with increasing numbers.
+pub trait Store: Send + Sync + 'static {
+    /// Inserts or replaces a job's row.
+    fn save_job(&self, info: &JobInfo) -> Result<(), StoreError>;
+    /// Deletes a job's row and all its records.
+    fn delete_job(&self, id: JobId) -> Result<(), StoreError>;
+    /// Every job row, for a session that starts over an existing store.
+    fn load_jobs(&self) -> Result<Vec<JobInfo>, StoreError>;
+    /// The highest sequence number ever stored (0 if none).
+    fn max_seq(&self) -> Result<u64, StoreError>;
+    /// Appends one record of a job.
+    fn append(&self, job: JobId, seq: u64, record: Record) -> Result<(), StoreError>;
+    /// Up to `limit` records of a job with sequence number above `after`, in order.
+    fn read(&self, job: JobId, after: u64, limit: usize) -> Result<Vec<(u64, Record)>, StoreError>;
+    /// Removes a job's records up to and including `through`.
+    fn discard(&self, job: JobId, through: u64) -> Result<(), StoreError>;
+    /// Whether the job has any record left.
+    fn has_records(&self, job: JobId) -> Result<bool, StoreError>;
+}
+
+/// The default store: records in memory, rows not persisted (the session's
+/// own table is the only copy, so there is nothing to save).
+#[derive(Default)]
+pub struct MemoryStore {
+    records: Mutex<HashMap<JobId, VecDeque<(u64, Record)>>>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<JobId, VecDeque<(u64, Record)>>> {
+        // A panic while holding this lock leaves the map consistent (every
+        // operation is a single insert or drain), so poisoning is ignored.
+        self.records.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Store for MemoryStore {
+    fn save_job(&self, _info: &JobInfo) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    fn delete_job(&self, id: JobId) -> Result<(), StoreError> {
+        self.lock().remove(&id);
+        Ok(())
+    }
+
+    fn load_jobs(&self) -> Result<Vec<JobInfo>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    fn max_seq(&self) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+
+    fn append(&self, job: JobId, seq: u64, record: Record) -> Result<(), StoreError> {
+        self.lock().entry(job).or_default().push_back((seq, record));
+        Ok(())
+    }
+
+    fn read(&self, job: JobId, after: u64, limit: usize) -> Result<Vec<(u64, Record)>, StoreError> {
+        let map = self.lock();
+        let Some(q) = map.get(&job) else {
+            return Ok(Vec::new());
+        };
+        let start = q.partition_point(|(s, _)| *s <= after);
+        Ok(q.range(start..).take(limit).cloned().collect())
+    }
+
+    fn discard(&self, job: JobId, through: u64) -> Result<(), StoreError> {
+        let mut map = self.lock();
+        if let Some(q) = map.get_mut(&job) {
+            let n = q.partition_point(|(s, _)| *s <= through);
+            q.drain(..n);
+            if q.is_empty() {
+                map.remove(&job);
+            }
+        }
+        Ok(())
+    }
+
+    fn has_records(&self, job: JobId) -> Result<bool, StoreError> {
+        Ok(self.lock().get(&job).is_some_and(|q| !q.is_empty()))
+    }
+}

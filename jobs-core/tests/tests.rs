@@ -1,0 +1,7 @@
+//! Integration tests of the session, with a test executor.
+
+mod support;
+
+mod conformance {
+    jobs_core::conformance_tests!(crate::support::Subject);
+}

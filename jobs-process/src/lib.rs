@@ -1,0 +1,1 @@
+//! jobs-process: filled by its own change.

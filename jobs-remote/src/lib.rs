@@ -1,0 +1,1 @@
+//! jobs-remote: filled by its own change.

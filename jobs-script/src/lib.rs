@@ -1,0 +1,1 @@
+//! jobs-script: filled by its own change.

@@ -1,0 +1,1 @@
+//! jobs-thread: filled by its own change.
