@@ -6,6 +6,7 @@ use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::Duration;
 
 use tokio::sync::watch;
+use uuid::Uuid;
 
 use crate::session::Inner;
 use crate::{Error, JobId, JobSpec, Live, Payload, ProgressRecord, Record, Store, Stream};
@@ -79,6 +80,7 @@ impl StopToken {
 /// What the session keeps per job that the running work touches directly.
 pub(crate) struct JobCell {
     pub(crate) id: JobId,
+    pub(crate) instance_id: Uuid,
     /// Set when the job finished: later records are dropped.
     pub(crate) closed: AtomicBool,
     /// Holds sequence assignment and append together, so one job's records
@@ -92,9 +94,10 @@ pub(crate) struct JobCell {
 }
 
 impl JobCell {
-    pub(crate) fn new(id: JobId) -> Self {
+    pub(crate) fn new(id: JobId, instance_id: Uuid) -> Self {
         JobCell {
             id,
+            instance_id,
             closed: AtomicBool::new(false),
             emit_lock: Mutex::new(()),
             changed: watch::Sender::new(0),
@@ -122,6 +125,12 @@ impl JobContext {
     /// The job's id.
     pub fn id(&self) -> JobId {
         self.cell.id
+    }
+
+    /// The job's instance id: unique across sessions, so an executor can
+    /// name what it keeps outside the session (files of a detached job) by it.
+    pub fn instance_id(&self) -> Uuid {
+        self.cell.instance_id
     }
 
     /// Appends a record to the job's cache. Returns `false` if the record was

@@ -297,7 +297,7 @@ impl Session {
             let id = info.id;
             t.next_id = t.next_id.max(id + 1);
             let executor = self.inner.executor(&info.type_name).ok();
-            let cell = Arc::new(JobCell::new(id));
+            let cell = Arc::new(JobCell::new(id, info.instance_id));
             if !info.state.is_finished() {
                 match &executor {
                     Some(ex) if info.parent.is_none() && ex.resumable(&info) => {
@@ -462,11 +462,12 @@ impl Inner {
             }
         }
         let child_limit = spec.child_throttle;
+        let cell = Arc::new(JobCell::new(id, info.instance_id));
         t.jobs.insert(
             id,
             Entry {
                 info,
-                cell: Arc::new(JobCell::new(id)),
+                cell,
                 executor,
                 pending: Some(spec),
                 stop_requested: false,
