@@ -4,8 +4,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use jobs_core::{async_trait, JobContext, JobExecutor, JobFailure, JobSpec, Record};
+use std::sync::{Mutex, OnceLock};
+
+use jobs_core::{async_trait, JobContext, JobExecutor, JobFailure, JobSpec, Record, Stream};
 use serde_json::json;
+
+/// A process-wide log that `["log", NAME]` steps append to.
+pub fn order_log() -> &'static Mutex<Vec<String>> {
+    static LOG: OnceLock<Mutex<Vec<String>>> = OnceLock::new();
+    LOG.get_or_init(|| Mutex::new(Vec::new()))
+}
 
 /// Runs the script in `params`: a list of steps.
 pub struct TestExecutor;
@@ -60,9 +68,12 @@ impl JobExecutor for TestExecutor {
                 "panic" => panic!("{}", step[1].as_str().unwrap_or("boom")),
                 "block" => {
                     ctx.set_blocked(true).expect("block");
-                    tokio::time::sleep(Duration::from_millis(step[1].as_u64().unwrap_or(0)))
-                        .await;
-                    ctx.set_blocked(false).expect("unblock");
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_millis(step[1].as_u64().unwrap_or(0))) => {
+                            ctx.set_blocked(false).expect("unblock");
+                        }
+                        _ = ctx.stopped() => return Ok(()),
+                    }
                 }
                 "children" => {
                     for child in step[1].as_array().cloned().unwrap_or_default() {
@@ -72,6 +83,27 @@ impl JobExecutor for TestExecutor {
                         ctx.start_child(cs).expect("child");
                     }
                     ctx.wait_children().await;
+                }
+                "log" => {
+                    order_log()
+                        .lock()
+                        .expect("log")
+                        .push(step[1].as_str().unwrap_or("").to_string());
+                }
+                "interleave" => {
+                    let n = step[1].as_u64().unwrap_or(0);
+                    for i in 0..n {
+                        let stream = Stream::ALL[(i % 6) as usize];
+                        ctx.emit(Record::text(stream, i.to_string()));
+                    }
+                }
+                "stopped_then_block" => {
+                    ctx.stopped().await;
+                    match ctx.set_blocked(true) {
+                        Ok(()) => ctx.output("blocked"),
+                        Err(e) => ctx.output(format!("{:?}", e.kind())),
+                    };
+                    return Ok(());
                 }
                 "exit" => ctx.set_exit_code(step[1].as_i64().unwrap_or(0) as i32),
                 other => return Err(JobFailure::new(format!("unknown step {other}"))),
@@ -93,7 +125,10 @@ impl jobs_core::conformance::Subject for Subject {
         Arc::new(TestExecutor)
     }
     fn emit(&self, lines: &[&str]) -> JobSpec {
-        spec(json!(lines.iter().map(|l| json!(["out", l])).collect::<Vec<_>>()))
+        spec(json!(lines
+            .iter()
+            .map(|l| json!(["out", l]))
+            .collect::<Vec<_>>()))
     }
     fn sleep(&self, secs: u64) -> JobSpec {
         spec(json!([["sleep", secs * 1000]]))

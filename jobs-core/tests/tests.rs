@@ -5,3 +5,5 @@ mod support;
 mod conformance {
     jobs_core::conformance_tests!(crate::support::Subject);
 }
+
+mod lifecycle;
