@@ -76,7 +76,10 @@ fn wait_state(s: &Session, id: JobId, want: JobState, secs: u64) {
         if st == want {
             return;
         }
-        assert!(Instant::now() < deadline, "job {id} is {st}, expected {want}");
+        assert!(
+            Instant::now() < deadline,
+            "job {id} is {st}, expected {want}"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
 }
@@ -84,12 +87,16 @@ fn wait_state(s: &Session, id: JobId, want: JobState, secs: u64) {
 /// A job that emits completes with its output, in order.
 pub fn completes_with_output(subject: &dyn Subject) {
     let s = session(subject);
-    let id = s.start(subject.emit(&["alpha", "beta", "gamma"])).expect("start");
+    let id = s
+        .start(subject.emit(&["alpha", "beta", "gamma"]))
+        .expect("start");
     wait_all(&s, &[id], 60);
     let info = s.info(id).expect("info");
     assert_eq!(info.state, JobState::Completed, "reason: {:?}", info.reason);
     assert!(info.begin.is_some() && info.end.is_some());
-    let recs = s.receive(&[id], ReceiveOptions::default()).expect("receive");
+    let recs = s
+        .receive(&[id], ReceiveOptions::default())
+        .expect("receive");
     assert_eq!(output_lines(&recs), ["alpha", "beta", "gamma"]);
 }
 
@@ -107,10 +114,14 @@ pub fn receive_keep_and_consume(subject: &dyn Subject) {
     let first = s.receive(&[id], keep).expect("receive keep");
     assert_eq!(output_lines(&first), ["one", "two"]);
     assert!(s.info(id).expect("info").has_more_data);
-    let second = s.receive(&[id], ReceiveOptions::default()).expect("receive");
+    let second = s
+        .receive(&[id], ReceiveOptions::default())
+        .expect("receive");
     assert_eq!(output_lines(&second), ["one", "two"]);
     assert!(!s.info(id).expect("info").has_more_data);
-    let third = s.receive(&[id], ReceiveOptions::default()).expect("receive");
+    let third = s
+        .receive(&[id], ReceiveOptions::default())
+        .expect("receive");
     assert!(third.is_empty());
 }
 
@@ -175,7 +186,11 @@ pub fn stop_running_job(subject: &dyn Subject) {
     let t0 = Instant::now();
     let info = s.stop_blocking(id).expect("stop");
     assert_eq!(info.state, JobState::Stopped);
-    assert!(t0.elapsed() < Duration::from_secs(20), "stop took {:?}", t0.elapsed());
+    assert!(
+        t0.elapsed() < Duration::from_secs(20),
+        "stop took {:?}",
+        t0.elapsed()
+    );
     let again = s.stop_blocking(id).expect("stop again");
     assert_eq!(again.state, JobState::Stopped);
 }
@@ -184,7 +199,9 @@ pub fn stop_running_job(subject: &dyn Subject) {
 pub fn remove_refused_then_forced(subject: &dyn Subject) {
     let s = session(subject);
     let id = s.start(subject.sleep(60)).expect("start");
-    let err = s.remove_blocking(id, false).expect_err("remove must refuse");
+    let err = s
+        .remove_blocking(id, false)
+        .expect_err("remove must refuse");
     assert_eq!(err.kind(), ErrorKind::NotFinished);
     s.remove_blocking(id, true).expect("forced remove");
     assert_eq!(s.info(id).expect_err("gone").kind(), ErrorKind::NoSuchJob);

@@ -140,7 +140,11 @@ impl JobContext {
             return false;
         }
         let res = {
-            let _g = self.cell.emit_lock.lock().unwrap_or_else(|p| p.into_inner());
+            let _g = self
+                .cell
+                .emit_lock
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
             if self.cell.closed.load(Ordering::Acquire) {
                 return false;
             }
@@ -233,7 +237,11 @@ impl JobContext {
 
     /// Records the work's exit code (kept whether the job completes or fails).
     pub fn set_exit_code(&self, code: i32) {
-        *self.cell.exit_code.lock().unwrap_or_else(|p| p.into_inner()) = Some(code);
+        *self
+            .cell
+            .exit_code
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(code);
     }
 
     /// Marks the job Blocked (`true`) or Running again (`false`).

@@ -119,7 +119,10 @@ impl Session {
             let Some(info) = self.inner.snapshot(&t, *id) else {
                 continue;
             };
-            if filter.has_more_data.is_some_and(|h| h != info.has_more_data) {
+            if filter
+                .has_more_data
+                .is_some_and(|h| h != info.has_more_data)
+            {
                 continue;
             }
             out.push(info);

@@ -213,4 +213,3 @@ async fn wait_any(rxs: &mut [watch::Receiver<u64>]) {
     })
     .await
 }
-

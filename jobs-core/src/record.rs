@@ -217,7 +217,10 @@ impl Payload {
                     .trim_end()
                     .as_bytes()
                     .to_vec(),
-                None => format!("{} {}", p.activity, p.status).trim_end().as_bytes().to_vec(),
+                None => format!("{} {}", p.activity, p.status)
+                    .trim_end()
+                    .as_bytes()
+                    .to_vec(),
             },
             other => match other.to_json() {
                 serde_json::Value::String(s) => s.into_bytes(),

@@ -411,7 +411,9 @@ impl Inner {
         parent: Option<JobId>,
     ) -> Result<JobId, Error> {
         if spec.throttle == Some(0) || spec.child_throttle == Some(0) {
-            return Err(Error::InvalidInput("a throttle limit must be at least 1".into()));
+            return Err(Error::InvalidInput(
+                "a throttle limit must be at least 1".into(),
+            ));
         }
         let mut t = self.lock();
         let executor = match (spec.type_name.is_empty(), parent) {
@@ -711,7 +713,11 @@ impl Inner {
         let mut child_failed: Option<(JobId, Option<String>)> = None;
         let mut child_stopped = false;
         for c in &e.info.children {
-            match t.jobs.get(c).map(|ce| (ce.info.state, ce.info.reason.clone())) {
+            match t
+                .jobs
+                .get(c)
+                .map(|ce| (ce.info.state, ce.info.reason.clone()))
+            {
                 Some((s, _)) if !s.is_finished() => return,
                 Some((JobState::Failed, reason)) => {
                     child_failed.get_or_insert((*c, reason));
