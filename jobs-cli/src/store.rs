@@ -1,0 +1,368 @@
+//! The daemon's durable store: the job table and the records in SQLite.
+//!
+//! One database file per session home, in WAL mode with `synchronous=NORMAL`:
+//! a commit appends to the write-ahead log without waiting for the disk, so a
+//! crash of the daemon loses nothing that was committed, and only a power
+//! failure can lose the last commits. Everything is written per job and per
+//! batch; nothing ever rewrites the whole state, so the cost of a change stays
+//! flat however many jobs the table holds.
+//!
+//! Schema (version [`SCHEMA_VERSION`], kept in `PRAGMA user_version`; a store
+//! written by a newer jobctl is refused, never guessed at):
+//! - `jobs`: one row per job, the [`JobInfo`] as JSON in `info`, with `parent`,
+//!   `name`, `type` and `state` beside it for inspection with `sqlite3`.
+//! - `records`: one row per record: `seq` (the row id: sequence numbers are
+//!   session-wide), `job`, `stream`, `kind` and `data`. Bytes are stored raw
+//!   as a BLOB, text as TEXT, values, progress and error records as JSON; a
+//!   live value is stored as its rendering. Indexed on `(job, seq)`, so
+//!   reading pages through one job's records and never loads them all.
+//! - `meta`: the highest sequence number ever stored, which outlives the
+//!   deletion of the records that carried it.
+//!
+//! # Durability
+//! Appends are hot (a process writes 64 KiB chunks, a script may emit a
+//! hundred thousand small records), so appended records wait in memory and a
+//! background thread writes them in one transaction once [`FLUSH_INTERVAL`]
+//! has passed since the oldest of them, or sooner when enough have gathered.
+//! Reads, `has_records`, `discard` and `delete_job` see buffered records as if
+//! they were written. The contract: **records are on disk within the flush
+//! interval; a SIGKILL of the daemon loses at most that window. Job rows are
+//! written at once**, together with every record appended before them, so a
+//! finished job's row on disk implies that all its records are there too.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+
+use jobs_core::{JobId, JobInfo, Record, Store, StoreError};
+use rusqlite::{params, Connection, Transaction};
+
+use pending::Pending;
+pub use pending::{StoreOptions, FLUSH_INTERVAL};
+use row::{sql_int, write_rows, Row};
+pub use schema::SCHEMA_VERSION;
+use schema::{init, InitError};
+
+/// Free pages past which removing a job gives space back to the file system.
+const VACUUM_PAGES: i64 = 16 * 1024;
+
+/// A [`Store`] in an SQLite database file.
+pub struct SqliteStore {
+    shared: Arc<Shared>,
+    flusher: Option<JoinHandle<()>>,
+}
+
+struct Shared {
+    /// Lock order: `db` before `pending`, never the other way round. Rows
+    /// move from `pending` to the database only under `db`, so whoever holds
+    /// `db` sees every record exactly once, in one place or the other.
+    db: Mutex<Db>,
+    pending: Mutex<Pending>,
+    /// Wakes the flusher: first record buffered, batch due, or closing.
+    wake: Condvar,
+    max_seq: AtomicU64,
+    opts: StoreOptions,
+}
+
+struct Db {
+    conn: Connection,
+    /// What `has_records` found in the table, per job, until a change.
+    has: HashMap<JobId, bool>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if need be) the store at `path` with default options.
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        SqliteStore::open_with(path, StoreOptions::default())
+    }
+
+    /// Opens the store at `path`, writing buffered records as `opts` say.
+    pub fn open_with(path: &Path, opts: StoreOptions) -> Result<SqliteStore, StoreError> {
+        let shown = path.display();
+        let conn = Connection::open(path)
+            .map_err(|e| StoreError::new(format!("cannot open the store {shown}"), e))?;
+        let max_seq = init(&conn).map_err(|e| match e {
+            InitError::Sql(e) => StoreError::new(format!("cannot open the store {shown}"), e),
+            InitError::Newer(v) => StoreError::msg(format!(
+                "the store {shown} has schema version {v}, newer than this jobctl \
+                 understands ({SCHEMA_VERSION}); use a newer jobctl or another JOBCTL_HOME"
+            )),
+        })?;
+        let shared = Arc::new(Shared {
+            db: Mutex::new(Db {
+                conn,
+                has: HashMap::new(),
+            }),
+            pending: Mutex::new(Pending::default()),
+            wake: Condvar::new(),
+            max_seq: AtomicU64::new(max_seq),
+            opts,
+        });
+        let bg = Arc::clone(&shared);
+        let flusher = std::thread::Builder::new()
+            .name("jobs-store-flush".into())
+            .spawn(move || bg.run_flusher())
+            .map_err(|e| StoreError::new("cannot start the store's writer thread", e))?;
+        Ok(SqliteStore {
+            shared,
+            flusher: Some(flusher),
+        })
+    }
+
+    /// Writes every buffered record now.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.shared.write(&mut self.shared.db(), |_| Ok(()))
+    }
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        self.shared.pending().closing = true;
+        self.shared.wake.notify_all();
+        if let Some(t) = self.flusher.take() {
+            // The flusher writes what is left before it ends; a panic there
+            // has nothing left to report to.
+            let _ = t.join();
+        }
+    }
+}
+
+impl Shared {
+    fn db(&self) -> MutexGuard<'_, Db> {
+        // Every change to the database is a transaction and the cache is
+        // cleared before it could be wrong, so a poisoned lock is still sound.
+        self.db.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn pending(&self) -> MutexGuard<'_, Pending> {
+        // Each operation on the buffer leaves it consistent before it could panic.
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Writes the buffered rows and whatever `extra` writes in one
+    /// transaction. On failure the rows go back into the buffer.
+    fn write(
+        &self,
+        db: &mut Db,
+        extra: impl FnOnce(&Transaction) -> rusqlite::Result<()>,
+    ) -> Result<(), StoreError> {
+        let rows = self.pending().take();
+        match write_rows(&mut db.conn, &rows, extra) {
+            Ok(()) => {
+                for r in &rows {
+                    db.has.insert(r.job, true);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                if !rows.is_empty() {
+                    self.pending().restore(rows);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn run_flusher(&self) {
+        loop {
+            let closing = {
+                let mut p = self.pending();
+                loop {
+                    if p.closing {
+                        break;
+                    }
+                    match p.since {
+                        None => p = self.wake.wait(p).unwrap_or_else(|e| e.into_inner()),
+                        Some(t) => {
+                            let age = t.elapsed();
+                            if age >= self.opts.flush_interval || self.opts.due(&p) {
+                                break;
+                            }
+                            let left = self.opts.flush_interval - age;
+                            p = self
+                                .wake
+                                .wait_timeout(p, left)
+                                .unwrap_or_else(|e| e.into_inner())
+                                .0;
+                        }
+                    }
+                }
+                p.closing
+            };
+            // A failed write keeps its rows buffered and is retried after
+            // another interval; `append` reports it once the buffer is full.
+            let _ = self.write(&mut self.db(), |_| Ok(()));
+            if closing {
+                return;
+            }
+        }
+    }
+}
+
+impl Store for SqliteStore {
+    fn save_job(&self, info: &JobInfo) -> Result<(), StoreError> {
+        let json = serde_json::to_string(info)
+            .map_err(|e| StoreError::new(format!("cannot encode job {}", info.id), e))?;
+        let id = sql_int(info.id)?;
+        let parent = info.parent.map(sql_int).transpose()?;
+        let state = info.state.to_string();
+        // Records appended before the row go in the same transaction: a
+        // finished row on disk means all the job's records are there too.
+        self.shared.write(&mut self.shared.db(), |tx| {
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO jobs (id, parent, name, type, state, info)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![id, parent, info.name, info.type_name, state, json])?;
+            Ok(())
+        })
+    }
+
+    fn delete_job(&self, id: JobId) -> Result<(), StoreError> {
+        let key = sql_int(id)?;
+        let fail = |e| StoreError::new(format!("cannot delete job {id} from the store"), e);
+        let mut db = self.shared.db();
+        let tx = db.conn.transaction().map_err(fail)?;
+        tx.execute("DELETE FROM records WHERE job = ?1", [key])
+            .map_err(fail)?;
+        tx.execute("DELETE FROM jobs WHERE id = ?1", [key])
+            .map_err(fail)?;
+        tx.commit().map_err(fail)?;
+        db.has.remove(&id);
+        self.shared.pending().retain(|r| r.job != id);
+        // Give a large output's space back once its job is gone.
+        let free: i64 = db
+            .conn
+            .pragma_query_value(None, "freelist_count", |r| r.get(0))
+            .map_err(fail)?;
+        if free > VACUUM_PAGES {
+            db.conn
+                .execute_batch("PRAGMA incremental_vacuum")
+                .map_err(fail)?;
+        }
+        Ok(())
+    }
+
+    fn load_jobs(&self) -> Result<Vec<JobInfo>, StoreError> {
+        let fail = |e| StoreError::new("cannot read the job table", e);
+        let db = self.shared.db();
+        let mut stmt = db
+            .conn
+            .prepare_cached("SELECT id, info FROM jobs ORDER BY id")
+            .map_err(fail)?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))
+            .map_err(fail)?;
+        let mut jobs = Vec::new();
+        for row in rows {
+            let (id, json) = row.map_err(fail)?;
+            let info = serde_json::from_str(&json)
+                .map_err(|e| StoreError::new(format!("job {id} in the store is unreadable"), e))?;
+            jobs.push(info);
+        }
+        Ok(jobs)
+    }
+
+    fn max_seq(&self) -> Result<u64, StoreError> {
+        Ok(self.shared.max_seq.load(Ordering::SeqCst))
+    }
+
+    fn append(&self, job: JobId, seq: u64, record: Record) -> Result<(), StoreError> {
+        let row = Row::encode(job, seq, record)?;
+        let opts = &self.shared.opts;
+        if opts.full(&self.shared.pending()) {
+            self.shared.write(&mut self.shared.db(), |_| Ok(()))?;
+        }
+        let wake = {
+            let mut p = self.shared.pending();
+            let was_due = opts.due(&p);
+            let was_empty = p.rows.is_empty();
+            p.push(row);
+            was_empty || (!was_due && opts.due(&p))
+        };
+        self.shared.max_seq.fetch_max(seq, Ordering::SeqCst);
+        if wake {
+            self.shared.wake.notify_one();
+        }
+        Ok(())
+    }
+
+    fn read(&self, job: JobId, after: u64, limit: usize) -> Result<Vec<(u64, Record)>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let fail = |e| StoreError::new(format!("cannot read job {job}'s records"), e);
+        let mut rows = Vec::new();
+        {
+            let db = self.shared.db();
+            let mut stmt = db
+                .conn
+                .prepare_cached(
+                    "SELECT seq, stream, kind, data FROM records
+                     WHERE job = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+                )
+                .map_err(fail)?;
+            let lim = i64::try_from(limit).unwrap_or(i64::MAX);
+            let mut q = stmt
+                .query(params![sql_int(job)?, sql_int(after)?, lim])
+                .map_err(fail)?;
+            while let Some(r) = q.next().map_err(fail)? {
+                rows.push(Row::from_sql(job, r)?);
+            }
+            if rows.len() < limit {
+                // Buffered rows of a job all come after its written ones.
+                let last = rows.last().map_or(after, |r| r.seq);
+                let p = self.shared.pending();
+                if p.holds(job) {
+                    let more = p.rows.iter().filter(|r| r.job == job && r.seq > last);
+                    rows.extend(more.take(limit - rows.len()).cloned());
+                }
+            }
+        }
+        rows.into_iter().map(|r| Ok((r.seq, r.decode()?))).collect()
+    }
+
+    fn discard(&self, job: JobId, through: u64) -> Result<(), StoreError> {
+        let (key, through_key) = (sql_int(job)?, sql_int(through)?);
+        let mut db = self.shared.db();
+        db.conn
+            .prepare_cached("DELETE FROM records WHERE job = ?1 AND seq <= ?2")
+            .and_then(|mut s| s.execute(params![key, through_key]))
+            .map_err(|e| StoreError::new(format!("cannot discard job {job}'s records"), e))?;
+        db.has.remove(&job);
+        self.shared
+            .pending()
+            .retain(|r| r.job != job || r.seq > through);
+        Ok(())
+    }
+
+    fn has_records(&self, job: JobId) -> Result<bool, StoreError> {
+        if self.shared.pending().holds(job) {
+            return Ok(true);
+        }
+        let key = sql_int(job)?;
+        // Rows that leave the buffer after this check are written under the
+        // database lock, which also marks them in the cache.
+        let mut db = self.shared.db();
+        if let Some(&has) = db.has.get(&job) {
+            return Ok(has);
+        }
+        let has: bool = db
+            .conn
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM records WHERE job = ?1)")
+            .and_then(|mut s| s.query_row([key], |r| r.get(0)))
+            .map_err(|e| StoreError::new(format!("cannot look up job {job}'s records"), e))?;
+        db.has.insert(job, has);
+        Ok(has || self.shared.pending().holds(job))
+    }
+}
+
+mod pending;
+mod row;
+mod schema;
+#[cfg(test)]
+mod session_tests;
+#[cfg(test)]
+mod tests;

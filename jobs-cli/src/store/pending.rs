@@ -1,0 +1,103 @@
+//! The in-memory batch of appended records and when it is due to be written.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use jobs_core::JobId;
+
+use super::row::Row;
+
+/// How long an appended record may wait in memory before it is written.
+pub const FLUSH_INTERVAL: Duration = Duration::from_millis(25);
+
+/// When buffered records are written.
+#[derive(Clone, Copy, Debug)]
+pub struct StoreOptions {
+    /// The longest a record waits in memory.
+    pub flush_interval: Duration,
+    /// Write as soon as this many records are buffered...
+    pub flush_records: usize,
+    /// ...or this many bytes.
+    pub flush_bytes: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            flush_interval: FLUSH_INTERVAL,
+            flush_records: 4096,
+            flush_bytes: 4 << 20,
+        }
+    }
+}
+
+impl StoreOptions {
+    /// Past eight batches, `append` writes itself instead of waiting for the
+    /// background thread: memory stays bounded when the disk is slower than
+    /// the producers.
+    pub(super) fn full(&self, p: &Pending) -> bool {
+        p.rows.len() >= self.flush_records.saturating_mul(8)
+            || p.bytes >= self.flush_bytes.saturating_mul(8)
+    }
+
+    pub(super) fn due(&self, p: &Pending) -> bool {
+        p.rows.len() >= self.flush_records || p.bytes >= self.flush_bytes
+    }
+}
+
+#[derive(Default)]
+pub(super) struct Pending {
+    pub(super) rows: Vec<Row>,
+    pub(super) bytes: usize,
+    pub(super) per_job: HashMap<JobId, usize>,
+    /// When the oldest buffered row arrived.
+    pub(super) since: Option<Instant>,
+    pub(super) closing: bool,
+}
+
+impl Pending {
+    pub(super) fn push(&mut self, row: Row) {
+        self.since.get_or_insert_with(Instant::now);
+        self.bytes += row.size();
+        *self.per_job.entry(row.job).or_default() += 1;
+        self.rows.push(row);
+    }
+
+    pub(super) fn take(&mut self) -> Vec<Row> {
+        self.bytes = 0;
+        self.per_job.clear();
+        self.since = None;
+        std::mem::take(&mut self.rows)
+    }
+
+    /// Puts back rows whose write failed, ahead of those appended since.
+    pub(super) fn restore(&mut self, mut rows: Vec<Row>) {
+        rows.append(&mut self.rows);
+        self.rows = rows;
+        self.recount();
+        self.since = Some(Instant::now());
+    }
+
+    pub(super) fn retain(&mut self, keep: impl Fn(&Row) -> bool) {
+        let before = self.rows.len();
+        self.rows.retain(keep);
+        if self.rows.len() != before {
+            self.recount();
+            if self.rows.is_empty() {
+                self.since = None;
+            }
+        }
+    }
+
+    pub(super) fn recount(&mut self) {
+        self.bytes = self.rows.iter().map(Row::size).sum();
+        self.per_job.clear();
+        for r in &self.rows {
+            *self.per_job.entry(r.job).or_default() += 1;
+        }
+    }
+
+    pub(super) fn holds(&self, job: JobId) -> bool {
+        self.per_job.get(&job).is_some_and(|&n| n > 0)
+    }
+}

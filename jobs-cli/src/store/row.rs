@@ -1,0 +1,188 @@
+//! Records as rows: how a [`Record`] is encoded into the `records` table's
+//! columns and decoded back, and how a batch of rows is written.
+
+use jobs_core::{JobId, Payload, Record, StoreError, Stream};
+use rusqlite::{params, Connection, Transaction};
+
+pub(super) fn write_rows(
+    conn: &mut Connection,
+    rows: &[Row],
+    extra: impl FnOnce(&Transaction) -> rusqlite::Result<()>,
+) -> Result<(), StoreError> {
+    let fail = |e| StoreError::new("cannot write to the store", e);
+    let tx = conn.transaction().map_err(fail)?;
+    if let Some(max) = rows.iter().map(|r| r.seq).max() {
+        let mut ins = tx
+            .prepare_cached(
+                "INSERT INTO records (seq, job, stream, kind, data) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .map_err(fail)?;
+        for r in rows {
+            let data: &dyn rusqlite::ToSql = match &r.data {
+                Data::Text(s) => s,
+                Data::Blob(b) => b,
+            };
+            ins.execute(params![
+                sql_int(r.seq)?,
+                sql_int(r.job)?,
+                r.stream.as_str(),
+                r.kind.as_str(),
+                data
+            ])
+            .map_err(fail)?;
+        }
+        drop(ins);
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('max_seq', ?1)
+             ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
+            [sql_int(max)?],
+        )
+        .map_err(fail)?;
+    }
+    extra(&tx).map_err(fail)?;
+    tx.commit().map_err(fail)
+}
+
+pub(super) fn sql_int(v: u64) -> Result<i64, StoreError> {
+    i64::try_from(v).map_err(|e| StoreError::new(format!("{v} is too large for the store"), e))
+}
+
+pub(super) fn from_sql_int(v: i64) -> Result<u64, StoreError> {
+    u64::try_from(v).map_err(|e| StoreError::new(format!("the store holds a negative id {v}"), e))
+}
+
+/// A record as it is stored.
+#[derive(Clone)]
+pub(super) struct Row {
+    pub(super) job: JobId,
+    pub(super) seq: u64,
+    pub(super) stream: Stream,
+    pub(super) kind: Kind,
+    pub(super) data: Data,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Kind {
+    Text,
+    Bytes,
+    Value,
+    Progress,
+    Error,
+}
+
+#[derive(Clone)]
+pub(super) enum Data {
+    Text(String),
+    Blob(Vec<u8>),
+}
+
+impl Kind {
+    const ALL: [Kind; 5] = [
+        Kind::Text,
+        Kind::Bytes,
+        Kind::Value,
+        Kind::Progress,
+        Kind::Error,
+    ];
+
+    pub(super) fn as_str(self) -> &'static str {
+        match self {
+            Kind::Text => "text",
+            Kind::Bytes => "bytes",
+            Kind::Value => "value",
+            Kind::Progress => "progress",
+            Kind::Error => "error",
+        }
+    }
+}
+
+impl Row {
+    pub(super) fn encode(job: JobId, seq: u64, record: Record) -> Result<Row, StoreError> {
+        let json = |r: Result<String, serde_json::Error>| {
+            r.map_err(|e| StoreError::new(format!("cannot encode a record of job {job}"), e))
+        };
+        let (kind, data) = match record.payload {
+            Payload::Text(t) => (Kind::Text, Data::Text(t)),
+            Payload::Bytes(b) => (Kind::Bytes, Data::Blob(b)),
+            Payload::Value(v) => (Kind::Value, Data::Text(json(serde_json::to_string(&v))?)),
+            Payload::Progress(p) => (Kind::Progress, Data::Text(json(serde_json::to_string(&p))?)),
+            Payload::Error(e) => (Kind::Error, Data::Text(json(serde_json::to_string(&e))?)),
+            // A live value cannot leave the process: it is kept as its
+            // rendering, whether it is read back from the buffer or the disk.
+            Payload::Live(l) => (
+                Kind::Value,
+                Data::Text(json(serde_json::to_string(&l.render()))?),
+            ),
+        };
+        Ok(Row {
+            job,
+            seq,
+            stream: record.stream,
+            kind,
+            data,
+        })
+    }
+
+    pub(super) fn from_sql(job: JobId, r: &rusqlite::Row<'_>) -> Result<Row, StoreError> {
+        let bad = |what: String| StoreError::msg(format!("job {job}'s records: {what}"));
+        let fail = |e| StoreError::new(format!("cannot read job {job}'s records"), e);
+        let seq = from_sql_int(r.get(0).map_err(fail)?)?;
+        let stream: String = r.get(1).map_err(fail)?;
+        let stream = stream
+            .parse()
+            .map_err(|e| StoreError::new(format!("record {seq} of job {job}"), e))?;
+        let kind: String = r.get(2).map_err(fail)?;
+        let kind = Kind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == kind)
+            .ok_or_else(|| bad(format!("record {seq} has an unknown kind '{kind}'")))?;
+        let data = match r.get_ref(3).map_err(fail)? {
+            rusqlite::types::ValueRef::Blob(b) => Data::Blob(b.to_vec()),
+            rusqlite::types::ValueRef::Text(t) => Data::Text(
+                String::from_utf8(t.to_vec())
+                    .map_err(|e| StoreError::new(format!("record {seq} of job {job}"), e))?,
+            ),
+            other => return Err(bad(format!("record {seq} holds {:?}", other.data_type()))),
+        };
+        Ok(Row {
+            job,
+            seq,
+            stream,
+            kind,
+            data,
+        })
+    }
+
+    pub(super) fn decode(self) -> Result<Record, StoreError> {
+        let (job, seq) = (self.job, self.seq);
+        let bad = |e: serde_json::Error| {
+            StoreError::new(format!("record {seq} of job {job} is unreadable"), e)
+        };
+        let text = |d: Data| match d {
+            Data::Text(t) => Ok(t),
+            Data::Blob(b) => String::from_utf8(b)
+                .map_err(|e| StoreError::new(format!("record {seq} of job {job}"), e)),
+        };
+        let payload = match self.kind {
+            Kind::Bytes => Payload::Bytes(match self.data {
+                Data::Blob(b) => b,
+                Data::Text(t) => t.into_bytes(),
+            }),
+            Kind::Text => Payload::Text(text(self.data)?),
+            Kind::Value => Payload::Value(serde_json::from_str(&text(self.data)?).map_err(bad)?),
+            Kind::Progress => {
+                Payload::Progress(serde_json::from_str(&text(self.data)?).map_err(bad)?)
+            }
+            Kind::Error => Payload::Error(serde_json::from_str(&text(self.data)?).map_err(bad)?),
+        };
+        Ok(Record::new(self.stream, payload))
+    }
+
+    pub(super) fn size(&self) -> usize {
+        let data = match &self.data {
+            Data::Text(t) => t.len(),
+            Data::Blob(b) => b.len(),
+        };
+        data + 48
+    }
+}

@@ -1,0 +1,79 @@
+//! The database file's set-up: connection pragmas, the schema and its version.
+
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension};
+
+/// The schema version this build reads and writes.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// How long a statement waits for another connection's lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub(super) enum InitError {
+    Sql(rusqlite::Error),
+    Newer(i64),
+}
+
+impl From<rusqlite::Error> for InitError {
+    fn from(e: rusqlite::Error) -> Self {
+        InitError::Sql(e)
+    }
+}
+
+/// Sets the connection up, creates or checks the schema, and returns the
+/// highest sequence number ever stored.
+pub(super) fn init(conn: &Connection) -> Result<u64, InitError> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if version > SCHEMA_VERSION {
+        return Err(InitError::Newer(version));
+    }
+    if version == 0 {
+        // Only takes effect before the first table exists.
+        conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
+    }
+    let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(InitError::Sql(rusqlite::Error::InvalidParameterName(
+            format!("journal_mode stays '{mode}', WAL is needed"),
+        )));
+    }
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "journal_size_limit", 64i64 << 20)?;
+    if version == 0 {
+        conn.execute_batch(
+            "BEGIN IMMEDIATE;
+             CREATE TABLE IF NOT EXISTS jobs (
+                 id INTEGER PRIMARY KEY,
+                 parent INTEGER,
+                 name TEXT NOT NULL,
+                 type TEXT NOT NULL,
+                 state TEXT NOT NULL,
+                 info TEXT NOT NULL
+             );
+             CREATE TABLE IF NOT EXISTS records (
+                 seq INTEGER PRIMARY KEY,
+                 job INTEGER NOT NULL,
+                 stream TEXT NOT NULL,
+                 kind TEXT NOT NULL,
+                 data BLOB NOT NULL
+             );
+             CREATE INDEX IF NOT EXISTS records_job_seq ON records (job, seq);
+             CREATE TABLE IF NOT EXISTS meta (
+                 key TEXT PRIMARY KEY,
+                 value INTEGER NOT NULL
+             );
+             PRAGMA user_version = 1;
+             COMMIT;",
+        )?;
+    }
+    let meta: Option<i64> = conn
+        .query_row("SELECT value FROM meta WHERE key = 'max_seq'", [], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    let rows: Option<i64> = conn.query_row("SELECT max(seq) FROM records", [], |r| r.get(0))?;
+    let max = meta.unwrap_or(0).max(rows.unwrap_or(0));
+    Ok(u64::try_from(max).unwrap_or(0))
+}
