@@ -1,0 +1,332 @@
+//! The command line: every command and option of `jobctl`, with help text.
+
+use std::path::PathBuf;
+
+use clap::{ArgGroup, Args, Parser, Subcommand};
+use jobs_core::JobState;
+
+/// Background jobs from the shell, PowerShell style: start a command, a
+/// script or a remote fan-out, keep working, then list, receive, wait for,
+/// stop and remove it.
+#[derive(Debug, Parser)]
+#[command(
+    name = "jobctl",
+    version,
+    after_help = "Examples:\n  jobctl start -- make -j4\n  jobctl list\n  jobctl receive 1\n  jobctl run -c 'echo hello from a job'\n\nThe session lives in $JOBCTL_HOME (default ~/.local/state/jobctl); its daemon starts on first use."
+)]
+pub struct Cli {
+    /// The session's directory (socket, database, logs, plugins); default $JOBCTL_HOME.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub home: Option<PathBuf>,
+
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start a job and return at once, printing its row.
+    #[command(
+        after_help = "Examples:\n  jobctl start -- sleep 60\n  jobctl start -q -c 'make test > log 2>&1'\n  jobctl start --name build --cwd ~/src/app -- cargo build\n  jobctl start --type thread -e 'emit(6 * 7)'\n  jobctl start --host web1,web2 -- uptime\n  jobctl start --env RUST_LOG=debug -- ./server"
+    )]
+    Start(StartArgs),
+
+    /// The job table.
+    #[command(
+        visible_alias = "get",
+        after_help = "Examples:\n  jobctl list\n  jobctl list --state Running\n  jobctl list --name 'build*' --json\n  jobctl list --newest 5 --include-children"
+    )]
+    List(ListArgs),
+
+    /// Every property of one job, with its reason and its child jobs.
+    #[command(after_help = "Examples:\n  jobctl show 3\n  jobctl show 3 --json")]
+    Show {
+        /// The job's id.
+        id: u64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+
+    /// Write what jobs produced since the last receive.
+    #[command(
+        after_help = "Output records go to stdout byte for byte; errors to stderr; warning, verbose, debug and information records to stderr with a prefix.\n\nExamples:\n  jobctl receive 3 > out.bin\n  jobctl receive 3 --keep | head\n  jobctl receive 3 4 --wait --auto-remove\n  jobctl receive 3 --json"
+    )]
+    Receive(ReceiveArgs),
+
+    /// Wait until jobs are finished (or blocked), printing their rows.
+    #[command(
+        after_help = "Exit status 124 if --timeout passes first (the jobs keep running).\n\nExamples:\n  jobctl wait\n  jobctl wait 3 4 --any\n  jobctl wait 3 --timeout 10"
+    )]
+    Wait(WaitArgs),
+
+    /// Stop jobs and terminate their process trees.
+    #[command(
+        after_help = "Examples:\n  jobctl stop 3\n  jobctl stop --name 'build*'\n  jobctl stop --state Running"
+    )]
+    Stop(SelectArgs),
+
+    /// Delete finished jobs and their cached records.
+    #[command(
+        visible_alias = "rm",
+        after_help = "A job that is not finished is refused unless --force, which stops it first.\n\nExamples:\n  jobctl remove 3\n  jobctl rm --state Completed\n  jobctl rm --all --force"
+    )]
+    Remove(RemoveArgs),
+
+    /// Start a job, stream its output until it ends, remove it, and exit with its exit code.
+    #[command(
+        after_help = "Exits with the job's exit code (1 for a failed job without one, 130 if it was stopped).\n\nExamples:\n  jobctl run -c 'echo hello from a job'\n  jobctl run -- make test\n  jobctl run --type thread -e 'info(\"hi\"); 42'"
+    )]
+    Run(StartArgs),
+
+    /// Manage the session daemon.
+    #[command(
+        after_help = "Examples:\n  jobctl daemon status\n  jobctl daemon start --plugin ./libmy_executor.so\n  jobctl daemon stop"
+    )]
+    Daemon {
+        /// What to do.
+        #[command(subcommand)]
+        action: DaemonAction,
+    },
+
+    /// The executor types the session has: built-in ones and plugins.
+    #[command(after_help = "Examples:\n  jobctl plugins")]
+    Plugins,
+
+    /// Print a shell completion script.
+    #[command(
+        after_help = "Examples:\n  jobctl completions bash > ~/.local/share/bash-completion/completions/jobctl\n  jobctl completions zsh > ~/.zfunc/_jobctl"
+    )]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+
+    /// Runs the session daemon in the foreground (started by other commands).
+    #[command(name = "__daemon", hide = true)]
+    DaemonServe {
+        /// Plugins to load.
+        #[arg(long = "plugin")]
+        plugins: Vec<PathBuf>,
+    },
+
+    /// Runs a script job's worker (started by the daemon).
+    #[command(name = "__worker", hide = true)]
+    Worker {
+        /// The worker's arguments.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+/// `daemon` actions.
+#[derive(Debug, Subcommand)]
+pub enum DaemonAction {
+    /// Start the daemon if it is not running.
+    Start {
+        /// Load this plugin library (repeatable).
+        #[arg(long = "plugin", value_name = "FILE")]
+        plugins: Vec<PathBuf>,
+    },
+    /// End the session: stop its running jobs, then the daemon.
+    Stop,
+    /// Print `running, pid N` or `not running`.
+    Status,
+}
+
+/// What `start` and `run` take.
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("work").required(true).args(["argv", "shell", "script", "script_file"])))]
+pub struct StartArgs {
+    /// The program and its arguments, after `--`.
+    #[arg(last = true, value_name = "PROGRAM [ARGS]")]
+    pub argv: Vec<String>,
+    /// A shell line, run by /bin/sh -c.
+    #[arg(short = 'c', long = "command", value_name = "LINE")]
+    pub shell: Option<String>,
+    /// A script of the embedded language.
+    #[arg(short = 'e', long = "eval", value_name = "SCRIPT")]
+    pub script: Option<String>,
+    /// A script file of the embedded language.
+    #[arg(long = "script", value_name = "FILE")]
+    pub script_file: Option<PathBuf>,
+    /// The job's name (default Job<id>).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// process, thread, remote or a plugin's type (default process; --host implies remote).
+    #[arg(long = "type", value_name = "TYPE")]
+    pub type_name: Option<String>,
+    /// A remote host, `user@host:port` accepted (repeatable or comma-separated).
+    #[arg(long = "host", value_name = "HOST", value_delimiter = ',')]
+    pub hosts: Vec<String>,
+    /// How many jobs of this type (or hosts of a remote job) run at once.
+    #[arg(long, value_name = "N")]
+    pub throttle: Option<usize>,
+    /// The directory the job runs in (default: the current one).
+    #[arg(long, value_name = "DIR")]
+    pub cwd: Option<PathBuf>,
+    /// Set a variable in the job's environment (repeatable).
+    #[arg(long = "env", value_name = "K=V", value_parser = parse_env)]
+    pub env: Vec<(String, String)>,
+    /// The job outlives the session (its daemon).
+    #[arg(long)]
+    pub detached: bool,
+    /// Print the job's id alone.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+fn parse_env(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("'{s}' is not K=V")),
+    }
+}
+
+fn parse_state(s: &str) -> Result<JobState, String> {
+    s.parse::<JobState>().map_err(|e| e.to_string())
+}
+
+/// `list` filters.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only these jobs.
+    pub ids: Vec<u64>,
+    /// Only jobs whose name matches this glob.
+    #[arg(long, value_name = "GLOB")]
+    pub name: Option<String>,
+    /// Only jobs in this state.
+    #[arg(long, value_name = "STATE", value_parser = parse_state)]
+    pub state: Option<JobState>,
+    /// Only jobs of this type (process, thread, remote, or a type name).
+    #[arg(long = "type", value_name = "TYPE")]
+    pub type_name: Option<String>,
+    /// Only jobs whose command matches this glob.
+    #[arg(long, value_name = "GLOB")]
+    pub command: Option<String>,
+    /// Only jobs whose HasMoreData is this.
+    #[arg(long, value_name = "BOOL")]
+    pub has_more_data: Option<bool>,
+    /// Only the N most recently started jobs.
+    #[arg(long, value_name = "N")]
+    pub newest: Option<usize>,
+    /// Child jobs too.
+    #[arg(long)]
+    pub include_children: bool,
+    /// Print a JSON array.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `receive` options.
+#[derive(Debug, Args)]
+pub struct ReceiveArgs {
+    /// The jobs.
+    #[arg(required = true)]
+    pub ids: Vec<u64>,
+    /// Leave what was received in the job's cache.
+    #[arg(long)]
+    pub keep: bool,
+    /// Follow the jobs until they finish.
+    #[arg(long)]
+    pub wait: bool,
+    /// Remove the jobs afterwards (with --wait).
+    #[arg(long, requires = "wait")]
+    pub auto_remove: bool,
+    /// Only the jobs' own records, not their children's.
+    #[arg(long)]
+    pub no_recurse: bool,
+    /// One JSON object per record and line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `wait` options.
+#[derive(Debug, Args)]
+pub struct WaitArgs {
+    /// The jobs (none: every job).
+    pub ids: Vec<u64>,
+    /// Return when any one of them is done.
+    #[arg(long)]
+    pub any: bool,
+    /// Give up after this many seconds (exit 124; the jobs keep running).
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<f64>,
+}
+
+/// Jobs by id and/or filters (`stop`).
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("which").required(true).multiple(true).args(["ids", "name", "state"])))]
+pub struct SelectArgs {
+    /// The jobs.
+    pub ids: Vec<u64>,
+    /// Jobs whose name matches this glob.
+    #[arg(long, value_name = "GLOB")]
+    pub name: Option<String>,
+    /// Jobs in this state.
+    #[arg(long, value_name = "STATE", value_parser = parse_state)]
+    pub state: Option<JobState>,
+}
+
+/// `remove` options.
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("which").required(true).multiple(true).args(["ids", "name", "state", "all"])))]
+pub struct RemoveArgs {
+    /// The jobs.
+    pub ids: Vec<u64>,
+    /// Jobs whose name matches this glob.
+    #[arg(long, value_name = "GLOB")]
+    pub name: Option<String>,
+    /// Jobs in this state.
+    #[arg(long, value_name = "STATE", value_parser = parse_state)]
+    pub state: Option<JobState>,
+    /// Every job.
+    #[arg(long)]
+    pub all: bool,
+    /// Stop jobs that are not finished first.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn start_takes_program_after_double_dash() {
+        let cli = Cli::try_parse_from(["jobctl", "start", "-q", "--", "echo", "-n", "hi"])
+            .expect("parse");
+        match cli.command {
+            Command::Start(a) => {
+                assert_eq!(a.argv, ["echo", "-n", "hi"]);
+                assert!(a.quiet);
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn hosts_split_on_commas() {
+        let cli =
+            Cli::try_parse_from(["jobctl", "start", "--host", "a,b", "--host", "c", "-c", "x"])
+                .expect("parse");
+        match cli.command {
+            Command::Start(a) => assert_eq!(a.hosts, ["a", "b", "c"]),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn start_needs_exactly_one_kind_of_work() {
+        assert!(Cli::try_parse_from(["jobctl", "start"]).is_err());
+        assert!(Cli::try_parse_from(["jobctl", "start", "-c", "x", "-e", "y"]).is_err());
+    }
+}

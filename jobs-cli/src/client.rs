@@ -1,0 +1,171 @@
+//! The client side of the socket: connect, start the daemon when it is not
+//! running (race-free), and exchange frames.
+//!
+//! Starting is serialized by an exclusive `flock` on a lock file in the
+//! home: the first client to hold it starts the daemon and waits until the
+//! socket answers; the others find the daemon running once they get the
+//! lock. The daemon itself holds another lock for its whole life, so a
+//! second daemon for the same home refuses to run even if started by hand.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, ErrorKind};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use nix::fcntl::{Flock, FlockArg};
+
+use crate::exit::{self, Exit};
+use crate::home::Home;
+use crate::protocol::{read_frame, write_frame, ErrorCode, FrameError, Op, Request, Response};
+
+/// How long a client waits for a daemon it started to answer.
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A connection to the session daemon.
+pub struct Client {
+    stream: UnixStream,
+}
+
+fn try_connect(home: &Home) -> Result<Option<UnixStream>> {
+    match UnixStream::connect(home.socket()) {
+        Ok(s) => Ok(Some(s)),
+        Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::ConnectionRefused) => {
+            Ok(None)
+        }
+        Err(e) => Err(anyhow!(e).context(format!(
+            "cannot connect to the session daemon at {}",
+            home.socket().display()
+        ))),
+    }
+}
+
+fn lock_file(path: PathBuf) -> Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))
+}
+
+impl Client {
+    /// Connects to a running daemon; `None` if none runs.
+    pub fn connect(home: &Home) -> Result<Option<Client>> {
+        Ok(try_connect(home)?.map(|stream| Client { stream }))
+    }
+
+    /// Connects, starting the daemon first if it is not running.
+    pub fn connect_or_start(home: &Home, plugins: &[PathBuf]) -> Result<Client> {
+        if let Some(c) = Client::connect(home)? {
+            return Ok(c);
+        }
+        home.create()?;
+        let file = lock_file(home.start_lock())?;
+        let _guard = Flock::lock(file, FlockArg::LockExclusive)
+            .map_err(|(_, e)| anyhow!(e).context("cannot lock the daemon's start lock"))?;
+        if let Some(c) = Client::connect(home)? {
+            return Ok(c);
+        }
+        start_daemon(home, plugins)
+    }
+
+    /// Sends a request.
+    pub fn send(&mut self, op: Op, blob: &[u8]) -> Result<()> {
+        write_frame(&mut self.stream, &Request::new(op), blob)
+            .context("cannot send to the session daemon")
+    }
+
+    /// Reads a response; an error response becomes an [`Exit`] error.
+    pub fn recv(&mut self) -> Result<(Response, Vec<u8>)> {
+        match read_frame::<Response>(&mut self.stream) {
+            Ok((Response::Error { kind, message }, _)) => Err(anyhow!(daemon_error(kind, message))),
+            Ok(r) => Ok(r),
+            Err(FrameError::Closed) => bail!("the session daemon closed the connection"),
+            Err(e) => Err(anyhow!(e).context("cannot read the session daemon's reply")),
+        }
+    }
+
+    /// Sends a request and reads its response.
+    pub fn call(&mut self, op: Op) -> Result<Response> {
+        self.send(op, &[])?;
+        Ok(self.recv()?.0)
+    }
+}
+
+/// The exit code a daemon's error kind stands for.
+pub fn daemon_error(kind: ErrorCode, message: String) -> Exit {
+    let code = match kind {
+        ErrorCode::NoSuchJob | ErrorCode::Usage => exit::USAGE,
+        ErrorCode::Failed | ErrorCode::Protocol => exit::FAILURE,
+    };
+    Exit::new(code, message)
+}
+
+fn start_daemon(home: &Home, plugins: &[PathBuf]) -> Result<Client> {
+    let exe = std::env::current_exe().context("cannot find the jobctl executable")?;
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(home.log())
+        .with_context(|| format!("cannot open {}", home.log().display()))?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("--home").arg(home.dir()).arg("__daemon");
+    for p in plugins {
+        cmd.arg("--plugin").arg(p);
+    }
+    cmd.current_dir("/")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(log));
+    let mut child = cmd.spawn().context("cannot start the session daemon")?;
+    let begin = Instant::now();
+    let mut pause = Duration::from_micros(500);
+    loop {
+        if let Some(stream) = try_connect(home)? {
+            return Ok(Client { stream });
+        }
+        if let Some(status) = child
+            .try_wait()
+            .context("cannot watch the session daemon")?
+        {
+            bail!(
+                "the session daemon exited at start ({status}); see {}",
+                home.log().display()
+            );
+        }
+        if begin.elapsed() > START_TIMEOUT {
+            bail!(
+                "the session daemon did not answer within {}s; see {}",
+                START_TIMEOUT.as_secs(),
+                home.log().display()
+            );
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(20));
+    }
+}
+
+/// Waits until the daemon of `home` is gone: its life lock is free.
+pub fn wait_daemon_gone(home: &Home, timeout: Duration) -> Result<()> {
+    let begin = Instant::now();
+    loop {
+        let file = lock_file(home.daemon_lock())?;
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(_) => return Ok(()),
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => {}
+            Err((_, e)) => {
+                return Err(anyhow!(io::Error::from(e)).context("cannot check the daemon lock"))
+            }
+        }
+        if begin.elapsed() > timeout {
+            bail!(
+                "the session daemon did not exit within {}s",
+                timeout.as_secs()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}

@@ -1,0 +1,176 @@
+//! The session daemon: one per home. It owns the [`Session`], listens on
+//! the home's Unix socket, and ends the session on `daemon stop` or SIGTERM.
+//!
+//! Life: `setsid` (no terminal, no job control signals), take the home's
+//! life lock (a second daemon refuses to run), open the store, register the
+//! executors, restore the jobs of a previous life, then bind the socket
+//! (mode 0600; the home is 0700) and serve. Each connection is a task of
+//! its own, so a client that sends garbage or stalls holds up nobody else.
+
+use std::fs::{self, OpenOptions};
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use jobs_core::{Session, Store};
+use nix::fcntl::{Flock, FlockArg};
+use nix::sys::stat::{umask, Mode};
+use tokio::net::UnixListener;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::Notify;
+use tracing::{error, info, warn};
+
+use crate::executors;
+use crate::home::Home;
+use crate::protocol::TypeEntry;
+use crate::serve;
+
+/// What every connection task shares.
+pub struct Daemon {
+    /// The job table.
+    pub session: Session,
+    /// The executor types, for `plugins`.
+    pub types: Vec<TypeEntry>,
+    /// The home.
+    pub home: Home,
+    /// Set once the session is ending: no new jobs.
+    pub closing: AtomicBool,
+    /// Wakes the accept loop to exit.
+    pub exit: Notify,
+}
+
+impl Daemon {
+    /// Ends the session once: stops running jobs (detached ones go on).
+    pub async fn close(&self) {
+        if !self.closing.swap(true, Ordering::SeqCst) {
+            info!("ending the session");
+        }
+        self.session.close().await;
+    }
+}
+
+/// Runs the daemon until the session ends.
+pub fn run(home: Home, plugins: Vec<PathBuf>) -> Result<()> {
+    // Fails only if we already lead a process group (run by hand): fine.
+    let _ = nix::unistd::setsid();
+    home.create()?;
+    let lock_path = home.daemon_lock();
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .with_context(|| format!("cannot open {}", lock_path.display()))?;
+    let _life = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(l) => l,
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
+            bail!("a session daemon already runs for {}", home.dir().display())
+        }
+        Err((_, e)) => return Err(anyhow!(e).context("cannot lock the daemon lock")),
+    };
+    init_logging(&home)?;
+    info!(pid = std::process::id(), home = %home.dir().display(), "daemon starting");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("jobctl-daemon")
+        .enable_all()
+        .build()
+        .context("cannot start the daemon's runtime")?;
+    let result = rt.block_on(serve_forever(home.clone(), plugins));
+    if let Err(e) = &result {
+        error!("daemon failed: {e:#}");
+    }
+    rt.shutdown_timeout(Duration::from_secs(2));
+    info!("daemon exited");
+    result
+}
+
+fn init_logging(home: &Home) -> Result<()> {
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(home.log())
+        .with_context(|| format!("cannot open {}", home.log().display()))?;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("JOBCTL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .with_writer(Mutex::new(log))
+        .try_init()
+        .map_err(|e| anyhow!("cannot start logging: {e}"))
+}
+
+fn open_store(home: &Home) -> Result<Arc<dyn Store>> {
+    let _ = home.database();
+    Ok(Arc::new(jobs_core::MemoryStore::new()))
+}
+
+async fn serve_forever(home: Home, plugins: Vec<PathBuf>) -> Result<()> {
+    let store = open_store(&home)?;
+    let session = Session::builder()
+        .store(store)
+        .runtime(tokio::runtime::Handle::current())
+        .build()
+        .context("cannot open the session")?;
+    let types = executors::register(&session, &home, &plugins)?;
+    let restored = session.restore().context("cannot restore the job table")?;
+    if !restored.is_empty() {
+        info!(jobs = restored.len(), "restored the job table");
+    }
+    let listener = bind(&home)?;
+    let daemon = Arc::new(Daemon {
+        session,
+        types,
+        home: home.clone(),
+        closing: AtomicBool::new(false),
+        exit: Notify::new(),
+    });
+    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+    let mut hup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
+    info!(socket = %home.socket().display(), "listening");
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    let d = Arc::clone(&daemon);
+                    tokio::spawn(async move { serve::connection(stream, d).await });
+                }
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            _ = term.recv() => { info!("SIGTERM"); break; }
+            _ = int.recv() => { info!("SIGINT"); break; }
+            _ = hup.recv() => { info!("SIGHUP ignored"); }
+            _ = daemon.exit.notified() => break,
+        }
+    }
+    drop(listener);
+    let _ = fs::remove_file(home.socket());
+    daemon.close().await;
+    Ok(())
+}
+
+fn bind(home: &Home) -> Result<UnixListener> {
+    let path = home.socket();
+    // We hold the life lock, so a socket file left here is stale.
+    match fs::remove_file(&path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(anyhow!(e).context(format!("cannot remove {}", path.display()))),
+    }
+    let old = umask(Mode::from_bits_truncate(0o177));
+    let bound = UnixListener::bind(&path);
+    umask(old);
+    let listener = bound.with_context(|| format!("cannot listen on {}", path.display()))?;
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("cannot set the mode of {}", path.display()))?;
+    Ok(listener)
+}

@@ -1,0 +1,413 @@
+//! Runs a parsed command: talks to the daemon and writes the answer.
+
+use std::io::{self, Write};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::CommandFactory;
+use jobs_core::{JobInfo, JobState};
+
+use crate::cli::{Cli, Command, DaemonAction, ListArgs, ReceiveArgs, StartArgs};
+use crate::client::{self, Client};
+use crate::exit::{self, Exit};
+use crate::home::Home;
+use crate::output::{RecordWriter, Written};
+use crate::protocol::{
+    encode_env, ListRequest, Op, ReceiveRequest, RemoveRequest, Response, SelectRequest,
+    StartRequest, WaitRequest, Work,
+};
+use crate::render;
+
+/// Runs the command line; returns the exit code.
+pub fn run(cli: Cli) -> Result<i32> {
+    let home = || Home::resolve(cli.home.clone());
+    match cli.command {
+        Command::Start(args) => start(&home()?, args),
+        Command::List(args) => list(&home()?, args),
+        Command::Show { id, json } => show(&home()?, id, json),
+        Command::Receive(args) => receive(&home()?, args),
+        Command::Wait(args) => {
+            let timeout_ms = match args.timeout {
+                Some(s) if !(s.is_finite() && s >= 0.0) => {
+                    return Err(anyhow!(Exit::new(
+                        exit::USAGE,
+                        format!("--timeout {s} is not a number of seconds")
+                    )))
+                }
+                Some(s) => Some((s * 1000.0).round() as u64),
+                None => None,
+            };
+            wait(&home()?, args.ids, args.any, timeout_ms)
+        }
+        Command::Stop(s) => {
+            let mut c = Client::connect_or_start(&home()?, &[])?;
+            expect_done(c.call(Op::Stop(SelectRequest {
+                ids: s.ids,
+                name: s.name,
+                state: s.state,
+            }))?)?;
+            Ok(exit::SUCCESS)
+        }
+        Command::Remove(r) => {
+            let mut c = Client::connect_or_start(&home()?, &[])?;
+            expect_done(c.call(Op::Remove(RemoveRequest {
+                select: SelectRequest {
+                    ids: r.ids,
+                    name: r.name,
+                    state: r.state,
+                },
+                all: r.all,
+                force: r.force,
+            }))?)?;
+            Ok(exit::SUCCESS)
+        }
+        Command::Run(args) => run_job(&home()?, args),
+        Command::Daemon { action } => daemon(&home()?, action),
+        Command::Plugins => plugins(&home()?),
+        Command::Completions { shell } => {
+            let mut cmd = Cli::command();
+            clap_complete::generate(shell, &mut cmd, "jobctl", &mut io::stdout());
+            Ok(exit::SUCCESS)
+        }
+        Command::DaemonServe { plugins } => {
+            crate::daemon::run(home()?, plugins)?;
+            Ok(exit::SUCCESS)
+        }
+        Command::Worker { args } => crate::executors::worker(args),
+    }
+}
+
+fn unexpected(r: Response) -> anyhow::Error {
+    anyhow!("unexpected reply from the session daemon: {r:?}")
+}
+
+fn expect_done(r: Response) -> Result<Vec<u64>> {
+    match r {
+        Response::Done(ids) => Ok(ids),
+        other => Err(unexpected(other)),
+    }
+}
+
+fn stdout_table(jobs: &[JobInfo]) -> Result<()> {
+    let mut out = io::stdout().lock();
+    ignore_closed(render::table(&mut out, jobs).and_then(|_| out.flush()))
+}
+
+/// A closed stdout (`| head`) is not an error worth a message.
+fn ignore_closed(r: io::Result<()>) -> Result<()> {
+    match r {
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.context("cannot write to stdout"),
+    }
+}
+
+fn start_request(args: &StartArgs) -> Result<StartRequest> {
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    let cwd = match &args.cwd {
+        Some(d) => cwd.join(d),
+        None => cwd,
+    };
+    let work = if let Some(line) = &args.shell {
+        Work::Shell { line: line.clone() }
+    } else if let Some(text) = &args.script {
+        Work::Script {
+            text: text.clone(),
+            file: None,
+        }
+    } else if let Some(file) = &args.script_file {
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read the script {}", file.display()))?;
+        Work::Script {
+            text,
+            file: Some(file.display().to_string()),
+        }
+    } else {
+        Work::Program {
+            argv: args.argv.clone(),
+        }
+    };
+    let is_thread = args
+        .type_name
+        .as_deref()
+        .is_some_and(|t| t.eq_ignore_ascii_case("thread") || t.eq_ignore_ascii_case("ThreadJob"));
+    if is_thread && !matches!(work, Work::Script { .. }) {
+        return Err(anyhow!(Exit::new(
+            exit::USAGE,
+            "a thread job runs scripts only: give the script with -e SCRIPT or --script FILE, or use --type process for a program or a shell line"
+        )));
+    }
+    if !args.hosts.is_empty()
+        && args.type_name.as_deref().is_some_and(|t| {
+            !(t.eq_ignore_ascii_case("remote") || t.eq_ignore_ascii_case("RemoteJob"))
+        })
+    {
+        return Err(anyhow!(Exit::new(
+            exit::USAGE,
+            "--host runs a remote job: it does not go with another --type"
+        )));
+    }
+    Ok(StartRequest {
+        work,
+        type_name: args.type_name.clone(),
+        name: args.name.clone(),
+        hosts: args.hosts.clone(),
+        throttle: args.throttle,
+        cwd: cwd.to_string_lossy().into_owned(),
+        env: args.env.clone(),
+        detached: args.detached,
+    })
+}
+
+fn start_job(c: &mut Client, args: &StartArgs) -> Result<JobInfo> {
+    use std::os::unix::ffi::OsStrExt;
+    let req = start_request(args)?;
+    let env = encode_env(
+        std::env::vars_os().map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec())),
+    );
+    c.send(Op::Start(req), &env)?;
+    match c.recv()?.0 {
+        Response::Started(info) => Ok(info),
+        other => Err(unexpected(other)),
+    }
+}
+
+fn start(home: &Home, args: StartArgs) -> Result<i32> {
+    let mut c = Client::connect_or_start(home, &[])?;
+    let info = start_job(&mut c, &args)?;
+    if args.quiet {
+        ignore_closed(writeln!(io::stdout(), "{}", info.id))?;
+    } else {
+        stdout_table(&[info])?;
+    }
+    Ok(exit::SUCCESS)
+}
+
+fn list(home: &Home, a: ListArgs) -> Result<i32> {
+    let mut c = Client::connect_or_start(home, &[])?;
+    let resp = c.call(Op::List(ListRequest {
+        ids: a.ids,
+        name: a.name,
+        state: a.state,
+        type_name: a.type_name,
+        command: a.command,
+        has_more_data: a.has_more_data,
+        newest: a.newest,
+        include_children: a.include_children,
+    }))?;
+    let Response::Jobs(jobs) = resp else {
+        return Err(unexpected(resp));
+    };
+    if a.json {
+        let mut out = io::stdout().lock();
+        ignore_closed(render::json_list(&mut out, &jobs).and_then(|_| out.flush()))?;
+    } else {
+        stdout_table(&jobs)?;
+    }
+    Ok(exit::SUCCESS)
+}
+
+fn show(home: &Home, id: u64, json: bool) -> Result<i32> {
+    let mut c = Client::connect_or_start(home, &[])?;
+    let resp = c.call(Op::Show { id })?;
+    let Response::Shown { job, children } = resp else {
+        return Err(unexpected(resp));
+    };
+    let mut out = io::stdout().lock();
+    let r = if json {
+        render::show_json(&mut out, &job, &children)
+    } else {
+        render::show(&mut out, &job, &children)
+    };
+    ignore_closed(r.and_then(|_| out.flush()))?;
+    Ok(exit::SUCCESS)
+}
+
+/// Streams records until the daemon says the receive is over; returns the
+/// final rows, or `None` if stdout closed first.
+fn receive_stream(c: &mut Client, req: ReceiveRequest, json: bool) -> Result<Option<Vec<JobInfo>>> {
+    c.send(Op::Receive(req), &[])?;
+    let mut w = RecordWriter::new(json);
+    loop {
+        let (resp, blob) = c.recv()?;
+        match resp {
+            Response::Page(parts) => match w.write_page(&parts, &blob)? {
+                Written::All => c.send(
+                    Op::Ack {
+                        written: parts.len(),
+                    },
+                    &[],
+                )?,
+                Written::Partial(n) => {
+                    // The reader went away: acknowledge what it got, stop.
+                    let _ = c.send(Op::Ack { written: n }, &[]);
+                    return Ok(None);
+                }
+            },
+            Response::End(rows) => {
+                for r in &rows {
+                    if r.state == JobState::Failed {
+                        let reason = r.reason.as_deref().unwrap_or("failed");
+                        w.note(&format!(
+                            "jobctl: job {} ({}) failed: {reason}",
+                            r.id, r.name
+                        ));
+                    }
+                }
+                w.finish();
+                return Ok(Some(rows));
+            }
+            other => return Err(unexpected(other)),
+        }
+    }
+}
+
+fn receive(home: &Home, a: ReceiveArgs) -> Result<i32> {
+    let mut c = Client::connect_or_start(home, &[])?;
+    let ids = a.ids.clone();
+    let rows = receive_stream(
+        &mut c,
+        ReceiveRequest {
+            ids: a.ids,
+            keep: a.keep,
+            wait: a.wait,
+            no_recurse: a.no_recurse,
+        },
+        a.json,
+    )?;
+    if rows.is_some() && a.auto_remove {
+        expect_done(c.call(Op::Remove(RemoveRequest {
+            select: SelectRequest {
+                ids,
+                ..SelectRequest::default()
+            },
+            all: false,
+            force: false,
+        }))?)?;
+    }
+    Ok(exit::SUCCESS)
+}
+
+fn wait(home: &Home, ids: Vec<u64>, any: bool, timeout_ms: Option<u64>) -> Result<i32> {
+    let mut c = Client::connect_or_start(home, &[])?;
+    let resp = c.call(Op::Wait(WaitRequest {
+        ids,
+        any,
+        timeout_ms,
+    }))?;
+    let Response::Waited { done, timed_out } = resp else {
+        return Err(unexpected(resp));
+    };
+    if timed_out {
+        return Ok(exit::TIMEOUT);
+    }
+    stdout_table(&done)?;
+    Ok(exit::SUCCESS)
+}
+
+fn run_job(home: &Home, args: StartArgs) -> Result<i32> {
+    let mut c = Client::connect_or_start(home, &[])?;
+    let info = start_job(&mut c, &args)?;
+    let id = info.id;
+    let rows = receive_stream(
+        &mut c,
+        ReceiveRequest {
+            ids: vec![id],
+            keep: false,
+            wait: true,
+            no_recurse: false,
+        },
+        false,
+    )?;
+    let Some(rows) = rows else {
+        return Ok(exit::SUCCESS);
+    };
+    let row = rows
+        .into_iter()
+        .find(|r| r.id == id)
+        .context("the job vanished while it ran")?;
+    expect_done(c.call(Op::Remove(RemoveRequest {
+        select: SelectRequest {
+            ids: vec![id],
+            ..SelectRequest::default()
+        },
+        all: false,
+        force: false,
+    }))?)?;
+    Ok(match row.state {
+        JobState::Completed => row.exit_code.unwrap_or(exit::SUCCESS),
+        JobState::Stopped => exit::STOPPED,
+        _ => row.exit_code.filter(|&c| c != 0).unwrap_or(exit::FAILURE),
+    })
+}
+
+fn daemon(home: &Home, action: DaemonAction) -> Result<i32> {
+    match action {
+        DaemonAction::Start { plugins } => {
+            if let Some(mut c) = Client::connect(home)? {
+                let pid = status_pid(&mut c)?;
+                if !plugins.is_empty() {
+                    bail!("the session daemon already runs (pid {pid}); stop it to load plugins");
+                }
+                println!("running, pid {pid}");
+                return Ok(exit::SUCCESS);
+            }
+            let cwd = std::env::current_dir().context("cannot read the current directory")?;
+            let plugins: Vec<_> = plugins.into_iter().map(|p| cwd.join(p)).collect();
+            let mut c = Client::connect_or_start(home, &plugins)?;
+            println!("running, pid {}", status_pid(&mut c)?);
+            Ok(exit::SUCCESS)
+        }
+        DaemonAction::Stop => {
+            let Some(mut c) = Client::connect(home)? else {
+                println!("not running");
+                return Ok(exit::SUCCESS);
+            };
+            let resp = c.call(Op::Shutdown)?;
+            let Response::Status { .. } = resp else {
+                return Err(unexpected(resp));
+            };
+            client::wait_daemon_gone(home, Duration::from_secs(30))?;
+            Ok(exit::SUCCESS)
+        }
+        DaemonAction::Status => {
+            match Client::connect(home)? {
+                Some(mut c) => println!("running, pid {}", status_pid(&mut c)?),
+                None => println!("not running"),
+            }
+            Ok(exit::SUCCESS)
+        }
+    }
+}
+
+fn status_pid(c: &mut Client) -> Result<u32> {
+    match c.call(Op::Status)? {
+        Response::Status { pid } => Ok(pid),
+        other => Err(unexpected(other)),
+    }
+}
+
+fn plugins(home: &Home) -> Result<i32> {
+    let mut c = Client::connect_or_start(home, &[])?;
+    let resp = c.call(Op::Plugins)?;
+    let Response::Plugins(types) = resp else {
+        return Err(unexpected(resp));
+    };
+    let width = types
+        .iter()
+        .map(|t| t.type_name.len())
+        .max()
+        .unwrap_or(0)
+        .max("PSJobTypeName".len());
+    let mut out = String::new();
+    out.push_str(&format!("{:width$}  Source\n", "PSJobTypeName"));
+    out.push_str(&format!("{:width$}  ------\n", "-".repeat(13)));
+    for t in types {
+        let source = match t.version {
+            Some(v) => format!("{} (version {v})", t.source),
+            None => t.source,
+        };
+        out.push_str(&format!("{:width$}  {source}\n", t.type_name));
+    }
+    ignore_closed(io::stdout().lock().write_all(out.as_bytes()))?;
+    Ok(exit::SUCCESS)
+}

@@ -1,0 +1,173 @@
+//! The executors of the daemon's session, behind cargo features, and the
+//! translation of a `start` request into a [`JobSpec`] for them.
+
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStringExt;
+use std::path::PathBuf;
+
+use anyhow::Result;
+use jobs_core::{JobSpec, Session};
+
+use crate::daemon::Daemon;
+use crate::home::Home;
+use crate::protocol::{ErrorCode, StartRequest, TypeEntry, Work};
+use crate::serve::Fail;
+
+/// The type name a `--type` word stands for (`process` is `BackgroundJob`).
+pub fn type_name_of(word: &str) -> String {
+    match word.to_ascii_lowercase().as_str() {
+        "process" | "backgroundjob" => "BackgroundJob".into(),
+        "thread" | "threadjob" => "ThreadJob".into(),
+        "remote" | "remotejob" => "RemoteJob".into(),
+        _ => word.to_string(),
+    }
+}
+
+/// Registers the built-in executors and the plugins; returns the types.
+pub fn register(session: &Session, home: &Home, plugins: &[PathBuf]) -> Result<Vec<TypeEntry>> {
+    let _ = plugins;
+    #[cfg(feature = "process")]
+    session.register(std::sync::Arc::new(
+        jobs_process::ProcessExecutor::new().detached_dir(home.detached()),
+    ));
+    let _ = home;
+    let types = session
+        .executor_types()
+        .into_iter()
+        .map(|t| TypeEntry {
+            type_name: t,
+            source: "built-in".into(),
+            version: None,
+        })
+        .collect();
+    Ok(types)
+}
+
+/// The job's environment: the caller's, with `--env` on top.
+fn environment(
+    env: Vec<(Vec<u8>, Vec<u8>)>,
+    overrides: &[(String, String)],
+) -> Vec<(OsString, OsString)> {
+    let mut vars: Vec<(OsString, OsString)> = env
+        .into_iter()
+        .map(|(k, v)| (OsString::from_vec(k), OsString::from_vec(v)))
+        .collect();
+    for (k, v) in overrides {
+        vars.retain(|(ek, _)| ek.as_os_str() != k.as_str());
+        vars.push((k.into(), v.into()));
+    }
+    vars
+}
+
+/// The command as the user wrote it.
+fn command_line(work: &Work) -> String {
+    match work {
+        Work::Program { argv } => argv.join(" "),
+        Work::Shell { line } => line.clone(),
+        Work::Script { text, file } => file.clone().unwrap_or_else(|| text.clone()),
+    }
+}
+
+/// Translates a `start` request into a spec for the executor it names.
+pub fn job_spec(
+    d: &Daemon,
+    req: StartRequest,
+    env: Vec<(Vec<u8>, Vec<u8>)>,
+) -> Result<JobSpec, Fail> {
+    let _ = d;
+    if req.throttle == Some(0) {
+        return Err(Fail::new(ErrorCode::Usage, "--throttle must be at least 1"));
+    }
+    let vars = environment(env, &req.env);
+    let type_name = if req.hosts.is_empty() {
+        type_name_of(req.type_name.as_deref().unwrap_or("process"))
+    } else {
+        "RemoteJob".to_string()
+    };
+    let mut spec = match type_name.as_str() {
+        "BackgroundJob" => process_spec(&req, vars)?,
+        _ => {
+            let mut spec = JobSpec::new(type_name, command_line(&req.work));
+            spec.params = plugin_params(&req, vars);
+            spec
+        }
+    };
+    spec.name = req.name;
+    spec.throttle = req.throttle;
+    spec.detached = req.detached;
+    Ok(spec)
+}
+
+/// What a plugin's executor gets: the work, the directory, the environment.
+fn plugin_params(req: &StartRequest, vars: Vec<(OsString, OsString)>) -> serde_json::Value {
+    let env: Vec<(String, String)> = vars
+        .into_iter()
+        .map(|(k, v)| {
+            (
+                k.to_string_lossy().into_owned(),
+                v.to_string_lossy().into_owned(),
+            )
+        })
+        .collect();
+    serde_json::json!({
+        "work": req.work,
+        "cwd": req.cwd,
+        "env": env,
+        "hosts": req.hosts,
+    })
+}
+
+#[cfg(feature = "process")]
+fn process_spec(req: &StartRequest, vars: Vec<(OsString, OsString)>) -> Result<JobSpec, Fail> {
+    use jobs_process::ProcessSpec;
+    let mut ps = match &req.work {
+        Work::Program { argv } if argv.is_empty() => {
+            return Err(Fail::new(ErrorCode::Usage, "no program to run"))
+        }
+        Work::Program { argv } => ProcessSpec::program(argv.clone()),
+        Work::Shell { line } => ProcessSpec::shell(line.clone()),
+        Work::Script { .. } => script_worker_spec(&req.work)?,
+    };
+    ps.cwd = Some(PathBuf::from(&req.cwd));
+    ps.env_clear = true;
+    // The environment crosses as strings; a variable that is not UTF-8 is
+    // passed with its invalid bytes replaced.
+    ps.env.extend(vars.into_iter().map(|(k, v)| {
+        (
+            k.to_string_lossy().into_owned(),
+            v.to_string_lossy().into_owned(),
+        )
+    }));
+    ps.detached = req.detached;
+    let mut spec = ps.into_job_spec();
+    if let Work::Script { .. } = &req.work {
+        spec.command = command_line(&req.work);
+    }
+    Ok(spec)
+}
+
+#[cfg(not(feature = "process"))]
+fn process_spec(req: &StartRequest, _vars: Vec<(OsString, OsString)>) -> Result<JobSpec, Fail> {
+    let _ = req;
+    Err(Fail::new(
+        ErrorCode::Failed,
+        "unknown job type 'BackgroundJob': this jobctl was built without process jobs",
+    ))
+}
+
+#[cfg(feature = "process")]
+fn script_worker_spec(work: &Work) -> Result<jobs_process::ProcessSpec, Fail> {
+    let _ = work;
+    Err(Fail::new(
+        ErrorCode::Failed,
+        "script jobs are not built into this jobctl",
+    ))
+}
+
+/// `jobctl __worker`: runs a script job's worker process.
+pub fn worker(args: Vec<String>) -> Result<i32> {
+    anyhow::bail!(
+        "script workers are not built into this jobctl ({} arguments)",
+        args.len()
+    )
+}

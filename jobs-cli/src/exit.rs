@@ -1,0 +1,49 @@
+//! Exit codes: part of the command line's public contract.
+
+/// Success.
+pub const SUCCESS: i32 = 0;
+/// The operation failed (refused remove, job failed to start, unknown
+/// executor type), or `run`'s job failed without an exit code.
+pub const FAILURE: i32 = 1;
+/// A usage error, or no such job.
+pub const USAGE: i32 = 2;
+/// `wait --timeout` passed first.
+pub const TIMEOUT: i32 = 124;
+/// `run`'s job was stopped (as a shell reports SIGINT).
+pub const STOPPED: i32 = 130;
+
+/// An error that ends `jobctl` with a given exit code; its message is
+/// printed as `jobctl: MESSAGE`.
+#[derive(Debug)]
+pub struct Exit {
+    /// The exit code.
+    pub code: i32,
+    /// The message (empty: print nothing).
+    pub message: String,
+}
+
+impl Exit {
+    /// An error with a code and a message.
+    pub fn new(code: i32, message: impl Into<String>) -> Self {
+        Exit {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// Ends with a code and prints nothing more.
+    pub fn silent(code: i32) -> Self {
+        Exit {
+            code,
+            message: String::new(),
+        }
+    }
+}
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Exit {}

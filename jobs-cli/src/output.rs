@@ -1,0 +1,240 @@
+//! Writing received records on the client: stdout byte for byte, stderr with
+//! prefixes, a progress bar on a terminal, or JSON lines.
+//!
+//! A record counts as received only once it is written out and flushed; the
+//! writer reports how many parts of a page it wrote, and that is what the
+//! client acknowledges. A closed stdout (`| head -1`) ends the receive after
+//! the last part that went through.
+
+use std::io::{self, IsTerminal, Write};
+
+use jobs_core::{ErrorRecord, JobId, Payload, ProgressRecord, Stream};
+
+use crate::protocol::{WireKind, WireRecord};
+
+/// How a page's writing ended.
+pub enum Written {
+    /// Every part was written.
+    All,
+    /// Only this many parts; stdout or stderr is closed.
+    Partial(usize),
+}
+
+/// Writes records to stdout and stderr.
+pub struct RecordWriter {
+    json: bool,
+    stdout: io::StdoutLock<'static>,
+    stderr: io::StderrLock<'static>,
+    progress_tty: bool,
+    progress_shown: bool,
+    /// Parts of a split record waiting for the rest (JSON mode, structured kinds).
+    assembling: Vec<u8>,
+    /// Whether the last text written to stderr ended without a newline.
+    out_buf: Vec<u8>,
+    err_buf: Vec<u8>,
+}
+
+fn is_pipe_closed(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::BrokenPipe
+}
+
+impl RecordWriter {
+    /// A writer; `json` writes one JSON object per record and line.
+    pub fn new(json: bool) -> Self {
+        let stderr = io::stderr();
+        RecordWriter {
+            json,
+            progress_tty: stderr.is_terminal(),
+            stdout: io::stdout().lock(),
+            stderr: stderr.lock(),
+            progress_shown: false,
+            assembling: Vec::new(),
+            out_buf: Vec::with_capacity(1 << 16),
+            err_buf: Vec::new(),
+        }
+    }
+
+    /// Writes a page's parts (their payloads are consecutive in `blob`) and
+    /// flushes; says how many parts went out. Errors other than a closed
+    /// pipe are returned.
+    pub fn write_page(&mut self, parts: &[WireRecord], blob: &[u8]) -> io::Result<Written> {
+        let mut off = 0usize;
+        for (i, part) in parts.iter().enumerate() {
+            let end = off
+                .checked_add(part.len)
+                .filter(|&e| e <= blob.len())
+                .ok_or_else(|| {
+                    io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "a page shorter than its records",
+                    )
+                })?;
+            let data = &blob[off..end];
+            off = end;
+            self.part(part, data);
+            // Flush at each record's end so that `Partial` is exact.
+            if !part.more || self.out_buf.len() >= 1 << 20 {
+                match self.flush() {
+                    Ok(()) => {}
+                    Err(e) if is_pipe_closed(&e) => return Ok(Written::Partial(i)),
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        match self.flush() {
+            Ok(()) => Ok(Written::All),
+            Err(e) if is_pipe_closed(&e) => Ok(Written::Partial(parts.len().saturating_sub(1))),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if !self.err_buf.is_empty() {
+            self.stderr.write_all(&self.err_buf)?;
+            self.err_buf.clear();
+            self.stderr.flush()?;
+        }
+        if !self.out_buf.is_empty() {
+            self.stdout.write_all(&self.out_buf)?;
+            self.out_buf.clear();
+        }
+        self.stdout.flush()
+    }
+
+    fn part(&mut self, part: &WireRecord, data: &[u8]) {
+        if self.json {
+            self.assembling.extend_from_slice(data);
+            if part.more {
+                return;
+            }
+            let bytes = std::mem::take(&mut self.assembling);
+            let payload = decode(part.kind, bytes);
+            let line = serde_json::json!({
+                "id": part.job,
+                "stream": part.stream.as_str(),
+                "data": payload.to_json(),
+            });
+            self.out_buf.extend_from_slice(line.to_string().as_bytes());
+            self.out_buf.push(b'\n');
+            return;
+        }
+        match (part.stream, part.kind) {
+            (Stream::Output, WireKind::Bytes) => self.out_buf.extend_from_slice(data),
+            (Stream::Error, WireKind::Bytes) => {
+                self.clear_progress();
+                self.err_buf.extend_from_slice(data);
+            }
+            (Stream::Output, WireKind::Text) => {
+                self.out_buf.extend_from_slice(data);
+                if !part.more {
+                    self.out_buf.push(b'\n');
+                }
+            }
+            _ => {
+                // Structured and prefixed records are small: assemble them.
+                self.assembling.extend_from_slice(data);
+                if part.more {
+                    return;
+                }
+                let bytes = std::mem::take(&mut self.assembling);
+                self.structured(part.job, part.stream, decode(part.kind, bytes));
+            }
+        }
+    }
+
+    fn structured(&mut self, _job: JobId, stream: Stream, payload: Payload) {
+        let prefix = match stream {
+            Stream::Output => {
+                let mut text = payload.to_display_bytes();
+                text.push(b'\n');
+                self.out_buf.extend_from_slice(&text);
+                return;
+            }
+            Stream::Progress => {
+                if let Payload::Progress(p) = &payload {
+                    self.progress(p);
+                }
+                return;
+            }
+            Stream::Error => "",
+            Stream::Warning => "WARNING: ",
+            Stream::Verbose => "VERBOSE: ",
+            Stream::Debug => "DEBUG: ",
+            Stream::Information => "INFO: ",
+        };
+        self.clear_progress();
+        let mut text = payload.to_display_bytes();
+        if text.last() != Some(&b'\n') {
+            text.push(b'\n');
+        }
+        self.err_buf.extend_from_slice(prefix.as_bytes());
+        self.err_buf.extend_from_slice(&text);
+    }
+
+    fn progress(&mut self, p: &ProgressRecord) {
+        if !self.progress_tty {
+            return;
+        }
+        const WIDTH: usize = 30;
+        let line = match p.percent {
+            Some(pc) => {
+                let pc = pc.clamp(0.0, 100.0);
+                let filled = ((pc / 100.0) * WIDTH as f64).round() as usize;
+                format!(
+                    "{} [{}{}] {:>3.0}% {}",
+                    p.activity,
+                    "#".repeat(filled),
+                    " ".repeat(WIDTH - filled),
+                    pc,
+                    p.status
+                )
+            }
+            None => format!("{} {}", p.activity, p.status),
+        };
+        self.err_buf.extend_from_slice(b"\r\x1b[2K");
+        self.err_buf.extend_from_slice(line.trim_end().as_bytes());
+        self.progress_shown = true;
+    }
+
+    fn clear_progress(&mut self) {
+        if self.progress_shown {
+            self.err_buf.extend_from_slice(b"\r\x1b[2K");
+            self.progress_shown = false;
+        }
+    }
+
+    /// Clears a progress bar and writes a line to stderr.
+    pub fn note(&mut self, line: &str) {
+        self.clear_progress();
+        self.err_buf.extend_from_slice(line.as_bytes());
+        self.err_buf.push(b'\n');
+        let _ = self.flush();
+    }
+
+    /// Clears a progress bar left on the terminal.
+    pub fn finish(&mut self) {
+        self.clear_progress();
+        let _ = self.flush();
+    }
+}
+
+/// A payload from its wire kind and bytes.
+fn decode(kind: WireKind, bytes: Vec<u8>) -> Payload {
+    let text = |b: Vec<u8>| match String::from_utf8(b) {
+        Ok(s) => Payload::Text(s),
+        Err(e) => Payload::Bytes(e.into_bytes()),
+    };
+    match kind {
+        WireKind::Bytes => Payload::Bytes(bytes),
+        WireKind::Text => text(bytes),
+        WireKind::Value => serde_json::from_slice(&bytes)
+            .map(Payload::Value)
+            .unwrap_or_else(|_| text(bytes)),
+        WireKind::Progress => serde_json::from_slice::<ProgressRecord>(&bytes)
+            .map(Payload::Progress)
+            .unwrap_or_else(|_| text(bytes)),
+        WireKind::Error => serde_json::from_slice::<ErrorRecord>(&bytes)
+            .map(Payload::Error)
+            .unwrap_or_else(|_| text(bytes)),
+    }
+}

@@ -1,0 +1,455 @@
+//! The messages between `jobctl` and its session daemon, and their framing.
+//!
+//! A frame is `[u32 header length][u32 blob length][header][blob]`, both
+//! lengths little-endian. The header is one JSON message (a [`Request`] or a
+//! [`Response`]); the blob carries bulk bytes that JSON would bloat: the
+//! caller's environment on `start`, and record payloads in a receive page.
+//! Every request names [`PROTOCOL_VERSION`]; a daemon refuses another. A
+//! frame larger than the limits, a truncated one or one that does not parse
+//! gets an error reply (when a reply can still be framed) and the connection
+//! closes; the daemon itself goes on.
+
+use std::io::{self, Read, Write};
+
+use jobs_core::{JobId, JobInfo, JobState, Stream};
+use serde::{Deserialize, Serialize};
+
+/// The protocol version both sides must speak.
+pub const PROTOCOL_VERSION: u32 = 1;
+/// The largest header accepted (an environment block goes in the blob).
+pub const MAX_HEADER: usize = 4 << 20;
+/// The largest blob accepted.
+pub const MAX_BLOB: usize = 64 << 20;
+/// Payload bytes per receive page (a record larger than this is split).
+pub const PAGE_BYTES: usize = 1 << 20;
+/// Records per receive page.
+pub const PAGE_RECORDS: usize = 512;
+
+/// A request from the client, with the protocol version it speaks.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Request {
+    /// Must equal [`PROTOCOL_VERSION`].
+    pub version: u32,
+    /// What is asked.
+    pub op: Op,
+}
+
+impl Request {
+    /// A request of the current version.
+    pub fn new(op: Op) -> Self {
+        Request {
+            version: PROTOCOL_VERSION,
+            op,
+        }
+    }
+}
+
+/// What a client asks for.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Op {
+    /// Starts a job; the blob holds the environment (`K=V\0` entries).
+    Start(StartRequest),
+    /// The job table, filtered.
+    List(ListRequest),
+    /// One job and its children.
+    Show {
+        /// The job.
+        id: JobId,
+    },
+    /// Streams records in pages, each acknowledged with [`Op::Ack`].
+    Receive(ReceiveRequest),
+    /// How many records of the last page were written out.
+    Ack {
+        /// Records of the page written, in page order (parts of a split
+        /// record count once, with the record's last part).
+        written: usize,
+    },
+    /// Waits for jobs.
+    Wait(WaitRequest),
+    /// Stops jobs.
+    Stop(SelectRequest),
+    /// Removes jobs.
+    Remove(RemoveRequest),
+    /// The daemon's pid.
+    Status,
+    /// Ends the session and the daemon.
+    Shutdown,
+    /// The executor types and loaded plugins.
+    Plugins,
+}
+
+/// What a job runs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Work {
+    /// A program and its arguments.
+    Program {
+        /// argv, program first.
+        argv: Vec<String>,
+    },
+    /// A shell line for `/bin/sh -c`.
+    Shell {
+        /// The line.
+        line: String,
+    },
+    /// A script of the embedded language.
+    Script {
+        /// The script's text.
+        text: String,
+        /// The file it was read from, if any (shown as the command).
+        file: Option<String>,
+    },
+}
+
+/// `start`: the work, its options, and the caller's directory.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StartRequest {
+    /// What to run.
+    pub work: Work,
+    /// `process`, `thread`, `remote`, a type name, or none (process).
+    pub type_name: Option<String>,
+    /// The job's name.
+    pub name: Option<String>,
+    /// Remote hosts (implies the remote type).
+    pub hosts: Vec<String>,
+    /// Throttle limit.
+    pub throttle: Option<usize>,
+    /// The directory the job runs in.
+    pub cwd: String,
+    /// Variables set on top of the caller's environment.
+    pub env: Vec<(String, String)>,
+    /// Whether the job outlives the session.
+    pub detached: bool,
+}
+
+/// `list`: the filters of `jobs_core::JobFilter`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ListRequest {
+    /// Only these ids.
+    pub ids: Vec<JobId>,
+    /// Name glob.
+    pub name: Option<String>,
+    /// State.
+    pub state: Option<JobState>,
+    /// Type name or alias.
+    pub type_name: Option<String>,
+    /// Command glob.
+    pub command: Option<String>,
+    /// has_more_data.
+    pub has_more_data: Option<bool>,
+    /// The N newest.
+    pub newest: Option<usize>,
+    /// Child jobs too.
+    pub include_children: bool,
+}
+
+/// `receive`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReceiveRequest {
+    /// The jobs.
+    pub ids: Vec<JobId>,
+    /// Leave the records in the cache.
+    pub keep: bool,
+    /// Follow until the jobs finish.
+    pub wait: bool,
+    /// Not the children's records.
+    pub no_recurse: bool,
+}
+
+/// `wait`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WaitRequest {
+    /// The jobs (none: every job).
+    pub ids: Vec<JobId>,
+    /// One is enough.
+    pub any: bool,
+    /// Give up after this many milliseconds.
+    pub timeout_ms: Option<u64>,
+}
+
+/// Jobs named by id and/or filters (`stop`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SelectRequest {
+    /// Ids.
+    pub ids: Vec<JobId>,
+    /// Name glob.
+    pub name: Option<String>,
+    /// State.
+    pub state: Option<JobState>,
+}
+
+/// `remove`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RemoveRequest {
+    /// Which jobs.
+    pub select: SelectRequest,
+    /// Every job.
+    pub all: bool,
+    /// Stop running ones first.
+    pub force: bool,
+}
+
+/// A daemon's answer.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Response {
+    /// A started job's row.
+    Started(JobInfo),
+    /// Rows.
+    Jobs(Vec<JobInfo>),
+    /// One job and its children's rows.
+    Shown {
+        /// The job.
+        job: JobInfo,
+        /// Its children.
+        children: Vec<JobInfo>,
+    },
+    /// Records; their payloads follow in the blob, in order.
+    Page(Vec<WireRecord>),
+    /// The end of a receive, with the received jobs' rows as they are now.
+    End(Vec<JobInfo>),
+    /// The outcome of a wait.
+    Waited {
+        /// Jobs that are done.
+        done: Vec<JobInfo>,
+        /// Whether the timeout passed first.
+        timed_out: bool,
+    },
+    /// Jobs removed or stopped.
+    Done(Vec<JobId>),
+    /// The daemon's status.
+    Status {
+        /// Its pid.
+        pid: u32,
+    },
+    /// The executor types.
+    Plugins(Vec<TypeEntry>),
+    /// Something went wrong.
+    Error {
+        /// What kind of failure (decides the exit code).
+        kind: ErrorCode,
+        /// One line, with the cause chain.
+        message: String,
+    },
+}
+
+/// The kinds of failure a daemon reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// No job with an id.
+    NoSuchJob,
+    /// Bad input (usage).
+    Usage,
+    /// The operation failed.
+    Failed,
+    /// A frame that breaks the protocol.
+    Protocol,
+}
+
+/// One executor type of the session.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TypeEntry {
+    /// Its type name.
+    pub type_name: String,
+    /// `built-in`, or the plugin's file.
+    pub source: String,
+    /// The plugin's version, for a plugin.
+    pub version: Option<String>,
+}
+
+/// How a record's payload bytes in the blob are to be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WireKind {
+    /// Raw bytes (a process's output).
+    Bytes,
+    /// UTF-8 text.
+    Text,
+    /// JSON of a structured value.
+    Value,
+    /// JSON of a progress record.
+    Progress,
+    /// JSON of an error record.
+    Error,
+}
+
+/// A record in a page; `len` bytes of the blob hold its payload.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WireRecord {
+    /// The job that produced it.
+    pub job: JobId,
+    /// Its sequence number.
+    pub seq: u64,
+    /// Its stream.
+    pub stream: Stream,
+    /// How to read the payload.
+    pub kind: WireKind,
+    /// Payload length in the blob.
+    pub len: usize,
+    /// More parts of this record follow (a split large record).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub more: bool,
+}
+
+/// Why a frame could not be read.
+#[derive(Debug)]
+pub enum FrameError {
+    /// The peer closed the connection between frames.
+    Closed,
+    /// A length over the limits.
+    TooLarge(&'static str, usize),
+    /// A frame that does not parse.
+    Malformed(String),
+    /// Reading failed or the frame was cut short.
+    Io(io::Error),
+}
+
+impl std::fmt::Display for FrameError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FrameError::Closed => f.write_str("the connection was closed"),
+            FrameError::TooLarge(what, n) => write!(f, "{what} of {n} bytes is over the limit"),
+            FrameError::Malformed(m) => write!(f, "malformed message: {m}"),
+            FrameError::Io(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for FrameError {}
+
+/// Checks a frame's two lengths against the limits.
+pub fn check_lengths(prefix: [u8; 8]) -> Result<(usize, usize), FrameError> {
+    let h = u32::from_le_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]) as usize;
+    let b = u32::from_le_bytes([prefix[4], prefix[5], prefix[6], prefix[7]]) as usize;
+    if h > MAX_HEADER {
+        return Err(FrameError::TooLarge("a message header", h));
+    }
+    if b > MAX_BLOB {
+        return Err(FrameError::TooLarge("a message body", b));
+    }
+    Ok((h, b))
+}
+
+/// Encodes a frame.
+pub fn encode<T: Serialize>(msg: &T, blob: &[u8]) -> Result<Vec<u8>, FrameError> {
+    let header = serde_json::to_vec(msg).map_err(|e| FrameError::Malformed(e.to_string()))?;
+    if header.len() > MAX_HEADER {
+        return Err(FrameError::TooLarge("a message header", header.len()));
+    }
+    if blob.len() > MAX_BLOB {
+        return Err(FrameError::TooLarge("a message body", blob.len()));
+    }
+    let mut out = Vec::with_capacity(8 + header.len() + blob.len());
+    out.extend_from_slice(&(header.len() as u32).to_le_bytes());
+    out.extend_from_slice(&(blob.len() as u32).to_le_bytes());
+    out.extend_from_slice(&header);
+    out.extend_from_slice(blob);
+    Ok(out)
+}
+
+/// Writes a frame to a blocking writer.
+pub fn write_frame<T: Serialize>(w: &mut impl Write, msg: &T, blob: &[u8]) -> io::Result<()> {
+    let bytes = encode(msg, blob).map_err(io::Error::other)?;
+    w.write_all(&bytes)?;
+    w.flush()
+}
+
+/// Reads a frame from a blocking reader.
+pub fn read_frame<T: for<'de> Deserialize<'de>>(
+    r: &mut impl Read,
+) -> Result<(T, Vec<u8>), FrameError> {
+    let mut prefix = [0u8; 8];
+    let mut got = 0;
+    while got < prefix.len() {
+        match r.read(&mut prefix[got..]) {
+            Ok(0) if got == 0 => return Err(FrameError::Closed),
+            Ok(0) => {
+                return Err(FrameError::Io(io::ErrorKind::UnexpectedEof.into()));
+            }
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(FrameError::Io(e)),
+        }
+    }
+    let (h, b) = check_lengths(prefix)?;
+    let mut header = vec![0u8; h];
+    r.read_exact(&mut header).map_err(FrameError::Io)?;
+    let mut blob = vec![0u8; b];
+    r.read_exact(&mut blob).map_err(FrameError::Io)?;
+    let msg = serde_json::from_slice(&header).map_err(|e| FrameError::Malformed(e.to_string()))?;
+    Ok((msg, blob))
+}
+
+/// Encodes an environment as `K=V\0` entries.
+pub fn encode_env<K: AsRef<[u8]>, V: AsRef<[u8]>>(vars: impl Iterator<Item = (K, V)>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (k, v) in vars {
+        out.extend_from_slice(k.as_ref());
+        out.push(b'=');
+        out.extend_from_slice(v.as_ref());
+        out.push(0);
+    }
+    out
+}
+
+/// Decodes `K=V\0` entries (entries without `=` are skipped).
+pub fn decode_env(blob: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+    blob.split(|&b| b == 0)
+        .filter(|e| !e.is_empty())
+        .filter_map(|e| {
+            let eq = e.iter().position(|&b| b == b'=')?;
+            Some((e[..eq].to_vec(), e[eq + 1..].to_vec()))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frame_round_trip() {
+        let req = Request::new(Op::Show { id: 7 });
+        let bytes = encode(&req, b"blob").expect("encode");
+        let (back, blob): (Request, Vec<u8>) = read_frame(&mut bytes.as_slice()).expect("decode");
+        assert!(matches!(back.op, Op::Show { id: 7 }));
+        assert_eq!(blob, b"blob");
+    }
+
+    #[test]
+    fn oversized_and_truncated_frames_are_errors() {
+        let mut big = Vec::new();
+        big.extend_from_slice(&u32::MAX.to_le_bytes());
+        big.extend_from_slice(&0u32.to_le_bytes());
+        let r: Result<(Request, Vec<u8>), _> = read_frame(&mut big.as_slice());
+        assert!(matches!(r, Err(FrameError::TooLarge(..))));
+        let bytes = encode(&Request::new(Op::Status), b"").expect("encode");
+        let cut = &bytes[..bytes.len() - 2];
+        let r: Result<(Request, Vec<u8>), _> = read_frame(&mut &cut[..]);
+        assert!(matches!(r, Err(FrameError::Io(_))));
+        let r: Result<(Request, Vec<u8>), _> = read_frame(&mut &b""[..]);
+        assert!(matches!(r, Err(FrameError::Closed)));
+    }
+
+    #[test]
+    fn garbage_is_malformed() {
+        let mut g = Vec::new();
+        g.extend_from_slice(&5u32.to_le_bytes());
+        g.extend_from_slice(&0u32.to_le_bytes());
+        g.extend_from_slice(b"{{{{{");
+        let r: Result<(Request, Vec<u8>), _> = read_frame(&mut g.as_slice());
+        assert!(matches!(r, Err(FrameError::Malformed(_))));
+    }
+
+    #[test]
+    fn env_round_trip_keeps_bytes() {
+        let vars = vec![
+            (b"A".to_vec(), b"1=2".to_vec()),
+            (b"B".to_vec(), vec![0xff]),
+        ];
+        let blob = encode_env(vars.iter().map(|(k, v)| (k, v)));
+        assert_eq!(decode_env(&blob), vars);
+    }
+}

@@ -1,0 +1,224 @@
+//! Human and JSON renderings of job rows.
+//!
+//! The table is laid out as PowerShell's `Get-Job` does: a header line, a
+//! line of dashes under each header, then one line per job, columns padded
+//! with spaces and no borders, so `awk` splits it. `--json` output is the
+//! stable interface; the table is for people.
+
+use std::io::{self, Write};
+use std::time::SystemTime;
+
+use jobs_core::JobInfo;
+use serde_json::Value;
+
+/// The table's headers, in order.
+pub const HEADERS: [&str; 7] = [
+    "Id",
+    "Name",
+    "PSJobTypeName",
+    "State",
+    "HasMoreData",
+    "Location",
+    "Command",
+];
+
+fn one_line(s: &str) -> String {
+    s.split(['\n', '\r', '\t'])
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn bool_word(b: bool) -> &'static str {
+    if b {
+        "True"
+    } else {
+        "False"
+    }
+}
+
+fn cells(info: &JobInfo) -> [String; 7] {
+    [
+        info.id.to_string(),
+        one_line(&info.name),
+        info.type_name.clone(),
+        info.state.as_str().to_string(),
+        bool_word(info.has_more_data).to_string(),
+        one_line(&info.location),
+        one_line(&info.command),
+    ]
+}
+
+/// Writes the job table; nothing at all for no jobs.
+pub fn table(out: &mut impl Write, jobs: &[JobInfo]) -> io::Result<()> {
+    if jobs.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<[String; 7]> = jobs.iter().map(cells).collect();
+    let mut widths: [usize; 7] = HEADERS.map(str::len);
+    for r in &rows {
+        for (w, c) in widths.iter_mut().zip(r.iter()) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |cols: [String; 7]| -> String {
+        let mut s = String::new();
+        for (i, c) in cols.iter().enumerate() {
+            if i + 1 == cols.len() {
+                s.push_str(c);
+            } else {
+                s.push_str(c);
+                let pad = widths[i] - c.chars().count() + 2;
+                s.extend(std::iter::repeat_n(' ', pad));
+            }
+        }
+        s.trim_end().to_string()
+    };
+    let mut buf = String::new();
+    buf.push_str(&line(HEADERS.map(str::to_string)));
+    buf.push('\n');
+    buf.push_str(&line(HEADERS.map(|h| "-".repeat(h.len()))));
+    buf.push('\n');
+    for r in rows {
+        buf.push_str(&line(r));
+        buf.push('\n');
+    }
+    out.write_all(buf.as_bytes())
+}
+
+/// Writes rows as a JSON array.
+pub fn json_list(out: &mut impl Write, jobs: &[JobInfo]) -> io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, jobs)?;
+    out.write_all(b"\n")
+}
+
+fn time(t: Option<SystemTime>) -> String {
+    t.map(|t| humantime::format_rfc3339_seconds(t).to_string())
+        .unwrap_or_default()
+}
+
+/// Writes every property of one job, then its children's rows.
+pub fn show(out: &mut impl Write, job: &JobInfo, children: &[JobInfo]) -> io::Result<()> {
+    let opt = |v: Option<String>| v.unwrap_or_default();
+    let props: Vec<(&str, String)> = vec![
+        ("Id", job.id.to_string()),
+        ("InstanceId", job.instance_id.to_string()),
+        ("Name", job.name.clone()),
+        ("PSJobTypeName", job.type_name.clone()),
+        ("State", job.state.as_str().to_string()),
+        ("Reason", opt(job.reason.clone())),
+        ("HasMoreData", bool_word(job.has_more_data).to_string()),
+        ("Location", job.location.clone()),
+        ("Command", job.command.clone()),
+        ("ExitCode", opt(job.exit_code.map(|c| c.to_string()))),
+        ("Begin", time(job.begin)),
+        ("End", time(job.end)),
+        ("Parent", opt(job.parent.map(|p| p.to_string()))),
+        (
+            "Children",
+            job.children
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
+        ("Detached", bool_word(job.detached).to_string()),
+    ];
+    let width = props.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+    let mut buf = String::new();
+    for (k, v) in props {
+        let v = v.replace('\n', &format!("\n{}", " ".repeat(width + 3)));
+        buf.push_str(&format!("{k:width$} : {v}").trim_end().to_string());
+        buf.push('\n');
+    }
+    out.write_all(buf.as_bytes())?;
+    if !children.is_empty() {
+        out.write_all(b"\n")?;
+        table(out, children)?;
+    }
+    Ok(())
+}
+
+/// Writes one job as JSON with its children's rows under `child_jobs`.
+pub fn show_json(out: &mut impl Write, job: &JobInfo, children: &[JobInfo]) -> io::Result<()> {
+    let mut v = serde_json::to_value(job)?;
+    if let Value::Object(m) = &mut v {
+        m.insert("child_jobs".into(), serde_json::to_value(children)?);
+    }
+    serde_json::to_writer_pretty(&mut *out, &v)?;
+    out.write_all(b"\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jobs_core::JobState;
+
+    fn job(id: u64, name: &str, command: &str) -> JobInfo {
+        JobInfo {
+            id,
+            instance_id: Default::default(),
+            name: name.into(),
+            type_name: "BackgroundJob".into(),
+            state: JobState::Running,
+            reason: None,
+            has_more_data: true,
+            location: "localhost".into(),
+            command: command.into(),
+            begin: None,
+            end: None,
+            exit_code: None,
+            parent: None,
+            children: vec![],
+            detached: false,
+        }
+    }
+
+    #[test]
+    fn table_is_aligned_with_dashes() {
+        let mut out = Vec::new();
+        table(
+            &mut out,
+            &[
+                job(1, "Job1", "sleep 10"),
+                job(12, "build-all", "make\n-j4"),
+            ],
+        )
+        .expect("write");
+        let text = String::from_utf8(out).expect("utf8");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            "Id  Name       PSJobTypeName  State    HasMoreData  Location   Command"
+        );
+        assert_eq!(
+            lines[1],
+            "--  ----       -------------  -----    -----------  --------   -------"
+        );
+        assert_eq!(
+            lines[3],
+            "12  build-all  BackgroundJob  Running  True         localhost  make -j4"
+        );
+        let fields: Vec<&str> = lines[2].split_whitespace().collect();
+        assert_eq!(
+            fields[..6],
+            ["1", "Job1", "BackgroundJob", "Running", "True", "localhost"]
+        );
+    }
+
+    #[test]
+    fn no_jobs_prints_nothing() {
+        let mut out = Vec::new();
+        table(&mut out, &[]).expect("write");
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn show_json_has_children_rows() {
+        let mut out = Vec::new();
+        show_json(&mut out, &job(1, "a", "b"), &[job(2, "c", "d")]).expect("write");
+        let v: Value = serde_json::from_slice(&out).expect("json");
+        assert_eq!(v["child_jobs"][0]["id"], 2);
+        assert_eq!(v["type"], "BackgroundJob");
+    }
+}
