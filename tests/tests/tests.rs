@@ -1,0 +1,3 @@
+//! End-to-end tests of the real `jobctl` binary, each in its own session home.
+
+mod basics;
