@@ -54,42 +54,43 @@ impl Session {
                 ids.to_vec()
             }
         };
+        // Jobs not yet done; each wake-up re-checks only these, by state
+        // alone, so waiting on N jobs costs O(N) overall, not O(N) per event.
+        let mut pending: Vec<JobId> = ids.clone();
+        let mut any_done = false;
         loop {
             let mut rx = self.inner.changed.subscribe();
-            let (done, all) = {
+            {
                 let t = self.inner.lock();
-                let mut done = Vec::new();
-                let mut all = true;
-                for id in &ids {
-                    match self.inner.snapshot(&t, *id) {
-                        Some(info) if info.state.is_done_for_wait() => done.push(info),
-                        Some(_) => all = false,
-                        // Removed while waited for: nothing left to wait on.
-                        None => {}
+                pending.retain(|id| match t.jobs.get(id) {
+                    Some(e) if e.info.state.is_done_for_wait() => {
+                        any_done = true;
+                        false
                     }
-                }
-                (done, all)
-            };
-            let satisfied = match mode {
-                WaitMode::All => all,
-                WaitMode::Any => !done.is_empty() || ids.is_empty(),
-            };
-            if satisfied {
-                return Ok(WaitOutcome {
-                    done,
-                    timed_out: false,
+                    Some(_) => true,
+                    // Removed while waited for: nothing left to wait on.
+                    None => false,
                 });
             }
+            let satisfied = match mode {
+                WaitMode::All => pending.is_empty(),
+                WaitMode::Any => any_done || ids.is_empty(),
+            };
+            let timed_out = !satisfied && deadline.is_some_and(|d| Instant::now() >= d);
+            if satisfied || timed_out {
+                let t = self.inner.lock();
+                let done = ids
+                    .iter()
+                    .filter_map(|id| self.inner.snapshot(&t, *id))
+                    .filter(|info| info.state.is_done_for_wait())
+                    .collect();
+                return Ok(WaitOutcome { done, timed_out });
+            }
             match deadline {
-                Some(d) => match tokio::time::timeout_at(d, rx.changed()).await {
-                    Ok(_) => {}
-                    Err(_) => {
-                        return Ok(WaitOutcome {
-                            done,
-                            timed_out: true,
-                        })
-                    }
-                },
+                Some(d) => {
+                    // On timeout the loop re-checks once and reports.
+                    let _ = tokio::time::timeout_at(d, rx.changed()).await;
+                }
                 None => {
                     let _ = rx.changed().await;
                 }

@@ -133,9 +133,12 @@ fn throttle_two_runs_four_in_fifo_order() {
     let s = session();
     s.set_throttle(TYPE, 2);
     let tag = "fifo-";
-    let ids: Vec<u64> = (0..4)
+    let ids: Vec<u64> = (0..4usize)
         .map(|i| {
-            s.start(spec(json!([["log", format!("{tag}{i}")], ["sleep", 300]])))
+            // Job 0 ends well before job 1, so job 2 takes the first free
+            // slot and job 3 the next.
+            let ms = [200, 900, 300, 300][i];
+            s.start(spec(json!([["log", format!("{tag}{i}")], ["sleep", ms]])))
                 .expect("start")
         })
         .collect();
@@ -165,6 +168,8 @@ fn throttle_two_runs_four_in_fifo_order() {
         .collect();
     assert_eq!(log[2..], [format!("{tag}2"), format!("{tag}3")]);
     let b = |id: u64| s.info(id).expect("info").begin.expect("begin");
+    let e = |id: u64| s.info(id).expect("info").end.expect("end");
+    assert!(b(ids[2]) >= e(ids[0]), "job 2 starts when a slot frees");
     assert!(b(ids[2]) <= b(ids[3]));
 }
 
