@@ -1,8 +1,12 @@
 //! `wait`: until all or any of some jobs are done, or a timeout passes.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::watch;
 use tokio::time::Instant;
+
+use crate::context::JobCell;
 
 use crate::{Error, JobId, JobInfo, Session};
 
@@ -54,48 +58,61 @@ impl Session {
                 ids.to_vec()
             }
         };
-        // Jobs not yet done; each wake-up re-checks only these, by state
-        // alone, so waiting on N jobs costs O(N) overall, not O(N) per event.
-        let mut pending: Vec<JobId> = ids.clone();
-        let mut any_done = false;
+        if mode == WaitMode::All {
+            // One job at a time, each on its own change channel: waiting on
+            // N jobs costs O(N) overall, whatever else the session does.
+            let cells: Vec<Arc<JobCell>> = {
+                let t = self.inner.lock();
+                ids.iter()
+                    .filter_map(|id| t.jobs.get(id).map(|e| Arc::clone(&e.cell)))
+                    .collect()
+            };
+            for cell in cells {
+                loop {
+                    let mut rx = cell.changed.subscribe();
+                    let done = {
+                        let t = self.inner.lock();
+                        t.jobs
+                            .get(&cell.id)
+                            .is_none_or(|e| e.info.state.is_done_for_wait())
+                    };
+                    if done {
+                        break;
+                    }
+                    if !changed_before(&mut rx, deadline).await {
+                        return Ok(self.outcome(&ids, true));
+                    }
+                }
+            }
+            return Ok(self.outcome(&ids, false));
+        }
         loop {
             let mut rx = self.inner.changed.subscribe();
-            {
+            let any_done = ids.is_empty() || {
                 let t = self.inner.lock();
-                pending.retain(|id| match t.jobs.get(id) {
-                    Some(e) if e.info.state.is_done_for_wait() => {
-                        any_done = true;
-                        false
-                    }
-                    Some(_) => true,
-                    // Removed while waited for: nothing left to wait on.
-                    None => false,
-                });
-            }
-            let satisfied = match mode {
-                WaitMode::All => pending.is_empty(),
-                WaitMode::Any => any_done || ids.is_empty(),
+                ids.iter().any(|id| {
+                    t.jobs
+                        .get(id)
+                        .is_some_and(|e| e.info.state.is_done_for_wait())
+                })
             };
-            let timed_out = !satisfied && deadline.is_some_and(|d| Instant::now() >= d);
-            if satisfied || timed_out {
-                let t = self.inner.lock();
-                let done = ids
-                    .iter()
-                    .filter_map(|id| self.inner.snapshot(&t, *id))
-                    .filter(|info| info.state.is_done_for_wait())
-                    .collect();
-                return Ok(WaitOutcome { done, timed_out });
+            if any_done {
+                return Ok(self.outcome(&ids, false));
             }
-            match deadline {
-                Some(d) => {
-                    // On timeout the loop re-checks once and reports.
-                    let _ = tokio::time::timeout_at(d, rx.changed()).await;
-                }
-                None => {
-                    let _ = rx.changed().await;
-                }
+            if !changed_before(&mut rx, deadline).await {
+                return Ok(self.outcome(&ids, true));
             }
         }
+    }
+
+    fn outcome(&self, ids: &[JobId], timed_out: bool) -> WaitOutcome {
+        let t = self.inner.lock();
+        let done = ids
+            .iter()
+            .filter_map(|id| self.inner.snapshot(&t, *id))
+            .filter(|info| info.state.is_done_for_wait())
+            .collect();
+        WaitOutcome { done, timed_out }
     }
 
     /// Blocking [`wait`](Session::wait), for programs without a runtime.
@@ -127,6 +144,24 @@ impl Session {
             if rx.changed().await.is_err() {
                 return self.info(id);
             }
+        }
+    }
+}
+
+/// Waits for a change; `false` if the deadline passed first.
+async fn changed_before(rx: &mut watch::Receiver<u64>, deadline: Option<Instant>) -> bool {
+    match deadline {
+        Some(d) => {
+            if Instant::now() >= d {
+                return false;
+            }
+            tokio::time::timeout_at(d, rx.changed()).await.is_ok()
+        }
+        None => {
+            // The sender lives as long as the session; an error means the
+            // job is gone, which the caller re-checks.
+            let _ = rx.changed().await;
+            true
         }
     }
 }
