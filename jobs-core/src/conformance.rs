@@ -214,7 +214,7 @@ pub fn remove_refused_then_forced(subject: &dyn Subject) {
 pub fn throttle_queues(subject: &dyn Subject) {
     let s = session(subject);
     let spec = subject.sleep(60);
-    s.set_throttle(&subject.executor().type_name().to_string(), 1);
+    s.set_throttle(subject.executor().type_name(), 1);
     let a = s.start(spec).expect("start");
     let b = s.start(subject.emit(&["queued"])).expect("start");
     wait_state(&s, a, JobState::Running, 30);
