@@ -105,5 +105,10 @@ fn get_over_table(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, lifecycle, get_over_table);
+criterion_group! {
+    #[allow(missing_docs)]
+    name = benches;
+    config = Criterion::default();
+    targets = lifecycle, get_over_table
+}
 criterion_main!(benches);
