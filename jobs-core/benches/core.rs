@@ -4,6 +4,9 @@
 //!
 //! `cargo bench -p jobs-core --bench core`
 
+// criterion_group! generates an undocumented public function.
+#![allow(missing_docs)]
+
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -105,10 +108,5 @@ fn get_over_table(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group! {
-    #[allow(missing_docs)]
-    name = benches;
-    config = Criterion::default();
-    targets = lifecycle, get_over_table
-}
+criterion_group!(benches, lifecycle, get_over_table);
 criterion_main!(benches);
