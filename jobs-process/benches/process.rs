@@ -1,0 +1,159 @@
+//! BackgroundJob costs against raw baselines measured in the same run:
+//!
+//! - `true/*`: one job of `/bin/true` (start + wait + receive + remove)
+//!   against `std::process::Command::spawn` + `wait`.
+//! - `lines/*`: one job `cat`ting a 256 MiB file of lines, received as it
+//!   runs, against reading raw `cat` of the same file through a pipe.
+//! - After the benches, the peak RSS of one more such job is printed
+//!   (`/proc/self/status` VmHWM, reset just before it).
+//!
+//! `cargo bench -p jobs-process -- --warm-up-time 1 --measurement-time 3`
+
+// criterion_group! generates an undocumented public function.
+#![allow(missing_docs)]
+
+use std::io::{BufWriter, Read, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use jobs_core::{ReceiveOptions, Session, WaitMode};
+use jobs_process::{ProcessExecutor, ProcessSpec};
+
+/// Size of the lines file (the issue asks for 1 GiB; 256 MiB keeps a run short).
+const DATA: u64 = 256 << 20;
+
+fn session() -> Session {
+    let s = Session::new().expect("session");
+    s.register(Arc::new(ProcessExecutor::new()));
+    s
+}
+
+fn spawn_cost(c: &mut Criterion) {
+    let s = session();
+    let mut g = c.benchmark_group("true");
+    g.bench_function("raw_spawn_wait", |b| {
+        b.iter(|| {
+            let st = Command::new("/bin/true")
+                .spawn()
+                .expect("spawn")
+                .wait()
+                .expect("wait");
+            assert!(st.success());
+        })
+    });
+    g.bench_function("job_start_wait_receive", |b| {
+        b.iter(|| {
+            let id = s
+                .start(ProcessSpec::program(["/bin/true"]).into_job_spec())
+                .expect("start");
+            s.wait_blocking(&[id], WaitMode::All, None).expect("wait");
+            s.receive(&[id], ReceiveOptions::default())
+                .expect("receive");
+            s.remove_blocking(id, false).expect("remove");
+        })
+    });
+    g.finish();
+}
+
+fn make_lines(path: &Path) {
+    let mut w = BufWriter::with_capacity(1 << 20, std::fs::File::create(path).expect("create"));
+    let mut written = 0u64;
+    let mut i = 0u64;
+    while written < DATA {
+        let line = format!("line {i:012} the quick brown fox jumps over the lazy dog {i:x}\n");
+        w.write_all(line.as_bytes()).expect("write");
+        written += line.len() as u64;
+        i += 1;
+    }
+    w.flush().expect("flush");
+}
+
+fn raw_cat(path: &Path) -> u64 {
+    let mut child = Command::new("cat")
+        .arg(path)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("cat");
+    let mut out = child.stdout.take().expect("stdout");
+    let mut buf = vec![0u8; 64 << 10];
+    let mut n = 0u64;
+    loop {
+        match out.read(&mut buf).expect("read") {
+            0 => break,
+            k => n += k as u64,
+        }
+    }
+    child.wait().expect("wait");
+    n
+}
+
+fn job_cat(s: &Session, path: &Path) -> u64 {
+    let spec = ProcessSpec::program(["cat".to_string(), path.display().to_string()]);
+    let id = s.start(spec.into_job_spec()).expect("start");
+    let mut follow = s.follow(&[id], ReceiveOptions::default()).expect("follow");
+    let mut n = 0u64;
+    s.block_on(async {
+        loop {
+            let batch = follow.next_batch(4096).await.expect("next");
+            if batch.is_empty() {
+                break;
+            }
+            for r in &batch {
+                if let jobs_core::Payload::Bytes(b) = &r.record.payload {
+                    n += b.len() as u64;
+                }
+            }
+        }
+    });
+    s.remove_blocking(id, false).expect("remove");
+    n
+}
+
+fn throughput(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("lines.txt");
+    make_lines(&path);
+    let size = std::fs::metadata(&path).expect("meta").len();
+    let s = session();
+    let mut g = c.benchmark_group("lines");
+    g.sample_size(10);
+    g.throughput(Throughput::Bytes(size));
+    g.bench_function("raw_cat_pipe", |b| {
+        b.iter(|| assert_eq!(raw_cat(&path), size))
+    });
+    g.bench_function("job_receive", |b| {
+        b.iter(|| assert_eq!(job_cat(&s, &path), size))
+    });
+    g.finish();
+
+    // Peak RSS of one job, from a fresh high-water mark.
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+    let before = status_kib("VmRSS");
+    assert_eq!(job_cat(&s, &path), size);
+    let peak = status_kib("VmHWM");
+    println!(
+        "peak RSS during one {} MiB job: {} MiB (VmHWM; {} MiB resident before it)",
+        size >> 20,
+        peak >> 10,
+        before >> 10
+    );
+}
+
+fn status_kib(field: &str) -> u64 {
+    let text = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    text.lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().measurement_time(Duration::from_secs(3));
+    targets = spawn_cost, throughput
+}
+criterion_main!(benches);

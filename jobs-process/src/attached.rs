@@ -1,0 +1,242 @@
+//! A job bound to its session: pipes for stdout, stderr and records, its
+//! group registered with the watcher, stop by SIGTERM then SIGKILL.
+
+use std::os::unix::process::ExitStatusExt;
+use std::process::{ExitStatus, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use jobs_core::{JobContext, JobFailure, Record, Stream};
+use nix::fcntl::OFlag;
+use nix::sys::signal::Signal;
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::net::unix::pipe;
+use tokio::runtime::Handle;
+
+use crate::group::{group_alive, signal_group, signal_reason, sleep, terminate_group};
+use crate::records::LineDecoder;
+use crate::spawn::{check_cwd, spawn, Launch};
+use crate::watcher::Watcher;
+use crate::{ProcessExecutor, ProcessSpec};
+
+/// The largest read, and so the largest Bytes record, from stdout/stderr.
+pub(crate) const CHUNK: usize = 64 << 10;
+
+/// How long output pipes may stay open once the job's process group is
+/// gone (a process that left the group with `setsid` may hold them).
+const LINGER: Duration = Duration::from_secs(2);
+
+pub(crate) async fn run(
+    ex: &ProcessExecutor,
+    spec: ProcessSpec,
+    ctx: JobContext,
+) -> Result<(), JobFailure> {
+    let io = ex.io()?;
+    check_cwd(&spec)?;
+    ex.watcher
+        .ensure()
+        .map_err(|e| JobFailure::new(format!("cannot start the process watcher: {e}")))?;
+    let (rec_read, rec_write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)
+        .map_err(|e| JobFailure::new(format!("cannot create the records pipe: {e}")))?;
+    let records = {
+        let _g = io.enter();
+        pipe::Receiver::from_owned_fd(rec_read)
+    }
+    .map_err(|e| JobFailure::new(format!("cannot watch the records pipe: {e}")))?;
+    let argv = spec.argv();
+    let shown = argv.first().cloned().unwrap_or_default();
+    let launch = Launch {
+        argv,
+        shown,
+        stdout: Stdio::piped(),
+        stderr: Stdio::piped(),
+        records: rec_write,
+    };
+    let mut child = spawn(&io, &spec, launch)?;
+    let pgid = child
+        .id()
+        .and_then(|p| i32::try_from(p).ok())
+        .ok_or_else(|| JobFailure::new("the job's process has no pid"))?;
+    let guard = GroupGuard {
+        io: io.clone(),
+        pgid,
+        grace: ex.grace,
+        watcher: Arc::clone(&ex.watcher),
+        armed: true,
+    };
+    if let Err(e) = ex.watcher.add(pgid) {
+        // Without a watcher the tree could outlive a killed host: refuse.
+        signal_group(pgid, Signal::SIGKILL);
+        let _ = child.wait().await;
+        return Err(JobFailure::new(format!(
+            "cannot register the job with the process watcher: {e}"
+        )));
+    }
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+
+    let readers = async {
+        let pumps = async {
+            tokio::join!(
+                pump_bytes(stdout, Stream::Output, &ctx),
+                pump_bytes(stderr, Stream::Error, &ctx),
+                pump_records(records, &ctx),
+            )
+        };
+        let linger = async {
+            let _ = done_rx.await;
+            sleep(&io, LINGER).await;
+        };
+        tokio::select! {
+            _ = pumps => {}
+            _ = linger => {}
+        }
+    };
+
+    let supervise = async {
+        let exited = tokio::select! {
+            st = child.wait() => Some(st),
+            _ = ctx.stopped() => None,
+        };
+        let result = match exited {
+            Some(st) => {
+                // The job is its tree: whatever the main process left
+                // running in its group ends with it.
+                if group_alive(pgid) {
+                    terminate_group(&io, pgid, ex.grace).await;
+                }
+                match st {
+                    Ok(st) => status_result(st, &ctx),
+                    Err(e) => Err(JobFailure::new(format!(
+                        "cannot wait for the job's process: {e}"
+                    ))),
+                }
+            }
+            None => {
+                let (killed, _) = tokio::join!(terminate_group(&io, pgid, ex.grace), child.wait());
+                if killed {
+                    Err(JobFailure::new(format!(
+                        "did not end within {} of SIGTERM: killed with SIGKILL",
+                        humanize(ex.grace)
+                    )))
+                } else {
+                    Ok(())
+                }
+            }
+        };
+        let _ = done_tx.send(());
+        result
+    };
+
+    let ((), result) = tokio::join!(readers, supervise);
+    guard.release();
+    result
+}
+
+/// The job's result from its main process's exit status; sets the exit code.
+pub(crate) fn status_result(st: ExitStatus, ctx: &JobContext) -> Result<(), JobFailure> {
+    match (st.code(), st.signal()) {
+        (Some(0), _) => {
+            ctx.set_exit_code(0);
+            Ok(())
+        }
+        (Some(code), _) => {
+            ctx.set_exit_code(code);
+            Err(JobFailure::with_exit_code(
+                format!("exited with status {code}"),
+                code,
+            ))
+        }
+        (None, Some(sig)) => Err(JobFailure::new(signal_reason(sig))),
+        (None, None) => Err(JobFailure::new(format!("ended with {st}"))),
+    }
+}
+
+pub(crate) fn humanize(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}
+
+/// Streams a pipe into Bytes records as the data comes, `CHUNK` at most.
+async fn pump_bytes<R: AsyncRead + Unpin>(reader: Option<R>, stream: Stream, ctx: &JobContext) {
+    let Some(mut reader) = reader else {
+        return;
+    };
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        match reader.read(&mut buf).await {
+            Ok(0) => return,
+            Ok(n) => {
+                ctx.emit(Record::bytes(stream, buf[..n].to_vec()));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                ctx.emit(Record::text(
+                    Stream::Error,
+                    format!("reading the job's {stream} failed: {e}"),
+                ));
+                return;
+            }
+        }
+    }
+}
+
+/// Parses the records channel line by line until end of file.
+async fn pump_records(mut reader: pipe::Receiver, ctx: &JobContext) {
+    let mut decoder = LineDecoder::default();
+    let mut buf = vec![0u8; CHUNK];
+    let mut emit = |r: Record| {
+        ctx.emit(r);
+    };
+    loop {
+        match reader.read(&mut buf).await {
+            Ok(0) => break,
+            Ok(n) => decoder.feed(&buf[..n], &mut emit),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                emit(Record::text(
+                    Stream::Error,
+                    format!("reading the records channel failed: {e}"),
+                ));
+                break;
+            }
+        }
+    }
+    decoder.finish(&mut emit);
+}
+
+/// Ends the job's group if `run` is dropped before the job ended (the
+/// session's runtime shut down): SIGTERM, grace, SIGKILL, on the executor's
+/// runtime. Released once the group is known to be gone.
+struct GroupGuard {
+    io: Handle,
+    pgid: i32,
+    grace: Duration,
+    watcher: Arc<Watcher>,
+    armed: bool,
+}
+
+impl GroupGuard {
+    fn release(mut self) {
+        self.armed = false;
+        self.watcher.del(self.pgid);
+    }
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let (io, pgid, grace) = (self.io.clone(), self.pgid, self.grace);
+        let watcher = Arc::clone(&self.watcher);
+        self.io.spawn(async move {
+            terminate_group(&io, pgid, grace).await;
+            watcher.del(pgid);
+        });
+    }
+}

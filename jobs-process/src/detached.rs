@@ -1,0 +1,378 @@
+//! Detached jobs: the process writes to files and outlives the session; the
+//! session that started it, or a later one that re-adopts it, tails them.
+//!
+//! A job's directory (`<detached dir>/<instance id>/`) holds:
+//! - `stdout`, `stderr`, `records`: the process's fd 1, 2 and 3;
+//! - `pid`: `PID STARTTIME` of the wrapper shell that leads the job's
+//!   process group (the start time tells it from a later process that
+//!   reuses the pid);
+//! - `exit`: the exit status, written by the wrapper when the job's command
+//!   ends (`/bin/sh` reports death by signal N as 128+N);
+//! - `offsets`: how far the session has read each file, so a re-adopting
+//!   session goes on where the last one stopped.
+//!
+//! The directory is removed once the job's end was seen and all its output
+//! was handed to the session.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use jobs_core::{JobContext, JobFailure, Record, Stream};
+
+use crate::attached::{humanize, status_result, CHUNK};
+use crate::group::{proc_stat, sleep, terminate_group};
+use crate::records::LineDecoder;
+use crate::spawn::{check_cwd, spawn, Launch};
+use crate::spec::Command;
+use crate::{ProcessExecutor, ProcessSpec};
+
+/// How often the files are looked at.
+const TAIL: Duration = Duration::from_millis(50);
+/// How much of one file is read per look before others get a turn.
+const TAIL_BUDGET: u64 = 16 << 20;
+
+/// Runs the command, then writes its exit status to the file named by `$0`.
+/// Trapping TERM keeps the wrapper alive to record the status of a command
+/// that a stop terminated (traps are reset for the command it runs).
+const WRAPPER: &str = r#"trap : INT HUP TERM; "$@"; echo "$?" > "$0""#;
+
+/// Whether `dir` holds a detached job a session can take over.
+pub(crate) fn adoptable(dir: &Path) -> bool {
+    dir.join("pid").is_file()
+}
+
+pub(crate) async fn run(
+    ex: &ProcessExecutor,
+    spec: ProcessSpec,
+    dir: PathBuf,
+    ctx: JobContext,
+) -> Result<(), JobFailure> {
+    let io = ex.io()?;
+    check_cwd(&spec)?;
+    if let Command::Program(argv) = &spec.command {
+        check_program(&spec, argv.first().map(String::as_str).unwrap_or(""))?;
+    }
+    let fail = |what: &str, e: std::io::Error| {
+        JobFailure::new(format!("cannot {what} in '{}': {e}", dir.display()))
+    };
+    std::fs::create_dir_all(&dir).map_err(|e| fail("create the job's directory", e))?;
+    let create = |name: &str| File::create(dir.join(name)).map_err(|e| fail("create files", e));
+    let (out, err, rec) = (create("stdout")?, create("stderr")?, create("records")?);
+    let _ = std::fs::remove_file(dir.join("exit"));
+    let exit_path = dir.join("exit").to_string_lossy().into_owned();
+    let job_argv = spec.argv();
+    let mut argv = vec!["/bin/sh".into(), "-c".into(), WRAPPER.into(), exit_path];
+    argv.extend(job_argv.iter().cloned());
+    let launch = Launch {
+        argv,
+        shown: job_argv.first().cloned().unwrap_or_default(),
+        stdout: Stdio::from(out),
+        stderr: Stdio::from(err),
+        records: OwnedFd::from(rec),
+    };
+    let mut child = spawn(&io, &spec, launch)?;
+    let pid = child
+        .id()
+        .ok_or_else(|| JobFailure::new("the job's process has no pid"))?;
+    let start = proc_stat(pid).map(|s| s.start_time).unwrap_or(0);
+    write_atomic(&dir, "pid", &format!("{pid} {start}\n"))
+        .map_err(|e| fail("write the pid file", e))?;
+
+    let mut tail = Tail::open(&dir, [0; 3]).map_err(|e| fail("open the output files", e))?;
+    let exited = loop {
+        tokio::select! {
+            st = child.wait() => break Some(st),
+            _ = ctx.stopped() => break None,
+            _ = sleep(&io, TAIL) => tail.pump(&ctx),
+        }
+    };
+    let result = match exited {
+        Some(Ok(st)) => {
+            tail.finish(&ctx);
+            match read_exit(&dir) {
+                // The wrapper's own status only matters if it was killed.
+                Some(code) if st.success() => code_result(code, &ctx),
+                _ => status_result(st, &ctx),
+            }
+        }
+        Some(Err(e)) => Err(JobFailure::new(format!(
+            "cannot wait for the job's process: {e}"
+        ))),
+        None => {
+            let pgid = i32::try_from(pid).unwrap_or(0);
+            let (killed, _) = tokio::join!(terminate_group(&io, pgid, ex.grace), child.wait());
+            tail.finish(&ctx);
+            stopped_result(killed, ex.grace)
+        }
+    };
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+pub(crate) async fn resume(
+    ex: &ProcessExecutor,
+    dir: PathBuf,
+    ctx: JobContext,
+) -> Result<(), JobFailure> {
+    let io = ex.io()?;
+    let broken = |e: String| {
+        JobFailure::new(format!(
+            "cannot take over the detached job in '{}': {e}",
+            dir.display()
+        ))
+    };
+    let pid_text = std::fs::read_to_string(dir.join("pid")).map_err(|e| broken(e.to_string()))?;
+    let mut it = pid_text.split_whitespace().map(str::parse::<u64>);
+    let (Some(Ok(pid)), Some(Ok(start))) = (it.next(), it.next()) else {
+        return Err(broken(format!("bad pid file {pid_text:?}")));
+    };
+    let pid = u32::try_from(pid).map_err(|e| broken(e.to_string()))?;
+    let offsets = read_offsets(&dir);
+    let mut tail = Tail::open(&dir, offsets).map_err(|e| broken(e.to_string()))?;
+    let alive = || proc_stat(pid).is_some_and(|s| s.start_time == start && !s.gone());
+    let result = loop {
+        if let Some(code) = read_exit(&dir) {
+            tail.finish(&ctx);
+            break code_result(code, &ctx);
+        }
+        if !alive() {
+            // It may have written its status just before it ended.
+            tail.finish(&ctx);
+            break match read_exit(&dir) {
+                Some(code) => code_result(code, &ctx),
+                None => Err(JobFailure::new(
+                    "the job's process ended without recording its exit status",
+                )),
+            };
+        }
+        tokio::select! {
+            _ = ctx.stopped() => {
+                let pgid = i32::try_from(pid).unwrap_or(0);
+                let killed = alive() && terminate_group(&io, pgid, ex.grace).await;
+                tail.finish(&ctx);
+                break stopped_result(killed, ex.grace);
+            }
+            _ = sleep(&io, TAIL) => tail.pump(&ctx),
+        }
+    };
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+fn stopped_result(killed: bool, grace: Duration) -> Result<(), JobFailure> {
+    if killed {
+        Err(JobFailure::new(format!(
+            "did not end within {} of SIGTERM: killed with SIGKILL",
+            humanize(grace)
+        )))
+    } else {
+        Ok(())
+    }
+}
+
+fn code_result(code: i32, ctx: &JobContext) -> Result<(), JobFailure> {
+    ctx.set_exit_code(code);
+    if code == 0 {
+        Ok(())
+    } else {
+        Err(JobFailure::with_exit_code(
+            format!("exited with status {code}"),
+            code,
+        ))
+    }
+}
+
+/// The status in `exit`, once the wrapper wrote all of it (with its newline).
+fn read_exit(dir: &Path) -> Option<i32> {
+    let text = std::fs::read_to_string(dir.join("exit")).ok()?;
+    text.strip_suffix('\n')?.trim().parse().ok()
+}
+
+fn read_offsets(dir: &Path) -> [u64; 3] {
+    let text = std::fs::read_to_string(dir.join("offsets")).unwrap_or_default();
+    let mut out = [0u64; 3];
+    for (slot, v) in out.iter_mut().zip(text.split_whitespace()) {
+        *slot = v.parse().unwrap_or(0);
+    }
+    out
+}
+
+/// Writes a small file whole or not at all (write, then rename).
+fn write_atomic(dir: &Path, name: &str, text: &str) -> std::io::Result<()> {
+    let tmp = dir.join(format!("{name}.tmp"));
+    let mut f = File::create(&tmp)?;
+    f.write_all(text.as_bytes())?;
+    std::fs::rename(tmp, dir.join(name))
+}
+
+/// Fails early, with the program's name, if it cannot be run: the wrapper
+/// shell would only report it on the job's stderr with status 127.
+fn check_program(spec: &ProcessSpec, program: &str) -> Result<(), JobFailure> {
+    let cannot = |e: std::io::Error| JobFailure::new(format!("cannot start '{program}': {e}"));
+    if program.is_empty() {
+        return Err(JobFailure::new("the job has no program to run"));
+    }
+    let candidates: Vec<PathBuf> = if program.contains('/') {
+        let base = spec.cwd.clone().unwrap_or_default();
+        vec![base.join(program)]
+    } else {
+        let path = spec
+            .env
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "PATH")
+            .map(|(_, v)| v.clone())
+            .or_else(|| {
+                (!spec.env_clear)
+                    .then(|| std::env::var("PATH").ok())
+                    .flatten()
+            })
+            .unwrap_or_else(|| "/usr/bin:/bin".into());
+        path.split(':')
+            .map(|d| Path::new(if d.is_empty() { "." } else { d }).join(program))
+            .collect()
+    };
+    let mut denied = false;
+    for c in candidates {
+        match nix::unistd::access(&c, nix::unistd::AccessFlags::X_OK) {
+            Ok(()) if c.is_file() => return Ok(()),
+            Ok(()) | Err(nix::errno::Errno::EACCES) => denied = true,
+            Err(_) => {}
+        }
+    }
+    let errno = if denied {
+        nix::libc::EACCES
+    } else {
+        nix::libc::ENOENT
+    };
+    Err(cannot(std::io::Error::from_raw_os_error(errno)))
+}
+
+/// Reads the three files from where the session left off.
+struct Tail {
+    dir: PathBuf,
+    files: [Option<File>; 3],
+    offsets: [u64; 3],
+    decoder: LineDecoder,
+    /// Bytes of `records` fed to the decoder but not yet a whole line.
+    rec_partial: u64,
+}
+
+const NAMES: [&str; 3] = ["stdout", "stderr", "records"];
+
+impl Tail {
+    fn open(dir: &Path, offsets: [u64; 3]) -> std::io::Result<Tail> {
+        let mut files: [Option<File>; 3] = [None, None, None];
+        for (i, name) in NAMES.iter().enumerate() {
+            let mut f = File::open(dir.join(name))?;
+            f.seek(SeekFrom::Start(offsets[i]))?;
+            files[i] = Some(f);
+        }
+        Ok(Tail {
+            dir: dir.to_path_buf(),
+            files,
+            offsets,
+            decoder: LineDecoder::default(),
+            rec_partial: 0,
+        })
+    }
+
+    /// Emits what was appended since the last look; saves the offsets.
+    fn pump(&mut self, ctx: &JobContext) {
+        let mut buf = vec![0u8; CHUNK];
+        let mut moved = false;
+        for (i, name) in NAMES.iter().enumerate() {
+            let Some(f) = self.files[i].as_mut() else {
+                continue;
+            };
+            let mut budget = TAIL_BUDGET;
+            while budget > 0 {
+                let n = match f.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        ctx.emit(Record::text(
+                            Stream::Error,
+                            format!("reading the job's {name} file failed: {e}"),
+                        ));
+                        self.files[i] = None;
+                        break;
+                    }
+                };
+                budget = budget.saturating_sub(n as u64);
+                moved = true;
+                match i {
+                    0 => {
+                        ctx.emit(Record::bytes(Stream::Output, buf[..n].to_vec()));
+                        self.offsets[0] += n as u64;
+                    }
+                    1 => {
+                        ctx.emit(Record::bytes(Stream::Error, buf[..n].to_vec()));
+                        self.offsets[1] += n as u64;
+                    }
+                    _ => {
+                        self.decoder.feed(&buf[..n], &mut |r| {
+                            ctx.emit(r);
+                        });
+                        let total = self.offsets[2] + self.rec_partial + n as u64;
+                        let partial = self.decoder.pending() as u64;
+                        self.offsets[2] = total - partial;
+                        self.rec_partial = partial;
+                    }
+                }
+            }
+        }
+        if moved {
+            let o = self.offsets;
+            // Losing an update only means a re-adopting session repeats a
+            // little output; it never loses any.
+            let _ = write_atomic(
+                &self.dir,
+                "offsets",
+                &format!("{} {} {}\n", o[0], o[1], o[2]),
+            );
+        }
+    }
+
+    /// Reads everything that is left, including a last unterminated record.
+    fn finish(&mut self, ctx: &JobContext) {
+        loop {
+            let before = self.offsets[0] + self.offsets[1] + self.offsets[2] + self.rec_partial;
+            self.pump(ctx);
+            let after = self.offsets[0] + self.offsets[1] + self.offsets[2] + self.rec_partial;
+            if after == before {
+                break;
+            }
+        }
+        self.decoder.finish(&mut |r| {
+            ctx.emit(r);
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn program_check_names_the_program() {
+        let spec = ProcessSpec::program(["no-such-program-here"]);
+        let err = check_program(&spec, "no-such-program-here").expect_err("missing");
+        assert!(
+            err.reason.contains("'no-such-program-here'"),
+            "{}",
+            err.reason
+        );
+        assert!(err.reason.contains("os error 2"), "{}", err.reason);
+        let spec = ProcessSpec::program(["sh"]).env_clear(true);
+        check_program(&spec, "sh").expect("sh on the default path");
+        check_program(&spec, "/bin/sh").expect("absolute");
+        let err = check_program(&spec, "/etc/passwd").expect_err("not executable");
+        assert!(err.reason.contains("os error 13"), "{}", err.reason);
+    }
+}

@@ -1,0 +1,161 @@
+//! `ProcessExecutor`: the `JobExecutor` of BackgroundJobs, its options and
+//! the runtime its process I/O is registered with.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use jobs_core::{async_trait, JobContext, JobExecutor, JobFailure, JobInfo, JobSpec};
+use tokio::runtime::{Handle, Runtime};
+
+use crate::watcher::Watcher;
+use crate::{attached, detached, ProcessSpec};
+
+/// The type name of process jobs, as `list` shows it.
+pub const TYPE_NAME: &str = "BackgroundJob";
+
+/// The default time a stopped job gets between SIGTERM and SIGKILL.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
+
+/// Runs [`ProcessSpec`]s as process jobs (type [`TYPE_NAME`]).
+///
+/// One executor serves any number of jobs at once. Its process I/O runs on
+/// a small tokio runtime of its own (two threads, started on first use), so
+/// it works under any session runtime, with or without an I/O driver.
+/// Dropping the executor ends the process trees of its jobs that are still
+/// running, detached ones excepted.
+pub struct ProcessExecutor {
+    pub(crate) grace: Duration,
+    detached_dir: Option<PathBuf>,
+    pub(crate) watcher: Arc<Watcher>,
+    io: Mutex<Option<Runtime>>,
+}
+
+impl Default for ProcessExecutor {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ProcessExecutor {
+    /// An executor with a 5 s stop grace period whose detached jobs keep
+    /// their files under [`default_detached_dir`].
+    pub fn new() -> Self {
+        ProcessExecutor {
+            grace: DEFAULT_GRACE,
+            detached_dir: None,
+            watcher: Arc::new(Watcher::new(DEFAULT_GRACE)),
+            io: Mutex::new(None),
+        }
+    }
+
+    /// Sets the time between SIGTERM and SIGKILL when a job is stopped (or
+    /// when leftovers of a finished job are ended).
+    pub fn grace_period(mut self, grace: Duration) -> Self {
+        self.grace = grace;
+        self.watcher = Arc::new(Watcher::new(grace));
+        self
+    }
+
+    /// Sets the directory under which detached jobs keep their output and
+    /// exit status, one subdirectory per job instance id. A session that
+    /// should re-adopt detached jobs must use the same directory.
+    pub fn detached_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.detached_dir = Some(dir.into());
+        self
+    }
+
+    /// The stop grace period.
+    pub fn grace(&self) -> Duration {
+        self.grace
+    }
+
+    /// The directory of detached jobs' files.
+    pub fn detached_root(&self) -> PathBuf {
+        self.detached_dir
+            .clone()
+            .unwrap_or_else(default_detached_dir)
+    }
+
+    /// The directory of one detached job's files.
+    pub fn detached_job_dir(&self, instance_id: &impl ToString) -> PathBuf {
+        self.detached_root().join(instance_id.to_string())
+    }
+
+    /// The handle of the executor's I/O runtime, started on first use.
+    pub(crate) fn io(&self) -> Result<Handle, JobFailure> {
+        let mut slot = self.io.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(rt) = slot.as_ref() {
+            return Ok(rt.handle().clone());
+        }
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("jobs-process-io")
+            .enable_all()
+            .build()
+            .map_err(|e| JobFailure::new(format!("cannot start the process I/O runtime: {e}")))?;
+        let handle = rt.handle().clone();
+        *slot = Some(rt);
+        Ok(handle)
+    }
+}
+
+impl Drop for ProcessExecutor {
+    fn drop(&mut self) {
+        let rt = self.io.get_mut().unwrap_or_else(|p| p.into_inner());
+        if let Some(rt) = rt.take() {
+            // Dropping a runtime may block, which panics inside an async
+            // context; a background shutdown never does.
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// The default directory of detached jobs' files:
+/// `$XDG_STATE_HOME/jobctl/detached`, else `~/.local/state/jobctl/detached`,
+/// else under the temp directory with the user id in its name.
+pub fn default_detached_dir() -> PathBuf {
+    let state = std::env::var_os("XDG_STATE_HOME")
+        .filter(|v| Path::new(v).is_absolute())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|v| Path::new(v).is_absolute())
+                .map(|h| PathBuf::from(h).join(".local/state"))
+        });
+    match state {
+        Some(s) => s.join("jobctl/detached"),
+        None => std::env::temp_dir().join(format!(
+            "jobctl-{}/detached",
+            nix::unistd::getuid().as_raw()
+        )),
+    }
+}
+
+#[async_trait]
+impl JobExecutor for ProcessExecutor {
+    fn type_name(&self) -> &str {
+        TYPE_NAME
+    }
+
+    async fn run(&self, spec: JobSpec, ctx: JobContext) -> Result<(), JobFailure> {
+        let mut pspec =
+            ProcessSpec::from_params(&spec.params).map_err(|e| JobFailure::new(e.to_string()))?;
+        pspec.detached |= spec.detached;
+        if pspec.detached {
+            let dir = self.detached_job_dir(&ctx.instance_id());
+            detached::run(self, pspec, dir, ctx).await
+        } else {
+            attached::run(self, pspec, ctx).await
+        }
+    }
+
+    fn resumable(&self, info: &JobInfo) -> bool {
+        info.detached && detached::adoptable(&self.detached_job_dir(&info.instance_id))
+    }
+
+    async fn resume(&self, info: JobInfo, ctx: JobContext) -> Result<(), JobFailure> {
+        let dir = self.detached_job_dir(&info.instance_id);
+        detached::resume(self, dir, ctx).await
+    }
+}

@@ -1,0 +1,186 @@
+//! `ProcessSpec`: what a BackgroundJob runs, as it travels in `JobSpec::params`.
+
+use std::path::PathBuf;
+
+use jobs_core::JobSpec;
+use serde::{Deserialize, Serialize};
+
+use crate::TYPE_NAME;
+
+/// What to start: a program with its arguments (no shell involved), or a
+/// shell line run by `/bin/sh -c`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Command {
+    /// The argv: the program (looked up in `PATH` unless it has a `/`) and
+    /// its arguments, passed as they are.
+    Program(Vec<String>),
+    /// A line for `/bin/sh -c`.
+    Shell(String),
+}
+
+/// A process job: the command, its working directory and environment, and
+/// whether it outlives its session.
+///
+/// It serializes flat, e.g. `{"program": ["ls", "-l"], "cwd": "/tmp",
+/// "env_clear": true, "env": [["PATH", "/bin"]], "detached": false}` or
+/// `{"shell": "make | tee log"}`; every field but the command has a default.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessSpec {
+    /// What to run.
+    #[serde(flatten)]
+    pub command: Command,
+    /// The working directory (default: the session host's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<PathBuf>,
+    /// Start from an empty environment instead of the session host's.
+    #[serde(default)]
+    pub env_clear: bool,
+    /// Variables set on top, in order (a later one wins).
+    #[serde(default)]
+    pub env: Vec<(String, String)>,
+    /// Whether the job outlives its session (output goes to files).
+    #[serde(default)]
+    pub detached: bool,
+}
+
+/// The error of reading a [`ProcessSpec`] from a job's params.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid process job parameters: {0}")]
+pub struct SpecError(#[from] serde_json::Error);
+
+impl ProcessSpec {
+    /// Runs `argv[0]` with the rest as arguments.
+    pub fn program<I, S>(argv: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self::with(Command::Program(argv.into_iter().map(Into::into).collect()))
+    }
+
+    /// Runs `line` with `/bin/sh -c`.
+    pub fn shell(line: impl Into<String>) -> Self {
+        Self::with(Command::Shell(line.into()))
+    }
+
+    fn with(command: Command) -> Self {
+        ProcessSpec {
+            command,
+            cwd: None,
+            env_clear: false,
+            env: Vec::new(),
+            detached: false,
+        }
+    }
+
+    /// Sets the working directory.
+    pub fn cwd(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.cwd = Some(dir.into());
+        self
+    }
+
+    /// Adds one environment variable.
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Starts from an empty environment (`true`) or the host's (`false`).
+    pub fn env_clear(mut self, clear: bool) -> Self {
+        self.env_clear = clear;
+        self
+    }
+
+    /// Marks the job detached.
+    pub fn detached(mut self, detached: bool) -> Self {
+        self.detached = detached;
+        self
+    }
+
+    /// The argv actually executed: the program's, or `/bin/sh -c LINE`.
+    pub fn argv(&self) -> Vec<String> {
+        match &self.command {
+            Command::Program(argv) => argv.clone(),
+            Command::Shell(line) => vec!["/bin/sh".into(), "-c".into(), line.clone()],
+        }
+    }
+
+    /// The command as a user reads it: the shell line, or the argv joined
+    /// with shell quoting where an argument needs it.
+    pub fn display(&self) -> String {
+        match &self.command {
+            Command::Shell(line) => line.clone(),
+            Command::Program(argv) => argv
+                .iter()
+                .map(|a| shell_quote(a))
+                .collect::<Vec<_>>()
+                .join(" "),
+        }
+    }
+
+    /// Reads a spec from a job's params.
+    pub fn from_params(params: &serde_json::Value) -> Result<Self, SpecError> {
+        Ok(serde_json::from_value(params.clone())?)
+    }
+
+    /// A [`JobSpec`] of type [`TYPE_NAME`] with this spec as its params, the
+    /// display form as its command and its `detached` flag.
+    pub fn into_job_spec(self) -> JobSpec {
+        let command = self.display();
+        let detached = self.detached;
+        // A struct of strings, paths and bools always serializes.
+        let params = serde_json::to_value(&self).unwrap_or_default();
+        JobSpec::new(TYPE_NAME, command)
+            .params(params)
+            .detached(detached)
+    }
+}
+
+/// Quotes an argument for display the way a POSIX shell would read it back.
+fn shell_quote(arg: &str) -> String {
+    let plain = !arg.is_empty()
+        && arg
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c));
+    if plain {
+        arg.to_string()
+    } else {
+        format!("'{}'", arg.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serializes_flat_and_round_trips() {
+        let spec = ProcessSpec::program(["ls", "-l"])
+            .cwd("/tmp")
+            .env("A", "1")
+            .env_clear(true);
+        let v = serde_json::to_value(&spec).expect("ser");
+        assert_eq!(v["program"], serde_json::json!(["ls", "-l"]));
+        assert_eq!(v["env"], serde_json::json!([["A", "1"]]));
+        assert_eq!(ProcessSpec::from_params(&v).expect("de"), spec);
+        let sh = ProcessSpec::from_params(&serde_json::json!({"shell": "echo hi"})).expect("de");
+        assert_eq!(sh.argv(), ["/bin/sh", "-c", "echo hi"]);
+        assert!(!sh.detached && !sh.env_clear && sh.env.is_empty());
+        assert!(ProcessSpec::from_params(&serde_json::json!({"cwd": "/"})).is_err());
+    }
+
+    #[test]
+    fn display_quotes_what_needs_it() {
+        let spec = ProcessSpec::program(["printf", "%s\n", "it's", ""]);
+        assert_eq!(
+            spec.display(),
+            r"printf '%s
+' 'it'\''s' ''"
+        );
+        let job = ProcessSpec::shell("a | b").detached(true).into_job_spec();
+        assert_eq!(job.command, "a | b");
+        assert_eq!(job.type_name, TYPE_NAME);
+        assert!(job.detached);
+    }
+}

@@ -1,0 +1,94 @@
+//! Exit status, signals, and programs or directories that cannot be used.
+
+use jobs_core::{JobState, Stream};
+use jobs_process::ProcessSpec;
+
+use super::support::{run, session, text};
+
+#[test]
+fn exit_codes_make_the_state() {
+    let s = session();
+    let (info, _) = run(&s, ProcessSpec::shell("exit 0"));
+    assert_eq!(info.state, JobState::Completed);
+    assert_eq!(info.exit_code, Some(0));
+    assert_eq!(info.reason, None);
+
+    let (info, recs) = run(&s, ProcessSpec::shell("echo partial; exit 7"));
+    assert_eq!(info.state, JobState::Failed);
+    assert_eq!(info.reason.as_deref(), Some("exited with status 7"));
+    assert_eq!(info.exit_code, Some(7));
+    assert_eq!(text(&recs, Stream::Output), "partial\n");
+}
+
+#[test]
+fn death_by_signal_names_the_signal() {
+    let s = session();
+    let (info, _) = run(&s, ProcessSpec::shell("kill -9 $$"));
+    assert_eq!(info.state, JobState::Failed);
+    assert_eq!(info.reason.as_deref(), Some("killed by signal 9 (SIGKILL)"));
+    let (info, _) = run(&s, ProcessSpec::shell("kill -SEGV $$"));
+    assert_eq!(
+        info.reason.as_deref(),
+        Some("killed by signal 11 (SIGSEGV)")
+    );
+}
+
+#[test]
+fn missing_program_fails_naming_it() {
+    let s = session();
+    let (info, _) = run(&s, ProcessSpec::program(["no-such-program-7f3a", "arg"]));
+    assert_eq!(info.state, JobState::Failed);
+    let reason = info.reason.unwrap_or_default();
+    assert!(reason.contains("'no-such-program-7f3a'"), "{reason}");
+    assert!(
+        reason.contains("No such file or directory (os error 2)"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn program_that_is_not_executable_fails_naming_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("script.sh");
+    std::fs::write(&file, "#!/bin/sh\necho hi\n").expect("write");
+    let s = session();
+    let (info, _) = run(&s, ProcessSpec::program([file.display().to_string()]));
+    assert_eq!(info.state, JobState::Failed);
+    let reason = info.reason.unwrap_or_default();
+    assert!(reason.contains("script.sh"), "{reason}");
+    assert!(
+        reason.contains("Permission denied (os error 13)"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn bad_working_directory_fails_naming_it() {
+    let s = session();
+    let (info, _) = run(
+        &s,
+        ProcessSpec::program(["true"]).cwd("/nonexistent/dir-1b2c"),
+    );
+    assert_eq!(info.state, JobState::Failed);
+    let reason = info.reason.unwrap_or_default();
+    assert!(reason.contains("'/nonexistent/dir-1b2c'"), "{reason}");
+    assert!(reason.contains("working directory"), "{reason}");
+    assert!(reason.contains("os error 2"), "{reason}");
+    let (info, _) = run(&s, ProcessSpec::program(["true"]).cwd("/etc/passwd"));
+    let reason = info.reason.unwrap_or_default();
+    assert!(reason.contains("Not a directory (os error 20)"), "{reason}");
+}
+
+#[test]
+fn invalid_params_fail_the_job() {
+    let s = session();
+    let spec = jobs_core::JobSpec::new(jobs_process::TYPE_NAME, "x")
+        .params(serde_json::json!({"cwd": "/"}));
+    let id = s.start(spec).expect("start");
+    let (info, _) = super::support::finish(&s, id);
+    assert_eq!(info.state, JobState::Failed);
+    assert!(info
+        .reason
+        .unwrap_or_default()
+        .contains("invalid process job parameters"));
+}

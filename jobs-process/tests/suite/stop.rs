@@ -1,0 +1,104 @@
+//! Stop, session end and job end take the job's whole process tree down.
+
+use std::time::Duration;
+
+use jobs_core::{JobState, WaitMode};
+use jobs_process::{ProcessExecutor, ProcessSpec};
+
+use super::support::{
+    finish, first_lines, gone, pids, run, session, session_with, wait_gone, Reaper,
+};
+
+#[test]
+fn stop_kills_a_tree_that_ignores_sigterm_after_the_grace() {
+    let s = session_with(ProcessExecutor::new().grace_period(Duration::from_millis(500)));
+    let spec = ProcessSpec::shell(
+        "trap '' TERM; sh -c 'trap \"\" TERM; sleep 1000' & sleep 1000 & echo $$ $!; wait",
+    );
+    let id = s.start(spec.into_job_spec()).expect("start");
+    let tree = pids(&first_lines(&s, id, 1)[0]);
+    assert_eq!(tree.len(), 2);
+    let _reaper = Reaper(tree.clone());
+    let info = s.stop_blocking(id).expect("stop");
+    assert_eq!(info.state, JobState::Stopped);
+    let reason = info.reason.unwrap_or_default();
+    assert!(reason.contains("killed with SIGKILL"), "{reason}");
+    assert_eq!(
+        wait_gone(&tree, 0),
+        Vec::<u32>::new(),
+        "left alive after stop"
+    );
+}
+
+#[test]
+fn stop_kills_background_grandchildren() {
+    let s = session();
+    let spec = ProcessSpec::shell(
+        "sh -c 'sleep 1000 & echo $!'; sleep 1000 & echo $!; sh -c 'sleep 1000' & echo $!; wait",
+    );
+    let id = s.start(spec.into_job_spec()).expect("start");
+    let tree: Vec<u32> = first_lines(&s, id, 3)
+        .iter()
+        .flat_map(|l| pids(l))
+        .collect();
+    assert_eq!(tree.len(), 3);
+    let _reaper = Reaper(tree.clone());
+    assert!(tree.iter().all(|&p| !gone(p)));
+    let info = s.stop_blocking(id).expect("stop");
+    assert_eq!(info.state, JobState::Stopped);
+    assert_eq!(info.reason, None, "SIGTERM was enough");
+    assert_eq!(
+        wait_gone(&tree, 0),
+        Vec::<u32>::new(),
+        "left alive after stop"
+    );
+}
+
+#[test]
+fn what_a_finished_job_left_running_ends_with_it() {
+    let s = session();
+    let (info, recs) = run(&s, ProcessSpec::shell("sleep 1000 & echo $!"));
+    let tree = pids(&super::support::text(&recs, jobs_core::Stream::Output));
+    let _reaper = Reaper(tree.clone());
+    assert_eq!(info.state, JobState::Completed, "{:?}", info.reason);
+    assert_eq!(tree.len(), 1);
+    assert_eq!(wait_gone(&tree, 0), Vec::<u32>::new());
+}
+
+#[test]
+fn closing_or_dropping_the_session_ends_job_trees() {
+    let s = session();
+    let spec = || ProcessSpec::shell("sleep 1000 & echo $!; sleep 1000");
+    let a = s.start(spec().into_job_spec()).expect("start");
+    let b = s.start(spec().into_job_spec()).expect("start");
+    let ta = pids(&first_lines(&s, a, 1)[0]);
+    let tb = pids(&first_lines(&s, b, 1)[0]);
+    let _reaper = Reaper([ta.clone(), tb.clone()].concat());
+    s.stop_blocking(a).expect("stop a");
+    assert_eq!(wait_gone(&ta, 0), Vec::<u32>::new());
+    // Dropped without close: the watcher or the drop guards end the rest.
+    drop(s);
+    assert_eq!(
+        wait_gone(&tb, 10),
+        Vec::<u32>::new(),
+        "left alive after the session"
+    );
+}
+
+#[test]
+fn stopping_a_finished_job_changes_nothing() {
+    let s = session();
+    let id = s
+        .start(ProcessSpec::program(["true"]).into_job_spec())
+        .expect("start");
+    let (info, _) = finish(&s, id);
+    assert_eq!(info.state, JobState::Completed);
+    assert_eq!(
+        s.stop_blocking(id).expect("stop").state,
+        JobState::Completed
+    );
+    let out = s
+        .wait_blocking(&[id], WaitMode::All, Some(Duration::ZERO))
+        .expect("wait");
+    assert!(!out.timed_out);
+}

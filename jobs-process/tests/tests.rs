@@ -1,0 +1,3 @@
+//! Integration tests of the BackgroundJob executor, with real processes.
+
+mod suite;
