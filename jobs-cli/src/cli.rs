@@ -111,14 +111,6 @@ pub enum Command {
         #[arg(long = "plugin")]
         plugins: Vec<PathBuf>,
     },
-
-    /// Runs a script job's worker (started by the daemon).
-    #[command(name = "__worker", hide = true)]
-    Worker {
-        /// The worker's arguments.
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        args: Vec<String>,
-    },
 }
 
 /// `daemon` actions.

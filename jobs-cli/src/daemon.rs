@@ -27,6 +27,7 @@ use crate::executors;
 use crate::home::Home;
 use crate::protocol::TypeEntry;
 use crate::serve;
+use crate::store::SqliteStore;
 
 /// What every connection task shares.
 pub struct Daemon {
@@ -104,15 +105,17 @@ fn init_logging(home: &Home) -> Result<()> {
         .map_err(|e| anyhow!("cannot start logging: {e}"))
 }
 
-fn open_store(home: &Home) -> Result<Arc<dyn Store>> {
-    let _ = home.database();
-    Ok(Arc::new(jobs_core::MemoryStore::new()))
+fn open_store(home: &Home) -> Result<Arc<SqliteStore>> {
+    let path = home.database();
+    let store = SqliteStore::open(&path)
+        .with_context(|| format!("cannot open the job database {}", path.display()))?;
+    Ok(Arc::new(store))
 }
 
 async fn serve_forever(home: Home, plugins: Vec<PathBuf>) -> Result<()> {
     let store = open_store(&home)?;
     let session = Session::builder()
-        .store(store)
+        .store(Arc::clone(&store) as Arc<dyn Store>)
         .runtime(tokio::runtime::Handle::current())
         .build()
         .context("cannot open the session")?;
@@ -155,6 +158,9 @@ async fn serve_forever(home: Home, plugins: Vec<PathBuf>) -> Result<()> {
     drop(listener);
     let _ = fs::remove_file(home.socket());
     daemon.close().await;
+    store
+        .flush()
+        .context("cannot write the last records to the job database")?;
     Ok(())
 }
 

@@ -73,7 +73,6 @@ pub fn run(cli: Cli) -> Result<i32> {
             crate::daemon::run(home()?, plugins)?;
             Ok(exit::SUCCESS)
         }
-        Command::Worker { args } => crate::executors::worker(args),
     }
 }
 

@@ -30,6 +30,8 @@ pub fn register(session: &Session, home: &Home, plugins: &[PathBuf]) -> Result<V
     session.register(std::sync::Arc::new(
         jobs_process::ProcessExecutor::new().detached_dir(home.detached()),
     ));
+    #[cfg(feature = "script")]
+    session.register(std::sync::Arc::new(jobs_script::ScriptExecutor::new()));
     let _ = home;
     let types = session
         .executor_types()
@@ -86,6 +88,7 @@ pub fn job_spec(
     };
     let mut spec = match type_name.as_str() {
         "BackgroundJob" => process_spec(&req, vars)?,
+        "ThreadJob" => thread_spec(&req)?,
         _ => {
             let mut spec = JobSpec::new(type_name, command_line(&req.work));
             spec.params = plugin_params(&req, vars);
@@ -155,19 +158,55 @@ fn process_spec(req: &StartRequest, _vars: Vec<(OsString, OsString)>) -> Result<
     ))
 }
 
-#[cfg(feature = "process")]
+#[cfg(all(feature = "process", feature = "script"))]
 fn script_worker_spec(work: &Work) -> Result<jobs_process::ProcessSpec, Fail> {
-    let _ = work;
+    let Work::Script { text, .. } = work else {
+        return Err(Fail::new(ErrorCode::Usage, "not a script"));
+    };
+    let exe = std::env::current_exe().map_err(|e| {
+        Fail::new(
+            ErrorCode::Failed,
+            format!("cannot find the jobctl executable: {e}"),
+        )
+    })?;
+    let mut argv = vec![exe.to_string_lossy().into_owned()];
+    argv.extend(
+        jobs_script::worker_args(
+            &jobs_script::WorkerScript::Inline(text.clone()),
+            &jobs_script::Limits::default(),
+        )
+        .into_iter()
+        .map(|a| a.to_string_lossy().into_owned()),
+    );
+    Ok(jobs_process::ProcessSpec::program(argv))
+}
+
+#[cfg(all(feature = "process", not(feature = "script")))]
+fn script_worker_spec(_work: &Work) -> Result<jobs_process::ProcessSpec, Fail> {
     Err(Fail::new(
         ErrorCode::Failed,
-        "script jobs are not built into this jobctl",
+        "this jobctl was built without scripts",
     ))
 }
 
-/// `jobctl __worker`: runs a script job's worker process.
-pub fn worker(args: Vec<String>) -> Result<i32> {
-    anyhow::bail!(
-        "script workers are not built into this jobctl ({} arguments)",
-        args.len()
-    )
+/// A thread job: scripts only (the client refuses anything else first).
+#[cfg(feature = "script")]
+fn thread_spec(req: &StartRequest) -> Result<JobSpec, Fail> {
+    let Work::Script { text, .. } = &req.work else {
+        return Err(Fail::new(
+            ErrorCode::Usage,
+            "a thread job runs scripts only: give the script with -e SCRIPT or --script FILE, or use --type process for a program or a shell line",
+        ));
+    };
+    let mut spec = jobs_script::script_spec(text, &jobs_script::Limits::default());
+    spec.command = command_line(&req.work);
+    Ok(spec)
+}
+
+#[cfg(not(feature = "script"))]
+fn thread_spec(_req: &StartRequest) -> Result<JobSpec, Fail> {
+    Err(Fail::new(
+        ErrorCode::Failed,
+        "unknown job type 'ThreadJob': this jobctl was built without scripts",
+    ))
 }

@@ -15,10 +15,18 @@ mod output;
 mod protocol;
 mod render;
 mod serve;
+mod store;
 
 use clap::Parser;
 
 fn main() {
+    #[cfg(feature = "script")]
+    {
+        let mut args = std::env::args_os().skip(1).peekable();
+        if args.peek().is_some_and(|a| a == jobs_script::WORKER_ARG) {
+            std::process::exit(jobs_script::worker_main(args.skip(1)));
+        }
+    }
     let cli = cli::Cli::parse();
     let code = match dispatch::run(cli) {
         Ok(code) => code,
