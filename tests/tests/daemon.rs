@@ -1,0 +1,209 @@
+//! The session daemon: start on first use, one per home, stop, crash,
+//! garbage on its socket, permissions.
+
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
+
+use jobctl_tests::{alive, daemons_of, eventually, finish, kill9, TestHome, COMMAND_TIMEOUT};
+
+#[test]
+fn daemon_start_status_stop() {
+    let home = TestHome::new();
+    assert_eq!(home.ok(&["daemon", "status"]), "not running\n");
+    assert_eq!(home.ok(&["daemon", "stop"]), "not running\n");
+    let out = home.ok(&["daemon", "start"]);
+    let pid = home.daemon_pid().expect("running");
+    assert_eq!(out, format!("running, pid {pid}\n"));
+    assert_eq!(
+        home.ok(&["daemon", "start"]),
+        out,
+        "a second start finds it"
+    );
+    assert_eq!(home.ok(&["daemon", "status"]), out);
+    assert!(home.path().join("daemon.log").exists());
+    home.ok(&["daemon", "stop"]);
+    assert!(!alive(pid));
+    assert_eq!(home.ok(&["daemon", "status"]), "not running\n");
+    // Any command brings it back.
+    assert_eq!(home.ok(&["list"]), "");
+    assert!(home.daemon_pid().is_some_and(|p| p != pid));
+}
+
+#[test]
+fn concurrent_first_commands_start_one_daemon() {
+    let home = TestHome::new();
+    let children: Vec<_> = (0..10)
+        .map(|_| home.cmd(&["list"]).spawn().expect("spawn"))
+        .collect();
+    for c in children {
+        let r = finish(c, COMMAND_TIMEOUT, "list");
+        assert_eq!(r.code, 0, "{}", r.stderr);
+    }
+    let pid = home.daemon_pid().expect("running");
+    assert_eq!(daemons_of(home.path()), vec![pid], "exactly one daemon");
+}
+
+#[test]
+fn socket_and_home_permissions() {
+    let home = TestHome::new();
+    home.ok(&["daemon", "start"]);
+    let dir_mode = std::fs::metadata(home.path())
+        .expect("home")
+        .permissions()
+        .mode();
+    assert_eq!(dir_mode & 0o777, 0o700);
+    let sock_mode = std::fs::metadata(home.socket())
+        .expect("socket")
+        .permissions()
+        .mode();
+    assert_eq!(sock_mode & 0o777, 0o600);
+}
+
+fn send_raw(home: &TestHome, bytes: &[u8]) -> Vec<u8> {
+    let mut s = UnixStream::connect(home.socket()).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(40)))
+        .expect("timeout");
+    let _ = s.write_all(bytes);
+    let _ = s.shutdown(std::net::Shutdown::Write);
+    let mut reply = Vec::new();
+    let _ = s.read_to_end(&mut reply);
+    reply
+}
+
+#[test]
+fn garbage_on_the_socket_does_not_hurt_the_daemon() {
+    let home = TestHome::new();
+    let id = home.start(&["--", "echo", "still here"]).to_string();
+    let pid = home.daemon_pid().expect("running");
+    // Not a frame at all: an HTTP request.
+    let reply = send_raw(&home, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(
+        String::from_utf8_lossy(&reply).contains("over the limit"),
+        "an error reply: {:?}",
+        String::from_utf8_lossy(&reply)
+    );
+    // A frame whose header is not JSON.
+    let mut bad = Vec::new();
+    bad.extend_from_slice(&5u32.to_le_bytes());
+    bad.extend_from_slice(&0u32.to_le_bytes());
+    bad.extend_from_slice(b"{{{{{");
+    assert!(String::from_utf8_lossy(&send_raw(&home, &bad)).contains("malformed"));
+    // Valid JSON, unknown request, wrong version.
+    for header in [
+        &br#"{"version":1,"op":{"explode":{}}}"#[..],
+        &br#"{"version":999,"op":"status"}"#[..],
+    ] {
+        let mut f = Vec::new();
+        f.extend_from_slice(&(header.len() as u32).to_le_bytes());
+        f.extend_from_slice(&0u32.to_le_bytes());
+        f.extend_from_slice(header);
+        let reply = String::from_utf8_lossy(&send_raw(&home, &f)).into_owned();
+        assert!(reply.contains("error"), "{reply}");
+    }
+    // Truncated: a length promising more than is sent.
+    let mut cut = Vec::new();
+    cut.extend_from_slice(&100u32.to_le_bytes());
+    cut.extend_from_slice(&0u32.to_le_bytes());
+    cut.extend_from_slice(b"{\"version\":1");
+    send_raw(&home, &cut);
+    // A client that connects, sends half a length and stays: others go on.
+    let mut stuck = UnixStream::connect(home.socket()).expect("connect");
+    stuck.write_all(&[1, 0]).expect("write");
+    // Random bytes.
+    let noise: Vec<u8> = (0..4096u32).map(|i| (i * 7919 % 251) as u8).collect();
+    send_raw(&home, &noise);
+    assert_eq!(home.daemon_pid(), Some(pid), "the daemon survived");
+    home.ok(&["wait", &id]);
+    assert_eq!(home.ok(&["receive", &id]), "still here\n");
+    drop(stuck);
+}
+
+#[test]
+fn daemon_stop_kills_running_trees_and_keeps_finished_output() {
+    let home = TestHome::new();
+    let done = home.start(&["-c", "echo kept output"]).to_string();
+    home.ok(&["wait", &done]);
+    let running = home
+        .start(&["-c", "sleep 300 & echo $!; echo $$; wait"])
+        .to_string();
+    let mut pids = Vec::new();
+    assert!(eventually(Duration::from_secs(20), || {
+        pids = home
+            .ok(&["receive", &running, "--keep"])
+            .lines()
+            .filter_map(|l| l.parse::<u32>().ok())
+            .collect();
+        pids.len() == 2
+    }));
+    let daemon = home.daemon_pid().expect("running");
+    home.ok(&["daemon", "stop"]);
+    assert!(!alive(daemon));
+    assert!(
+        pids.iter().all(|&p| !alive(p)),
+        "the job's processes outlived the session: {pids:?}"
+    );
+    // A new daemon over the same home: the finished job and its output are there.
+    let v = home.job(done.parse().expect("id"));
+    assert_eq!(v["state"], "Completed");
+    assert_eq!(home.ok(&["receive", &done]), "kept output\n");
+    let v = home.job(running.parse().expect("id"));
+    assert!(
+        v["state"] == "Stopped" || v["state"] == "Failed",
+        "the running job ended with the session: {v}"
+    );
+}
+
+#[test]
+fn killed_daemon_leaves_no_job_processes_and_keeps_output() {
+    let home = TestHome::new();
+    let done = home.start(&["-c", "echo survived"]).to_string();
+    home.ok(&["wait", &done]);
+    let running = home
+        .start(&["-c", "sleep 300 & echo $!; echo $$; wait"])
+        .to_string();
+    let mut pids = Vec::new();
+    assert!(eventually(Duration::from_secs(20), || {
+        pids = home
+            .ok(&["receive", &running, "--keep"])
+            .lines()
+            .filter_map(|l| l.parse::<u32>().ok())
+            .collect();
+        pids.len() == 2
+    }));
+    let daemon = home.daemon_pid().expect("running");
+    kill9(daemon);
+    assert!(eventually(Duration::from_secs(10), || !alive(daemon)));
+    assert!(
+        eventually(Duration::from_secs(15), || pids.iter().all(|&p| !alive(p))),
+        "job processes outlived a killed daemon: {pids:?}"
+    );
+    assert_eq!(home.ok(&["receive", &done]), "survived\n");
+    let v = home.job(running.parse().expect("id"));
+    assert_eq!(v["state"], "Failed", "{v}");
+    assert!(
+        v["reason"].as_str().is_some_and(|r| r.contains("session")),
+        "{v}"
+    );
+}
+
+#[test]
+fn detached_jobs_outlive_the_session() {
+    let home = TestHome::new();
+    let gate = home.path().join("gate");
+    let line = format!(
+        "echo started; while [ ! -e '{}' ]; do sleep 0.05; done; echo finished",
+        gate.display()
+    );
+    let id = home.start(&["--detached", "-c", &line]).to_string();
+    assert!(eventually(Duration::from_secs(20), || home
+        .ok(&["receive", &id, "--keep"])
+        == "started\n"));
+    home.ok(&["daemon", "stop"]);
+    std::fs::write(&gate, b"").expect("gate");
+    home.ok(&["wait", &id, "--timeout", "30"]);
+    let v = home.job(id.parse().expect("id"));
+    assert_eq!(v["state"], "Completed", "{v}");
+    assert_eq!(home.ok(&["receive", &id]), "started\nfinished\n");
+}

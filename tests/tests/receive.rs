@@ -1,0 +1,181 @@
+//! Receive: byte-exact output, keep, partial receives, closed pipes, JSON.
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use jobctl_tests::{eventually, finish, jobctl_bin, TestHome, COMMAND_TIMEOUT};
+
+#[test]
+fn binary_output_is_byte_exact() {
+    let home = TestHome::new();
+    // Every byte value, a NUL-laden blob of 3 MiB with no final newline.
+    let data: Vec<u8> = (0..3 * 1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .chain(0..=255u8)
+        .collect();
+    let file = home.path().join("blob.bin");
+    std::fs::write(&file, &data).expect("write");
+    let id = home
+        .start(&["--", "cat", file.to_str().expect("utf8")])
+        .to_string();
+    home.ok(&["wait", &id]);
+    let r = home.run(&["receive", &id]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout.len(), data.len());
+    assert!(r.stdout == data, "receive changed the bytes");
+    assert_eq!(home.job(id.parse().expect("id"))["has_more_data"], false);
+}
+
+#[test]
+fn stderr_goes_to_stderr_and_failed_reason_too() {
+    let home = TestHome::new();
+    let id = home
+        .start(&["-c", "printf out; printf err >&2; exit 5"])
+        .to_string();
+    home.ok(&["wait", &id]);
+    let r = home.run(&["receive", &id]);
+    assert_eq!(r.code, 0);
+    assert_eq!(r.stdout, b"out");
+    assert!(r.stderr.starts_with("err"), "{}", r.stderr);
+    assert!(r.stderr.contains("exited with status 5"), "{}", r.stderr);
+}
+
+#[test]
+fn keep_leaves_records_and_plain_receive_consumes_them() {
+    let home = TestHome::new();
+    let id = home.start(&["-c", "echo one; echo two"]).to_string();
+    home.ok(&["wait", &id]);
+    assert_eq!(home.ok(&["receive", &id, "--keep"]), "one\ntwo\n");
+    assert_eq!(home.job(id.parse().expect("id"))["has_more_data"], true);
+    assert_eq!(home.ok(&["receive", &id, "--keep"]), "one\ntwo\n");
+    assert_eq!(home.ok(&["receive", &id]), "one\ntwo\n");
+    assert_eq!(home.ok(&["receive", &id]), "");
+    assert_eq!(home.job(id.parse().expect("id"))["has_more_data"], false);
+}
+
+#[test]
+fn partial_receive_then_the_rest() {
+    let home = TestHome::new();
+    let gate = home.path().join("gate");
+    let line = format!(
+        "echo first; while [ ! -e '{}' ]; do sleep 0.02; done; echo second",
+        gate.display()
+    );
+    let id = home.start(&["-c", &line]).to_string();
+    assert!(eventually(Duration::from_secs(20), || {
+        home.ok(&["receive", &id, "--keep"]) == "first\n"
+    }));
+    assert_eq!(home.ok(&["receive", &id]), "first\n");
+    assert_eq!(home.job(id.parse().expect("id"))["state"], "Running");
+    std::fs::write(&gate, b"").expect("gate");
+    home.ok(&["wait", &id]);
+    assert_eq!(home.ok(&["receive", &id]), "second\n");
+    assert_eq!(home.ok(&["receive", &id]), "");
+}
+
+#[test]
+fn receive_into_a_closed_pipe_keeps_what_was_not_written() {
+    let home = TestHome::new();
+    // ~6.9 MB of numbered lines: far more than a pipe holds.
+    let id = home.start(&["--", "seq", "1", "1000000"]).to_string();
+    home.ok(&["wait", &id]);
+    let full = {
+        let r = home.run(&["receive", &id, "--keep"]);
+        assert_eq!(r.code, 0);
+        r.stdout
+    };
+    let shell = format!("'{}' receive {} | head -1", jobctl_bin().display(), id);
+    let child = Command::new("/bin/sh")
+        .args(["-c", &shell])
+        .env("JOBCTL_HOME", home.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sh");
+    let r = finish(child, COMMAND_TIMEOUT, "receive | head -1");
+    assert_eq!(r.text(), "1\n");
+    let v = home.job(id.parse().expect("id"));
+    assert_eq!(
+        v["has_more_data"], true,
+        "what head never read is still there"
+    );
+    let rest = home.run(&["receive", &id]).stdout;
+    assert!(!rest.is_empty());
+    assert!(
+        full.ends_with(&rest),
+        "the rest is a suffix of the output ({} of {} bytes)",
+        rest.len(),
+        full.len()
+    );
+    assert!(rest.len() < full.len(), "some of it was delivered");
+}
+
+#[test]
+fn receive_wait_follows_and_auto_removes() {
+    let home = TestHome::new();
+    let id = home
+        .start(&["-c", "for i in 1 2 3; do echo $i; sleep 0.1; done"])
+        .to_string();
+    let out = home.ok(&["receive", &id, "--wait", "--auto-remove"]);
+    assert_eq!(out, "1\n2\n3\n");
+    let r = home.run(&["list", &id]);
+    assert_eq!(r.code, 2, "the job was removed: {}", r.stderr);
+    assert_eq!(r.stderr.trim(), format!("jobctl: no job with id {id}"));
+    let r = home.run(&["receive", "1", "--auto-remove"]);
+    assert_eq!(r.code, 2, "--auto-remove needs --wait");
+}
+
+#[test]
+fn receive_several_jobs_no_recurse_and_json() {
+    let home = TestHome::new();
+    let a = home.start(&["--", "printf", "a"]).to_string();
+    let b = home
+        .start(&["--type", "thread", "-e", r#"warn("careful"); #{n: 1}"#])
+        .to_string();
+    home.ok(&["wait"]);
+    let out = home.ok(&["receive", &a, &b, "--json", "--keep", "--no-recurse"]);
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(
+        lines,
+        vec![
+            serde_json::json!({"id": a.parse::<u64>().expect("id"), "stream": "output", "data": "a"}),
+            serde_json::json!({"id": b.parse::<u64>().expect("id"), "stream": "warning", "data": "careful"}),
+            serde_json::json!({"id": b.parse::<u64>().expect("id"), "stream": "output", "data": {"n": 1}}),
+        ]
+    );
+    let r = home.run(&["receive", &a, &b]);
+    assert_eq!(r.stdout, b"a{\"n\":1}\n");
+    assert_eq!(r.stderr, "WARNING: careful\n");
+}
+
+#[test]
+fn large_output_streams_through() {
+    let home = TestHome::new();
+    // 64 MiB through the daemon and the store, read as it streams.
+    let id = home
+        .start(&["-c", "head -c 67108864 /dev/zero"])
+        .to_string();
+    let mut child = home
+        .cmd(&["receive", &id, "--wait"])
+        .spawn()
+        .expect("spawn");
+    let mut out = child.stdout.take().expect("stdout");
+    let mut total = 0usize;
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = out.read(&mut buf).expect("read");
+        if n == 0 {
+            break;
+        }
+        assert!(buf[..n].iter().all(|&b| b == 0));
+        total += n;
+    }
+    let r = finish(child, COMMAND_TIMEOUT, "receive --wait");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(total, 64 << 20);
+}
