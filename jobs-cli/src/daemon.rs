@@ -35,8 +35,6 @@ pub struct Daemon {
     pub session: Session,
     /// The executor types, for `plugins`.
     pub types: Vec<TypeEntry>,
-    /// The home.
-    pub home: Home,
     /// Set once the session is ending: no new jobs.
     pub closing: AtomicBool,
     /// Wakes the accept loop to exit.
@@ -128,7 +126,6 @@ async fn serve_forever(home: Home, plugins: Vec<PathBuf>) -> Result<()> {
     let daemon = Arc::new(Daemon {
         session,
         types,
-        home: home.clone(),
         closing: AtomicBool::new(false),
         exit: Notify::new(),
     });

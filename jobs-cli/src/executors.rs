@@ -32,8 +32,9 @@ pub fn register(session: &Session, home: &Home, plugins: &[PathBuf]) -> Result<V
     ));
     #[cfg(feature = "script")]
     session.register(std::sync::Arc::new(jobs_script::ScriptExecutor::new()));
-    let _ = home;
-    let types = session
+    #[cfg(feature = "remote")]
+    session.register(std::sync::Arc::new(jobs_remote::SshExecutor::new()));
+    let mut types: Vec<TypeEntry> = session
         .executor_types()
         .into_iter()
         .map(|t| TypeEntry {
@@ -42,7 +43,51 @@ pub fn register(session: &Session, home: &Home, plugins: &[PathBuf]) -> Result<V
             version: None,
         })
         .collect();
+    #[cfg(feature = "plugins")]
+    types.extend(load_plugins(session, home, plugins));
+    #[cfg(not(feature = "plugins"))]
+    let _ = (home, plugins);
     Ok(types)
+}
+
+/// Loads the plugins of the home's folder, `JOBCTL_PLUGIN_PATH` and
+/// `--plugin`; a plugin that does not load is logged and listed, not fatal.
+#[cfg(feature = "plugins")]
+fn load_plugins(session: &Session, home: &Home, extra: &[PathBuf]) -> Vec<TypeEntry> {
+    use jobs_core::plugin;
+    let var = std::env::var_os("JOBCTL_PLUGIN_PATH");
+    let mut paths = plugin::search_path(home.dir(), var.as_deref());
+    paths.extend(extra.iter().cloned());
+    let scan = plugin::scan(&paths);
+    let builtin: Vec<String> = session.executor_types();
+    let mut out = Vec::new();
+    for p in scan.plugins {
+        if builtin.iter().any(|b| b.eq_ignore_ascii_case(&p.type_name)) {
+            tracing::warn!(file = %p.file.display(), "plugin type {} is built in; not loaded", p.type_name);
+            out.push(TypeEntry {
+                type_name: p.type_name.clone(),
+                source: format!("{} (not loaded: the type is built in)", p.file.display()),
+                version: Some(p.version),
+            });
+            continue;
+        }
+        tracing::info!(file = %p.file.display(), "loaded plugin {} {} ({})", p.name, p.version, p.type_name);
+        session.register(std::sync::Arc::clone(&p.executor));
+        out.push(TypeEntry {
+            type_name: p.type_name,
+            source: p.file.display().to_string(),
+            version: Some(p.version),
+        });
+    }
+    for e in scan.errors {
+        tracing::warn!("plugin not loaded: {e}");
+        out.push(TypeEntry {
+            type_name: "-".into(),
+            source: format!("not loaded: {e}"),
+            version: None,
+        });
+    }
+    out
 }
 
 /// The job's environment: the caller's, with `--env` on top.
@@ -61,10 +106,27 @@ fn environment(
     vars
 }
 
+/// Quotes an argument the way a POSIX shell reads it back.
+fn shell_quote(arg: &str) -> String {
+    let plain = !arg.is_empty()
+        && arg
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c));
+    if plain {
+        arg.to_string()
+    } else {
+        format!("'{}'", arg.replace('\'', r"'\''"))
+    }
+}
+
 /// The command as the user wrote it.
 fn command_line(work: &Work) -> String {
     match work {
-        Work::Program { argv } => argv.join(" "),
+        Work::Program { argv } => argv
+            .iter()
+            .map(|a| shell_quote(a))
+            .collect::<Vec<_>>()
+            .join(" "),
         Work::Shell { line } => line.clone(),
         Work::Script { text, file } => file.clone().unwrap_or_else(|| text.clone()),
     }
@@ -89,6 +151,11 @@ pub fn job_spec(
     let mut spec = match type_name.as_str() {
         "BackgroundJob" => process_spec(&req, vars)?,
         "ThreadJob" => thread_spec(&req)?,
+        "RemoteJob" => {
+            let mut spec = remote_spec(&req)?;
+            spec.name = req.name;
+            return Ok(spec);
+        }
         _ => {
             let mut spec = JobSpec::new(type_name, command_line(&req.work));
             spec.params = plugin_params(&req, vars);
@@ -186,6 +253,43 @@ fn script_worker_spec(_work: &Work) -> Result<jobs_process::ProcessSpec, Fail> {
     Err(Fail::new(
         ErrorCode::Failed,
         "this jobctl was built without scripts",
+    ))
+}
+
+/// A remote job: a shell line (or a program, quoted) on each host; the
+/// throttle bounds the hosts running at once.
+#[cfg(feature = "remote")]
+fn remote_spec(req: &StartRequest) -> Result<JobSpec, Fail> {
+    if req.hosts.is_empty() {
+        return Err(Fail::new(
+            ErrorCode::Usage,
+            "a remote job needs --host HOST",
+        ));
+    }
+    if matches!(req.work, Work::Script { .. }) {
+        return Err(Fail::new(
+            ErrorCode::Usage,
+            "a remote job runs a program or a shell line, not a script",
+        ));
+    }
+    if req.detached {
+        return Err(Fail::new(
+            ErrorCode::Usage,
+            "remote jobs cannot be detached",
+        ));
+    }
+    let mut spec = jobs_remote::RemoteSpec::new(req.hosts.clone(), command_line(&req.work));
+    if let Some(t) = req.throttle {
+        spec = spec.throttle(t);
+    }
+    Ok(spec.into_job_spec())
+}
+
+#[cfg(not(feature = "remote"))]
+fn remote_spec(_req: &StartRequest) -> Result<JobSpec, Fail> {
+    Err(Fail::new(
+        ErrorCode::Failed,
+        "unknown job type 'RemoteJob': this jobctl was built without remote jobs",
     ))
 }
 

@@ -30,14 +30,6 @@ impl Exit {
             message: message.into(),
         }
     }
-
-    /// Ends with a code and prints nothing more.
-    pub fn silent(code: i32) -> Self {
-        Exit {
-            code,
-            message: String::new(),
-        }
-    }
 }
 
 impl std::fmt::Display for Exit {

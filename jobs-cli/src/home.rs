@@ -80,11 +80,6 @@ impl Home {
         self.dir.join("jobs.db")
     }
 
-    /// Where plugins are looked for.
-    pub fn plugins(&self) -> PathBuf {
-        self.dir.join("plugins")
-    }
-
     /// Files of detached jobs' output.
     pub fn detached(&self) -> PathBuf {
         self.dir.join("detached")

@@ -5,3 +5,4 @@ mod daemon;
 mod lifecycle;
 mod load;
 mod receive;
+mod remote;

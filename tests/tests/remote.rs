@@ -1,0 +1,164 @@
+//! Remote jobs through jobctl, against a private sshd on loopback.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use jobctl_tests::{eventually, finish, TestHome, COMMAND_TIMEOUT};
+
+/// A private sshd on 127.0.0.1 and 127.0.0.2, killed on drop.
+struct Sshd {
+    child: Child,
+    port: u16,
+    /// The client's `$HOME`: key, known_hosts.
+    home: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+fn keygen(path: &Path) {
+    let st = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(path)
+        .status()
+        .expect("ssh-keygen");
+    assert!(st.success());
+}
+
+impl Sshd {
+    fn start() -> Sshd {
+        let dir = tempfile::tempdir().expect("dir");
+        let d = dir.path();
+        let home = d.join("home");
+        std::fs::create_dir_all(home.join(".ssh")).expect("mkdir");
+        std::fs::create_dir_all("/run/sshd").expect("privsep dir");
+        keygen(&d.join("host_ed25519"));
+        keygen(&home.join(".ssh/id_ed25519"));
+        std::fs::copy(home.join(".ssh/id_ed25519.pub"), d.join("authorized_keys")).expect("cp");
+        let port = TcpListener::bind("127.0.0.1:0")
+            .expect("free port")
+            .local_addr()
+            .expect("addr")
+            .port();
+        let config = format!(
+            "Port {port}\nListenAddress 127.0.0.1\nListenAddress 127.0.0.2\nHostKey {d}/host_ed25519\nPidFile {d}/sshd.pid\nAuthorizedKeysFile {d}/authorized_keys\nStrictModes no\nPasswordAuthentication no\nMaxStartups 200\nMaxSessions 200\n",
+            d = d.display()
+        );
+        std::fs::write(d.join("sshd_config"), config).expect("config");
+        let host_key = std::fs::read_to_string(d.join("host_ed25519.pub")).expect("pub");
+        let key = host_key
+            .split_whitespace()
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(" ");
+        let known = format!("[127.0.0.1]:{port} {key}\n[127.0.0.2]:{port} {key}\n");
+        std::fs::write(home.join(".ssh/known_hosts"), known).expect("known_hosts");
+        let child = Command::new("/usr/sbin/sshd")
+            .args(["-D", "-e", "-f"])
+            .arg(d.join("sshd_config"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("sshd");
+        assert!(
+            eventually(Duration::from_secs(10), || std::net::TcpStream::connect((
+                "127.0.0.2",
+                port
+            ))
+            .is_ok()),
+            "sshd listens"
+        );
+        Sshd {
+            child,
+            port,
+            home,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn remote_jobs_fan_out_to_hosts() {
+    let sshd = Sshd::start();
+    let home = TestHome::new();
+    // The daemon reads the user's ~/.ssh through $HOME, as ssh does.
+    let mut start = home.cmd(&["daemon", "start"]);
+    start.env("HOME", &sshd.home).env_remove("SSH_AUTH_SOCK");
+    let r = finish(
+        start.spawn().expect("spawn"),
+        COMMAND_TIMEOUT,
+        "daemon start",
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let h1 = format!("127.0.0.1:{}", sshd.port);
+    let h2 = format!("127.0.0.2:{}", sshd.port);
+
+    let r = home.run(&["run", "--host", &h1, "-c", "echo hi; echo oops >&2; exit 3"]);
+    assert_eq!(
+        r.code, 1,
+        "a failed remote parent has no exit code: {}",
+        r.stderr
+    );
+    assert_eq!(r.text(), "hi\n");
+    assert!(r.stderr.contains("oops"), "{}", r.stderr);
+
+    let hosts = format!("{h1},{h2}");
+    let id = home.start(&[
+        "--host",
+        &hosts,
+        "--throttle",
+        "1",
+        "--",
+        "echo",
+        "from a host",
+    ]);
+    home.ok(&["wait", &id.to_string()]);
+    let parent = home.job(id);
+    assert_eq!(parent["type"], "RemoteJob");
+    assert_eq!(parent["state"], "Completed", "{parent}");
+    let children: Vec<u64> = parent["children"]
+        .as_array()
+        .expect("children")
+        .iter()
+        .map(|c| c.as_u64().expect("id"))
+        .collect();
+    assert_eq!(children.len(), 2);
+    let locations: Vec<String> = children
+        .iter()
+        .map(|&c| home.job(c)["location"].as_str().expect("loc").to_string())
+        .collect();
+    assert_eq!(locations, [h1.clone(), h2.clone()]);
+    let table = home.ok(&["list", "--include-children"]);
+    assert_eq!(table.lines().count(), 2 + 3, "{table}");
+    assert!(
+        home.ok(&["list"]).lines().count() == 3,
+        "children are hidden by default"
+    );
+    let shown = home.ok(&["show", &id.to_string()]);
+    assert!(shown.contains(&h1) && shown.contains(&h2), "{shown}");
+    assert_eq!(
+        home.ok(&["receive", &id.to_string(), "--no-recurse", "--keep"]),
+        ""
+    );
+    assert_eq!(
+        home.ok(&["receive", &id.to_string()]),
+        "from a host\nfrom a host\n"
+    );
+
+    // One unreachable host fails its own child; the other goes on.
+    let bad = "127.0.0.1:1".to_string();
+    let r = home.run(&["run", "--host", &format!("{h1},{bad}"), "-c", "echo ok"]);
+    assert_eq!(r.code, 1);
+    assert_eq!(r.text(), "ok\n");
+    assert!(r.stderr.contains("127.0.0.1:1"), "{}", r.stderr);
+
+    let r = home.run(&["start", "--host", &h1, "-e", "1"]);
+    assert_eq!(r.code, 2, "scripts do not run remotely: {}", r.stderr);
+}
