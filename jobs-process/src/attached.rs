@@ -20,7 +20,10 @@ use crate::watcher::Watcher;
 use crate::{ProcessExecutor, ProcessSpec};
 
 /// The largest read, and so the largest Bytes record, from stdout/stderr.
-pub(crate) const CHUNK: usize = 64 << 10;
+pub(crate) const CHUNK: usize = 256 << 10;
+
+/// The capacity asked for the stdout pipe (the default is 64 KiB).
+const PIPE_SIZE: i32 = 1 << 20;
 
 /// How long output pipes may stay open once the job's process group is
 /// gone (a process that left the group with `setsid` may hold them).
@@ -76,13 +79,23 @@ pub(crate) async fn run(
     let stderr = child.stderr.take();
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
 
+    if let Some(out) = &stdout {
+        // A larger pipe lets a fast writer hand over more per wakeup.
+        let _ = nix::fcntl::fcntl(out, nix::fcntl::FcntlArg::F_SETPIPE_SZ(PIPE_SIZE));
+    }
+    let ctx = Arc::new(ctx);
+    // The pumps run as tasks of the I/O runtime: a read is done on the
+    // thread that saw the pipe become readable, with no hop in between.
+    let pumps = [
+        io.spawn(pump_bytes(stdout, Stream::Output, Arc::clone(&ctx))),
+        io.spawn(pump_bytes(stderr, Stream::Error, Arc::clone(&ctx))),
+        io.spawn(pump_records(records, Arc::clone(&ctx))),
+    ];
     let readers = async {
         let pumps = async {
-            tokio::join!(
-                pump_bytes(stdout, Stream::Output, &ctx),
-                pump_bytes(stderr, Stream::Error, &ctx),
-                pump_records(records, &ctx),
-            )
+            for p in pumps {
+                let _ = p.await;
+            }
         };
         let linger = async {
             let _ = done_rx.await;
@@ -162,7 +175,11 @@ pub(crate) fn humanize(d: Duration) -> String {
 }
 
 /// Streams a pipe into Bytes records as the data comes, `CHUNK` at most.
-async fn pump_bytes<R: AsyncRead + Unpin>(reader: Option<R>, stream: Stream, ctx: &JobContext) {
+async fn pump_bytes<R: AsyncRead + Unpin>(
+    reader: Option<R>,
+    stream: Stream,
+    ctx: Arc<JobContext>,
+) {
     let Some(mut reader) = reader else {
         return;
     };
@@ -170,6 +187,13 @@ async fn pump_bytes<R: AsyncRead + Unpin>(reader: Option<R>, stream: Stream, ctx
     loop {
         match reader.read(&mut buf).await {
             Ok(0) => return,
+            Ok(n) if n >= CHUNK / 2 => {
+                // A full read: hand the buffer itself over (at most half
+                // of it unused) and read into a new one.
+                buf.truncate(n);
+                let full = std::mem::replace(&mut buf, vec![0u8; CHUNK]);
+                ctx.emit(Record::bytes(stream, full));
+            }
             Ok(n) => {
                 ctx.emit(Record::bytes(stream, buf[..n].to_vec()));
             }
@@ -186,9 +210,9 @@ async fn pump_bytes<R: AsyncRead + Unpin>(reader: Option<R>, stream: Stream, ctx
 }
 
 /// Parses the records channel line by line until end of file.
-async fn pump_records(mut reader: pipe::Receiver, ctx: &JobContext) {
+async fn pump_records(mut reader: pipe::Receiver, ctx: Arc<JobContext>) {
     let mut decoder = LineDecoder::default();
-    let mut buf = vec![0u8; CHUNK];
+    let mut buf = vec![0u8; 64 << 10];
     let mut emit = |r: Record| {
         ctx.emit(r);
     };

@@ -17,6 +17,7 @@
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::fd::OwnedFd;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -59,7 +60,12 @@ pub(crate) async fn run(
     let fail = |what: &str, e: std::io::Error| {
         JobFailure::new(format!("cannot {what} in '{}': {e}", dir.display()))
     };
-    std::fs::create_dir_all(&dir).map_err(|e| fail("create the job's directory", e))?;
+    // Output may be private: only the owner may look inside.
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .map_err(|e| fail("create the job's directory", e))?;
     let create = |name: &str| File::create(dir.join(name)).map_err(|e| fail("create files", e));
     let (out, err, rec) = (create("stdout")?, create("stderr")?, create("records")?);
     let _ = std::fs::remove_file(dir.join("exit"));
