@@ -1,1 +1,64 @@
-//! jobs-remote: filled by its own change.
+//! Remote jobs over SSH: PowerShell's `Invoke-Command -AsJob`, as the
+//! `RemoteJob` executor of jobctl.
+//!
+//! One start is one parent job; it opens one child job per host, each with
+//! the host (as the user wrote it) as its location, and the session runs at
+//! most the spec's throttle of them at once (default 32). A child reads the
+//! host string (`host`, `user@host`, `user@host:port`, `[v6]:port`) and the
+//! user's `~/.ssh/config` (HostName, User, Port, IdentityFile, timeouts,
+//! UserKnownHostsFile, StrictHostKeyChecking=accept-new), connects with a
+//! timeout, checks the host key against known_hosts (an unknown or changed
+//! key fails that child, unless new keys are accepted), authenticates with
+//! the agent's keys then the identity files, and runs the shell line.
+//! Stdout becomes Output and stderr Error records, byte-exact; the exit
+//! status makes the child Completed or Failed (`exited with status N`, or
+//! the signal that killed it). A host that cannot be reached, refuses the
+//! login or goes silent mid-job fails only its own child, with a reason
+//! naming the host and the cause; the parent ends Failed if any child did.
+//!
+//! ssh2 is blocking, so each host's session lives on a thread of its own,
+//! never on the async workers. Stop ends the remote process tree, not just
+//! the channel: the command reports its process group first (sshd makes
+//! every session command a session leader) and a stop sends SIGTERM, then
+//! SIGKILL, to that group over a second channel.
+//!
+//! # Example
+//! ```no_run
+//! use std::sync::Arc;
+//! use jobs_core::{JobState, ReceiveOptions, Session, WaitMode};
+//! use jobs_remote::{RemoteSpec, SshExecutor, SshOptions};
+//!
+//! let session = Session::new()?;
+//! let options = SshOptions::default().accept_new_host_keys(true);
+//! session.register(Arc::new(SshExecutor::with_options(options)));
+//! let spec = RemoteSpec::new(["web1", "deploy@web2:2222"], "uptime").throttle(8);
+//! let id = session.start(spec.into_job_spec())?;
+//! session.wait_blocking(&[id], WaitMode::All, None)?;
+//! for r in session.receive(&[id], ReceiveOptions::default())? {
+//!     let host = session.info(r.job)?.location;
+//!     print!("{host}: {}", String::from_utf8_lossy(&r.record.payload.to_display_bytes()));
+//! }
+//! if session.info(id)?.state == JobState::Failed {
+//!     eprintln!("{}", session.info(id)?.reason.unwrap_or_default());
+//! }
+//! # Ok::<(), jobs_core::Error>(())
+//! ```
+
+mod auth;
+mod base64;
+mod config;
+mod connect;
+mod error;
+mod exec;
+mod executor;
+mod hostkey;
+mod options;
+mod spec;
+
+pub use error::{ErrorKind, RemoteError};
+pub use executor::{SshExecutor, TYPE_NAME};
+pub use options::{
+    SshOptions, DEFAULT_CONNECT_TIMEOUT, DEFAULT_KEEPALIVE_COUNT, DEFAULT_KEEPALIVE_INTERVAL,
+    DEFAULT_STOP_GRACE,
+};
+pub use spec::{RemoteSpec, DEFAULT_THROTTLE};

@@ -1,0 +1,2 @@
+//! Remote job benchmarks (filled in below).
+fn main() {}

@@ -1,0 +1,474 @@
+//! Running the command on a connected session: stream stdout and stderr as
+//! records, keep the connection alive and watched, stop the remote process
+//! group for real, and read the exit status in the right order.
+//!
+//! The session is driven by this one thread, non-blocking, waiting on the
+//! socket with `poll` so a stop request or a silent peer is noticed within
+//! a tick.
+
+use std::io::Read;
+use std::os::fd::AsFd;
+use std::time::{Duration, Instant};
+
+use jobs_core::{JobContext, JobFailure, Record, Stream};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use ssh2::{BlockDirections, Channel, Session};
+
+use crate::config::Resolved;
+use crate::connect::Connected;
+use crate::error::{ErrorKind, HostErr, RemoteError};
+
+/// The side line the wrapper prints first on stdout: the remote shell's
+/// pid, which is its process group (sshd makes each session's command a
+/// session leader).
+const PGID_MARKER: &str = "__jobs_remote_pgid__=";
+/// How much leading stdout may come before the marker (a chatty rc file).
+const MARKER_SEARCH_LIMIT: usize = 64 * 1024;
+/// The poll tick: how soon a stop request is seen.
+const TICK: Duration = Duration::from_millis(50);
+/// How long to wait for the channel to end after SIGKILL.
+const KILL_WAIT: Duration = Duration::from_secs(3);
+
+/// Quotes a string for a POSIX shell.
+pub(crate) fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// Wrapped commands longer than this travel on stdin: an exec request must
+/// fit in one SSH packet (32 KiB on OpenSSH), and libssh2 fails beyond it.
+const MAX_INLINE_COMMAND: usize = 16 * 1024;
+
+/// The line sent to the remote shell: report the process group, then run
+/// the user's line in that same shell.
+pub(crate) fn wrap(command: &str) -> String {
+    format!(
+        "printf '{PGID_MARKER}%s\\n' \"$$\"; eval {}",
+        shell_quote(command)
+    )
+}
+
+/// The wrapper for a long command, which is then written to stdin.
+fn wrap_stdin() -> String {
+    format!("printf '{PGID_MARKER}%s\\n' \"$$\"; eval \"$(cat)\"")
+}
+
+fn is_would_block(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::WouldBlock
+}
+
+fn ssh_would_block(e: &ssh2::Error) -> bool {
+    // LIBSSH2_ERROR_EAGAIN
+    e.code() == ssh2::ErrorCode::Session(-37)
+}
+
+/// Splits the wrapper's marker line off the start of stdout.
+struct StdoutFilter {
+    pgid: Option<i64>,
+    searching: bool,
+    pending: Vec<u8>,
+}
+
+impl StdoutFilter {
+    fn new() -> Self {
+        StdoutFilter {
+            pgid: None,
+            searching: true,
+            pending: Vec::new(),
+        }
+    }
+
+    /// Takes a chunk; returns the bytes that are the command's output.
+    fn feed(&mut self, chunk: &[u8]) -> Vec<u8> {
+        if !self.searching {
+            return chunk.to_vec();
+        }
+        self.pending.extend_from_slice(chunk);
+        let mut out = Vec::new();
+        while let Some(nl) = self.pending.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = self.pending.drain(..=nl).collect();
+            let text = String::from_utf8_lossy(&line);
+            if let Some(pid) = text.trim_end().strip_prefix(PGID_MARKER) {
+                self.pgid = pid.parse().ok().filter(|&p: &i64| p > 1);
+                self.searching = false;
+                out.append(&mut self.pending);
+                return out;
+            }
+            out.extend_from_slice(&line);
+        }
+        if self.pending.len() > MARKER_SEARCH_LIMIT {
+            self.searching = false;
+            out.append(&mut self.pending);
+        }
+        out
+    }
+
+    /// What is left when the stream ends.
+    fn finish(&mut self) -> Vec<u8> {
+        self.searching = false;
+        std::mem::take(&mut self.pending)
+    }
+}
+
+/// Where a stop stands.
+enum StopPhase {
+    None,
+    /// Seen at this time; SIGTERM sent if the group was known.
+    Requested {
+        at: Instant,
+        term_sent: bool,
+    },
+    /// SIGKILL sent (or nothing more can be done) at this time.
+    Killed {
+        at: Instant,
+    },
+}
+
+struct Runner<'a> {
+    session: &'a Session,
+    socket: &'a std::net::TcpStream,
+    ctx: &'a JobContext,
+    he: HostErr,
+    last_rx: Instant,
+    dead_after: Duration,
+    keepalive: Duration,
+    buf: Vec<u8>,
+}
+
+impl Runner<'_> {
+    fn lost(&self, cause: impl std::fmt::Display) -> RemoteError {
+        self.he.err(
+            ErrorKind::ConnectionLost,
+            format!("connection lost: {cause}"),
+        )
+    }
+
+    /// Reads what is there on one stream; `Ok(true)` if anything came.
+    fn pump(
+        &mut self,
+        channel: &mut Channel,
+        stream_id: i32,
+        filter: Option<&mut StdoutFilter>,
+    ) -> Result<(bool, bool), RemoteError> {
+        let mut got = false;
+        let mut filter = filter;
+        loop {
+            let r = channel.stream(stream_id).read(&mut self.buf);
+            match r {
+                Ok(0) => return Ok((got, true)),
+                Ok(n) => {
+                    got = true;
+                    let chunk = &self.buf[..n];
+                    let data = match filter.as_deref_mut() {
+                        Some(f) => f.feed(chunk),
+                        None => chunk.to_vec(),
+                    };
+                    if !data.is_empty() {
+                        let stream = if stream_id == 0 {
+                            Stream::Output
+                        } else {
+                            Stream::Error
+                        };
+                        self.ctx.emit(Record::bytes(stream, data));
+                    }
+                }
+                Err(e) if is_would_block(&e) => return Ok((got, false)),
+                Err(e) => return Err(self.lost(e)),
+            }
+        }
+    }
+
+    /// Sends a keepalive when due, and fails when the server has been
+    /// silent too long; then waits a tick on the socket.
+    fn idle(&mut self, limit: Duration) -> Result<(), RemoteError> {
+        match self.session.keepalive_send() {
+            Ok(_) => {}
+            Err(e) if ssh_would_block(&e) => {}
+            Err(e) => return Err(self.lost(e.message())),
+        }
+        let silent = self.last_rx.elapsed();
+        if silent > self.dead_after {
+            return Err(self.lost(format!(
+                "no answer from the server for {}s (keepalive every {}s)",
+                silent.as_secs(),
+                self.keepalive.as_secs_f64()
+            )));
+        }
+        let mut flags = PollFlags::POLLIN;
+        if matches!(
+            self.session.block_directions(),
+            BlockDirections::Outbound | BlockDirections::Both
+        ) {
+            flags |= PollFlags::POLLOUT;
+        }
+        let mut fds = [PollFd::new(self.socket.as_fd(), flags)];
+        let wait = u16::try_from(limit.min(TICK).as_millis()).unwrap_or(50);
+        match poll(&mut fds, PollTimeout::from(wait)) {
+            Ok(n) if n > 0 => {
+                if fds[0]
+                    .revents()
+                    .is_some_and(|r| r.intersects(PollFlags::POLLIN | PollFlags::POLLHUP))
+                {
+                    self.last_rx = Instant::now();
+                }
+            }
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(self.lost(e)),
+        }
+        Ok(())
+    }
+
+    /// Runs `kill -SIG -- -PGID` over a second channel, blocking briefly.
+    fn signal_group(&self, pgid: i64, sig: &str) {
+        self.session.set_blocking(true);
+        self.session.set_timeout(5_000);
+        let run = || -> Result<(), ssh2::Error> {
+            let mut ch = self.session.channel_session()?;
+            ch.exec(&format!(
+                "kill -{sig} -- -{pgid} 2>/dev/null || kill -{sig} {pgid} 2>/dev/null; true"
+            ))?;
+            ch.send_eof()?;
+            let mut sink = Vec::new();
+            let _ = ch.read_to_end(&mut sink);
+            let _ = ch.stderr().read_to_end(&mut sink);
+            ch.wait_close()
+        };
+        if let Err(e) = run() {
+            self.ctx.warning(format!(
+                "host {}: could not send SIG{sig}: {}",
+                self.he.host,
+                e.message()
+            ));
+        }
+        self.session.set_timeout(0);
+        self.session.set_blocking(false);
+    }
+}
+
+/// Runs `command` on the connected host and maps the outcome to the job's.
+pub(crate) fn run(
+    conn: Connected,
+    r: &Resolved,
+    command: &str,
+    ctx: &JobContext,
+    stop_grace: Duration,
+) -> Result<(), JobFailure> {
+    let he = HostErr {
+        host: r.written.clone(),
+    };
+    let session = &conn.session;
+    let mut channel = open(session, command, &he).map_err(|e| JobFailure::new(e.to_string()))?;
+    session.set_timeout(0);
+    session.set_keepalive(
+        true,
+        u32::try_from(r.keepalive_interval.as_secs())
+            .unwrap_or(u32::MAX)
+            .max(1),
+    );
+    session.set_blocking(false);
+    let mut runner = Runner {
+        session,
+        socket: &conn.socket,
+        ctx,
+        he: he.clone(),
+        last_rx: Instant::now(),
+        // keepalive_send counts whole seconds: allow one more.
+        dead_after: r.keepalive_interval * r.keepalive_count + Duration::from_secs(1),
+        keepalive: r.keepalive_interval,
+        buf: vec![0; 64 * 1024],
+    };
+    let mut filter = StdoutFilter::new();
+    let mut stop = StopPhase::None;
+    let mut out_eof = false;
+    let mut err_eof = false;
+    let result: Result<(), RemoteError> = loop {
+        let (got_out, e1) = match runner.pump(&mut channel, 0, Some(&mut filter)) {
+            Ok(x) => x,
+            Err(e) => break Err(e),
+        };
+        let (got_err, e2) = match runner.pump(&mut channel, 1, None) {
+            Ok(x) => x,
+            Err(e) => break Err(e),
+        };
+        out_eof |= e1;
+        err_eof |= e2;
+        if got_out || got_err {
+            runner.last_rx = Instant::now();
+        }
+        if (out_eof && err_eof) || channel.eof() {
+            // A last pass: the eof may have come with data behind it.
+            if let Err(e) = runner.pump(&mut channel, 0, Some(&mut filter)) {
+                break Err(e);
+            }
+            if let Err(e) = runner.pump(&mut channel, 1, None) {
+                break Err(e);
+            }
+            break Ok(());
+        }
+        if ctx.stop_requested() {
+            stop = match stop {
+                StopPhase::None => StopPhase::Requested {
+                    at: Instant::now(),
+                    term_sent: false,
+                },
+                s => s,
+            };
+            match &mut stop {
+                StopPhase::Requested { at, term_sent } => {
+                    if let (false, Some(pgid)) = (*term_sent, filter.pgid) {
+                        runner.signal_group(pgid, "TERM");
+                        *term_sent = true;
+                    }
+                    if at.elapsed() >= stop_grace {
+                        if let Some(pgid) = filter.pgid {
+                            runner.signal_group(pgid, "KILL");
+                        }
+                        stop = StopPhase::Killed { at: Instant::now() };
+                    }
+                }
+                StopPhase::Killed { at } => {
+                    if at.elapsed() >= KILL_WAIT {
+                        let _ = channel.close();
+                        break Ok(());
+                    }
+                }
+                StopPhase::None => {}
+            }
+        }
+        if got_out || got_err {
+            continue;
+        }
+        if let Err(e) = runner.idle(TICK) {
+            break Err(e);
+        }
+    };
+    let rest = filter.finish();
+    if !rest.is_empty() {
+        ctx.emit(Record::bytes(Stream::Output, rest));
+    }
+    let stopped = ctx.stop_requested();
+    if let Err(e) = result {
+        if stopped {
+            return Ok(());
+        }
+        return Err(JobFailure::new(e.to_string()));
+    }
+    if stopped && filter.pgid.is_none() {
+        return Err(JobFailure::new(format!(
+            "host {}: stopped before the remote command reported its process group; it may still run",
+            r.written
+        )));
+    }
+    // Teardown in order: eof was sent at start, both streams are drained;
+    // now wait for the close, and only then read the exit status.
+    let deadline = Instant::now() + r.connect_timeout.max(Duration::from_secs(5));
+    loop {
+        match channel.wait_close() {
+            Ok(()) => break,
+            Err(e) if ssh_would_block(&e) => {
+                if Instant::now() > deadline {
+                    if stopped {
+                        return Ok(());
+                    }
+                    return Err(JobFailure::new(
+                        runner.lost("the channel did not close").to_string(),
+                    ));
+                }
+                // Keep reading so the close can arrive (and late data drains).
+                let _ = runner.pump(&mut channel, 0, None);
+                let _ = runner.pump(&mut channel, 1, None);
+                if let Err(e) = runner.idle(TICK) {
+                    return if stopped {
+                        Ok(())
+                    } else {
+                        Err(JobFailure::new(e.to_string()))
+                    };
+                }
+            }
+            Err(e) if stopped => {
+                let _ = e;
+                return Ok(());
+            }
+            Err(e) => return Err(JobFailure::new(runner.lost(e.message()).to_string())),
+        }
+    }
+    if stopped {
+        return Ok(());
+    }
+    let signal = channel.exit_signal().ok().and_then(|s| s.exit_signal);
+    if let Some(sig) = signal {
+        let name = if sig.starts_with("SIG") {
+            sig
+        } else {
+            format!("SIG{sig}")
+        };
+        return Err(JobFailure::new(format!("killed by signal {name}")));
+    }
+    let status = channel
+        .exit_status()
+        .map_err(|e| JobFailure::new(runner.lost(e.message()).to_string()))?;
+    ctx.set_exit_code(status);
+    if status == 0 {
+        Ok(())
+    } else {
+        Err(JobFailure::with_exit_code(
+            format!("exited with status {status}"),
+            status,
+        ))
+    }
+}
+
+/// Opens the session channel and starts the wrapped command (blocking,
+/// under the connect timeout set by `connect`).
+fn open(session: &Session, command: &str, he: &HostErr) -> Result<Channel, RemoteError> {
+    let fail = |what: &str, e: ssh2::Error| {
+        he.err(
+            ErrorKind::Channel,
+            format!("cannot {what}: {}", e.message()),
+        )
+    };
+    let mut channel = session
+        .channel_session()
+        .map_err(|e| fail("open a channel", e))?;
+    let wrapped = wrap(command);
+    if wrapped.len() <= MAX_INLINE_COMMAND {
+        channel
+            .exec(&wrapped)
+            .map_err(|e| fail("start the command", e))?;
+    } else {
+        channel
+            .exec(&wrap_stdin())
+            .map_err(|e| fail("start the command", e))?;
+        std::io::Write::write_all(&mut channel, command.as_bytes())
+            .map_err(|e| he.err(ErrorKind::Channel, format!("cannot send the command: {e}")))?;
+    }
+    // The command gets no stdin.
+    channel.send_eof().map_err(|e| fail("close stdin", e))?;
+    Ok(channel)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting_survives_single_quotes() {
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        assert!(wrap("echo 'a'").ends_with(r"eval 'echo '\''a'\'''"));
+    }
+
+    #[test]
+    fn marker_is_split_off_and_output_kept_exact() {
+        let mut f = StdoutFilter::new();
+        let mut out = f.feed(b"rc noise\n__jobs_remote_");
+        out.extend(f.feed(b"pgid__=4242\nbin\0ary"));
+        out.extend(f.feed(b"\xff tail"));
+        out.extend(f.finish());
+        assert_eq!(f.pgid, Some(4242));
+        assert_eq!(out, b"rc noise\nbin\0ary\xff tail");
+        let mut g = StdoutFilter::new();
+        assert_eq!(g.feed(b"no newline"), b"");
+        assert_eq!(g.finish(), b"no newline");
+        assert_eq!(g.pgid, None);
+    }
+}

@@ -1,0 +1,136 @@
+//! `SshExecutor`: a parent job per start that opens one child job per host;
+//! each child drives its host's SSH session on a thread of its own.
+
+use std::sync::Arc;
+
+use jobs_core::{async_trait, JobContext, JobExecutor, JobFailure, JobSpec};
+
+use crate::config;
+use crate::connect;
+use crate::exec;
+use crate::options::SshOptions;
+use crate::spec::{HostTask, Params, RemoteSpec};
+
+/// The type name of remote jobs.
+pub const TYPE_NAME: &str = "RemoteJob";
+
+/// Runs a shell line on remote hosts over SSH: `RemoteJob`.
+///
+/// A job whose params are a [`RemoteSpec`] is the parent: it opens one
+/// child job per host (location = the host as written) and waits for them;
+/// the session derives its state from theirs and throttles them by the
+/// spec's child throttle. Each child connects, checks the host key,
+/// authenticates, runs the command and streams stdout as Output and stderr
+/// as Error records (byte-exact), on a dedicated OS thread: ssh2 is
+/// blocking, and the async runtime never waits on it.
+#[derive(Clone, Debug, Default)]
+pub struct SshExecutor {
+    options: Arc<SshOptions>,
+}
+
+impl SshExecutor {
+    /// An executor with the default options.
+    pub fn new() -> Self {
+        SshExecutor::default()
+    }
+
+    /// An executor with these options.
+    pub fn with_options(options: SshOptions) -> Self {
+        SshExecutor {
+            options: Arc::new(options),
+        }
+    }
+
+    /// The executor's options.
+    pub fn options(&self) -> &SshOptions {
+        &self.options
+    }
+
+    async fn run_parent(&self, spec: RemoteSpec, ctx: JobContext) -> Result<(), JobFailure> {
+        if spec.hosts.is_empty() {
+            return Err(JobFailure::new("no hosts given"));
+        }
+        for host in &spec.hosts {
+            if ctx.stop_requested() {
+                break;
+            }
+            let task = HostTask {
+                host: host.clone(),
+                command: spec.command.clone(),
+            };
+            let params = serde_json::to_value(&task)
+                .map_err(|e| JobFailure::new(format!("cannot encode the host's task: {e}")))?;
+            let child = JobSpec::new("", spec.command.clone())
+                .params(params)
+                .location(host.clone());
+            if let Err(e) = ctx.start_child(child) {
+                if ctx.stop_requested() {
+                    break;
+                }
+                return Err(JobFailure::new(format!(
+                    "cannot start the job for host {host}: {e}"
+                )));
+            }
+        }
+        ctx.wait_children().await;
+        Ok(())
+    }
+
+    async fn run_child(&self, task: HostTask, ctx: JobContext) -> Result<(), JobFailure> {
+        let options = Arc::clone(&self.options);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let name = format!("ssh {}", task.host);
+        std::thread::Builder::new()
+            .name(name)
+            .spawn(move || {
+                let _ = tx.send(run_host(&task, &options, &ctx));
+            })
+            .map_err(|e| JobFailure::new(format!("cannot start a thread for the host: {e}")))?;
+        rx.await.unwrap_or_else(|_| {
+            Err(JobFailure::new(
+                "the host's SSH thread ended without a result (it panicked)",
+            ))
+        })
+    }
+}
+
+/// One host, start to end, on its own thread.
+fn run_host(task: &HostTask, options: &SshOptions, ctx: &JobContext) -> Result<(), JobFailure> {
+    let resolved =
+        config::resolve(&task.host, options).map_err(|e| JobFailure::new(e.to_string()))?;
+    if ctx.stop_requested() {
+        return Ok(());
+    }
+    let conn = connect::connect(&resolved).map_err(|e| JobFailure::new(e.to_string()))?;
+    if ctx.stop_requested() {
+        return Ok(());
+    }
+    exec::run(conn, &resolved, &task.command, ctx, options.stop_grace)
+}
+
+#[async_trait]
+impl JobExecutor for SshExecutor {
+    fn type_name(&self) -> &str {
+        TYPE_NAME
+    }
+
+    async fn run(&self, spec: JobSpec, ctx: JobContext) -> Result<(), JobFailure> {
+        let params: Params = serde_json::from_value(spec.params).map_err(|e| {
+            JobFailure::new(format!(
+                "invalid RemoteJob parameters (expected hosts and a command): {e}"
+            ))
+        })?;
+        match params {
+            Params::Parent(remote) => self.run_parent(remote, ctx).await,
+            Params::Child(task) => self.run_child(task, ctx).await,
+        }
+    }
+
+    fn location(&self, spec: &JobSpec) -> String {
+        match serde_json::from_value::<Params>(spec.params.clone()) {
+            Ok(Params::Parent(p)) => p.hosts.join(","),
+            Ok(Params::Child(t)) => t.host,
+            Err(_) => String::new(),
+        }
+    }
+}

@@ -1,0 +1,124 @@
+//! The executor's settings: timeouts, keepalives, host key policy and where
+//! the user's SSH files are.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The connect timeout when neither the options nor the ssh config set one.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The keepalive interval when neither the options nor the ssh config set one.
+pub const DEFAULT_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
+/// Unanswered keepalive intervals after which a peer counts as gone.
+pub const DEFAULT_KEEPALIVE_COUNT: u32 = 3;
+/// How long a stopped command gets between SIGTERM and SIGKILL.
+pub const DEFAULT_STOP_GRACE: Duration = Duration::from_secs(2);
+
+/// Settings of an [`SshExecutor`](crate::SshExecutor).
+///
+/// Values left `None` come from the host's `~/.ssh/config` entry, then from
+/// the defaults; a value set here wins over the config (as `ssh -o` does).
+#[derive(Clone, Debug)]
+pub struct SshOptions {
+    /// TCP connect timeout (config `ConnectTimeout`; default 10 s). Also
+    /// bounds the handshake and authentication.
+    pub connect_timeout: Option<Duration>,
+    /// How often a keepalive is sent on a silent connection (config
+    /// `ServerAliveInterval`; default 15 s).
+    pub keepalive_interval: Option<Duration>,
+    /// After this many keepalive intervals without a word from the server,
+    /// the connection counts as lost (config `ServerAliveCountMax`; default 3).
+    pub keepalive_count: Option<u32>,
+    /// Accept and record the key of a host not in known_hosts, as
+    /// `StrictHostKeyChecking=accept-new` (also taken from the config). A
+    /// changed key is refused regardless.
+    pub accept_new_host_keys: bool,
+    /// The known_hosts file (default: config `UserKnownHostsFile`, else
+    /// `$HOME/.ssh/known_hosts`). `/etc/ssh/ssh_known_hosts` is read too.
+    pub known_hosts: Option<PathBuf>,
+    /// The ssh config file (default `$HOME/.ssh/config`, if it exists).
+    pub ssh_config: Option<PathBuf>,
+    /// Identity files tried before the config's and the default ones.
+    pub identity_files: Vec<PathBuf>,
+    /// The home directory for `~`, the config, known_hosts and default
+    /// identities (default `$HOME`, not the password database).
+    pub home: Option<PathBuf>,
+    /// Try the keys of a running ssh-agent (`$SSH_AUTH_SOCK`) first.
+    pub use_agent: bool,
+    /// Time between SIGTERM and SIGKILL to the remote process group on stop.
+    pub stop_grace: Duration,
+}
+
+impl Default for SshOptions {
+    fn default() -> Self {
+        SshOptions {
+            connect_timeout: None,
+            keepalive_interval: None,
+            keepalive_count: None,
+            accept_new_host_keys: false,
+            known_hosts: None,
+            ssh_config: None,
+            identity_files: Vec::new(),
+            home: None,
+            use_agent: true,
+            stop_grace: DEFAULT_STOP_GRACE,
+        }
+    }
+}
+
+impl SshOptions {
+    /// Sets the connect timeout.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = Some(timeout);
+        self
+    }
+
+    /// Sets the keepalive interval and how many silent intervals end the
+    /// connection.
+    pub fn keepalive(mut self, interval: Duration, count: u32) -> Self {
+        self.keepalive_interval = Some(interval);
+        self.keepalive_count = Some(count);
+        self
+    }
+
+    /// Accepts and records keys of hosts not yet in known_hosts.
+    pub fn accept_new_host_keys(mut self, accept: bool) -> Self {
+        self.accept_new_host_keys = accept;
+        self
+    }
+
+    /// Sets the known_hosts file.
+    pub fn known_hosts(mut self, path: impl Into<PathBuf>) -> Self {
+        self.known_hosts = Some(path.into());
+        self
+    }
+
+    /// Sets the ssh config file.
+    pub fn ssh_config(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ssh_config = Some(path.into());
+        self
+    }
+
+    /// Adds an identity file, tried before the config's and the defaults.
+    pub fn identity_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.identity_files.push(path.into());
+        self
+    }
+
+    /// Sets the home directory used instead of `$HOME`.
+    pub fn home(mut self, home: impl Into<PathBuf>) -> Self {
+        self.home = Some(home.into());
+        self
+    }
+
+    /// Whether to try ssh-agent keys.
+    pub fn use_agent(mut self, use_agent: bool) -> Self {
+        self.use_agent = use_agent;
+        self
+    }
+
+    /// Sets the time between SIGTERM and SIGKILL on stop.
+    pub fn stop_grace(mut self, grace: Duration) -> Self {
+        self.stop_grace = grace;
+        self
+    }
+}

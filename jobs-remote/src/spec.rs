@@ -1,0 +1,205 @@
+//! What a remote job runs: the hosts, the command and the throttle, and how
+//! a host string (`host`, `user@host`, `user@host:port`, `[v6]:port`) reads.
+
+use jobs_core::JobSpec;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ErrorKind, RemoteError};
+use crate::executor::TYPE_NAME;
+
+/// How many hosts run at once when the spec does not say (as
+/// `Invoke-Command -ThrottleLimit`).
+pub const DEFAULT_THROTTLE: usize = 32;
+
+/// A remote job: one shell line run on each host. It travels as
+/// [`JobSpec::params`]; [`RemoteSpec::into_job_spec`] builds the whole spec.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteSpec {
+    /// The hosts, as the user wrote them: `host`, `user@host`,
+    /// `user@host:port` or `[v6addr]:port`; names go through `~/.ssh/config`.
+    pub hosts: Vec<String>,
+    /// The shell line, run by the remote user's login shell.
+    pub command: String,
+    /// How many hosts run at once (default [`DEFAULT_THROTTLE`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throttle: Option<usize>,
+}
+
+impl RemoteSpec {
+    /// A spec running `command` on `hosts`.
+    pub fn new<H: Into<String>>(
+        hosts: impl IntoIterator<Item = H>,
+        command: impl Into<String>,
+    ) -> Self {
+        RemoteSpec {
+            hosts: hosts.into_iter().map(Into::into).collect(),
+            command: command.into(),
+            throttle: None,
+        }
+    }
+
+    /// Sets how many hosts run at once.
+    pub fn throttle(mut self, limit: usize) -> Self {
+        self.throttle = Some(limit);
+        self
+    }
+
+    /// The job spec of the parent job: type `RemoteJob`, the command as
+    /// written, these params, the child throttle, and the hosts joined with
+    /// commas as location.
+    pub fn into_job_spec(self) -> JobSpec {
+        let location = self.hosts.join(",");
+        let throttle = self.throttle.unwrap_or(DEFAULT_THROTTLE).max(1);
+        let command = self.command.clone();
+        let params = serde_json::to_value(&self).unwrap_or(serde_json::Value::Null);
+        JobSpec::new(TYPE_NAME, command)
+            .params(params)
+            .child_throttle(throttle)
+            .location(location)
+    }
+}
+
+/// What one child job runs: one host, one command.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct HostTask {
+    pub(crate) host: String,
+    pub(crate) command: String,
+}
+
+/// A job's params: a parent's [`RemoteSpec`] or a child's host task.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum Params {
+    Child(HostTask),
+    Parent(RemoteSpec),
+}
+
+/// A host string taken apart. Fields not written are `None` and come from
+/// the ssh config or the defaults.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Target {
+    pub(crate) user: Option<String>,
+    pub(crate) host: String,
+    pub(crate) port: Option<u16>,
+}
+
+impl Target {
+    /// Reads `host`, `user@host`, `user@host:port`, `[v6]:port`,
+    /// `user@[v6]:port` or a bare IPv6 address.
+    pub(crate) fn parse(written: &str) -> Result<Target, RemoteError> {
+        let bad = |why: &str| {
+            RemoteError::new(
+                written,
+                ErrorKind::InvalidInput,
+                format!("invalid host string: {why}"),
+            )
+        };
+        let s = written.trim();
+        if s.is_empty() {
+            return Err(bad("empty"));
+        }
+        let (user, rest) = match s.rsplit_once('@') {
+            Some((u, r)) if !u.is_empty() => (Some(u.to_string()), r),
+            Some(_) => return Err(bad("empty user name before '@'")),
+            None => (None, s),
+        };
+        let (host, port) = if let Some(inner) = rest.strip_prefix('[') {
+            let (h, after) = inner.split_once(']').ok_or_else(|| bad("missing ']'"))?;
+            let port = match after {
+                "" => None,
+                p => Some(
+                    p.strip_prefix(':')
+                        .ok_or_else(|| bad("expected ':' after ']'"))?,
+                ),
+            };
+            (h, port)
+        } else if rest.matches(':').count() > 1 {
+            // A bare IPv6 address: no port can be written without brackets.
+            (rest, None)
+        } else {
+            match rest.split_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (rest, None),
+            }
+        };
+        if host.is_empty() {
+            return Err(bad("empty host name"));
+        }
+        let port = match port {
+            None => None,
+            Some(p) => match p.parse::<u16>() {
+                Ok(n) if n > 0 => Some(n),
+                _ => return Err(bad(&format!("bad port '{p}'"))),
+            },
+        };
+        Ok(Target {
+            user,
+            host: host.to_string(),
+            port,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(user: Option<&str>, host: &str, port: Option<u16>) -> Target {
+        Target {
+            user: user.map(str::to_string),
+            host: host.to_string(),
+            port,
+        }
+    }
+
+    #[test]
+    fn host_strings() {
+        let cases = [
+            ("web1", t(None, "web1", None)),
+            ("bob@web1", t(Some("bob"), "web1", None)),
+            ("bob@web1:2222", t(Some("bob"), "web1", Some(2222))),
+            ("web1:22", t(None, "web1", Some(22))),
+            ("[::1]:2200", t(None, "::1", Some(2200))),
+            ("bob@[fe80::1]", t(Some("bob"), "fe80::1", None)),
+            ("::1", t(None, "::1", None)),
+            ("a@b@host", t(Some("a@b"), "host", None)),
+        ];
+        for (s, want) in cases {
+            assert_eq!(Target::parse(s).expect(s), want, "{s}");
+        }
+    }
+
+    #[test]
+    fn bad_host_strings_name_the_host() {
+        for s in ["", "@h", "h:", "h:0", "h:99999", "[::1", "[::1]x", "u@:22"] {
+            let e = Target::parse(s).expect_err(s);
+            assert_eq!(e.kind(), ErrorKind::InvalidInput, "{s}");
+            assert!(e.to_string().contains("invalid host string"), "{e}");
+        }
+    }
+
+    #[test]
+    fn into_job_spec_fills_the_parent() {
+        let spec = RemoteSpec::new(["a", "u@b:2"], "uptime")
+            .throttle(4)
+            .into_job_spec();
+        assert_eq!(spec.type_name, TYPE_NAME);
+        assert_eq!(spec.command, "uptime");
+        assert_eq!(spec.child_throttle, Some(4));
+        assert_eq!(spec.location.as_deref(), Some("a,u@b:2"));
+        let back: Params = serde_json::from_value(spec.params).expect("params");
+        assert!(matches!(back, Params::Parent(p) if p.hosts == ["a", "u@b:2"]));
+        let default = RemoteSpec::new(["a"], "x").into_job_spec();
+        assert_eq!(default.child_throttle, Some(DEFAULT_THROTTLE));
+    }
+
+    #[test]
+    fn child_params_are_told_apart() {
+        let v = serde_json::json!({"host": "h", "command": "c"});
+        assert!(matches!(
+            serde_json::from_value::<Params>(v).expect("child"),
+            Params::Child(_)
+        ));
+    }
+}

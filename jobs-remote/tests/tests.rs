@@ -1,0 +1,8 @@
+//! Tests of the RemoteJob executor against real OpenSSH servers.
+
+mod sshd;
+
+mod conformance;
+mod hostkeys;
+mod netns;
+mod remote;
