@@ -32,7 +32,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
@@ -43,10 +43,18 @@ use pending::Pending;
 pub use pending::{StoreOptions, FLUSH_INTERVAL};
 use row::{sql_int, write_rows, Row};
 pub use schema::SCHEMA_VERSION;
-use schema::{init, InitError};
+use schema::{connect, init, InitError};
 
 /// Free pages past which removing a job gives space back to the file system.
-const VACUUM_PAGES: i64 = 16 * 1024;
+const VACUUM_PAGES: i64 = 4096;
+
+/// Pages given back per step, so that the database lock is held briefly.
+const VACUUM_STEP: i64 = 2048;
+
+/// Bytes written to the write-ahead log after which the flusher copies it
+/// into the database file (a passive checkpoint, on its own connection, so
+/// that neither appends nor job rows wait for it).
+const CHECKPOINT_BYTES: usize = 16 << 20;
 
 /// A [`Store`] in an SQLite database file.
 pub struct SqliteStore {
@@ -63,6 +71,8 @@ struct Shared {
     /// Wakes the flusher: first record buffered, batch due, or closing.
     wake: Condvar,
     max_seq: AtomicU64,
+    /// About how much was written since the last checkpoint.
+    wal_bytes: AtomicUsize,
     opts: StoreOptions,
 }
 
@@ -98,12 +108,15 @@ impl SqliteStore {
             pending: Mutex::new(Pending::default()),
             wake: Condvar::new(),
             max_seq: AtomicU64::new(max_seq),
+            wal_bytes: AtomicUsize::new(0),
             opts,
         });
+        let checkpointer = connect(path)
+            .map_err(|e| StoreError::new(format!("cannot open the store {shown}"), e))?;
         let bg = Arc::clone(&shared);
         let flusher = std::thread::Builder::new()
             .name("jobs-store-flush".into())
-            .spawn(move || bg.run_flusher())
+            .spawn(move || bg.run_flusher(checkpointer))
             .map_err(|e| StoreError::new("cannot start the store's writer thread", e))?;
         Ok(SqliteStore {
             shared,
@@ -154,6 +167,13 @@ impl Shared {
                 for r in &rows {
                     db.has.insert(r.job, true);
                 }
+                // Rows plus the pages of the job row and the index.
+                let bytes = rows.iter().map(Row::size).sum::<usize>() + 8192;
+                let before = self.wal_bytes.fetch_add(bytes, Ordering::Relaxed);
+                if before < CHECKPOINT_BYTES && before + bytes >= CHECKPOINT_BYTES {
+                    self.pending().checkpoint = true;
+                    self.wake.notify_one();
+                }
                 Ok(())
             }
             Err(e) => {
@@ -165,12 +185,12 @@ impl Shared {
         }
     }
 
-    fn run_flusher(&self) {
+    fn run_flusher(&self, checkpointer: Connection) {
         loop {
-            let closing = {
+            let wanted = {
                 let mut p = self.pending();
                 loop {
-                    if p.closing {
+                    if p.closing || p.vacuum || p.checkpoint {
                         break;
                     }
                     match p.since {
@@ -189,15 +209,40 @@ impl Shared {
                         }
                     }
                 }
-                p.closing
+                let checkpoint = std::mem::take(&mut p.checkpoint);
+                (p.closing, p.vacuum, checkpoint)
             };
+            let (closing, vacuum, checkpoint) = wanted;
             // A failed write keeps its rows buffered and is retried after
             // another interval; `append` reports it once the buffer is full.
-            let _ = self.write(&mut self.db(), |_| Ok(()));
+            if !self.pending().rows.is_empty() {
+                let _ = self.write(&mut self.db(), |_| Ok(()));
+            }
             if closing {
                 return;
             }
+            if vacuum {
+                let more = self.vacuum_step().unwrap_or(false);
+                self.pending().vacuum = more;
+            }
+            if checkpoint {
+                self.wal_bytes.store(0, Ordering::Relaxed);
+                // Passive: copies what no reader needs and never waits. A
+                // failure leaves the log longer until the next one.
+                let _ = checkpointer.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+            }
         }
+    }
+
+    /// Gives up to [`VACUUM_STEP`] free pages back; whether any are left.
+    fn vacuum_step(&self) -> rusqlite::Result<bool> {
+        let db = self.db();
+        db.conn
+            .execute_batch(&format!("PRAGMA incremental_vacuum({VACUUM_STEP})"))?;
+        let free: i64 = db
+            .conn
+            .pragma_query_value(None, "freelist_count", |r| r.get(0))?;
+        Ok(free > 0)
     }
 }
 
@@ -232,15 +277,15 @@ impl Store for SqliteStore {
         tx.commit().map_err(fail)?;
         db.has.remove(&id);
         self.shared.pending().retain(|r| r.job != id);
-        // Give a large output's space back once its job is gone.
+        // Give a large output's space back once its job is gone, in the
+        // background: the caller may hold the session's table.
         let free: i64 = db
             .conn
             .pragma_query_value(None, "freelist_count", |r| r.get(0))
             .map_err(fail)?;
         if free > VACUUM_PAGES {
-            db.conn
-                .execute_batch("PRAGMA incremental_vacuum")
-                .map_err(fail)?;
+            self.shared.pending().vacuum = true;
+            self.shared.wake.notify_one();
         }
         Ok(())
     }

@@ -53,6 +53,10 @@ pub(super) struct Pending {
     /// When the oldest buffered row arrived.
     pub(super) since: Option<Instant>,
     pub(super) closing: bool,
+    /// Freed pages to give back to the file system, a chunk at a time.
+    pub(super) vacuum: bool,
+    /// The write-ahead log has grown enough to be checkpointed.
+    pub(super) checkpoint: bool,
 }
 
 impl Pending {

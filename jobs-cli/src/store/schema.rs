@@ -10,6 +10,18 @@ pub const SCHEMA_VERSION: i64 = 1;
 /// How long a statement waits for another connection's lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// WAL pages past which a commit checkpoints by itself. The flusher's own
+/// connection checkpoints long before, off the writers' path; this is the
+/// safety net for a table that changes with no records being written.
+const AUTOCHECKPOINT_PAGES: i64 = 16 * 1024;
+
+/// Another connection to the store, for checkpoints.
+pub(super) fn connect(path: &std::path::Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    Ok(conn)
+}
+
 pub(super) enum InitError {
     Sql(rusqlite::Error),
     Newer(i64),
@@ -41,6 +53,7 @@ pub(super) fn init(conn: &Connection) -> Result<u64, InitError> {
     }
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "journal_size_limit", 64i64 << 20)?;
+    conn.pragma_update(None, "wal_autocheckpoint", AUTOCHECKPOINT_PAGES)?;
     if version == 0 {
         conn.execute_batch(
             "BEGIN IMMEDIATE;

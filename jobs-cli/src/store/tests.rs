@@ -488,3 +488,32 @@ fn a_hundred_thousand_small_appends() {
     assert_eq!(count, n);
     assert_eq!(after, n);
 }
+
+#[test]
+fn removing_a_large_job_gives_its_space_back() {
+    let p = place();
+    let store = SqliteStore::open(&p.path).expect("open");
+    for seq in 1..=3 {
+        store
+            .append(1, seq, Record::bytes(Stream::Output, vec![7; 8 << 20]))
+            .expect("append");
+    }
+    store
+        .append(2, 4, Record::output_text("small"))
+        .expect("append");
+    store.flush().expect("flush");
+    let conn = rusqlite::Connection::open(&p.path).expect("raw open");
+    let pages = |c: &rusqlite::Connection| -> i64 {
+        c.pragma_query_value(None, "page_count", |r| r.get(0))
+            .expect("page_count")
+    };
+    let full = pages(&conn);
+    assert!(full > 6000, "24 MiB take {full} pages");
+    store.delete_job(1).expect("delete");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while pages(&conn) > full / 4 {
+        assert!(Instant::now() < deadline, "space never given back");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(store.read(2, 0, 10).expect("read").len(), 1);
+}
