@@ -7,6 +7,9 @@
 //!
 //! `cargo bench -p jobs-cli --bench store -- --warm-up-time 1 --measurement-time 3`
 
+// criterion_group! generates an undocumented public function.
+#![allow(missing_docs)]
+
 use std::fs::File;
 use std::io::{BufWriter, Seek, Write};
 use std::time::{Duration, Instant};
@@ -14,7 +17,7 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use jobs_core::{MemoryStore, Record, Store, Stream};
 
-#[allow(dead_code)]
+#[allow(dead_code, unused_imports)]
 #[path = "../src"]
 mod src {
     pub mod store;
