@@ -1,0 +1,272 @@
+//! `SlurmExecutor`: submits a job with `sbatch`, follows it through the
+//! shared poller, streams its output files, and maps its end to the job's.
+
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use jobs_core::{async_trait, JobContext, JobExecutor, JobFailure, JobInfo, JobSpec, StopToken};
+
+use crate::files::{JobDir, Saved};
+use crate::follow::Follower;
+use crate::poller::Poller;
+use crate::tools::Tools;
+use crate::{SlurmError, SlurmSpec, TYPE_NAME};
+
+/// The default polling interval.
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Runs jobs on a Slurm cluster (type name [`SlurmJob`](crate::TYPE_NAME)).
+///
+/// Each job is submitted with `sbatch --parsable`; its stdout and stderr go
+/// to files in a folder of its own under the executor's state folder, read
+/// as the job runs into Output and Error records (bytes, as written), and
+/// the folder is deleted once the job ended and was read. One thread per
+/// executor polls every interval with one `squeue` call per cluster for all
+/// of its jobs (`sacct` for jobs the controller has forgotten). A stop runs
+/// `scancel`. A job whose session ended without stopping it (a detached
+/// job, a daemon that died) is re-adopted by a later session through the
+/// Slurm job id kept in its folder.
+///
+/// How Slurm's states show: PENDING and RUNNING are both the job's
+/// Running (the session starts the job when it hands it to Slurm); each
+/// change is told as a Verbose record (`Slurm job 12 is PENDING
+/// (Resources)`, `... RUNNING on node1`). COMPLETED ends Completed,
+/// CANCELLED after a stop ends Stopped, and every other end (FAILED,
+/// TIMEOUT, OUT_OF_MEMORY, NODE_FAIL, PREEMPTED, BOOT_FAIL, DEADLINE, or a
+/// CANCELLED the session did not ask for) ends Failed, with a reason that
+/// names the Slurm state, the exit code and Slurm's reason field.
+pub struct SlurmExecutor {
+    state_dir: Option<PathBuf>,
+    interval: Duration,
+    slurm_conf: Option<PathBuf>,
+    tools: Tools,
+    poller: OnceLock<Arc<Poller>>,
+}
+
+impl Default for SlurmExecutor {
+    fn default() -> Self {
+        SlurmExecutor::new()
+    }
+}
+
+impl SlurmExecutor {
+    /// An executor with the default settings: state under
+    /// `$JOBCTL_HOME/slurm` (else `$XDG_STATE_HOME/jobctl/slurm`, else
+    /// `~/.local/state/jobctl/slurm`), polling every second, the tools from
+    /// `PATH`, the cluster of `SLURM_CONF` (or Slurm's default).
+    pub fn new() -> Self {
+        SlurmExecutor {
+            state_dir: None,
+            interval: DEFAULT_POLL_INTERVAL,
+            slurm_conf: None,
+            tools: Tools::default(),
+            poller: OnceLock::new(),
+        }
+    }
+
+    /// An executor configured by the environment, as the plugin is:
+    /// `JOBCTL_SLURM_DIR` (the state folder), `JOBCTL_SLURM_POLL` (the
+    /// interval, as `500ms` or `2s`), `JOBCTL_SLURM_BIN` (the folder of the
+    /// Slurm tools); anything unset or unreadable keeps its default.
+    pub fn from_env() -> Self {
+        let mut ex = SlurmExecutor::new();
+        if let Some(dir) = std::env::var_os("JOBCTL_SLURM_DIR").filter(|v| !v.is_empty()) {
+            ex = ex.state_dir(dir);
+        }
+        if let Some(d) = std::env::var("JOBCTL_SLURM_POLL")
+            .ok()
+            .and_then(|v| humantime::parse_duration(&v).ok())
+        {
+            ex = ex.poll_interval(d);
+        }
+        if let Some(dir) = std::env::var_os("JOBCTL_SLURM_BIN").filter(|v| !v.is_empty()) {
+            ex = ex.bin_dir(dir);
+        }
+        ex
+    }
+
+    /// Keeps job folders under `dir` (on a filesystem the compute nodes
+    /// share: Slurm writes the output there).
+    pub fn state_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.state_dir = Some(dir.into());
+        self
+    }
+
+    /// Polls every `interval` (at least 10 ms).
+    pub fn poll_interval(mut self, interval: Duration) -> Self {
+        self.interval = interval.max(Duration::from_millis(10));
+        self.poller = OnceLock::new();
+        self
+    }
+
+    /// Sends jobs to the cluster of this `slurm.conf` unless a job's
+    /// environment names one (`SLURM_CONF`).
+    pub fn slurm_conf(mut self, conf: impl Into<PathBuf>) -> Self {
+        self.slurm_conf = Some(conf.into());
+        self
+    }
+
+    /// Runs the Slurm tools from `dir` rather than from `PATH`.
+    pub fn bin_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.tools.bin_dir = Some(dir.into());
+        self.poller = OnceLock::new();
+        self
+    }
+
+    /// The folder that holds the job folders.
+    pub fn jobs_dir(&self) -> Result<PathBuf, SlurmError> {
+        let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
+        let root = match (&self.state_dir, var("JOBCTL_HOME"), var("XDG_STATE_HOME")) {
+            (Some(dir), _, _) => dir.clone(),
+            (None, Some(home), _) => PathBuf::from(home).join("slurm"),
+            (None, None, Some(state)) => PathBuf::from(state).join("jobctl/slurm"),
+            (None, None, None) => PathBuf::from(var("HOME").ok_or(SlurmError::NoStateDir)?)
+                .join(".local/state/jobctl/slurm"),
+        };
+        Ok(root.join("jobs"))
+    }
+
+    fn poller(&self) -> Arc<Poller> {
+        Arc::clone(
+            self.poller
+                .get_or_init(|| Arc::new(Poller::new(self.tools.clone(), self.interval))),
+        )
+    }
+
+    fn follower(&self, dir: JobDir, saved: Saved, ctx: JobContext) -> Follower {
+        Follower::new(self.tools.clone(), self.poller(), dir, saved, ctx)
+    }
+
+    /// Submits the job; returns its folder and state once Slurm took it.
+    async fn submit(&self, spec: JobSpec, ctx: &JobContext) -> Result<(JobDir, Saved), SlurmError> {
+        let slurm = SlurmSpec::from_job_spec(&spec)?;
+        let dir = JobDir::new(&self.jobs_dir()?, &ctx.instance_id().to_string());
+        let conf = slurm
+            .env_var("SLURM_CONF")
+            .map(PathBuf::from)
+            .or_else(|| self.slurm_conf.clone())
+            .or_else(|| std::env::var_os("SLURM_CONF").map(PathBuf::from));
+        let name = slurm
+            .name
+            .clone()
+            .or(spec.name)
+            .unwrap_or_else(|| format!("Job{}", ctx.id()));
+        let cwd = match &slurm.cwd {
+            Some(dir) => dir.clone(),
+            None => std::env::current_dir().map_err(|e| SlurmError::file(".", e))?,
+        };
+        let args = slurm.sbatch_args(&name, &cwd, &dir.out(), &dir.err());
+        let tools = self.tools.clone();
+        blocking(move || {
+            dir.create()?;
+            let submitted = tools.sbatch(&args, &slurm.env, conf.as_deref());
+            let slurm_id = match submitted {
+                Ok(id) => id,
+                Err(e) => {
+                    let _ = dir.remove();
+                    return Err(e);
+                }
+            };
+            let saved = Saved {
+                slurm_id,
+                slurm_conf: conf,
+                name,
+                out_read: 0,
+                err_read: 0,
+            };
+            if let Err(e) = dir.save(&saved) {
+                // Unfollowable: take it back rather than leave it running.
+                let _ = tools.scancel(&saved.slurm_id, saved.slurm_conf.as_deref());
+                let _ = dir.remove();
+                return Err(e);
+            }
+            Ok((dir, saved))
+        })
+        .await
+    }
+}
+
+/// Runs blocking work off the runtime's threads.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, SlurmError> + Send + 'static,
+) -> Result<T, SlurmError> {
+    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
+        Err(SlurmError::State {
+            path: PathBuf::new(),
+            message: format!("a blocking task failed: {e}"),
+        })
+    })
+}
+
+#[async_trait]
+impl JobExecutor for SlurmExecutor {
+    fn type_name(&self) -> &str {
+        TYPE_NAME
+    }
+
+    fn location(&self, spec: &JobSpec) -> String {
+        match SlurmSpec::from_job_spec(spec)
+            .ok()
+            .and_then(|s| s.partition)
+        {
+            Some(p) => format!("slurm:{p}"),
+            None => "slurm".to_string(),
+        }
+    }
+
+    async fn run(&self, spec: JobSpec, ctx: JobContext) -> Result<(), JobFailure> {
+        let (dir, saved) = self
+            .submit(spec, &ctx)
+            .await
+            .map_err(|e| JobFailure::new(e.to_string()))?;
+        ctx.verbose(format!(
+            "submitted as Slurm job {} '{}'",
+            saved.slurm_id, saved.name
+        ));
+        self.follower(dir, saved, ctx).run().await
+    }
+
+    fn resumable(&self, info: &JobInfo) -> bool {
+        self.jobs_dir()
+            .map(|root| JobDir::new(&root, &info.instance_id.to_string()).has_job())
+            .unwrap_or(false)
+    }
+
+    async fn resume(&self, info: JobInfo, ctx: JobContext) -> Result<(), JobFailure> {
+        let root = self
+            .jobs_dir()
+            .map_err(|e| JobFailure::new(e.to_string()))?;
+        let dir = JobDir::new(&root, &info.instance_id.to_string());
+        let load = dir.clone();
+        let saved = blocking(move || load.load())
+            .await
+            .map_err(|e| JobFailure::new(e.to_string()))?;
+        ctx.verbose(format!(
+            "re-adopted Slurm job {} '{}'",
+            saved.slurm_id, saved.name
+        ));
+        self.follower(dir, saved, ctx).run().await
+    }
+}
+
+/// Cancels a job whose follower was dropped after a stop request (its
+/// session went away mid-stop) and deletes its folder; a follower dropped
+/// without one leaves both for a later session to re-adopt.
+pub(crate) struct CancelOnDrop {
+    pub(crate) armed: bool,
+    pub(crate) stop: StopToken,
+    pub(crate) tools: Tools,
+    pub(crate) slurm_id: String,
+    pub(crate) conf: Option<PathBuf>,
+    pub(crate) dir: JobDir,
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if self.armed && self.stop.is_stopped() {
+            let _ = self.tools.scancel(&self.slurm_id, self.conf.as_deref());
+            let _ = self.dir.remove();
+        }
+    }
+}
