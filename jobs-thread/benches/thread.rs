@@ -1,6 +1,9 @@
 //! Start + wait + receive of 10,000 trivial thread jobs, against raw
 //! `std::thread::spawn` + join of the same closures in the same run.
 
+// criterion's macros generate undocumented items.
+#![allow(missing_docs)]
+
 use std::hint::black_box;
 use std::sync::Arc;
 

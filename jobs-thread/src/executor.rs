@@ -4,10 +4,13 @@
 use std::any::Any;
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
 use std::time::Duration;
 
 use jobs_core::{async_trait, JobContext, JobExecutor, JobFailure, JobSpec};
 use tokio::sync::oneshot;
+
+use crate::pool::Pool;
 
 /// The type name of thread jobs, as `PSJobTypeName` shows it.
 pub const TYPE_NAME: &str = "ThreadJob";
@@ -48,7 +51,10 @@ impl fmt::Debug for ThreadWork {
 }
 
 /// Runs [`ThreadWork`] closures on OS threads (never on the async runtime's
-/// workers), one thread per running job.
+/// workers), one thread per running job. A thread that finished a job waits
+/// a few seconds for the next one before it ends, so a burst of short jobs
+/// does not pay for a new thread each (thread-local state may therefore
+/// outlive a job).
 ///
 /// - Throttle: [`DEFAULT_THROTTLE`] unless set otherwise (the session queues
 ///   the rest, NotStarted, first in first out).
@@ -58,10 +64,11 @@ impl fmt::Debug for ThreadWork {
 ///   abandoned: it ends Stopped with a reason that says so, its throttle slot
 ///   is freed and whatever it emits later is dropped. Its thread runs on
 ///   until the closure returns (a thread cannot be killed safely).
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ThreadExecutor {
     grace: Duration,
     throttle: usize,
+    pool: Arc<Pool>,
 }
 
 impl Default for ThreadExecutor {
@@ -69,7 +76,17 @@ impl Default for ThreadExecutor {
         ThreadExecutor {
             grace: DEFAULT_GRACE,
             throttle: DEFAULT_THROTTLE,
+            pool: Arc::new(Pool::default()),
         }
+    }
+}
+
+impl fmt::Debug for ThreadExecutor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ThreadExecutor")
+            .field("grace", &self.grace)
+            .field("throttle", &self.throttle)
+            .finish()
     }
 }
 
@@ -151,13 +168,12 @@ impl JobExecutor for ThreadExecutor {
         };
         let stop = ctx.stop_token();
         let (tx, mut rx) = oneshot::channel::<Outcome>();
-        std::thread::Builder::new()
-            .name(format!("thread-job-{}", ctx.id()))
-            .spawn(move || {
+        self.pool
+            .execute(Box::new(move || {
                 let outcome = catch_unwind(AssertUnwindSafe(move || work(ctx)));
                 // The receiver is gone only if the job was abandoned.
                 let _ = tx.send(outcome);
-            })
+            }))
             .map_err(|e| JobFailure::new(format!("cannot start a thread: {e}")))?;
         tokio::select! {
             outcome = &mut rx => return settle(outcome),

@@ -65,11 +65,7 @@ impl SessionThreadExt for Session {
         let work = ThreadWork::new(move |ctx| f(&ThreadContext::new(ctx)));
         spec.payload = Some(Box::new(work));
         let id = self.start(spec)?;
-        Ok(ThreadJob {
-            session: self.clone(),
-            id,
-            _out: PhantomData,
-        })
+        Ok(ThreadJob::attach(self, id))
     }
 }
 
@@ -98,6 +94,16 @@ impl<T> fmt::Debug for ThreadJob<T> {
 }
 
 impl<T: Any + Send + Sync> ThreadJob<T> {
+    /// A typed handle on a job of `session` started some other way (e.g. from
+    /// a [`ThreadWork`] spec); receive skips output that is not a live `T`.
+    pub fn attach(session: &Session, id: JobId) -> Self {
+        ThreadJob {
+            session: session.clone(),
+            id,
+            _out: PhantomData,
+        }
+    }
+
     /// The job's id in its session.
     pub fn id(&self) -> JobId {
         self.id

@@ -1,8 +1,9 @@
 //! Thread jobs (`ThreadJob`): closures that run on OS threads of this
 //! process, with output handed back by reference.
 //!
-//! [`ThreadExecutor`] is a [`jobs_core::JobExecutor`]: every job gets an OS
-//! thread of its own (never a worker of the async runtime), the session's
+//! [`ThreadExecutor`] is a [`jobs_core::JobExecutor`]: every running job has
+//! an OS thread of its own (never a worker of the async runtime; idle
+//! threads are kept a few seconds for the next job), the session's
 //! throttle keeps at most [`DEFAULT_THROTTLE`] of them running and queues the
 //! rest NotStarted, a panic fails only its own job, and a stop is
 //! cooperative: the closure sees it through its context, and a job that has
@@ -39,6 +40,7 @@
 mod context;
 mod executor;
 mod handle;
+mod pool;
 
 pub use context::{Stopped, ThreadContext};
 pub use executor::{ThreadExecutor, ThreadWork, DEFAULT_GRACE, DEFAULT_THROTTLE, TYPE_NAME};
