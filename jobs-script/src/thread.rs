@@ -1,0 +1,134 @@
+//! Scripts as thread jobs: output values stay live in the session.
+
+use std::sync::Arc;
+
+use jobs_core::{
+    async_trait, Error, JobContext, JobExecutor, JobFailure, JobInfo, JobSpec, Live, Payload,
+    Record, Session, Stream,
+};
+use jobs_thread::{ThreadExecutor, ThreadJob, ThreadWork, TYPE_NAME};
+use rhai::Dynamic;
+use serde::{Deserialize, Serialize};
+
+use crate::value::render_live;
+use crate::{run_script, Limits, Sink};
+
+/// The executor parameters of a script job: what crosses a process or
+/// plugin boundary, and what a durable job table stores.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScriptParams {
+    /// The script's source text.
+    pub script: String,
+    /// Its limits.
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+/// Emits a thread job's records through its context; output values are
+/// live `rhai::Dynamic`s that render as JSON on demand.
+struct ThreadSink(JobContext);
+
+impl Sink for ThreadSink {
+    fn output(&self, value: Dynamic) {
+        let live = Live::with_render(Arc::new(value), render_live);
+        self.0
+            .emit(Record::new(Stream::Output, Payload::Live(live)));
+    }
+
+    fn record(&self, record: Record) {
+        self.0.emit(record);
+    }
+}
+
+/// The thread work that runs `script`.
+pub fn script_work(script: String, limits: Limits) -> ThreadWork {
+    ThreadWork::new(move |ctx: JobContext| {
+        let stop = ctx.stop_token();
+        let sink: Arc<dyn Sink> = Arc::new(ThreadSink(ctx));
+        run_script(&script, &limits, sink, &stop).map_err(JobFailure::from)
+    })
+}
+
+/// A `ThreadJob` spec that runs `script`: its command is the script text, its
+/// params a [`ScriptParams`], and it carries the work as its payload, so it
+/// runs on a [`ThreadExecutor`] as well as on a [`ScriptExecutor`].
+pub fn script_spec(script: &str, limits: &Limits) -> JobSpec {
+    let params = ScriptParams {
+        script: script.to_string(),
+        limits: limits.clone(),
+    };
+    JobSpec::new(TYPE_NAME, script)
+        .params(serde_json::to_value(&params).unwrap_or_default())
+        .payload(Box::new(script_work(script.to_string(), limits.clone())))
+}
+
+/// Starts `script` as a thread job of `session` and returns its typed
+/// handle: [`ThreadJob::receive`] gives the script's output values as the
+/// very `Arc<rhai::Dynamic>`s it emitted. Registers a [`ScriptExecutor`] if
+/// the session has no `ThreadJob` executor yet.
+pub fn start_script(
+    session: &Session,
+    script: &str,
+    limits: &Limits,
+) -> Result<ThreadJob<Dynamic>, Error> {
+    start_script_spec(session, script_spec(script, limits))
+}
+
+/// As [`start_script`], for a spec made by [`script_spec`] and then given a
+/// name, throttle or location.
+pub fn start_script_spec(session: &Session, spec: JobSpec) -> Result<ThreadJob<Dynamic>, Error> {
+    if !session
+        .executor_types()
+        .iter()
+        .any(|t| t.eq_ignore_ascii_case(TYPE_NAME))
+    {
+        session.register(Arc::new(ScriptExecutor::new()));
+    }
+    let id = session.start(spec)?;
+    Ok(ThreadJob::attach(session, id))
+}
+
+/// The `ThreadJob` executor of a session that runs scripts: a
+/// [`ThreadExecutor`] that also takes a spec with [`ScriptParams`] and no
+/// payload (a spec that came from the CLI or a stored table) and runs the
+/// script on a thread. Closures run as on the plain executor.
+#[derive(Clone, Debug, Default)]
+pub struct ScriptExecutor {
+    threads: ThreadExecutor,
+}
+
+impl ScriptExecutor {
+    /// A script executor over a default [`ThreadExecutor`].
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A script executor over `threads` (its throttle and grace period).
+    pub fn with_threads(threads: ThreadExecutor) -> Self {
+        ScriptExecutor { threads }
+    }
+}
+
+#[async_trait]
+impl JobExecutor for ScriptExecutor {
+    fn type_name(&self) -> &str {
+        TYPE_NAME
+    }
+
+    fn default_throttle(&self) -> Option<usize> {
+        self.threads.default_throttle()
+    }
+
+    async fn run(&self, mut spec: JobSpec, ctx: JobContext) -> Result<(), JobFailure> {
+        if spec.payload.is_none() {
+            let params: ScriptParams = serde_json::from_value(spec.params.clone())
+                .map_err(|e| JobFailure::new(format!("not a script job's parameters: {e}")))?;
+            spec.payload = Some(Box::new(script_work(params.script, params.limits)));
+        }
+        self.threads.run(spec, ctx).await
+    }
+
+    fn resumable(&self, _info: &JobInfo) -> bool {
+        false
+    }
+}
