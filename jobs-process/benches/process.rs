@@ -129,6 +129,25 @@ fn throughput(c: &mut Criterion) {
     });
     g.finish();
 
+    // CPU time (this process and its reaped children) per run, which the
+    // load of a shared machine distorts less than wall time.
+    let runs = 3;
+    let t0 = cpu_seconds();
+    for _ in 0..runs {
+        assert_eq!(raw_cat(&path), size);
+    }
+    let t1 = cpu_seconds();
+    for _ in 0..runs {
+        assert_eq!(job_cat(&s, &path), size);
+    }
+    let t2 = cpu_seconds();
+    let (raw, job) = ((t1 - t0) / runs as f64, (t2 - t1) / runs as f64);
+    println!(
+        "CPU per {} MiB: raw cat {raw:.3} s, job {job:.3} s ({:.2}x)",
+        size >> 20,
+        job / raw
+    );
+
     // Peak RSS of one job, from a fresh high-water mark.
     let _ = std::fs::write("/proc/self/clear_refs", "5");
     let before = status_kib("VmRSS");
@@ -140,6 +159,20 @@ fn throughput(c: &mut Criterion) {
         peak >> 10,
         before >> 10
     );
+}
+
+/// utime + stime + cutime + cstime of this process, in seconds.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rfind(')').map(|i| &stat[i + 1..]).unwrap_or("");
+    // After the name: state is field 3, utime 14 ... cstime 17.
+    let ticks: u64 = after
+        .split_whitespace()
+        .skip(11)
+        .take(4)
+        .filter_map(|v| v.parse::<u64>().ok())
+        .sum();
+    ticks as f64 / 100.0
 }
 
 fn status_kib(field: &str) -> u64 {

@@ -1,8 +1,10 @@
 //! A job bound to its session: pipes for stdout, stderr and records, its
 //! group registered with the watcher, stop by SIGTERM then SIGKILL.
 
+use std::os::fd::AsFd;
 use std::os::unix::process::ExitStatusExt;
 use std::process::{ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,9 +23,8 @@ use crate::{ProcessExecutor, ProcessSpec};
 
 /// The largest read, and so the largest Bytes record, from stdout/stderr.
 pub(crate) const CHUNK: usize = 256 << 10;
-
-/// The capacity asked for the stdout pipe (the default is 64 KiB).
-const PIPE_SIZE: i32 = 1 << 20;
+/// The read size while a pipe has its default 64 KiB buffer.
+const SMALL_CHUNK: usize = 64 << 10;
 
 /// How long output pipes may stay open once the job's process group is
 /// gone (a process that left the group with `setsid` may hold them).
@@ -79,10 +80,6 @@ pub(crate) async fn run(
     let stderr = child.stderr.take();
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
 
-    if let Some(out) = &stdout {
-        // A larger pipe lets a fast writer hand over more per wakeup.
-        let _ = nix::fcntl::fcntl(out, nix::fcntl::FcntlArg::F_SETPIPE_SZ(PIPE_SIZE));
-    }
     let ctx = Arc::new(ctx);
     // The pumps run as tasks of the I/O runtime: a read is done on the
     // thread that saw the pipe become readable, with no hop in between.
@@ -174,8 +171,43 @@ pub(crate) fn humanize(d: Duration) -> String {
     }
 }
 
+/// Pipes currently enlarged (see [`BigPipe`]).
+static BIG_PIPES: AtomicUsize = AtomicUsize::new(0);
+/// At most this many pipes are enlarged at once: enlarged pipes count
+/// against the user's pipe buffer allowance (`pipe-user-pages-soft`), past
+/// which the kernel gives every new pipe of the user a single page.
+const MAX_BIG_PIPES: usize = 8;
+/// The size of an enlarged pipe, and the output after which a pipe is.
+const BIG_PIPE: usize = 1 << 20;
+
+/// A slot among the enlarged pipes, given back on drop.
+struct BigPipe;
+
+impl BigPipe {
+    /// Enlarges the pipe if a slot is free.
+    fn try_enlarge(fd: &impl AsFd) -> Option<BigPipe> {
+        let taken = BIG_PIPES.fetch_add(1, Ordering::AcqRel);
+        let size = i32::try_from(BIG_PIPE).unwrap_or(i32::MAX);
+        if taken < MAX_BIG_PIPES
+            && nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETPIPE_SZ(size)).is_ok()
+        {
+            return Some(BigPipe);
+        }
+        BIG_PIPES.fetch_sub(1, Ordering::AcqRel);
+        None
+    }
+}
+
+impl Drop for BigPipe {
+    fn drop(&mut self) {
+        BIG_PIPES.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// Streams a pipe into Bytes records as the data comes, `CHUNK` at most.
-async fn pump_bytes<R: AsyncRead + Unpin>(
+/// A pipe that has carried a lot gets a larger kernel buffer, so a fast
+/// writer is handed over in fewer, larger reads.
+async fn pump_bytes<R: AsyncRead + AsFd + Unpin>(
     reader: Option<R>,
     stream: Stream,
     ctx: Arc<JobContext>,
@@ -183,19 +215,32 @@ async fn pump_bytes<R: AsyncRead + Unpin>(
     let Some(mut reader) = reader else {
         return;
     };
-    let mut buf = vec![0u8; CHUNK];
+    let mut total = 0usize;
+    let mut big: Option<BigPipe> = None;
+    let mut chunk = SMALL_CHUNK;
+    // Read into spare capacity: no zeroing of buffers that are handed over.
+    let mut buf = Vec::with_capacity(chunk);
     loop {
-        match reader.read(&mut buf).await {
+        match reader.read_buf(&mut buf).await {
             Ok(0) => return,
-            Ok(n) if n >= CHUNK / 2 => {
-                // A full read: hand the buffer itself over (at most half
-                // of it unused) and read into a new one.
-                buf.truncate(n);
-                let full = std::mem::replace(&mut buf, vec![0u8; CHUNK]);
-                ctx.emit(Record::bytes(stream, full));
-            }
             Ok(n) => {
-                ctx.emit(Record::bytes(stream, buf[..n].to_vec()));
+                total += n;
+                if n >= chunk / 2 {
+                    // A full read: hand the buffer itself over (at most
+                    // half of it unused) and read into a new one.
+                    let full = std::mem::replace(&mut buf, Vec::with_capacity(chunk));
+                    ctx.emit(Record::bytes(stream, full));
+                } else {
+                    ctx.emit(Record::bytes(stream, buf.clone()));
+                    buf.clear();
+                }
+                if big.is_none() && total >= BIG_PIPE && chunk == SMALL_CHUNK {
+                    big = BigPipe::try_enlarge(&reader);
+                    if big.is_some() {
+                        chunk = CHUNK;
+                        buf = Vec::with_capacity(chunk);
+                    }
+                }
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => {
