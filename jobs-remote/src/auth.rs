@@ -71,8 +71,9 @@ pub(crate) fn authenticate(
         ));
     }
     let mut tried: Vec<String> = Vec::new();
-    if r.use_agent && std::env::var_os("SSH_AUTH_SOCK").is_some() {
+    if let Some(socket) = &r.agent_socket {
         if let Ok(mut agent) = session.agent() {
+            let _ = agent.set_identity_path(socket);
             if agent.connect().is_ok() && agent.list_identities().is_ok() {
                 let ids = agent.identities().unwrap_or_default();
                 for id in &ids {

@@ -33,7 +33,8 @@ pub(crate) struct Resolved {
     /// Further known_hosts files, read only.
     pub(crate) global_known_hosts: Vec<PathBuf>,
     pub(crate) accept_new: bool,
-    pub(crate) use_agent: bool,
+    /// The agent socket to try first, if agent use is on and one is known.
+    pub(crate) agent_socket: Option<PathBuf>,
     pub(crate) connect_timeout: Duration,
     pub(crate) keepalive_interval: Duration,
     pub(crate) keepalive_count: u32,
@@ -235,7 +236,11 @@ pub(crate) fn resolve(written: &str, options: &SshOptions) -> Result<Resolved, R
         known_hosts,
         global_known_hosts,
         accept_new,
-        use_agent: options.use_agent,
+        agent_socket: options
+            .agent_socket
+            .clone()
+            .or_else(|| std::env::var_os("SSH_AUTH_SOCK").map(PathBuf::from))
+            .filter(|p| options.use_agent && !p.as_os_str().is_empty()),
         connect_timeout,
         keepalive_interval,
         keepalive_count,

@@ -42,8 +42,10 @@ pub struct SshOptions {
     /// The home directory for `~`, the config, known_hosts and default
     /// identities (default `$HOME`, not the password database).
     pub home: Option<PathBuf>,
-    /// Try the keys of a running ssh-agent (`$SSH_AUTH_SOCK`) first.
+    /// Try the keys of a running ssh-agent first.
     pub use_agent: bool,
+    /// The agent's socket (default `$SSH_AUTH_SOCK`).
+    pub agent_socket: Option<PathBuf>,
     /// Time between SIGTERM and SIGKILL to the remote process group on stop.
     pub stop_grace: Duration,
 }
@@ -60,6 +62,7 @@ impl Default for SshOptions {
             identity_files: Vec::new(),
             home: None,
             use_agent: true,
+            agent_socket: None,
             stop_grace: DEFAULT_STOP_GRACE,
         }
     }
@@ -113,6 +116,13 @@ impl SshOptions {
     /// Whether to try ssh-agent keys.
     pub fn use_agent(mut self, use_agent: bool) -> Self {
         self.use_agent = use_agent;
+        self
+    }
+
+    /// Uses the ssh-agent listening on `socket` (and turns agent use on).
+    pub fn agent_socket(mut self, socket: impl Into<PathBuf>) -> Self {
+        self.agent_socket = Some(socket.into());
+        self.use_agent = true;
         self
     }
 

@@ -176,7 +176,7 @@ fn unreachable_hosts_fail_alone_and_quickly() {
 
 #[test]
 fn fan_out_to_twenty_aliases_never_exceeds_the_throttle() {
-    let sshd = Sshd::start();
+    let sshd = Sshd::start_masked();
     let s = sshd.session();
     let d = sshd.dir.path().display().to_string();
     // Server side: count running commands under a lock, log each count.
@@ -314,4 +314,61 @@ fn binary_output_is_byte_exact() {
     assert!(recs
         .iter()
         .all(|r| matches!(r.record.payload, jobs_core::Payload::Bytes(_))));
+}
+
+/// A private ssh-agent, killed by pid on drop.
+struct Agent {
+    child: std::process::Child,
+    socket: std::path::PathBuf,
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn agent_keys_are_tried_first() {
+    let sshd = Sshd::start();
+    let socket = sshd.dir.path().join("agent.sock");
+    let child = std::process::Command::new("ssh-agent")
+        .arg("-D")
+        .arg("-a")
+        .arg(&socket)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("ssh-agent");
+    let agent = Agent { child, socket };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !agent.socket.exists() {
+        assert!(Instant::now() < deadline, "ssh-agent did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let id_file = sshd.home.join(".ssh").join("id_ed25519");
+    let status = std::process::Command::new("ssh-add")
+        .arg("-q")
+        .arg(&id_file)
+        .env("SSH_AUTH_SOCK", &agent.socket)
+        .status()
+        .expect("ssh-add");
+    assert!(status.success());
+    // The file itself is now useless without the agent.
+    let p = id_file.to_str().expect("utf-8");
+    sh(
+        "ssh-keygen",
+        &["-q", "-p", "-P", "", "-N", "secret", "-f", p],
+    );
+    let s = sshd.session_with(sshd.options().agent_socket(&agent.socket));
+    let id = s
+        .start(RemoteSpec::new([sshd.host("127.0.0.1")], "echo via-agent").into_job_spec())
+        .expect("start");
+    wait(&s, &[id], 60);
+    let kid = &children(&s, id)[0];
+    assert_eq!(kid.state, JobState::Completed, "{:?}", kid.reason);
+    let recs = s
+        .receive(&[id], ReceiveOptions::default())
+        .expect("receive");
+    assert_eq!(bytes_of(&recs, kid.id, Stream::Output), b"via-agent\n");
 }

@@ -70,6 +70,18 @@ impl Sshd {
     /// An sshd listening on each of `addrs` (loopback addresses), each
     /// trusted in known_hosts; the first in hashed form.
     pub fn start_on(addrs: &[&str]) -> Sshd {
+        Sshd::launch(addrs, false)
+    }
+
+    /// An sshd on 127.0.0.1 whose sessions see an empty `/root/.bashrc`
+    /// (bind-mounted over in a private mount namespace): root's rc file on
+    /// these machines costs ~100 ms per command, which benchmarks must not
+    /// measure.
+    pub fn start_masked() -> Sshd {
+        Sshd::launch(&["127.0.0.1"], true)
+    }
+
+    fn launch(addrs: &[&str], mask_bashrc: bool) -> Sshd {
         let dir = tempfile::tempdir().expect("tempdir");
         let root = dir.path().to_path_buf();
         let home = root.join("home");
@@ -101,12 +113,25 @@ impl Sshd {
             ),
         )
         .expect("ssh config");
-        let child = Command::new("/usr/sbin/sshd")
-            .arg("-D")
-            .arg("-f")
-            .arg(&cfg_path)
-            .arg("-E")
-            .arg(root.join("sshd.log"))
+        let mut command = if mask_bashrc {
+            let script = format!(
+                "[ -e /root/.bashrc ] && mount --bind /dev/null /root/.bashrc; exec /usr/sbin/sshd -D -f {} -E {}",
+                cfg_path.display(),
+                root.join("sshd.log").display()
+            );
+            let mut c = Command::new("unshare");
+            c.args(["-m", "--propagation", "private", "sh", "-c", &script]);
+            c
+        } else {
+            let mut c = Command::new("/usr/sbin/sshd");
+            c.arg("-D")
+                .arg("-f")
+                .arg(&cfg_path)
+                .arg("-E")
+                .arg(root.join("sshd.log"));
+            c
+        };
+        let child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
