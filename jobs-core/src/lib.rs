@@ -96,6 +96,7 @@ mod store;
 mod wait;
 
 pub mod conformance;
+pub mod plugin;
 
 pub use async_trait::async_trait;
 pub use context::{JobContext, StopToken};

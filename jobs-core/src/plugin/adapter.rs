@@ -1,0 +1,275 @@
+//! The host side of a loaded plugin: safe calls over its function table,
+//! and the [`JobExecutor`] that runs jobs through it.
+
+use std::ffi::c_void;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use tokio::sync::Notify;
+
+use super::abi::{
+    ByteBuf, PluginVTable, ERR, OK, PULL_AGAIN, PULL_BLOCKED, PULL_FINISHED, PULL_RUNNING,
+};
+use super::wire::{self, WireDescribe, WireSpec, WireStatus};
+use crate::{JobContext, JobExecutor, JobFailure, JobSpec, JobState};
+
+/// A loaded plugin's instance and function table, after the header check.
+#[derive(Clone, Copy)]
+pub(crate) struct PluginFns {
+    instance: *const c_void,
+    vtable: &'static PluginVTable,
+}
+
+// SAFETY: the plugin's functions may be called from any thread (the
+// contract of the table), the instance pointer is only passed back to them,
+// and the library is never unloaded, so both stay valid for the process.
+unsafe impl Send for PluginFns {}
+// SAFETY: as for `Send`: shared use only passes the pointers to the plugin.
+unsafe impl Sync for PluginFns {}
+
+impl PluginFns {
+    /// # Safety
+    /// `vtable` and `instance` come from a header that passed the loader's
+    /// checks, of a library that stays loaded.
+    pub(crate) unsafe fn new(instance: *const c_void, vtable: &'static PluginVTable) -> Self {
+        PluginFns { instance, vtable }
+    }
+
+    /// Calls `f` with an output buffer, then hands its return code and the
+    /// buffer's bytes to `read` before giving the buffer back to the plugin.
+    fn with_buf<R>(
+        &self,
+        f: impl FnOnce(*mut ByteBuf) -> i32,
+        read: impl FnOnce(i32, &[u8]) -> R,
+    ) -> R {
+        let mut buf = ByteBuf::empty();
+        let code = f(&mut buf);
+        let bytes: &[u8] = if buf.ptr.is_null() || buf.len == 0 {
+            &[]
+        } else {
+            // SAFETY: the plugin wrote a buffer of `len` initialized bytes
+            // that stays valid until it is freed below.
+            unsafe { std::slice::from_raw_parts(buf.ptr, buf.len) }
+        };
+        let out = read(code, bytes);
+        // SAFETY: the buffer came from this plugin and is freed once, here.
+        unsafe { (self.vtable.free_buf)(buf) };
+        out
+    }
+
+    fn text_result(code: i32, bytes: &[u8]) -> Result<Vec<u8>, String> {
+        match code {
+            OK => Ok(bytes.to_vec()),
+            _ => Err(String::from_utf8_lossy(bytes).into_owned()),
+        }
+    }
+
+    pub(crate) fn describe(&self) -> Result<WireDescribe, String> {
+        let bytes = self.with_buf(
+            // SAFETY: the instance is the header's; `out` is a live buffer.
+            |out| unsafe { (self.vtable.describe)(self.instance, out) },
+            Self::text_result,
+        )?;
+        serde_json::from_slice(&bytes).map_err(|e| format!("a malformed description: {e}"))
+    }
+
+    fn location(&self, spec: &[u8]) -> Result<String, String> {
+        let bytes = self.with_buf(
+            // SAFETY: the instance is the header's; `spec` is borrowed for
+            // the call; `out` is a live buffer.
+            |out| unsafe { (self.vtable.location)(self.instance, spec.as_ptr(), spec.len(), out) },
+            Self::text_result,
+        )?;
+        String::from_utf8(bytes).map_err(|_| "a location that is not UTF-8".into())
+    }
+
+    fn start(&self, spec: &[u8], notify: Arc<Notify>) -> Result<PluginJob, String> {
+        let mut handle: *mut c_void = std::ptr::null_mut();
+        let data = Arc::as_ptr(&notify) as *const c_void;
+        self.with_buf(
+            // SAFETY: the instance is the header's; `spec` is borrowed for
+            // the call; `data` stays valid until `free_job` returned (the
+            // `PluginJob` below holds the `Arc` and frees the job first).
+            |err| unsafe {
+                (self.vtable.start)(
+                    self.instance,
+                    spec.as_ptr(),
+                    spec.len(),
+                    Some(wake),
+                    data,
+                    &mut handle,
+                    err,
+                )
+            },
+            Self::text_result,
+        )?;
+        if handle.is_null() {
+            return Err("the plugin returned no job handle".into());
+        }
+        Ok(PluginJob {
+            fns: *self,
+            handle,
+            _notify: notify,
+        })
+    }
+}
+
+/// The host's wake-up: `data` is the `Notify` of a running job.
+extern "C" fn wake(data: *const c_void) {
+    // SAFETY: `data` is `Arc::as_ptr` of a `Notify` that the job's
+    // `PluginJob` keeps alive until the plugin promised not to call again.
+    let notify = unsafe { &*(data as *const Notify) };
+    // `notify_one` does not panic; a panic must not unwind into the plugin.
+    let _ = std::panic::catch_unwind(|| notify.notify_one());
+}
+
+/// A job handle of the plugin; releases the job when dropped.
+struct PluginJob {
+    fns: PluginFns,
+    handle: *mut c_void,
+    _notify: Arc<Notify>,
+}
+
+// SAFETY: the plugin's job functions may be called from any thread; the
+// handle is only passed back to them.
+unsafe impl Send for PluginJob {}
+// SAFETY: as for `Send`.
+unsafe impl Sync for PluginJob {}
+
+impl PluginJob {
+    /// Pulls pending records into the context; returns the `PULL_*` status.
+    fn pull(&self, ctx: &JobContext) -> Result<i32, String> {
+        self.fns.with_buf(
+            // SAFETY: `handle` is live until `drop`; `out` is a live buffer.
+            |out| unsafe { (self.fns.vtable.pull)(self.handle, 0, out) },
+            |code, bytes| {
+                if code == ERR {
+                    return Err(String::from_utf8_lossy(bytes).into_owned());
+                }
+                for record in wire::decode(bytes)? {
+                    ctx.emit(record);
+                }
+                Ok(code)
+            },
+        )
+    }
+
+    fn status(&self) -> Result<WireStatus, String> {
+        let bytes = self.fns.with_buf(
+            // SAFETY: `handle` is live until `drop`; `out` is a live buffer.
+            |out| unsafe { (self.fns.vtable.status)(self.handle, out) },
+            PluginFns::text_result,
+        )?;
+        serde_json::from_slice(&bytes).map_err(|e| format!("a malformed status: {e}"))
+    }
+
+    fn stop(&self) {
+        // SAFETY: `handle` is live until `drop`.
+        unsafe { (self.fns.vtable.stop)(self.handle) };
+    }
+}
+
+impl Drop for PluginJob {
+    fn drop(&mut self) {
+        // SAFETY: `handle` came from `start` and is released once, here;
+        // `_notify` is dropped only after this returns.
+        unsafe { (self.fns.vtable.free_job)(self.handle) };
+    }
+}
+
+/// Runs jobs through a loaded plugin: to a session, an executor like any
+/// other.
+pub(crate) struct PluginExecutor {
+    pub(crate) fns: PluginFns,
+    pub(crate) type_name: String,
+    pub(crate) default_throttle: Option<usize>,
+}
+
+fn failure(what: &str, msg: String) -> JobFailure {
+    JobFailure::new(format!("{what}: {msg}"))
+}
+
+#[async_trait]
+impl JobExecutor for PluginExecutor {
+    fn type_name(&self) -> &str {
+        &self.type_name
+    }
+
+    fn location(&self, spec: &JobSpec) -> String {
+        serde_json::to_vec(&WireSpec::from_spec(spec))
+            .map_err(|e| e.to_string())
+            .and_then(|json| self.fns.location(&json))
+            .unwrap_or_else(|_| "localhost".to_string())
+    }
+
+    fn default_throttle(&self) -> Option<usize> {
+        self.default_throttle
+    }
+
+    async fn run(&self, spec: JobSpec, ctx: JobContext) -> Result<(), JobFailure> {
+        if spec.payload.is_some() {
+            return Err(JobFailure::new(
+                "an in-process payload cannot be passed to a plugin executor",
+            ));
+        }
+        let json = serde_json::to_vec(&WireSpec::from_spec(&spec))
+            .map_err(|e| failure("cannot encode the job spec", e.to_string()))?;
+        let notify = Arc::new(Notify::new());
+        let job = self
+            .fns
+            .start(&json, Arc::clone(&notify))
+            .map_err(|m| failure("the plugin could not start the job", m))?;
+        let mut stop_sent = false;
+        let mut blocked = false;
+        loop {
+            let code = job
+                .pull(&ctx)
+                .map_err(|m| failure("the plugin failed to hand out records", m))?;
+            match code {
+                PULL_FINISHED => break,
+                PULL_AGAIN => continue,
+                PULL_RUNNING | PULL_BLOCKED => {
+                    let now = code == PULL_BLOCKED;
+                    if now != blocked && !ctx.stop_requested() {
+                        // Refused only while the job is Stopping: nothing to show then.
+                        let _ = ctx.set_blocked(now);
+                        blocked = now;
+                    }
+                }
+                other => {
+                    return Err(JobFailure::new(format!(
+                        "the plugin answered with unknown status {other}"
+                    )))
+                }
+            }
+            if stop_sent {
+                notify.notified().await;
+            } else {
+                tokio::select! {
+                    _ = notify.notified() => {}
+                    _ = ctx.stopped() => {
+                        job.stop();
+                        stop_sent = true;
+                    }
+                }
+            }
+        }
+        let status = job
+            .status()
+            .map_err(|m| failure("the plugin failed to report the job's end", m))?;
+        if let Some(code) = status.exit_code {
+            ctx.set_exit_code(code);
+        }
+        match (status.state, status.reason) {
+            (JobState::Completed, _) | (JobState::Stopped, None) => Ok(()),
+            (JobState::Failed, reason) => Err(JobFailure {
+                reason: reason.unwrap_or_else(|| "failed".into()),
+                exit_code: status.exit_code,
+            }),
+            (JobState::Stopped, Some(reason)) => Err(JobFailure::new(reason)),
+            (state, _) => Err(JobFailure::new(format!(
+                "the plugin's job ended in state {state}"
+            ))),
+        }
+    }
+}

@@ -1,0 +1,454 @@
+//! The plugin side: what [`export_executor!`](crate::export_executor)
+//! expands to. The plugin runs its executor in a [`Session`] of its own, on
+//! a runtime of its own; the functions of the table below start jobs there
+//! and hand their records and states out as bytes.
+
+use std::any::Any;
+use std::ffi::c_void;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::time::Duration;
+
+use super::abi::{
+    ByteBuf, PluginHeader, PluginVTable, StrRef, WakeFn, ABI_VERSION, CORE_VERSION, ERR, MAGIC, OK,
+    PULL_AGAIN, PULL_BLOCKED, PULL_FINISHED, PULL_RUNNING, RUSTC_VERSION,
+};
+use super::wire::{self, WireDescribe, WireSpec, WireStatus};
+use crate::{JobExecutor, JobId, JobState, ReceiveOptions, Session, SessionBuilder};
+
+/// Most records handed out by one `pull`.
+const PULL_LIMIT: usize = 4096;
+
+/// A plugin's instance: how to build its executor, and, once built, the
+/// executor with the session and runtime that drive it. Made by
+/// [`export_executor!`](crate::export_executor); nothing runs until the
+/// host's first call after the header check.
+pub struct Export {
+    make: fn() -> Arc<dyn JobExecutor>,
+    state: OnceLock<Result<Plugged, String>>,
+}
+
+struct Plugged {
+    session: Session,
+    describe: Vec<u8>,
+    executor: Arc<dyn JobExecutor>,
+    // Declared last: dropped after the session (never, in practice: the
+    // instance is a static).
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl Export {
+    /// An instance that builds its executor with `make` on first use.
+    pub const fn new(make: fn() -> Arc<dyn JobExecutor>) -> Self {
+        Export {
+            make,
+            state: OnceLock::new(),
+        }
+    }
+
+    fn plugged(&self) -> Result<&Plugged, String> {
+        let state = self.state.get_or_init(|| {
+            catch_unwind(AssertUnwindSafe(|| self.plug())).unwrap_or_else(|p| Err(panic_message(p)))
+        });
+        state.as_ref().map_err(Clone::clone)
+    }
+
+    fn plug(&self) -> Result<Plugged, String> {
+        let executor = (self.make)();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("jobs-plugin")
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the plugin's runtime: {e}"))?;
+        let session = SessionBuilder::default()
+            .runtime(runtime.handle().clone())
+            // The host applies the type's throttle; the plugin runs what it gets.
+            .throttle(executor.type_name(), usize::MAX)
+            .build()
+            .map_err(|e| format!("cannot start the plugin's session: {e}"))?;
+        session.register(Arc::clone(&executor));
+        let describe = serde_json::to_vec(&WireDescribe {
+            type_name: executor.type_name().to_string(),
+            default_throttle: executor.default_throttle(),
+        })
+        .map_err(|e| e.to_string())?;
+        Ok(Plugged {
+            session,
+            describe,
+            executor,
+            _runtime: runtime,
+        })
+    }
+}
+
+impl PluginHeader {
+    /// The header of a plugin built against this jobs-core and compiler.
+    pub const fn new(
+        instance: &'static Export,
+        plugin_name: &'static str,
+        plugin_version: &'static str,
+    ) -> Self {
+        PluginHeader {
+            magic: MAGIC,
+            abi_version: ABI_VERSION,
+            header_size: std::mem::size_of::<PluginHeader>() as u32,
+            core_version: StrRef::from_static(CORE_VERSION),
+            rustc_version: StrRef::from_static(RUSTC_VERSION),
+            plugin_name: StrRef::from_static(plugin_name),
+            plugin_version: StrRef::from_static(plugin_version),
+            instance: instance as *const Export as *const c_void,
+            vtable: &VTABLE,
+        }
+    }
+}
+
+static VTABLE: PluginVTable = PluginVTable {
+    describe,
+    location,
+    start,
+    pull,
+    status,
+    stop,
+    free_job,
+    free_buf,
+};
+
+/// One job of the plugin's session, as the host holds it.
+struct PluginJob {
+    session: Session,
+    id: JobId,
+    /// The host's wake-up; `None` once the host released the job.
+    wake: Mutex<Option<(WakeFn, usize)>>,
+    /// Bumped on every change, for `pull` calls that wait.
+    tick: Mutex<u64>,
+    ticked: Condvar,
+}
+
+impl PluginJob {
+    fn notify(&self) {
+        {
+            let mut t = self.tick.lock().unwrap_or_else(|p| p.into_inner());
+            *t = t.wrapping_add(1);
+        }
+        self.ticked.notify_all();
+        let wake = self.wake.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((f, data)) = *wake {
+            // The lock is held during the call: `free_job` takes it, so no
+            // call can happen once `free_job` returned.
+            f(data as *const c_void);
+        }
+    }
+
+    fn state(&self) -> Option<JobState> {
+        let t = self.session.inner.lock();
+        t.jobs.get(&self.id).map(|e| e.info.state)
+    }
+}
+
+fn panic_message(p: Box<dyn Any + Send>) -> String {
+    let msg = p
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into());
+    format!("the plugin panicked: {msg}")
+}
+
+fn to_buf(bytes: Vec<u8>) -> ByteBuf {
+    let mut v = std::mem::ManuallyDrop::new(bytes);
+    ByteBuf {
+        ptr: v.as_mut_ptr(),
+        len: v.len(),
+        cap: v.capacity(),
+    }
+}
+
+/// Runs `f`, catching panics; writes its bytes (or the error) to `out`.
+///
+/// # Safety
+/// `out` is null or valid for a write of a `ByteBuf`.
+unsafe fn guarded(out: *mut ByteBuf, f: impl FnOnce() -> Result<(i32, Vec<u8>), String>) -> i32 {
+    let (code, bytes) = match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok((code, bytes))) => (code, bytes),
+        Ok(Err(msg)) => (ERR, msg.into_bytes()),
+        Err(p) => (ERR, panic_message(p).into_bytes()),
+    };
+    if !out.is_null() {
+        // SAFETY: the caller promises `out` is valid for writes.
+        unsafe { out.write(to_buf(bytes)) };
+    }
+    code
+}
+
+/// # Safety
+/// `ptr` is null with `len` 0, or valid for reads of `len` bytes.
+unsafe fn input<'a>(ptr: *const u8, len: usize) -> &'a [u8] {
+    if ptr.is_null() || len == 0 {
+        return &[];
+    }
+    // SAFETY: as the caller promises.
+    unsafe { std::slice::from_raw_parts(ptr, len) }
+}
+
+/// # Safety
+/// `instance` is the header's instance pointer: a `&'static Export`.
+unsafe fn instance<'a>(instance: *const c_void) -> Result<&'a Export, String> {
+    // SAFETY: as the caller promises; the host passes back what the header gave.
+    unsafe { (instance as *const Export).as_ref() }.ok_or_else(|| "a null instance".to_string())
+}
+
+/// # Safety
+/// `job` is a handle from `start` not yet given to `free_job`.
+unsafe fn job<'a>(job: *const c_void) -> Result<&'a PluginJob, String> {
+    // SAFETY: as the caller promises: it points to a live `PluginJob`.
+    unsafe { (job as *const PluginJob).as_ref() }.ok_or_else(|| "a null job handle".to_string())
+}
+
+fn parse_spec(bytes: &[u8]) -> Result<crate::JobSpec, String> {
+    serde_json::from_slice::<WireSpec>(bytes)
+        .map(WireSpec::into_spec)
+        .map_err(|e| format!("a malformed job spec: {e}"))
+}
+
+unsafe extern "C" fn describe(inst: *const c_void, out: *mut ByteBuf) -> i32 {
+    // SAFETY: the vtable contract: `inst` is the header's instance, `out` writable.
+    unsafe {
+        guarded(out, || {
+            let p = instance(inst)?.plugged()?;
+            Ok((OK, p.describe.clone()))
+        })
+    }
+}
+
+unsafe extern "C" fn location(
+    inst: *const c_void,
+    spec: *const u8,
+    spec_len: usize,
+    out: *mut ByteBuf,
+) -> i32 {
+    // SAFETY: the vtable contract: `inst` is the header's instance, `spec`
+    // readable for `spec_len` bytes, `out` writable.
+    unsafe {
+        guarded(out, || {
+            let p = instance(inst)?.plugged()?;
+            let spec = parse_spec(input(spec, spec_len))?;
+            Ok((OK, p.executor.location(&spec).into_bytes()))
+        })
+    }
+}
+
+unsafe extern "C" fn start(
+    inst: *const c_void,
+    spec: *const u8,
+    spec_len: usize,
+    wake: Option<WakeFn>,
+    wake_data: *const c_void,
+    job_out: *mut *mut c_void,
+    err: *mut ByteBuf,
+) -> i32 {
+    // SAFETY: the vtable contract: `inst` is the header's instance, `spec`
+    // readable for `spec_len` bytes, `job_out` and `err` writable.
+    unsafe {
+        guarded(err, || {
+            if job_out.is_null() {
+                return Err("a null job handle slot".into());
+            }
+            let p = instance(inst)?.plugged()?;
+            let mut spec = parse_spec(input(spec, spec_len))?;
+            spec.type_name = p.executor.type_name().to_string();
+            let id = p.session.start(spec).map_err(|e| e.to_string())?;
+            let changed = {
+                let t = p.session.inner.lock();
+                let e = t.jobs.get(&id).ok_or("the job vanished")?;
+                e.cell.changed.subscribe()
+            };
+            let job = Arc::new(PluginJob {
+                session: p.session.clone(),
+                id,
+                wake: Mutex::new(wake.map(|f| (f, wake_data as usize))),
+                tick: Mutex::new(0),
+                ticked: Condvar::new(),
+            });
+            let watched = Arc::clone(&job);
+            p.session.runtime().spawn(async move {
+                let mut changed = changed;
+                loop {
+                    // Read before the wake-up: an end that comes after it
+                    // shows as one more change, so the last wake-up always
+                    // follows the end.
+                    let finished = watched.state().is_none_or(JobState::is_finished);
+                    watched.notify();
+                    if finished {
+                        return;
+                    }
+                    if changed.changed().await.is_err() {
+                        watched.notify();
+                        return;
+                    }
+                }
+            });
+            job_out.write(Arc::into_raw(job) as *mut c_void);
+            Ok((OK, Vec::new()))
+        })
+    }
+}
+
+unsafe extern "C" fn pull(handle: *const c_void, timeout_ms: u64, out: *mut ByteBuf) -> i32 {
+    // SAFETY: the vtable contract: `handle` is a live job, `out` writable.
+    unsafe {
+        guarded(out, || {
+            let job = job(handle)?;
+            let finished = |j: &PluginJob| j.state().is_none_or(JobState::is_finished);
+            // Noted first: a change after it ends the wait below at once.
+            let t0 = *job.tick.lock().unwrap_or_else(|p| p.into_inner());
+            let mut state = job.state();
+            let mut recs = receive(job)?;
+            if recs.is_empty() && timeout_ms > 0 && !finished(job) {
+                let guard = job.tick.lock().unwrap_or_else(|p| p.into_inner());
+                let _ = job
+                    .ticked
+                    .wait_timeout_while(guard, Duration::from_millis(timeout_ms), |t| *t == t0)
+                    .unwrap_or_else(|p| p.into_inner());
+                state = job.state();
+                recs = receive(job)?;
+            }
+            let mut bytes = Vec::new();
+            for r in &recs {
+                wire::encode(&r.record, &mut bytes)?;
+            }
+            // The state was read before the records: a job that was finished
+            // then has handed out everything it will ever produce.
+            let code = match state {
+                _ if recs.len() >= PULL_LIMIT => PULL_AGAIN,
+                None => PULL_FINISHED,
+                Some(s) if s.is_finished() => PULL_FINISHED,
+                Some(JobState::Blocked) => PULL_BLOCKED,
+                Some(_) => PULL_RUNNING,
+            };
+            Ok((code, bytes))
+        })
+    }
+}
+
+fn receive(job: &PluginJob) -> Result<Vec<crate::Received>, String> {
+    let opts = ReceiveOptions {
+        limit: Some(PULL_LIMIT),
+        ..ReceiveOptions::default()
+    };
+    job.session
+        .receive(&[job.id], opts)
+        .map_err(|e| format!("cannot receive from the plugin's job: {e}"))
+}
+
+unsafe extern "C" fn status(handle: *const c_void, out: *mut ByteBuf) -> i32 {
+    // SAFETY: the vtable contract: `handle` is a live job, `out` writable.
+    unsafe {
+        guarded(out, || {
+            let job = job(handle)?;
+            let info = job.session.info(job.id).map_err(|e| e.to_string())?;
+            let status = WireStatus {
+                state: info.state,
+                reason: info.reason,
+                exit_code: info.exit_code,
+            };
+            serde_json::to_vec(&status)
+                .map(|b| (OK, b))
+                .map_err(|e| e.to_string())
+        })
+    }
+}
+
+unsafe extern "C" fn stop(handle: *const c_void) -> i32 {
+    // SAFETY: the vtable contract: `handle` is a live job; no output buffer.
+    unsafe {
+        guarded(std::ptr::null_mut(), || {
+            let job = job(handle)?;
+            job.session
+                .request_stop(job.id)
+                .map_err(|e| e.to_string())?;
+            Ok((OK, Vec::new()))
+        })
+    }
+}
+
+unsafe extern "C" fn free_job(handle: *mut c_void) {
+    if handle.is_null() {
+        return;
+    }
+    // SAFETY: the vtable contract: `handle` came from `Arc::into_raw` in
+    // `start` and is released exactly once, here.
+    let job = unsafe { Arc::from_raw(handle as *const PluginJob) };
+    let _ = catch_unwind(AssertUnwindSafe(move || {
+        *job.wake.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        let session = job.session.clone();
+        let id = job.id;
+        drop(job);
+        // Stops the job if it still runs, then forgets it.
+        let s = session.clone();
+        session.runtime().spawn(async move {
+            let _ = s.remove(id, true).await;
+        });
+    }));
+}
+
+unsafe extern "C" fn free_buf(buf: ByteBuf) {
+    if buf.ptr.is_null() {
+        return;
+    }
+    // SAFETY: every non-null buffer handed out was made by `to_buf` from a
+    // `Vec<u8>` of this library, with its pointer, length and capacity.
+    drop(unsafe { Vec::from_raw_parts(buf.ptr, buf.len, buf.cap) });
+}
+
+/// Exports an executor as a plugin: defines the library's entry point.
+///
+/// Write it once at the root of a `cdylib` crate, with an expression that
+/// builds the executor (a unit struct's name is one):
+///
+/// ```ignore
+/// jobs_core::export_executor!(MyExecutor);
+/// jobs_core::export_executor!(MyExecutor::new());
+/// ```
+///
+/// The expansion is an `extern "C"` function named `jobs_plugin_header`
+/// with `#[no_mangle]`, which the `unsafe_code` lint counts as unsafe (an
+/// exported symbol name could clash with another); the expansion allows the
+/// lint on that one item, so a plugin crate keeps `unsafe_code = "deny"` and
+/// contains no `unsafe` of its own. The attribute is written in this crate's
+/// edition, so crates of edition 2024 (where it is spelled
+/// `#[unsafe(no_mangle)]`) take it as well.
+///
+/// Nothing runs when the library is loaded: the function returns a pointer
+/// to a static header. The executor is built on the host's first call after
+/// the header check.
+#[macro_export]
+macro_rules! export_executor {
+    (@header { $($field:ident : $value:expr),* $(,)? } $make:expr) => {
+        const _: () = {
+            fn __jobs_plugin_make() -> ::std::sync::Arc<dyn $crate::JobExecutor> {
+                ::std::sync::Arc::new($make)
+            }
+            static __JOBS_PLUGIN_EXPORT: $crate::plugin::Export =
+                $crate::plugin::Export::new(__jobs_plugin_make);
+            static __JOBS_PLUGIN_HEADER: $crate::plugin::PluginHeader =
+                $crate::plugin::PluginHeader {
+                    $($field: $value,)*
+                    ..$crate::plugin::PluginHeader::new(
+                        &__JOBS_PLUGIN_EXPORT,
+                        ::core::env!("CARGO_PKG_NAME"),
+                        ::core::env!("CARGO_PKG_VERSION"),
+                    )
+                };
+            /// The plugin's entry point: its header.
+            #[allow(unsafe_code)]
+            #[no_mangle]
+            pub extern "C" fn jobs_plugin_header() -> *const $crate::plugin::PluginHeader {
+                &__JOBS_PLUGIN_HEADER
+            }
+        };
+    };
+    ($make:expr) => {
+        $crate::export_executor!(@header {} $make);
+    };
+}

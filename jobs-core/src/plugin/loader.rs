@@ -1,0 +1,439 @@
+//! The loader: opens a library, checks its header before calling anything
+//! else, and wraps it in a [`JobExecutor`]. Libraries are never unloaded.
+
+use std::ffi::OsStr;
+use std::fmt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::abi::{
+    HeaderPrefix, PluginHeader, StrRef, ABI_VERSION, CORE_VERSION, ENTRY_SYMBOL, MAGIC,
+    RUSTC_VERSION,
+};
+use super::adapter::{PluginExecutor, PluginFns};
+use crate::JobExecutor;
+
+/// Longest string a header may carry; a longer one means a broken header.
+const MAX_HEADER_STR: usize = 4096;
+
+/// Why a file could not be loaded as a plugin. Every variant names the
+/// file; version mismatches name both versions.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PluginError {
+    /// The file or folder could not be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Others may write the file or its folder: loading it would run their code.
+    #[error("{path}: refused: {why}")]
+    Insecure {
+        /// The file.
+        path: PathBuf,
+        /// Which permission is too open.
+        why: String,
+    },
+    /// The system could not load the file as a library.
+    #[error("{path}: not a loadable library: {message}")]
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// The dynamic loader's message.
+        message: String,
+    },
+    /// The library has no plugin entry point.
+    #[error("{path}: not a jobctl plugin (no `{ENTRY_SYMBOL}` symbol)")]
+    NoEntry {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The header does not start with the plugin magic.
+    #[error("{path}: not a jobctl plugin header (magic {found}, expected {expected})")]
+    Magic {
+        /// The file.
+        path: PathBuf,
+        /// The bytes found, escaped.
+        found: String,
+        /// The bytes expected, escaped.
+        expected: String,
+    },
+    /// The plugin speaks another version of the boundary.
+    #[error("{path}: plugin ABI version {plugin}, this host speaks version {host}")]
+    AbiVersion {
+        /// The file.
+        path: PathBuf,
+        /// The plugin's version.
+        plugin: u32,
+        /// The host's version.
+        host: u32,
+    },
+    /// The header's size differs from this host's.
+    #[error("{path}: plugin header of {plugin} bytes, this host expects {host}")]
+    HeaderSize {
+        /// The file.
+        path: PathBuf,
+        /// The plugin's size.
+        plugin: u32,
+        /// The host's size.
+        host: u32,
+    },
+    /// The plugin was built against another jobs-core.
+    #[error("{path}: plugin built with jobs-core {plugin}, this host uses jobs-core {host}")]
+    CoreVersion {
+        /// The file.
+        path: PathBuf,
+        /// The plugin's jobs-core version.
+        plugin: String,
+        /// The host's jobs-core version.
+        host: String,
+    },
+    /// The plugin was built by another compiler.
+    #[error("{path}: plugin built with {plugin}, this host was built with {host}")]
+    Rustc {
+        /// The file.
+        path: PathBuf,
+        /// The plugin's compiler.
+        plugin: String,
+        /// The host's compiler.
+        host: String,
+    },
+    /// The header or the plugin's first answer is not well formed.
+    #[error("{path}: malformed plugin: {message}")]
+    Malformed {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// Another plugin already provides the job type.
+    #[error("{path}: job type '{type_name}' is already provided by {first}")]
+    DuplicateType {
+        /// The file.
+        path: PathBuf,
+        /// The type name.
+        type_name: String,
+        /// The plugin that provides it.
+        first: PathBuf,
+    },
+}
+
+impl PluginError {
+    /// The file (or folder) the error is about.
+    pub fn path(&self) -> &Path {
+        match self {
+            PluginError::Io { path, .. }
+            | PluginError::Insecure { path, .. }
+            | PluginError::Open { path, .. }
+            | PluginError::NoEntry { path }
+            | PluginError::Magic { path, .. }
+            | PluginError::AbiVersion { path, .. }
+            | PluginError::HeaderSize { path, .. }
+            | PluginError::CoreVersion { path, .. }
+            | PluginError::Rustc { path, .. }
+            | PluginError::Malformed { path, .. }
+            | PluginError::DuplicateType { path, .. } => path,
+        }
+    }
+}
+
+/// A plugin that passed the checks: who it is, and its executor.
+#[derive(Clone)]
+pub struct LoadedPlugin {
+    /// The plugin's crate name.
+    pub name: String,
+    /// The plugin's crate version.
+    pub version: String,
+    /// The library file (canonical path).
+    pub file: PathBuf,
+    /// The job type it provides.
+    pub type_name: String,
+    /// The executor to register with a session.
+    pub executor: Arc<dyn JobExecutor>,
+}
+
+impl fmt::Debug for LoadedPlugin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoadedPlugin")
+            .field("name", &self.name)
+            .field("version", &self.version)
+            .field("file", &self.file)
+            .field("type_name", &self.type_name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Refuses a file that others may write, or that sits in a folder others
+/// may write (without the sticky bit).
+fn check_permissions(path: &Path) -> Result<(), PluginError> {
+    let io = |source| PluginError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let meta = std::fs::metadata(path).map_err(io)?;
+    if !meta.is_file() {
+        return Err(PluginError::Open {
+            path: path.to_path_buf(),
+            message: "not a regular file".into(),
+        });
+    }
+    if meta.permissions().mode() & 0o002 != 0 {
+        return Err(PluginError::Insecure {
+            path: path.to_path_buf(),
+            why: "the file is writable by anyone".into(),
+        });
+    }
+    if let Some(dir) = path.parent() {
+        let mode = std::fs::metadata(dir).map_err(io)?.permissions().mode();
+        if mode & 0o002 != 0 && mode & 0o1000 == 0 {
+            return Err(PluginError::Insecure {
+                path: path.to_path_buf(),
+                why: format!("its folder {} is writable by anyone", dir.display()),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn escape(bytes: &[u8]) -> String {
+    bytes.escape_ascii().to_string()
+}
+
+/// Reads a header string.
+///
+/// # Safety
+/// `s` comes from a header whose magic, ABI version and size matched: it
+/// points to `len` bytes of static data in the library.
+unsafe fn header_str(path: &Path, what: &str, s: StrRef) -> Result<String, PluginError> {
+    let malformed = |message: String| PluginError::Malformed {
+        path: path.to_path_buf(),
+        message,
+    };
+    if s.ptr.is_null() || s.len > MAX_HEADER_STR {
+        return Err(malformed(format!(
+            "the header's {what} is missing or too long"
+        )));
+    }
+    // SAFETY: as the caller promises.
+    let bytes = unsafe { std::slice::from_raw_parts(s.ptr, s.len) };
+    String::from_utf8(bytes.to_vec())
+        .map_err(|_| malformed(format!("the header's {what} is not UTF-8")))
+}
+
+/// Loads the plugin in `path`: opens the library, checks its header
+/// (magic, ABI version, header size, jobs-core version, compiler) before
+/// calling anything else, then asks it for its job type. The library stays
+/// loaded for the life of the process, whatever the outcome.
+///
+/// Loading runs the library's initializers and its entry point, which only
+/// returns a static header: load only from folders you own.
+pub fn load(path: impl AsRef<Path>) -> Result<LoadedPlugin, PluginError> {
+    let given = path.as_ref();
+    // An absolute path: the dynamic loader must not search its own path.
+    let path = std::fs::canonicalize(given).map_err(|source| PluginError::Io {
+        path: given.to_path_buf(),
+        source,
+    })?;
+    check_permissions(&path)?;
+    // SAFETY: opening a library runs its initializers. That is the trust
+    // the caller gives a plugin folder (see the module docs); a Rust cdylib
+    // built with `export_executor!` has no initializers of its own.
+    let lib = unsafe { libloading::Library::new(&path) }.map_err(|e| PluginError::Open {
+        path: path.clone(),
+        message: e.to_string(),
+    })?;
+    // Never unloaded: code, statics and threads of the plugin may outlive
+    // any handle we hold, and unloading a Rust library is not supported.
+    let lib: &'static libloading::Library = Box::leak(Box::new(lib));
+    type Entry = unsafe extern "C" fn() -> *const PluginHeader;
+    // SAFETY: the symbol's type is the documented entry point's; the
+    // loaded library is leaked, so the function stays valid.
+    let entry = unsafe { lib.get::<Entry>(ENTRY_SYMBOL.as_bytes()) }
+        .map(|s| *s)
+        .map_err(|_| PluginError::NoEntry { path: path.clone() })?;
+    // SAFETY: the entry point takes nothing and returns a pointer to a
+    // static header (what `export_executor!` defines).
+    let header = unsafe { entry() };
+    if header.is_null() {
+        return Err(PluginError::Malformed {
+            path,
+            message: "the entry point returned no header".into(),
+        });
+    }
+    // SAFETY: every header, of any ABI version, starts with the prefix.
+    let prefix = unsafe { (header as *const HeaderPrefix).read_unaligned() };
+    if prefix.magic != MAGIC {
+        return Err(PluginError::Magic {
+            path,
+            found: escape(&prefix.magic),
+            expected: escape(&MAGIC),
+        });
+    }
+    if prefix.abi_version != ABI_VERSION {
+        return Err(PluginError::AbiVersion {
+            path,
+            plugin: prefix.abi_version,
+            host: ABI_VERSION,
+        });
+    }
+    let host_size = std::mem::size_of::<PluginHeader>() as u32;
+    if prefix.header_size != host_size {
+        return Err(PluginError::HeaderSize {
+            path,
+            plugin: prefix.header_size,
+            host: host_size,
+        });
+    }
+    // SAFETY: magic, version and size match: the header has this layout.
+    let header = unsafe { &*header };
+    // SAFETY: the strings of a matching header point to static data.
+    let (core, rustc, name, version) = unsafe {
+        (
+            header_str(&path, "jobs-core version", header.core_version)?,
+            header_str(&path, "compiler version", header.rustc_version)?,
+            header_str(&path, "plugin name", header.plugin_name)?,
+            header_str(&path, "plugin version", header.plugin_version)?,
+        )
+    };
+    if core != CORE_VERSION {
+        return Err(PluginError::CoreVersion {
+            path,
+            plugin: core,
+            host: CORE_VERSION.to_string(),
+        });
+    }
+    if rustc != RUSTC_VERSION {
+        return Err(PluginError::Rustc {
+            path,
+            plugin: rustc,
+            host: RUSTC_VERSION.to_string(),
+        });
+    }
+    // SAFETY: a matching header's table is a static of the library.
+    let Some(vtable) = (unsafe { header.vtable.as_ref() }) else {
+        return Err(PluginError::Malformed {
+            path,
+            message: "the header has no function table".into(),
+        });
+    };
+    // SAFETY: the header passed every check and the library stays loaded.
+    let fns = unsafe { PluginFns::new(header.instance, vtable) };
+    let described = fns.describe().map_err(|message| PluginError::Malformed {
+        path: path.clone(),
+        message: format!("the plugin could not describe its executor: {message}"),
+    })?;
+    if described.type_name.trim().is_empty() {
+        return Err(PluginError::Malformed {
+            path,
+            message: "the executor's type name is empty".into(),
+        });
+    }
+    Ok(LoadedPlugin {
+        name,
+        version,
+        file: path,
+        type_name: described.type_name.clone(),
+        executor: Arc::new(PluginExecutor {
+            fns,
+            type_name: described.type_name,
+            default_throttle: described.default_throttle,
+        }),
+    })
+}
+
+/// What [`scan`] found: the plugins that loaded, and why others did not.
+#[derive(Debug, Default)]
+pub struct Scan {
+    /// The plugins that passed every check, in the order found.
+    pub plugins: Vec<LoadedPlugin>,
+    /// One error per file (or folder) that could not be used.
+    pub errors: Vec<PluginError>,
+}
+
+fn is_library(path: &Path) -> bool {
+    let suffix = std::env::consts::DLL_EXTENSION;
+    path.extension() == Some(OsStr::new(suffix))
+}
+
+/// Loads every plugin of `paths`: a file is loaded whatever its name; a
+/// folder contributes its `*.so` files (`*.dylib` on macOS), by name. A
+/// file reached twice is loaded once; a second plugin of a job type that is
+/// already taken is refused. A broken plugin is reported and skipped.
+pub fn scan<P: AsRef<Path>>(paths: &[P]) -> Scan {
+    let mut files = Vec::new();
+    let mut out = Scan::default();
+    for p in paths {
+        let p = p.as_ref();
+        if p.is_dir() {
+            match std::fs::read_dir(p) {
+                Ok(rd) => {
+                    let mut found: Vec<PathBuf> = rd
+                        .filter_map(|e| e.ok().map(|e| e.path()))
+                        .filter(|f| is_library(f))
+                        .collect();
+                    found.sort();
+                    files.extend(found);
+                }
+                Err(source) => out.errors.push(PluginError::Io {
+                    path: p.to_path_buf(),
+                    source,
+                }),
+            }
+        } else {
+            files.push(p.to_path_buf());
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    for f in files {
+        if let Ok(canon) = std::fs::canonicalize(&f) {
+            if !seen.insert(canon) {
+                continue;
+            }
+        }
+        match load(&f) {
+            Ok(p) => {
+                let taken = out
+                    .plugins
+                    .iter()
+                    .find(|q| q.type_name.eq_ignore_ascii_case(&p.type_name));
+                match taken {
+                    Some(q) => out.errors.push(PluginError::DuplicateType {
+                        path: p.file.clone(),
+                        type_name: p.type_name.clone(),
+                        first: q.file.clone(),
+                    }),
+                    None => out.plugins.push(p),
+                }
+            }
+            Err(e) => out.errors.push(e),
+        }
+    }
+    out
+}
+
+/// Where plugins are looked for: `<home>/plugins` if it exists, then each
+/// entry of `plugin_path` (colon-separated files or folders, as in
+/// `JOBCTL_PLUGIN_PATH`; empty entries are skipped).
+pub fn search_path(home: &Path, plugin_path: Option<&OsStr>) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let dir = home.join("plugins");
+    if dir.is_dir() {
+        out.push(dir);
+    }
+    if let Some(var) = plugin_path {
+        out.extend(std::env::split_paths(var).filter(|p| !p.as_os_str().is_empty()));
+    }
+    out
+}
+
+/// [`scan`] of [`search_path`] with `JOBCTL_PLUGIN_PATH` from the
+/// environment.
+pub fn scan_home(home: &Path) -> Scan {
+    let var = std::env::var_os("JOBCTL_PLUGIN_PATH");
+    scan(&search_path(home, var.as_deref()))
+}

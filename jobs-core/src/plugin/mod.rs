@@ -1,0 +1,65 @@
+//! Executors built as separate libraries (cdylibs) and loaded at run time.
+//!
+//! # Why the boundary is C
+//! Trait objects, `async-trait` futures and tokio handles have no stable
+//! layout between two separately compiled libraries, and every cdylib has
+//! its own copy of tokio with its own thread-locals. So nothing of Rust
+//! crosses: the plugin exports one `extern "C"` function returning a
+//! `repr(C)` [`PluginHeader`] (magic, ABI version, header size, jobs-core
+//! version, compiler version, plugin name and version) with a table of
+//! `extern "C"` functions ([`PluginVTable`]) over opaque handles: start a
+//! job from a JSON spec, pull its records (length-prefixed frames, text and
+//! bytes raw), read its state, reason and exit code, stop it, release it.
+//! Only bytes and UTF-8 cross; each side frees its own memory; every
+//! function of the plugin catches panics.
+//!
+//! # The two sides
+//! - **Plugin**: [`export_executor!`](crate::export_executor) turns an
+//!   ordinary [`JobExecutor`](crate::JobExecutor) into the export. On the
+//!   host's first call the plugin builds its executor, a tokio runtime of
+//!   its own (two worker threads) and a [`Session`](crate::Session) of its
+//!   own; each job runs there, and its records and states are handed out
+//!   through the table. The plugin wakes the host through a callback when a
+//!   job changes, so nothing polls.
+//! - **Host**: [`load`] opens the library (never unloading it), checks the
+//!   header before calling anything else and refuses any mismatch with an
+//!   error naming both versions, then wraps the table in an executor that a
+//!   session cannot tell from a built-in one. [`scan`] and [`scan_home`]
+//!   load whole folders and report broken plugins instead of failing.
+//!
+//! # The contract
+//! - A plugin must be built by the same compiler (`rustc -V`) against the
+//!   same jobs-core version as its host; the loader refuses anything else.
+//!   Panics must unwind (`panic = "abort"` turns a plugin panic into the
+//!   host's death).
+//! - Loading runs the library's initializers and the entry point, which
+//!   returns a static header and does nothing else. The executor is built,
+//!   and the plugin's runtime started, at the first call after the checks.
+//! - A loaded plugin runs with the host's rights: load only from folders you
+//!   own. The loader refuses a file, or a folder without the sticky bit,
+//!   that anyone may write.
+//! - What does not cross: in-process payloads ([`JobSpec::payload`]) fail
+//!   the job; live values arrive as their JSON rendering; child jobs a
+//!   plugin opens run inside the plugin and their records arrive as the
+//!   parent's; detached jobs are not resumed.
+//!
+//! The guide from `cargo new --lib` to a loaded plugin is `plugins/README.md`
+//! in the jobctl repository.
+//!
+//! [`JobSpec::payload`]: crate::JobSpec::payload
+#![allow(unsafe_code)]
+
+mod abi;
+mod adapter;
+mod export;
+mod loader;
+pub mod testing;
+mod wire;
+
+pub use abi::{
+    ByteBuf, HeaderPrefix, PluginHeader, PluginVTable, StrRef, WakeFn, ABI_VERSION, CORE_VERSION,
+    ENTRY_SYMBOL, ERR, MAGIC, OK, PULL_AGAIN, PULL_BLOCKED, PULL_FINISHED, PULL_RUNNING,
+    RUSTC_VERSION,
+};
+pub use export::Export;
+pub use loader::{load, scan, scan_home, search_path, LoadedPlugin, PluginError, Scan};

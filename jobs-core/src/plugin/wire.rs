@@ -1,0 +1,180 @@
+//! What crosses the boundary as bytes: the spec and status as JSON, and
+//! records as length-prefixed frames.
+//!
+//! A frame is `stream: u8, kind: u8, len: u32 (little endian), data`.
+//! Text and bytes payloads travel raw (byte-exact, no JSON escaping);
+//! every other payload travels as the JSON of its whole [`Record`].
+
+use serde::{Deserialize, Serialize};
+
+use crate::{JobSpec, JobState, Payload, Record, Stream};
+
+const KIND_TEXT: u8 = 0;
+const KIND_BYTES: u8 = 1;
+const KIND_JSON: u8 = 2;
+const FRAME_HEAD: usize = 6;
+
+/// The serializable part of a [`JobSpec`].
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct WireSpec {
+    pub(crate) type_name: String,
+    pub(crate) name: Option<String>,
+    pub(crate) command: String,
+    pub(crate) params: serde_json::Value,
+    pub(crate) location: Option<String>,
+    pub(crate) detached: bool,
+}
+
+impl WireSpec {
+    pub(crate) fn from_spec(spec: &JobSpec) -> Self {
+        WireSpec {
+            type_name: spec.type_name.clone(),
+            name: spec.name.clone(),
+            command: spec.command.clone(),
+            params: spec.params.clone(),
+            location: spec.location.clone(),
+            detached: spec.detached,
+        }
+    }
+
+    pub(crate) fn into_spec(self) -> JobSpec {
+        let mut spec = JobSpec::new(self.type_name, self.command)
+            .params(self.params)
+            .detached(self.detached);
+        spec.name = self.name;
+        spec.location = self.location;
+        spec
+    }
+}
+
+/// A plugin's description of its executor.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct WireDescribe {
+    pub(crate) type_name: String,
+    pub(crate) default_throttle: Option<usize>,
+}
+
+/// A job's state as the plugin sees it.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct WireStatus {
+    pub(crate) state: JobState,
+    pub(crate) reason: Option<String>,
+    pub(crate) exit_code: Option<i32>,
+}
+
+fn stream_index(s: Stream) -> u8 {
+    Stream::ALL.iter().position(|&x| x == s).unwrap_or(0) as u8
+}
+
+/// Appends one record's frame to `out`.
+pub(crate) fn encode(record: &Record, out: &mut Vec<u8>) -> Result<(), String> {
+    let (kind, json);
+    let data: &[u8] = match &record.payload {
+        Payload::Text(t) => {
+            kind = KIND_TEXT;
+            t.as_bytes()
+        }
+        Payload::Bytes(b) => {
+            kind = KIND_BYTES;
+            b
+        }
+        _ => {
+            kind = KIND_JSON;
+            json =
+                serde_json::to_vec(record).map_err(|e| format!("cannot encode a record: {e}"))?;
+            &json
+        }
+    };
+    let len = u32::try_from(data.len()).map_err(|_| "a record larger than 4 GiB".to_string())?;
+    out.push(stream_index(record.stream));
+    out.push(kind);
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(data);
+    Ok(())
+}
+
+/// Decodes a batch of frames. Plugin bytes are checked, never trusted.
+pub(crate) fn decode(mut buf: &[u8]) -> Result<Vec<Record>, String> {
+    let mut out = Vec::new();
+    while !buf.is_empty() {
+        let Some((head, rest)) = buf.split_at_checked(FRAME_HEAD) else {
+            return Err("a truncated record frame".into());
+        };
+        let stream = *Stream::ALL
+            .get(usize::from(head[0]))
+            .ok_or_else(|| format!("unknown stream number {}", head[0]))?;
+        let len = u32::from_le_bytes([head[2], head[3], head[4], head[5]]) as usize;
+        let Some((data, rest)) = rest.split_at_checked(len) else {
+            return Err("a truncated record frame".into());
+        };
+        let record = match head[1] {
+            KIND_TEXT => {
+                let text = std::str::from_utf8(data)
+                    .map_err(|_| "a text record that is not UTF-8".to_string())?;
+                Record::text(stream, text)
+            }
+            KIND_BYTES => Record::bytes(stream, data.to_vec()),
+            KIND_JSON => serde_json::from_slice::<Record>(data)
+                .map_err(|e| format!("a record that is not valid JSON: {e}"))?,
+            k => return Err(format!("unknown record kind {k}")),
+        };
+        out.push(record);
+        buf = rest;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ProgressRecord;
+
+    #[test]
+    fn frames_round_trip_every_payload_kind() {
+        let recs = vec![
+            Record::text(Stream::Warning, "w\nx"),
+            Record::bytes(Stream::Output, vec![0, 255, 10]),
+            Record::bytes(Stream::Error, Vec::new()),
+            Record::new(
+                Stream::Progress,
+                Payload::Progress(ProgressRecord {
+                    percent: Some(5.0),
+                    activity: "copy".into(),
+                    status: String::new(),
+                }),
+            ),
+            Record::new(
+                Stream::Output,
+                Payload::Value(serde_json::json!({"a": [1]})),
+            ),
+        ];
+        let mut buf = Vec::new();
+        for r in &recs {
+            encode(r, &mut buf).expect("encode");
+        }
+        let back = decode(&buf).expect("decode");
+        assert_eq!(back.len(), recs.len());
+        for (a, b) in recs.iter().zip(&back) {
+            assert_eq!(a.stream, b.stream);
+            assert_eq!(a.payload.to_json(), b.payload.to_json());
+        }
+        assert!(matches!(back[1].payload, Payload::Bytes(ref b) if b == &[0, 255, 10]));
+    }
+
+    #[test]
+    fn malformed_frames_are_errors() {
+        let mut buf = Vec::new();
+        encode(&Record::output_text("hello"), &mut buf).expect("encode");
+        assert!(decode(&buf[..buf.len() - 1]).is_err());
+        assert!(decode(&buf[..3]).is_err());
+        let mut bad_stream = buf.clone();
+        bad_stream[0] = 7;
+        assert!(decode(&bad_stream).is_err());
+        let mut bad_kind = buf.clone();
+        bad_kind[1] = 9;
+        assert!(decode(&bad_kind).is_err());
+        let mut bad_utf8 = buf;
+        bad_utf8[6] = 0xff;
+        assert!(decode(&bad_utf8).is_err());
+    }
+}
