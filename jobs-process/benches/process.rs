@@ -56,6 +56,34 @@ fn spawn_cost(c: &mut Criterion) {
         })
     });
     g.finish();
+
+    let n = 300;
+    let t0 = cpu_seconds();
+    for _ in 0..n {
+        Command::new("/bin/true")
+            .spawn()
+            .expect("spawn")
+            .wait()
+            .expect("wait");
+    }
+    let t1 = cpu_seconds();
+    for _ in 0..n {
+        let id = s
+            .start(ProcessSpec::program(["/bin/true"]).into_job_spec())
+            .expect("start");
+        s.wait_blocking(&[id], WaitMode::All, None).expect("wait");
+        s.receive(&[id], ReceiveOptions::default())
+            .expect("receive");
+        s.remove_blocking(id, false).expect("remove");
+    }
+    let t2 = cpu_seconds();
+    let (raw, job) = ((t1 - t0) / n as f64, (t2 - t1) / n as f64);
+    println!(
+        "CPU per /bin/true: raw {:.3} ms, job {:.3} ms ({:.2}x)",
+        raw * 1e3,
+        job * 1e3,
+        job / raw
+    );
 }
 
 fn make_lines(path: &Path) {

@@ -1,7 +1,7 @@
 //! A job bound to its session: pipes for stdout, stderr and records, its
 //! group registered with the watcher, stop by SIGTERM then SIGKILL.
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::process::ExitStatusExt;
 use std::process::{ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -189,7 +189,11 @@ impl BigPipe {
         let taken = BIG_PIPES.fetch_add(1, Ordering::AcqRel);
         let size = i32::try_from(BIG_PIPE).unwrap_or(i32::MAX);
         if taken < MAX_BIG_PIPES
-            && nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETPIPE_SZ(size)).is_ok()
+            && nix::fcntl::fcntl(
+                fd.as_fd().as_raw_fd(),
+                nix::fcntl::FcntlArg::F_SETPIPE_SZ(size),
+            )
+            .is_ok()
         {
             return Some(BigPipe);
         }

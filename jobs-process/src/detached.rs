@@ -27,7 +27,7 @@ use jobs_core::{JobContext, JobFailure, Record, Stream};
 use crate::attached::{humanize, status_result, CHUNK};
 use crate::group::{proc_stat, sleep, terminate_group};
 use crate::records::LineDecoder;
-use crate::spawn::{check_cwd, spawn, Launch};
+use crate::spawn::{check_cwd, resolve_program, spawn, Launch};
 use crate::spec::Command;
 use crate::{ProcessExecutor, ProcessSpec};
 
@@ -55,7 +55,9 @@ pub(crate) async fn run(
     let io = ex.io()?;
     check_cwd(&spec)?;
     if let Command::Program(argv) = &spec.command {
-        check_program(&spec, argv.first().map(String::as_str).unwrap_or(""))?;
+        // Fails early, naming the program: the wrapper shell would only
+        // report it on the job's stderr with status 127.
+        resolve_program(&spec, argv.first().map(String::as_str).unwrap_or(""))?;
     }
     let fail = |what: &str, e: std::io::Error| {
         JobFailure::new(format!("cannot {what} in '{}': {e}", dir.display()))
@@ -66,7 +68,16 @@ pub(crate) async fn run(
         .mode(0o700)
         .create(&dir)
         .map_err(|e| fail("create the job's directory", e))?;
-    let create = |name: &str| File::create(dir.join(name)).map_err(|e| fail("create files", e));
+    // Append mode: a writer that opens `/dev/fd/N` anew still adds at the end.
+    let create = |name: &str| {
+        let path = dir.join(name);
+        let _ = std::fs::remove_file(&path);
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| fail("create files", e))
+    };
     let (out, err, rec) = (create("stdout")?, create("stderr")?, create("records")?);
     let _ = std::fs::remove_file(dir.join("exit"));
     let exit_path = dir.join("exit").to_string_lossy().into_owned();
@@ -215,49 +226,6 @@ fn write_atomic(dir: &Path, name: &str, text: &str) -> std::io::Result<()> {
     std::fs::rename(tmp, dir.join(name))
 }
 
-/// Fails early, with the program's name, if it cannot be run: the wrapper
-/// shell would only report it on the job's stderr with status 127.
-fn check_program(spec: &ProcessSpec, program: &str) -> Result<(), JobFailure> {
-    let cannot = |e: std::io::Error| JobFailure::new(format!("cannot start '{program}': {e}"));
-    if program.is_empty() {
-        return Err(JobFailure::new("the job has no program to run"));
-    }
-    let candidates: Vec<PathBuf> = if program.contains('/') {
-        let base = spec.cwd.clone().unwrap_or_default();
-        vec![base.join(program)]
-    } else {
-        let path = spec
-            .env
-            .iter()
-            .rev()
-            .find(|(k, _)| k == "PATH")
-            .map(|(_, v)| v.clone())
-            .or_else(|| {
-                (!spec.env_clear)
-                    .then(|| std::env::var("PATH").ok())
-                    .flatten()
-            })
-            .unwrap_or_else(|| "/usr/bin:/bin".into());
-        path.split(':')
-            .map(|d| Path::new(if d.is_empty() { "." } else { d }).join(program))
-            .collect()
-    };
-    let mut denied = false;
-    for c in candidates {
-        match nix::unistd::access(&c, nix::unistd::AccessFlags::X_OK) {
-            Ok(()) if c.is_file() => return Ok(()),
-            Ok(()) | Err(nix::errno::Errno::EACCES) => denied = true,
-            Err(_) => {}
-        }
-    }
-    let errno = if denied {
-        nix::libc::EACCES
-    } else {
-        nix::libc::ENOENT
-    };
-    Err(cannot(std::io::Error::from_raw_os_error(errno)))
-}
-
 /// Reads the three files from where the session left off.
 struct Tail {
     dir: PathBuf,
@@ -358,27 +326,5 @@ impl Tail {
         self.decoder.finish(&mut |r| {
             ctx.emit(r);
         });
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn program_check_names_the_program() {
-        let spec = ProcessSpec::program(["no-such-program-here"]);
-        let err = check_program(&spec, "no-such-program-here").expect_err("missing");
-        assert!(
-            err.reason.contains("'no-such-program-here'"),
-            "{}",
-            err.reason
-        );
-        assert!(err.reason.contains("os error 2"), "{}", err.reason);
-        let spec = ProcessSpec::program(["sh"]).env_clear(true);
-        check_program(&spec, "sh").expect("sh on the default path");
-        check_program(&spec, "/bin/sh").expect("absolute");
-        let err = check_program(&spec, "/etc/passwd").expect_err("not executable");
-        assert!(err.reason.contains("os error 13"), "{}", err.reason);
     }
 }

@@ -16,8 +16,8 @@
 //!
 //! # The records channel
 //! Besides stdout and stderr, a job may write structured records. The
-//! child finds a file descriptor number in `JOBCTL_RECORDS_FD` (always `3`)
-//! and writes JSON lines to it, one [`jobs_core::Record`] per line in its
+//! child finds a file descriptor number in `JOBCTL_RECORDS_FD` (any number:
+//! read the variable) and writes JSON lines to it, one [`jobs_core::Record`] per line in its
 //! serde form `{"stream": S, "kind": K, "data": D}`:
 //!
 //! | `stream` | `output`, `error`, `warning`, `verbose`, `debug`, `information`, `progress` |
@@ -33,18 +33,24 @@
 //! {"stream":"progress","kind":"progress","data":{"percent":50,"activity":"copy"}}
 //! {"stream":"output","kind":"value","data":{"files":3}}
 //! ```
-//! From a shell: `echo '{"stream":"verbose","kind":"text","data":"hi"}' >&"$JOBCTL_RECORDS_FD"`.
+//! From a shell: `echo '{"stream":"verbose","kind":"text","data":"hi"}' >>/dev/fd/$JOBCTL_RECORDS_FD`
+//! (`>>`: for a detached job the descriptor is a file; `>&N` works in bash,
+//! but dash's `/bin/sh` refuses descriptors above 9).
 //! Blank lines are ignored. A line that is not such a record (or is longer
 //! than 16 MiB) becomes an Error record (`Payload::Error`, category
 //! `MalformedRecord`) quoting its start; it never fails the job. Records
 //! keep their order within the channel; between the channel, stdout and
 //! stderr, the order is the order in which this side reads them.
 //!
-//! Passing a descriptor other than 0–2 to a child needs code between fork
-//! and exec, which std only offers through `unsafe` `pre_exec`. The
-//! `command-fds` crate wraps exactly that (dup2 of our close-on-exec pipe
-//! end to fd 3) behind a safe API, so this crate stays free of `unsafe`;
-//! a named FIFO opened by a wrapper shell would cost an extra exec per job.
+//! The descriptor reaches the child by plain inheritance: its close-on-exec
+//! flag is cleared only for the spawn, under a lock every spawn of this
+//! crate takes, and the parent's copy is closed right after. Placing it at
+//! a fixed number would need a `pre_exec` hook (`unsafe`, or the
+//! `command-fds` crate), which forces std off its `posix_spawn` path onto a
+//! full `fork`: that doubled the cost of a short job here, and grows with
+//! the host's memory. The price: a process that another thread of the host
+//! spawns in that instant also inherits the descriptor; it never writes to
+//! it, and the job's end only waits up to 2 s for the channel to close.
 //!
 //! # Process groups, stop, and no orphans
 //! Every job is the leader of its own process group (stdin is `/dev/null`),
@@ -117,5 +123,5 @@ mod spec;
 mod watcher;
 
 pub use executor::{default_detached_dir, ProcessExecutor, DEFAULT_GRACE, TYPE_NAME};
-pub use records::{parse_record_line, MAX_RECORD_LINE, RECORDS_FD, RECORDS_FD_ENV};
+pub use records::{parse_record_line, MAX_RECORD_LINE, RECORDS_FD_ENV};
 pub use spec::{Command, ProcessSpec, SpecError};

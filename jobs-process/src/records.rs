@@ -6,9 +6,6 @@ use jobs_core::{ErrorRecord, Payload, Record, Stream};
 /// The environment variable that names the records file descriptor.
 pub const RECORDS_FD_ENV: &str = "JOBCTL_RECORDS_FD";
 
-/// The file descriptor number the records channel has in the child.
-pub const RECORDS_FD: i32 = 3;
-
 /// The longest record line accepted; a longer one is dropped with an error
 /// record, so a runaway writer cannot make the session hold unbounded text.
 pub const MAX_RECORD_LINE: usize = 16 << 20;

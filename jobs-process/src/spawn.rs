@@ -1,17 +1,31 @@
 //! Building and spawning a job's process: argv, cwd, environment, its own
-//! process group, and the records channel mapped to fd 3.
+//! process group, and the records channel as an inherited descriptor.
+//!
+//! The records descriptor reaches the child by plain inheritance: its
+//! close-on-exec flag is cleared just for the spawn and the parent's copy is
+//! closed right after, all under one lock that every spawn of this crate
+//! takes, so no other job (nor the watcher) inherits it. This keeps spawns
+//! on std's `posix_spawn` path (a vfork, whose cost does not grow with the
+//! host's memory); a `pre_exec` hook, the only other way to place a
+//! descriptor, forces a full `fork` and doubled the cost of a short job.
+//! The program is looked up in the child's `PATH` here, for the same reason
+//! (std falls back to `fork` when it must search a changed `PATH`).
 
-use std::os::fd::OwnedFd;
-use std::path::Path;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Mutex;
 
-use command_fds::{CommandFdExt, FdMapping};
 use jobs_core::JobFailure;
+use nix::fcntl::{fcntl, FcntlArg, FdFlag};
 use tokio::process::{Child, Command};
 use tokio::runtime::Handle;
 
-use crate::records::{RECORDS_FD, RECORDS_FD_ENV};
+use crate::records::RECORDS_FD_ENV;
 use crate::ProcessSpec;
+
+/// Held while a descriptor meant for one child is inheritable.
+pub(crate) static SPAWN_LOCK: Mutex<()> = Mutex::new(());
 
 /// The pieces a job's process is started with.
 pub(crate) struct Launch {
@@ -21,7 +35,7 @@ pub(crate) struct Launch {
     pub(crate) shown: String,
     pub(crate) stdout: Stdio,
     pub(crate) stderr: Stdio,
-    /// Becomes fd 3 of the child.
+    /// The write end of the records channel, inherited by the child.
     pub(crate) records: OwnedFd,
 }
 
@@ -46,14 +60,66 @@ fn cwd_failure(dir: &Path, err: &std::io::Error) -> JobFailure {
     ))
 }
 
+fn cannot_start(program: &str, err: &std::io::Error) -> JobFailure {
+    JobFailure::new(format!("cannot start '{program}': {err}"))
+}
+
+/// Finds the file `program` names, as `execvp` would: a name with a `/` is
+/// a path (relative to the job's cwd), any other is looked up in the `PATH`
+/// the child gets.
+pub(crate) fn resolve_program(spec: &ProcessSpec, program: &str) -> Result<PathBuf, JobFailure> {
+    if program.is_empty() {
+        return Err(JobFailure::new("the job has no program to run"));
+    }
+    let candidates: Vec<PathBuf> = if program.contains('/') {
+        vec![spec.cwd.clone().unwrap_or_default().join(program)]
+    } else {
+        let path = spec
+            .env
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "PATH")
+            .map(|(_, v)| v.clone())
+            .or_else(|| {
+                (!spec.env_clear)
+                    .then(|| std::env::var("PATH").ok())
+                    .flatten()
+            })
+            .unwrap_or_else(|| "/usr/bin:/bin".into());
+        let base = spec.cwd.clone().unwrap_or_default();
+        path.split(':')
+            .map(|d| base.join(if d.is_empty() { "." } else { d }).join(program))
+            .collect()
+    };
+    let mut denied = false;
+    for c in candidates {
+        match nix::unistd::access(&c, nix::unistd::AccessFlags::X_OK) {
+            Ok(()) if c.is_file() => return Ok(c),
+            Ok(()) | Err(nix::errno::Errno::EACCES) => denied = true,
+            Err(_) => {}
+        }
+    }
+    let errno = if denied {
+        nix::libc::EACCES
+    } else {
+        nix::libc::ENOENT
+    };
+    Err(cannot_start(
+        program,
+        &std::io::Error::from_raw_os_error(errno),
+    ))
+}
+
 /// Spawns the process in a new process group, registered with the I/O
 /// runtime `io`. The parent's copy of the records fd is closed on return.
 pub(crate) fn spawn(io: &Handle, spec: &ProcessSpec, launch: Launch) -> Result<Child, JobFailure> {
     let Some((program, args)) = launch.argv.split_first() else {
         return Err(JobFailure::new("the job has no program to run"));
     };
-    let mut cmd = Command::new(program);
-    cmd.args(args)
+    let resolved = resolve_program(spec, program)?;
+    let mut cmd = Command::new(&resolved);
+    cmd.arg0(program)
+        .args(args)
         .stdin(Stdio::null())
         .stdout(launch.stdout)
         .stderr(launch.stderr)
@@ -65,28 +131,59 @@ pub(crate) fn spawn(io: &Handle, spec: &ProcessSpec, launch: Launch) -> Result<C
     for (k, v) in &spec.env {
         cmd.env(k, v);
     }
-    cmd.env(RECORDS_FD_ENV, RECORDS_FD.to_string());
+    cmd.env(RECORDS_FD_ENV, launch.records.as_raw_fd().to_string());
     if let Some(dir) = &spec.cwd {
         cmd.current_dir(dir);
     }
-    cmd.fd_mappings(vec![FdMapping {
-        parent_fd: launch.records,
-        child_fd: RECORDS_FD,
-    }])
-    .map_err(|e| JobFailure::new(format!("cannot pass the records channel: {e}")))?;
     let spawned = {
+        let _lock = SPAWN_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+        fcntl(
+            launch.records.as_raw_fd(),
+            FcntlArg::F_SETFD(FdFlag::empty()),
+        )
+        .map_err(|e| JobFailure::new(format!("cannot pass the records channel: {e}")))?;
         // tokio registers the child's pidfd and pipes with the runtime it
         // is spawned in: the executor's, whose driver always runs.
         let _g = io.enter();
-        cmd.spawn()
+        let spawned = cmd.spawn();
+        // Closing our copy before the lock is released is what keeps it
+        // out of every other child, and lets the channel reach end of file
+        // once the job's tree is gone.
+        drop(launch.records);
+        spawned
     };
-    // `cmd` holds the parent's copy of the records fd: dropping it now is
-    // what lets the channel reach end of file when the job's tree is gone.
-    drop(cmd);
     spawned.map_err(|e| {
         if let Some(dir) = spec.cwd.as_deref().filter(|d| !d.is_dir()) {
             return cwd_failure(dir, &e);
         }
-        JobFailure::new(format!("cannot start '{}': {e}", launch.shown))
+        cannot_start(&launch.shown, &e)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn program_lookup_names_the_program() {
+        let spec = ProcessSpec::program(["no-such-program-here"]);
+        let err = resolve_program(&spec, "no-such-program-here").expect_err("missing");
+        assert!(
+            err.reason.contains("'no-such-program-here'"),
+            "{}",
+            err.reason
+        );
+        assert!(err.reason.contains("os error 2"), "{}", err.reason);
+        let spec = ProcessSpec::program(["sh"]).env_clear(true);
+        let sh = resolve_program(&spec, "sh").expect("sh on the default path");
+        assert!(sh.is_absolute());
+        resolve_program(&spec, "/bin/sh").expect("absolute");
+        let err = resolve_program(&spec, "/etc/passwd").expect_err("not executable");
+        assert!(err.reason.contains("os error 13"), "{}", err.reason);
+        let spec = ProcessSpec::program(["x"]).env("PATH", "/nonexistent:/bin");
+        assert_eq!(
+            resolve_program(&spec, "sh").expect("sh"),
+            Path::new("/bin/sh")
+        );
+    }
 }

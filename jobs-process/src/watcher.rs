@@ -16,6 +16,8 @@ use std::time::Duration;
 
 use std::os::unix::process::CommandExt;
 
+use crate::spawn::SPAWN_LOCK;
+
 /// The watcher's program. `$1` is the grace period in tenths of a second.
 const SCRIPT: &str = r#"
 trap '' INT HUP TERM
@@ -80,6 +82,9 @@ impl Watcher {
 
     fn spawn(&self, groups: &[i32]) -> std::io::Result<ChildStdin> {
         let tenths = self.grace.as_millis().div_ceil(100).to_string();
+        // Spawned under the lock of job spawns, so it never inherits a
+        // job's records descriptor.
+        let _lock = SPAWN_LOCK.lock().unwrap_or_else(|p| p.into_inner());
         let mut child = Command::new("/bin/sh")
             .arg("-c")
             .arg(SCRIPT)
@@ -93,6 +98,7 @@ impl Watcher {
             .current_dir("/")
             .process_group(0)
             .spawn()?;
+        drop(_lock);
         let mut stdin = child
             .stdin
             .take()

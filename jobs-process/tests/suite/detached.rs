@@ -23,7 +23,7 @@ fn detached_job_survives_its_session_and_is_readopted() {
     let store = Arc::new(SharedStore::default());
     let s1 = session_over(&store, dir.path());
     let script = r#"echo $$; echo started; sleep 2
-printf '%s\n' '{"stream":"warning","kind":"text","data":"late"}' >&3
+printf '%s\n' '{"stream":"warning","kind":"text","data":"late"}' >>/dev/fd/$JOBCTL_RECORDS_FD
 echo finished; echo oops >&2; exit 4"#;
     let id = s1
         .start(ProcessSpec::shell(script).detached(true).into_job_spec())

@@ -21,7 +21,7 @@ fn side_channel_records_of_every_stream() {
     ];
     let script: String = lines
         .iter()
-        .map(|l| format!("printf '%s\\n' '{l}' >&\"$JOBCTL_RECORDS_FD\"\n"))
+        .map(|l| format!("printf '%s\\n' '{l}' >>/dev/fd/$JOBCTL_RECORDS_FD\n"))
         .collect::<String>()
         + "echo plain";
     let s = session();
@@ -80,7 +80,8 @@ fn side_channel_records_of_every_stream() {
 #[test]
 fn a_last_record_without_newline_and_binary_garbage() {
     let s = session();
-    let script = r#"printf '\377\000garbage\n' >&3; printf '{"stream":"debug","kind":"text","data":"last"}' >&3"#;
+    let script = r#"exec 4>>/dev/fd/$JOBCTL_RECORDS_FD
+printf '\377\000garbage\n' >&4; printf '{"stream":"debug","kind":"text","data":"last"}' >&4"#;
     let (info, recs) = run(&s, ProcessSpec::shell(script));
     assert_eq!(info.state, JobState::Completed, "{:?}", info.reason);
     assert_eq!(recs.len(), 2, "{recs:?}");
