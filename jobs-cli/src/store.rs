@@ -22,13 +22,18 @@
 //! # Durability
 //! Appends are hot (a process writes 64 KiB chunks, a script may emit a
 //! hundred thousand small records), so appended records wait in memory and a
-//! background thread writes them in one transaction once [`FLUSH_INTERVAL`]
-//! has passed since the oldest of them, or sooner when enough have gathered.
-//! Reads, `has_records`, `discard` and `delete_job` see buffered records as if
-//! they were written. The contract: **records are on disk within the flush
-//! interval; a SIGKILL of the daemon loses at most that window. Job rows are
-//! written at once**, together with every record appended before them, so a
-//! finished job's row on disk implies that all its records are there too.
+//! background thread writes them in one transaction once the flush interval
+//! (25 ms by default) has passed since the oldest of them, or sooner when
+//! enough have gathered. Reads, `has_records`, `discard` and `delete_job` see
+//! buffered records as if they were written. The contract: **records are on
+//! disk within the flush interval; a SIGKILL of the daemon loses at most that
+//! window. Job rows are written at once**, together with every record
+//! appended before them, so a finished job's row on disk implies that all its
+//! records are there too.
+//! Dropping the store (or [`SqliteStore::flush`]) writes what is buffered.
+//!
+//! One `SqliteStore` per database file: it caches what it wrote (which jobs
+//! hold records) and assumes no other process writes records meanwhile.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -40,7 +45,7 @@ use jobs_core::{JobId, JobInfo, Record, Store, StoreError};
 use rusqlite::{params, Connection, Transaction};
 
 use pending::Pending;
-pub use pending::{StoreOptions, FLUSH_INTERVAL};
+pub use pending::StoreOptions;
 use row::{sql_int, write_rows, Row};
 pub use schema::SCHEMA_VERSION;
 use schema::{connect, init, InitError};
