@@ -81,18 +81,21 @@ pub(crate) async fn run(
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
 
     let ctx = Arc::new(ctx);
-    // The pumps run as tasks of the I/O runtime: a read is done on the
+    // The pumps run as a task of the I/O runtime: a read is done on the
     // thread that saw the pipe become readable, with no hop in between.
-    let pumps = [
-        io.spawn(pump_bytes(stdout, Stream::Output, Arc::clone(&ctx))),
-        io.spawn(pump_bytes(stderr, Stream::Error, Arc::clone(&ctx))),
-        io.spawn(pump_records(records, Arc::clone(&ctx))),
-    ];
+    let pumps = io.spawn({
+        let ctx = Arc::clone(&ctx);
+        async move {
+            tokio::join!(
+                pump_bytes(stdout, Stream::Output, Arc::clone(&ctx)),
+                pump_bytes(stderr, Stream::Error, Arc::clone(&ctx)),
+                pump_records(records, ctx),
+            );
+        }
+    });
     let readers = async {
         let pumps = async {
-            for p in pumps {
-                let _ = p.await;
-            }
+            let _ = pumps.await;
         };
         let linger = async {
             let _ = done_rx.await;
