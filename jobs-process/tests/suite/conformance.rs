@@ -12,7 +12,15 @@ impl jobs_core::conformance::Subject for Subject {
         Arc::new(ProcessExecutor::new())
     }
     fn emit(&self, lines: &[&str]) -> JobSpec {
-        let mut argv = vec!["printf", "%s\\n"];
+        // One write per line (dash's builtin printf flushes per command), so
+        // every Bytes record ends at a line end, as the suite expects; a
+        // buffered writer's chunks could end mid-line.
+        let mut argv = vec![
+            "/bin/sh",
+            "-c",
+            r#"for l in "$@"; do printf '%s\n' "$l"; done"#,
+            "sh",
+        ];
         argv.extend_from_slice(lines);
         ProcessSpec::program(argv).into_job_spec()
     }
