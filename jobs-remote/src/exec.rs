@@ -253,6 +253,31 @@ pub(crate) fn run(
     ctx: &JobContext,
     stop_grace: Duration,
 ) -> Result<(), JobFailure> {
+    let mut closed = false;
+    let result = drive(&conn, r, command, ctx, stop_grace, &mut closed);
+    // Freeing a session closes its open channels and, in blocking mode,
+    // waits for the peer's answer: bound that wait, and when the channel
+    // did not close properly (peer gone, stop cut it short) shut the socket
+    // first so nothing waits on a dead peer.
+    conn.session.set_blocking(true);
+    conn.session.set_timeout(1_000);
+    if closed {
+        let _ = conn.session.disconnect(None, "done", None);
+    } else {
+        let _ = conn.socket.shutdown(std::net::Shutdown::Both);
+    }
+    drop(conn);
+    result
+}
+
+fn drive(
+    conn: &Connected,
+    r: &Resolved,
+    command: &str,
+    ctx: &JobContext,
+    stop_grace: Duration,
+    closed: &mut bool,
+) -> Result<(), JobFailure> {
     let he = HostErr {
         host: r.written.clone(),
     };
@@ -364,7 +389,10 @@ pub(crate) fn run(
     let deadline = Instant::now() + r.connect_timeout.max(Duration::from_secs(5));
     loop {
         match channel.wait_close() {
-            Ok(()) => break,
+            Ok(()) => {
+                *closed = true;
+                break;
+            }
             Err(e) if ssh_would_block(&e) => {
                 if Instant::now() > deadline {
                     if stopped {

@@ -116,8 +116,9 @@ impl CutHost {
             ),
         )
         .expect("config");
-        let child = Command::new("ip")
-            .args(["netns", "exec", &self.ns, "/usr/sbin/sshd", "-D", "-f"])
+        let child = Command::new("setpriv")
+            .args(["--pdeathsig", "KILL", "ip", "netns", "exec", &self.ns])
+            .args(["/usr/sbin/sshd", "-D", "-f"])
             .arg(&path)
             .arg("-E")
             .arg(root.join("sshd_ns.log"))

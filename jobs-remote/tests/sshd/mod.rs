@@ -1,6 +1,7 @@
 //! A private OpenSSH server on loopback for the tests: its own host key,
 //! authorized key, temp HOME with `.ssh/config`, `known_hosts` and an
-//! identity; killed by pid (and process group) when dropped.
+//! identity; killed by pid (and process group) when dropped, and by the
+//! kernel (parent-death signal) if the test process dies first.
 
 use std::fs;
 use std::io::Write;
@@ -119,12 +120,20 @@ impl Sshd {
                 cfg_path.display(),
                 root.join("sshd.log").display()
             );
-            let mut c = Command::new("unshare");
-            c.args(["-m", "--propagation", "private", "sh", "-c", &script]);
+            let mut c = Command::new("setpriv");
+            c.args([
+                "--pdeathsig",
+                "KILL",
+                "unshare",
+                "-m",
+                "--propagation",
+                "private",
+            ])
+            .args(["sh", "-c", &script]);
             c
         } else {
-            let mut c = Command::new("/usr/sbin/sshd");
-            c.arg("-D")
+            let mut c = Command::new("setpriv");
+            c.args(["--pdeathsig", "KILL", "/usr/sbin/sshd", "-D"])
                 .arg("-f")
                 .arg(&cfg_path)
                 .arg("-E")
