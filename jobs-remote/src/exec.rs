@@ -430,7 +430,12 @@ fn drive(
         } else {
             format!("SIG{sig}")
         };
-        return Err(JobFailure::new(format!("killed by signal {name}")));
+        // Worded as for process jobs: number (as on this side) and name.
+        let reason = match name.parse::<nix::sys::signal::Signal>() {
+            Ok(s) => format!("killed by signal {} ({name})", s as i32),
+            Err(_) => format!("killed by signal {name}"),
+        };
+        return Err(JobFailure::new(reason));
     }
     let status = channel
         .exit_status()

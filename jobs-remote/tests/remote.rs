@@ -265,7 +265,7 @@ fn a_signal_death_is_reported_by_name() {
     wait(&s, &[id], 60);
     let kid = &children(&s, id)[0];
     assert_eq!(kid.state, JobState::Failed);
-    assert_eq!(kid.reason.as_deref(), Some("killed by signal SIGUSR1"));
+    assert_eq!(kid.reason.as_deref(), Some("killed by signal 10 (SIGUSR1)"));
     let recs = s
         .receive(&[id], ReceiveOptions::default())
         .expect("receive");
