@@ -93,6 +93,7 @@ pub(crate) async fn run(
             );
         }
     });
+    let abort_pumps = pumps.abort_handle();
     let readers = async {
         let pumps = async {
             let _ = pumps.await;
@@ -143,6 +144,8 @@ pub(crate) async fn run(
     };
 
     let ((), result) = tokio::join!(readers, supervise);
+    // Pipes still held open past the linger are abandoned, not read on.
+    abort_pumps.abort();
     guard.release();
     result
 }

@@ -8,7 +8,10 @@
 //! raw `Payload::Bytes` chunks of at most 256 KiB emitted as they are read:
 //! binary data, NUL bytes, invalid UTF-8, a missing final newline and lines
 //! of any length come back byte for byte, and nothing is held here beyond
-//! one chunk per stream (the session's store decides what is kept).
+//! one chunk per stream (the session's store decides what is kept). A pipe
+//! that has carried 1 MiB gets a 1 MiB kernel buffer, so bulk output moves
+//! in fewer, larger reads (at most 8 such pipes at a time: large pipes count
+//! against the user's pipe allowance).
 //! Exit 0 completes the job; status N fails it with `exited with status N`
 //! and exit code N; a signal fails it with `killed by signal 9 (SIGKILL)`.
 //! A program that cannot be started, or a working directory that cannot be
@@ -16,9 +19,10 @@
 //!
 //! # The records channel
 //! Besides stdout and stderr, a job may write structured records. The
-//! child finds a file descriptor number in `JOBCTL_RECORDS_FD` (any number:
-//! read the variable) and writes JSON lines to it, one [`jobs_core::Record`] per line in its
-//! serde form `{"stream": S, "kind": K, "data": D}`:
+//! child finds a file descriptor number in `JOBCTL_RECORDS_FD` (any
+//! number: read the variable) and writes JSON lines to it, one
+//! [`jobs_core::Record`] per line in its serde form
+//! `{"stream": S, "kind": K, "data": D}`:
 //!
 //! | `stream` | `output`, `error`, `warning`, `verbose`, `debug`, `information`, `progress` |
 //! |---|---|

@@ -102,3 +102,15 @@ fn stopping_a_finished_job_changes_nothing() {
         .expect("wait");
     assert!(!out.timed_out);
 }
+
+#[test]
+fn a_process_that_left_the_group_does_not_hold_the_job_open() {
+    let s = session();
+    // `setsid` moves the sleeper out of the job's group and session, with
+    // the job's stdout still open: the job ends anyway, output intact.
+    let (info, recs) = run(&s, ProcessSpec::shell("setsid sleep 30 & echo $!"));
+    let escaped = pids(&super::support::text(&recs, jobs_core::Stream::Output));
+    let _reaper = Reaper(escaped.clone());
+    assert_eq!(info.state, JobState::Completed, "{:?}", info.reason);
+    assert_eq!(escaped.len(), 1);
+}
