@@ -1,6 +1,7 @@
 //! `SshExecutor`: a parent job per start that opens one child job per host;
 //! each child drives its host's SSH session on a thread of its own.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use jobs_core::{async_trait, JobContext, JobExecutor, JobFailure, JobSpec};
@@ -78,30 +79,53 @@ impl SshExecutor {
 
     async fn run_child(&self, task: HostTask, ctx: JobContext) -> Result<(), JobFailure> {
         let options = Arc::clone(&self.options);
+        let stop = ctx.stop_token();
+        let started = Arc::new(AtomicBool::new(false));
+        let started_in_thread = Arc::clone(&started);
         let (tx, rx) = tokio::sync::oneshot::channel();
         let name = format!("ssh {}", task.host);
         std::thread::Builder::new()
             .name(name)
             .spawn(move || {
-                let _ = tx.send(run_host(&task, &options, &ctx));
+                let _ = tx.send(run_host(&task, &options, &ctx, &started_in_thread));
             })
             .map_err(|e| JobFailure::new(format!("cannot start a thread for the host: {e}")))?;
-        rx.await.unwrap_or_else(|_| {
+        let lost = || {
             Err(JobFailure::new(
                 "the host's SSH thread ended without a result (it panicked)",
             ))
-        })
+        };
+        tokio::pin!(rx);
+        tokio::select! {
+            r = &mut rx => return r.unwrap_or_else(|_| lost()),
+            _ = stop.stopped() => {}
+        }
+        // Stopped while connecting: nothing runs remotely yet, and the thread
+        // will not start the command, so the job can end now rather than
+        // after a connect timeout.
+        if !started.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        rx.await.unwrap_or_else(|_| lost())
     }
 }
 
-/// One host, start to end, on its own thread.
-fn run_host(task: &HostTask, options: &SshOptions, ctx: &JobContext) -> Result<(), JobFailure> {
+/// One host, start to end, on its own thread. `started` turns true just
+/// before the command may start; the stop check that follows it pairs with
+/// the async side's check of `started` after a stop.
+fn run_host(
+    task: &HostTask,
+    options: &SshOptions,
+    ctx: &JobContext,
+    started: &AtomicBool,
+) -> Result<(), JobFailure> {
     let resolved =
         config::resolve(&task.host, options).map_err(|e| JobFailure::new(e.to_string()))?;
     if ctx.stop_requested() {
         return Ok(());
     }
     let conn = connect::connect(&resolved).map_err(|e| JobFailure::new(e.to_string()))?;
+    started.store(true, Ordering::SeqCst);
     if ctx.stop_requested() {
         return Ok(());
     }

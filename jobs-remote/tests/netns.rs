@@ -12,7 +12,7 @@ use jobs_remote::RemoteSpec;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use crate::sshd::{bytes_of, children, sh, wait, wait_state, Sshd};
+use crate::sshd::{bytes_of, children, sh, wait, Sshd};
 
 const BLACKHOLE: &str = "10.200.0.0/16";
 
@@ -193,27 +193,31 @@ fn a_host_cut_off_mid_job_fails_while_the_other_completes() {
     let s = sshd.session();
     let far = format!("{}:{}", cut.addr, sshd.port);
     let near = sshd.host("127.0.0.1");
-    let marker = sshd.dir.path().join("far-started");
     // Both print, then the far one waits long; the near one finishes later
     // than the cut so it demonstrably goes on.
-    let cmd = format!(
-        "echo started; set -- $SSH_CONNECTION; if [ \"$3\" = 127.0.0.1 ]; then sleep 6; echo near-done; else touch {}; sleep 60; fi",
-        marker.display()
-    );
+    let cmd = "echo started; set -- $SSH_CONNECTION; if [ \"$3\" = 127.0.0.1 ]; then sleep 6; echo near-done; else sleep 60; fi";
     let id = s
         .start(RemoteSpec::new([far.clone(), near], cmd).into_job_spec())
         .expect("start");
-    let kids: Vec<_> = {
-        wait_state(&s, id, JobState::Running, 10);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !marker.exists() {
-            assert!(
-                Instant::now() < deadline,
-                "the far host never ran the command"
-            );
-            std::thread::sleep(Duration::from_millis(20));
+    // Cut only once the far host's first line has arrived here.
+    let keep = ReceiveOptions {
+        keep: true,
+        ..Default::default()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let kids = loop {
+        let kids = children(&s, id);
+        if let Some(far_kid) = kids.first() {
+            let recs = s.receive(&[far_kid.id], keep).expect("receive");
+            if bytes_of(&recs, far_kid.id, Stream::Output) == b"started\n" {
+                break kids;
+            }
         }
-        children(&s, id)
+        assert!(
+            Instant::now() < deadline,
+            "the far host never ran the command"
+        );
+        std::thread::sleep(Duration::from_millis(20));
     };
     let t_cut = Instant::now();
     cut.cut();

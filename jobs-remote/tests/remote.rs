@@ -372,3 +372,29 @@ fn agent_keys_are_tried_first() {
         .expect("receive");
     assert_eq!(bytes_of(&recs, kid.id, Stream::Output), b"via-agent\n");
 }
+
+#[test]
+fn stop_while_the_handshake_hangs_is_prompt() {
+    let sshd = Sshd::start();
+    // A server that accepts connections and never says a word.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let host = format!("127.0.0.1:{}", silent.local_addr().expect("addr").port());
+    let s = sshd.session_with(sshd.options().connect_timeout(Duration::from_secs(60)));
+    let id = s
+        .start(RemoteSpec::new([host], "true").into_job_spec())
+        .expect("start");
+    // The connection is accepted (held in the backlog) and the handshake waits.
+    let (_held, _) = silent.accept().expect("accept");
+    let kid = s.info(id).expect("info").children[0];
+    crate::sshd::wait_state(&s, kid, JobState::Running, 10);
+    let t0 = Instant::now();
+    let info = s.stop_blocking(id).expect("stop");
+    assert_eq!(info.state, JobState::Stopped);
+    assert_eq!(s.info(kid).expect("info").state, JobState::Stopped);
+    // Far below the 60 s handshake timeout.
+    assert!(
+        t0.elapsed() < Duration::from_secs(10),
+        "stop took {:?}",
+        t0.elapsed()
+    );
+}
