@@ -409,6 +409,8 @@ impl Store for SqliteStore {
     }
 }
 
+#[cfg(test)]
+mod crash_tests;
 mod pending;
 mod row;
 mod schema;
