@@ -1,5 +1,6 @@
 //! Append throughput of the daemon's SQLite store, against the in-memory
-//! store and a plain buffered file write of the same bytes, in one run.
+//! store and a plain buffered file write of the same bytes, in one run; and
+//! the cost of a job row's write against a line appended to a file.
 //!
 //! A round appends a batch of records and, for SQLite, flushes them, so the
 //! time covers getting them onto disk (WAL, `synchronous=NORMAL`: no fsync,
@@ -12,10 +13,10 @@
 
 use std::fs::File;
 use std::io::{BufWriter, Seek, Write};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use jobs_core::{MemoryStore, Record, Store, Stream};
+use jobs_core::{JobInfo, JobState, MemoryStore, Record, Store, Stream};
 
 #[allow(dead_code, unused_imports)]
 #[path = "../src"]
@@ -94,6 +95,57 @@ fn bench_case(c: &mut Criterion, name: &str, size: usize, n: u64) {
     g.finish();
 }
 
+/// A job row's write: what every state change costs, against appending the
+/// same JSON line to a file.
+fn save_jobs(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let sqlite = SqliteStore::open(&dir.path().join("store.db")).expect("open");
+    let row = |id: u64| JobInfo {
+        id,
+        instance_id: uuid::Uuid::new_v4(),
+        name: format!("Job{id}"),
+        type_name: "BackgroundJob".into(),
+        state: JobState::Running,
+        reason: None,
+        has_more_data: true,
+        location: "localhost".into(),
+        command: "true".into(),
+        begin: Some(SystemTime::now()),
+        end: None,
+        exit_code: None,
+        parent: None,
+        children: vec![],
+        detached: false,
+    };
+    let n = 1000u64;
+    let mut g = c.benchmark_group("save_job");
+    g.throughput(Throughput::Elements(n));
+    g.sample_size(10);
+    let path = dir.path().join("rows");
+    g.bench_function("file", |b| {
+        b.iter_custom(|iters| {
+            let mut f = File::create(&path).expect("create");
+            let start = Instant::now();
+            for i in 0..iters * n {
+                let line = serde_json::to_string(&row(i % n + 1)).expect("json");
+                f.write_all(line.as_bytes()).expect("write");
+                f.write_all(b"\n").expect("write");
+            }
+            start.elapsed()
+        })
+    });
+    g.bench_function("sqlite", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for i in 0..iters * n {
+                sqlite.save_job(&row(i % n + 1)).expect("save");
+            }
+            start.elapsed()
+        })
+    });
+    g.finish();
+}
+
 fn appends(c: &mut Criterion) {
     // A process job's output: 64 KiB chunks, 16 MiB per round.
     bench_case(c, "append_64KiB", 64 << 10, 256);
@@ -101,5 +153,5 @@ fn appends(c: &mut Criterion) {
     bench_case(c, "append_100B", 100, 10_000);
 }
 
-criterion_group!(benches, appends);
+criterion_group!(benches, appends, save_jobs);
 criterion_main!(benches);
