@@ -401,54 +401,120 @@ unsafe extern "C" fn free_buf(buf: ByteBuf) {
     drop(unsafe { Vec::from_raw_parts(buf.ptr, buf.len, buf.cap) });
 }
 
-/// Exports an executor as a plugin: defines the library's entry point.
-///
-/// Write it once at the root of a `cdylib` crate, with an expression that
-/// builds the executor (a unit struct's name is one):
-///
-/// ```ignore
-/// jobs_core::export_executor!(MyExecutor);
-/// jobs_core::export_executor!(MyExecutor::new());
-/// ```
-///
-/// The expansion is an `extern "C"` function named `jobs_plugin_header`
-/// with `#[no_mangle]`, which the `unsafe_code` lint counts as unsafe (an
-/// exported symbol name could clash with another); the expansion allows the
-/// lint on that one item, so a plugin crate keeps `unsafe_code = "deny"` and
-/// contains no `unsafe` of its own. The attribute is written in this crate's
-/// edition, so crates of edition 2024 (where it is spelled
-/// `#[unsafe(no_mangle)]`) take it as well.
-///
-/// Nothing runs when the library is loaded: the function returns a pointer
-/// to a static header. The executor is built on the host's first call after
-/// the header check.
-#[macro_export]
-macro_rules! export_executor {
-    (@header { $($field:ident : $value:expr),* $(,)? } $make:expr) => {
-        const _: () = {
-            fn __jobs_plugin_make() -> ::std::sync::Arc<dyn $crate::JobExecutor> {
-                ::std::sync::Arc::new($make)
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{async_trait, JobContext, JobFailure, JobSpec};
+
+    /// Emits the words of its command, 50 ms apart.
+    struct Slow;
+
+    #[async_trait]
+    impl JobExecutor for Slow {
+        fn type_name(&self) -> &str {
+            "SlowJob"
+        }
+        async fn run(&self, spec: JobSpec, ctx: JobContext) -> Result<(), JobFailure> {
+            for w in spec.command.split_whitespace() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                ctx.output(w);
             }
-            static __JOBS_PLUGIN_EXPORT: $crate::plugin::Export =
-                $crate::plugin::Export::new(__jobs_plugin_make);
-            static __JOBS_PLUGIN_HEADER: $crate::plugin::PluginHeader =
-                $crate::plugin::PluginHeader {
-                    $($field: $value,)*
-                    ..$crate::plugin::PluginHeader::new(
-                        &__JOBS_PLUGIN_EXPORT,
-                        ::core::env!("CARGO_PKG_NAME"),
-                        ::core::env!("CARGO_PKG_VERSION"),
-                    )
-                };
-            /// The plugin's entry point: its header.
-            #[allow(unsafe_code)]
-            #[no_mangle]
-            pub extern "C" fn jobs_plugin_header() -> *const $crate::plugin::PluginHeader {
-                &__JOBS_PLUGIN_HEADER
-            }
+            Ok(())
+        }
+    }
+
+    fn make() -> Arc<dyn JobExecutor> {
+        Arc::new(Slow)
+    }
+
+    static EXPORT: Export = Export::new(make);
+    static HEADER: PluginHeader = PluginHeader::new(&EXPORT, "slow", "1.0.0");
+
+    fn take(buf: ByteBuf) -> Vec<u8> {
+        if buf.ptr.is_null() {
+            return Vec::new();
+        }
+        // SAFETY: the buffer was made by `to_buf` in this module.
+        let v = unsafe { std::slice::from_raw_parts(buf.ptr, buf.len) }.to_vec();
+        // SAFETY: as above, freed once.
+        unsafe { free_buf(buf) };
+        v
+    }
+
+    #[test]
+    fn pull_with_a_timeout_serves_a_host_without_wake_ups() {
+        // SAFETY: the header's table is the static above.
+        let vt = unsafe { &*HEADER.vtable };
+        let spec =
+            serde_json::to_vec(&WireSpec::from_spec(&JobSpec::new("x", "a b c"))).expect("spec");
+        let mut job: *mut c_void = std::ptr::null_mut();
+        let mut err = ByteBuf::empty();
+        // SAFETY: the instance is the header's; the pointers are live locals.
+        let code = unsafe {
+            (vt.start)(
+                HEADER.instance,
+                spec.as_ptr(),
+                spec.len(),
+                None,
+                std::ptr::null(),
+                &mut job,
+                &mut err,
+            )
         };
-    };
-    ($make:expr) => {
-        $crate::export_executor!(@header {} $make);
-    };
+        assert_eq!(code, OK, "{}", String::from_utf8_lossy(&take(err)));
+        let mut words = Vec::new();
+        let mut pulls = 0;
+        loop {
+            let mut out = ByteBuf::empty();
+            // SAFETY: `job` is live; `out` is a live local.
+            let code = unsafe { (vt.pull)(job, 10_000, &mut out) };
+            let bytes = take(out);
+            assert!(code >= 0, "{}", String::from_utf8_lossy(&bytes));
+            for r in wire::decode(&bytes).expect("frames") {
+                words.push(String::from_utf8_lossy(&r.payload.to_display_bytes()).into_owned());
+            }
+            pulls += 1;
+            if code == PULL_FINISHED {
+                break;
+            }
+            assert!(pulls < 100, "pull does not wait for records");
+        }
+        assert_eq!(words, ["a", "b", "c"]);
+        let mut out = ByteBuf::empty();
+        // SAFETY: `job` is live; `out` is a live local.
+        assert_eq!(unsafe { (status)(job, &mut out) }, OK);
+        let st: WireStatus = serde_json::from_slice(&take(out)).expect("status");
+        assert_eq!(st.state, JobState::Completed);
+        // SAFETY: released once; not used afterwards.
+        unsafe { (vt.free_job)(job) };
+    }
+
+    #[test]
+    fn errors_come_back_as_messages_not_panics() {
+        // SAFETY: the header's table is the static above.
+        let vt = unsafe { &*HEADER.vtable };
+        let mut job: *mut c_void = std::ptr::null_mut();
+        let mut err = ByteBuf::empty();
+        let bad = b"{not json";
+        // SAFETY: the instance is the header's; the pointers are live locals.
+        let code = unsafe {
+            (vt.start)(
+                HEADER.instance,
+                bad.as_ptr(),
+                bad.len(),
+                None,
+                std::ptr::null(),
+                &mut job,
+                &mut err,
+            )
+        };
+        assert_eq!(code, ERR);
+        assert!(job.is_null());
+        let msg = String::from_utf8(take(err)).expect("utf-8");
+        assert!(msg.contains("malformed job spec"), "{msg}");
+        let mut out = ByteBuf::empty();
+        // SAFETY: a null handle is refused before any use.
+        assert_eq!(unsafe { (vt.pull)(std::ptr::null(), 0, &mut out) }, ERR);
+        assert!(String::from_utf8_lossy(&take(out)).contains("null job handle"));
+    }
 }

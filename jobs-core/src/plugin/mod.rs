@@ -53,6 +53,7 @@ mod abi;
 mod adapter;
 mod export;
 mod loader;
+mod macros;
 pub mod testing;
 mod wire;
 

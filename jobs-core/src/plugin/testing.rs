@@ -88,7 +88,19 @@ pub fn cdylib_name(crate_name: &str) -> String {
 }
 
 /// Builds package `package`'s cdylib and returns its path.
+///
+/// Its test (or bench) targets are built along (already up to date when
+/// called from them): cargo then resolves the features it resolved for the
+/// running test, dev-dependencies included, and rebuilds nothing. A plain
+/// `--lib` build could resolve other features, and, since cargo names a
+/// cdylib crate's rlib without a hash, replace the rlib the test's own
+/// doctests link against with one built over another jobs-core.
 pub fn build_plugin(package: &str) -> Result<PathBuf, BuildError> {
-    let dir = cargo_build(&["-p", package, "--lib"])?;
+    let (_, profile_dir) = target_of_current_exe()?;
+    let targets = match profile_dir.file_name().and_then(|n| n.to_str()) {
+        Some("debug") => "--tests",
+        _ => "--benches",
+    };
+    let dir = cargo_build(&["-p", package, "--lib", targets])?;
     Ok(Path::new(&dir).join(cdylib_name(package)))
 }

@@ -70,6 +70,9 @@ impl JobExecutor for NamespaceExecutor {
         let job = NamespaceJob::from_spec(&spec)?;
         let argv = job.argv();
         let mut cmd = Command::new(&argv[0]);
+        if job.env_clear {
+            cmd.env_clear();
+        }
         cmd.args(&argv[1..])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -22,8 +22,12 @@ pub struct NamespaceJob {
     pub hostname: Option<String>,
     /// The working folder (`params.cwd`).
     pub cwd: Option<PathBuf>,
-    /// Extra environment (`params.env`, an object of strings).
+    /// Environment variables (`params.env`): an object of strings adds to
+    /// the executor's environment; a list of `[name, value]` pairs (as
+    /// jobctl sends the caller's environment) replaces it.
     pub env: BTreeMap<String, String>,
+    /// Whether `env` is the whole environment.
+    pub env_clear: bool,
 }
 
 fn running_as_root() -> bool {
@@ -93,6 +97,7 @@ impl NamespaceJob {
             _ => return Err(bad("'cwd' must be a string")),
         };
         let mut env = BTreeMap::new();
+        let mut env_clear = false;
         match &p["env"] {
             Value::Null => {}
             Value::Object(m) => {
@@ -103,7 +108,19 @@ impl NamespaceJob {
                     env.insert(k.clone(), v.to_string());
                 }
             }
-            _ => return Err(bad("'env' must be an object")),
+            Value::Array(pairs) => {
+                // jobctl's form: the caller's whole environment, as pairs.
+                env_clear = true;
+                for pair in pairs {
+                    match pair.as_array().map(Vec::as_slice) {
+                        Some([Value::String(k), Value::String(v)]) => {
+                            env.insert(k.clone(), v.clone());
+                        }
+                        _ => return Err(bad("'env' pairs must be [name, value] strings")),
+                    }
+                }
+            }
+            _ => return Err(bad("'env' must be an object or a list of pairs")),
         }
         Ok(NamespaceJob {
             line,
@@ -111,6 +128,7 @@ impl NamespaceJob {
             hostname,
             cwd,
             env,
+            env_clear,
         })
     }
 
@@ -127,9 +145,13 @@ impl NamespaceJob {
         if std::path::Path::new("/usr/bin/setpriv").exists() {
             argv.extend(["/usr/bin/setpriv", "--pdeathsig", "KILL"].map(String::from));
         }
-        argv.extend(
-            ["unshare", "--fork", "--pid", "--mount-proc", "--kill-child"].map(String::from),
-        );
+        // Absolute where possible: the job's environment may have no PATH.
+        let unshare = if std::path::Path::new("/usr/bin/unshare").exists() {
+            "/usr/bin/unshare"
+        } else {
+            "unshare"
+        };
+        argv.extend([unshare, "--fork", "--pid", "--mount-proc", "--kill-child"].map(String::from));
         for (ns, flag) in [("net", "--net"), ("ipc", "--ipc"), ("uts", "--uts")] {
             if self.has(ns) {
                 argv.push(flag.into());
@@ -177,12 +199,22 @@ mod tests {
     }
 
     #[test]
+    fn env_as_pairs_is_the_whole_environment() {
+        let spec = JobSpec::new("NamespaceJob", "env")
+            .params(json!({"env": [["PATH", "/bin"], ["A", "b"]], "cwd": null}));
+        let job = NamespaceJob::from_spec(&spec).expect("params");
+        assert!(job.env_clear);
+        assert_eq!(job.env.get("A").map(String::as_str), Some("b"));
+    }
+
+    #[test]
     fn refuses_bad_params() {
         for params in [
             json!({"namespaces": ["time"]}),
             json!({"namespaces": "net"}),
             json!({"hostname": "x", "namespaces": ["net"]}),
             json!({"env": {"A": 1}}),
+            json!({"env": [["A"]]}),
             json!({"line": " "}),
         ] {
             let spec = JobSpec::new("NamespaceJob", "true").params(params.clone());

@@ -34,7 +34,9 @@ fn plugin_describes_itself() {
     assert_eq!(p.type_name, "NamespaceJob");
     assert_eq!(p.version, env!("CARGO_PKG_VERSION"));
     let s = session();
-    let id = s.start(job_with("true", json!({"namespaces": ["net", "uts"]}))).expect("start");
+    let id = s
+        .start(job_with("true", json!({"namespaces": ["net", "uts"]})))
+        .expect("start");
     assert_eq!(s.info(id).expect("info").location, "localhost[net,uts]");
 }
 
@@ -53,11 +55,17 @@ fn job_is_pid_1_and_sees_only_its_own_processes() {
 #[test]
 fn network_is_loopback_only() {
     let s = session();
-    let (_, out) = run(&s, job("tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '"));
+    let (_, out) = run(
+        &s,
+        job("tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '"),
+    );
     assert_eq!(text(out), "lo\n");
     let (_, host) = run(
         &s,
-        job_with("tail -n +3 /proc/net/dev | wc -l", json!({"namespaces": []})),
+        job_with(
+            "tail -n +3 /proc/net/dev | wc -l",
+            json!({"namespaces": []}),
+        ),
     );
     let host_ifaces: u32 = text(host).trim().parse().expect("count");
     assert!(host_ifaces >= 1);
@@ -85,6 +93,20 @@ fn hostname_env_and_cwd_apply() {
 }
 
 #[test]
+fn env_as_pairs_replaces_the_environment() {
+    let s = session();
+    let (id, out) = run(
+        &s,
+        job_with(
+            "echo \"${ONLY}-${HOME:-unset}\"",
+            json!({"env": [["ONLY", "1"]], "cwd": null, "work": {"shell": "ignored"}}),
+        ),
+    );
+    assert_eq!(s.info(id).expect("info").state, JobState::Completed);
+    assert_eq!(text(out), "1-unset\n");
+}
+
+#[test]
 fn output_is_byte_exact_and_streams_stay_apart() {
     let s = session();
     let id = s
@@ -92,7 +114,9 @@ fn output_is_byte_exact_and_streams_stay_apart() {
         .expect("start");
     s.wait_blocking(&[id], WaitMode::All, Some(Duration::from_secs(60)))
         .expect("wait");
-    let recs = s.receive(&[id], ReceiveOptions::default()).expect("receive");
+    let recs = s
+        .receive(&[id], ReceiveOptions::default())
+        .expect("receive");
     let out: Vec<u8> = recs
         .iter()
         .filter(|r| r.record.stream == Stream::Output)
@@ -116,7 +140,10 @@ fn failure_names_status_and_last_error_line() {
     let (id, _) = run(&s, job("echo first >&2; echo 'disk full' >&2; exit 4"));
     let info = s.info(id).expect("info");
     assert_eq!(info.state, JobState::Failed);
-    assert_eq!(info.reason.as_deref(), Some("exited with status 4: disk full"));
+    assert_eq!(
+        info.reason.as_deref(),
+        Some("exited with status 4: disk full")
+    );
     assert_eq!(info.exit_code, Some(4));
     let (bad, _) = run(&s, job_with("true", json!({"namespaces": ["time"]})));
     let reason = s.info(bad).expect("info").reason.unwrap_or_default();
@@ -136,7 +163,10 @@ fn pids_with(marker: &str) -> Vec<u32> {
             *b = b' ';
         }
         let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
-        let zombie = stat.rsplit(')').next().is_some_and(|s| s.trim_start().starts_with('Z'));
+        let zombie = stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|s| s.trim_start().starts_with('Z'));
         if !zombie && String::from_utf8_lossy(&cmd).contains(marker) {
             out.push(pid);
         }
@@ -169,7 +199,10 @@ fn stop_ends_every_process_of_the_job() {
         if left.is_empty() {
             break;
         }
-        assert!(Instant::now() < deadline, "processes {left:?} outlived the stop");
+        assert!(
+            Instant::now() < deadline,
+            "processes {left:?} outlived the stop"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
