@@ -53,6 +53,8 @@ pub(super) fn init(conn: &Connection) -> Result<u64, InitError> {
     }
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "journal_size_limit", 64i64 << 20)?;
+    // Room for a whole batch, so that a write does not spill pages early.
+    conn.pragma_update(None, "cache_size", -8192i64)?;
     conn.pragma_update(None, "wal_autocheckpoint", AUTOCHECKPOINT_PAGES)?;
     if version == 0 {
         conn.execute_batch(
