@@ -103,14 +103,6 @@ pub enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
-
-    /// Runs the session daemon in the foreground (started by other commands).
-    #[command(name = "__daemon", hide = true)]
-    DaemonServe {
-        /// Plugins to load.
-        #[arg(long = "plugin")]
-        plugins: Vec<PathBuf>,
-    },
 }
 
 /// `daemon` actions.

@@ -18,8 +18,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use nix::fcntl::{Flock, FlockArg};
 
 use crate::exit::{self, Exit};
-use crate::home::Home;
-use crate::protocol::{read_frame, write_frame, ErrorCode, FrameError, Op, Request, Response};
+use jobs_cli::home::Home;
+use jobs_cli::protocol::{read_frame, write_frame, ErrorCode, FrameError, Op, Request, Response};
 
 /// How long a client waits for a daemon it started to answer.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
@@ -104,15 +104,32 @@ pub fn daemon_error(kind: ErrorCode, message: String) -> Exit {
     Exit::new(code, message)
 }
 
+/// The daemon executable: `JOBCTL_DAEMON`, else `jobctl-daemon` next to
+/// this executable.
+fn daemon_exe() -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os("JOBCTL_DAEMON").filter(|p| !p.is_empty()) {
+        return Ok(PathBuf::from(p));
+    }
+    let me = std::env::current_exe().context("cannot find the jobctl executable")?;
+    let exe = me.with_file_name("jobctl-daemon");
+    if !exe.exists() {
+        bail!(
+            "cannot find the session daemon {} (build it with `cargo build -p jobs-cli`, or set JOBCTL_DAEMON)",
+            exe.display()
+        );
+    }
+    Ok(exe)
+}
+
 fn start_daemon(home: &Home, plugins: &[PathBuf]) -> Result<Client> {
-    let exe = std::env::current_exe().context("cannot find the jobctl executable")?;
+    let exe = daemon_exe()?;
     let log = OpenOptions::new()
         .create(true)
         .append(true)
         .open(home.log())
         .with_context(|| format!("cannot open {}", home.log().display()))?;
     let mut cmd = Command::new(exe);
-    cmd.arg("--home").arg(home.dir()).arg("__daemon");
+    cmd.arg("--home").arg(home.dir());
     for p in plugins {
         cmd.arg("--plugin").arg(p);
     }

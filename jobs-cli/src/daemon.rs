@@ -63,7 +63,7 @@ pub fn run(home: Home, plugins: Vec<PathBuf>) -> Result<()> {
         .write(true)
         .open(&lock_path)
         .with_context(|| format!("cannot open {}", lock_path.display()))?;
-    let _life = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+    let life = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
         Ok(l) => l,
         Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
             bail!("a session daemon already runs for {}", home.dir().display())
@@ -84,6 +84,9 @@ pub fn run(home: Home, plugins: Vec<PathBuf>) -> Result<()> {
     }
     rt.shutdown_timeout(Duration::from_secs(2));
     info!("daemon exited");
+    // The life lock goes with the process, not before: `daemon stop` waits
+    // for it, and must not see it free while this process still runs.
+    std::mem::forget(life);
     result
 }
 

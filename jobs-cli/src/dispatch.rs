@@ -10,13 +10,13 @@ use jobs_core::{JobInfo, JobState};
 use crate::cli::{Cli, Command, DaemonAction, ListArgs, ReceiveArgs, StartArgs};
 use crate::client::{self, Client};
 use crate::exit::{self, Exit};
-use crate::home::Home;
 use crate::output::{RecordWriter, Written};
-use crate::protocol::{
+use crate::render;
+use jobs_cli::home::Home;
+use jobs_cli::protocol::{
     encode_env, ListRequest, Op, ReceiveRequest, RemoveRequest, Response, SelectRequest,
     StartRequest, WaitRequest, Work,
 };
-use crate::render;
 
 /// Runs the command line; returns the exit code.
 pub fn run(cli: Cli) -> Result<i32> {
@@ -67,10 +67,6 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(shell, &mut cmd, "jobctl", &mut io::stdout());
-            Ok(exit::SUCCESS)
-        }
-        Command::DaemonServe { plugins } => {
-            crate::daemon::run(home()?, plugins)?;
             Ok(exit::SUCCESS)
         }
     }
@@ -303,10 +299,34 @@ fn wait(home: &Home, ids: Vec<u64>, any: bool, timeout_ms: Option<u64>) -> Resul
     Ok(exit::SUCCESS)
 }
 
+/// Ctrl-C (or SIGTERM, SIGHUP) while `run` follows its job stops the job;
+/// the receive then ends as the job does, and `run` exits 130.
+/// The signals are caught from before the start, so that one arriving
+/// while the job starts is not lost.
+fn stop_on_interrupt(home: &Home, signals: Option<signal_hook::iterator::Signals>, id: u64) {
+    let Some(mut signals) = signals else {
+        return;
+    };
+    let home = home.clone();
+    std::thread::spawn(move || {
+        if signals.forever().next().is_some() {
+            if let Ok(Some(mut c)) = Client::connect(&home) {
+                let _ = c.call(Op::Stop(SelectRequest {
+                    ids: vec![id],
+                    ..SelectRequest::default()
+                }));
+            }
+        }
+    });
+}
+
 fn run_job(home: &Home, args: StartArgs) -> Result<i32> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     let mut c = Client::connect_or_start(home, &[])?;
+    let signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]).ok();
     let info = start_job(&mut c, &args)?;
     let id = info.id;
+    stop_on_interrupt(home, signals, id);
     let rows = receive_stream(
         &mut c,
         ReceiveRequest {

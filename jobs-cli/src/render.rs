@@ -128,7 +128,7 @@ pub fn show(out: &mut impl Write, job: &JobInfo, children: &[JobInfo]) -> io::Re
     let mut buf = String::new();
     for (k, v) in props {
         let v = v.replace('\n', &format!("\n{}", " ".repeat(width + 3)));
-        buf.push_str(&format!("{k:width$} : {v}").trim_end().to_string());
+        buf.push_str(format!("{k:width$} : {v}").trim_end());
         buf.push('\n');
     }
     out.write_all(buf.as_bytes())?;

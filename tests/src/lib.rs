@@ -2,8 +2,8 @@
 //! private session home per test, and a guard that ends the session's
 //! daemon when the test ends, passed or failed.
 //!
-//! The binary is built once per test run with `cargo build -p jobs-cli
-//! --bin jobctl` into the same target directory as the tests (found from
+//! The binaries (`jobctl` and its `jobctl-daemon`) are built once per test
+//! run with `cargo build -p jobs-cli --bins` into the same target directory as the tests (found from
 //! the test executable's own path), so plain `cargo test --workspace`
 //! works without a prior build. `JOBCTL_BIN` names another binary instead.
 //!
@@ -16,7 +16,7 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -41,7 +41,7 @@ pub fn jobctl_bin() -> &'static Path {
             .expect("the profile directory lives in the target directory");
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let mut cmd = Command::new(cargo);
-        cmd.args(["build", "-q", "-p", "jobs-cli", "--bin", "jobctl"])
+        cmd.args(["build", "-q", "-p", "jobs-cli", "--bins"])
             .env("CARGO_TARGET_DIR", target_dir)
             .current_dir(env!("CARGO_MANIFEST_DIR"));
         if profile_dir.file_name().is_some_and(|n| n == "release") {
@@ -259,7 +259,8 @@ pub fn daemons_of(home: &Path) -> Vec<u32> {
             continue;
         };
         let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
-        if args.iter().any(|a| *a == b"__daemon") && args.iter().any(|a| *a == want) && alive(pid) {
+        let is_daemon = args.first().is_some_and(|a| a.ends_with(b"jobctl-daemon"));
+        if is_daemon && args.contains(&want) && alive(pid) {
             out.push(pid);
         }
     }

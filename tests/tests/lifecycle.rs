@@ -186,3 +186,32 @@ fn throttle_queues_jobs_not_started() {
     home.ok(&["wait", &b]);
     assert_eq!(home.job(b.parse().expect("id"))["state"], "Completed");
 }
+
+#[test]
+fn ctrl_c_on_run_stops_its_job() {
+    let home = TestHome::new();
+    let pid_file = home.path().join("job.pid");
+    let line = format!("echo $$ > '{}'; exec sleep 30", pid_file.display());
+    let child = home
+        .cmd(&["run", "--name", "interrupted", "-c", &line])
+        .spawn()
+        .expect("spawn");
+    let client = child.id();
+    let mut job_pid = None;
+    assert!(eventually(Duration::from_secs(20), || {
+        job_pid = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|t| t.trim().parse::<u32>().ok());
+        job_pid.is_some()
+    }));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(client as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .expect("kill");
+    let r = jobctl_tests::finish(child, jobctl_tests::COMMAND_TIMEOUT, "run");
+    assert_eq!(r.code, 130, "{}", r.stderr);
+    let pid = job_pid.expect("pid");
+    assert!(eventually(Duration::from_secs(10), || !alive(pid)));
+    assert_eq!(home.ok(&["list"]), "", "run removed its job");
+}

@@ -109,7 +109,6 @@ fn receive_into_a_closed_pipe_keeps_what_was_not_written() {
         rest.len(),
         full.len()
     );
-    assert!(rest.len() < full.len(), "some of it was delivered");
 }
 
 #[test]
