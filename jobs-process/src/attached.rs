@@ -5,7 +5,7 @@ use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::process::ExitStatusExt;
 use std::process::{ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jobs_core::{JobContext, JobFailure, Record, Stream};
@@ -16,7 +16,7 @@ use tokio::net::unix::pipe;
 use tokio::runtime::Handle;
 
 use crate::group::{group_alive, signal_group, signal_reason, sleep, terminate_group};
-use crate::records::LineDecoder;
+use crate::records::{failure_reason, LineDecoder};
 use crate::spawn::{check_cwd, spawn, Launch};
 use crate::watcher::Watcher;
 use crate::{ProcessExecutor, ProcessSpec};
@@ -83,13 +83,15 @@ pub(crate) async fn run(
     let ctx = Arc::new(ctx);
     // The pumps run as a task of the I/O runtime: a read is done on the
     // thread that saw the pipe become readable, with no hop in between.
+    let failure_slot = Arc::new(Mutex::new(None::<String>));
     let pumps = io.spawn({
         let ctx = Arc::clone(&ctx);
+        let failure = Arc::clone(&failure_slot);
         async move {
             tokio::join!(
                 pump_bytes(stdout, Stream::Output, Arc::clone(&ctx)),
                 pump_bytes(stderr, Stream::Error, Arc::clone(&ctx)),
-                pump_records(records, ctx),
+                pump_records(records, ctx, failure),
             );
         }
     });
@@ -144,6 +146,17 @@ pub(crate) async fn run(
     };
 
     let ((), result) = tokio::join!(readers, supervise);
+    let reason = failure_slot
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take();
+    let result = match (result, reason) {
+        (Err(mut f), Some(reason)) if f.exit_code.is_some() => {
+            f.reason = reason;
+            Err(f)
+        }
+        (result, _) => result,
+    };
     // Pipes still held open past the linger are abandoned, not read on.
     abort_pumps.abort();
     guard.release();
@@ -265,11 +278,24 @@ async fn pump_bytes<R: AsyncRead + AsFd + Unpin>(
 }
 
 /// Parses the records channel line by line until end of file.
-async fn pump_records(mut reader: pipe::Receiver, ctx: Arc<JobContext>) {
+async fn pump_records(
+    mut reader: pipe::Receiver,
+    ctx: Arc<JobContext>,
+    failure: Arc<Mutex<Option<String>>>,
+) {
     let mut decoder = LineDecoder::default();
     let mut buf = vec![0u8; 64 << 10];
     let mut emit = |r: Record| {
-        ctx.emit(r);
+        // A failure record is the job's own word on why it fails: it
+        // becomes the reason, not a record received twice.
+        match failure_reason(&r) {
+            Some(reason) => {
+                *failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason);
+            }
+            None => {
+                ctx.emit(r);
+            }
+        }
     };
     loop {
         match reader.read(&mut buf).await {

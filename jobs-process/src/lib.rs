@@ -40,6 +40,11 @@
 //! From a shell: `echo '{"stream":"verbose","kind":"text","data":"hi"}' >>/dev/fd/$JOBCTL_RECORDS_FD`
 //! (`>>`: for a detached job the descriptor is a file; `>&N` works in bash,
 //! but dash's `/bin/sh` refuses descriptors above 9).
+//! An error record of category `JobFailure` ([`FAILURE_CATEGORY`]) is the
+//! job's own reason for failing: when the process then exits non-zero, its
+//! message becomes the job's reason in place of `exited with status N` (the
+//! exit code is still kept), and it is not emitted as a record. (A detached
+//! job delivers it as an ordinary error record.)
 //! Blank lines are ignored. A line that is not such a record (or is longer
 //! than 16 MiB) becomes an Error record (`Payload::Error`, category
 //! `MalformedRecord`) quoting its start; it never fails the job. Records
@@ -127,5 +132,5 @@ mod spec;
 mod watcher;
 
 pub use executor::{default_detached_dir, ProcessExecutor, DEFAULT_GRACE, TYPE_NAME};
-pub use records::{parse_record_line, MAX_RECORD_LINE, RECORDS_FD_ENV};
+pub use records::{parse_record_line, FAILURE_CATEGORY, MAX_RECORD_LINE, RECORDS_FD_ENV};
 pub use spec::{Command, ProcessSpec, SpecError};

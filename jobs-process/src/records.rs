@@ -92,6 +92,21 @@ impl LineDecoder {
     }
 }
 
+/// The category of an error record that states why the job fails: if the
+/// process then exits non-zero, the record's message becomes the job's
+/// reason (instead of `exited with status N`) and is not emitted as a record.
+pub const FAILURE_CATEGORY: &str = "JobFailure";
+
+/// The reason a failure record carries, if `record` is one.
+pub(crate) fn failure_reason(record: &Record) -> Option<String> {
+    match &record.payload {
+        jobs_core::Payload::Error(e) if e.category.as_deref() == Some(FAILURE_CATEGORY) => {
+            Some(e.message.clone())
+        }
+        _ => None,
+    }
+}
+
 fn emit_line(line: &[u8], emit: &mut impl FnMut(Record)) {
     if let Some(rec) = parse_record_line(line) {
         emit(rec);

@@ -89,3 +89,26 @@ printf '\377\000garbage\n' >&4; printf '{"stream":"debug","kind":"text","data":"
     assert_eq!(recs[1].record.stream, Stream::Debug);
     assert_eq!(recs[1].record.payload.to_display_bytes(), b"last");
 }
+
+#[test]
+fn a_failure_record_becomes_the_reason_of_a_failed_job() {
+    let script = r#"printf '%s\n' '{"stream":"error","kind":"error","data":{"message":"quota exceeded","category":"JobFailure"}}' >>/dev/fd/$JOBCTL_RECORDS_FD
+exit 7"#;
+    let s = session();
+    let (info, recs) = run(&s, ProcessSpec::shell(script));
+    assert_eq!(info.state, JobState::Failed);
+    assert_eq!(info.reason.as_deref(), Some("quota exceeded"));
+    assert_eq!(info.exit_code, Some(7));
+    assert!(
+        recs.is_empty(),
+        "the failure record is the reason, not a record: {recs:?}"
+    );
+    // A job that exits 0 completes whatever it said before.
+    let (ok, _) = run(
+        &s,
+        ProcessSpec::shell(
+            r#"printf '%s\n' '{"stream":"error","kind":"error","data":{"message":"x","category":"JobFailure"}}' >>/dev/fd/$JOBCTL_RECORDS_FD"#,
+        ),
+    );
+    assert_eq!(ok.state, JobState::Completed);
+}
