@@ -69,11 +69,43 @@ impl Session {
     /// the child's id. Without `keep`, what is returned leaves the cache.
     pub fn receive(&self, ids: &[JobId], opts: ReceiveOptions) -> Result<Vec<Received>, Error> {
         let sources = self.sources(ids, opts.no_recurse)?;
+        if let [only] = sources[..] {
+            if !opts.keep {
+                return self.take(only, opts.limit.unwrap_or(usize::MAX));
+            }
+        }
         let recs = self.read_merged(&sources, &HashMap::new(), opts.limit.unwrap_or(usize::MAX))?;
         if !opts.keep {
             self.consume(&recs)?;
         }
         Ok(recs)
+    }
+
+    /// A consuming read of one job: records are moved out of the store.
+    fn take(&self, job: JobId, limit: usize) -> Result<Vec<Received>, Error> {
+        let recs: Vec<Received> = self
+            .inner
+            .store
+            .take(job, limit)?
+            .into_iter()
+            .map(|(seq, record)| Received { job, seq, record })
+            .collect();
+        if !recs.is_empty() {
+            self.notify_consumed(&[job]);
+        }
+        Ok(recs)
+    }
+
+    fn notify_consumed(&self, jobs: &[JobId]) {
+        {
+            let t = self.inner.lock();
+            for job in jobs {
+                if let Some(e) = t.jobs.get(job) {
+                    e.cell.bump();
+                }
+            }
+        }
+        self.inner.bump();
     }
 
     /// Removes records from their jobs' caches: for each job, every record up
@@ -85,14 +117,11 @@ impl Session {
             let e = through.entry(r.job).or_insert(0);
             *e = (*e).max(r.seq);
         }
-        for (job, seq) in through {
+        for (&job, &seq) in &through {
             self.inner.store.discard(job, seq)?;
-            let t = self.inner.lock();
-            if let Some(e) = t.jobs.get(&job) {
-                e.cell.bump();
-            }
         }
-        self.inner.bump();
+        let jobs: Vec<JobId> = through.into_keys().collect();
+        self.notify_consumed(&jobs);
         Ok(())
     }
 
@@ -170,13 +199,16 @@ impl Follow {
                     .all(|s| t.jobs.get(s).is_none_or(|e| e.info.state.is_finished()));
                 (sources, rxs, all_finished)
             };
-            let recs = self.session.read_merged(&sources, &self.cursors, 1024)?;
+            let recs = match sources[..] {
+                [only] if !self.opts.keep => self.session.take(only, 1024)?,
+                _ => self.session.read_merged(&sources, &self.cursors, 1024)?,
+            };
             if !recs.is_empty() {
                 for r in &recs {
                     let c = self.cursors.entry(r.job).or_insert(0);
                     *c = (*c).max(r.seq);
                 }
-                if !self.opts.keep {
+                if !self.opts.keep && sources.len() > 1 {
                     self.session.consume(&recs)?;
                 }
                 self.buf.extend(recs);

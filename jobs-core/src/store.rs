@@ -32,6 +32,17 @@ pub trait Store: Send + Sync + 'static {
     fn discard(&self, job: JobId, through: u64) -> Result<(), StoreError>;
     /// Whether the job has any record left.
     fn has_records(&self, job: JobId) -> Result<bool, StoreError>;
+
+    /// Removes and returns up to `limit` of the job's oldest records: a
+    /// consuming receive. The default reads, then discards what it read; a
+    /// store that can hand records over without copying them overrides it.
+    fn take(&self, job: JobId, limit: usize) -> Result<Vec<(u64, Record)>, StoreError> {
+        let recs = self.read(job, 0, limit)?;
+        if let Some((last, _)) = recs.last() {
+            self.discard(job, *last)?;
+        }
+        Ok(recs)
+    }
 }
 
 /// The default store: records in memory, rows not persisted (the session's
@@ -100,5 +111,18 @@ impl Store for MemoryStore {
 
     fn has_records(&self, job: JobId) -> Result<bool, StoreError> {
         Ok(self.lock().get(&job).is_some_and(|q| !q.is_empty()))
+    }
+
+    fn take(&self, job: JobId, limit: usize) -> Result<Vec<(u64, Record)>, StoreError> {
+        let mut map = self.lock();
+        let Some(q) = map.get_mut(&job) else {
+            return Ok(Vec::new());
+        };
+        let n = limit.min(q.len());
+        let out: Vec<(u64, Record)> = q.drain(..n).collect();
+        if q.is_empty() {
+            map.remove(&job);
+        }
+        Ok(out)
     }
 }
