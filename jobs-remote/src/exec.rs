@@ -26,6 +26,9 @@ const PGID_MARKER: &str = "__jobs_remote_pgid__=";
 const MARKER_SEARCH_LIMIT: usize = 64 * 1024;
 /// The poll tick: how soon a stop request is seen.
 const TICK: Duration = Duration::from_millis(50);
+/// At most this much is read from one stream before the loop looks at
+/// the other stream, stop requests and keepalives again.
+const PUMP_BUDGET: usize = 1024 * 1024;
 /// How long to wait for the channel to end after SIGKILL.
 const KILL_WAIT: Duration = Duration::from_secs(3);
 
@@ -142,21 +145,27 @@ impl Runner<'_> {
         )
     }
 
-    /// Reads what is there on one stream; `Ok(true)` if anything came.
+    /// Reads what is there on one stream, up to a budget so a fast
+    /// producer cannot starve the stop and keepalive checks. Returns
+    /// whether anything came and whether the stream ended.
     fn pump(
         &mut self,
         channel: &mut Channel,
         stream_id: i32,
-        filter: Option<&mut StdoutFilter>,
+        mut filter: Option<&mut StdoutFilter>,
     ) -> Result<(bool, bool), RemoteError> {
         let mut got = false;
-        let mut filter = filter;
+        let mut budget = PUMP_BUDGET;
         loop {
+            if budget == 0 {
+                return Ok((got, false));
+            }
             let r = channel.stream(stream_id).read(&mut self.buf);
             match r {
                 Ok(0) => return Ok((got, true)),
                 Ok(n) => {
                     got = true;
+                    budget = budget.saturating_sub(n);
                     let chunk = &self.buf[..n];
                     let data = match filter.as_deref_mut() {
                         Some(f) => f.feed(chunk),
