@@ -104,6 +104,10 @@ impl SqliteStore {
                 "the store {shown} has schema version {v}, newer than this jobctl \
                  understands ({SCHEMA_VERSION}); use a newer jobctl or another JOBCTL_HOME"
             )),
+            InitError::NotWal(mode) => StoreError::msg(format!(
+                "the store {shown} cannot use a write-ahead log (journal mode stays \
+                 '{mode}'); put JOBCTL_HOME on a local file system"
+            )),
         })?;
         let shared = Arc::new(Shared {
             db: Mutex::new(Db {

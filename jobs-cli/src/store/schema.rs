@@ -22,9 +22,14 @@ pub(super) fn connect(path: &std::path::Path) -> rusqlite::Result<Connection> {
     Ok(conn)
 }
 
+/// Why a store could not be opened.
 pub(super) enum InitError {
+    /// SQLite refused.
     Sql(rusqlite::Error),
+    /// The file's schema version is newer than [`SCHEMA_VERSION`].
     Newer(i64),
+    /// The file system does not allow WAL mode; this journal mode stayed.
+    NotWal(String),
 }
 
 impl From<rusqlite::Error> for InitError {
@@ -47,9 +52,7 @@ pub(super) fn init(conn: &Connection) -> Result<u64, InitError> {
     }
     let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
-        return Err(InitError::Sql(rusqlite::Error::InvalidParameterName(
-            format!("journal_mode stays '{mode}', WAL is needed"),
-        )));
+        return Err(InitError::NotWal(mode));
     }
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "journal_size_limit", 64i64 << 20)?;
