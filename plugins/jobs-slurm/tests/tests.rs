@@ -10,6 +10,7 @@ mod conformance {
 
 mod cases {
     mod accounting;
+    mod cli;
     mod failure;
     mod many;
     mod pending;

@@ -5,7 +5,7 @@ use std::os::unix::fs::PermissionsExt;
 
 use jobs_core::{JobState, ReceiveOptions, Stream};
 
-use crate::support::{session_with, shared, text_of, wait};
+use crate::support::{session_with, shared, text_of, wait, wait_until};
 
 #[test]
 fn twenty_jobs_at_once_complete_polled_together() {
@@ -26,12 +26,28 @@ fn twenty_jobs_at_once_complete_polled_together() {
         fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).expect("chmod");
     }
     let s = session_with(c.executor(&tmp.path().join("state")).bin_dir(&bin));
+    // Every job waits for the go file, so all twenty are followed at once.
+    let go = tmp.path().join("go");
+    let line = |i: usize| {
+        format!(
+            "while [ ! -e '{}' ]; do sleep 0.1; done; echo job {i}",
+            go.display()
+        )
+    };
     let ids: Vec<u64> = (0..20)
-        .map(|i| {
-            s.start(c.spec(&format!("sleep 2; echo job {i}")).into_job_spec())
-                .expect("start")
-        })
+        .map(|i| s.start(c.spec(&line(i)).into_job_spec()).expect("start"))
         .collect();
+    let keep = ReceiveOptions {
+        keep: true,
+        ..ReceiveOptions::default()
+    };
+    wait_until("all twenty to run", 60, || {
+        ids.iter().all(|&id| {
+            let recs = s.receive(&[id], keep).expect("receive");
+            text_of(&recs, Stream::Verbose).contains("is RUNNING")
+        })
+    });
+    fs::write(&go, b"").expect("go");
     wait(&s, &ids, 120);
     for (i, &id) in ids.iter().enumerate() {
         let info = s.info(id).expect("info");
