@@ -347,24 +347,10 @@ impl Store for SqliteStore {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let fail = |e| StoreError::new(format!("cannot read job {job}'s records"), e);
-        let mut rows = Vec::new();
+        let mut rows;
         {
             let db = self.shared.db();
-            let mut stmt = db
-                .conn
-                .prepare_cached(
-                    "SELECT seq, stream, kind, data FROM records
-                     WHERE job = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
-                )
-                .map_err(fail)?;
-            let lim = i64::try_from(limit).unwrap_or(i64::MAX);
-            let mut q = stmt
-                .query(params![sql_int(job)?, sql_int(after)?, lim])
-                .map_err(fail)?;
-            while let Some(r) = q.next().map_err(fail)? {
-                rows.push(Row::from_sql(job, r)?);
-            }
+            rows = written(&db, job, after, limit)?;
             if rows.len() < limit {
                 // Buffered rows of a job all come after its written ones.
                 let last = rows.last().map_or(after, |r| r.seq);
@@ -378,13 +364,32 @@ impl Store for SqliteStore {
         rows.into_iter().map(|r| Ok((r.seq, r.decode()?))).collect()
     }
 
+    fn take(&self, job: JobId, limit: usize) -> Result<Vec<(u64, Record)>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut rows;
+        {
+            let mut db = self.shared.db();
+            rows = written(&db, job, 0, limit)?;
+            if let Some(last) = rows.last().map(|r| r.seq) {
+                delete_through(&db, job, last)?;
+                db.has.remove(&job);
+            }
+            if rows.len() < limit {
+                // Records taken before they were written never touch the disk.
+                let mut p = self.shared.pending();
+                if p.holds(job) {
+                    rows.extend(p.take_job(job, limit - rows.len()));
+                }
+            }
+        }
+        rows.into_iter().map(|r| Ok((r.seq, r.decode()?))).collect()
+    }
+
     fn discard(&self, job: JobId, through: u64) -> Result<(), StoreError> {
-        let (key, through_key) = (sql_int(job)?, sql_int(through)?);
         let mut db = self.shared.db();
-        db.conn
-            .prepare_cached("DELETE FROM records WHERE job = ?1 AND seq <= ?2")
-            .and_then(|mut s| s.execute(params![key, through_key]))
-            .map_err(|e| StoreError::new(format!("cannot discard job {job}'s records"), e))?;
+        delete_through(&db, job, through)?;
         db.has.remove(&job);
         self.shared
             .pending()
@@ -415,6 +420,37 @@ impl Store for SqliteStore {
 
 #[cfg(test)]
 mod crash_tests;
+/// Up to `limit` written rows of a job after `after`, in order.
+fn written(db: &Db, job: JobId, after: u64, limit: usize) -> Result<Vec<Row>, StoreError> {
+    let fail = |e| StoreError::new(format!("cannot read job {job}'s records"), e);
+    let mut stmt = db
+        .conn
+        .prepare_cached(
+            "SELECT seq, stream, kind, data FROM records
+             WHERE job = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+        )
+        .map_err(fail)?;
+    let lim = i64::try_from(limit).unwrap_or(i64::MAX);
+    let mut q = stmt
+        .query(params![sql_int(job)?, sql_int(after)?, lim])
+        .map_err(fail)?;
+    let mut rows = Vec::new();
+    while let Some(r) = q.next().map_err(fail)? {
+        rows.push(Row::from_sql(job, r)?);
+    }
+    Ok(rows)
+}
+
+/// Deletes a job's written rows up to and including `through`.
+fn delete_through(db: &Db, job: JobId, through: u64) -> Result<(), StoreError> {
+    let (key, through_key) = (sql_int(job)?, sql_int(through)?);
+    db.conn
+        .prepare_cached("DELETE FROM records WHERE job = ?1 AND seq <= ?2")
+        .and_then(|mut s| s.execute(params![key, through_key]))
+        .map_err(|e| StoreError::new(format!("cannot discard job {job}'s records"), e))?;
+    Ok(())
+}
+
 mod pending;
 mod row;
 mod schema;

@@ -93,6 +93,25 @@ impl Pending {
         }
     }
 
+    /// Moves out the first `n` buffered rows of a job.
+    pub(super) fn take_job(&mut self, job: JobId, n: usize) -> Vec<Row> {
+        let mut out = Vec::new();
+        let mut kept = Vec::with_capacity(self.rows.len());
+        for r in self.rows.drain(..) {
+            if r.job == job && out.len() < n {
+                out.push(r);
+            } else {
+                kept.push(r);
+            }
+        }
+        self.rows = kept;
+        self.recount();
+        if self.rows.is_empty() {
+            self.since = None;
+        }
+        out
+    }
+
     pub(super) fn recount(&mut self) {
         self.bytes = self.rows.iter().map(Row::size).sum();
         self.per_job.clear();

@@ -517,3 +517,31 @@ fn removing_a_large_job_gives_its_space_back() {
     }
     assert_eq!(store.read(2, 0, 10).expect("read").len(), 1);
 }
+
+#[test]
+fn take_moves_the_oldest_records_out_of_disk_and_buffer() {
+    let p = place();
+    let store = open_held(&p);
+    for seq in 1..=10u64 {
+        store
+            .append(2 - seq % 2, seq, Record::output_text(seq.to_string()))
+            .expect("append");
+        if seq == 4 {
+            store.flush().expect("flush");
+        }
+    }
+    let seqs = |v: Vec<(u64, Record)>| v.into_iter().map(|(s, _)| s).collect::<Vec<_>>();
+    // Job 1 holds 1, 3 (written) and 5, 7, 9 (buffered).
+    assert_eq!(seqs(store.take(1, 3).expect("take")), vec![1, 3, 5]);
+    assert_eq!(seqs(store.read(1, 0, 10).expect("read")), vec![7, 9]);
+    assert_eq!(seqs(store.take(1, 10).expect("take")), vec![7, 9]);
+    assert!(!store.has_records(1).expect("has"));
+    assert!(store.take(1, 10).expect("take").is_empty());
+    assert!(store.take(2, 0).expect("take").is_empty());
+    store.flush().expect("flush");
+    assert!(store.read(1, 0, 10).expect("read").is_empty());
+    assert_eq!(
+        seqs(store.read(2, 0, 10).expect("read")),
+        vec![2, 4, 6, 8, 10]
+    );
+}
