@@ -244,6 +244,19 @@ impl JobContext {
             .unwrap_or_else(|p| p.into_inner()) = Some(code);
     }
 
+    /// Marks a job whose executor [reports its start](crate::JobExecutor::reports_start)
+    /// Running (from NotStarted); a no-op if it already is.
+    pub fn set_running(&self) -> Result<(), Error> {
+        let inner = self.inner.upgrade().ok_or(Error::Closed)?;
+        inner.set_running(self.cell.id)
+    }
+
+    /// Changes where the job runs (e.g. the node a scheduler picked).
+    pub fn set_location(&self, location: impl Into<String>) -> Result<(), Error> {
+        let inner = self.inner.upgrade().ok_or(Error::Closed)?;
+        inner.set_location(self.cell.id, location.into())
+    }
+
     /// Marks the job Blocked (`true`) or Running again (`false`).
     pub fn set_blocked(&self, blocked: bool) -> Result<(), Error> {
         let inner = self.inner.upgrade().ok_or(Error::Closed)?;

@@ -184,6 +184,14 @@ pub trait JobExecutor: Send + Sync + 'static {
         "localhost".to_string()
     }
 
+    /// Whether this executor says itself when a job really starts: the job
+    /// then stays NotStarted after `run` begins (queued elsewhere, e.g. in a
+    /// cluster scheduler) until the executor calls
+    /// [`JobContext::set_running`]. Default: the job is Running at once.
+    fn reports_start(&self) -> bool {
+        false
+    }
+
     /// The default throttle limit of this type (none: unlimited).
     fn default_throttle(&self) -> Option<usize> {
         None

@@ -550,7 +550,7 @@ impl Inner {
         };
         let executor = Arc::clone(&e.executor);
         let ctx = self.context(&e.cell);
-        if self.transition(t, id, JobState::Running).is_err() {
+        if !executor.reports_start() && self.transition(t, id, JobState::Running).is_err() {
             return;
         }
         let weak = Arc::downgrade(self);
@@ -625,6 +625,29 @@ impl Inner {
         }
         self.bump();
         save.map_err(Error::Store)
+    }
+
+    pub(crate) fn set_running(&self, id: JobId) -> Result<(), Error> {
+        let mut t = self.lock();
+        match t.jobs.get(&id).map(|e| (e.info.state, e.stop_requested)) {
+            None => Err(Error::NoSuchJob(id)),
+            Some((JobState::NotStarted, false)) => self.transition(&mut t, id, JobState::Running),
+            Some(_) => Ok(()),
+        }
+    }
+
+    pub(crate) fn set_location(&self, id: JobId, location: String) -> Result<(), Error> {
+        let mut t = self.lock();
+        let e = t.jobs.get_mut(&id).ok_or(Error::NoSuchJob(id))?;
+        if e.info.location == location {
+            return Ok(());
+        }
+        e.info.location = location;
+        let saved = self.store.save_job(&e.info);
+        e.cell.bump();
+        drop(t);
+        self.bump();
+        saved.map_err(Error::Store)
     }
 
     pub(crate) fn set_blocked(&self, id: JobId, blocked: bool) -> Result<(), Error> {
@@ -762,6 +785,11 @@ impl Inner {
         if state == JobState::Completed && from == Some(JobState::Stopping) {
             // Unreachable by construction (stop_requested => Stopped).
             return;
+        }
+        if from == Some(JobState::NotStarted) && state == JobState::Completed {
+            // An executor that reports its start ended without saying so:
+            // the work did run.
+            let _ = self.transition(t, id, JobState::Running);
         }
         if self.transition(t, id, state).is_err() {
             return;

@@ -9,12 +9,52 @@ use jobs_core::{
 };
 use serde_json::json;
 
-use crate::support::{order_log, spec, TestExecutor, TYPE};
+use crate::support::{order_log, spec, DeferredExecutor, TestExecutor, DEFERRED, TYPE};
 
 fn session() -> Session {
     let s = Session::new().expect("session");
     s.register(Arc::new(TestExecutor));
+    s.register(Arc::new(DeferredExecutor));
     s
+}
+
+fn deferred(steps: serde_json::Value) -> JobSpec {
+    let mut sp = spec(steps);
+    sp.type_name = DEFERRED.to_string();
+    sp
+}
+
+#[test]
+fn an_executor_that_reports_its_start_keeps_the_job_not_started_until_then() {
+    let s = session();
+    let id = s
+        .start(deferred(json!([
+            ["sleep", 300],
+            ["running"],
+            ["location", "node7"],
+            ["sleep", 300]
+        ])))
+        .expect("start");
+    assert_eq!(s.info(id).expect("info").state, JobState::NotStarted);
+    assert!(s.info(id).expect("info").begin.is_none());
+    wait_state(&s, id, JobState::Running);
+    for _ in 0..300 {
+        if s.info(id).expect("info").location == "node7" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(s.info(id).expect("info").location, "node7");
+    wait(&s, &[id]);
+    assert_eq!(s.info(id).expect("info").state, JobState::Completed);
+    // Never reported, still completes; stopped while queued elsewhere, Stopped.
+    let quiet = s.start(deferred(json!([]))).expect("start");
+    wait(&s, &[quiet]);
+    assert_eq!(s.info(quiet).expect("info").state, JobState::Completed);
+    let queued = s.start(deferred(json!([["sleep", 20000]]))).expect("start");
+    assert_eq!(s.info(queued).expect("info").state, JobState::NotStarted);
+    let info = s.stop_blocking(queued).expect("stop");
+    assert_eq!(info.state, JobState::Stopped);
 }
 
 fn wait(s: &Session, ids: &[u64]) {

@@ -105,6 +105,10 @@ impl JobExecutor for TestExecutor {
                     };
                     return Ok(());
                 }
+                "running" => ctx.set_running().expect("set_running"),
+                "location" => ctx
+                    .set_location(step[1].as_str().unwrap_or(""))
+                    .expect("set_location"),
                 "exit" => ctx.set_exit_code(step[1].as_i64().unwrap_or(0) as i32),
                 other => return Err(JobFailure::new(format!("unknown step {other}"))),
             }
@@ -135,5 +139,24 @@ impl jobs_core::conformance::Subject for Subject {
     }
     fn fail(&self, marker: &str) -> JobSpec {
         spec(json!([["fail", format!("failed: {marker}")]]))
+    }
+}
+
+/// The test executor under another type name, reporting its own start.
+pub struct DeferredExecutor;
+
+/// The type name of [`DeferredExecutor`].
+pub const DEFERRED: &str = "DeferredJob";
+
+#[async_trait]
+impl JobExecutor for DeferredExecutor {
+    fn type_name(&self) -> &str {
+        DEFERRED
+    }
+    fn reports_start(&self) -> bool {
+        true
+    }
+    async fn run(&self, spec: JobSpec, ctx: JobContext) -> Result<(), JobFailure> {
+        TestExecutor.run(spec, ctx).await
     }
 }
