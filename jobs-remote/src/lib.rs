@@ -20,7 +20,10 @@
 //! never on the async workers. Stop ends the remote process tree, not just
 //! the channel: the command reports its process group first (sshd makes
 //! every session command a session leader) and a stop sends SIGTERM, then
-//! SIGKILL, to that group over a second channel.
+//! SIGKILL, to that group over a second channel. The line runs as
+//! `printf <marker>$$; eval '<line>'` in the remote user's login shell,
+//! which must therefore be a POSIX-style shell (sh, bash, dash, ksh, zsh);
+//! lines too long for one SSH packet travel on the command's stdin.
 //!
 //! # Example
 //! ```no_run
