@@ -5,10 +5,26 @@
 /// Write it once at the root of a `cdylib` crate, with an expression that
 /// builds the executor (a unit struct's name is one):
 ///
-/// ```ignore
-/// jobs_core::export_executor!(MyExecutor);
-/// jobs_core::export_executor!(MyExecutor::new());
 /// ```
+/// use jobs_core::{async_trait, JobContext, JobExecutor, JobFailure, JobSpec};
+///
+/// /// Says hello to the name in its command.
+/// struct Hello;
+///
+/// #[async_trait]
+/// impl JobExecutor for Hello {
+///     fn type_name(&self) -> &str { "HelloJob" }
+///     async fn run(&self, spec: JobSpec, ctx: JobContext) -> Result<(), JobFailure> {
+///         ctx.output(format!("hello {}", spec.command));
+///         Ok(())
+///     }
+/// }
+///
+/// jobs_core::export_executor!(Hello);
+/// # fn main() {}
+/// ```
+///
+/// (`export_executor!(MyExecutor::new(config))` works as well.)
 ///
 /// The expansion is an `extern "C"` function named `jobs_plugin_header`
 /// with `#[no_mangle]`, which the `unsafe_code` lint counts as unsafe (an
