@@ -1,6 +1,6 @@
 """Comparison 3: the library crates' own criterion benches.
 
-Each crate's benches (`cargo bench -p CRATE --benches`) measure a job
+Each crate's benches (`cargo bench -p CRATE --bench '*'`) measure a job
 against a raw baseline in the same run; by convention the baseline's
 function name starts with `raw`. This module runs them, reads criterion's
 `new/estimates.json` and `new/benchmark.json` written by this run, and turns
@@ -18,10 +18,11 @@ import time
 from .model import FAILED, NOT_AVAILABLE, OK, Comparison
 from .proc import Failed, run
 
+# (crate, what its benches compare, criterion filter for --quick or None)
 CRATES = [
-    ("jobs-thread", "ThreadJob vs raw thread spawn"),
-    ("jobs-process", "BackgroundJob vs raw Command spawn"),
-    ("jobs-core", "the session's own overhead vs raw tokio tasks"),
+    ("jobs-thread", "ThreadJob vs raw thread spawn", None),
+    ("jobs-process", "BackgroundJob vs raw Command spawn", "^true/"),
+    ("jobs-core", "the session's own overhead vs raw tokio tasks", "^10k_jobs/"),
 ]
 
 
@@ -94,19 +95,21 @@ def library(ctx):
         if ctx.quick
         else ["--warm-up-time", "1", "--measurement-time", "3", "--noplot"]
     )
-    c.notes.append("cargo bench -p CRATE --benches -- " + " ".join(args))
-    for crate, what in CRATES:
+    c.notes.append("cargo bench -p CRATE --bench '*' -- " + " ".join(args))
+    for crate, what, quick_filter in CRATES:
         if not has_bench(ctx.root, crate):
             c.row(f"{crate}: {what}").skip(NOT_AVAILABLE, f"{crate} has no criterion bench yet")
             ctx.log(f"  {crate}: no criterion bench")
             continue
         try:
             t0 = time.time()
-            run(["cargo", "bench", "--quiet", "-p", crate, "--benches", "--no-run"], timeout=1800)
+            run(["cargo", "bench", "--quiet", "-p", crate, "--bench", "*", "--no-run"], timeout=1800)
+            ctx.builds[f"{crate} benches"] = round(time.time() - t0, 1)
             ctx.log(f"  {crate}: bench built in {time.time() - t0:.0f} s")
             since = time.time() - 1
             run(
-                ["cargo", "bench", "--quiet", "-p", crate, "--benches", "--", *args],
+                ["cargo", "bench", "--quiet", "-p", crate, "--bench", "*", "--", *args]
+                + ([quick_filter] if ctx.quick and quick_filter else []),
                 timeout=900 if not ctx.quick else 300,
             )
         except Failed as e:

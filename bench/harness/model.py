@@ -121,7 +121,9 @@ class Comparison:
 
     def finish(self):
         """Computes every row's ratio to the baseline (if both have figures)."""
-        base = next((r for r in self.rows if r.baseline), None)
+        if self.baseline_tool is None:
+            return  # rows carry their own ratios (or none)
+        base = next((r for r in self.rows if r.tool == self.baseline_tool), None)
         bs = base.summary() if base else None
         for r in self.rows:
             if r.ratio is not None:

@@ -65,8 +65,10 @@ def markdown(run):
     """The same table in Markdown, for the README."""
     m = run["machine"]
     out = [
-        f"Run of {m['date']} on {m['cpus']} cores ({m['cpu']}), {m['os']}, "
-        f"{m['mode']} mode, {m['seconds']:.0f} s.",
+        f"`bench/run{' --quick' if m['mode'] == 'quick' else ''}` of {m['date']} on "
+        f"{m['cpus']} cores ({m['cpu']}), {m['os']}: {m['seconds']:.0f} s, of which "
+        f"{m.get('build_seconds', 0):.0f} s compiling; load average "
+        f"{m['load_at_start'][0]:.1f} at the start.",
         "",
         "| comparison | tool | median | spread | ratio |",
         "|---|---|---:|---:|---:|",
