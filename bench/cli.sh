@@ -9,7 +9,8 @@
 #   5. the daemon's RSS at 10,000 finished jobs
 #
 # Usage: bench/cli.sh [--quick]       (needs hyperfine, GNU parallel, jq)
-# Builds jobctl in release mode first. BIG_MIB sets the receive size (1024).
+# Builds jobctl in release mode first. BIG_MIB sets the receive size (1024);
+# SKIP_PEERS=1 leaves out the comparison with parallel and xargs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,6 +35,7 @@ mean() { jq -r '.results[0].mean' "$1"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 ms() { awk -v s="$1" -v n="${2:-1}" 'BEGIN { printf "%.3f", s * 1000 / n }'; }
 
+if [ -z "${SKIP_PEERS:-}" ]; then
 echo "== 1. 1,000 jobs of \`true\`: jobctl start + wait vs parallel -j2 vs xargs -P2"
 cat > "$WORK/jobctl-1000.sh" <<SH
 for i in \$(seq 1000); do "$JOBCTL" start -q -- true >/dev/null; done
@@ -60,6 +62,7 @@ echo "jobctl start (xargs -P2 clients)    : $(ms "$J2" 1000) ms/job"
 echo "GNU parallel -j2                    : $(ms "$P" 1000) ms/job"
 echo "xargs -P2                           : $(ms "$X" 1000) ms/job"
 echo "ratios: jobctl/xargs $(ratio "$J" "$X"), jobctl/parallel $(ratio "$J" "$P"), jobctl(-P2 clients)/xargs $(ratio "$J2" "$X")"
+fi
 
 echo "== 2. one start at 1 job vs at 10,000 jobs in the table"
 "$JOBCTL" rm --all --force
@@ -86,7 +89,7 @@ hyperfine -N --runs 20 --warmup 2 --export-json "$WORK/b3-list.json" \
 hyperfine -N --runs 20 --warmup 2 --export-json "$WORK/b3-json.json" \
   "$JOBCTL list --json" >/dev/null
 hyperfine -N --runs 50 --warmup 5 --export-json "$WORK/b3-one.json" \
-  "$JOBCTL list 1" >/dev/null
+  "$JOBCTL list --newest 1" >/dev/null
 L=$(mean "$WORK/b3-list.json"); LJ=$(mean "$WORK/b3-json.json"); L1=$(mean "$WORK/b3-one.json")
 echo "list (table) $(ms "$L") ms, list --json $(ms "$LJ") ms, list of one job $(ms "$L1") ms; table/one $(ratio "$L" "$L1")"
 
