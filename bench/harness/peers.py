@@ -31,9 +31,18 @@ class Peers:
         self.path = {}
         self.missing = {}
         self.peers_dir = os.path.join(root, "bench", ".peers")
+        self.pueue_off = False
 
     def get(self, tool):
-        """The tool's path, or None (then `why(tool)` says why)."""
+        """The tool's path, or None (then `why(tool)` says why).
+
+        pueue is looked for again when asked for, so one installed while the
+        run goes on (by an earlier `bench/run` still compiling it) is used.
+        """
+        if tool in ("pueue", "pueued") and tool not in self.path and not self.pueue_off:
+            self.pueue(install=False)
+            if "pueue" in self.path:
+                self.missing.pop("pueue", None)
         return self.path.get(tool)
 
     def why(self, tool):
@@ -126,7 +135,7 @@ class Peers:
             self.path["pueue"], self.path["pueued"] = found
         elif not install:
             self.missing["pueue"] = (
-                "pueue is installed only by the full run (slow to compile); not found"
+                "pueue not found in bench/.peers or PATH (the full run installs it unless --no-install)"
             )
         else:
             self.missing["pueue"] = f"pueue not in {local} after cargo install"
