@@ -4,7 +4,7 @@
 //! reply where one can still be framed, and the connection closes; nothing a
 //! client sends can take the daemon down or hold up another connection.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -322,32 +322,77 @@ fn wire_payload(payload: Payload) -> (WireKind, Vec<u8>) {
     }
 }
 
-/// A page being filled: parts, their bytes, and the records it completes.
+/// Pages sent ahead of the client's acks: the client writes one page while
+/// the next ones travel.
+const WINDOW: usize = 4;
+
+/// The records a page completes: (index of the record's last part, the
+/// record's job and seq).
+type Completes = Vec<(usize, JobId, u64)>;
+
+/// A page being filled: parts, their bytes, and the records it completes;
+/// and the pages sent but not yet acknowledged.
 #[derive(Default)]
 struct Page {
     parts: Vec<WireRecord>,
     blob: Vec<u8>,
-    /// (index of the record's last part, the record's job and seq)
-    completes: Vec<(usize, JobId, u64)>,
+    completes: Completes,
+    /// Per page in flight: its part count and the records it completes.
+    inflight: VecDeque<(usize, Completes)>,
 }
 
-/// Sends a page, waits for the ack, consumes what was written; `false` when
-/// the client wrote less than the page (it is going away).
+/// Sends a page, then reads acks while more than the window is in flight;
+/// `false` when the client wrote less than a page (it is going away).
 async fn flush_page(
     d: &Daemon,
     page: &mut Page,
     keep: bool,
     (rd, wr): Conn<'_>,
 ) -> Result<bool, Fail> {
-    if page.parts.is_empty() {
+    if !page.parts.is_empty() {
+        let parts = std::mem::take(&mut page.parts);
+        let n = parts.len();
+        if send(wr, &Response::Page(parts), &page.blob).await.is_err() {
+            return Ok(false);
+        }
+        page.blob.clear();
+        let completes = std::mem::take(&mut page.completes);
+        page.inflight.push_back((n, completes));
+    }
+    while page.inflight.len() >= WINDOW {
+        if !read_ack(d, page, keep, rd).await? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Reads every outstanding ack.
+async fn drain_acks(
+    d: &Daemon,
+    page: &mut Page,
+    keep: bool,
+    rd: &mut OwnedReadHalf,
+) -> Result<bool, Fail> {
+    while !page.inflight.is_empty() {
+        if !read_ack(d, page, keep, rd).await? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Reads the ack of the oldest page in flight and consumes the records the
+/// client wrote out.
+async fn read_ack(
+    d: &Daemon,
+    page: &mut Page,
+    keep: bool,
+    rd: &mut OwnedReadHalf,
+) -> Result<bool, Fail> {
+    let Some((n, completes)) = page.inflight.pop_front() else {
         return Ok(true);
-    }
-    let parts = std::mem::take(&mut page.parts);
-    let n = parts.len();
-    if send(wr, &Response::Page(parts), &page.blob).await.is_err() {
-        return Ok(false);
-    }
-    page.blob.clear();
+    };
     let written = match read_request(rd).await {
         Ok((
             Request {
@@ -359,9 +404,8 @@ async fn flush_page(
         Ok(_) => return Err(Fail::new(ErrorCode::Protocol, "expected an ack")),
         Err(_) => 0,
     };
-    let done: Vec<Received> = page
-        .completes
-        .drain(..)
+    let done: Vec<Received> = completes
+        .into_iter()
         .filter(|(last, _, _)| *last < written)
         .map(|(_, job, seq)| Received {
             job,
@@ -372,7 +416,11 @@ async fn flush_page(
     if !keep && !done.is_empty() {
         d.session.consume(&done)?;
     }
-    Ok(written == n)
+    if written < n {
+        page.inflight.clear();
+        return Ok(false);
+    }
+    Ok(true)
 }
 
 async fn receive(d: &Daemon, r: ReceiveRequest, (rd, wr): Conn<'_>) -> Result<bool, Fail> {
@@ -427,15 +475,24 @@ async fn receive(d: &Daemon, r: ReceiveRequest, (rd, wr): Conn<'_>) -> Result<bo
                         .push((page.parts.len() - 1, rec.job, rec.seq));
                 }
                 if (page.blob.len() >= PAGE_BYTES || page.parts.len() >= PAGE_RECORDS)
-                    && !flush_page(d, &mut page, r.keep, (rd, wr)).await?
+                    && !flush_page(d, &mut page, r.keep, (&mut *rd, &mut *wr)).await?
                 {
                     return Ok(false);
                 }
             }
         }
-        if !flush_page(d, &mut page, r.keep, (rd, wr)).await? {
+        if !flush_page(d, &mut page, r.keep, (&mut *rd, &mut *wr)).await? {
             return Ok(false);
         }
+        // Waiting for more watches the connection: no ack may be pending.
+        if r.wait && !drain_acks(d, &mut page, r.keep, rd).await? {
+            return Ok(false);
+        }
+    }
+    if !flush_page(d, &mut page, r.keep, (&mut *rd, &mut *wr)).await?
+        || !drain_acks(d, &mut page, r.keep, rd).await?
+    {
+        return Ok(false);
     }
     let mut ids = Vec::new();
     let mut seen = HashSet::new();
