@@ -80,6 +80,9 @@ pub struct JobSpec {
     pub child_throttle: Option<usize>,
     /// Whether the job outlives its session.
     pub detached: bool,
+    /// The instance id the job takes (default: a fresh one). For a job that
+    /// stands for another session's job, as a plugin's does for its host's.
+    pub instance_id: Option<uuid::Uuid>,
 }
 
 impl JobSpec {
@@ -95,6 +98,7 @@ impl JobSpec {
             throttle: None,
             child_throttle: None,
             detached: false,
+            instance_id: None,
         }
     }
 
@@ -139,6 +143,12 @@ impl JobSpec {
         self.detached = detached;
         self
     }
+
+    /// Gives the job this instance id rather than a fresh one.
+    pub fn instance_id(mut self, id: uuid::Uuid) -> Self {
+        self.instance_id = Some(id);
+        self
+    }
 }
 
 impl fmt::Debug for JobSpec {
@@ -151,6 +161,7 @@ impl fmt::Debug for JobSpec {
             .field("payload", &self.payload.as_ref().map(|_| "…"))
             .field("location", &self.location)
             .field("detached", &self.detached)
+            .field("instance_id", &self.instance_id)
             .finish()
     }
 }

@@ -348,6 +348,49 @@ impl Session {
     }
 }
 
+impl Inner {
+    /// Takes over a job of another session (a plugin's host's, after a
+    /// restart) under a new id of this session: it is Running and its
+    /// executor's [`JobExecutor::resume`] drives it, with `info`'s instance id.
+    pub(crate) fn adopt(self: &Arc<Self>, mut info: JobInfo) -> Result<JobId, Error> {
+        let executor = self.executor(&info.type_name)?;
+        let mut t = self.lock();
+        let id = t.next_id;
+        t.next_id += 1;
+        info.id = id;
+        info.parent = None;
+        info.children = Vec::new();
+        info.state = JobState::Running;
+        info.reason = None;
+        info.end = None;
+        info.exit_code = None;
+        info.has_more_data = true;
+        info.begin.get_or_insert_with(SystemTime::now);
+        self.store.save_job(&info)?;
+        let key = type_key(&info.type_name);
+        let cell = Arc::new(JobCell::new(id, info.instance_id));
+        t.jobs.insert(
+            id,
+            Entry {
+                info,
+                cell,
+                executor,
+                pending: None,
+                stop_requested: false,
+                returned: None,
+                child_limit: None,
+                child_running: 0,
+                child_queue: VecDeque::new(),
+            },
+        );
+        *t.running.entry(key).or_default() += 1;
+        self.spawn_resume(&mut t, id);
+        drop(t);
+        self.bump();
+        Ok(id)
+    }
+}
+
 /// Stands in for the executor of a restored job whose type is not registered.
 struct Unregistered(String);
 
@@ -434,7 +477,7 @@ impl Inner {
         let type_name = executor.type_name().to_string();
         let info = JobInfo {
             id,
-            instance_id: Uuid::new_v4(),
+            instance_id: spec.instance_id.unwrap_or_else(Uuid::new_v4),
             name: spec.name.clone().unwrap_or_else(|| format!("Job{id}")),
             type_name: type_name.clone(),
             state: JobState::NotStarted,

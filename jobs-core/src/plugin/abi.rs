@@ -13,7 +13,7 @@ pub const MAGIC: [u8; 8] = *b"JOBSPLG\0";
 
 /// The version of this boundary: the header's layout, the functions of
 /// [`PluginVTable`] and what they exchange. Any change bumps it.
-pub const ABI_VERSION: u32 = 1;
+pub const ABI_VERSION: u32 = 2;
 
 /// The symbol a plugin exports: `extern "C" fn() -> *const PluginHeader`.
 pub const ENTRY_SYMBOL: &str = "jobs_plugin_header";
@@ -37,6 +37,14 @@ pub const PULL_BLOCKED: i32 = 1;
 pub const PULL_FINISHED: i32 = 2;
 /// `pull`: the batch was cut short; call again at once.
 pub const PULL_AGAIN: i32 = 3;
+/// `pull`: the job waits to start (its executor
+/// [reports its start](crate::JobExecutor::reports_start)); call again when woken.
+pub const PULL_NOT_STARTED: i32 = 4;
+/// `pull`: a flag or-ed into the status: the job's location changed since
+/// the last `pull`; `status` tells the new one.
+pub const PULL_LOCATION: i32 = 0x100;
+/// `pull`: the bits of the status that hold the `PULL_*` value, without flags.
+pub const PULL_STATUS_MASK: i32 = 0xff;
 
 /// A borrowed UTF-8 string with static lifetime inside the plugin.
 #[repr(C)]
@@ -135,7 +143,8 @@ pub type WakeFn = extern "C" fn(data: *const c_void);
 #[repr(C)]
 #[derive(Debug)]
 pub struct PluginVTable {
-    /// Writes JSON `{"type_name": .., "default_throttle": ..}` to `out`.
+    /// Writes JSON `{"type_name": .., "default_throttle": .., "reports_start": ..}`
+    /// to `out`.
     /// The first call builds the executor and the plugin's runtime.
     pub describe: unsafe extern "C" fn(instance: *const c_void, out: *mut ByteBuf) -> i32,
     /// Writes the location (UTF-8) of a job of the spec (JSON) to `out`.
@@ -145,7 +154,8 @@ pub struct PluginVTable {
         spec_len: usize,
         out: *mut ByteBuf,
     ) -> i32,
-    /// Starts a job of the spec (JSON) and writes its handle to `job`;
+    /// Starts a job of the spec (JSON, with the host job's `instance_id`,
+    /// which the plugin's job takes) and writes its handle to `job`;
     /// `wake(wake_data)` is called on every change until `free_job`
     /// returns. On [`ERR`] the message is in `err` and no handle exists.
     pub start: unsafe extern "C" fn(
@@ -157,10 +167,31 @@ pub struct PluginVTable {
         job: *mut *mut c_void,
         err: *mut ByteBuf,
     ) -> i32,
+    /// Whether the executor can take over the job (JSON of a `JobInfo`) of
+    /// a previous session: returns 1 (yes), 0 (no) or [`ERR`].
+    pub resumable: unsafe extern "C" fn(
+        instance: *const c_void,
+        info: *const u8,
+        info_len: usize,
+        err: *mut ByteBuf,
+    ) -> i32,
+    /// Takes over the job (JSON of a `JobInfo`, whose instance id the
+    /// plugin's job keeps) of a previous session, as `start` starts one:
+    /// the same handle, wake-ups and errors.
+    pub resume: unsafe extern "C" fn(
+        instance: *const c_void,
+        info: *const u8,
+        info_len: usize,
+        wake: Option<WakeFn>,
+        wake_data: *const c_void,
+        job: *mut *mut c_void,
+        err: *mut ByteBuf,
+    ) -> i32,
     /// Moves the job's pending records (frames) to `out`, waiting up to
     /// `timeout_ms` for one if there are none; returns a `PULL_*` status.
     pub pull: unsafe extern "C" fn(job: *const c_void, timeout_ms: u64, out: *mut ByteBuf) -> i32,
-    /// Writes JSON `{"state": .., "reason": .., "exit_code": ..}` to `out`.
+    /// Writes JSON `{"state": .., "reason": .., "exit_code": .., "location": ..}`
+    /// to `out`.
     pub status: unsafe extern "C" fn(job: *const c_void, out: *mut ByteBuf) -> i32,
     /// Requests a stop of the job (idempotent); returns at once.
     pub stop: unsafe extern "C" fn(job: *const c_void) -> i32,

@@ -8,10 +8,11 @@ use async_trait::async_trait;
 use tokio::sync::Notify;
 
 use super::abi::{
-    ByteBuf, PluginVTable, ERR, OK, PULL_AGAIN, PULL_BLOCKED, PULL_FINISHED, PULL_RUNNING,
+    ByteBuf, PluginVTable, WakeFn, ERR, OK, PULL_AGAIN, PULL_BLOCKED, PULL_FINISHED, PULL_LOCATION,
+    PULL_NOT_STARTED, PULL_RUNNING, PULL_STATUS_MASK,
 };
 use super::wire::{self, WireDescribe, WireSpec, WireStatus};
-use crate::{JobContext, JobExecutor, JobFailure, JobSpec, JobState};
+use crate::{JobContext, JobExecutor, JobFailure, JobInfo, JobSpec, JobState};
 
 /// A loaded plugin's instance and function table, after the header check.
 #[derive(Clone, Copy)]
@@ -83,18 +84,33 @@ impl PluginFns {
         String::from_utf8(bytes).map_err(|_| "a location that is not UTF-8".into())
     }
 
-    fn start(&self, spec: &[u8], notify: Arc<Notify>) -> Result<PluginJob, String> {
+    fn resumable(&self, info: &[u8]) -> Result<bool, String> {
+        self.with_buf(
+            // SAFETY: the instance is the header's; `info` is borrowed for
+            // the call; `err` is a live buffer.
+            |err| unsafe { (self.vtable.resumable)(self.instance, info.as_ptr(), info.len(), err) },
+            |code, bytes| match code {
+                0 => Ok(false),
+                1 => Ok(true),
+                _ => Err(String::from_utf8_lossy(bytes).into_owned()),
+            },
+        )
+    }
+
+    /// Opens a job through `open` (the table's `start` or `resume`, which
+    /// take the same arguments) over `bytes` (a spec or a job info).
+    fn open(&self, open: OpenFn, bytes: &[u8], notify: Arc<Notify>) -> Result<PluginJob, String> {
         let mut handle: *mut c_void = std::ptr::null_mut();
         let data = Arc::as_ptr(&notify) as *const c_void;
         self.with_buf(
-            // SAFETY: the instance is the header's; `spec` is borrowed for
+            // SAFETY: the instance is the header's; `bytes` is borrowed for
             // the call; `data` stays valid until `free_job` returned (the
             // `PluginJob` below holds the `Arc` and frees the job first).
             |err| unsafe {
-                (self.vtable.start)(
+                open(
                     self.instance,
-                    spec.as_ptr(),
-                    spec.len(),
+                    bytes.as_ptr(),
+                    bytes.len(),
                     Some(wake),
                     data,
                     &mut handle,
@@ -113,6 +129,17 @@ impl PluginFns {
         })
     }
 }
+
+/// The type of the table's `start` and `resume`.
+type OpenFn = unsafe extern "C" fn(
+    *const c_void,
+    *const u8,
+    usize,
+    Option<WakeFn>,
+    *const c_void,
+    *mut *mut c_void,
+    *mut ByteBuf,
+) -> i32;
 
 /// The host's wake-up: `data` is the `Notify` of a running job.
 extern "C" fn wake(data: *const c_void) {
@@ -183,6 +210,7 @@ pub(crate) struct PluginExecutor {
     pub(crate) fns: PluginFns,
     pub(crate) type_name: String,
     pub(crate) default_throttle: Option<usize>,
+    pub(crate) reports_start: bool,
 }
 
 fn failure(what: &str, msg: String) -> JobFailure {
@@ -206,70 +234,126 @@ impl JobExecutor for PluginExecutor {
         self.default_throttle
     }
 
+    fn reports_start(&self) -> bool {
+        self.reports_start
+    }
+
     async fn run(&self, spec: JobSpec, ctx: JobContext) -> Result<(), JobFailure> {
         if spec.payload.is_some() {
             return Err(JobFailure::new(
                 "an in-process payload cannot be passed to a plugin executor",
             ));
         }
-        let json = serde_json::to_vec(&WireSpec::from_spec(&spec))
+        let mut wire = WireSpec::from_spec(&spec);
+        // The plugin's job takes the host's instance id.
+        wire.instance_id = Some(ctx.instance_id());
+        let json = serde_json::to_vec(&wire)
             .map_err(|e| failure("cannot encode the job spec", e.to_string()))?;
         let notify = Arc::new(Notify::new());
         let job = self
             .fns
-            .start(&json, Arc::clone(&notify))
+            .open(self.fns.vtable.start, &json, Arc::clone(&notify))
             .map_err(|m| failure("the plugin could not start the job", m))?;
-        let mut stop_sent = false;
-        let mut blocked = false;
-        loop {
-            let code = job
-                .pull(&ctx)
-                .map_err(|m| failure("the plugin failed to hand out records", m))?;
-            match code {
-                PULL_FINISHED => break,
-                PULL_AGAIN => continue,
-                PULL_RUNNING | PULL_BLOCKED => {
-                    let now = code == PULL_BLOCKED;
-                    if now != blocked && !ctx.stop_requested() {
-                        // Refused only while the job is Stopping: nothing to show then.
-                        let _ = ctx.set_blocked(now);
-                        blocked = now;
-                    }
-                }
-                other => {
-                    return Err(JobFailure::new(format!(
-                        "the plugin answered with unknown status {other}"
-                    )))
+        drive(job, &notify, &ctx, self.reports_start).await
+    }
+
+    fn resumable(&self, info: &JobInfo) -> bool {
+        serde_json::to_vec(info)
+            .map_err(|e| e.to_string())
+            .and_then(|json| self.fns.resumable(&json))
+            .unwrap_or(false)
+    }
+
+    async fn resume(&self, info: JobInfo, ctx: JobContext) -> Result<(), JobFailure> {
+        let json = serde_json::to_vec(&info)
+            .map_err(|e| failure("cannot encode the job info", e.to_string()))?;
+        let notify = Arc::new(Notify::new());
+        let job = self
+            .fns
+            .open(self.fns.vtable.resume, &json, Arc::clone(&notify))
+            .map_err(|m| failure("the plugin could not resume the job", m))?;
+        // A resumed job is Running from the start.
+        drive(job, &notify, &ctx, false).await
+    }
+}
+
+/// Follows a plugin's job to its end: its records, start, Blocked and
+/// location into `ctx`, a stop request to the plugin, and its end.
+async fn drive(
+    job: PluginJob,
+    notify: &Notify,
+    ctx: &JobContext,
+    reports_start: bool,
+) -> Result<(), JobFailure> {
+    let mut stop_sent = false;
+    let mut blocked = false;
+    let mut started = !reports_start;
+    loop {
+        let code = job
+            .pull(ctx)
+            .map_err(|m| failure("the plugin failed to hand out records", m))?;
+        let moved = code & PULL_LOCATION != 0;
+        let code = code & PULL_STATUS_MASK;
+        if !started && matches!(code, PULL_RUNNING | PULL_BLOCKED) {
+            // A no-op once a stop was requested: the job stays as it is.
+            let _ = ctx.set_running();
+            started = true;
+        }
+        if moved {
+            let status = job
+                .status()
+                .map_err(|m| failure("the plugin failed to report the job's location", m))?;
+            // Fails only once the session is gone: nothing to show then.
+            let _ = ctx.set_location(status.location);
+        }
+        match code {
+            PULL_FINISHED => break,
+            PULL_AGAIN => continue,
+            PULL_NOT_STARTED => {}
+            PULL_RUNNING | PULL_BLOCKED => {
+                let now = code == PULL_BLOCKED;
+                if now != blocked && !ctx.stop_requested() {
+                    // Refused only while the job is Stopping: nothing to show then.
+                    let _ = ctx.set_blocked(now);
+                    blocked = now;
                 }
             }
-            if stop_sent {
-                notify.notified().await;
-            } else {
-                tokio::select! {
-                    _ = notify.notified() => {}
-                    _ = ctx.stopped() => {
-                        job.stop();
-                        stop_sent = true;
-                    }
+            other => {
+                return Err(JobFailure::new(format!(
+                    "the plugin answered with unknown status {other}"
+                )))
+            }
+        }
+        if stop_sent {
+            notify.notified().await;
+        } else {
+            tokio::select! {
+                _ = notify.notified() => {}
+                _ = ctx.stopped() => {
+                    job.stop();
+                    stop_sent = true;
                 }
             }
         }
-        let status = job
-            .status()
-            .map_err(|m| failure("the plugin failed to report the job's end", m))?;
-        if let Some(code) = status.exit_code {
-            ctx.set_exit_code(code);
-        }
-        match (status.state, status.reason) {
-            (JobState::Completed, _) | (JobState::Stopped, None) => Ok(()),
-            (JobState::Failed, reason) => Err(JobFailure {
-                reason: reason.unwrap_or_else(|| "failed".into()),
-                exit_code: status.exit_code,
-            }),
-            (JobState::Stopped, Some(reason)) => Err(JobFailure::new(reason)),
-            (state, _) => Err(JobFailure::new(format!(
-                "the plugin's job ended in state {state}"
-            ))),
-        }
+    }
+    let status = job
+        .status()
+        .map_err(|m| failure("the plugin failed to report the job's end", m))?;
+    if let Some(code) = status.exit_code {
+        ctx.set_exit_code(code);
+    }
+    if !status.location.is_empty() {
+        let _ = ctx.set_location(status.location);
+    }
+    match (status.state, status.reason) {
+        (JobState::Completed, _) | (JobState::Stopped, None) => Ok(()),
+        (JobState::Failed, reason) => Err(JobFailure {
+            reason: reason.unwrap_or_else(|| "failed".into()),
+            exit_code: status.exit_code,
+        }),
+        (JobState::Stopped, Some(reason)) => Err(JobFailure::new(reason)),
+        (state, _) => Err(JobFailure::new(format!(
+            "the plugin's job ended in state {state}"
+        ))),
     }
 }

@@ -11,10 +11,11 @@ use std::time::Duration;
 
 use super::abi::{
     ByteBuf, PluginHeader, PluginVTable, StrRef, WakeFn, ABI_VERSION, CORE_VERSION, ERR, MAGIC, OK,
-    PULL_AGAIN, PULL_BLOCKED, PULL_FINISHED, PULL_RUNNING, RUSTC_VERSION,
+    PULL_AGAIN, PULL_BLOCKED, PULL_FINISHED, PULL_LOCATION, PULL_NOT_STARTED, PULL_RUNNING,
+    RUSTC_VERSION,
 };
 use super::wire::{self, WireDescribe, WireSpec, WireStatus};
-use crate::{JobExecutor, JobId, JobState, ReceiveOptions, Session, SessionBuilder};
+use crate::{JobExecutor, JobId, JobInfo, JobState, ReceiveOptions, Session, SessionBuilder};
 
 /// Most records handed out by one `pull`.
 const PULL_LIMIT: usize = 4096;
@@ -71,6 +72,7 @@ impl Export {
         let describe = serde_json::to_vec(&WireDescribe {
             type_name: executor.type_name().to_string(),
             default_throttle: executor.default_throttle(),
+            reports_start: executor.reports_start(),
         })
         .map_err(|e| e.to_string())?;
         Ok(Plugged {
@@ -107,6 +109,8 @@ static VTABLE: PluginVTable = PluginVTable {
     describe,
     location,
     start,
+    resumable,
+    resume,
     pull,
     status,
     stop,
@@ -123,6 +127,8 @@ struct PluginJob {
     /// Bumped on every change, for `pull` calls that wait.
     tick: Mutex<u64>,
     ticked: Condvar,
+    /// The location the host was last told of.
+    location: Mutex<String>,
 }
 
 impl PluginJob {
@@ -143,6 +149,20 @@ impl PluginJob {
     fn state(&self) -> Option<JobState> {
         let t = self.session.inner.lock();
         t.jobs.get(&self.id).map(|e| e.info.state)
+    }
+
+    /// The state, and whether the location changed since the last call.
+    fn state_and_moved(&self) -> (Option<JobState>, bool) {
+        let t = self.session.inner.lock();
+        let Some(e) = t.jobs.get(&self.id) else {
+            return (None, false);
+        };
+        let mut seen = self.location.lock().unwrap_or_else(|p| p.into_inner());
+        let moved = *seen != e.info.location;
+        if moved {
+            seen.clone_from(&e.info.location);
+        }
+        (Some(e.info.state), moved)
     }
 }
 
@@ -258,37 +278,98 @@ unsafe extern "C" fn start(
             let mut spec = parse_spec(input(spec, spec_len))?;
             spec.type_name = p.executor.type_name().to_string();
             let id = p.session.start(spec).map_err(|e| e.to_string())?;
-            let changed = {
-                let t = p.session.inner.lock();
-                let e = t.jobs.get(&id).ok_or("the job vanished")?;
-                e.cell.changed.subscribe()
-            };
-            let job = Arc::new(PluginJob {
-                session: p.session.clone(),
-                id,
-                wake: Mutex::new(wake.map(|f| (f, wake_data as usize))),
-                tick: Mutex::new(0),
-                ticked: Condvar::new(),
-            });
-            let watched = Arc::clone(&job);
-            p.session.runtime().spawn(async move {
-                let mut changed = changed;
-                loop {
-                    // Read before the wake-up: an end that comes after it
-                    // shows as one more change, so the last wake-up always
-                    // follows the end.
-                    let finished = watched.state().is_none_or(JobState::is_finished);
-                    watched.notify();
-                    if finished {
-                        return;
-                    }
-                    if changed.changed().await.is_err() {
-                        watched.notify();
-                        return;
-                    }
-                }
-            });
-            job_out.write(Arc::into_raw(job) as *mut c_void);
+            let job = watch(p, id, wake, wake_data)?;
+            job_out.write(job);
+            Ok((OK, Vec::new()))
+        })
+    }
+}
+
+/// Hands out a job of the plugin's session: a handle, and a task that wakes
+/// the host on each of its changes until it ends.
+fn watch(
+    p: &Plugged,
+    id: JobId,
+    wake: Option<WakeFn>,
+    wake_data: *const c_void,
+) -> Result<*mut c_void, String> {
+    let (changed, location) = {
+        let t = p.session.inner.lock();
+        let e = t.jobs.get(&id).ok_or("the job vanished")?;
+        (e.cell.changed.subscribe(), e.info.location.clone())
+    };
+    let job = Arc::new(PluginJob {
+        session: p.session.clone(),
+        id,
+        wake: Mutex::new(wake.map(|f| (f, wake_data as usize))),
+        tick: Mutex::new(0),
+        ticked: Condvar::new(),
+        location: Mutex::new(location),
+    });
+    let watched = Arc::clone(&job);
+    p.session.runtime().spawn(async move {
+        let mut changed = changed;
+        loop {
+            // Read before the wake-up: an end that comes after it
+            // shows as one more change, so the last wake-up always
+            // follows the end.
+            let finished = watched.state().is_none_or(JobState::is_finished);
+            watched.notify();
+            if finished {
+                return;
+            }
+            if changed.changed().await.is_err() {
+                watched.notify();
+                return;
+            }
+        }
+    });
+    Ok(Arc::into_raw(job) as *mut c_void)
+}
+
+fn parse_info(bytes: &[u8]) -> Result<JobInfo, String> {
+    serde_json::from_slice::<JobInfo>(bytes).map_err(|e| format!("a malformed job info: {e}"))
+}
+
+unsafe extern "C" fn resumable(
+    inst: *const c_void,
+    info: *const u8,
+    info_len: usize,
+    err: *mut ByteBuf,
+) -> i32 {
+    // SAFETY: the vtable contract: `inst` is the header's instance, `info`
+    // readable for `info_len` bytes, `err` writable.
+    unsafe {
+        guarded(err, || {
+            let p = instance(inst)?.plugged()?;
+            let info = parse_info(input(info, info_len))?;
+            Ok((i32::from(p.executor.resumable(&info)), Vec::new()))
+        })
+    }
+}
+
+unsafe extern "C" fn resume(
+    inst: *const c_void,
+    info: *const u8,
+    info_len: usize,
+    wake: Option<WakeFn>,
+    wake_data: *const c_void,
+    job_out: *mut *mut c_void,
+    err: *mut ByteBuf,
+) -> i32 {
+    // SAFETY: the vtable contract: `inst` is the header's instance, `info`
+    // readable for `info_len` bytes, `job_out` and `err` writable.
+    unsafe {
+        guarded(err, || {
+            if job_out.is_null() {
+                return Err("a null job handle slot".into());
+            }
+            let p = instance(inst)?.plugged()?;
+            let mut info = parse_info(input(info, info_len))?;
+            info.type_name = p.executor.type_name().to_string();
+            let id = p.session.inner.adopt(info).map_err(|e| e.to_string())?;
+            let job = watch(p, id, wake, wake_data)?;
+            job_out.write(job);
             Ok((OK, Vec::new()))
         })
     }
@@ -302,7 +383,7 @@ unsafe extern "C" fn pull(handle: *const c_void, timeout_ms: u64, out: *mut Byte
             let finished = |j: &PluginJob| j.state().is_none_or(JobState::is_finished);
             // Noted first: a change after it ends the wait below at once.
             let t0 = *job.tick.lock().unwrap_or_else(|p| p.into_inner());
-            let mut state = job.state();
+            let (mut state, mut moved) = job.state_and_moved();
             let mut recs = receive(job)?;
             if recs.is_empty() && timeout_ms > 0 && !finished(job) {
                 let guard = job.tick.lock().unwrap_or_else(|p| p.into_inner());
@@ -310,7 +391,9 @@ unsafe extern "C" fn pull(handle: *const c_void, timeout_ms: u64, out: *mut Byte
                     .ticked
                     .wait_timeout_while(guard, Duration::from_millis(timeout_ms), |t| *t == t0)
                     .unwrap_or_else(|p| p.into_inner());
-                state = job.state();
+                let (s, m) = job.state_and_moved();
+                state = s;
+                moved |= m;
                 recs = receive(job)?;
             }
             let mut bytes = Vec::new();
@@ -324,9 +407,11 @@ unsafe extern "C" fn pull(handle: *const c_void, timeout_ms: u64, out: *mut Byte
                 None => PULL_FINISHED,
                 Some(s) if s.is_finished() => PULL_FINISHED,
                 Some(JobState::Blocked) => PULL_BLOCKED,
+                Some(JobState::NotStarted) => PULL_NOT_STARTED,
                 Some(_) => PULL_RUNNING,
             };
-            Ok((code, bytes))
+            let flags = if moved { PULL_LOCATION } else { 0 };
+            Ok((code | flags, bytes))
         })
     }
 }
@@ -351,6 +436,7 @@ unsafe extern "C" fn status(handle: *const c_void, out: *mut ByteBuf) -> i32 {
                 state: info.state,
                 reason: info.reason,
                 exit_code: info.exit_code,
+                location: info.location,
             };
             serde_json::to_vec(&status)
                 .map(|b| (OK, b))

@@ -342,6 +342,7 @@ pub fn load(path: impl AsRef<Path>) -> Result<LoadedPlugin, PluginError> {
             fns,
             type_name: described.type_name,
             default_throttle: described.default_throttle,
+            reports_start: described.reports_start,
         }),
     })
 }

@@ -59,8 +59,8 @@ mod wire;
 
 pub use abi::{
     ByteBuf, HeaderPrefix, PluginHeader, PluginVTable, StrRef, WakeFn, ABI_VERSION, CORE_VERSION,
-    ENTRY_SYMBOL, ERR, MAGIC, OK, PULL_AGAIN, PULL_BLOCKED, PULL_FINISHED, PULL_RUNNING,
-    RUSTC_VERSION,
+    ENTRY_SYMBOL, ERR, MAGIC, OK, PULL_AGAIN, PULL_BLOCKED, PULL_FINISHED, PULL_LOCATION,
+    PULL_NOT_STARTED, PULL_RUNNING, PULL_STATUS_MASK, RUSTC_VERSION,
 };
 pub use export::Export;
 pub use loader::{load, scan, scan_home, search_path, LoadedPlugin, PluginError, Scan};

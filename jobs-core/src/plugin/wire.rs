@@ -23,6 +23,8 @@ pub(crate) struct WireSpec {
     pub(crate) params: serde_json::Value,
     pub(crate) location: Option<String>,
     pub(crate) detached: bool,
+    #[serde(default)]
+    pub(crate) instance_id: Option<uuid::Uuid>,
 }
 
 impl WireSpec {
@@ -34,6 +36,7 @@ impl WireSpec {
             params: spec.params.clone(),
             location: spec.location.clone(),
             detached: spec.detached,
+            instance_id: spec.instance_id,
         }
     }
 
@@ -43,6 +46,7 @@ impl WireSpec {
             .detached(self.detached);
         spec.name = self.name;
         spec.location = self.location;
+        spec.instance_id = self.instance_id;
         spec
     }
 }
@@ -52,6 +56,8 @@ impl WireSpec {
 pub(crate) struct WireDescribe {
     pub(crate) type_name: String,
     pub(crate) default_throttle: Option<usize>,
+    #[serde(default)]
+    pub(crate) reports_start: bool,
 }
 
 /// A job's state as the plugin sees it.
@@ -60,6 +66,8 @@ pub(crate) struct WireStatus {
     pub(crate) state: JobState,
     pub(crate) reason: Option<String>,
     pub(crate) exit_code: Option<i32>,
+    #[serde(default)]
+    pub(crate) location: String,
 }
 
 fn stream_index(s: Stream) -> u8 {

@@ -532,3 +532,14 @@ fn wait_all_over_several_and_zero_timeout() {
         .expect_err("unknown");
     assert_eq!(err.kind(), ErrorKind::NoSuchJob);
 }
+
+#[test]
+fn a_spec_may_carry_the_instance_id_the_job_takes() {
+    let s = session();
+    let given = uuid::Uuid::new_v4();
+    let a = s.start(spec(json!([])).instance_id(given)).expect("start");
+    let b = s.start(spec(json!([]))).expect("start");
+    assert_eq!(s.info(a).expect("info").instance_id, given);
+    assert_ne!(s.info(b).expect("info").instance_id, given);
+    wait(&s, &[a, b]);
+}
