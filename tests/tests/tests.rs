@@ -4,5 +4,6 @@ mod basics;
 mod daemon;
 mod lifecycle;
 mod load;
+mod plugins;
 mod receive;
 mod remote;
