@@ -84,7 +84,9 @@ impl Session {
                 return Err(Error::NoSuchJob(*id));
             }
         }
-        let mut out: Vec<JobInfo> = Vec::new();
+        // Cheap filters first, on the table's own fields; `has_more_data`
+        // (a store query per job) only for the jobs that pass them.
+        let mut picked: Vec<JobId> = Vec::new();
         for (id, e) in t.jobs.iter() {
             if filter.ids.is_empty() {
                 if e.info.parent.is_some() && !filter.include_children {
@@ -116,21 +118,31 @@ impl Session {
             {
                 continue;
             }
-            let Some(info) = self.inner.snapshot(&t, *id) else {
-                continue;
-            };
-            if filter
-                .has_more_data
-                .is_some_and(|h| h != info.has_more_data)
-            {
-                continue;
-            }
-            out.push(info);
+            picked.push(*id);
         }
-        if let Some(n) = filter.newest {
-            // Ids grow with start order, so the newest are the highest ids.
-            let skip = out.len().saturating_sub(n);
-            out.drain(..skip);
+        let mut out: Vec<JobInfo> = Vec::new();
+        match (filter.newest, filter.has_more_data) {
+            (Some(n), None) => {
+                // Ids grow with start order, so the newest are the highest ids.
+                let skip = picked.len().saturating_sub(n);
+                out.extend(
+                    picked[skip..]
+                        .iter()
+                        .filter_map(|id| self.inner.snapshot(&t, *id)),
+                );
+            }
+            (newest, more) => {
+                out.extend(
+                    picked
+                        .iter()
+                        .filter_map(|id| self.inner.snapshot(&t, *id))
+                        .filter(|info| more.is_none_or(|h| h == info.has_more_data)),
+                );
+                if let Some(n) = newest {
+                    let skip = out.len().saturating_sub(n);
+                    out.drain(..skip);
+                }
+            }
         }
         Ok(out)
     }
