@@ -12,12 +12,22 @@
 //! - `jobs`: one row per job, the [`JobInfo`] as JSON in `info`, with `parent`,
 //!   `name`, `type` and `state` beside it for inspection with `sqlite3`.
 //! - `records`: one row per record: `seq` (the row id: sequence numbers are
-//!   session-wide), `job`, `stream`, `kind` and `data`. Bytes are stored raw
-//!   as a BLOB, text as TEXT, values, progress and error records as JSON; a
-//!   live value is stored as its rendering. Indexed on `(job, seq)`, so
-//!   reading pages through one job's records and never loads them all.
+//!   session-wide), `job`, `stream`, `kind`, `data`, `file_off` and
+//!   `file_len`. Bytes are stored raw as a BLOB, text as TEXT, values,
+//!   progress and error records as JSON; a live value is stored as its
+//!   rendering. Bytes records of 4 KiB or more keep their payload in the
+//!   job's data file instead (see below), the row says where. Indexed on
+//!   `(job, seq)`, so reading pages through one job's records and never
+//!   loads them all.
 //! - `meta`: the highest sequence number ever stored, which outlives the
 //!   deletion of the records that carried it.
+//!
+//! Bulk output goes beside the database, in `<database>-records/<job>.bin`,
+//! one append-only file per job: a plain file write instead of a trip
+//! through the B-tree and the write-ahead log. A batch writes those bytes
+//! before it commits the rows that point at them, so a row never points at
+//! bytes that were not written; a crash in between leaves unreferenced bytes
+//! at the end of the file, which are never read.
 //!
 //! # Durability
 //! Appends are hot (a process writes 64 KiB chunks, a script may emit a
@@ -31,6 +41,8 @@
 //! appended before them, so a finished job's row on disk implies that all its
 //! records are there too.
 //! Dropping the store (or [`SqliteStore::flush`]) writes what is buffered.
+//! Data files, like the log, are not synced at each commit: a power failure
+//! can lose the last records' bytes, which then read as an error.
 //!
 //! One `SqliteStore` per database file: it caches what it wrote (which jobs
 //! hold records) and assumes no other process writes records meanwhile.
@@ -44,9 +56,10 @@ use std::thread::JoinHandle;
 use jobs_core::{JobId, JobInfo, Record, Store, StoreError};
 use rusqlite::{params, Connection, Transaction};
 
+use files::DataFiles;
 use pending::Pending;
 pub use pending::StoreOptions;
-use row::{sql_int, write_rows, Row};
+use row::{sql_int, write_rows, Data, Row};
 pub use schema::SCHEMA_VERSION;
 use schema::{connect, init, InitError};
 
@@ -83,6 +96,7 @@ struct Shared {
 
 struct Db {
     conn: Connection,
+    files: DataFiles,
     /// What `has_records` found in the table, per job, until a change.
     has: HashMap<JobId, bool>,
 }
@@ -112,6 +126,7 @@ impl SqliteStore {
         let shared = Arc::new(Shared {
             db: Mutex::new(Db {
                 conn,
+                files: DataFiles::new(files::dir_of(path)),
                 has: HashMap::new(),
             }),
             pending: Mutex::new(Pending::default()),
@@ -171,13 +186,19 @@ impl Shared {
         extra: impl FnOnce(&Transaction) -> rusqlite::Result<()>,
     ) -> Result<(), StoreError> {
         let rows = self.pending().take();
-        match write_rows(&mut db.conn, &rows, extra) {
+        // The bytes first, then the rows that point at them.
+        let placed = db
+            .files
+            .place(&rows)
+            .and_then(|spans| write_rows(&mut db.conn, &rows, &spans, extra));
+        match placed {
             Ok(()) => {
                 for r in &rows {
                     db.has.insert(r.job, true);
                 }
                 // Rows plus the pages of the job row and the index.
-                let bytes = rows.iter().map(Row::size).sum::<usize>() + 8192;
+                let logged = rows.iter().filter(|r| !files::goes_to_file(r));
+                let bytes = logged.map(Row::size).sum::<usize>() + rows.len() * 48 + 8192;
                 let before = self.wal_bytes.fetch_add(bytes, Ordering::Relaxed);
                 if before < CHECKPOINT_BYTES && before + bytes >= CHECKPOINT_BYTES {
                     self.pending().checkpoint = true;
@@ -286,6 +307,7 @@ impl Store for SqliteStore {
         tx.commit().map_err(fail)?;
         db.has.remove(&id);
         self.shared.pending().retain(|r| r.job != id);
+        db.files.remove(id)?;
         // Give a large output's space back once its job is gone, in the
         // background: the caller may hold the session's table.
         let free: i64 = db
@@ -349,8 +371,8 @@ impl Store for SqliteStore {
         }
         let mut rows;
         {
-            let db = self.shared.db();
-            rows = written(&db, job, after, limit)?;
+            let mut db = self.shared.db();
+            rows = written(&mut db, job, after, limit)?;
             if rows.len() < limit {
                 // Buffered rows of a job all come after its written ones.
                 let last = rows.last().map_or(after, |r| r.seq);
@@ -371,10 +393,9 @@ impl Store for SqliteStore {
         let mut rows;
         {
             let mut db = self.shared.db();
-            rows = written(&db, job, 0, limit)?;
+            rows = written(&mut db, job, 0, limit)?;
             if let Some(last) = rows.last().map(|r| r.seq) {
-                delete_through(&db, job, last)?;
-                db.has.remove(&job);
+                delete_through(&mut db, job, last)?;
             }
             if rows.len() < limit {
                 // Records taken before they were written never touch the disk.
@@ -389,8 +410,7 @@ impl Store for SqliteStore {
 
     fn discard(&self, job: JobId, through: u64) -> Result<(), StoreError> {
         let mut db = self.shared.db();
-        delete_through(&db, job, through)?;
-        db.has.remove(&job);
+        delete_through(&mut db, job, through)?;
         self.shared
             .pending()
             .retain(|r| r.job != job || r.seq > through);
@@ -418,15 +438,13 @@ impl Store for SqliteStore {
     }
 }
 
-#[cfg(test)]
-mod crash_tests;
 /// Up to `limit` written rows of a job after `after`, in order.
-fn written(db: &Db, job: JobId, after: u64, limit: usize) -> Result<Vec<Row>, StoreError> {
+fn written(db: &mut Db, job: JobId, after: u64, limit: usize) -> Result<Vec<Row>, StoreError> {
     let fail = |e| StoreError::new(format!("cannot read job {job}'s records"), e);
-    let mut stmt = db
-        .conn
+    let Db { conn, files, .. } = db;
+    let mut stmt = conn
         .prepare_cached(
-            "SELECT seq, stream, kind, data FROM records
+            "SELECT seq, stream, kind, data, file_off, file_len FROM records
              WHERE job = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
         )
         .map_err(fail)?;
@@ -436,21 +454,45 @@ fn written(db: &Db, job: JobId, after: u64, limit: usize) -> Result<Vec<Row>, St
         .map_err(fail)?;
     let mut rows = Vec::new();
     while let Some(r) = q.next().map_err(fail)? {
-        rows.push(Row::from_sql(job, r)?);
+        let (mut row, span) = Row::from_sql(job, r)?;
+        if let Some(span) = span {
+            row.data = Data::Blob(files.read(job, row.seq, span)?);
+        }
+        rows.push(row);
     }
     Ok(rows)
 }
 
-/// Deletes a job's written rows up to and including `through`.
-fn delete_through(db: &Db, job: JobId, through: u64) -> Result<(), StoreError> {
+/// Deletes a job's written rows up to and including `through`, and empties
+/// its data file once no rows are left.
+fn delete_through(db: &mut Db, job: JobId, through: u64) -> Result<(), StoreError> {
     let (key, through_key) = (sql_int(job)?, sql_int(through)?);
-    db.conn
+    let fail = |e| StoreError::new(format!("cannot discard job {job}'s records"), e);
+    let deleted = db
+        .conn
         .prepare_cached("DELETE FROM records WHERE job = ?1 AND seq <= ?2")
         .and_then(|mut s| s.execute(params![key, through_key]))
-        .map_err(|e| StoreError::new(format!("cannot discard job {job}'s records"), e))?;
+        .map_err(fail)?;
+    db.has.remove(&job);
+    if deleted > 0 {
+        let left: bool = db
+            .conn
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM records WHERE job = ?1)")
+            .and_then(|mut s| s.query_row([key], |r| r.get(0)))
+            .map_err(fail)?;
+        db.has.insert(job, left);
+        if !left {
+            db.files.empty(job)?;
+        }
+    }
     Ok(())
 }
 
+#[cfg(test)]
+mod crash_tests;
+#[cfg(test)]
+mod file_tests;
+mod files;
 mod pending;
 mod row;
 mod schema;

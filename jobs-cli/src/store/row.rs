@@ -4,9 +4,15 @@
 use jobs_core::{JobId, Payload, Record, StoreError, Stream};
 use rusqlite::{params, Connection, Transaction};
 
+use super::files::Span;
+
+/// Writes `rows` in one transaction with whatever `extra` writes; a row with
+/// a span in `spans` (one per row) has its bytes in its job's data file
+/// already and keeps only where they are.
 pub(super) fn write_rows(
     conn: &mut Connection,
     rows: &[Row],
+    spans: &[Option<Span>],
     extra: impl FnOnce(&Transaction) -> rusqlite::Result<()>,
 ) -> Result<(), StoreError> {
     let fail = |e| StoreError::new("cannot write to the store", e);
@@ -14,20 +20,28 @@ pub(super) fn write_rows(
     if let Some(max) = rows.iter().map(|r| r.seq).max() {
         let mut ins = tx
             .prepare_cached(
-                "INSERT INTO records (seq, job, stream, kind, data) VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT INTO records (seq, job, stream, kind, data, file_off, file_len)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )
             .map_err(fail)?;
-        for r in rows {
-            let data: &dyn rusqlite::ToSql = match &r.data {
-                Data::Text(s) => s,
-                Data::Blob(b) => b,
+        let none: &[u8] = &[];
+        for (i, r) in rows.iter().enumerate() {
+            let span = spans.get(i).copied().flatten();
+            let data: &dyn rusqlite::ToSql = match (&r.data, span) {
+                (_, Some(_)) => &none,
+                (Data::Text(s), None) => s,
+                (Data::Blob(b), None) => b,
             };
+            let off = span.map(|s| sql_int(s.off)).transpose()?;
+            let len = span.map(|s| sql_int(s.len)).transpose()?;
             ins.execute(params![
                 sql_int(r.seq)?,
                 sql_int(r.job)?,
                 r.stream.as_str(),
                 r.kind.as_str(),
-                data
+                data,
+                off,
+                len
             ])
             .map_err(fail)?;
         }
@@ -48,7 +62,8 @@ pub(super) fn sql_int(v: u64) -> Result<i64, StoreError> {
 }
 
 pub(super) fn from_sql_int(v: i64) -> Result<u64, StoreError> {
-    u64::try_from(v).map_err(|e| StoreError::new(format!("the store holds a negative id {v}"), e))
+    u64::try_from(v)
+        .map_err(|e| StoreError::new(format!("the store holds a negative number {v}"), e))
 }
 
 /// A record as it is stored.
@@ -123,7 +138,13 @@ impl Row {
         })
     }
 
-    pub(super) fn from_sql(job: JobId, r: &rusqlite::Row<'_>) -> Result<Row, StoreError> {
+    /// The row read from `SELECT seq, stream, kind, data, file_off,
+    /// file_len`, and where its bytes are if they are in the data file (its
+    /// `data` is empty then).
+    pub(super) fn from_sql(
+        job: JobId,
+        r: &rusqlite::Row<'_>,
+    ) -> Result<(Row, Option<Span>), StoreError> {
         let bad = |what: String| StoreError::msg(format!("job {job}'s records: {what}"));
         let fail = |e| StoreError::new(format!("cannot read job {job}'s records"), e);
         let seq = from_sql_int(r.get(0).map_err(fail)?)?;
@@ -144,13 +165,24 @@ impl Row {
             ),
             other => return Err(bad(format!("record {seq} holds {:?}", other.data_type()))),
         };
-        Ok(Row {
+        let off: Option<i64> = r.get(4).map_err(fail)?;
+        let len: Option<i64> = r.get(5).map_err(fail)?;
+        let span = match (off, len) {
+            (None, None) => None,
+            (Some(off), Some(len)) => Some(Span {
+                off: from_sql_int(off)?,
+                len: from_sql_int(len)?,
+            }),
+            _ => return Err(bad(format!("record {seq} has half a file location"))),
+        };
+        let row = Row {
             job,
             seq,
             stream,
             kind,
             data,
-        })
+        };
+        Ok((row, span))
     }
 
     pub(super) fn decode(self) -> Result<Record, StoreError> {

@@ -1,11 +1,15 @@
 //! The database file's set-up: connection pragmas, the schema and its version.
+//!
+//! Version 2 added `file_off` and `file_len` to `records` (where a bytes
+//! record's payload is in its job's data file); a version 1 file is upgraded
+//! in place when it is opened, its rows keep their bytes in `data`.
 
 use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension};
 
 /// The schema version this build reads and writes.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// How long a statement waits for another connection's lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -75,16 +79,20 @@ pub(super) fn init(conn: &Connection) -> Result<u64, InitError> {
                  job INTEGER NOT NULL,
                  stream TEXT NOT NULL,
                  kind TEXT NOT NULL,
-                 data BLOB NOT NULL
+                 data BLOB NOT NULL,
+                 file_off INTEGER,
+                 file_len INTEGER
              );
              CREATE INDEX IF NOT EXISTS records_job_seq ON records (job, seq);
              CREATE TABLE IF NOT EXISTS meta (
                  key TEXT PRIMARY KEY,
                  value INTEGER NOT NULL
              );
-             PRAGMA user_version = 1;
+             PRAGMA user_version = 2;
              COMMIT;",
         )?;
+    } else if version < SCHEMA_VERSION {
+        upgrade(conn)?;
     }
     let meta: Option<i64> = conn
         .query_row("SELECT value FROM meta WHERE key = 'max_seq'", [], |r| {
@@ -94,4 +102,28 @@ pub(super) fn init(conn: &Connection) -> Result<u64, InitError> {
     let rows: Option<i64> = conn.query_row("SELECT max(seq) FROM records", [], |r| r.get(0))?;
     let max = meta.unwrap_or(0).max(rows.unwrap_or(0));
     Ok(u64::try_from(max).unwrap_or(0))
+}
+
+/// Brings a version 1 file to version 2, once, whoever else opens it.
+fn upgrade(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let done = (|| {
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version == 1 {
+            conn.execute_batch(
+                "ALTER TABLE records ADD COLUMN file_off INTEGER;
+                 ALTER TABLE records ADD COLUMN file_len INTEGER;
+                 PRAGMA user_version = 2;",
+            )?;
+        }
+        Ok(())
+    })();
+    match done {
+        Ok(()) => conn.execute_batch("COMMIT"),
+        Err(e) => {
+            // The error that matters is the first one.
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
+        }
+    }
 }
