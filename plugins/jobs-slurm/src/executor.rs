@@ -28,9 +28,10 @@ pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// job, a daemon that died) is re-adopted by a later session through the
 /// Slurm job id kept in its folder.
 ///
-/// How Slurm's states show: PENDING and RUNNING are both the job's
-/// Running (the session starts the job when it hands it to Slurm); each
-/// change is told as a Verbose record (`Slurm job 12 is PENDING
+/// How Slurm's states show: a job PENDING in Slurm's queue stays
+/// NotStarted (the executor [reports its start](JobExecutor::reports_start))
+/// and is Running once Slurm runs it, with the node list as its location;
+/// each change is told as a Verbose record (`Slurm job 12 is PENDING
 /// (Resources)`, `... RUNNING on node1`). COMPLETED ends Completed,
 /// CANCELLED after a stop ends Stopped, and every other end (FAILED,
 /// TIMEOUT, OUT_OF_MEMORY, NODE_FAIL, PREEMPTED, BOOT_FAIL, DEADLINE, or a
@@ -213,6 +214,10 @@ impl JobExecutor for SlurmExecutor {
             Some(p) => format!("slurm:{p}"),
             None => "slurm".to_string(),
         }
+    }
+
+    fn reports_start(&self) -> bool {
+        true
     }
 
     async fn run(&self, spec: JobSpec, ctx: JobContext) -> Result<(), JobFailure> {

@@ -31,6 +31,10 @@ pub(crate) struct Follower {
     ctx: JobContext,
     /// The last state told (state and reason), to tell only changes.
     told: Option<(String, String)>,
+    /// Whether the session was told the job runs.
+    started: bool,
+    /// The node list the job was last moved to.
+    nodes: Option<String>,
     warned_query: bool,
     warned_read: bool,
 }
@@ -50,6 +54,8 @@ impl Follower {
             saved,
             ctx,
             told: None,
+            started: false,
+            nodes: None,
             warned_query: false,
             warned_read: false,
         }
@@ -132,6 +138,7 @@ impl Follower {
                 Observation::Seen(status) => {
                     self.warned_query = false;
                     self.tell(&status);
+                    self.show(&status);
                     if let Some(end) = self.end(&status) {
                         return end;
                     }
@@ -166,6 +173,26 @@ impl Follower {
         }
         self.ctx.verbose(line);
         self.told = Some(now);
+    }
+
+    /// Shows the job's start (once Slurm runs it) and its node list (the
+    /// job's location) to the session.
+    fn show(&mut self, status: &SlurmStatus) {
+        let ran = matches!(
+            status.phase(),
+            Phase::Running | Phase::Completed | Phase::Failed
+        );
+        if ran && !self.started {
+            // Fails only once the session is gone: nothing to show then.
+            let _ = self.ctx.set_running();
+            self.started = true;
+        }
+        if let Some(nodes) = status.nodes() {
+            if self.nodes.as_deref() != Some(nodes) {
+                let _ = self.ctx.set_location(nodes);
+                self.nodes = Some(nodes.to_string());
+            }
+        }
     }
 
     /// The job's end, if `status` is one.

@@ -1,6 +1,6 @@
 //! The Slurm executor against a real single-node Slurm cluster
 //! (scripts/slurm-up), through the plugin library as jobctl loads it, and
-//! in-process where the plugin boundary does not reach (re-adoption).
+//! in-process.
 
 mod support;
 

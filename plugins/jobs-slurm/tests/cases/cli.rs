@@ -125,7 +125,10 @@ fn jobctl_runs_slurm_jobs_end_to_end() {
             .to_string();
         !pid.is_empty()
     });
-    assert_eq!(j.row(&sleeper)["state"], "Running");
+    // Running once Slurm's next poll sees it run.
+    wait_until("the job to be Running", 30, || {
+        j.row(&sleeper)["state"] == "Running"
+    });
     let out = j.run(&["stop", &sleeper]);
     assert!(out.status.success(), "stop: {}", stderr(&out));
     assert_eq!(j.row(&sleeper)["state"], "Stopped");
@@ -167,9 +170,67 @@ fn jobctl_shows_a_pending_job_and_runs_it_later() {
         stderr(&j.run(&["receive", "--keep", &queued]))
             .contains("VERBOSE: Slurm job 2 is PENDING (Resources)")
     });
-    assert_eq!(j.row(&queued)["state"], "Running");
+    assert_eq!(j.row(&queued)["state"], "NotStarted");
+    assert_eq!(j.row(&queued)["location"], "slurm");
     assert!(j.run(&["stop", &blocker]).status.success());
     assert!(j.run(&["wait", &queued]).status.success());
     assert_eq!(j.row(&queued)["state"], "Completed");
     assert_eq!(stdout(&j.run(&["receive", &queued])), "later\n");
+}
+
+/// The daemon's pid, from `jobctl daemon status`.
+fn daemon_pid(j: &Jobctl) -> String {
+    let out = stdout(&j.run(&["daemon", "status"]));
+    out.trim()
+        .rsplit_once("pid ")
+        .map(|(_, pid)| pid.trim().to_string())
+        .unwrap_or_else(|| panic!("no daemon pid in {out:?}"))
+}
+
+#[test]
+fn a_restarted_daemon_re_adopts_a_job_through_the_plugin() {
+    let c = shared();
+    let j = Jobctl::start(&c);
+    let id = j.start_job("echo before; sleep 4; echo after");
+    wait_until("the job to run", 30, || {
+        stderr(&j.run(&["receive", "--keep", &id])).contains("is RUNNING")
+    });
+    assert_eq!(j.row(&id)["state"], "Running");
+    let node = j.row(&id)["location"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(!node.is_empty() && node != "slurm", "{node}");
+    assert_eq!(stdout(&j.run(&["receive", &id])), "before\n");
+    // The daemon dies with the job still in Slurm.
+    let pid = daemon_pid(&j);
+    let killed = Command::new("kill")
+        .args(["-KILL", &pid])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    wait_until("the daemon to be gone", 15, || process_gone(&pid));
+    let jobs = j.home.path().join("slurm/jobs");
+    assert!(
+        !crate::support::empty_dir(&jobs),
+        "the job's folder must stay"
+    );
+    // A new daemon loads the plugin again and re-adopts the job through it.
+    let plugin = crate::support::plugin().file.display().to_string();
+    let out = j.run(&["daemon", "start", "--plugin", &plugin]);
+    assert!(out.status.success(), "daemon start: {}", stderr(&out));
+    assert_ne!(daemon_pid(&j), pid);
+    let out = j.run(&["wait", &id]);
+    assert!(out.status.success(), "wait: {}", stderr(&out));
+    let row = j.row(&id);
+    assert_eq!(row["state"], "Completed", "{row}");
+    let got = j.run(&["receive", &id]);
+    // What was received before is not repeated.
+    assert_eq!(stdout(&got), "after\n");
+    assert!(
+        stderr(&got).contains("re-adopted Slurm job"),
+        "{}",
+        stderr(&got)
+    );
+    assert!(crate::support::empty_dir(&jobs));
 }

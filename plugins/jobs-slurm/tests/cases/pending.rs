@@ -1,9 +1,11 @@
-//! A job Slurm keeps pending (the node is full) is told as PENDING with
-//! Slurm's reason, emits nothing, and runs once the node frees up.
+//! A job Slurm keeps pending (the node is full) stays NotStarted, is told
+//! as PENDING with Slurm's reason, emits nothing, and runs once the node
+//! frees up; a running job's location is its node list. Through the loaded
+//! plugin library.
 
 use jobs_core::{JobState, ReceiveOptions, Session, Stream};
 
-use crate::support::{plugin_session, text_of, wait, wait_until, Cluster};
+use crate::support::{is, plugin_session, text_of, wait, wait_until, Cluster};
 
 fn verbose(s: &Session, id: u64) -> String {
     let keep = ReceiveOptions {
@@ -22,12 +24,29 @@ fn a_job_waits_pending_while_the_node_is_full() {
     wait_until("the blocker to run", 30, || {
         verbose(&s, blocker).contains("is RUNNING")
     });
+    wait_until("the blocker to be Running", 30, || {
+        is(&s, blocker, JobState::Running)
+    });
+    // Its location is the node list Slurm gave it, as told in the Verbose.
+    let mut location = String::new();
+    wait_until("the blocker's node list", 30, || {
+        location = s.info(blocker).expect("info").location;
+        location != "slurm"
+    });
+    assert!(
+        verbose(&s, blocker).contains(&format!("is RUNNING on {location}")),
+        "{location}: {}",
+        verbose(&s, blocker)
+    );
     let queued = s.start(c.spec("echo ran").into_job_spec()).expect("start");
     wait_until("the second job to be pending", 30, || {
         verbose(&s, queued).contains("is PENDING (Resources)")
     });
-    // Handed to Slurm, so Running for the session; no output yet.
-    assert_eq!(s.info(queued).expect("info").state, JobState::Running);
+    // Queued in Slurm: NotStarted, not begun, still at no node; no output.
+    let info = s.info(queued).expect("info");
+    assert_eq!(info.state, JobState::NotStarted);
+    assert!(info.begin.is_none());
+    assert_eq!(info.location, "slurm");
     let keep = ReceiveOptions {
         keep: true,
         ..ReceiveOptions::default()
@@ -38,6 +57,8 @@ fn a_job_waits_pending_while_the_node_is_full() {
     wait(&s, &[queued], 60);
     let info = s.info(queued).expect("info");
     assert_eq!(info.state, JobState::Completed, "{:?}", info.reason);
+    assert!(info.begin.is_some());
+    assert_eq!(info.location, location);
     let recs = s
         .receive(&[queued], ReceiveOptions::default())
         .expect("receive");

@@ -1,6 +1,7 @@
 //! A job submitted by a session that ended without stopping it is
 //! re-adopted by a new session over the same store, by its Slurm job id.
-//! In-process: the plugin boundary does not carry `resume`.
+//! In-process here; through the loaded plugin after a daemon restart in
+//! `cli.rs`.
 
 use std::sync::Arc;
 

@@ -23,7 +23,9 @@ fn stop_cancels_and_the_process_is_gone() {
         !process_gone(&pid),
         "the job's process {pid} is not running"
     );
-    assert!(is(&s, id, JobState::Running));
+    wait_until("the job to be Running", 30, || {
+        is(&s, id, JobState::Running)
+    });
     let keep = ReceiveOptions {
         keep: true,
         ..ReceiveOptions::default()

@@ -29,7 +29,6 @@ fn output_and_error_are_byte_exact_and_files_are_removed() {
     let info = s.info(id).expect("info");
     assert_eq!(info.state, JobState::Completed, "reason {:?}", info.reason);
     assert_eq!(info.exit_code, Some(0));
-    assert!(info.location.starts_with("slurm"), "{}", info.location);
     let recs = s
         .receive(&[id], ReceiveOptions::default())
         .expect("receive");
@@ -37,6 +36,12 @@ fn output_and_error_are_byte_exact_and_files_are_removed() {
     assert_eq!(bytes_of(&recs, Stream::Error), b"err1\ne2");
     let verbose = text_of(&recs, Stream::Verbose);
     assert!(verbose.contains("COMPLETED"), "{verbose}");
+    // The location is the node list Slurm reported.
+    assert!(
+        verbose.contains(&format!(" on {}", info.location)),
+        "{}: {verbose}",
+        info.location
+    );
     let jobs = support::plugin_state_dir().join("jobs");
     assert!(!folder_left_for(&jobs, &slurm_id(&recs)));
 }
