@@ -8,8 +8,11 @@
 //! `repr(C)` [`PluginHeader`] (magic, ABI version, header size, jobs-core
 //! version, compiler version, plugin name and version) with a table of
 //! `extern "C"` functions ([`PluginVTable`]) over opaque handles: start a
-//! job from a JSON spec, pull its records (length-prefixed frames, text and
-//! bytes raw), read its state, reason and exit code, stop it, release it.
+//! job from a JSON spec (carrying the host job's instance id), or resume
+//! one of a previous session from its JSON row, pull its records
+//! (length-prefixed frames, text and bytes raw) with its state (NotStarted
+//! until an executor that reports its start says so) and location changes,
+//! read its state, location, reason and exit code, stop it, release it.
 //! Only bytes and UTF-8 cross; each side frees its own memory; every
 //! function of the plugin catches panics.
 //!
@@ -41,7 +44,7 @@
 //! - What does not cross: in-process payloads ([`JobSpec::payload`]) fail
 //!   the job; live values arrive as their JSON rendering; child jobs a
 //!   plugin opens run inside the plugin and their records arrive as the
-//!   parent's; detached jobs are not resumed.
+//!   parent's.
 //!
 //! The guide from `cargo new --lib` to a loaded plugin is `plugins/README.md`
 //! in the jobctl repository.
