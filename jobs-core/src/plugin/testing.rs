@@ -46,9 +46,20 @@ fn target_of_current_exe() -> Result<(PathBuf, PathBuf), BuildError> {
 /// (`<target>/debug`), where libraries land (examples in `examples/`).
 pub fn cargo_build(args: &[&str]) -> Result<PathBuf, BuildError> {
     let (target, profile_dir) = target_of_current_exe()?;
+    cargo_build_in(&target, &profile_dir, args)
+}
+
+/// `cargo build <args>` into the target folder `target`, with the profile
+/// named by `profile_dir`'s last component; returns `<target>/<profile>`.
+fn cargo_build_in(target: &Path, profile_dir: &Path, args: &[&str]) -> Result<PathBuf, BuildError> {
+    let profile_dir = target.join(
+        profile_dir
+            .file_name()
+            .ok_or_else(|| BuildError::NoTargetDir(profile_dir.to_path_buf()))?,
+    );
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.arg("build").arg("--target-dir").arg(&target);
+    cmd.arg("build").arg("--target-dir").arg(target);
     match profile_dir.file_name().and_then(|n| n.to_str()) {
         Some("debug") => {}
         Some("release") => {
@@ -89,18 +100,18 @@ pub fn cdylib_name(crate_name: &str) -> String {
 
 /// Builds package `package`'s cdylib and returns its path.
 ///
-/// Its test (or bench) targets are built along (already up to date when
-/// called from them): cargo then resolves the features it resolved for the
-/// running test, dev-dependencies included, and rebuilds nothing. A plain
-/// `--lib` build could resolve other features, and, since cargo names a
-/// cdylib crate's rlib without a hash, replace the rlib the test's own
-/// doctests link against with one built over another jobs-core.
+/// It is built in a target folder of its own (`<target>/plugin-builds`):
+/// cargo names a cdylib crate's rlib without a hash, so a build that
+/// resolves features differently from the running test (as `-p PACKAGE`
+/// does under `cargo test --workspace`) would otherwise replace the rlib
+/// the workspace's own tests and doctests link against with one built over
+/// another jobs-core.
 pub fn build_plugin(package: &str) -> Result<PathBuf, BuildError> {
-    let (_, profile_dir) = target_of_current_exe()?;
-    let targets = match profile_dir.file_name().and_then(|n| n.to_str()) {
-        Some("debug") => "--tests",
-        _ => "--benches",
-    };
-    let dir = cargo_build(&["-p", package, "--lib", targets])?;
+    let (target, profile_dir) = target_of_current_exe()?;
+    let dir = cargo_build_in(
+        &target.join("plugin-builds"),
+        &profile_dir,
+        &["-p", package, "--lib"],
+    )?;
     Ok(Path::new(&dir).join(cdylib_name(package)))
 }
