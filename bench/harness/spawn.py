@@ -157,7 +157,7 @@ def scale(ctx):
             for name, unit, samples in extras:
                 c.row(name, unit=unit).samples = samples
             first.samples, last.samples = a, b
-            first.note = last.note = note
+            first.note = note
             first.ratio, first.ratio_to = 1.0, first.tool
             last.ratio = (last.summary()[0] / first.summary()[0]) if a and b else None
             last.ratio_to = first.tool
