@@ -195,8 +195,9 @@ pub struct PluginVTable {
     pub status: unsafe extern "C" fn(job: *const c_void, out: *mut ByteBuf) -> i32,
     /// Requests a stop of the job (idempotent); returns at once.
     pub stop: unsafe extern "C" fn(job: *const c_void) -> i32,
-    /// Releases the handle: stops the job if it still runs; no `wake` call
-    /// happens once this returns.
+    /// Releases the handle: stops the job if it still runs (a detached job
+    /// the host did not stop goes on until it ends); no `wake` call happens
+    /// once this returns.
     pub free_job: unsafe extern "C" fn(job: *mut c_void),
     /// Frees a buffer the plugin handed out.
     pub free_buf: unsafe extern "C" fn(buf: ByteBuf),

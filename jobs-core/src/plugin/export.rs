@@ -277,8 +277,13 @@ unsafe extern "C" fn start(
             let p = instance(inst)?.plugged()?;
             let mut spec = parse_spec(input(spec, spec_len))?;
             spec.type_name = p.executor.type_name().to_string();
+            // Where the host has the job: the job may move before `watch`.
+            let location = spec
+                .location
+                .clone()
+                .unwrap_or_else(|| p.executor.location(&spec));
             let id = p.session.start(spec).map_err(|e| e.to_string())?;
-            let job = watch(p, id, wake, wake_data)?;
+            let job = watch(p, id, location, wake, wake_data)?;
             job_out.write(job);
             Ok((OK, Vec::new()))
         })
@@ -286,17 +291,19 @@ unsafe extern "C" fn start(
 }
 
 /// Hands out a job of the plugin's session: a handle, and a task that wakes
-/// the host on each of its changes until it ends.
+/// the host on each of its changes until it ends. `location` is where the
+/// host has the job.
 fn watch(
     p: &Plugged,
     id: JobId,
+    location: String,
     wake: Option<WakeFn>,
     wake_data: *const c_void,
 ) -> Result<*mut c_void, String> {
-    let (changed, location) = {
+    let changed = {
         let t = p.session.inner.lock();
         let e = t.jobs.get(&id).ok_or("the job vanished")?;
-        (e.cell.changed.subscribe(), e.info.location.clone())
+        e.cell.changed.subscribe()
     };
     let job = Arc::new(PluginJob {
         session: p.session.clone(),
@@ -367,8 +374,9 @@ unsafe extern "C" fn resume(
             let p = instance(inst)?.plugged()?;
             let mut info = parse_info(input(info, info_len))?;
             info.type_name = p.executor.type_name().to_string();
+            let location = info.location.clone();
             let id = p.session.inner.adopt(info).map_err(|e| e.to_string())?;
-            let job = watch(p, id, wake, wake_data)?;
+            let job = watch(p, id, location, wake, wake_data)?;
             job_out.write(job);
             Ok((OK, Vec::new()))
         })
@@ -470,9 +478,19 @@ unsafe extern "C" fn free_job(handle: *mut c_void) {
         let session = job.session.clone();
         let id = job.id;
         drop(job);
-        // Stops the job if it still runs, then forgets it.
+        // A detached job the host did not stop goes on (as it would in the
+        // host's process) until it ends; any other is stopped. Then forgotten.
+        let goes_on = {
+            let t = session.inner.lock();
+            t.jobs.get(&id).is_some_and(|e| {
+                e.info.detached && !e.info.state.is_finished() && !e.cell.stop.is_stopped()
+            })
+        };
         let s = session.clone();
         session.runtime().spawn(async move {
+            if goes_on {
+                let _ = s.wait_finished(id).await;
+            }
             let _ = s.remove(id, true).await;
         });
     }));
