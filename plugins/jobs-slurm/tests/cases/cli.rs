@@ -201,6 +201,10 @@ fn a_restarted_daemon_re_adopts_a_job_through_the_plugin() {
         .unwrap_or_default()
         .to_string();
     assert!(!node.is_empty() && node != "slurm", "{node}");
+    // Output is read from Slurm's files on the poller's next round.
+    wait_until("the job's first line", 30, || {
+        stdout(&j.run(&["receive", "--keep", &id])) == "before\n"
+    });
     assert_eq!(stdout(&j.run(&["receive", &id])), "before\n");
     // The daemon dies with the job still in Slurm.
     let pid = daemon_pid(&j);
