@@ -106,27 +106,10 @@ fn environment(
     vars
 }
 
-/// Quotes an argument the way a POSIX shell reads it back.
-fn shell_quote(arg: &str) -> String {
-    let plain = !arg.is_empty()
-        && arg
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c));
-    if plain {
-        arg.to_string()
-    } else {
-        format!("'{}'", arg.replace('\'', r"'\''"))
-    }
-}
-
 /// The command as the user wrote it.
 fn command_line(work: &Work) -> String {
     match work {
-        Work::Program { argv } => argv
-            .iter()
-            .map(|a| shell_quote(a))
-            .collect::<Vec<_>>()
-            .join(" "),
+        Work::Program { argv } => jobs_core::command_line(argv),
         Work::Shell { line } => line.clone(),
         Work::Script { text, file } => file.clone().unwrap_or_else(|| text.clone()),
     }

@@ -219,3 +219,15 @@ pub trait JobExecutor: Send + Sync + 'static {
         Err(JobFailure::new("this job type cannot be resumed"))
     }
 }
+
+/// The message of a panic's payload (`panic!("...")` gives a `&str` or a
+/// `String`), for reasons such as `panicked: MESSAGE`.
+pub fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic without a message".to_string()
+    }
+}

@@ -7,6 +7,27 @@ use uuid::Uuid;
 
 use crate::JobState;
 
+/// A program's arguments as a command line a POSIX shell reads back the
+/// same way: how a job started from an argv shows its command.
+pub fn command_line<S: AsRef<str>>(argv: &[S]) -> String {
+    argv.iter()
+        .map(|a| shell_quote(a.as_ref()))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn shell_quote(arg: &str) -> String {
+    let plain = !arg.is_empty()
+        && arg
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c));
+    if plain {
+        arg.to_string()
+    } else {
+        format!("'{}'", arg.replace('\'', r"'\''"))
+    }
+}
+
 /// A job's id: a small integer, per session, counting from 1.
 pub type JobId = u64;
 
@@ -72,6 +93,15 @@ mod opt_time {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn command_line_quotes_what_a_shell_would_split() {
+        assert_eq!(
+            command_line(&["echo", "a b", "it's", ""]),
+            r"echo 'a b' 'it'\''s' ''"
+        );
+        assert_eq!(command_line(&["ls", "-l", "/tmp"]), "ls -l /tmp");
+    }
 
     #[test]
     fn json_uses_type_and_rfc3339() {

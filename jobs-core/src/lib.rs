@@ -101,8 +101,8 @@ pub mod plugin;
 pub use async_trait::async_trait;
 pub use context::{JobContext, StopToken};
 pub use error::{Error, ErrorKind, StoreError};
-pub use executor::{JobExecutor, JobFailure, JobSpec};
-pub use info::{JobId, JobInfo};
+pub use executor::{panic_message, JobExecutor, JobFailure, JobSpec};
+pub use info::{command_line, JobId, JobInfo};
 pub use query::JobFilter;
 pub use receive::{Follow, ReceiveOptions};
 pub use record::{

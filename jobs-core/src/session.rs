@@ -419,17 +419,6 @@ impl Drop for Inner {
     }
 }
 
-fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
-    let msg = if let Some(s) = p.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = p.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "a panic without a message".to_string()
-    };
-    format!("panicked: {msg}")
-}
-
 impl Inner {
     pub(crate) fn lock(&self) -> MutexGuard<'_, Table> {
         // Every mutation of the table completes before any call that could
@@ -596,15 +585,24 @@ impl Inner {
         if !executor.reports_start() && self.transition(t, id, JobState::Running).is_err() {
             return;
         }
+        self.spawn_job(id, async move { executor.run(spec, ctx).await });
+    }
+
+    /// Runs a job's work as a task of its own, so that a panic fails that
+    /// job only, and reports the outcome to the session.
+    fn spawn_job<F>(self: &Arc<Self>, id: JobId, work: F)
+    where
+        F: std::future::Future<Output = Result<(), JobFailure>> + Send + 'static,
+    {
         let weak = Arc::downgrade(self);
         let handle = self.handle.clone();
         self.handle.spawn(async move {
-            let joined = handle
-                .spawn(async move { executor.run(spec, ctx).await })
-                .await;
-            let result = match joined {
+            let result = match handle.spawn(work).await {
                 Ok(r) => r,
-                Err(e) if e.is_panic() => Err(JobFailure::new(panic_message(e.into_panic()))),
+                Err(e) if e.is_panic() => Err(JobFailure::new(format!(
+                    "panicked: {}",
+                    crate::panic_message(e.into_panic().as_ref())
+                ))),
                 Err(_) => Err(JobFailure::new("the job's task was cancelled")),
             };
             if let Some(inner) = weak.upgrade() {
@@ -620,21 +618,7 @@ impl Inner {
         let executor = Arc::clone(&e.executor);
         let ctx = self.context(&e.cell);
         let info = e.info.clone();
-        let weak = Arc::downgrade(self);
-        let handle = self.handle.clone();
-        self.handle.spawn(async move {
-            let joined = handle
-                .spawn(async move { executor.resume(info, ctx).await })
-                .await;
-            let result = match joined {
-                Ok(r) => r,
-                Err(e) if e.is_panic() => Err(JobFailure::new(panic_message(e.into_panic()))),
-                Err(_) => Err(JobFailure::new("the job's task was cancelled")),
-            };
-            if let Some(inner) = weak.upgrade() {
-                inner.run_returned(id, result);
-            }
-        });
+        self.spawn_job(id, async move { executor.resume(info, ctx).await });
     }
 
     /// Moves a job to a new state if the lifecycle allows, stamping times,

@@ -111,11 +111,7 @@ impl ProcessSpec {
     pub fn display(&self) -> String {
         match &self.command {
             Command::Shell(line) => line.clone(),
-            Command::Program(argv) => argv
-                .iter()
-                .map(|a| shell_quote(a))
-                .collect::<Vec<_>>()
-                .join(" "),
+            Command::Program(argv) => jobs_core::command_line(argv),
         }
     }
 
@@ -134,19 +130,6 @@ impl ProcessSpec {
         JobSpec::new(TYPE_NAME, command)
             .params(params)
             .detached(detached)
-    }
-}
-
-/// Quotes an argument for display the way a POSIX shell would read it back.
-fn shell_quote(arg: &str) -> String {
-    let plain = !arg.is_empty()
-        && arg
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c));
-    if plain {
-        arg.to_string()
-    } else {
-        format!("'{}'", arg.replace('\'', r"'\''"))
     }
 }
 

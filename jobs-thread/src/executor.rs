@@ -126,14 +126,7 @@ pub(crate) fn abandoned_reason(grace: Duration) -> String {
 }
 
 pub(crate) fn panic_reason(p: Box<dyn Any + Send>) -> String {
-    let msg = if let Some(s) = p.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = p.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "a panic without a message".to_string()
-    };
-    format!("panicked: {msg}")
+    format!("panicked: {}", jobs_core::panic_message(p.as_ref()))
 }
 
 type Outcome = Result<Result<(), JobFailure>, Box<dyn Any + Send>>;

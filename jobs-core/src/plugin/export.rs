@@ -167,12 +167,7 @@ impl PluginJob {
 }
 
 fn panic_message(p: Box<dyn Any + Send>) -> String {
-    let msg = p
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| p.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic without a message".into());
-    format!("the plugin panicked: {msg}")
+    format!("the plugin panicked: {}", crate::panic_message(p.as_ref()))
 }
 
 fn to_buf(bytes: Vec<u8>) -> ByteBuf {
