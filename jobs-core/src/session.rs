@@ -62,6 +62,28 @@ pub(crate) struct Entry {
     child_queue: VecDeque<JobId>,
 }
 
+impl Entry {
+    fn new(
+        info: JobInfo,
+        cell: Arc<JobCell>,
+        executor: Arc<dyn JobExecutor>,
+        pending: Option<JobSpec>,
+        child_limit: Option<usize>,
+    ) -> Self {
+        Entry {
+            info,
+            cell,
+            executor,
+            pending,
+            stop_requested: false,
+            returned: None,
+            child_limit,
+            child_running: 0,
+            child_queue: VecDeque::new(),
+        }
+    }
+}
+
 /// Builds a [`Session`] with a store, a runtime handle and throttle limits.
 #[derive(Default)]
 pub struct SessionBuilder {
@@ -320,20 +342,8 @@ impl Session {
                 None => Arc::new(Unregistered(info.type_name.clone())),
             };
             ids.push(id);
-            t.jobs.insert(
-                id,
-                Entry {
-                    info,
-                    cell,
-                    executor,
-                    pending: None,
-                    stop_requested: false,
-                    returned: None,
-                    child_limit: None,
-                    child_running: 0,
-                    child_queue: VecDeque::new(),
-                },
-            );
+            t.jobs
+                .insert(id, Entry::new(info, cell, executor, None, None));
         }
         for id in resume {
             if let Some(e) = t.jobs.get(&id) {
@@ -369,20 +379,8 @@ impl Inner {
         self.store.save_job(&info)?;
         let key = type_key(&info.type_name);
         let cell = Arc::new(JobCell::new(id, info.instance_id));
-        t.jobs.insert(
-            id,
-            Entry {
-                info,
-                cell,
-                executor,
-                pending: None,
-                stop_requested: false,
-                returned: None,
-                child_limit: None,
-                child_running: 0,
-                child_queue: VecDeque::new(),
-            },
-        );
+        t.jobs
+            .insert(id, Entry::new(info, cell, executor, None, None));
         *t.running.entry(key).or_default() += 1;
         self.spawn_resume(&mut t, id);
         drop(t);
@@ -499,17 +497,7 @@ impl Inner {
         let cell = Arc::new(JobCell::new(id, info.instance_id));
         t.jobs.insert(
             id,
-            Entry {
-                info,
-                cell,
-                executor,
-                pending: Some(spec),
-                stop_requested: false,
-                returned: None,
-                child_limit,
-                child_running: 0,
-                child_queue: VecDeque::new(),
-            },
+            Entry::new(info, cell, executor, Some(spec), child_limit),
         );
         match parent {
             Some(p) => {
