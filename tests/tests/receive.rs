@@ -130,6 +130,8 @@ fn receive_wait_follows_and_auto_removes() {
 fn receive_several_jobs_no_recurse_and_json() {
     let home = TestHome::new();
     let a = home.start(&["--", "printf", "a"]).to_string();
+    // Records of several jobs come in production order: let `a` finish first.
+    home.ok(&["wait", &a]);
     let b = home
         .start(&["--type", "thread", "-e", r#"warn("careful"); #{n: 1}"#])
         .to_string();
