@@ -11,6 +11,12 @@ use tokio::sync::watch;
 
 use crate::{Error, JobId, Received, Session};
 
+/// Records a follower reads from the store at a time...
+const FOLLOW_RECORDS: usize = 1024;
+/// ...and the payload bytes past which it reads no more (plus one record):
+/// following a multi-gigabyte output holds a few megabytes of it.
+const FOLLOW_BYTES: usize = 4 << 20;
+
 /// How [`Session::receive`] and [`Session::follow`] hand records out.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ReceiveOptions {
@@ -41,17 +47,22 @@ impl Session {
     }
 
     /// Reads up to `limit` records of `sources` after the cursors, merged
-    /// in production order.
+    /// in production order, stopping past `max_bytes` of payload.
     fn read_merged(
         &self,
         sources: &[JobId],
         cursors: &HashMap<JobId, u64>,
         limit: usize,
+        max_bytes: Option<usize>,
     ) -> Result<Vec<Received>, Error> {
         let mut all = Vec::new();
         for &src in sources {
             let after = cursors.get(&src).copied().unwrap_or(0);
-            for (seq, record) in self.inner.store.read(src, after, limit)? {
+            let recs = match max_bytes {
+                Some(max) => self.inner.store.read_bounded(src, after, limit, max)?,
+                None => self.inner.store.read(src, after, limit)?,
+            };
+            for (seq, record) in recs {
                 all.push(Received {
                     job: src,
                     seq,
@@ -61,6 +72,20 @@ impl Session {
         }
         all.sort_by_key(|r| r.seq);
         all.truncate(limit);
+        if let Some(max) = max_bytes {
+            // Records past the budget are read again by the next call: the
+            // cursors only move over what is returned.
+            let mut bytes = 0usize;
+            let keep = all
+                .iter()
+                .take_while(|r| {
+                    let more = bytes < max;
+                    bytes = bytes.saturating_add(r.record.approx_size());
+                    more
+                })
+                .count();
+            all.truncate(keep);
+        }
         Ok(all)
     }
 
@@ -74,7 +99,8 @@ impl Session {
                 return self.take(only, opts.limit.unwrap_or(usize::MAX));
             }
         }
-        let recs = self.read_merged(&sources, &HashMap::new(), opts.limit.unwrap_or(usize::MAX))?;
+        let limit = opts.limit.unwrap_or(usize::MAX);
+        let recs = self.read_merged(&sources, &HashMap::new(), limit, None)?;
         if !opts.keep {
             self.consume(&recs)?;
         }
@@ -200,8 +226,13 @@ impl Follow {
                 (sources, rxs, all_finished)
             };
             let recs = match sources[..] {
-                [only] if !self.opts.keep => self.session.take(only, 1024)?,
-                _ => self.session.read_merged(&sources, &self.cursors, 1024)?,
+                [only] if !self.opts.keep => self.session.take(only, FOLLOW_RECORDS)?,
+                _ => self.session.read_merged(
+                    &sources,
+                    &self.cursors,
+                    FOLLOW_RECORDS,
+                    Some(FOLLOW_BYTES),
+                )?,
             };
             if !recs.is_empty() {
                 for r in &recs {

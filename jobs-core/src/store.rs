@@ -28,6 +28,21 @@ pub trait Store: Send + Sync + 'static {
     fn append(&self, job: JobId, seq: u64, record: Record) -> Result<(), StoreError>;
     /// Up to `limit` records of a job with sequence number above `after`, in order.
     fn read(&self, job: JobId, after: u64, limit: usize) -> Result<Vec<(u64, Record)>, StoreError>;
+    /// Like [`read`](Store::read), but stops once the records read hold
+    /// `max_bytes` payload bytes or more (the first record is always
+    /// returned): a follower of a large output holds a bounded part of it.
+    /// The default reads `limit` records; a store whose records can be
+    /// large overrides it.
+    fn read_bounded(
+        &self,
+        job: JobId,
+        after: u64,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<(u64, Record)>, StoreError> {
+        let _ = max_bytes;
+        self.read(job, after, limit)
+    }
     /// Removes a job's records up to and including `through`.
     fn discard(&self, job: JobId, through: u64) -> Result<(), StoreError>;
     /// Whether the job has any record left.
@@ -95,6 +110,30 @@ impl Store for MemoryStore {
         };
         let start = q.partition_point(|(s, _)| *s <= after);
         Ok(q.range(start..).take(limit).cloned().collect())
+    }
+
+    fn read_bounded(
+        &self,
+        job: JobId,
+        after: u64,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<(u64, Record)>, StoreError> {
+        let map = self.lock();
+        let Some(q) = map.get(&job) else {
+            return Ok(Vec::new());
+        };
+        let start = q.partition_point(|(s, _)| *s <= after);
+        let mut bytes = 0usize;
+        Ok(q.range(start..)
+            .take(limit)
+            .take_while(|(_, r)| {
+                let more = bytes < max_bytes;
+                bytes = bytes.saturating_add(r.approx_size());
+                more
+            })
+            .cloned()
+            .collect())
     }
 
     fn discard(&self, job: JobId, through: u64) -> Result<(), StoreError> {

@@ -432,6 +432,42 @@ fn follow_with_keep_then_consume() {
 }
 
 #[test]
+fn follow_holds_a_bounded_part_of_a_large_output() {
+    let s = session();
+    let big = "x".repeat(1 << 20);
+    let steps: Vec<serde_json::Value> = (0..20)
+        .map(|i| json!(["out", format!("{i}{big}")]))
+        .collect();
+    let id = s.start(spec(json!(steps))).expect("start");
+    wait_state(&s, id, JobState::Completed);
+    let keep = ReceiveOptions {
+        keep: true,
+        ..Default::default()
+    };
+    let mut follow = s.follow(&[id], keep).expect("follow");
+    let mut got = Vec::new();
+    loop {
+        let batch = s.block_on(follow.next_batch(1000)).expect("next batch");
+        if batch.is_empty() {
+            break;
+        }
+        let bytes: usize = batch.iter().map(|r| r.record.approx_size()).sum();
+        assert!(
+            bytes <= (5 << 20) + 64,
+            "a batch of {} records and {bytes} bytes",
+            batch.len()
+        );
+        got.extend(batch);
+    }
+    let firsts: Vec<String> = output_lines(&got)
+        .iter()
+        .map(|l| l.trim_end_matches('x').to_string())
+        .collect();
+    let want: Vec<String> = (0..20).map(|i| i.to_string()).collect();
+    assert_eq!(firsts, want);
+}
+
+#[test]
 fn get_filters() {
     let s = session();
     let a = s
