@@ -19,7 +19,7 @@ QUICK=0
 RUNS=5; [ $QUICK = 1 ] && RUNS=2
 BIG_MIB=${BIG_MIB:-1024}
 TARGET=${CARGO_TARGET_DIR:-target}
-cargo build --release -q -p jobs-cli --bins
+scripts/build-release --quiet
 JOBCTL=$(realpath "$TARGET/release/jobctl")
 for t in hyperfine parallel jq; do
   command -v $t >/dev/null || { echo "bench/cli.sh needs $t" >&2; exit 1; }
