@@ -482,7 +482,7 @@ impl Inner {
             children: Vec::new(),
             detached: spec.detached,
         };
-        self.store.save_job(&info)?;
+        self.store.save_job_soon(&info)?;
         let key = type_key(&type_name);
         if parent.is_none() {
             if let Some(limit) = spec.throttle {
@@ -504,7 +504,7 @@ impl Inner {
                 if let Some(pe) = t.jobs.get_mut(&p) {
                     pe.info.children.push(id);
                     pe.child_queue.push_back(id);
-                    let _ = self.store.save_job(&pe.info);
+                    let _ = self.store.save_job_soon(&pe.info);
                     pe.cell.bump();
                 }
                 self.pump_children(&mut t, p);
@@ -632,7 +632,13 @@ impl Inner {
             }
             e.cell.closed.store(true, Ordering::Release);
         }
-        let save = self.store.save_job(&e.info);
+        // A finished row is written at once; a live state may ride with the
+        // store's next batch.
+        let save = if to.is_finished() {
+            self.store.save_job(&e.info)
+        } else {
+            self.store.save_job_soon(&e.info)
+        };
         e.cell.bump();
         let parent = e.info.parent;
         if let Some(p) = parent.and_then(|p| t.jobs.get(&p)) {
@@ -658,7 +664,7 @@ impl Inner {
             return Ok(());
         }
         e.info.location = location;
-        let saved = self.store.save_job(&e.info);
+        let saved = self.store.save_job_soon(&e.info);
         e.cell.bump();
         drop(t);
         self.bump();

@@ -18,6 +18,14 @@ use crate::{JobId, JobInfo, Record, StoreError};
 pub trait Store: Send + Sync + 'static {
     /// Inserts or replaces a job's row.
     fn save_job(&self, info: &JobInfo) -> Result<(), StoreError>;
+    /// Inserts or replaces the row of a job that is not finished; the store
+    /// may write it with its next batch instead of at once, as long as a
+    /// later `save_job` of the same job supersedes it. A crash in between
+    /// loses only a state the restart reports anyway (the job was running
+    /// when its host ended). By default the same as `save_job`.
+    fn save_job_soon(&self, info: &JobInfo) -> Result<(), StoreError> {
+        self.save_job(info)
+    }
     /// Deletes a job's row and all its records.
     fn delete_job(&self, id: JobId) -> Result<(), StoreError>;
     /// Every job row, for a session that starts over an existing store.
