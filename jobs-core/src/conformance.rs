@@ -4,7 +4,7 @@
 //! An executor crate (or plugin) implements [`Subject`] in its tests and
 //! invokes [`conformance_tests!`](crate::conformance_tests):
 //!
-//! ```ignore
+//! ```text
 //! struct MySubject;
 //! impl jobs_core::conformance::Subject for MySubject { /* ... */ }
 //! jobs_core::conformance_tests!(MySubject);
