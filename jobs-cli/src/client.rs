@@ -19,7 +19,9 @@ use nix::fcntl::{Flock, FlockArg};
 
 use crate::exit::{self, Exit};
 use jobs_cli::home::Home;
-use jobs_cli::protocol::{read_frame, write_frame, ErrorCode, FrameError, Op, Request, Response};
+use jobs_cli::protocol::{
+    read_frame, read_frame_into, write_frame, ErrorCode, FrameError, Op, Request, Response,
+};
 
 /// How long a client waits for a daemon it started to answer.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
@@ -82,6 +84,17 @@ impl Client {
     pub fn recv(&mut self) -> Result<(Response, Vec<u8>)> {
         match read_frame::<Response>(&mut self.stream) {
             Ok((Response::Error { kind, message }, _)) => Err(anyhow!(daemon_error(kind, message))),
+            Ok(r) => Ok(r),
+            Err(FrameError::Closed) => bail!("the session daemon closed the connection"),
+            Err(e) => Err(anyhow!(e).context("cannot read the session daemon's reply")),
+        }
+    }
+
+    /// Reads a response whose blob goes into `blob` (a receive reads many
+    /// pages through one buffer); an error response becomes an [`Exit`] error.
+    pub fn recv_into(&mut self, blob: &mut Vec<u8>) -> Result<Response> {
+        match read_frame_into::<Response>(&mut self.stream, blob) {
+            Ok(Response::Error { kind, message }) => Err(anyhow!(daemon_error(kind, message))),
             Ok(r) => Ok(r),
             Err(FrameError::Closed) => bail!("the session daemon closed the connection"),
             Err(e) => Err(anyhow!(e).context("cannot read the session daemon's reply")),

@@ -222,8 +222,9 @@ fn show(home: &Home, id: u64, json: bool) -> Result<i32> {
 fn receive_stream(c: &mut Client, req: ReceiveRequest, json: bool) -> Result<Option<Vec<JobInfo>>> {
     c.send(Op::Receive(req), &[])?;
     let mut w = RecordWriter::new(json);
+    let mut blob = Vec::new();
     loop {
-        let (resp, blob) = c.recv()?;
+        let resp = c.recv_into(&mut blob)?;
         match resp {
             Response::Page(parts) => match w.write_page(&parts, &blob)? {
                 Written::All => c.send(

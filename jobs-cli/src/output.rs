@@ -34,6 +34,9 @@ pub struct RecordWriter {
     err_buf: Vec<u8>,
 }
 
+/// Output parts this large are written straight from the page.
+const DIRECT: usize = 16 << 10;
+
 fn is_pipe_closed(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::BrokenPipe
 }
@@ -71,7 +74,21 @@ impl RecordWriter {
                 })?;
             let data = &blob[off..end];
             off = end;
-            self.part(part, data);
+            if !self.json
+                && part.stream == Stream::Output
+                && part.kind == WireKind::Bytes
+                && data.len() >= DIRECT
+            {
+                // Large output goes from the page to stdout, not through
+                // the buffer (what is buffered goes first).
+                match self.flush().and_then(|()| self.stdout.write_all(data)) {
+                    Ok(()) => {}
+                    Err(e) if is_pipe_closed(&e) => return Ok(Written::Partial(i)),
+                    Err(e) => return Err(e),
+                }
+            } else {
+                self.part(part, data);
+            }
             // Flush at each record's end so that `Partial` is exact.
             if !part.more || self.out_buf.len() >= 1 << 20 {
                 match self.flush() {

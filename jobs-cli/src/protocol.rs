@@ -334,25 +334,48 @@ pub fn check_lengths(prefix: [u8; 8]) -> Result<(usize, usize), FrameError> {
 
 /// Encodes a frame.
 pub fn encode<T: Serialize>(msg: &T, blob: &[u8]) -> Result<Vec<u8>, FrameError> {
-    let header = serde_json::to_vec(msg).map_err(|e| FrameError::Malformed(e.to_string()))?;
-    if header.len() > MAX_HEADER {
-        return Err(FrameError::TooLarge("a message header", header.len()));
-    }
-    if blob.len() > MAX_BLOB {
-        return Err(FrameError::TooLarge("a message body", blob.len()));
-    }
-    let mut out = Vec::with_capacity(8 + header.len() + blob.len());
-    out.extend_from_slice(&(header.len() as u32).to_le_bytes());
-    out.extend_from_slice(&(blob.len() as u32).to_le_bytes());
-    out.extend_from_slice(&header);
+    let mut out = Vec::new();
+    encode_head(msg, blob.len(), &mut out)?;
+    out.reserve_exact(blob.len());
     out.extend_from_slice(blob);
     Ok(out)
 }
 
+/// Encodes the start of a frame whose blob of `blob_len` bytes the caller
+/// writes next: the two lengths and the header, into `out` (cleared
+/// first, so one buffer serves every frame of a connection).
+pub fn encode_head<T: Serialize>(
+    msg: &T,
+    blob_len: usize,
+    out: &mut Vec<u8>,
+) -> Result<(), FrameError> {
+    out.clear();
+    out.extend_from_slice(&[0; 8]);
+    serde_json::to_writer(&mut *out, msg).map_err(|e| FrameError::Malformed(e.to_string()))?;
+    let header = out.len() - 8;
+    if header > MAX_HEADER {
+        return Err(FrameError::TooLarge("a message header", header));
+    }
+    if blob_len > MAX_BLOB {
+        return Err(FrameError::TooLarge("a message body", blob_len));
+    }
+    // Both fit in a u32: the limits are far below.
+    out[..4].copy_from_slice(&(header as u32).to_le_bytes());
+    out[4..8].copy_from_slice(&(blob_len as u32).to_le_bytes());
+    Ok(())
+}
+
 /// Writes a frame to a blocking writer.
 pub fn write_frame<T: Serialize>(w: &mut impl Write, msg: &T, blob: &[u8]) -> io::Result<()> {
-    let bytes = encode(msg, blob).map_err(io::Error::other)?;
-    w.write_all(&bytes)?;
+    let mut head = Vec::new();
+    encode_head(msg, blob.len(), &mut head).map_err(io::Error::other)?;
+    if blob.len() <= 4096 {
+        head.extend_from_slice(blob);
+        w.write_all(&head)?;
+    } else {
+        w.write_all(&head)?;
+        w.write_all(blob)?;
+    }
     w.flush()
 }
 
@@ -360,6 +383,17 @@ pub fn write_frame<T: Serialize>(w: &mut impl Write, msg: &T, blob: &[u8]) -> io
 pub fn read_frame<T: for<'de> Deserialize<'de>>(
     r: &mut impl Read,
 ) -> Result<(T, Vec<u8>), FrameError> {
+    let mut blob = Vec::new();
+    let msg = read_frame_into(r, &mut blob)?;
+    Ok((msg, blob))
+}
+
+/// Reads a frame from a blocking reader, its blob into `blob` (replacing
+/// what it held): a reader of many pages reuses one buffer.
+pub fn read_frame_into<T: for<'de> Deserialize<'de>>(
+    r: &mut impl Read,
+    blob: &mut Vec<u8>,
+) -> Result<T, FrameError> {
     let mut prefix = [0u8; 8];
     let mut got = 0;
     while got < prefix.len() {
@@ -376,10 +410,15 @@ pub fn read_frame<T: for<'de> Deserialize<'de>>(
     let (h, b) = check_lengths(prefix)?;
     let mut header = vec![0u8; h];
     r.read_exact(&mut header).map_err(FrameError::Io)?;
-    let mut blob = vec![0u8; b];
-    r.read_exact(&mut blob).map_err(FrameError::Io)?;
+    blob.clear();
+    blob.reserve_exact(b);
+    // Into spare capacity: the buffer is not zeroed first.
+    let n = r.take(b as u64).read_to_end(blob).map_err(FrameError::Io)?;
+    if n != b {
+        return Err(FrameError::Io(io::ErrorKind::UnexpectedEof.into()));
+    }
     let msg = serde_json::from_slice(&header).map_err(|e| FrameError::Malformed(e.to_string()))?;
-    Ok((msg, blob))
+    Ok(msg)
 }
 
 /// Encodes an environment as `K=V\0` entries.
@@ -416,6 +455,48 @@ mod tests {
         let (back, blob): (Request, Vec<u8>) = read_frame(&mut bytes.as_slice()).expect("decode");
         assert!(matches!(back.op, Op::Show { id: 7 }));
         assert_eq!(blob, b"blob");
+    }
+
+    #[test]
+    fn page_frames_round_trip_through_one_buffer() {
+        let big: Vec<u8> = (0..3 << 20).map(|i| (i % 251) as u8).collect();
+        let small = b"tail".to_vec();
+        let mut wire = Vec::new();
+        for blob in [&big, &small, &big] {
+            let parts = vec![WireRecord {
+                job: 3,
+                seq: 9,
+                stream: Stream::Output,
+                kind: WireKind::Bytes,
+                len: blob.len(),
+                more: false,
+            }];
+            let mut head = Vec::new();
+            encode_head(&Response::Page(parts), blob.len(), &mut head).expect("head");
+            wire.extend_from_slice(&head);
+            wire.extend_from_slice(blob);
+        }
+        let mut r = wire.as_slice();
+        let mut buf = Vec::new();
+        for want in [&big, &small, &big] {
+            let resp: Response = read_frame_into(&mut r, &mut buf).expect("frame");
+            let Response::Page(parts) = resp else {
+                panic!("expected a page");
+            };
+            assert_eq!(parts[0].len, want.len());
+            assert_eq!(&buf, want);
+        }
+        let end: Result<Response, _> = read_frame_into(&mut r, &mut buf);
+        assert!(matches!(end, Err(FrameError::Closed)));
+    }
+
+    #[test]
+    fn a_blob_cut_short_is_an_error() {
+        let bytes = encode(&Request::new(Op::Status), &[7; 10_000]).expect("encode");
+        let cut = &bytes[..bytes.len() - 1];
+        let mut buf = Vec::new();
+        let r: Result<Request, _> = read_frame_into(&mut &cut[..], &mut buf);
+        assert!(matches!(r, Err(FrameError::Io(_))));
     }
 
     #[test]

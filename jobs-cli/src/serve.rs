@@ -5,6 +5,7 @@
 //! client sends can take the daemon down or hold up another connection.
 
 use std::collections::{HashSet, VecDeque};
+use std::ops::Range;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,9 +19,9 @@ use tracing::{debug, warn};
 use crate::daemon::Daemon;
 use crate::executors;
 use crate::protocol::{
-    check_lengths, decode_env, encode, ErrorCode, FrameError, ListRequest, Op, ReceiveRequest,
-    RemoveRequest, Request, Response, SelectRequest, WaitRequest, WireKind, WireRecord, PAGE_BYTES,
-    PAGE_RECORDS, PROTOCOL_VERSION,
+    check_lengths, decode_env, encode, encode_head, ErrorCode, FrameError, ListRequest, Op,
+    ReceiveRequest, RemoveRequest, Request, Response, SelectRequest, WaitRequest, WireKind,
+    WireRecord, PAGE_BYTES, PAGE_RECORDS, PROTOCOL_VERSION,
 };
 
 /// How long the rest of a frame may take once its first byte came.
@@ -159,6 +160,47 @@ async fn read_request(rd: &mut OwnedReadHalf) -> Result<(Request, Vec<u8>), Fram
 async fn send(wr: &mut OwnedWriteHalf, resp: &Response, blob: &[u8]) -> std::io::Result<()> {
     let bytes = encode(resp, blob).map_err(std::io::Error::other)?;
     wr.write_all(&bytes).await
+}
+
+/// Sends a page: the frame's start from `head`, then the payload bytes
+/// straight from where they are (the gathered small records, the large
+/// records' own buffers), with no copy into one frame.
+async fn send_page(wr: &mut OwnedWriteHalf, page: &mut Page) -> std::io::Result<()> {
+    let parts = Response::Page(std::mem::take(&mut page.parts));
+    encode_head(&parts, page.len, &mut page.head).map_err(std::io::Error::other)?;
+    if let Response::Page(mut parts) = parts {
+        // The part list's allocation serves the next page.
+        parts.clear();
+        page.parts = parts;
+    }
+    let mut segments = std::mem::take(&mut page.segments);
+    let mut result = Ok(());
+    if let Some(Segment::Gathered(r)) = segments.first() {
+        if r.len() <= 64 << 10 {
+            // A page of small records is one write.
+            page.head.extend_from_slice(&page.gathered[r.clone()]);
+            segments.remove(0);
+        }
+    }
+    if let Err(e) = wr.write_all(&page.head).await {
+        result = Err(e);
+    }
+    for seg in segments.drain(..) {
+        if result.is_err() {
+            break;
+        }
+        let bytes = match &seg {
+            Segment::Gathered(r) => &page.gathered[r.clone()],
+            Segment::Shared(buf, r) => &buf[r.clone()],
+        };
+        if let Err(e) = wr.write_all(bytes).await {
+            result = Err(e);
+        }
+    }
+    page.segments = segments;
+    page.gathered.clear();
+    page.len = 0;
+    result
 }
 
 async fn reply_error(
@@ -326,19 +368,56 @@ fn wire_payload(payload: Payload) -> (WireKind, Vec<u8>) {
 /// the next ones travel.
 const WINDOW: usize = 4;
 
+/// Payloads this large are sent from their own buffer; smaller ones are
+/// gathered into the page's buffer, so a page of small records is one write.
+const GATHER_BELOW: usize = 16 << 10;
+
 /// The records a page completes: (index of the record's last part, the
 /// record's job and seq).
 type Completes = Vec<(usize, JobId, u64)>;
 
-/// A page being filled: parts, their bytes, and the records it completes;
-/// and the pages sent but not yet acknowledged.
+/// Where a run of a page's payload bytes is.
+enum Segment {
+    /// In the page's buffer of gathered small payloads.
+    Gathered(Range<usize>),
+    /// In a large record's own buffer, shared by the pages it is split over.
+    Shared(Arc<Vec<u8>>, Range<usize>),
+}
+
+/// A page being filled: parts, where their bytes are, and the records it
+/// completes; and the pages sent but not yet acknowledged. Its buffers are
+/// kept from page to page.
 #[derive(Default)]
 struct Page {
     parts: Vec<WireRecord>,
-    blob: Vec<u8>,
+    gathered: Vec<u8>,
+    segments: Vec<Segment>,
+    /// Payload bytes in the page.
+    len: usize,
     completes: Completes,
+    /// The frame's lengths and header.
+    head: Vec<u8>,
     /// Per page in flight: its part count and the records it completes.
     inflight: VecDeque<(usize, Completes)>,
+}
+
+impl Page {
+    /// Whether the page is full and goes out before another part.
+    fn full(&self) -> bool {
+        self.len >= PAGE_BYTES || self.parts.len() >= PAGE_RECORDS
+    }
+
+    /// Adds a part of a record.
+    fn push(&mut self, part: WireRecord, bytes: Segment) {
+        self.len += part.len;
+        self.parts.push(part);
+        match (self.segments.last_mut(), bytes) {
+            (Some(Segment::Gathered(last)), Segment::Gathered(r)) if last.end == r.start => {
+                last.end = r.end;
+            }
+            (_, seg) => self.segments.push(seg),
+        }
+    }
 }
 
 /// Sends a page, then reads acks while more than the window is in flight;
@@ -350,12 +429,10 @@ async fn flush_page(
     (rd, wr): Conn<'_>,
 ) -> Result<bool, Fail> {
     if !page.parts.is_empty() {
-        let parts = std::mem::take(&mut page.parts);
-        let n = parts.len();
-        if send(wr, &Response::Page(parts), &page.blob).await.is_err() {
+        let n = page.parts.len();
+        if send_page(wr, page).await.is_err() {
             return Ok(false);
         }
-        page.blob.clear();
         let completes = std::mem::take(&mut page.completes);
         page.inflight.push_back((n, completes));
     }
@@ -454,29 +531,44 @@ async fn receive(d: &Daemon, r: ReceiveRequest, (rd, wr): Conn<'_>) -> Result<bo
         }
         for rec in batch {
             let (kind, bytes) = wire_payload(rec.record.payload);
-            let chunks: Vec<&[u8]> = if bytes.is_empty() {
-                vec![&bytes[..]]
-            } else {
-                bytes.chunks(PAGE_BYTES).collect()
+            let part = |len: usize, more: bool| WireRecord {
+                job: rec.job,
+                seq: rec.seq,
+                stream: rec.record.stream,
+                kind,
+                len,
+                more,
             };
-            let last = chunks.len() - 1;
-            for (i, chunk) in chunks.into_iter().enumerate() {
-                page.parts.push(WireRecord {
-                    job: rec.job,
-                    seq: rec.seq,
-                    stream: rec.record.stream,
-                    kind,
-                    len: chunk.len(),
-                    more: i < last,
-                });
-                page.blob.extend_from_slice(chunk);
-                if i == last {
+            if bytes.len() < GATHER_BELOW {
+                let start = page.gathered.len();
+                page.gathered.extend_from_slice(&bytes);
+                let end = page.gathered.len();
+                page.push(part(bytes.len(), false), Segment::Gathered(start..end));
+                page.completes
+                    .push((page.parts.len() - 1, rec.job, rec.seq));
+                if page.full() && !flush_page(d, &mut page, r.keep, (&mut *rd, &mut *wr)).await? {
+                    return Ok(false);
+                }
+                continue;
+            }
+            // A large payload goes out of its own buffer, in parts of at
+            // most a page.
+            let total = bytes.len();
+            let shared = Arc::new(bytes);
+            let mut start = 0;
+            while start < total {
+                let end = total.min(start + PAGE_BYTES);
+                let more = end < total;
+                page.push(
+                    part(end - start, more),
+                    Segment::Shared(Arc::clone(&shared), start..end),
+                );
+                if !more {
                     page.completes
                         .push((page.parts.len() - 1, rec.job, rec.seq));
                 }
-                if (page.blob.len() >= PAGE_BYTES || page.parts.len() >= PAGE_RECORDS)
-                    && !flush_page(d, &mut page, r.keep, (&mut *rd, &mut *wr)).await?
-                {
+                start = end;
+                if page.full() && !flush_page(d, &mut page, r.keep, (&mut *rd, &mut *wr)).await? {
                     return Ok(false);
                 }
             }

@@ -366,20 +366,37 @@ impl Store for SqliteStore {
     }
 
     fn read(&self, job: JobId, after: u64, limit: usize) -> Result<Vec<(u64, Record)>, StoreError> {
+        self.read_bounded(job, after, limit, usize::MAX)
+    }
+
+    fn read_bounded(
+        &self,
+        job: JobId,
+        after: u64,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<(u64, Record)>, StoreError> {
         if limit == 0 {
             return Ok(Vec::new());
         }
         let mut rows;
         {
             let mut db = self.shared.db();
-            rows = written(&mut db, job, after, limit)?;
-            if rows.len() < limit {
+            let mut budget = Budget::new(limit, max_bytes);
+            rows = written(&mut db, job, after, &mut budget)?;
+            if !budget.spent() {
                 // Buffered rows of a job all come after its written ones.
                 let last = rows.last().map_or(after, |r| r.seq);
                 let p = self.shared.pending();
                 if p.holds(job) {
                     let more = p.rows.iter().filter(|r| r.job == job && r.seq > last);
-                    rows.extend(more.take(limit - rows.len()).cloned());
+                    for r in more {
+                        if budget.spent() {
+                            break;
+                        }
+                        budget.add(r.size());
+                        rows.push(r.clone());
+                    }
                 }
             }
         }
@@ -393,7 +410,7 @@ impl Store for SqliteStore {
         let mut rows;
         {
             let mut db = self.shared.db();
-            rows = written(&mut db, job, 0, limit)?;
+            rows = written(&mut db, job, 0, &mut Budget::new(limit, usize::MAX))?;
             if let Some(last) = rows.last().map(|r| r.seq) {
                 delete_through(&mut db, job, last)?;
             }
@@ -438,8 +455,36 @@ impl Store for SqliteStore {
     }
 }
 
-/// Up to `limit` written rows of a job after `after`, in order.
-fn written(db: &mut Db, job: JobId, after: u64, limit: usize) -> Result<Vec<Row>, StoreError> {
+/// How many more rows a read may return: a count, and payload bytes past
+/// which it stops (the row that crosses the line is still returned).
+struct Budget {
+    rows: usize,
+    bytes: usize,
+}
+
+impl Budget {
+    fn new(rows: usize, bytes: usize) -> Budget {
+        Budget { rows, bytes }
+    }
+
+    fn spent(&self) -> bool {
+        self.rows == 0 || self.bytes == 0
+    }
+
+    fn add(&mut self, size: usize) {
+        self.rows = self.rows.saturating_sub(1);
+        self.bytes = self.bytes.saturating_sub(size);
+    }
+}
+
+/// Written rows of a job after `after`, in order, as many as `budget`
+/// allows.
+fn written(
+    db: &mut Db,
+    job: JobId,
+    after: u64,
+    budget: &mut Budget,
+) -> Result<Vec<Row>, StoreError> {
     let fail = |e| StoreError::new(format!("cannot read job {job}'s records"), e);
     let Db { conn, files, .. } = db;
     let mut stmt = conn
@@ -448,16 +493,20 @@ fn written(db: &mut Db, job: JobId, after: u64, limit: usize) -> Result<Vec<Row>
              WHERE job = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
         )
         .map_err(fail)?;
-    let lim = i64::try_from(limit).unwrap_or(i64::MAX);
+    let lim = i64::try_from(budget.rows).unwrap_or(i64::MAX);
     let mut q = stmt
         .query(params![sql_int(job)?, sql_int(after)?, lim])
         .map_err(fail)?;
     let mut rows = Vec::new();
-    while let Some(r) = q.next().map_err(fail)? {
+    while !budget.spent() {
+        let Some(r) = q.next().map_err(fail)? else {
+            break;
+        };
         let (mut row, span) = Row::from_sql(job, r)?;
         if let Some(span) = span {
             row.data = Data::Blob(files.read(job, row.seq, span)?);
         }
+        budget.add(row.size());
         rows.push(row);
     }
     Ok(rows)

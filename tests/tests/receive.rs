@@ -180,3 +180,70 @@ fn large_output_streams_through() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(total, 64 << 20);
 }
+
+/// Distinct bytes, so that a lost, repeated or reordered page shows.
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len as u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+        .collect()
+}
+
+#[test]
+fn a_streamed_mix_of_small_and_large_records_is_byte_exact() {
+    let home = TestHome::new();
+    let data = pattern(12 << 20);
+    let file = home.path().join("mix.bin");
+    std::fs::write(&file, &data).expect("write");
+    // Small records (a line at a time), then a fast 12 MiB, then small ones.
+    let script = format!(
+        "for i in 1 2 3; do echo line $i; sleep 0.05; done; cat '{}'; echo; echo tail",
+        file.display()
+    );
+    let id = home.start(&["-c", &script]).to_string();
+    let r = home.run(&["receive", &id, "--wait"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let mut want = b"line 1\nline 2\nline 3\n".to_vec();
+    want.extend_from_slice(&data);
+    want.extend_from_slice(b"\ntail\n");
+    assert_eq!(r.stdout.len(), want.len());
+    assert!(r.stdout == want, "receive --wait changed the bytes");
+    assert_eq!(home.job(id.parse().expect("id"))["has_more_data"], false);
+}
+
+#[test]
+fn a_reader_that_stops_early_loses_nothing_of_a_large_output() {
+    let home = TestHome::new();
+    let data = pattern(16 << 20);
+    let file = home.path().join("big.bin");
+    std::fs::write(&file, &data).expect("write");
+    let id = home
+        .start(&["--", "cat", file.to_str().expect("utf8")])
+        .to_string();
+    home.ok(&["wait", &id]);
+    let shell = format!(
+        "'{}' receive {} | head -c 3000000",
+        jobctl_bin().display(),
+        id
+    );
+    let child = Command::new("/bin/sh")
+        .args(["-c", &shell])
+        .env("JOBCTL_HOME", home.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sh");
+    let head = finish(child, COMMAND_TIMEOUT, "receive | head -c").stdout;
+    assert_eq!(head.len(), 3_000_000);
+    assert!(data.starts_with(&head));
+    let rest = home.run(&["receive", &id]).stdout;
+    // A record is consumed only once it was written out whole: what head
+    // did not take comes again, at a record's start.
+    assert!(
+        head.len() + rest.len() >= data.len(),
+        "lost {} bytes",
+        data.len() - head.len() - rest.len()
+    );
+    assert!(data.ends_with(&rest), "the rest is a suffix of the output");
+    assert_eq!(home.job(id.parse().expect("id"))["has_more_data"], false);
+}

@@ -272,3 +272,40 @@ fn a_version_1_database_is_upgraded_and_keeps_its_records() {
         .expect("version");
     assert_eq!(version, super::SCHEMA_VERSION);
 }
+
+#[test]
+fn a_bounded_read_stops_past_its_bytes_on_disk_and_in_the_buffer() {
+    let p = place();
+    let store = SqliteStore::open_with(&p.path, held()).expect("open");
+    let mut want = Vec::new();
+    for seq in 1..=10u64 {
+        let data = chunk(seq, 100_000);
+        store
+            .append(1, seq, Record::bytes(Stream::Output, data.clone()))
+            .expect("append");
+        want.push((seq, data));
+        if seq == 5 {
+            // Half on disk, half still buffered.
+            store.flush().expect("flush");
+        }
+    }
+    let mut got = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = store.read_bounded(1, after, 100, 250_000).expect("read");
+        if page.is_empty() {
+            break;
+        }
+        // The record that crosses the line is the last one returned.
+        assert!(page.len() <= 3, "{} records past 250 kB", page.len());
+        after = page.last().map_or(after, |(s, _)| *s);
+        got.extend(bytes_of(&page));
+    }
+    assert_eq!(got, want);
+    let one = store.read_bounded(1, 0, 100, 1).expect("read");
+    assert_eq!(one.len(), 1, "the first record always comes");
+    assert_eq!(
+        store.read_bounded(1, 0, 2, usize::MAX).expect("read").len(),
+        2
+    );
+}

@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
-use std::io::ErrorKind;
+use std::io::{ErrorKind, Read, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -147,14 +147,15 @@ impl DataFiles {
         let fits = span.off.checked_add(span.len).is_some_and(|e| e <= f.end);
         let len = usize::try_from(span.len).ok().filter(|_| fits);
         let len = len.ok_or_else(missing)?;
-        let mut buf = vec![0; len];
-        f.file.read_exact_at(&mut buf, span.off).map_err(|e| {
-            if e.kind() == ErrorKind::UnexpectedEof {
-                missing()
-            } else {
-                StoreError::new(format!("cannot read {}", path.display()), e)
-            }
-        })?;
+        // Read into spare capacity: the buffer is not zeroed first.
+        let mut buf = Vec::with_capacity(len);
+        let mut from = &f.file;
+        from.seek(SeekFrom::Start(span.off))
+            .and_then(|_| from.take(span.len).read_to_end(&mut buf))
+            .map_err(|e| StoreError::new(format!("cannot read {}", path.display()), e))?;
+        if buf.len() != len {
+            return Err(missing());
+        }
         Ok(buf)
     }
 
