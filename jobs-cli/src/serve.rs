@@ -23,6 +23,8 @@ use crate::protocol::{
     ReceiveRequest, RemoveRequest, Request, Response, SelectRequest, WaitRequest, WireKind,
     WireRecord, PAGE_BYTES, PAGE_RECORDS, PROTOCOL_VERSION,
 };
+use crate::store::pool;
+use nix::sys::socket::sockopt;
 
 /// How long the rest of a frame may take once its first byte came.
 const FRAME_TIMEOUT: Duration = Duration::from_secs(30);
@@ -186,15 +188,20 @@ async fn send_page(wr: &mut OwnedWriteHalf, page: &mut Page) -> std::io::Result<
         result = Err(e);
     }
     for seg in segments.drain(..) {
-        if result.is_err() {
-            break;
+        if result.is_ok() {
+            let bytes = match &seg {
+                Segment::Gathered(r) => &page.gathered[r.clone()],
+                Segment::Shared(buf, r) => &buf[r.clone()],
+            };
+            if let Err(e) = wr.write_all(bytes).await {
+                result = Err(e);
+            }
         }
-        let bytes = match &seg {
-            Segment::Gathered(r) => &page.gathered[r.clone()],
-            Segment::Shared(buf, r) => &buf[r.clone()],
-        };
-        if let Err(e) = wr.write_all(bytes).await {
-            result = Err(e);
+        if let Segment::Shared(buf, _) = seg {
+            // The last page of a record gives its buffer back.
+            if let Ok(buf) = Arc::try_unwrap(buf) {
+                pool::give(buf);
+            }
         }
     }
     page.segments = segments;
@@ -500,7 +507,14 @@ async fn read_ack(
     Ok(true)
 }
 
+/// The socket send buffer a receive asks for: a page and more, so that a
+/// page goes out in one write and the client reads it in one wakeup.
+const SEND_BUFFER: usize = 2 * PAGE_BYTES;
+
 async fn receive(d: &Daemon, r: ReceiveRequest, (rd, wr): Conn<'_>) -> Result<bool, Fail> {
+    // The kernel caps it (net.core.wmem_max); a smaller buffer only costs
+    // more wakeups.
+    let _ = nix::sys::socket::setsockopt(wr.as_ref(), sockopt::SndBuf, &SEND_BUFFER);
     d.session.get(&JobFilter {
         ids: r.ids.clone(),
         ..JobFilter::default()
@@ -554,15 +568,21 @@ async fn receive(d: &Daemon, r: ReceiveRequest, (rd, wr): Conn<'_>) -> Result<bo
             // A large payload goes out of its own buffer, in parts of at
             // most a page.
             let total = bytes.len();
-            let shared = Arc::new(bytes);
+            let mut shared = Some(Arc::new(bytes));
             let mut start = 0;
             while start < total {
                 let end = total.min(start + PAGE_BYTES);
                 let more = end < total;
-                page.push(
-                    part(end - start, more),
-                    Segment::Shared(Arc::clone(&shared), start..end),
-                );
+                // The last part holds the record's buffer alone once the
+                // pages before it went out.
+                let buf = match &shared {
+                    Some(b) if more => Arc::clone(b),
+                    _ => match shared.take() {
+                        Some(b) => b,
+                        None => break,
+                    },
+                };
+                page.push(part(end - start, more), Segment::Shared(buf, start..end));
                 if !more {
                     page.completes
                         .push((page.parts.len() - 1, rec.job, rec.seq));

@@ -199,6 +199,11 @@ impl Shared {
                 // Rows plus the pages of the job row and the index.
                 let logged = rows.iter().filter(|r| !files::goes_to_file(r));
                 let bytes = logged.map(Row::size).sum::<usize>() + rows.len() * 48 + 8192;
+                for r in rows {
+                    if let Data::Blob(b) = r.data {
+                        pool::give(b);
+                    }
+                }
                 let before = self.wal_bytes.fetch_add(bytes, Ordering::Relaxed);
                 if before < CHECKPOINT_BYTES && before + bytes >= CHECKPOINT_BYTES {
                     self.pending().checkpoint = true;
@@ -395,7 +400,7 @@ impl Store for SqliteStore {
                             break;
                         }
                         budget.add(r.size());
-                        rows.push(r.clone());
+                        rows.push(r.copy());
                     }
                 }
             }
@@ -543,6 +548,7 @@ mod crash_tests;
 mod file_tests;
 mod files;
 mod pending;
+pub(crate) mod pool;
 mod row;
 mod schema;
 #[cfg(test)]

@@ -148,7 +148,7 @@ impl DataFiles {
         let len = usize::try_from(span.len).ok().filter(|_| fits);
         let len = len.ok_or_else(missing)?;
         // Read into spare capacity: the buffer is not zeroed first.
-        let mut buf = Vec::with_capacity(len);
+        let mut buf = super::pool::take(len);
         let mut from = &f.file;
         from.seek(SeekFrom::Start(span.off))
             .and_then(|_| from.take(span.len).read_to_end(&mut buf))

@@ -32,12 +32,13 @@ impl Default for StoreOptions {
 }
 
 impl StoreOptions {
-    /// Past eight batches, `append` writes itself instead of waiting for the
-    /// background thread: memory stays bounded when the disk is slower than
-    /// the producers.
+    /// Past four batches, `append` writes itself instead of waiting for the
+    /// background thread: memory stays bounded (about twice that, with the
+    /// batch being written) when the disk or the writer is slower than the
+    /// producers.
     pub(super) fn full(&self, p: &Pending) -> bool {
-        p.rows.len() >= self.flush_records.saturating_mul(8)
-            || p.bytes >= self.flush_bytes.saturating_mul(8)
+        p.rows.len() >= self.flush_records.saturating_mul(4)
+            || p.bytes >= self.flush_bytes.saturating_mul(4)
     }
 
     pub(super) fn due(&self, p: &Pending) -> bool {

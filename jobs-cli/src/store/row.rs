@@ -210,6 +210,19 @@ impl Row {
         Ok(Record::new(self.stream, payload))
     }
 
+    /// A copy, its bytes in a buffer from the pool.
+    pub(super) fn copy(&self) -> Row {
+        let data = match &self.data {
+            Data::Text(t) => Data::Text(t.clone()),
+            Data::Blob(b) => {
+                let mut copy = super::pool::take(b.len());
+                copy.extend_from_slice(b);
+                Data::Blob(copy)
+            }
+        };
+        Row { data, ..*self }
+    }
+
     pub(super) fn size(&self) -> usize {
         let data = match &self.data {
             Data::Text(t) => t.len(),
