@@ -59,7 +59,7 @@ use rusqlite::{params, Connection, Transaction};
 use files::DataFiles;
 use pending::Pending;
 pub use pending::StoreOptions;
-use row::{sql_int, write_rows, Data, Row};
+use row::{sql_int, write_rows, Data, JobRow, Row};
 pub use schema::SCHEMA_VERSION;
 use schema::{connect, init, InitError};
 
@@ -185,12 +185,20 @@ impl Shared {
         db: &mut Db,
         extra: impl FnOnce(&Transaction) -> rusqlite::Result<()>,
     ) -> Result<(), StoreError> {
-        let rows = self.pending().take();
-        // The bytes first, then the rows that point at them.
-        let placed = db
-            .files
-            .place(&rows)
-            .and_then(|spans| write_rows(&mut db.conn, &rows, &spans, extra));
+        let (rows, jobs) = {
+            let mut p = self.pending();
+            (p.take(), p.take_jobs())
+        };
+        // The bytes first, then the rows that point at them; the buffered
+        // job rows before `extra`, which may write a newer one.
+        let placed = db.files.place(&rows).and_then(|spans| {
+            write_rows(&mut db.conn, &rows, &spans, |tx| {
+                for job in jobs.values() {
+                    job.write(tx)?;
+                }
+                extra(tx)
+            })
+        });
         match placed {
             Ok(()) => {
                 for r in &rows {
@@ -212,9 +220,11 @@ impl Shared {
                 Ok(())
             }
             Err(e) => {
+                let mut p = self.pending();
                 if !rows.is_empty() {
-                    self.pending().restore(rows);
+                    p.restore(rows);
                 }
+                p.restore_jobs(jobs);
                 Err(e)
             }
         }
@@ -250,7 +260,7 @@ impl Shared {
             let (closing, vacuum, checkpoint) = wanted;
             // A failed write keeps its rows buffered and is retried after
             // another interval; `append` reports it once the buffer is full.
-            if !self.pending().rows.is_empty() {
+            if !self.pending().is_empty() {
                 let _ = self.write(&mut self.db(), |_| Ok(()));
             }
             if closing {
@@ -283,21 +293,20 @@ impl Shared {
 
 impl Store for SqliteStore {
     fn save_job(&self, info: &JobInfo) -> Result<(), StoreError> {
-        let json = serde_json::to_string(info)
-            .map_err(|e| StoreError::new(format!("cannot encode job {}", info.id), e))?;
-        let id = sql_int(info.id)?;
-        let parent = info.parent.map(sql_int).transpose()?;
-        let state = info.state.to_string();
+        let row = JobRow::encode(info)?;
         // Records appended before the row go in the same transaction: a
         // finished row on disk means all the job's records are there too.
-        self.shared.write(&mut self.shared.db(), |tx| {
-            tx.prepare_cached(
-                "INSERT OR REPLACE INTO jobs (id, parent, name, type, state, info)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?
-            .execute(params![id, parent, info.name, info.type_name, state, json])?;
-            Ok(())
-        })
+        self.shared.write(&mut self.shared.db(), |tx| row.write(tx))
+    }
+
+    fn save_job_soon(&self, info: &JobInfo) -> Result<(), StoreError> {
+        // A live job's row rides with the next batch (at most the flush
+        // interval away): starting a job costs no transaction of its own.
+        let row = JobRow::encode(info)?;
+        if self.shared.pending().push_job(row) {
+            self.shared.wake.notify_one();
+        }
+        Ok(())
     }
 
     fn delete_job(&self, id: JobId) -> Result<(), StoreError> {
@@ -311,7 +320,11 @@ impl Store for SqliteStore {
             .map_err(fail)?;
         tx.commit().map_err(fail)?;
         db.has.remove(&id);
-        self.shared.pending().retain(|r| r.job != id);
+        {
+            let mut p = self.shared.pending();
+            p.jobs.remove(&id);
+            p.retain(|r| r.job != id);
+        }
         db.files.remove(id)?;
         // Give a large output's space back once its job is gone, in the
         // background: the caller may hold the session's table.
@@ -328,6 +341,9 @@ impl Store for SqliteStore {
 
     fn load_jobs(&self) -> Result<Vec<JobInfo>, StoreError> {
         let fail = |e| StoreError::new("cannot read the job table", e);
+        if !self.shared.pending().jobs.is_empty() {
+            self.flush()?;
+        }
         let db = self.shared.db();
         let mut stmt = db
             .conn
@@ -553,5 +569,7 @@ mod row;
 mod schema;
 #[cfg(test)]
 mod session_tests;
+#[cfg(test)]
+mod soon_tests;
 #[cfg(test)]
 mod tests;

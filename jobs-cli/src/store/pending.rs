@@ -1,11 +1,11 @@
 //! The in-memory batch of appended records and when it is due to be written.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use jobs_core::JobId;
 
-use super::row::Row;
+use super::row::{JobRow, Row};
 
 /// How long an appended record may wait in memory before it is written.
 pub const FLUSH_INTERVAL: Duration = Duration::from_millis(25);
@@ -26,7 +26,7 @@ impl Default for StoreOptions {
         StoreOptions {
             flush_interval: FLUSH_INTERVAL,
             flush_records: 4096,
-            flush_bytes: 4 << 20,
+            flush_bytes: 2 << 20,
         }
     }
 }
@@ -49,6 +49,8 @@ impl StoreOptions {
 #[derive(Default)]
 pub(super) struct Pending {
     pub(super) rows: Vec<Row>,
+    /// Rows of live jobs waiting for the next batch (the newest per job).
+    pub(super) jobs: BTreeMap<JobId, JobRow>,
     pub(super) bytes: usize,
     pub(super) per_job: HashMap<JobId, usize>,
     /// When the oldest buffered row arrived.
@@ -75,6 +77,35 @@ impl Pending {
         std::mem::take(&mut self.rows)
     }
 
+    /// Buffers a live job's row in place of an older one; whether the
+    /// buffer was empty (the writer must be woken).
+    pub(super) fn push_job(&mut self, row: JobRow) -> bool {
+        let was_empty = self.is_empty();
+        self.since.get_or_insert_with(Instant::now);
+        self.jobs.insert(row.id, row);
+        was_empty
+    }
+
+    /// Moves out the buffered job rows.
+    pub(super) fn take_jobs(&mut self) -> BTreeMap<JobId, JobRow> {
+        std::mem::take(&mut self.jobs)
+    }
+
+    /// Puts back job rows whose write failed, unless a newer one came since.
+    pub(super) fn restore_jobs(&mut self, jobs: BTreeMap<JobId, JobRow>) {
+        for (id, row) in jobs {
+            self.jobs.entry(id).or_insert(row);
+        }
+        if !self.jobs.is_empty() {
+            self.since.get_or_insert_with(Instant::now);
+        }
+    }
+
+    /// Nothing buffered: no records and no job rows.
+    pub(super) fn is_empty(&self) -> bool {
+        self.rows.is_empty() && self.jobs.is_empty()
+    }
+
     /// Puts back rows whose write failed, ahead of those appended since.
     pub(super) fn restore(&mut self, mut rows: Vec<Row>) {
         rows.append(&mut self.rows);
@@ -88,7 +119,7 @@ impl Pending {
         self.rows.retain(keep);
         if self.rows.len() != before {
             self.recount();
-            if self.rows.is_empty() {
+            if self.is_empty() {
                 self.since = None;
             }
         }
@@ -107,7 +138,7 @@ impl Pending {
         }
         self.rows = kept;
         self.recount();
-        if self.rows.is_empty() {
+        if self.is_empty() {
             self.since = None;
         }
         out

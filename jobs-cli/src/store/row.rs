@@ -1,7 +1,7 @@
 //! Records as rows: how a [`Record`] is encoded into the `records` table's
 //! columns and decoded back, and how a batch of rows is written.
 
-use jobs_core::{JobId, Payload, Record, StoreError, Stream};
+use jobs_core::{JobId, JobInfo, Payload, Record, StoreError, Stream};
 use rusqlite::{params, Connection, Transaction};
 
 use super::files::Span;
@@ -55,6 +55,51 @@ pub(super) fn write_rows(
     }
     extra(&tx).map_err(fail)?;
     tx.commit().map_err(fail)
+}
+
+/// A job's row, encoded: what `save_job` writes and `save_job_soon` buffers.
+#[derive(Clone, Debug)]
+pub(super) struct JobRow {
+    pub(super) id: JobId,
+    id_key: i64,
+    parent: Option<i64>,
+    name: String,
+    type_name: String,
+    state: String,
+    json: String,
+}
+
+impl JobRow {
+    pub(super) fn encode(info: &JobInfo) -> Result<JobRow, StoreError> {
+        let json = serde_json::to_string(info)
+            .map_err(|e| StoreError::new(format!("cannot encode job {}", info.id), e))?;
+        Ok(JobRow {
+            id: info.id,
+            id_key: sql_int(info.id)?,
+            parent: info.parent.map(sql_int).transpose()?,
+            name: info.name.clone(),
+            type_name: info.type_name.clone(),
+            state: info.state.to_string(),
+            json,
+        })
+    }
+
+    /// Inserts or replaces the row within `tx`.
+    pub(super) fn write(&self, tx: &Transaction) -> rusqlite::Result<()> {
+        tx.prepare_cached(
+            "INSERT OR REPLACE INTO jobs (id, parent, name, type, state, info)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?
+        .execute(params![
+            self.id_key,
+            self.parent,
+            self.name,
+            self.type_name,
+            self.state,
+            self.json
+        ])?;
+        Ok(())
+    }
 }
 
 pub(super) fn sql_int(v: u64) -> Result<i64, StoreError> {

@@ -1,0 +1,114 @@
+//! Tests of live job rows that ride with the next batch (`save_job_soon`).
+
+use std::time::{Duration, Instant};
+
+use jobs_core::{JobState, Record, Store};
+
+use super::tests::{info, place};
+use super::{SqliteStore, StoreOptions};
+
+/// Rows stay buffered until `flush`, a finished row or the store's end.
+fn held() -> StoreOptions {
+    StoreOptions {
+        flush_interval: Duration::from_secs(3600),
+        flush_records: 1 << 20,
+        flush_bytes: 1 << 30,
+    }
+}
+
+/// The job rows committed, as (id, state), read through another connection.
+fn committed(path: &std::path::Path) -> Vec<(i64, String)> {
+    let conn = rusqlite::Connection::open(path).expect("raw open");
+    let mut stmt = conn
+        .prepare("SELECT id, state FROM jobs ORDER BY id")
+        .expect("prepare");
+    let rows = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .expect("query");
+    rows.map(|r| r.expect("row")).collect()
+}
+
+#[test]
+fn a_live_row_waits_for_the_batch_and_the_newest_one_is_written() {
+    let p = place();
+    let store = SqliteStore::open_with(&p.path, held()).expect("open");
+    store
+        .save_job_soon(&info(1, JobState::NotStarted))
+        .expect("soon");
+    store
+        .save_job_soon(&info(1, JobState::Running))
+        .expect("soon");
+    assert!(committed(&p.path).is_empty(), "written before its batch");
+    store.flush().expect("flush");
+    assert_eq!(committed(&p.path), vec![(1, "Running".to_string())]);
+}
+
+#[test]
+fn a_finished_row_supersedes_the_buffered_live_one() {
+    let p = place();
+    let store = SqliteStore::open_with(&p.path, held()).expect("open");
+    store
+        .save_job_soon(&info(1, JobState::Running))
+        .expect("soon");
+    store
+        .save_job_soon(&info(2, JobState::Running))
+        .expect("soon");
+    store
+        .append(1, 1, Record::output_text("done"))
+        .expect("append");
+    store.save_job(&info(1, JobState::Completed)).expect("save");
+    // One transaction: the record, the other job's live row, and job 1's
+    // finished row over its live one.
+    assert_eq!(
+        committed(&p.path),
+        vec![(1, "Completed".to_string()), (2, "Running".to_string())]
+    );
+    store.flush().expect("flush");
+    assert_eq!(committed(&p.path)[0], (1, "Completed".to_string()));
+}
+
+#[test]
+fn a_deleted_job_is_not_brought_back_by_its_buffered_row() {
+    let p = place();
+    let store = SqliteStore::open_with(&p.path, held()).expect("open");
+    store.save_job(&info(1, JobState::Completed)).expect("save");
+    store
+        .save_job_soon(&info(2, JobState::Running))
+        .expect("soon");
+    store.delete_job(2).expect("delete");
+    store.flush().expect("flush");
+    assert_eq!(committed(&p.path), vec![(1, "Completed".to_string())]);
+    let ids: Vec<u64> = store
+        .load_jobs()
+        .expect("load")
+        .iter()
+        .map(|j| j.id)
+        .collect();
+    assert_eq!(ids, vec![1]);
+}
+
+#[test]
+fn buffered_rows_are_written_when_the_store_closes_and_by_the_background_thread() {
+    let p = place();
+    {
+        let store = SqliteStore::open_with(&p.path, held()).expect("open");
+        store
+            .save_job_soon(&info(1, JobState::Running))
+            .expect("soon");
+    }
+    assert_eq!(committed(&p.path), vec![(1, "Running".to_string())]);
+    let opts = StoreOptions {
+        flush_interval: Duration::from_millis(20),
+        ..StoreOptions::default()
+    };
+    let store = SqliteStore::open_with(&p.path, opts).expect("reopen");
+    store
+        .save_job_soon(&info(2, JobState::Running))
+        .expect("soon");
+    // No timing assertion: the deadline only bounds a broken writer.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while committed(&p.path).len() < 2 {
+        assert!(Instant::now() < deadline, "the live row was never written");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
