@@ -410,13 +410,14 @@ pub fn read_frame_into<T: for<'de> Deserialize<'de>>(
     let (h, b) = check_lengths(prefix)?;
     let mut header = vec![0u8; h];
     r.read_exact(&mut header).map_err(FrameError::Io)?;
-    blob.clear();
-    blob.reserve_exact(b);
-    // Into spare capacity: the buffer is not zeroed first.
-    let n = r.take(b as u64).read_to_end(blob).map_err(FrameError::Io)?;
-    if n != b {
-        return Err(FrameError::Io(io::ErrorKind::UnexpectedEof.into()));
+    // Only bytes the buffer never held are zeroed: pages of one size reuse
+    // it as it is, and each read takes all the socket has.
+    if blob.len() < b {
+        blob.resize(b, 0);
+    } else {
+        blob.truncate(b);
     }
+    r.read_exact(blob).map_err(FrameError::Io)?;
     let msg = serde_json::from_slice(&header).map_err(|e| FrameError::Malformed(e.to_string()))?;
     Ok(msg)
 }
