@@ -4,17 +4,8 @@ use std::time::{Duration, Instant};
 
 use jobs_core::{JobState, Record, Store};
 
-use super::tests::{info, place};
+use super::tests::{held, info, job_ids, place};
 use super::{SqliteStore, StoreOptions};
-
-/// Rows stay buffered until `flush`, a finished row or the store's end.
-fn held() -> StoreOptions {
-    StoreOptions {
-        flush_interval: Duration::from_secs(3600),
-        flush_records: 1 << 20,
-        flush_bytes: 1 << 30,
-    }
-}
 
 /// The job rows committed, as (id, state), read through another connection.
 fn committed(path: &std::path::Path) -> Vec<(i64, String)> {
@@ -78,13 +69,7 @@ fn a_deleted_job_is_not_brought_back_by_its_buffered_row() {
     store.delete_job(2).expect("delete");
     store.flush().expect("flush");
     assert_eq!(committed(&p.path), vec![(1, "Completed".to_string())]);
-    let ids: Vec<u64> = store
-        .load_jobs()
-        .expect("load")
-        .iter()
-        .map(|j| j.id)
-        .collect();
-    assert_eq!(ids, vec![1]);
+    assert_eq!(job_ids(&store), vec![1]);
 }
 
 #[test]

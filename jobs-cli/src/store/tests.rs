@@ -25,7 +25,7 @@ pub(super) fn place() -> Place {
 }
 
 /// Records stay buffered until `flush` (or a full buffer).
-fn held() -> StoreOptions {
+pub(super) fn held() -> StoreOptions {
     StoreOptions {
         flush_interval: Duration::from_secs(3600),
         flush_records: 1 << 20,
@@ -55,6 +55,16 @@ pub(super) fn info(id: u64, state: JobState) -> JobInfo {
         children: vec![],
         detached: false,
     }
+}
+
+/// The ids of the jobs the store holds.
+pub(super) fn job_ids(store: &SqliteStore) -> Vec<u64> {
+    store
+        .load_jobs()
+        .expect("load")
+        .iter()
+        .map(|j| j.id)
+        .collect()
 }
 
 fn json_of(r: &Record) -> serde_json::Value {
@@ -414,13 +424,7 @@ fn delete_job_removes_its_row_and_records() {
     store.flush().expect("flush");
     assert!(store.read(1, 0, 100).expect("read").is_empty());
     assert_eq!(store.read(2, 0, 100).expect("read").len(), 5);
-    let ids: Vec<u64> = store
-        .load_jobs()
-        .expect("load")
-        .iter()
-        .map(|j| j.id)
-        .collect();
-    assert_eq!(ids, vec![2]);
+    assert_eq!(job_ids(&store), vec![2]);
 }
 
 #[test]
