@@ -52,6 +52,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use jobs_core::{JobId, JobInfo, Record, Store, StoreError};
 use rusqlite::{params, Connection, Transaction};
@@ -88,6 +89,9 @@ struct Shared {
     pending: Mutex<Pending>,
     /// Wakes the flusher: first record buffered, batch due, or closing.
     wake: Condvar,
+    /// Wakes appends waiting for room: buffered rows were consumed or taken
+    /// for writing.
+    room: Condvar,
     max_seq: AtomicU64,
     /// About how much was written since the last checkpoint.
     wal_bytes: AtomicUsize,
@@ -131,6 +135,7 @@ impl SqliteStore {
             }),
             pending: Mutex::new(Pending::default()),
             wake: Condvar::new(),
+            room: Condvar::new(),
             max_seq: AtomicU64::new(max_seq),
             wal_bytes: AtomicUsize::new(0),
             opts,
@@ -189,6 +194,7 @@ impl Shared {
             let mut p = self.pending();
             (p.take(), p.take_jobs())
         };
+        self.room.notify_all();
         // The bytes first, then the rows that point at them; the buffered
         // job rows before `extra`, which may write a newer one.
         let placed = db.files.place(&rows).and_then(|spans| {
@@ -369,7 +375,28 @@ impl Store for SqliteStore {
     fn append(&self, job: JobId, seq: u64, record: Record) -> Result<(), StoreError> {
         let row = Row::encode(job, seq, record)?;
         let opts = &self.shared.opts;
-        if opts.full(&self.shared.pending()) {
+        let full = {
+            let mut p = self.shared.pending();
+            // A receiver takes this job's records from the buffer as they
+            // come: wait for it to make room (the producer slows to its
+            // pace, as with a pipe) rather than write what it is about to
+            // take. Never past the flush interval, then write as usual.
+            let until = Instant::now() + opts.flush_interval;
+            while opts.full(&p) && p.draining(job, opts.flush_interval) {
+                let left = until.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                p = self
+                    .shared
+                    .room
+                    .wait_timeout(p, left)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
+            }
+            opts.full(&p)
+        };
+        if full {
             self.shared.write(&mut self.shared.db(), |_| Ok(()))?;
         }
         let wake = {
@@ -449,9 +476,14 @@ impl Store for SqliteStore {
     fn discard(&self, job: JobId, through: u64) -> Result<(), StoreError> {
         let mut db = self.shared.db();
         delete_through(&mut db, job, through)?;
-        self.shared
-            .pending()
-            .retain(|r| r.job != job || r.seq > through);
+        let mut p = self.shared.pending();
+        // A receiver is taking the job's records: its buffered records
+        // wait for it rather than for the disk (see `append`).
+        p.drain(job);
+        if p.retain(|r| r.job != job || r.seq > through) > 0 {
+            drop(p);
+            self.shared.room.notify_all();
+        }
         Ok(())
     }
 
@@ -560,6 +592,8 @@ fn delete_through(db: &mut Db, job: JobId, through: u64) -> Result<(), StoreErro
 
 #[cfg(test)]
 mod crash_tests;
+#[cfg(test)]
+mod drain_tests;
 #[cfg(test)]
 mod file_tests;
 mod files;

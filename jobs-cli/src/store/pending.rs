@@ -41,7 +41,14 @@ impl StoreOptions {
             || p.bytes >= self.flush_bytes.saturating_mul(4)
     }
 
+    /// A batch is due by its size, except while a receiver takes records
+    /// as they come: then only the flush interval counts, and a full buffer
+    /// makes the producers wait for the receiver (see `append`). What it
+    /// takes in time never touches the disk.
     pub(super) fn due(&self, p: &Pending) -> bool {
+        if p.drained_lately(self.flush_interval) {
+            return false;
+        }
         p.rows.len() >= self.flush_records || p.bytes >= self.flush_bytes
     }
 }
@@ -60,6 +67,8 @@ pub(super) struct Pending {
     pub(super) vacuum: bool,
     /// The write-ahead log has grown enough to be checkpointed.
     pub(super) checkpoint: bool,
+    /// When a receiver last consumed rows, per job.
+    pub(super) drained: HashMap<JobId, Instant>,
 }
 
 impl Pending {
@@ -114,15 +123,44 @@ impl Pending {
         self.since = Some(Instant::now());
     }
 
-    pub(super) fn retain(&mut self, keep: impl Fn(&Row) -> bool) {
+    /// Drops the rows `keep` refuses; how many.
+    pub(super) fn retain(&mut self, keep: impl Fn(&Row) -> bool) -> usize {
         let before = self.rows.len();
         self.rows.retain(keep);
-        if self.rows.len() != before {
+        let dropped = before - self.rows.len();
+        if dropped > 0 {
             self.recount();
-            if self.is_empty() {
-                self.since = None;
-            }
+            self.since_oldest();
         }
+        dropped
+    }
+
+    /// After rows left: the interval runs from the oldest row left (job
+    /// rows keep the time they set).
+    fn since_oldest(&mut self) {
+        if self.jobs.is_empty() {
+            self.since = self.rows.first().map(|r| r.at);
+        }
+    }
+
+    /// Notes that a receiver consumed rows of `job`.
+    pub(super) fn drain(&mut self, job: JobId) {
+        let now = Instant::now();
+        if self.drained.len() >= 64 {
+            self.drained
+                .retain(|_, t| now.duration_since(*t) < Duration::from_secs(1));
+        }
+        self.drained.insert(job, now);
+    }
+
+    /// Whether a receiver consumed rows of `job` within `window`.
+    pub(super) fn draining(&self, job: JobId, window: Duration) -> bool {
+        self.drained.get(&job).is_some_and(|t| t.elapsed() < window)
+    }
+
+    /// Whether a receiver consumed rows of any job within `window`.
+    pub(super) fn drained_lately(&self, window: Duration) -> bool {
+        self.drained.values().any(|t| t.elapsed() < window)
     }
 
     /// Moves out the first `n` buffered rows of a job.
@@ -138,9 +176,7 @@ impl Pending {
         }
         self.rows = kept;
         self.recount();
-        if self.is_empty() {
-            self.since = None;
-        }
+        self.since_oldest();
         out
     }
 

@@ -1,6 +1,8 @@
 //! Records as rows: how a [`Record`] is encoded into the `records` table's
 //! columns and decoded back, and how a batch of rows is written.
 
+use std::time::Instant;
+
 use jobs_core::{JobId, JobInfo, Payload, Record, StoreError, Stream};
 use rusqlite::{params, Connection, Transaction};
 
@@ -119,6 +121,8 @@ pub(super) struct Row {
     pub(super) stream: Stream,
     pub(super) kind: Kind,
     pub(super) data: Data,
+    /// When it was appended (or read).
+    pub(super) at: Instant,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -180,6 +184,7 @@ impl Row {
             stream: record.stream,
             kind,
             data,
+            at: Instant::now(),
         })
     }
 
@@ -226,6 +231,7 @@ impl Row {
             stream,
             kind,
             data,
+            at: Instant::now(),
         };
         Ok((row, span))
     }
