@@ -22,7 +22,7 @@ use crate::watcher::Watcher;
 use crate::{ProcessExecutor, ProcessSpec};
 
 /// The largest read, and so the largest Bytes record, from stdout/stderr.
-pub(crate) const CHUNK: usize = 256 << 10;
+pub(crate) const CHUNK: usize = 1 << 20;
 /// The read size while a pipe has its default 64 KiB buffer.
 const SMALL_CHUNK: usize = 64 << 10;
 

@@ -5,7 +5,7 @@
 //! (no shell), or a shell line run by `/bin/sh -c`, with a working directory
 //! and an environment (the host's, or an empty one, plus overrides). The
 //! process's stdout becomes Output records and its stderr Error records, as
-//! raw `Payload::Bytes` chunks of at most 256 KiB emitted as they are read:
+//! raw `Payload::Bytes` chunks of at most 1 MiB emitted as they are read:
 //! binary data, NUL bytes, invalid UTF-8, a missing final newline and lines
 //! of any length come back byte for byte, and nothing is held here beyond
 //! one chunk per stream (the session's store decides what is kept). A pipe
