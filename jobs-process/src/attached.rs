@@ -248,15 +248,14 @@ async fn pump_bytes<R: AsyncRead + AsFd + Unpin>(
             Ok(0) => return,
             Ok(n) => {
                 total += n;
-                if n >= chunk / 2 {
-                    // A full read: hand the buffer itself over (at most
-                    // half of it unused) and read into a new one.
-                    let full = std::mem::replace(&mut buf, Vec::with_capacity(chunk));
-                    ctx.emit(Record::bytes(stream, full));
-                } else {
-                    ctx.emit(Record::bytes(stream, buf.clone()));
-                    buf.clear();
+                // Hand the buffer itself over, no copy, and read into a new
+                // one. Its unused room goes back to the allocator: shrinking
+                // a block splits it in place.
+                let mut read = std::mem::replace(&mut buf, Vec::with_capacity(chunk));
+                if read.capacity() - n >= 4096 {
+                    read.shrink_to_fit();
                 }
+                ctx.emit(Record::bytes(stream, read));
                 if big.is_none() && total >= BIG_PIPE && chunk == SMALL_CHUNK {
                     big = BigPipe::try_enlarge(&reader);
                     if big.is_some() {
