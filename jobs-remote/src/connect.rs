@@ -18,6 +18,27 @@ pub(crate) struct Connected {
     pub(crate) socket: TcpStream,
 }
 
+/// Closes a connection: politely (a disconnect message, bounded wait)
+/// when it is in a clean state, else by shutting the socket first so
+/// nothing waits on a dead or confused peer.
+pub(crate) fn close(conn: Connected, clean: bool) {
+    conn.session.set_blocking(true);
+    conn.session.set_timeout(1_000);
+    if clean {
+        let _ = conn.session.disconnect(None, "done", None);
+    } else {
+        let _ = conn.socket.shutdown(std::net::Shutdown::Both);
+    }
+    drop(conn);
+}
+
+/// Makes a connection ready to open a channel: blocking, with the connect
+/// timeout bounding each step (as during the connect).
+pub(crate) fn prepare(conn: &Connected, r: &Resolved) {
+    conn.session.set_blocking(true);
+    conn.session.set_timeout(millis(r.connect_timeout));
+}
+
 fn millis(d: Duration) -> u32 {
     u32::try_from(d.as_millis()).unwrap_or(u32::MAX).max(1)
 }

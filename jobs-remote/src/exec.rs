@@ -15,7 +15,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use ssh2::{BlockDirections, Channel, Session};
 
 use crate::config::Resolved;
-use crate::connect::Connected;
+use crate::connect::{close, Connected};
 use crate::error::{ErrorKind, HostErr, RemoteError};
 
 /// The side line the wrapper prints first on stdout: the remote shell's
@@ -254,44 +254,52 @@ impl Runner<'_> {
     }
 }
 
-/// Runs `command` on the connected host and maps the outcome to the job's.
+/// Runs the started command on the connected host and maps the outcome to
+/// the job's. Gives the connection back when it may serve another command:
+/// the command ended on its own (not stopped), both streams reached their
+/// end and the channel closed; otherwise closes it.
 pub(crate) fn run(
     conn: Connected,
+    channel: Channel,
     r: &Resolved,
-    command: &str,
     ctx: &JobContext,
     stop_grace: Duration,
-) -> Result<(), JobFailure> {
+) -> (Result<(), JobFailure>, Option<Connected>) {
     let mut closed = false;
-    let result = drive(&conn, r, command, ctx, stop_grace, &mut closed);
+    let mut reusable = false;
+    let result = drive(
+        &conn,
+        channel,
+        r,
+        ctx,
+        stop_grace,
+        &mut closed,
+        &mut reusable,
+    );
+    if reusable && closed && !ctx.stop_requested() {
+        return (result, Some(conn));
+    }
     // Freeing a session closes its open channels and, in blocking mode,
     // waits for the peer's answer: bound that wait, and when the channel
     // did not close properly (peer gone, stop cut it short) shut the socket
     // first so nothing waits on a dead peer.
-    conn.session.set_blocking(true);
-    conn.session.set_timeout(1_000);
-    if closed {
-        let _ = conn.session.disconnect(None, "done", None);
-    } else {
-        let _ = conn.socket.shutdown(std::net::Shutdown::Both);
-    }
-    drop(conn);
-    result
+    close(conn, closed);
+    (result, None)
 }
 
 fn drive(
     conn: &Connected,
+    mut channel: Channel,
     r: &Resolved,
-    command: &str,
     ctx: &JobContext,
     stop_grace: Duration,
     closed: &mut bool,
+    reusable: &mut bool,
 ) -> Result<(), JobFailure> {
     let he = HostErr {
         host: r.written.clone(),
     };
     let session = &conn.session;
-    let mut channel = open(session, command, &he).map_err(|e| JobFailure::new(e.to_string()))?;
     session.set_timeout(0);
     session.set_keepalive(
         true,
@@ -444,12 +452,14 @@ fn drive(
             Ok(s) => format!("killed by signal {} ({name})", s as i32),
             Err(_) => format!("killed by signal {name}"),
         };
+        *reusable = channel.eof();
         return Err(JobFailure::new(reason));
     }
     let status = channel
         .exit_status()
         .map_err(|e| JobFailure::new(runner.lost(e.message()).to_string()))?;
     ctx.set_exit_code(status);
+    *reusable = channel.eof();
     if status == 0 {
         Ok(())
     } else {
@@ -460,9 +470,9 @@ fn drive(
     }
 }
 
-/// Opens the session channel and starts the wrapped command (blocking,
-/// under the connect timeout set by `connect`).
-fn open(session: &Session, command: &str, he: &HostErr) -> Result<Channel, RemoteError> {
+/// Opens a session channel and starts the wrapped command (blocking,
+/// under the connect timeout set by `connect` or `prepare`).
+pub(crate) fn open(session: &Session, command: &str, he: &HostErr) -> Result<Channel, RemoteError> {
     let fail = |what: &str, e: ssh2::Error| {
         he.err(
             ErrorKind::Channel,

@@ -2,14 +2,16 @@
 //! each child drives its host's SSH session on a thread of its own.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use jobs_core::{async_trait, JobContext, JobExecutor, JobFailure, JobSpec};
 
 use crate::config;
 use crate::connect;
+use crate::error::HostErr;
 use crate::exec;
 use crate::options::SshOptions;
+use crate::pool::{Pool, PoolKey};
 use crate::spec::{HostTask, Params, RemoteSpec};
 
 /// The type name of remote jobs.
@@ -24,9 +26,21 @@ pub const TYPE_NAME: &str = "RemoteJob";
 /// authenticates, runs the command and streams stdout as Output and stderr
 /// as Error records (byte-exact), on a dedicated OS thread: ssh2 is
 /// blocking, and the async runtime never waits on it.
-#[derive(Clone, Debug, Default)]
+///
+/// The executor (and its clones) own a pool of idle authenticated
+/// connections: a child takes one for its host when there is one, and gives
+/// it back when its command ended cleanly (see the crate docs and
+/// [`SshOptions::pool_idle_timeout`]). Dropping the last clone closes them.
+#[derive(Clone, Debug)]
 pub struct SshExecutor {
     options: Arc<SshOptions>,
+    pool: Arc<Pool>,
+}
+
+impl Default for SshExecutor {
+    fn default() -> Self {
+        SshExecutor::with_options(SshOptions::default())
+    }
 }
 
 impl SshExecutor {
@@ -38,6 +52,7 @@ impl SshExecutor {
     /// An executor with these options.
     pub fn with_options(options: SshOptions) -> Self {
         SshExecutor {
+            pool: Arc::new(Pool::new(&options)),
             options: Arc::new(options),
         }
     }
@@ -45,6 +60,12 @@ impl SshExecutor {
     /// The executor's options.
     pub fn options(&self) -> &SshOptions {
         &self.options
+    }
+
+    /// How many authenticated connections are open and idle, kept for the
+    /// next command to their host.
+    pub fn idle_connections(&self) -> usize {
+        self.pool.idle_count()
     }
 
     async fn run_parent(&self, spec: RemoteSpec, ctx: JobContext) -> Result<(), JobFailure> {
@@ -79,6 +100,9 @@ impl SshExecutor {
 
     async fn run_child(&self, task: HostTask, ctx: JobContext) -> Result<(), JobFailure> {
         let options = Arc::clone(&self.options);
+        // Weak: a running command does not keep the pool of a dropped
+        // executor alive; its connection then just closes.
+        let pool = Arc::downgrade(&self.pool);
         let stop = ctx.stop_token();
         let started = Arc::new(AtomicBool::new(false));
         let started_in_thread = Arc::clone(&started);
@@ -87,7 +111,7 @@ impl SshExecutor {
         std::thread::Builder::new()
             .name(name)
             .spawn(move || {
-                let _ = tx.send(run_host(&task, &options, &ctx, &started_in_thread));
+                let _ = tx.send(run_host(&task, &options, &pool, &ctx, &started_in_thread));
             })
             .map_err(|e| JobFailure::new(format!("cannot start a thread for the host: {e}")))?;
         let lost = || {
@@ -116,20 +140,71 @@ impl SshExecutor {
 fn run_host(
     task: &HostTask,
     options: &SshOptions,
+    pool: &Weak<Pool>,
     ctx: &JobContext,
     started: &AtomicBool,
 ) -> Result<(), JobFailure> {
-    let resolved =
-        config::resolve(&task.host, options).map_err(|e| JobFailure::new(e.to_string()))?;
+    let fail = |e: crate::RemoteError| JobFailure::new(e.to_string());
+    let resolved = config::resolve(&task.host, options).map_err(fail)?;
     if ctx.stop_requested() {
         return Ok(());
     }
-    let conn = connect::connect(&resolved).map_err(|e| JobFailure::new(e.to_string()))?;
+    let key = PoolKey::of(&resolved);
+    let he = HostErr {
+        host: resolved.written.clone(),
+    };
+    let pooled = pool.upgrade().and_then(|p| p.take(&key));
+    let reused = pooled.is_some();
+    let conn = match pooled {
+        Some(conn) => {
+            connect::prepare(&conn, &resolved);
+            conn
+        }
+        None => connect::connect(&resolved).map_err(fail)?,
+    };
     started.store(true, Ordering::SeqCst);
     if ctx.stop_requested() {
+        // Nothing ran on it: the connection is as good as before.
+        give_back(pool, key, conn);
         return Ok(());
     }
-    exec::run(conn, &resolved, &task.command, ctx, options.stop_grace)
+    let (conn, channel) = match exec::open(&conn.session, &task.command, &he) {
+        Ok(channel) => (conn, channel),
+        Err(e) => {
+            connect::close(conn, false);
+            if !reused {
+                return Err(fail(e));
+            }
+            // The pooled connection went stale: a fresh one, as if none
+            // had been pooled.
+            let conn = connect::connect(&resolved).map_err(fail)?;
+            if ctx.stop_requested() {
+                give_back(pool, key, conn);
+                return Ok(());
+            }
+            match exec::open(&conn.session, &task.command, &he) {
+                Ok(channel) => (conn, channel),
+                Err(e) => {
+                    connect::close(conn, false);
+                    return Err(fail(e));
+                }
+            }
+        }
+    };
+    let (result, reusable) = exec::run(conn, channel, &resolved, ctx, options.stop_grace);
+    if let Some(conn) = reusable {
+        give_back(pool, key, conn);
+    }
+    result
+}
+
+/// Returns a clean connection to the pool, or closes it when the executor
+/// is gone.
+fn give_back(pool: &Weak<Pool>, key: PoolKey, conn: connect::Connected) {
+    match pool.upgrade() {
+        Some(p) => p.put(key, conn),
+        None => connect::close(conn, true),
+    }
 }
 
 #[async_trait]

@@ -25,6 +25,18 @@
 //! which must therefore be a POSIX-style shell (sh, bash, dash, ksh, zsh);
 //! lines too long for one SSH packet travel on the command's stdin.
 //!
+//! Connections are pooled per executor, as OpenSSH's ControlMaster keeps
+//! them: when a command ends on its own and its channel closes cleanly,
+//! the authenticated connection stays open, idle, and the next command for
+//! the same resolved host name, port, user, identities, agent and host key
+//! policy runs on it (a new channel) without a new TCP connect, handshake,
+//! host key check or login. A connection serves one command at a time;
+//! one found closed by the server, or on which no channel opens, is
+//! dropped and a fresh one made, so a stale connection never fails a job.
+//! A stopped command's connection is never reused. Idle connections close
+//! after [`SshOptions::pool_idle_timeout`] (30 s; zero turns pooling off),
+//! beyond 4 per host and 128 in all, and when the executor is dropped.
+//!
 //! # Example
 //! ```no_run
 //! use std::sync::Arc;
@@ -56,12 +68,14 @@ mod exec;
 mod executor;
 mod hostkey;
 mod options;
+mod pool;
 mod spec;
 
 pub use error::{ErrorKind, RemoteError};
 pub use executor::{SshExecutor, TYPE_NAME};
 pub use options::{
     SshOptions, DEFAULT_CONNECT_TIMEOUT, DEFAULT_KEEPALIVE_COUNT, DEFAULT_KEEPALIVE_INTERVAL,
+    DEFAULT_POOL_IDLE_TIMEOUT, DEFAULT_POOL_MAX_IDLE, DEFAULT_POOL_MAX_IDLE_PER_HOST,
     DEFAULT_STOP_GRACE,
 };
 pub use spec::{RemoteSpec, DEFAULT_THROTTLE};

@@ -13,6 +13,14 @@ pub const DEFAULT_KEEPALIVE_COUNT: u32 = 3;
 /// How long a stopped command gets between SIGTERM and SIGKILL.
 pub const DEFAULT_STOP_GRACE: Duration = Duration::from_secs(2);
 
+/// How long a connection stays open, idle, for the next command to the
+/// same host (the pool's idle timeout).
+pub const DEFAULT_POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Idle connections kept per host (per user, port, keys and host key policy).
+pub const DEFAULT_POOL_MAX_IDLE_PER_HOST: usize = 4;
+/// Idle connections kept in all.
+pub const DEFAULT_POOL_MAX_IDLE: usize = 128;
+
 /// Settings of an [`SshExecutor`](crate::SshExecutor).
 ///
 /// Values left `None` come from the host's `~/.ssh/config` entry, then from
@@ -48,6 +56,17 @@ pub struct SshOptions {
     pub agent_socket: Option<PathBuf>,
     /// Time between SIGTERM and SIGKILL to the remote process group on stop.
     pub stop_grace: Duration,
+    /// How long an authenticated connection whose command ended cleanly
+    /// is kept, idle, for the next command with the same host, port, user,
+    /// keys and host key policy (default 30 s). Zero turns pooling off:
+    /// one connection per command.
+    pub pool_idle_timeout: Duration,
+    /// Idle connections kept per host, port, user, keys and host key
+    /// policy (default 4; 0 turns pooling off).
+    pub pool_max_idle_per_host: usize,
+    /// Idle connections kept in all; the longest idle goes first (default
+    /// 128; 0 turns pooling off).
+    pub pool_max_idle: usize,
 }
 
 impl Default for SshOptions {
@@ -64,6 +83,9 @@ impl Default for SshOptions {
             use_agent: true,
             agent_socket: None,
             stop_grace: DEFAULT_STOP_GRACE,
+            pool_idle_timeout: DEFAULT_POOL_IDLE_TIMEOUT,
+            pool_max_idle_per_host: DEFAULT_POOL_MAX_IDLE_PER_HOST,
+            pool_max_idle: DEFAULT_POOL_MAX_IDLE,
         }
     }
 }
@@ -129,6 +151,27 @@ impl SshOptions {
     /// Sets the time between SIGTERM and SIGKILL on stop.
     pub fn stop_grace(mut self, grace: Duration) -> Self {
         self.stop_grace = grace;
+        self
+    }
+
+    /// Sets how long idle connections are kept for reuse; zero turns
+    /// pooling off.
+    pub fn pool_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.pool_idle_timeout = timeout;
+        self
+    }
+
+    /// Sets how many idle connections are kept per host, port, user, keys
+    /// and host key policy; zero turns pooling off.
+    pub fn pool_max_idle_per_host(mut self, max: usize) -> Self {
+        self.pool_max_idle_per_host = max;
+        self
+    }
+
+    /// Sets how many idle connections are kept in all; zero turns pooling
+    /// off.
+    pub fn pool_max_idle(mut self, max: usize) -> Self {
+        self.pool_max_idle = max;
         self
     }
 }

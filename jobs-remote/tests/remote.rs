@@ -177,7 +177,8 @@ fn unreachable_hosts_fail_alone_and_quickly() {
 #[test]
 fn fan_out_to_twenty_aliases_never_exceeds_the_throttle() {
     let sshd = Sshd::start_masked();
-    let s = sshd.session();
+    // One connection per command: the login count below is the point.
+    let s = sshd.session_with(sshd.options().pool_idle_timeout(Duration::ZERO));
     let d = sshd.dir.path().display().to_string();
     // Server side: count running commands under a lock, log each count.
     let cmd = format!(

@@ -5,4 +5,5 @@ mod sshd;
 mod conformance;
 mod hostkeys;
 mod netns;
+mod pool;
 mod remote;
