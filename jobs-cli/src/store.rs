@@ -44,6 +44,16 @@
 //! Data files, like the log, are not synced at each commit: a power failure
 //! can lose the last records' bytes, which then read as an error.
 //!
+//! # A receiver that keeps up
+//! While a receiver consumes a job's records (`discard` after each page it
+//! wrote out), buffered records are not written by size: they wait for the
+//! receiver, which usually consumes them from memory before the flush
+//! interval passes, so they never touch the disk. A full buffer then makes
+//! the producer's `append` wait for the receiver to make room, as a pipe
+//! would, but never longer than the flush interval; after that, and for
+//! records the receiver does not take in time, the contract above holds
+//! unchanged. Memory stays bounded by the buffer either way.
+//!
 //! One `SqliteStore` per database file: it caches what it wrote (which jobs
 //! hold records) and assumes no other process writes records meanwhile.
 
