@@ -247,3 +247,38 @@ fn a_reader_that_stops_early_loses_nothing_of_a_large_output() {
     assert!(data.ends_with(&rest), "the rest is a suffix of the output");
     assert_eq!(home.job(id.parse().expect("id"))["has_more_data"], false);
 }
+
+#[test]
+fn a_following_reader_that_stops_early_loses_nothing() {
+    let home = TestHome::new();
+    let data = pattern(24 << 20);
+    let file = home.path().join("big.bin");
+    std::fs::write(&file, &data).expect("write");
+    // Received as it is produced: records are taken from memory.
+    let script = format!("cat '{}'; sleep 0.3", file.display());
+    let id = home.start(&["-c", &script]).to_string();
+    let shell = format!(
+        "'{}' receive {} --wait | head -c 5000000",
+        jobctl_bin().display(),
+        id
+    );
+    let child = Command::new("/bin/sh")
+        .args(["-c", &shell])
+        .env("JOBCTL_HOME", home.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sh");
+    let head = finish(child, COMMAND_TIMEOUT, "receive --wait | head -c").stdout;
+    assert_eq!(head.len(), 5_000_000);
+    assert!(data.starts_with(&head));
+    home.ok(&["wait", &id]);
+    let rest = home.run(&["receive", &id]).stdout;
+    assert!(
+        head.len() + rest.len() >= data.len(),
+        "lost {} bytes",
+        data.len() - head.len() - rest.len()
+    );
+    assert!(data.ends_with(&rest), "the rest is a suffix of the output");
+}
