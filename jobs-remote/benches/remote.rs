@@ -4,8 +4,13 @@
 //! - `fanout_50`: 50 host aliases (all the same sshd) running `true`,
 //!   throttle 32, vs `pdsh -f 32` and `parallel-ssh -p 32`.
 //! - `sequential_20`: 20 commands one after another on one host (ten
-//!   samples make the 200), vs a raw ssh2 connect/auth/exec loop and the
-//!   OpenSSH client.
+//!   samples make the 200): jobs-remote with a fresh connection per command
+//!   (pooling off) and with pooled connections, vs a raw ssh2
+//!   connect/auth/exec loop, the OpenSSH client, and the OpenSSH client
+//!   over one ControlMaster connection.
+//!
+//! The fan-out compares fresh connections (pooling off): its 50 aliases
+//! all reach the same sshd as the same user, which a pool would merge.
 //!
 //! Needs root (the rc mask uses a mount namespace), `/usr/sbin/sshd`,
 //! `pdsh` and `parallel-ssh`.
@@ -101,10 +106,55 @@ fn raw_ssh2(port: u16, key: &Path) {
     assert_eq!(ch.exit_status().expect("status"), 0);
 }
 
+/// The OpenSSH client's shared connection: the first command starts a
+/// persistent master, later ones ride it; `-O exit` ends it on drop.
+struct ControlMaster {
+    cfg: String,
+    path: String,
+}
+
+impl ControlMaster {
+    fn new(sshd: &Sshd, cfg: &str) -> ControlMaster {
+        ControlMaster {
+            cfg: cfg.to_string(),
+            path: sshd.dir.path().join("cm-%C").display().to_string(),
+        }
+    }
+
+    fn args<'a>(&'a self, host: &'a str, command: &'a str) -> Vec<&'a str> {
+        vec![
+            "-F",
+            &self.cfg,
+            "-o",
+            "ControlMaster=auto",
+            "-o",
+            "ControlPersist=60",
+            "-S",
+            &self.path,
+            host,
+            command,
+        ]
+    }
+}
+
+impl Drop for ControlMaster {
+    fn drop(&mut self) {
+        let host = format!("{ALIAS}01");
+        let _ = Command::new("ssh")
+            .args(["-F", &self.cfg, "-S", &self.path, "-O", "exit", &host])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
 fn benches(c: &mut Criterion) {
     let sshd = Sshd::start_masked();
     let cfg = client_config(&sshd);
-    let session = sshd.session_with(sshd.options().keepalive(Duration::from_secs(15), 3));
+    let base = sshd.options().keepalive(Duration::from_secs(15), 3);
+    let session = sshd.session_with(base.clone().pool_idle_timeout(Duration::ZERO));
+    let pooled = sshd.session_with(base);
     let all = hosts();
     let pdsh_hosts = format!("{ALIAS}[01-{FANOUT}]");
     let pdsh_args = format!("-F {cfg} -x -l%u %h");
@@ -148,6 +198,13 @@ fn benches(c: &mut Criterion) {
             }
         })
     });
+    g.bench_function("jobs-remote pooled", |b| {
+        b.iter(|| {
+            for _ in 0..SEQUENTIAL {
+                run_jobs(&pooled, vec![one.clone()], 1);
+            }
+        })
+    });
     g.bench_function("raw ssh2", |b| {
         b.iter(|| {
             for _ in 0..SEQUENTIAL {
@@ -162,7 +219,16 @@ fn benches(c: &mut Criterion) {
             }
         })
     });
+    let control = ControlMaster::new(&sshd, &cfg);
+    g.bench_function("openssh ControlMaster", |b| {
+        b.iter(|| {
+            for _ in 0..SEQUENTIAL {
+                run_tool("ssh", &control.args(&one, "true"), &[]);
+            }
+        })
+    });
     g.finish();
+    drop(control);
 }
 
 criterion_group!(remote, benches);
