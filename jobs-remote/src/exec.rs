@@ -470,18 +470,29 @@ fn drive(
     }
 }
 
-/// Opens a session channel and starts the wrapped command (blocking,
-/// under the connect timeout set by `connect` or `prepare`).
-pub(crate) fn open(session: &Session, command: &str, he: &HostErr) -> Result<Channel, RemoteError> {
-    let fail = |what: &str, e: ssh2::Error| {
-        he.err(
-            ErrorKind::Channel,
-            format!("cannot {what}: {}", e.message()),
-        )
-    };
-    let mut channel = session
+fn channel_err(he: &HostErr, what: &str, e: ssh2::Error) -> RemoteError {
+    he.err(
+        ErrorKind::Channel,
+        format!("cannot {what}: {}", e.message()),
+    )
+}
+
+/// Opens a session channel (blocking, under the connect timeout set by
+/// `connect` or `prepare`). Nothing has run remotely when this fails, so a
+/// caller may try again on another connection.
+pub(crate) fn open_channel(session: &Session, he: &HostErr) -> Result<Channel, RemoteError> {
+    session
         .channel_session()
-        .map_err(|e| fail("open a channel", e))?;
+        .map_err(|e| channel_err(he, "open a channel", e))
+}
+
+/// Starts the wrapped command on an open channel, with no stdin.
+pub(crate) fn start(
+    mut channel: Channel,
+    command: &str,
+    he: &HostErr,
+) -> Result<Channel, RemoteError> {
+    let fail = |what: &str, e: ssh2::Error| channel_err(he, what, e);
     let wrapped = wrap(command);
     if wrapped.len() <= MAX_INLINE_COMMAND {
         channel

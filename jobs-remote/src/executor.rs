@@ -168,27 +168,34 @@ fn run_host(
         give_back(pool, key, conn);
         return Ok(());
     }
-    let (conn, channel) = match exec::open(&conn.session, &task.command, &he) {
+    let (conn, channel) = match exec::open_channel(&conn.session, &he) {
         Ok(channel) => (conn, channel),
         Err(e) => {
             connect::close(conn, false);
             if !reused {
                 return Err(fail(e));
             }
-            // The pooled connection went stale: a fresh one, as if none
-            // had been pooled.
+            // The pooled connection went stale (no channel opens on it, so
+            // nothing ran): a fresh one, as if none had been pooled.
             let conn = connect::connect(&resolved).map_err(fail)?;
             if ctx.stop_requested() {
                 give_back(pool, key, conn);
                 return Ok(());
             }
-            match exec::open(&conn.session, &task.command, &he) {
+            match exec::open_channel(&conn.session, &he) {
                 Ok(channel) => (conn, channel),
                 Err(e) => {
                     connect::close(conn, false);
                     return Err(fail(e));
                 }
             }
+        }
+    };
+    let channel = match exec::start(channel, &task.command, &he) {
+        Ok(channel) => channel,
+        Err(e) => {
+            connect::close(conn, false);
+            return Err(fail(e));
         }
     };
     let (result, reusable) = exec::run(conn, channel, &resolved, ctx, options.stop_grace);
