@@ -25,6 +25,8 @@ use crate::{ProcessExecutor, ProcessSpec};
 pub(crate) const CHUNK: usize = 1 << 20;
 /// The read size while a pipe has its default 64 KiB buffer.
 const SMALL_CHUNK: usize = 64 << 10;
+/// Reads this large hand their buffer over; smaller ones are copied out.
+const HAND_OVER: usize = 32 << 10;
 
 /// How long output pipes may stay open once the job's process group is
 /// gone (a process that left the group with `setsid` may hold them).
@@ -248,14 +250,20 @@ async fn pump_bytes<R: AsyncRead + AsFd + Unpin>(
             Ok(0) => return,
             Ok(n) => {
                 total += n;
-                // Hand the buffer itself over, no copy, and read into a new
-                // one. Its unused room goes back to the allocator: shrinking
-                // a block splits it in place.
-                let mut read = std::mem::replace(&mut buf, Vec::with_capacity(chunk));
-                if read.capacity() - n >= 4096 {
-                    read.shrink_to_fit();
+                if n >= HAND_OVER {
+                    // Hand the buffer itself over, no copy, and read into a
+                    // new one. Its unused room goes back to the allocator:
+                    // shrinking a block splits it in place.
+                    let mut read = std::mem::replace(&mut buf, Vec::with_capacity(chunk));
+                    if read.capacity() - n >= 4096 {
+                        read.shrink_to_fit();
+                    }
+                    ctx.emit(Record::bytes(stream, read));
+                } else {
+                    // A small read (a line or so) is cheaper copied out.
+                    ctx.emit(Record::bytes(stream, buf.clone()));
+                    buf.clear();
                 }
-                ctx.emit(Record::bytes(stream, read));
                 if big.is_none() && total >= BIG_PIPE && chunk == SMALL_CHUNK {
                     big = BigPipe::try_enlarge(&reader);
                     if big.is_some() {

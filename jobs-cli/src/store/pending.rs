@@ -41,15 +41,14 @@ impl StoreOptions {
             || p.bytes >= self.flush_bytes.saturating_mul(4)
     }
 
-    /// A batch is due by its size, except while a receiver takes records
-    /// as they come: then only the flush interval counts, and a full buffer
-    /// makes the producers wait for the receiver (see `append`). What it
-    /// takes in time never touches the disk.
+    /// A batch is due by its size. While a receiver takes records as they
+    /// come, their bytes do not count: only the flush interval, or many
+    /// small records (cheap to write, costly to keep scanning), and a full
+    /// buffer makes the producers wait for the receiver (see `append`). What
+    /// it takes in time never touches the disk.
     pub(super) fn due(&self, p: &Pending) -> bool {
-        if p.drained_lately(self.flush_interval) {
-            return false;
-        }
-        p.rows.len() >= self.flush_records || p.bytes >= self.flush_bytes
+        p.rows.len() >= self.flush_records
+            || (p.bytes >= self.flush_bytes && !p.drained_lately(self.flush_interval))
     }
 }
 
