@@ -482,7 +482,9 @@ impl Inner {
             children: Vec::new(),
             detached: spec.detached,
         };
-        self.store.save_job_soon(&info)?;
+        // Written at once: the caller gets the id next, and a job it was
+        // told about must be there after a crash (as ended with its host).
+        self.store.save_job(&info)?;
         let key = type_key(&type_name);
         if parent.is_none() {
             if let Some(limit) = spec.throttle {
@@ -504,7 +506,7 @@ impl Inner {
                 if let Some(pe) = t.jobs.get_mut(&p) {
                     pe.info.children.push(id);
                     pe.child_queue.push_back(id);
-                    let _ = self.store.save_job_soon(&pe.info);
+                    let _ = self.store.save_job(&pe.info);
                     pe.cell.bump();
                 }
                 self.pump_children(&mut t, p);

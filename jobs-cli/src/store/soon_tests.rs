@@ -97,3 +97,43 @@ fn buffered_rows_are_written_when_the_store_closes_and_by_the_background_thread(
         std::thread::sleep(Duration::from_millis(5));
     }
 }
+
+/// Runs until stopped.
+struct Waiter;
+
+#[jobs_core::async_trait]
+impl jobs_core::JobExecutor for Waiter {
+    fn type_name(&self) -> &str {
+        "Waiter"
+    }
+
+    async fn run(
+        &self,
+        _spec: jobs_core::JobSpec,
+        ctx: jobs_core::JobContext,
+    ) -> Result<(), jobs_core::JobFailure> {
+        ctx.stopped().await;
+        Ok(())
+    }
+}
+
+#[test]
+fn a_started_job_is_on_disk_before_start_returns_and_its_running_state_follows() {
+    let p = place();
+    let store = SqliteStore::open_with(&p.path, held()).expect("open");
+    let session = jobs_core::Session::builder()
+        .store(std::sync::Arc::new(store))
+        .build()
+        .expect("session");
+    session.register(std::sync::Arc::new(Waiter));
+    let spec = jobs_core::JobSpec::new("Waiter", "wait");
+    let id = session.start(spec).expect("start");
+    // The id is the caller's: a crash from here on must leave the job in
+    // the table (the restart then reports it ended with its host).
+    let rows = committed(&p.path);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].0, i64::try_from(id).expect("small id"));
+    let info = session.stop_blocking(id).expect("stop");
+    assert_eq!(info.state, JobState::Stopped);
+    assert_eq!(committed(&p.path)[0].1, "Stopped");
+}
