@@ -2,7 +2,9 @@
 
 The server listens on a free port of 127.0.0.1; an ssh config names 50
 aliases (a1..a50) of it, so a fan-out to "50 hosts" is 50 connections to
-this one server. Root's ~/.bashrc (pyenv here, ~100 ms per remote command)
+this one server. Each alias logs in with its own copy of the client key:
+as with 50 real hosts, no tool can reuse one alias's connection for
+another (jobctl keeps connections for reuse per address, user and keys). Root's ~/.bashrc (pyenv here, ~100 ms per remote command)
 is hidden from sshd alone: it runs in a private mount namespace where that
 file is /dev/null bind-mounted. The server is killed by pid at the end,
 also when the run fails.
@@ -10,6 +12,7 @@ also when the run fails.
 
 import os
 import pwd
+import shutil
 import socket
 import subprocess
 import time
@@ -102,10 +105,15 @@ class LoopbackSshd:
         with open(f"{ssh}/known_hosts", "w") as f:
             f.write(f"[127.0.0.1]:{self.port} {kind} {key}\n")
         with open(self.config, "w") as f:
+            for host in self.hosts:
+                key_copy = f"{ssh}/id_{host}"
+                shutil.copyfile(f"{ssh}/id_ed25519", key_copy)
+                os.chmod(key_copy, 0o600)
+                f.write(f"Host {host}\n  IdentityFile {key_copy}\n")
             f.write(
                 f"Host {' '.join(self.hosts)}\n"
                 f"  HostName 127.0.0.1\n  Port {self.port}\n  User {user.pw_name}\n"
-                f"  IdentityFile {ssh}/id_ed25519\n  IdentitiesOnly yes\n"
+                "  IdentitiesOnly yes\n"
                 f"  UserKnownHostsFile {ssh}/known_hosts\n  StrictHostKeyChecking yes\n"
                 "  BatchMode yes\n  LogLevel ERROR\n  KexAlgorithms curve25519-sha256,curve25519-sha256@libssh.org\n"
             )
