@@ -126,7 +126,11 @@ fn another_address_or_key_gets_its_own_connection() {
 /// The sshd processes serving connections: the listener's children.
 fn connection_processes(sshd: &Sshd) -> Vec<i32> {
     let listener = fs::read_to_string(sshd.dir.path().join("sshd.pid")).expect("sshd.pid");
-    let listener = listener.trim().to_string();
+    children_of(listener.trim())
+}
+
+/// The processes whose parent is `parent` (a pid as text).
+fn children_of(parent: &str) -> Vec<i32> {
     let mut pids = Vec::new();
     for entry in fs::read_dir("/proc").expect("/proc").flatten() {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
@@ -139,7 +143,7 @@ fn connection_processes(sshd: &Sshd) -> Vec<i32> {
             .rsplit_once(')')
             .and_then(|(_, rest)| rest.split_whitespace().nth(1))
             .unwrap_or_default();
-        if ppid == listener {
+        if ppid == parent {
             pids.push(pid);
         }
     }
@@ -176,19 +180,8 @@ fn with_descendants(pids: Vec<i32>) -> Vec<i32> {
     let mut all = pids;
     let mut i = 0;
     while i < all.len() {
-        let parent = all[i].to_string();
-        for entry in fs::read_dir("/proc").expect("/proc").flatten() {
-            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
-                continue;
-            };
-            let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else {
-                continue;
-            };
-            let ppid = stat
-                .rsplit_once(')')
-                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
-                .unwrap_or_default();
-            if ppid == parent && !all.contains(&pid) {
+        for pid in children_of(&all[i].to_string()) {
+            if !all.contains(&pid) {
                 all.push(pid);
             }
         }

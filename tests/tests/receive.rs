@@ -220,10 +220,18 @@ fn a_reader_that_stops_early_loses_nothing_of_a_large_output() {
         .start(&["--", "cat", file.to_str().expect("utf8")])
         .to_string();
     home.ok(&["wait", &id]);
+    receive_head_then_rest(&home, &id, "", 3_000_000, &data);
+    assert_eq!(home.job(id.parse().expect("id"))["has_more_data"], false);
+}
+
+/// `jobctl receive ID FLAGS | head -c N`, then (once the job is done) a
+/// plain receive: nothing of `data` is lost. A record is consumed only once
+/// it was written out whole, so what head did not take comes again, from
+/// a record's start.
+fn receive_head_then_rest(home: &TestHome, id: &str, flags: &str, n: usize, data: &[u8]) {
     let shell = format!(
-        "'{}' receive {} | head -c 3000000",
-        jobctl_bin().display(),
-        id
+        "'{}' receive {id} {flags} | head -c {n}",
+        jobctl_bin().display()
     );
     let child = Command::new("/bin/sh")
         .args(["-c", &shell])
@@ -233,19 +241,17 @@ fn a_reader_that_stops_early_loses_nothing_of_a_large_output() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("sh");
-    let head = finish(child, COMMAND_TIMEOUT, "receive | head -c").stdout;
-    assert_eq!(head.len(), 3_000_000);
+    let head = finish(child, COMMAND_TIMEOUT, &shell).stdout;
+    assert_eq!(head.len(), n);
     assert!(data.starts_with(&head));
-    let rest = home.run(&["receive", &id]).stdout;
-    // A record is consumed only once it was written out whole: what head
-    // did not take comes again, at a record's start.
+    home.ok(&["wait", id]);
+    let rest = home.run(&["receive", id]).stdout;
     assert!(
         head.len() + rest.len() >= data.len(),
         "lost {} bytes",
         data.len() - head.len() - rest.len()
     );
     assert!(data.ends_with(&rest), "the rest is a suffix of the output");
-    assert_eq!(home.job(id.parse().expect("id"))["has_more_data"], false);
 }
 
 #[test]
@@ -257,28 +263,5 @@ fn a_following_reader_that_stops_early_loses_nothing() {
     // Received as it is produced: records are taken from memory.
     let script = format!("cat '{}'; sleep 0.3", file.display());
     let id = home.start(&["-c", &script]).to_string();
-    let shell = format!(
-        "'{}' receive {} --wait | head -c 5000000",
-        jobctl_bin().display(),
-        id
-    );
-    let child = Command::new("/bin/sh")
-        .args(["-c", &shell])
-        .env("JOBCTL_HOME", home.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("sh");
-    let head = finish(child, COMMAND_TIMEOUT, "receive --wait | head -c").stdout;
-    assert_eq!(head.len(), 5_000_000);
-    assert!(data.starts_with(&head));
-    home.ok(&["wait", &id]);
-    let rest = home.run(&["receive", &id]).stdout;
-    assert!(
-        head.len() + rest.len() >= data.len(),
-        "lost {} bytes",
-        data.len() - head.len() - rest.len()
-    );
-    assert!(data.ends_with(&rest), "the rest is a suffix of the output");
+    receive_head_then_rest(&home, &id, "--wait", 5_000_000, &data);
 }
