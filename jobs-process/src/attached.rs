@@ -25,6 +25,8 @@ use crate::{ProcessExecutor, ProcessSpec};
 pub(crate) const CHUNK: usize = 1 << 20;
 /// The read size while a pipe has its default 64 KiB buffer.
 const SMALL_CHUNK: usize = 64 << 10;
+/// The buffer of a pipe's first read.
+const FIRST_READ: usize = 4 << 10;
 /// Reads this large hand their buffer over; smaller ones are copied out.
 const HAND_OVER: usize = 32 << 10;
 
@@ -244,12 +246,19 @@ async fn pump_bytes<R: AsyncRead + AsFd + Unpin>(
     let mut big: Option<BigPipe> = None;
     let mut chunk = SMALL_CHUNK;
     // Read into spare capacity: no zeroing of buffers that are handed over.
-    let mut buf = Vec::with_capacity(chunk);
+    // Most jobs write little or nothing: a first read fits a small buffer,
+    // and only one that fills it moves on to full-size ones.
+    let mut buf = Vec::with_capacity(FIRST_READ);
     loop {
         match reader.read_buf(&mut buf).await {
             Ok(0) => return,
             Ok(n) => {
                 total += n;
+                if n == FIRST_READ && buf.capacity() == FIRST_READ {
+                    ctx.emit(Record::bytes(stream, std::mem::take(&mut buf)));
+                    buf = Vec::with_capacity(chunk);
+                    continue;
+                }
                 if n >= HAND_OVER {
                     // Hand the buffer itself over, no copy, and read into a
                     // new one. Its unused room goes back to the allocator:
@@ -291,7 +300,8 @@ async fn pump_records(
     failure: Arc<Mutex<Option<String>>>,
 ) {
     let mut decoder = LineDecoder::default();
-    let mut buf = vec![0u8; 64 << 10];
+    // Small until a read fills it: most jobs send few records, or none.
+    let mut buf = vec![0u8; FIRST_READ];
     let mut emit = |r: Record| {
         // A failure record is the job's own word on why it fails: it
         // becomes the reason, not a record received twice.
@@ -307,7 +317,12 @@ async fn pump_records(
     loop {
         match reader.read(&mut buf).await {
             Ok(0) => break,
-            Ok(n) => decoder.feed(&buf[..n], &mut emit),
+            Ok(n) => {
+                decoder.feed(&buf[..n], &mut emit);
+                if n == buf.len() && buf.len() < SMALL_CHUNK {
+                    buf = vec![0u8; SMALL_CHUNK];
+                }
+            }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => {
                 emit(Record::text(

@@ -33,6 +33,26 @@ fn binary_output_round_trips_byte_exact() {
 }
 
 #[test]
+fn outputs_around_the_first_read_size_come_back_whole() {
+    // The first read of a pipe is small (4 KiB) and grows once filled: the
+    // sizes on either side of it, on stdout and stderr alike.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = session();
+    for len in [1, 4095, 4096, 4097, 8192, 70_000] {
+        let data = random_bytes(len, len as u64);
+        let file = write_file(dir.path(), &format!("d{len}.bin"), &data);
+        let line = format!("cat '{0}'; cat '{0}' >&2", file.display());
+        let (info, recs) = run(&s, ProcessSpec::shell(line));
+        assert_eq!(info.state, JobState::Completed, "{:?}", info.reason);
+        assert!(
+            bytes(&recs, Stream::Output) == data,
+            "stdout of {len} bytes"
+        );
+        assert!(bytes(&recs, Stream::Error) == data, "stderr of {len} bytes");
+    }
+}
+
+#[test]
 fn a_20_mb_line_comes_back_whole() {
     let s = session();
     let (info, recs) = run(
