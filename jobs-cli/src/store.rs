@@ -37,9 +37,12 @@
 //! enough have gathered. Reads, `has_records`, `discard` and `delete_job` see
 //! buffered records as if they were written. The contract: **records are on
 //! disk within the flush interval; a SIGKILL of the daemon loses at most that
-//! window. Job rows are written at once**, together with every record
-//! appended before them, so a finished job's row on disk implies that all its
-//! records are there too.
+//! window. A job's first row and its finished row are written at once**,
+//! together with every record appended before them, so a finished job's row
+//! on disk implies that all its records are there too. The rows between
+//! (Running, a new location) ride with the next batch (`save_job_soon`): a
+//! crash loses at most that the job was running, which the restart reports
+//! anyway (the job ended with its session host).
 //! Dropping the store (or [`SqliteStore::flush`]) writes what is buffered.
 //! Data files, like the log, are not synced at each commit: a power failure
 //! can lose the last records' bytes, which then read as an error.
