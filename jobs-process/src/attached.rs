@@ -25,7 +25,8 @@ use crate::{ProcessExecutor, ProcessSpec};
 pub(crate) const CHUNK: usize = 1 << 20;
 /// The read size while a pipe has its default 64 KiB buffer.
 const SMALL_CHUNK: usize = 64 << 10;
-/// The buffer of a pipe's first read.
+/// The records channel's first read buffer: it is zeroed, and most jobs
+/// send few records or none.
 const FIRST_READ: usize = 4 << 10;
 /// Reads this large hand their buffer over; smaller ones are copied out.
 const HAND_OVER: usize = 32 << 10;
@@ -245,20 +246,16 @@ async fn pump_bytes<R: AsyncRead + AsFd + Unpin>(
     let mut total = 0usize;
     let mut big: Option<BigPipe> = None;
     let mut chunk = SMALL_CHUNK;
-    // Read into spare capacity: no zeroing of buffers that are handed over.
-    // Most jobs write little or nothing: a first read fits a small buffer,
-    // and only one that fills it moves on to full-size ones.
-    let mut buf = Vec::with_capacity(FIRST_READ);
+    // Read into spare capacity: no zeroing of buffers that are handed over,
+    // and no page of it touched before data comes. A read takes all the
+    // pipe holds (up to its 64 KiB), so a writer's line-sized writes come
+    // back as records that end where a write ended.
+    let mut buf = Vec::with_capacity(chunk);
     loop {
         match reader.read_buf(&mut buf).await {
             Ok(0) => return,
             Ok(n) => {
                 total += n;
-                if n == FIRST_READ && buf.capacity() == FIRST_READ {
-                    ctx.emit(Record::bytes(stream, std::mem::take(&mut buf)));
-                    buf = Vec::with_capacity(chunk);
-                    continue;
-                }
                 if n >= HAND_OVER {
                     // Hand the buffer itself over, no copy, and read into a
                     // new one. Its unused room goes back to the allocator:

@@ -33,9 +33,9 @@ fn binary_output_round_trips_byte_exact() {
 }
 
 #[test]
-fn outputs_around_the_first_read_size_come_back_whole() {
-    // The first read of a pipe is small (4 KiB) and grows once filled: the
-    // sizes on either side of it, on stdout and stderr alike.
+fn outputs_around_page_and_pipe_sizes_come_back_whole() {
+    // Sizes on either side of a page and of a pipe's buffer, on stdout and
+    // stderr alike.
     let dir = tempfile::tempdir().expect("tempdir");
     let s = session();
     for len in [1, 4095, 4096, 4097, 8192, 70_000] {
