@@ -20,11 +20,20 @@ fn binary_output_is_byte_exact() {
         .start(&["--", "cat", file.to_str().expect("utf8")])
         .to_string();
     home.ok(&["wait", &id]);
-    let r = home.run(&["receive", &id]);
+    receives_exactly(&home, &["receive", &id], &data);
+}
+
+/// Runs `args` (a receive), which must succeed and write exactly `want`,
+/// leaving the job with no more data.
+fn receives_exactly(home: &TestHome, args: &[&str], want: &[u8]) {
+    let r = home.run(args);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert_eq!(r.stdout.len(), data.len());
-    assert!(r.stdout == data, "receive changed the bytes");
-    assert_eq!(home.job(id.parse().expect("id"))["has_more_data"], false);
+    assert_eq!(r.stdout.len(), want.len());
+    assert!(r.stdout == want, "{args:?} changed the bytes");
+    assert_eq!(
+        home.job(args[1].parse().expect("id"))["has_more_data"],
+        false
+    );
 }
 
 #[test]
@@ -200,14 +209,10 @@ fn a_streamed_mix_of_small_and_large_records_is_byte_exact() {
         file.display()
     );
     let id = home.start(&["-c", &script]).to_string();
-    let r = home.run(&["receive", &id, "--wait"]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
     let mut want = b"line 1\nline 2\nline 3\n".to_vec();
     want.extend_from_slice(&data);
     want.extend_from_slice(b"\ntail\n");
-    assert_eq!(r.stdout.len(), want.len());
-    assert!(r.stdout == want, "receive --wait changed the bytes");
-    assert_eq!(home.job(id.parse().expect("id"))["has_more_data"], false);
+    receives_exactly(&home, &["receive", &id, "--wait"], &want);
 }
 
 #[test]
