@@ -4,7 +4,7 @@ use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use jobctl_tests::{eventually, finish, jobctl_bin, TestHome, COMMAND_TIMEOUT};
+use jobctl_tests::{eventually, finish, jobctl_bin, Run, TestHome, COMMAND_TIMEOUT};
 
 #[test]
 fn binary_output_is_byte_exact() {
@@ -94,16 +94,10 @@ fn receive_into_a_closed_pipe_keeps_what_was_not_written() {
         assert_eq!(r.code, 0);
         r.stdout
     };
-    let shell = format!("'{}' receive {} | head -1", jobctl_bin().display(), id);
-    let child = Command::new("/bin/sh")
-        .args(["-c", &shell])
-        .env("JOBCTL_HOME", home.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("sh");
-    let r = finish(child, COMMAND_TIMEOUT, "receive | head -1");
+    let r = shell(
+        &home,
+        &format!("'{}' receive {id} | head -1", jobctl_bin().display()),
+    );
     assert_eq!(r.text(), "1\n");
     let v = home.job(id.parse().expect("id"));
     assert_eq!(
@@ -229,24 +223,29 @@ fn a_reader_that_stops_early_loses_nothing_of_a_large_output() {
     assert_eq!(home.job(id.parse().expect("id"))["has_more_data"], false);
 }
 
-/// `jobctl receive ID FLAGS | head -c N`, then (once the job is done) a
-/// plain receive: nothing of `data` is lost. A record is consumed only once
-/// it was written out whole, so what head did not take comes again, from
-/// a record's start.
-fn receive_head_then_rest(home: &TestHome, id: &str, flags: &str, n: usize, data: &[u8]) {
-    let shell = format!(
-        "'{}' receive {id} {flags} | head -c {n}",
-        jobctl_bin().display()
-    );
+/// Runs a shell line in the session of `home`.
+fn shell(home: &TestHome, line: &str) -> Run {
     let child = Command::new("/bin/sh")
-        .args(["-c", &shell])
+        .args(["-c", line])
         .env("JOBCTL_HOME", home.path())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("sh");
-    let head = finish(child, COMMAND_TIMEOUT, &shell).stdout;
+    finish(child, COMMAND_TIMEOUT, line)
+}
+
+/// `jobctl receive ID FLAGS | head -c N`, then (once the job is done) a
+/// plain receive: nothing of `data` is lost. A record is consumed only once
+/// it was written out whole, so what head did not take comes again, from
+/// a record's start.
+fn receive_head_then_rest(home: &TestHome, id: &str, flags: &str, n: usize, data: &[u8]) {
+    let line = format!(
+        "'{}' receive {id} {flags} | head -c {n}",
+        jobctl_bin().display()
+    );
+    let head = shell(home, &line).stdout;
     assert_eq!(head.len(), n);
     assert!(data.starts_with(&head));
     home.ok(&["wait", id]);
