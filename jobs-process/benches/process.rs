@@ -31,6 +31,17 @@ fn session() -> Session {
     s
 }
 
+/// One `/bin/true` job: start, wait, receive, remove.
+fn true_job(s: &Session) {
+    let id = s
+        .start(ProcessSpec::program(["/bin/true"]).into_job_spec())
+        .expect("start");
+    s.wait_blocking(&[id], WaitMode::All, None).expect("wait");
+    s.receive(&[id], ReceiveOptions::default())
+        .expect("receive");
+    s.remove_blocking(id, false).expect("remove");
+}
+
 fn spawn_cost(c: &mut Criterion) {
     let s = session();
     let mut g = c.benchmark_group("true");
@@ -44,17 +55,7 @@ fn spawn_cost(c: &mut Criterion) {
             assert!(st.success());
         })
     });
-    g.bench_function("job_start_wait_receive", |b| {
-        b.iter(|| {
-            let id = s
-                .start(ProcessSpec::program(["/bin/true"]).into_job_spec())
-                .expect("start");
-            s.wait_blocking(&[id], WaitMode::All, None).expect("wait");
-            s.receive(&[id], ReceiveOptions::default())
-                .expect("receive");
-            s.remove_blocking(id, false).expect("remove");
-        })
-    });
+    g.bench_function("job_start_wait_receive", |b| b.iter(|| true_job(&s)));
     g.finish();
 
     let n = 300;
@@ -68,13 +69,7 @@ fn spawn_cost(c: &mut Criterion) {
     }
     let t1 = cpu_seconds();
     for _ in 0..n {
-        let id = s
-            .start(ProcessSpec::program(["/bin/true"]).into_job_spec())
-            .expect("start");
-        s.wait_blocking(&[id], WaitMode::All, None).expect("wait");
-        s.receive(&[id], ReceiveOptions::default())
-            .expect("receive");
-        s.remove_blocking(id, false).expect("remove");
+        true_job(&s);
     }
     let t2 = cpu_seconds();
     let (raw, job) = ((t1 - t0) / n as f64, (t2 - t1) / n as f64);
