@@ -265,11 +265,7 @@ unsafe extern "C" fn start(
     // SAFETY: the vtable contract: `inst` is the header's instance, `spec`
     // readable for `spec_len` bytes, `job_out` and `err` writable.
     unsafe {
-        guarded(err, || {
-            if job_out.is_null() {
-                return Err("a null job handle slot".into());
-            }
-            let p = instance(inst)?.plugged()?;
+        hand_out(inst, wake, wake_data, job_out, err, |p| {
             let mut spec = parse_spec(input(spec, spec_len))?;
             spec.type_name = p.executor.type_name().to_string();
             // Where the host has the job: the job may move before `watch`.
@@ -278,6 +274,33 @@ unsafe extern "C" fn start(
                 .clone()
                 .unwrap_or_else(|| p.executor.location(&spec));
             let id = p.session.start(spec).map_err(|e| e.to_string())?;
+            Ok((id, location))
+        })
+    }
+}
+
+/// What `start` and `resume` share: `begin` puts the job in the plugin's
+/// session and says where the host has it; the job's handle, watched until
+/// it ends, goes to `job_out`.
+///
+/// # Safety
+/// `inst` is the header's instance, `job_out` and `err` are writable.
+unsafe fn hand_out(
+    inst: *const c_void,
+    wake: Option<WakeFn>,
+    wake_data: *const c_void,
+    job_out: *mut *mut c_void,
+    err: *mut ByteBuf,
+    begin: impl FnOnce(&Plugged) -> Result<(JobId, String), String>,
+) -> i32 {
+    // SAFETY: as the caller promises.
+    unsafe {
+        guarded(err, || {
+            if job_out.is_null() {
+                return Err("a null job handle slot".into());
+            }
+            let p = instance(inst)?.plugged()?;
+            let (id, location) = begin(p)?;
             let job = watch(p, id, location, wake, wake_data)?;
             job_out.write(job);
             Ok((OK, Vec::new()))
@@ -362,18 +385,12 @@ unsafe extern "C" fn resume(
     // SAFETY: the vtable contract: `inst` is the header's instance, `info`
     // readable for `info_len` bytes, `job_out` and `err` writable.
     unsafe {
-        guarded(err, || {
-            if job_out.is_null() {
-                return Err("a null job handle slot".into());
-            }
-            let p = instance(inst)?.plugged()?;
+        hand_out(inst, wake, wake_data, job_out, err, |p| {
             let mut info = parse_info(input(info, info_len))?;
             info.type_name = p.executor.type_name().to_string();
             let location = info.location.clone();
             let id = p.session.inner.adopt(info).map_err(|e| e.to_string())?;
-            let job = watch(p, id, location, wake, wake_data)?;
-            job_out.write(job);
-            Ok((OK, Vec::new()))
+            Ok((id, location))
         })
     }
 }
