@@ -34,7 +34,7 @@ pub fn register(session: &Session, home: &Home, plugins: &[PathBuf]) -> Result<V
     session.register(std::sync::Arc::new(jobs_script::ScriptExecutor::new()));
     #[cfg(feature = "remote")]
     session.register(std::sync::Arc::new(jobs_remote::SshExecutor::new()));
-    let mut types: Vec<TypeEntry> = session
+    let types: Vec<TypeEntry> = session
         .executor_types()
         .into_iter()
         .map(|t| TypeEntry {
@@ -44,7 +44,11 @@ pub fn register(session: &Session, home: &Home, plugins: &[PathBuf]) -> Result<V
         })
         .collect();
     #[cfg(feature = "plugins")]
-    types.extend(load_plugins(session, home, plugins));
+    let types = {
+        let mut types = types;
+        types.extend(load_plugins(session, home, plugins));
+        types
+    };
     #[cfg(not(feature = "plugins"))]
     let _ = (home, plugins);
     Ok(types)
