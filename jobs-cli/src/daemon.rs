@@ -84,7 +84,13 @@ pub fn run(home: Home, plugins: Vec<PathBuf>) -> Result<()> {
         .enable_all()
         .build()
         .context("cannot start the daemon's runtime")?;
-    let result = rt.block_on(serve_forever(home.clone(), plugins));
+    // Served from a task, not from `block_on`'s own thread: accepting a
+    // connection and serving it then happen on the one worker, with no
+    // wake-up of another thread in between.
+    let served = rt.spawn(serve_forever(home.clone(), plugins));
+    let result = rt
+        .block_on(served)
+        .unwrap_or_else(|e| Err(anyhow!("the daemon's task failed: {e}")));
     if let Err(e) = &result {
         error!("daemon failed: {e:#}");
     }
