@@ -110,6 +110,13 @@ fn environment(
     vars
 }
 
+/// The string itself when it is UTF-8 (no copy), else its bytes with the
+/// invalid ones replaced.
+fn lossy_string(s: OsString) -> String {
+    s.into_string()
+        .unwrap_or_else(|s| s.to_string_lossy().into_owned())
+}
+
 /// The command as the user wrote it.
 fn command_line(work: &Work) -> String {
     match work {
@@ -159,12 +166,7 @@ pub fn job_spec(
 fn plugin_params(req: &StartRequest, vars: Vec<(OsString, OsString)>) -> serde_json::Value {
     let env: Vec<(String, String)> = vars
         .into_iter()
-        .map(|(k, v)| {
-            (
-                k.to_string_lossy().into_owned(),
-                v.to_string_lossy().into_owned(),
-            )
-        })
+        .map(|(k, v)| (lossy_string(k), lossy_string(v)))
         .collect();
     serde_json::json!({
         "work": req.work,
@@ -189,12 +191,10 @@ fn process_spec(req: &StartRequest, vars: Vec<(OsString, OsString)>) -> Result<J
     ps.env_clear = true;
     // The environment crosses as strings; a variable that is not UTF-8 is
     // passed with its invalid bytes replaced.
-    ps.env.extend(vars.into_iter().map(|(k, v)| {
-        (
-            k.to_string_lossy().into_owned(),
-            v.to_string_lossy().into_owned(),
-        )
-    }));
+    ps.env.extend(
+        vars.into_iter()
+            .map(|(k, v)| (lossy_string(k), lossy_string(v))),
+    );
     ps.detached = req.detached;
     let mut spec = ps.into_job_spec();
     if let Work::Script { .. } = &req.work {

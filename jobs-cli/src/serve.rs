@@ -146,16 +146,22 @@ async fn read_request(rd: &mut OwnedReadHalf) -> Result<(Request, Vec<u8>), Fram
             return Err(FrameError::Io(std::io::ErrorKind::TimedOut.into()));
         }
     };
-    let value: serde_json::Value =
-        serde_json::from_slice(&header).map_err(|e| FrameError::Malformed(e.to_string()))?;
-    let version = value.get("version").and_then(|v| v.as_u64());
+    // Read straight into a request; only one that fails to parse is read
+    // again for its version, to name a version mismatch as such.
+    let parsed = serde_json::from_slice::<Request>(&header);
+    let version = match &parsed {
+        Ok(req) => Some(u64::from(req.version)),
+        Err(_) => serde_json::from_slice::<serde_json::Value>(&header)
+            .ok()
+            .and_then(|v| v.get("version").and_then(|v| v.as_u64())),
+    };
     if version != Some(u64::from(PROTOCOL_VERSION)) {
         return Err(FrameError::Malformed(format!(
             "protocol version {} is not {PROTOCOL_VERSION}: use a jobctl of the same version as the daemon, or stop the daemon",
             version.map_or("(none)".to_string(), |v| v.to_string())
         )));
     }
-    let req = serde_json::from_value(value).map_err(|e| FrameError::Malformed(e.to_string()))?;
+    let req = parsed.map_err(|e| FrameError::Malformed(e.to_string()))?;
     Ok((req, blob))
 }
 

@@ -139,8 +139,16 @@ impl JobExecutor for ProcessExecutor {
     }
 
     async fn run(&self, spec: JobSpec, ctx: JobContext) -> Result<(), JobFailure> {
-        let mut pspec =
-            ProcessSpec::from_params(&spec.params).map_err(|e| JobFailure::new(e.to_string()))?;
+        let mut pspec = match spec.payload.map(|p| p.downcast::<ProcessSpec>()) {
+            Some(Ok(p)) => *p,
+            Some(Err(_)) => {
+                return Err(JobFailure::new(
+                    "a process job's payload must be a jobs_process::ProcessSpec",
+                ))
+            }
+            None => ProcessSpec::from_params(&spec.params)
+                .map_err(|e| JobFailure::new(e.to_string()))?,
+        };
         pspec.detached |= spec.detached;
         if pspec.detached {
             let dir = self.detached_job_dir(&ctx.instance_id());

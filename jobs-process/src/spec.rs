@@ -115,20 +115,28 @@ impl ProcessSpec {
         }
     }
 
-    /// Reads a spec from a job's params.
+    /// Reads a spec from a job's params (the JSON form of a spec, as
+    /// [`ProcessSpec::to_params`] writes it).
     pub fn from_params(params: &serde_json::Value) -> Result<Self, SpecError> {
-        Ok(serde_json::from_value(params.clone())?)
+        Ok(Self::deserialize(params)?)
     }
 
-    /// A [`JobSpec`] of type [`TYPE_NAME`] with this spec as its params, the
-    /// display form as its command and its `detached` flag.
+    /// The spec's JSON form, for a [`JobSpec`] built by hand or sent where
+    /// only JSON goes.
+    pub fn to_params(&self) -> serde_json::Value {
+        // A struct of strings, paths and bools always serializes.
+        serde_json::to_value(self).unwrap_or_default()
+    }
+
+    /// A [`JobSpec`] of type [`TYPE_NAME`] that carries this spec as its
+    /// payload (typed, with no JSON round trip), the display form as its
+    /// command and its `detached` flag. The executor also takes a spec from
+    /// the params when there is no payload.
     pub fn into_job_spec(self) -> JobSpec {
         let command = self.display();
         let detached = self.detached;
-        // A struct of strings, paths and bools always serializes.
-        let params = serde_json::to_value(&self).unwrap_or_default();
         JobSpec::new(TYPE_NAME, command)
-            .params(params)
+            .payload(Box::new(self))
             .detached(detached)
     }
 }

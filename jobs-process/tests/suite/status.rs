@@ -92,3 +92,30 @@ fn invalid_params_fail_the_job() {
         .unwrap_or_default()
         .contains("invalid process job parameters"));
 }
+
+#[test]
+fn a_spec_in_json_params_runs_like_a_typed_one() {
+    let s = session();
+    let spec = ProcessSpec::shell("echo from params; exit 3");
+    let job =
+        jobs_core::JobSpec::new(jobs_process::TYPE_NAME, spec.display()).params(spec.to_params());
+    assert!(job.payload.is_none());
+    let id = s.start(job).expect("start");
+    let (info, recs) = super::support::finish(&s, id);
+    assert_eq!(info.state, JobState::Failed);
+    assert_eq!(info.exit_code, Some(3));
+    assert_eq!(text(&recs, Stream::Output), "from params\n");
+}
+
+#[test]
+fn a_payload_of_another_type_fails_the_job() {
+    let s = session();
+    let job = jobs_core::JobSpec::new(jobs_process::TYPE_NAME, "x").payload(Box::new(42u8));
+    let id = s.start(job).expect("start");
+    let (info, _) = super::support::finish(&s, id);
+    assert_eq!(info.state, JobState::Failed);
+    assert!(info
+        .reason
+        .unwrap_or_default()
+        .contains("must be a jobs_process::ProcessSpec"));
+}
