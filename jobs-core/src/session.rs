@@ -3,8 +3,10 @@
 //! wait in `wait.rs`.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::task::Poll;
 use std::time::SystemTime;
 
 use tokio::runtime::{Handle, Runtime};
@@ -578,22 +580,33 @@ impl Inner {
         self.spawn_job(id, async move { executor.run(spec, ctx).await });
     }
 
-    /// Runs a job's work as a task of its own, so that a panic fails that
-    /// job only, and reports the outcome to the session.
+    /// Runs a job's work as a task, so that a panic fails that job only,
+    /// and reports the outcome to the session. The work is polled in place,
+    /// with each poll (and its drop) guarded against a panic, rather than
+    /// in a second task: one task and no hand-off per job.
     fn spawn_job<F>(self: &Arc<Self>, id: JobId, work: F)
     where
         F: std::future::Future<Output = Result<(), JobFailure>> + Send + 'static,
     {
         let weak = Arc::downgrade(self);
-        let handle = self.handle.clone();
         self.handle.spawn(async move {
-            let result = match handle.spawn(work).await {
-                Ok(r) => r,
-                Err(e) if e.is_panic() => Err(JobFailure::new(format!(
+            let mut work = Box::pin(work);
+            let outcome = std::future::poll_fn(|cx| {
+                match std::panic::catch_unwind(AssertUnwindSafe(|| work.as_mut().poll(cx))) {
+                    Ok(Poll::Pending) => Poll::Pending,
+                    Ok(Poll::Ready(r)) => Poll::Ready(Ok(r)),
+                    Err(panic) => Poll::Ready(Err(panic)),
+                }
+            })
+            .await;
+            // A future that panicked may panic again as it is dropped.
+            let dropped = std::panic::catch_unwind(AssertUnwindSafe(move || drop(work)));
+            let result = match (outcome, dropped) {
+                (Ok(r), Ok(())) => r,
+                (Err(panic), _) | (Ok(_), Err(panic)) => Err(JobFailure::new(format!(
                     "panicked: {}",
-                    crate::panic_message(e.into_panic().as_ref())
+                    crate::panic_message(panic.as_ref())
                 ))),
-                Err(_) => Err(JobFailure::new("the job's task was cancelled")),
             };
             if let Some(inner) = weak.upgrade() {
                 inner.run_returned(id, result);
