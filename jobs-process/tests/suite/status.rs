@@ -79,18 +79,23 @@ fn bad_working_directory_fails_naming_it() {
     assert!(reason.contains("Not a directory (os error 20)"), "{reason}");
 }
 
-#[test]
-fn invalid_params_fail_the_job() {
+/// Runs a hand-made spec and checks that it fails with a reason naming `why`.
+fn fails_with(job: jobs_core::JobSpec, why: &str) {
     let s = session();
-    let spec = jobs_core::JobSpec::new(jobs_process::TYPE_NAME, "x")
-        .params(serde_json::json!({"cwd": "/"}));
-    let id = s.start(spec).expect("start");
+    let id = s.start(job).expect("start");
     let (info, _) = super::support::finish(&s, id);
     assert_eq!(info.state, JobState::Failed);
-    assert!(info
-        .reason
-        .unwrap_or_default()
-        .contains("invalid process job parameters"));
+    let reason = info.reason.unwrap_or_default();
+    assert!(reason.contains(why), "{reason}");
+}
+
+#[test]
+fn invalid_params_fail_the_job() {
+    fails_with(
+        jobs_core::JobSpec::new(jobs_process::TYPE_NAME, "x")
+            .params(serde_json::json!({"cwd": "/"})),
+        "invalid process job parameters",
+    );
 }
 
 #[test]
@@ -109,13 +114,8 @@ fn a_spec_in_json_params_runs_like_a_typed_one() {
 
 #[test]
 fn a_payload_of_another_type_fails_the_job() {
-    let s = session();
-    let job = jobs_core::JobSpec::new(jobs_process::TYPE_NAME, "x").payload(Box::new(42u8));
-    let id = s.start(job).expect("start");
-    let (info, _) = super::support::finish(&s, id);
-    assert_eq!(info.state, JobState::Failed);
-    assert!(info
-        .reason
-        .unwrap_or_default()
-        .contains("must be a jobs_process::ProcessSpec"));
+    fails_with(
+        jobs_core::JobSpec::new(jobs_process::TYPE_NAME, "x").payload(Box::new(42u8)),
+        "must be a jobs_process::ProcessSpec",
+    );
 }
