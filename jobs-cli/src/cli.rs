@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{ArgGroup, Args, Parser, Subcommand};
+use clap::{ArgGroup, ArgMatches, Args, FromArgMatches, Parser, Subcommand};
 use jobs_core::JobState;
 
 /// Background jobs from the shell, PowerShell style: start a command, a
@@ -31,14 +31,14 @@ pub enum Command {
     #[command(
         after_help = "Examples:\n  jobctl start -- sleep 60\n  jobctl start -q -c 'make test > log 2>&1'\n  jobctl start --name build --cwd ~/src/app -- cargo build\n  jobctl start --type thread -e 'emit(6 * 7)'\n  jobctl start --host web1,web2 -- uptime\n  jobctl start --env RUST_LOG=debug -- ./server"
     )]
-    Start(StartArgs),
+    Start(Lazy<StartArgs>),
 
     /// The job table.
     #[command(
         visible_alias = "get",
         after_help = "Examples:\n  jobctl list\n  jobctl list --state Running\n  jobctl list --name 'build*' --json\n  jobctl list --newest 5 --include-children"
     )]
-    List(ListArgs),
+    List(Lazy<ListArgs>),
 
     /// Every property of one job, with its reason and its child jobs.
     #[command(after_help = "Examples:\n  jobctl show 3\n  jobctl show 3 --json")]
@@ -54,32 +54,32 @@ pub enum Command {
     #[command(
         after_help = "Output records go to stdout byte for byte; errors to stderr; warning, verbose, debug and information records to stderr with a prefix.\n\nExamples:\n  jobctl receive 3 > out.bin\n  jobctl receive 3 --keep | head\n  jobctl receive 3 4 --wait --auto-remove\n  jobctl receive 3 --json"
     )]
-    Receive(ReceiveArgs),
+    Receive(Lazy<ReceiveArgs>),
 
     /// Wait until jobs are finished (or blocked), printing their rows.
     #[command(
         after_help = "Exit status 124 if --timeout passes first (the jobs keep running).\n\nExamples:\n  jobctl wait\n  jobctl wait 3 4 --any\n  jobctl wait 3 --timeout 10"
     )]
-    Wait(WaitArgs),
+    Wait(Lazy<WaitArgs>),
 
     /// Stop jobs and terminate their process trees.
     #[command(
         after_help = "Examples:\n  jobctl stop 3\n  jobctl stop --name 'build*'\n  jobctl stop --state Running"
     )]
-    Stop(SelectArgs),
+    Stop(Lazy<SelectArgs>),
 
     /// Delete finished jobs and their cached records.
     #[command(
         visible_alias = "rm",
         after_help = "A job that is not finished is refused unless --force, which stops it first.\n\nExamples:\n  jobctl remove 3\n  jobctl rm --state Completed\n  jobctl rm --all --force"
     )]
-    Remove(RemoveArgs),
+    Remove(Lazy<RemoveArgs>),
 
     /// Start a job, stream its output until it ends, remove it, and exit with its exit code.
     #[command(
         after_help = "Exits with the job's exit code (1 for a failed job without one, 130 if it was stopped).\n\nExamples:\n  jobctl run -c 'echo hello from a job'\n  jobctl run -- make test\n  jobctl run --type thread -e 'info(\"hi\"); 42'"
     )]
-    Run(StartArgs),
+    Run(Lazy<StartArgs>),
 
     /// Manage the session daemon.
     #[command(
@@ -103,6 +103,37 @@ pub enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
+}
+
+/// A command's arguments, built only when the command line names that
+/// command (clap's `Command::defer`). Without it every `jobctl` run built
+/// every command's arguments first: a tenth of the CPU of `jobctl start`.
+/// Help, completions and `debug_assert` build them all as before.
+#[derive(Debug)]
+pub struct Lazy<T>(pub T);
+
+impl<T: FromArgMatches> FromArgMatches for Lazy<T> {
+    fn from_arg_matches(m: &ArgMatches) -> Result<Self, clap::Error> {
+        T::from_arg_matches(m).map(Lazy)
+    }
+
+    fn update_from_arg_matches(&mut self, m: &ArgMatches) -> Result<(), clap::Error> {
+        self.0.update_from_arg_matches(m)
+    }
+}
+
+impl<T: Args> Args for Lazy<T> {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        cmd.defer(T::augment_args)
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        cmd.defer(T::augment_args_for_update)
+    }
+
+    fn group_id() -> Option<clap::Id> {
+        T::group_id()
+    }
 }
 
 /// `daemon` actions.
@@ -289,7 +320,7 @@ mod tests {
         let cli = Cli::try_parse_from(["jobctl", "start", "-q", "--", "echo", "-n", "hi"])
             .expect("parse");
         match cli.command {
-            Command::Start(a) => {
+            Command::Start(Lazy(a)) => {
                 assert_eq!(a.argv, ["echo", "-n", "hi"]);
                 assert!(a.quiet);
             }
@@ -303,7 +334,7 @@ mod tests {
             Cli::try_parse_from(["jobctl", "start", "--host", "a,b", "--host", "c", "-c", "x"])
                 .expect("parse");
         match cli.command {
-            Command::Start(a) => assert_eq!(a.hosts, ["a", "b", "c"]),
+            Command::Start(Lazy(a)) => assert_eq!(a.hosts, ["a", "b", "c"]),
             other => panic!("parsed as {other:?}"),
         }
     }

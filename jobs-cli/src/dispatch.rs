@@ -7,7 +7,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::CommandFactory;
 use jobs_core::{JobInfo, JobState};
 
-use crate::cli::{Cli, Command, DaemonAction, ListArgs, ReceiveArgs, StartArgs};
+use crate::cli::{Cli, Command, DaemonAction, Lazy, ListArgs, ReceiveArgs, StartArgs};
 use crate::client::{self, Client};
 use crate::exit::{self, Exit};
 use crate::output::{RecordWriter, Written};
@@ -22,11 +22,11 @@ use jobs_cli::protocol::{
 pub fn run(cli: Cli) -> Result<i32> {
     let home = || Home::resolve(cli.home.clone());
     match cli.command {
-        Command::Start(args) => start(&home()?, args),
-        Command::List(args) => list(&home()?, args),
+        Command::Start(Lazy(args)) => start(&home()?, args),
+        Command::List(Lazy(args)) => list(&home()?, args),
         Command::Show { id, json } => show(&home()?, id, json),
-        Command::Receive(args) => receive(&home()?, args),
-        Command::Wait(args) => {
+        Command::Receive(Lazy(args)) => receive(&home()?, args),
+        Command::Wait(Lazy(args)) => {
             let timeout_ms = match args.timeout {
                 Some(s) if !(s.is_finite() && s >= 0.0) => {
                     return Err(anyhow!(Exit::new(
@@ -39,7 +39,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             };
             wait(&home()?, args.ids, args.any, timeout_ms)
         }
-        Command::Stop(s) => {
+        Command::Stop(Lazy(s)) => {
             let mut c = Client::connect_or_start(&home()?, &[])?;
             expect_done(c.call(Op::Stop(SelectRequest {
                 ids: s.ids,
@@ -48,7 +48,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             }))?)?;
             Ok(exit::SUCCESS)
         }
-        Command::Remove(r) => {
+        Command::Remove(Lazy(r)) => {
             let mut c = Client::connect_or_start(&home()?, &[])?;
             expect_done(c.call(Op::Remove(RemoveRequest {
                 select: SelectRequest {
@@ -61,7 +61,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             }))?)?;
             Ok(exit::SUCCESS)
         }
-        Command::Run(args) => run_job(&home()?, args),
+        Command::Run(Lazy(args)) => run_job(&home()?, args),
         Command::Daemon { action } => daemon(&home()?, action),
         Command::Plugins => plugins(&home()?),
         Command::Completions { shell } => {
