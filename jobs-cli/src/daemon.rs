@@ -74,8 +74,8 @@ pub fn run(home: Home, plugins: Vec<PathBuf>) -> Result<()> {
     info!(pid = std::process::id(), home = %home.dir().display(), "daemon starting");
     // One worker thread. The daemon's work per request is short, and a
     // second worker is woken for every task a request spawns: on two cores
-    // that hand-off cost a fifth of the daemon's CPU per job, and 0.1-0.3 ms
-    // per `jobctl start`. Process jobs' pipes have their own I/O runtime,
+    // that hand-off cost a tenth to a fifth of the daemon's CPU per job.
+    // Process jobs' pipes have their own I/O runtime,
     // so a large receive still streams on two threads (the 1 GiB receive
     // keeps its throughput).
     let rt = tokio::runtime::Builder::new_multi_thread()
