@@ -28,7 +28,11 @@ pub fn register(session: &Session, home: &Home, plugins: &[PathBuf]) -> Result<V
     let _ = plugins;
     #[cfg(feature = "process")]
     session.register(std::sync::Arc::new(
-        jobs_process::ProcessExecutor::new().detached_dir(home.detached()),
+        // One I/O thread: with the daemon's single worker, a second one only
+        // added wake-ups per job, and a 1 GiB receive streams as fast.
+        jobs_process::ProcessExecutor::new()
+            .detached_dir(home.detached())
+            .io_threads(1),
     ));
     #[cfg(feature = "script")]
     session.register(std::sync::Arc::new(jobs_script::ScriptExecutor::new()));

@@ -14,13 +14,17 @@ use crate::{attached, detached, ProcessSpec};
 /// The type name of process jobs, as `list` shows it.
 pub const TYPE_NAME: &str = "BackgroundJob";
 
+/// The default number of threads of an executor's I/O runtime.
+pub const DEFAULT_IO_THREADS: usize = 2;
+
 /// The default time a stopped job gets between SIGTERM and SIGKILL.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
 
 /// Runs [`ProcessSpec`]s as process jobs (type [`TYPE_NAME`]).
 ///
 /// One executor serves any number of jobs at once. Its process I/O runs on
-/// a small tokio runtime of its own (two threads, started on first use), so
+/// a small tokio runtime of its own (two threads by default, started on
+/// first use; see [`ProcessExecutor::io_threads`]), so
 /// it works under any session runtime, with or without an I/O driver.
 /// Dropping the executor ends the process trees of its jobs that are still
 /// running, detached ones excepted.
@@ -29,6 +33,7 @@ pub struct ProcessExecutor {
     detached_dir: Option<PathBuf>,
     pub(crate) watcher: Arc<Watcher>,
     io: Mutex<Option<Runtime>>,
+    io_threads: usize,
 }
 
 impl Default for ProcessExecutor {
@@ -46,7 +51,17 @@ impl ProcessExecutor {
             detached_dir: None,
             watcher: Arc::new(Watcher::new(DEFAULT_GRACE)),
             io: Mutex::new(None),
+            io_threads: DEFAULT_IO_THREADS,
         }
+    }
+
+    /// Sets how many threads the executor's I/O runtime has (default 2,
+    /// at least 1). A host that does little else on its own runtime saves
+    /// cross-thread wake-ups per job with 1; the pipes of many busy jobs
+    /// are read in parallel with more.
+    pub fn io_threads(mut self, threads: usize) -> Self {
+        self.io_threads = threads.max(1);
+        self
     }
 
     /// Sets the time between SIGTERM and SIGKILL when a job is stopped (or
@@ -89,7 +104,7 @@ impl ProcessExecutor {
             return Ok(rt.handle().clone());
         }
         let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
+            .worker_threads(self.io_threads)
             .thread_name("jobs-process-io")
             .enable_all()
             .build()

@@ -131,6 +131,8 @@ mod spawn;
 mod spec;
 mod watcher;
 
-pub use executor::{default_detached_dir, ProcessExecutor, DEFAULT_GRACE, TYPE_NAME};
+pub use executor::{
+    default_detached_dir, ProcessExecutor, DEFAULT_GRACE, DEFAULT_IO_THREADS, TYPE_NAME,
+};
 pub use records::{parse_record_line, FAILURE_CATEGORY, MAX_RECORD_LINE, RECORDS_FD_ENV};
 pub use spec::{Command, ProcessSpec, SpecError};

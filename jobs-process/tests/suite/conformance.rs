@@ -5,11 +5,12 @@ use std::sync::Arc;
 use jobs_core::{JobExecutor, JobSpec};
 use jobs_process::{ProcessExecutor, ProcessSpec};
 
-struct Subject;
+/// The executor under test, with this many I/O threads.
+struct Subject(usize);
 
 impl jobs_core::conformance::Subject for Subject {
     fn executor(&self) -> Arc<dyn JobExecutor> {
-        Arc::new(ProcessExecutor::new())
+        Arc::new(ProcessExecutor::new().io_threads(self.0))
     }
     fn emit(&self, lines: &[&str]) -> JobSpec {
         // One write per line (dash's builtin printf flushes per command), so
@@ -32,4 +33,11 @@ impl jobs_core::conformance::Subject for Subject {
     }
 }
 
-jobs_core::conformance_tests!(Subject);
+jobs_core::conformance_tests!(Subject(jobs_process::DEFAULT_IO_THREADS));
+
+/// The same suite with one I/O thread, as the session daemon runs it.
+mod one_io_thread {
+    use super::Subject;
+
+    jobs_core::conformance_tests!(Subject(1));
+}
