@@ -18,8 +18,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use nix::fcntl::{Flock, FlockArg};
 
 use crate::exit::{self, Exit};
-use jobs_cli::home::Home;
-use jobs_cli::protocol::{
+use jobs_protocol::home::Home;
+use jobs_protocol::{
     read_frame, read_frame_into, write_frame, ErrorCode, FrameError, Op, Request, Response,
 };
 

@@ -12,8 +12,8 @@ use crate::client::{self, Client};
 use crate::exit::{self, Exit};
 use crate::output::{RecordWriter, Written};
 use crate::render;
-use jobs_cli::home::Home;
-use jobs_cli::protocol::{
+use jobs_protocol::home::Home;
+use jobs_protocol::{
     encode_env, ListRequest, Op, ReceiveRequest, RemoveRequest, Response, SelectRequest,
     StartRequest, WaitRequest, Work,
 };

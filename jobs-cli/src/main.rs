@@ -1,9 +1,16 @@
 //! `jobctl`: PowerShell-style background jobs from the shell.
 //!
-//! A thin entry point: parse the command line, run it, print an error as
-//! one `jobctl: ...` line with its cause chain, and exit with the code the
-//! contract names (see `exit`). The session daemon is another executable,
-//! `jobctl-daemon`, next to this one.
+//! The command is a small client. It parses the command line (`cli`),
+//! finds or starts the session daemon of its home and talks to it over a
+//! Unix socket (`client`, speaking [`jobs_protocol`]), and writes the
+//! answers: job rows (`render`) and records byte for byte (`output`). It
+//! depends on jobs-protocol and on jobs-core for the model's types only;
+//! the executors, the store and the async runtime live in the daemon
+//! (crate jobs-daemon, executable `jobctl-daemon`, found next to this one),
+//! so each command starts in a fraction of a millisecond.
+//!
+//! Errors are printed once, at this edge: one `jobctl: ...` line with the
+//! cause chain, and the exit code the contract names (see `exit`).
 
 mod cli;
 mod client;

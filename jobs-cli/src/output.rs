@@ -10,7 +10,7 @@ use std::io::{self, IsTerminal, Write};
 
 use jobs_core::{ErrorRecord, JobId, Payload, ProgressRecord, Stream};
 
-use jobs_cli::protocol::{WireKind, WireRecord};
+use jobs_protocol::{WireKind, WireRecord};
 
 /// How a page's writing ended.
 pub enum Written {

@@ -3,7 +3,7 @@
 //! daemon when the test ends, passed or failed.
 //!
 //! The binaries (`jobctl` and its `jobctl-daemon`) are built once per test
-//! run with `cargo build -p jobs-cli --bins` into the same target directory as the tests (found from
+//! run with `cargo build -p jobs-cli -p jobs-daemon --bins` into the same target directory as the tests (found from
 //! the test executable's own path), so plain `cargo test --workspace`
 //! works without a prior build. `JOBCTL_BIN` names another binary instead.
 //!
@@ -41,9 +41,17 @@ pub fn jobctl_bin() -> &'static Path {
             .expect("the profile directory lives in the target directory");
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let mut cmd = Command::new(cargo);
-        cmd.args(["build", "-q", "-p", "jobs-cli", "--bins"])
-            .env("CARGO_TARGET_DIR", target_dir)
-            .current_dir(env!("CARGO_MANIFEST_DIR"));
+        cmd.args([
+            "build",
+            "-q",
+            "-p",
+            "jobs-cli",
+            "-p",
+            "jobs-daemon",
+            "--bins",
+        ])
+        .env("CARGO_TARGET_DIR", target_dir)
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
         if profile_dir.file_name().is_some_and(|n| n == "release") {
             cmd.arg("--release");
         }

@@ -14,7 +14,7 @@ use crate::support::{process_gone, shared, wait_until, Cluster};
 fn jobctl_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
-        testing::cargo_build(&["-p", "jobs-cli", "--bins"])
+        testing::cargo_build(&["-p", "jobs-cli", "-p", "jobs-daemon", "--bins"])
             .expect("build jobctl")
             .join("jobctl")
     })

@@ -1,5 +1,6 @@
-//! The executors of the daemon's session, behind cargo features, and the
-//! translation of a `start` request into a [`JobSpec`] for them.
+//! The executors of the daemon's session (the built-in ones and the
+//! plugins), and the translation of a `start` request into a [`JobSpec`]
+//! for them.
 
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
@@ -8,13 +9,13 @@ use std::path::PathBuf;
 use anyhow::Result;
 use jobs_core::{JobSpec, Session};
 
-use crate::daemon::Daemon;
-use crate::home::Home;
-use crate::protocol::{ErrorCode, StartRequest, TypeEntry, Work};
-use crate::serve::Fail;
+use jobs_protocol::home::Home;
+use jobs_protocol::{ErrorCode, StartRequest, TypeEntry, Work};
+
+use crate::fail::Fail;
 
 /// The type name a `--type` word stands for (`process` is `BackgroundJob`).
-pub fn type_name_of(word: &str) -> String {
+pub(crate) fn type_name_of(word: &str) -> String {
     match word.to_ascii_lowercase().as_str() {
         "process" | "backgroundjob" => "BackgroundJob".into(),
         "thread" | "threadjob" => "ThreadJob".into(),
@@ -24,9 +25,11 @@ pub fn type_name_of(word: &str) -> String {
 }
 
 /// Registers the built-in executors and the plugins; returns the types.
-pub fn register(session: &Session, home: &Home, plugins: &[PathBuf]) -> Result<Vec<TypeEntry>> {
-    let _ = plugins;
-    #[cfg(feature = "process")]
+pub(crate) fn register(
+    session: &Session,
+    home: &Home,
+    plugins: &[PathBuf],
+) -> Result<Vec<TypeEntry>> {
     session.register(std::sync::Arc::new(
         // One I/O thread: with the daemon's single worker, a second one only
         // added wake-ups per job, and a 1 GiB receive streams as fast.
@@ -34,9 +37,7 @@ pub fn register(session: &Session, home: &Home, plugins: &[PathBuf]) -> Result<V
             .detached_dir(home.detached())
             .io_threads(1),
     ));
-    #[cfg(feature = "script")]
     session.register(std::sync::Arc::new(jobs_script::ScriptExecutor::new()));
-    #[cfg(feature = "remote")]
     session.register(std::sync::Arc::new(jobs_remote::SshExecutor::new()));
     let types: Vec<TypeEntry> = session
         .executor_types()
@@ -47,20 +48,13 @@ pub fn register(session: &Session, home: &Home, plugins: &[PathBuf]) -> Result<V
             version: None,
         })
         .collect();
-    #[cfg(feature = "plugins")]
-    let types = {
-        let mut types = types;
-        types.extend(load_plugins(session, home, plugins));
-        types
-    };
-    #[cfg(not(feature = "plugins"))]
-    let _ = (home, plugins);
+    let mut types = types;
+    types.extend(load_plugins(session, home, plugins));
     Ok(types)
 }
 
 /// Loads the plugins of the home's folder, `JOBCTL_PLUGIN_PATH` and
 /// `--plugin`; a plugin that does not load is logged and listed, not fatal.
-#[cfg(feature = "plugins")]
 fn load_plugins(session: &Session, home: &Home, extra: &[PathBuf]) -> Vec<TypeEntry> {
     use jobs_core::plugin;
     let var = std::env::var_os("JOBCTL_PLUGIN_PATH");
@@ -131,12 +125,7 @@ fn command_line(work: &Work) -> String {
 }
 
 /// Translates a `start` request into a spec for the executor it names.
-pub fn job_spec(
-    d: &Daemon,
-    req: StartRequest,
-    env: Vec<(Vec<u8>, Vec<u8>)>,
-) -> Result<JobSpec, Fail> {
-    let _ = d;
+pub(crate) fn job_spec(req: StartRequest, env: Vec<(Vec<u8>, Vec<u8>)>) -> Result<JobSpec, Fail> {
     if req.throttle == Some(0) {
         return Err(Fail::new(ErrorCode::Usage, "--throttle must be at least 1"));
     }
@@ -180,7 +169,6 @@ fn plugin_params(req: &StartRequest, vars: Vec<(OsString, OsString)>) -> serde_j
     })
 }
 
-#[cfg(feature = "process")]
 fn process_spec(req: &StartRequest, vars: Vec<(OsString, OsString)>) -> Result<JobSpec, Fail> {
     use jobs_process::ProcessSpec;
     let mut ps = match &req.work {
@@ -207,16 +195,6 @@ fn process_spec(req: &StartRequest, vars: Vec<(OsString, OsString)>) -> Result<J
     Ok(spec)
 }
 
-#[cfg(not(feature = "process"))]
-fn process_spec(req: &StartRequest, _vars: Vec<(OsString, OsString)>) -> Result<JobSpec, Fail> {
-    let _ = req;
-    Err(Fail::new(
-        ErrorCode::Failed,
-        "unknown job type 'BackgroundJob': this jobctl was built without process jobs",
-    ))
-}
-
-#[cfg(all(feature = "process", feature = "script"))]
 fn script_worker_spec(work: &Work) -> Result<jobs_process::ProcessSpec, Fail> {
     let Work::Script { text, .. } = work else {
         return Err(Fail::new(ErrorCode::Usage, "not a script"));
@@ -239,17 +217,8 @@ fn script_worker_spec(work: &Work) -> Result<jobs_process::ProcessSpec, Fail> {
     Ok(jobs_process::ProcessSpec::program(argv))
 }
 
-#[cfg(all(feature = "process", not(feature = "script")))]
-fn script_worker_spec(_work: &Work) -> Result<jobs_process::ProcessSpec, Fail> {
-    Err(Fail::new(
-        ErrorCode::Failed,
-        "this jobctl was built without scripts",
-    ))
-}
-
 /// A remote job: a shell line (or a program, quoted) on each host; the
 /// throttle bounds the hosts running at once.
-#[cfg(feature = "remote")]
 fn remote_spec(req: &StartRequest) -> Result<JobSpec, Fail> {
     if req.hosts.is_empty() {
         return Err(Fail::new(
@@ -276,16 +245,7 @@ fn remote_spec(req: &StartRequest) -> Result<JobSpec, Fail> {
     Ok(spec.into_job_spec())
 }
 
-#[cfg(not(feature = "remote"))]
-fn remote_spec(_req: &StartRequest) -> Result<JobSpec, Fail> {
-    Err(Fail::new(
-        ErrorCode::Failed,
-        "unknown job type 'RemoteJob': this jobctl was built without remote jobs",
-    ))
-}
-
 /// A thread job: scripts only (the client refuses anything else first).
-#[cfg(feature = "script")]
 fn thread_spec(req: &StartRequest) -> Result<JobSpec, Fail> {
     let Work::Script { text, .. } = &req.work else {
         return Err(Fail::new(
@@ -296,12 +256,4 @@ fn thread_spec(req: &StartRequest) -> Result<JobSpec, Fail> {
     let mut spec = jobs_script::script_spec(text, &jobs_script::Limits::default());
     spec.command = command_line(&req.work);
     Ok(spec)
-}
-
-#[cfg(not(feature = "script"))]
-fn thread_spec(_req: &StartRequest) -> Result<JobSpec, Fail> {
-    Err(Fail::new(
-        ErrorCode::Failed,
-        "unknown job type 'ThreadJob': this jobctl was built without scripts",
-    ))
 }

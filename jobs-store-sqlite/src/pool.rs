@@ -34,7 +34,7 @@ fn pool() -> std::sync::MutexGuard<'static, Pool> {
 }
 
 /// An empty buffer with room for `len` bytes, reused if one fits.
-pub(crate) fn take(len: usize) -> Vec<u8> {
+pub fn take(len: usize) -> Vec<u8> {
     if (MIN_CAP..=MAX_CAP).contains(&len) {
         let mut p = pool();
         // A buffer that fits without wasting most of itself.
@@ -52,7 +52,7 @@ pub(crate) fn take(len: usize) -> Vec<u8> {
 }
 
 /// Gives a buffer back for reuse (or frees it).
-pub(crate) fn give(mut buf: Vec<u8>) {
+pub fn give(mut buf: Vec<u8>) {
     let cap = buf.capacity();
     if !(MIN_CAP..=MAX_CAP).contains(&cap) {
         return;

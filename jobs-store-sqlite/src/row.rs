@@ -6,7 +6,7 @@ use std::time::Instant;
 use jobs_core::{JobId, JobInfo, Payload, Record, StoreError, Stream};
 use rusqlite::{params, Connection, Transaction};
 
-use super::files::Span;
+use crate::files::Span;
 
 /// Writes `rows` in one transaction with whatever `extra` writes; a row with
 /// a span in `spans` (one per row) has its bytes in its job's data file
@@ -266,7 +266,7 @@ impl Row {
         let data = match &self.data {
             Data::Text(t) => Data::Text(t.clone()),
             Data::Blob(b) => {
-                let mut copy = super::pool::take(b.len());
+                let mut copy = crate::pool::take(b.len());
                 copy.extend_from_slice(b);
                 Data::Blob(copy)
             }

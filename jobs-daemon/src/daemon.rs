@@ -10,7 +10,7 @@
 use std::fs::{self, OpenOptions};
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -23,33 +23,12 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::Notify;
 use tracing::{error, info, warn};
 
+use jobs_protocol::home::Home;
+use jobs_store_sqlite::SqliteStore;
+
 use crate::executors;
-use crate::home::Home;
-use crate::protocol::TypeEntry;
 use crate::serve;
-use crate::store::SqliteStore;
-
-/// What every connection task shares.
-pub struct Daemon {
-    /// The job table.
-    pub session: Session,
-    /// The executor types, for `plugins`.
-    pub types: Vec<TypeEntry>,
-    /// Set once the session is ending: no new jobs.
-    pub closing: AtomicBool,
-    /// Wakes the accept loop to exit.
-    pub exit: Notify,
-}
-
-impl Daemon {
-    /// Ends the session once: stops running jobs (detached ones go on).
-    pub async fn close(&self) {
-        if !self.closing.swap(true, Ordering::SeqCst) {
-            info!("ending the session");
-        }
-        self.session.close().await;
-    }
-}
+use crate::shared::Daemon;
 
 /// Runs the daemon until the session ends.
 pub fn run(home: Home, plugins: Vec<PathBuf>) -> Result<()> {

@@ -1,4 +1,23 @@
-//! The daemon's durable store: the job table and the records in SQLite.
+//! A durable [`Store`] for jobs-core sessions: the job table and the records
+//! in SQLite, bulk output in append-only files beside it. The jobctl session
+//! daemon keeps its session here, so that jobs and their unreceived output
+//! outlive the daemon, a restart and a SIGKILL. It depends on jobs-core (the
+//! `Store` trait and the model's types) and on rusqlite with a bundled
+//! SQLite, nothing else.
+//!
+//! # Example
+//! ```
+//! use jobs_core::{Record, Store, Stream};
+//! use jobs_store_sqlite::SqliteStore;
+//!
+//! let dir = tempfile::tempdir()?;
+//! let store = SqliteStore::open(&dir.path().join("jobs.db"))?;
+//! store.append(1, 1, Record::text(Stream::Output, "hello"))?;
+//! store.flush()?;
+//! let page = store.read(1, 0, 10)?;
+//! assert_eq!(page.len(), 1);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 //!
 //! One database file per session home, in WAL mode with `synchronous=NORMAL`:
 //! a commit appends to the write-ahead log without waiting for the disk, so a
@@ -603,20 +622,14 @@ fn delete_through(db: &mut Db, job: JobId, through: u64) -> Result<(), StoreErro
     Ok(())
 }
 
-#[cfg(test)]
-mod crash_tests;
-#[cfg(test)]
-mod drain_tests;
-#[cfg(test)]
-mod file_tests;
 mod files;
 mod pending;
-pub(crate) mod pool;
+pub mod pool;
 mod row;
 mod schema;
-#[cfg(test)]
-mod session_tests;
-#[cfg(test)]
-mod soon_tests;
-#[cfg(test)]
-mod tests;
+
+/// Where the store at `db` keeps its bulk data files:
+/// `<database>-records/`, one `<job>.bin` per job.
+pub fn data_dir(db: &Path) -> std::path::PathBuf {
+    files::dir_of(db)
+}

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 use jobs_core::{JobId, StoreError};
 
-use super::row::{Data, Kind, Row};
+use crate::row::{Data, Kind, Row};
 
 /// Bytes records this large or larger go to the job's data file.
 pub(super) const FILE_THRESHOLD: usize = 4096;
@@ -49,7 +49,7 @@ struct DataFile {
 }
 
 /// The directory of the data files of the database at `db`.
-pub(super) fn dir_of(db: &Path) -> PathBuf {
+pub(crate) fn dir_of(db: &Path) -> PathBuf {
     let mut name = db.file_name().unwrap_or_default().to_os_string();
     name.push("-records");
     db.with_file_name(name)
@@ -148,7 +148,7 @@ impl DataFiles {
         let len = usize::try_from(span.len).ok().filter(|_| fits);
         let len = len.ok_or_else(missing)?;
         // Read into spare capacity: the buffer is not zeroed first.
-        let mut buf = super::pool::take(len);
+        let mut buf = crate::pool::take(len);
         let mut from = &f.file;
         from.seek(SeekFrom::Start(span.off))
             .and_then(|_| from.take(span.len).read_to_end(&mut buf))

@@ -4,7 +4,23 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+/// Why a session's home cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HomeError {
+    /// Neither `JOBCTL_HOME`, `XDG_STATE_HOME` nor `HOME` is set.
+    #[error("cannot find the session's home: set JOBCTL_HOME or HOME")]
+    Unset,
+    /// The current directory, needed to make a relative home absolute.
+    #[error("cannot read the current directory")]
+    CurrentDir(#[source] std::io::Error),
+    /// Creating the directory failed.
+    #[error("cannot create {}", .0.display())]
+    Create(PathBuf, #[source] std::io::Error),
+    /// Setting its mode failed.
+    #[error("cannot set the mode of {}", .0.display())]
+    Mode(PathBuf, #[source] std::io::Error),
+}
 
 /// The paths of one session.
 #[derive(Debug, Clone)]
@@ -15,7 +31,7 @@ pub struct Home {
 impl Home {
     /// `--home`, else `$JOBCTL_HOME`, else `$XDG_STATE_HOME/jobctl`, else
     /// `~/.local/state/jobctl`. The directory is made absolute.
-    pub fn resolve(flag: Option<PathBuf>) -> Result<Home> {
+    pub fn resolve(flag: Option<PathBuf>) -> Result<Home, HomeError> {
         let dir = match flag {
             Some(d) => d,
             None => match std::env::var_os("JOBCTL_HOME").filter(|v| !v.is_empty()) {
@@ -25,7 +41,7 @@ impl Home {
                     None => {
                         let home = std::env::var_os("HOME")
                             .filter(|v| !v.is_empty())
-                            .context("cannot find the session's home: set JOBCTL_HOME or HOME")?;
+                            .ok_or(HomeError::Unset)?;
                         PathBuf::from(home).join(".local/state/jobctl")
                     }
                 },
@@ -35,18 +51,17 @@ impl Home {
             dir
         } else {
             std::env::current_dir()
-                .context("cannot read the current directory")?
+                .map_err(HomeError::CurrentDir)?
                 .join(dir)
         };
         Ok(Home { dir })
     }
 
     /// Creates the directory (mode 0700) if needed.
-    pub fn create(&self) -> Result<()> {
-        fs::create_dir_all(&self.dir)
-            .with_context(|| format!("cannot create {}", self.dir.display()))?;
+    pub fn create(&self) -> Result<(), HomeError> {
+        fs::create_dir_all(&self.dir).map_err(|e| HomeError::Create(self.dir.clone(), e))?;
         fs::set_permissions(&self.dir, fs::Permissions::from_mode(0o700))
-            .with_context(|| format!("cannot set the mode of {}", self.dir.display()))?;
+            .map_err(|e| HomeError::Mode(self.dir.clone(), e))?;
         Ok(())
     }
 

@@ -3,5 +3,5 @@
 //! jobs.
 
 fn main() {
-    std::process::exit(jobs_cli::daemon_main(std::env::args_os().skip(1)));
+    std::process::exit(jobs_daemon::daemon_main(std::env::args_os().skip(1)));
 }

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use jobs_core::JobId;
 
-use super::row::{JobRow, Row};
+use crate::row::{JobRow, Row};
 
 /// How long an appended record may wait in memory before it is written.
 pub const FLUSH_INTERVAL: Duration = Duration::from_millis(25);

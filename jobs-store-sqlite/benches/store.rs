@@ -6,7 +6,7 @@
 //! time covers getting them onto disk (WAL, `synchronous=NORMAL`: no fsync,
 //! as for the file). Between rounds the records are discarded, untimed.
 //!
-//! `cargo bench -p jobs-cli --bench store -- --warm-up-time 1 --measurement-time 3`
+//! `cargo bench -p jobs-store-sqlite --bench store -- --warm-up-time 1 --measurement-time 3`
 
 // criterion_group! generates an undocumented public function.
 #![allow(missing_docs)]
@@ -18,13 +18,7 @@ use std::time::{Duration, Instant, SystemTime};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use jobs_core::{JobInfo, JobState, MemoryStore, Record, Store, Stream};
 
-#[allow(dead_code, unused_imports)]
-#[path = "../src"]
-mod src {
-    pub mod store;
-}
-
-use src::store::SqliteStore;
+use jobs_store_sqlite::SqliteStore;
 
 /// Appends `n` copies of `record` as job 1 and returns the time, including
 /// what `finish` does; then discards them (untimed).

@@ -1,4 +1,8 @@
-//! The messages between `jobctl` and its session daemon, and their framing.
+//! What the `jobctl` command and its session daemon share, and nothing
+//! else: the versioned messages, their framing, and the layout of a
+//! session's home ([`home`]). Both programs depend on this crate; it depends
+//! only on jobs-core (for the model's types: ids, states, job rows, streams)
+//! and serde, so the command that links it stays small.
 //!
 //! A frame is `[u32 header length][u32 blob length][header][blob]`, both
 //! lengths little-endian. The header is one JSON message (a [`Request`] or a
@@ -8,6 +12,18 @@
 //! frame larger than the limits, a truncated one or one that does not parse
 //! gets an error reply (when a reply can still be framed) and the connection
 //! closes; the daemon itself goes on.
+//!
+//! # Example
+//! ```
+//! use jobs_protocol::{encode, read_frame, Op, Request};
+//!
+//! let frame = encode(&Request::new(Op::Show { id: 3 }), b"")?;
+//! let (req, blob): (Request, Vec<u8>) = read_frame(&mut frame.as_slice())?;
+//! assert!(matches!(req.op, Op::Show { id: 3 }) && blob.is_empty());
+//! # Ok::<(), jobs_protocol::FrameError>(())
+//! ```
+
+pub mod home;
 
 use std::io::{self, Read, Write};
 
@@ -294,30 +310,44 @@ pub struct WireRecord {
 }
 
 /// Why a frame could not be read.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum FrameError {
     /// The peer closed the connection between frames.
+    #[error("the connection was closed")]
     Closed,
     /// A length over the limits.
+    #[error("{0} of {1} bytes is over the limit")]
     TooLarge(&'static str, usize),
     /// A frame that does not parse.
+    #[error("malformed message: {0}")]
     Malformed(String),
+    /// A request of another protocol version.
+    #[error("protocol version {0} is not {PROTOCOL_VERSION}: use a jobctl of the same version as the daemon, or stop the daemon")]
+    Version(u64),
     /// Reading failed or the frame was cut short.
-    Io(io::Error),
+    #[error(transparent)]
+    Io(#[from] io::Error),
 }
 
-impl std::fmt::Display for FrameError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            FrameError::Closed => f.write_str("the connection was closed"),
-            FrameError::TooLarge(what, n) => write!(f, "{what} of {n} bytes is over the limit"),
-            FrameError::Malformed(m) => write!(f, "malformed message: {m}"),
-            FrameError::Io(e) => write!(f, "{e}"),
+/// Parses a request's header: the one parser of requests, whatever read
+/// the frame. A request of another version is named as such; one of this
+/// version that does not parse is [`FrameError::Malformed`], saying what is
+/// wrong with it.
+pub fn parse_request(header: &[u8]) -> Result<Request, FrameError> {
+    match serde_json::from_slice::<Request>(header) {
+        Ok(req) if req.version == PROTOCOL_VERSION => Ok(req),
+        Ok(req) => Err(FrameError::Version(u64::from(req.version))),
+        Err(e) => {
+            let version = serde_json::from_slice::<serde_json::Value>(header)
+                .ok()
+                .and_then(|v| v.get("version").and_then(|v| v.as_u64()));
+            match version {
+                Some(v) if v != u64::from(PROTOCOL_VERSION) => Err(FrameError::Version(v)),
+                _ => Err(FrameError::Malformed(e.to_string())),
+            }
         }
     }
 }
-
-impl std::error::Error for FrameError {}
 
 /// Checks a frame's two lengths against the limits.
 pub fn check_lengths(prefix: [u8; 8]) -> Result<(usize, usize), FrameError> {

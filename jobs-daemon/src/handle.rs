@@ -1,0 +1,147 @@
+//! Answers each request of a connection: the operations on the session.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use jobs_core::{JobFilter, JobId, WaitMode};
+use jobs_protocol::{
+    decode_env, ErrorCode, ListRequest, Op, RemoveRequest, Response, SelectRequest, WaitRequest,
+};
+use tokio::net::unix::OwnedReadHalf;
+
+use crate::executors;
+use crate::fail::Fail;
+use crate::receive::receive;
+use crate::shared::Daemon;
+use crate::wire::{client_gone, send, Conn};
+
+/// Answers one request; `Ok(false)` closes the connection.
+pub(crate) async fn handle(
+    d: &Daemon,
+    op: Op,
+    blob: Vec<u8>,
+    (rd, wr): Conn<'_>,
+) -> Result<bool, Fail> {
+    let resp = match op {
+        Op::Start(start) => {
+            if d.closing.load(Ordering::SeqCst) {
+                return Err(Fail::new(ErrorCode::Failed, "the session is ending"));
+            }
+            let spec = executors::job_spec(start, decode_env(&blob))?;
+            let id = d.session.start(spec)?;
+            Response::Started(d.session.info(id)?)
+        }
+        Op::List(l) => Response::Jobs(d.session.get(&filter(l))?),
+        Op::Show { id } => {
+            let job = d.session.info(id)?;
+            let children = job
+                .children
+                .iter()
+                .filter_map(|c| d.session.info(*c).ok())
+                .collect();
+            Response::Shown { job, children }
+        }
+        Op::Receive(r) => return receive(d, r, (rd, wr)).await,
+        Op::Ack { .. } => {
+            return Err(Fail::new(ErrorCode::Protocol, "an ack outside a receive"));
+        }
+        Op::Wait(w) => match wait(d, w, rd).await? {
+            Some(r) => r,
+            None => return Ok(false),
+        },
+        Op::Stop(s) => {
+            let ids = select(d, &s)?;
+            for &id in &ids {
+                d.session.request_stop(id)?;
+            }
+            for &id in &ids {
+                d.session.wait_finished(id).await?;
+            }
+            Response::Done(ids)
+        }
+        Op::Remove(r) => Response::Done(remove(d, r).await?),
+        Op::Status => Response::Status {
+            pid: std::process::id(),
+        },
+        Op::Shutdown => {
+            d.close().await;
+            let _ = send(
+                wr,
+                &Response::Status {
+                    pid: std::process::id(),
+                },
+                &[],
+            )
+            .await;
+            d.exit.notify_one();
+            return Ok(false);
+        }
+        Op::Plugins => Response::Plugins(d.types.clone()),
+    };
+    Ok(send(wr, &resp, &[]).await.is_ok())
+}
+
+fn filter(l: ListRequest) -> JobFilter {
+    JobFilter {
+        ids: l.ids,
+        name: l.name,
+        state: l.state,
+        type_name: l.type_name.map(|t| executors::type_name_of(&t)),
+        command: l.command,
+        has_more_data: l.has_more_data,
+        newest: l.newest,
+        include_children: l.include_children,
+    }
+}
+
+fn select(d: &Daemon, s: &SelectRequest) -> Result<Vec<JobId>, Fail> {
+    let jobs = d.session.get(&JobFilter {
+        ids: s.ids.clone(),
+        name: s.name.clone(),
+        state: s.state,
+        ..JobFilter::default()
+    })?;
+    Ok(jobs.into_iter().map(|j| j.id).collect())
+}
+
+async fn wait(
+    d: &Daemon,
+    w: WaitRequest,
+    rd: &mut OwnedReadHalf,
+) -> Result<Option<Response>, Fail> {
+    let mode = if w.any { WaitMode::Any } else { WaitMode::All };
+    let timeout = w.timeout_ms.map(Duration::from_millis);
+    tokio::select! {
+        outcome = d.session.wait(&w.ids, mode, timeout) => {
+            let o = outcome?;
+            Ok(Some(Response::Waited { done: o.done, timed_out: o.timed_out }))
+        }
+        _ = client_gone(rd) => Ok(None),
+    }
+}
+
+async fn remove(d: &Daemon, r: RemoveRequest) -> Result<Vec<JobId>, Fail> {
+    let ids = select(d, &r.select)?;
+    let mut removed = Vec::new();
+    let mut refused = Vec::new();
+    for id in ids {
+        match d.session.remove(id, r.force).await {
+            Ok(()) => removed.push(id),
+            Err(e) => match e {
+                jobs_core::Error::NotFinished { id, state } => {
+                    let name = d.session.info(id).map(|i| i.name).unwrap_or_default();
+                    refused.push(format!(
+                        "cannot remove job {id} ({name}): it is {state}; stop it first or use --force"
+                    ));
+                }
+                jobs_core::Error::NoSuchJob(_) => {}
+                other => refused.push(Fail::from(other).message),
+            },
+        }
+    }
+    if refused.is_empty() {
+        Ok(removed)
+    } else {
+        Err(Fail::new(ErrorCode::Failed, refused.join("; ")))
+    }
+}

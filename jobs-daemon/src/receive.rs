@@ -1,0 +1,335 @@
+//! `receive` on the daemon's side: records go out in pages of at most
+//! [`PAGE_BYTES`] and [`PAGE_RECORDS`], a few pages ahead of the client's
+//! acknowledgements, and a record is consumed only once the client said it
+//! wrote it out. A large payload is sent from its own buffer, in parts.
+
+use std::collections::{HashSet, VecDeque};
+use std::ops::Range;
+use std::sync::Arc;
+
+use jobs_core::{JobFilter, JobId, Payload, ReceiveOptions, Received, Record, Stream};
+use jobs_protocol::{
+    encode_head, ErrorCode, Op, ReceiveRequest, Request, Response, WireKind, WireRecord,
+    PAGE_BYTES, PAGE_RECORDS,
+};
+use jobs_store_sqlite::pool;
+use nix::sys::socket::sockopt;
+use tokio::io::AsyncWriteExt;
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+
+use crate::fail::Fail;
+use crate::shared::Daemon;
+use crate::wire::{client_gone, read_request, send, Conn};
+
+/// Sends a page: the frame's start from `head`, then the payload bytes
+/// straight from where they are (the gathered small records, the large
+/// records' own buffers), with no copy into one frame.
+async fn send_page(wr: &mut OwnedWriteHalf, page: &mut Page) -> std::io::Result<()> {
+    let parts = Response::Page(std::mem::take(&mut page.parts));
+    encode_head(&parts, page.len, &mut page.head).map_err(std::io::Error::other)?;
+    if let Response::Page(mut parts) = parts {
+        // The part list's allocation serves the next page.
+        parts.clear();
+        page.parts = parts;
+    }
+    let mut segments = std::mem::take(&mut page.segments);
+    let mut result = Ok(());
+    if let Some(Segment::Gathered(r)) = segments.first() {
+        if r.len() <= 64 << 10 {
+            // A page of small records is one write.
+            page.head.extend_from_slice(&page.gathered[r.clone()]);
+            segments.remove(0);
+        }
+    }
+    if let Err(e) = wr.write_all(&page.head).await {
+        result = Err(e);
+    }
+    for seg in segments.drain(..) {
+        if result.is_ok() {
+            let bytes = match &seg {
+                Segment::Gathered(r) => &page.gathered[r.clone()],
+                Segment::Shared(buf, r) => &buf[r.clone()],
+            };
+            if let Err(e) = wr.write_all(bytes).await {
+                result = Err(e);
+            }
+        }
+        if let Segment::Shared(buf, _) = seg {
+            // The last page of a record gives its buffer back.
+            if let Ok(buf) = Arc::try_unwrap(buf) {
+                pool::give(buf);
+            }
+        }
+    }
+    page.segments = segments;
+    page.gathered.clear();
+    page.len = 0;
+    result
+}
+
+/// The payload as wire bytes.
+fn wire_payload(payload: Payload) -> (WireKind, Vec<u8>) {
+    let json = |v: Result<Vec<u8>, serde_json::Error>| v.unwrap_or_else(|_| b"null".to_vec());
+    match payload {
+        Payload::Bytes(b) => (WireKind::Bytes, b),
+        Payload::Text(t) => (WireKind::Text, t.into_bytes()),
+        Payload::Value(v) => (WireKind::Value, json(serde_json::to_vec(&v))),
+        Payload::Live(l) => (WireKind::Value, json(serde_json::to_vec(&l.render()))),
+        Payload::Progress(p) => (WireKind::Progress, json(serde_json::to_vec(&p))),
+        Payload::Error(e) => (WireKind::Error, json(serde_json::to_vec(&e))),
+    }
+}
+
+/// Pages sent ahead of the client's acks: the client writes one page while
+/// the next ones travel.
+const WINDOW: usize = 4;
+
+/// Payloads this large are sent from their own buffer; smaller ones are
+/// gathered into the page's buffer, so a page of small records is one write.
+const GATHER_BELOW: usize = 16 << 10;
+
+/// The records a page completes: (index of the record's last part, the
+/// record's job and seq).
+type Completes = Vec<(usize, JobId, u64)>;
+
+/// Where a run of a page's payload bytes is.
+enum Segment {
+    /// In the page's buffer of gathered small payloads.
+    Gathered(Range<usize>),
+    /// In a large record's own buffer, shared by the pages it is split over.
+    Shared(Arc<Vec<u8>>, Range<usize>),
+}
+
+/// A page being filled: parts, where their bytes are, and the records it
+/// completes; and the pages sent but not yet acknowledged. Its buffers are
+/// kept from page to page.
+#[derive(Default)]
+struct Page {
+    parts: Vec<WireRecord>,
+    gathered: Vec<u8>,
+    segments: Vec<Segment>,
+    /// Payload bytes in the page.
+    len: usize,
+    completes: Completes,
+    /// The frame's lengths and header.
+    head: Vec<u8>,
+    /// Per page in flight: its part count and the records it completes.
+    inflight: VecDeque<(usize, Completes)>,
+}
+
+impl Page {
+    /// Whether the page is full and goes out before another part.
+    fn full(&self) -> bool {
+        self.len >= PAGE_BYTES || self.parts.len() >= PAGE_RECORDS
+    }
+
+    /// Adds a part of a record.
+    fn push(&mut self, part: WireRecord, bytes: Segment) {
+        self.len += part.len;
+        self.parts.push(part);
+        match (self.segments.last_mut(), bytes) {
+            (Some(Segment::Gathered(last)), Segment::Gathered(r)) if last.end == r.start => {
+                last.end = r.end;
+            }
+            (_, seg) => self.segments.push(seg),
+        }
+    }
+}
+
+/// Sends a page, then reads acks while more than the window is in flight;
+/// `false` when the client wrote less than a page (it is going away).
+async fn flush_page(
+    d: &Daemon,
+    page: &mut Page,
+    keep: bool,
+    (rd, wr): Conn<'_>,
+) -> Result<bool, Fail> {
+    if !page.parts.is_empty() {
+        let n = page.parts.len();
+        if send_page(wr, page).await.is_err() {
+            return Ok(false);
+        }
+        let completes = std::mem::take(&mut page.completes);
+        page.inflight.push_back((n, completes));
+    }
+    while page.inflight.len() >= WINDOW {
+        if !read_ack(d, page, keep, rd).await? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Reads every outstanding ack.
+async fn drain_acks(
+    d: &Daemon,
+    page: &mut Page,
+    keep: bool,
+    rd: &mut OwnedReadHalf,
+) -> Result<bool, Fail> {
+    while !page.inflight.is_empty() {
+        if !read_ack(d, page, keep, rd).await? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Reads the ack of the oldest page in flight and consumes the records the
+/// client wrote out.
+async fn read_ack(
+    d: &Daemon,
+    page: &mut Page,
+    keep: bool,
+    rd: &mut OwnedReadHalf,
+) -> Result<bool, Fail> {
+    let Some((n, completes)) = page.inflight.pop_front() else {
+        return Ok(true);
+    };
+    let written = match read_request(rd).await {
+        Ok((
+            Request {
+                op: Op::Ack { written },
+                ..
+            },
+            _,
+        )) => written.min(n),
+        Ok(_) => return Err(Fail::new(ErrorCode::Protocol, "expected an ack")),
+        Err(_) => 0,
+    };
+    let done: Vec<Received> = completes
+        .into_iter()
+        .filter(|(last, _, _)| *last < written)
+        .map(|(_, job, seq)| Received {
+            job,
+            seq,
+            record: Record::text(Stream::Output, ""),
+        })
+        .collect();
+    if !keep && !done.is_empty() {
+        d.session.consume(&done)?;
+    }
+    if written < n {
+        page.inflight.clear();
+        return Ok(false);
+    }
+    Ok(true)
+}
+
+/// The socket send buffer a receive asks for: a page and more, so that a
+/// page goes out in one write and the client reads it in one wakeup.
+const SEND_BUFFER: usize = 2 * PAGE_BYTES;
+
+pub(crate) async fn receive(
+    d: &Daemon,
+    r: ReceiveRequest,
+    (rd, wr): Conn<'_>,
+) -> Result<bool, Fail> {
+    // The kernel caps it (net.core.wmem_max); a smaller buffer only costs
+    // more wakeups.
+    let _ = nix::sys::socket::setsockopt(wr.as_ref(), sockopt::SndBuf, &SEND_BUFFER);
+    d.session.get(&JobFilter {
+        ids: r.ids.clone(),
+        ..JobFilter::default()
+    })?;
+    let opts = ReceiveOptions {
+        keep: true,
+        no_recurse: r.no_recurse,
+        limit: None,
+    };
+    let mut follow = d.session.follow(&r.ids, opts)?;
+    let mut page = Page::default();
+    loop {
+        let batch = if r.wait {
+            tokio::select! {
+                b = follow.next_batch(PAGE_RECORDS) => b?,
+                _ = client_gone(rd) => return Ok(false),
+            }
+        } else {
+            // Only what is there now: a batch that would have to wait is none.
+            tokio::select! {
+                biased;
+                b = follow.next_batch(PAGE_RECORDS) => b?,
+                _ = std::future::ready(()) => Vec::new(),
+            }
+        };
+        if batch.is_empty() {
+            break;
+        }
+        for rec in batch {
+            let (kind, bytes) = wire_payload(rec.record.payload);
+            let part = |len: usize, more: bool| WireRecord {
+                job: rec.job,
+                seq: rec.seq,
+                stream: rec.record.stream,
+                kind,
+                len,
+                more,
+            };
+            if bytes.len() < GATHER_BELOW {
+                let start = page.gathered.len();
+                page.gathered.extend_from_slice(&bytes);
+                let end = page.gathered.len();
+                page.push(part(bytes.len(), false), Segment::Gathered(start..end));
+                page.completes
+                    .push((page.parts.len() - 1, rec.job, rec.seq));
+                if page.full() && !flush_page(d, &mut page, r.keep, (&mut *rd, &mut *wr)).await? {
+                    return Ok(false);
+                }
+                continue;
+            }
+            // A large payload goes out of its own buffer, in parts of at
+            // most a page.
+            let total = bytes.len();
+            let mut shared = Some(Arc::new(bytes));
+            let mut start = 0;
+            while start < total {
+                let end = total.min(start + PAGE_BYTES);
+                let more = end < total;
+                // The last part holds the record's buffer alone once the
+                // pages before it went out.
+                let buf = match &shared {
+                    Some(b) if more => Arc::clone(b),
+                    _ => match shared.take() {
+                        Some(b) => b,
+                        None => break,
+                    },
+                };
+                page.push(part(end - start, more), Segment::Shared(buf, start..end));
+                if !more {
+                    page.completes
+                        .push((page.parts.len() - 1, rec.job, rec.seq));
+                }
+                start = end;
+                if page.full() && !flush_page(d, &mut page, r.keep, (&mut *rd, &mut *wr)).await? {
+                    return Ok(false);
+                }
+            }
+        }
+        if !flush_page(d, &mut page, r.keep, (&mut *rd, &mut *wr)).await? {
+            return Ok(false);
+        }
+        // Waiting for more watches the connection: no ack may be pending.
+        if r.wait && !drain_acks(d, &mut page, r.keep, rd).await? {
+            return Ok(false);
+        }
+    }
+    if !flush_page(d, &mut page, r.keep, (&mut *rd, &mut *wr)).await?
+        || !drain_acks(d, &mut page, r.keep, rd).await?
+    {
+        return Ok(false);
+    }
+    let mut ids = Vec::new();
+    let mut seen = HashSet::new();
+    for &id in &r.ids {
+        if seen.insert(id) {
+            ids.push(id);
+        }
+    }
+    let rows = d.session.get(&JobFilter {
+        ids,
+        include_children: true,
+        ..JobFilter::default()
+    })?;
+    Ok(send(wr, &Response::End(rows), &[]).await.is_ok())
+}

@@ -1,0 +1,31 @@
+//! What every connection of the daemon shares: the session and the
+//! daemon's own state.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use jobs_core::Session;
+use jobs_protocol::TypeEntry;
+use tokio::sync::Notify;
+use tracing::info;
+
+/// What every connection task shares.
+pub(crate) struct Daemon {
+    /// The job table.
+    pub(crate) session: Session,
+    /// The executor types, for `plugins`.
+    pub(crate) types: Vec<TypeEntry>,
+    /// Set once the session is ending: no new jobs.
+    pub(crate) closing: AtomicBool,
+    /// Wakes the accept loop to exit.
+    pub(crate) exit: Notify,
+}
+
+impl Daemon {
+    /// Ends the session once: stops running jobs (detached ones go on).
+    pub(crate) async fn close(&self) {
+        if !self.closing.swap(true, Ordering::SeqCst) {
+            info!("ending the session");
+        }
+        self.session.close().await;
+    }
+}
