@@ -124,15 +124,44 @@ impl<T: FromArgMatches> FromArgMatches for Lazy<T> {
 
 impl<T: Args> Args for Lazy<T> {
     fn augment_args(cmd: clap::Command) -> clap::Command {
-        cmd.defer(T::augment_args)
+        cmd.defer(augment_keeping_about::<T>)
     }
 
     fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
-        cmd.defer(T::augment_args_for_update)
+        cmd.defer(augment_for_update_keeping_about::<T>)
     }
 
     fn group_id() -> Option<clap::Id> {
         T::group_id()
+    }
+}
+
+/// Adds an argument struct's arguments but keeps the command's own summary:
+/// derived `Args` would otherwise put the struct's doc ("What `start` and
+/// `run` take") where `--help` should say what the command does.
+fn augment_keeping_about<T: Args>(cmd: clap::Command) -> clap::Command {
+    let (about, long) = (cmd.get_about().cloned(), cmd.get_long_about().cloned());
+    restore_about(T::augment_args(cmd), about, long)
+}
+
+/// [`augment_keeping_about`] for clap's update path.
+fn augment_for_update_keeping_about<T: Args>(cmd: clap::Command) -> clap::Command {
+    let (about, long) = (cmd.get_about().cloned(), cmd.get_long_about().cloned());
+    restore_about(T::augment_args_for_update(cmd), about, long)
+}
+
+fn restore_about(
+    cmd: clap::Command,
+    about: Option<clap::builder::StyledStr>,
+    long: Option<clap::builder::StyledStr>,
+) -> clap::Command {
+    let cmd = match about {
+        Some(a) => cmd.about(a),
+        None => cmd.about(None::<&str>),
+    };
+    match long {
+        Some(l) => cmd.long_about(l),
+        None => cmd.long_about(None::<&str>),
     }
 }
 
@@ -343,5 +372,27 @@ mod tests {
     fn start_needs_exactly_one_kind_of_work() {
         assert!(Cli::try_parse_from(["jobctl", "start"]).is_err());
         assert!(Cli::try_parse_from(["jobctl", "start", "-c", "x", "-e", "y"]).is_err());
+    }
+
+    #[test]
+    fn each_commands_help_opens_with_what_the_command_does() {
+        let expected = [
+            ("start", "Start a job and return at once"),
+            ("list", "The job table"),
+            ("receive", "Write what jobs produced"),
+            ("wait", "Wait until jobs are finished"),
+            ("stop", "Stop jobs"),
+            ("remove", "Delete finished jobs"),
+            ("run", "Start a job, stream its output"),
+        ];
+        for (name, opening) in expected {
+            let err = Cli::try_parse_from(["jobctl", name, "--help"]).expect_err("help");
+            let help = err.to_string();
+            assert!(
+                help.starts_with(opening),
+                "`jobctl {name} --help` opens with {:?}",
+                help.lines().next()
+            );
+        }
     }
 }
