@@ -116,6 +116,12 @@ async fn serve_forever(home: Home, plugins: Vec<PathBuf>) -> Result<()> {
     if !restored.is_empty() {
         info!(jobs = restored.len(), "restored the job table");
     }
+    for (id, why) in store.unreadable_jobs() {
+        warn!(
+            job = id,
+            "job {id} is unreadable in the store ({why}): kept as Failed"
+        );
+    }
     let listener = bind(&home)?;
     let daemon = Arc::new(Daemon {
         session,

@@ -92,7 +92,7 @@ use rusqlite::{params, Connection, Transaction};
 use files::DataFiles;
 use pending::Pending;
 pub use pending::StoreOptions;
-use row::{sql_int, write_rows, Data, JobRow, Row};
+use row::{from_sql_int, sql_int, write_rows, Data, JobRow, Row};
 pub use schema::SCHEMA_VERSION;
 use schema::{connect, init, InitError};
 
@@ -135,6 +135,8 @@ struct Db {
     files: DataFiles,
     /// What `has_records` found in the table, per job, until a change.
     has: HashMap<JobId, bool>,
+    /// The jobs the last `load_jobs` could not read, and why.
+    unreadable: Vec<(JobId, String)>,
 }
 
 impl SqliteStore {
@@ -164,6 +166,7 @@ impl SqliteStore {
                 conn,
                 files: DataFiles::new(files::dir_of(path)),
                 has: HashMap::new(),
+                unreadable: Vec::new(),
             }),
             pending: Mutex::new(Pending::default()),
             wake: Condvar::new(),
@@ -183,6 +186,15 @@ impl SqliteStore {
             shared,
             flusher: Some(flusher),
         })
+    }
+
+    /// The jobs whose rows the last [`Store::load_jobs`] could not read,
+    /// with why. Each was loaded as a Failed job with the reason
+    /// [`UNREADABLE_REASON`] (its id, name, type and parent kept where the
+    /// row still has them), so one damaged row never stops a session from
+    /// restoring the others.
+    pub fn unreadable_jobs(&self) -> Vec<(JobId, String)> {
+        self.shared.db().unreadable.clone()
     }
 
     /// Writes every buffered record now.
@@ -382,21 +394,39 @@ impl Store for SqliteStore {
         if !self.shared.pending().jobs.is_empty() {
             self.flush()?;
         }
-        let db = self.shared.db();
-        let mut stmt = db
-            .conn
-            .prepare_cached("SELECT id, info FROM jobs ORDER BY id")
-            .map_err(fail)?;
-        let rows = stmt
-            .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))
-            .map_err(fail)?;
+        let mut db = self.shared.db();
         let mut jobs = Vec::new();
-        for row in rows {
-            let (id, json) = row.map_err(fail)?;
-            let info = serde_json::from_str(&json)
-                .map_err(|e| StoreError::new(format!("job {id} in the store is unreadable"), e))?;
-            jobs.push(info);
+        let mut aside = Vec::new();
+        {
+            let mut stmt = db
+                .conn
+                .prepare_cached("SELECT id, parent, name, type, info FROM jobs ORDER BY id")
+                .map_err(fail)?;
+            let mut rows = stmt.query([]).map_err(fail)?;
+            while let Some(r) = rows.next().map_err(fail)? {
+                let id: i64 = r.get(0).map_err(fail)?;
+                let id = from_sql_int(id)?;
+                match JobRow::info_from_sql(r) {
+                    Ok(info) => jobs.push(info),
+                    Err(why) => {
+                        aside.push((id, why.clone()));
+                        jobs.push(JobRow::set_aside(id, r));
+                    }
+                }
+            }
         }
+        // A job set aside keeps its children: the rows that name it.
+        for &(id, _) in &aside {
+            let children: Vec<JobId> = jobs
+                .iter()
+                .filter(|j| j.parent == Some(id))
+                .map(|j| j.id)
+                .collect();
+            if let Some(j) = jobs.iter_mut().find(|j| j.id == id) {
+                j.children = children;
+            }
+        }
+        db.unreadable = aside;
         Ok(jobs)
     }
 
@@ -480,7 +510,7 @@ impl Store for SqliteStore {
                 }
             }
         }
-        rows.into_iter().map(|r| Ok((r.seq, r.decode()?))).collect()
+        Ok(rows.into_iter().map(|r| (r.seq, r.decode())).collect())
     }
 
     fn take(&self, job: JobId, limit: usize) -> Result<Vec<(u64, Record)>, StoreError> {
@@ -502,7 +532,7 @@ impl Store for SqliteStore {
                 }
             }
         }
-        rows.into_iter().map(|r| Ok((r.seq, r.decode()?))).collect()
+        Ok(rows.into_iter().map(|r| (r.seq, r.decode())).collect())
     }
 
     fn discard(&self, job: JobId, through: u64) -> Result<(), StoreError> {
@@ -587,10 +617,23 @@ fn written(
         let Some(r) = q.next().map_err(fail)? else {
             break;
         };
-        let (mut row, span) = Row::from_sql(job, r)?;
-        if let Some(span) = span {
-            row.data = Data::Blob(files.read(job, row.seq, span)?);
-        }
+        // A row that cannot be read back becomes an error record in its
+        // place: it fails only the record it held, and the later ones still
+        // arrive. Only a row without even a sequence number is an error.
+        let row = match Row::from_sql(job, r) {
+            Ok((mut row, Some(span))) => match files.read(job, row.seq, span) {
+                Ok(bytes) => {
+                    row.data = Data::Blob(bytes);
+                    row
+                }
+                Err(e) => Row::damaged(job, row.seq, &e),
+            },
+            Ok((row, None)) => row,
+            Err(e) => match r.get::<_, i64>(0).ok().and_then(|s| u64::try_from(s).ok()) {
+                Some(seq) => Row::damaged(job, seq, &e),
+                None => return Err(e),
+            },
+        };
         budget.add(row.size());
         rows.push(row);
     }
@@ -627,6 +670,9 @@ mod pending;
 pub mod pool;
 mod row;
 mod schema;
+
+/// The reason of a job whose row in the store could not be read.
+pub const UNREADABLE_REASON: &str = "unreadable in the store";
 
 /// Where the store at `db` keeps its bulk data files:
 /// `<database>-records/`, one `<job>.bin` per job.

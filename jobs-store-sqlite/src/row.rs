@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use jobs_core::{JobId, JobInfo, Payload, Record, StoreError, Stream};
+use jobs_core::{ErrorRecord, JobId, JobInfo, Payload, Record, StoreError, Stream};
 use rusqlite::{params, Connection, Transaction};
 
 use crate::files::Span;
@@ -72,6 +72,52 @@ pub(super) struct JobRow {
 }
 
 impl JobRow {
+    /// The job of a row read by `SELECT id, parent, name, type, info`, or
+    /// why it cannot be read.
+    pub(super) fn info_from_sql(r: &rusqlite::Row<'_>) -> Result<JobInfo, String> {
+        let text = match r.get_ref(4) {
+            Ok(rusqlite::types::ValueRef::Text(t)) => t,
+            Ok(rusqlite::types::ValueRef::Blob(b)) => b,
+            Ok(other) => return Err(format!("its info is {:?}", other.data_type())),
+            Err(e) => return Err(e.to_string()),
+        };
+        let info: JobInfo = serde_json::from_slice(text).map_err(|e| e.to_string())?;
+        match r.get::<_, i64>(0) {
+            Ok(id) if u64::try_from(id).ok() == Some(info.id) => Ok(info),
+            _ => Err(format!("its info names job {}", info.id)),
+        }
+    }
+
+    /// A Failed job in place of row `id`, which cannot be read: what the
+    /// row's plain columns still say (parent, name, type), the reason
+    /// [`crate::UNREADABLE_REASON`].
+    pub(super) fn set_aside(id: JobId, r: &rusqlite::Row<'_>) -> JobInfo {
+        let parent = r
+            .get::<_, Option<i64>>(1)
+            .ok()
+            .flatten()
+            .and_then(|p| u64::try_from(p).ok());
+        let name = r.get::<_, String>(2).unwrap_or_else(|_| format!("Job{id}"));
+        let type_name = r.get::<_, String>(3).unwrap_or_default();
+        JobInfo {
+            id,
+            instance_id: uuid::Uuid::nil(),
+            name,
+            type_name,
+            state: jobs_core::JobState::Failed,
+            reason: Some(crate::UNREADABLE_REASON.into()),
+            has_more_data: false,
+            location: String::new(),
+            command: String::new(),
+            begin: None,
+            end: None,
+            exit_code: None,
+            parent,
+            children: Vec::new(),
+            detached: false,
+        }
+    }
+
     pub(super) fn encode(info: &JobInfo) -> Result<JobRow, StoreError> {
         let json = serde_json::to_string(info)
             .map_err(|e| StoreError::new(format!("cannot encode job {}", info.id), e))?;
@@ -236,7 +282,47 @@ impl Row {
         Ok((row, span))
     }
 
-    pub(super) fn decode(self) -> Result<Record, StoreError> {
+    /// A row in place of one that cannot be read back (its bytes are
+    /// missing from the data file, its columns are damaged): an error
+    /// record saying what was lost, so the records after it still arrive.
+    pub(super) fn damaged(job: JobId, seq: u64, err: &StoreError) -> Row {
+        let mut message = format!("record {seq} of job {job} is lost: {err}");
+        let mut src = std::error::Error::source(err);
+        while let Some(e) = src {
+            message.push_str(": ");
+            message.push_str(&e.to_string());
+            src = e.source();
+        }
+        let record = ErrorRecord {
+            message,
+            category: Some("StoreDamaged".into()),
+            details: None,
+        };
+        let data = serde_json::to_string(&record)
+            .unwrap_or_else(|_| String::from(r#"{"message":"a record is lost"}"#));
+        Row {
+            job,
+            seq,
+            stream: Stream::Error,
+            kind: Kind::Error,
+            data: Data::Text(data),
+            at: Instant::now(),
+        }
+    }
+
+    /// The record; a row that does not decode gives the error record of
+    /// [`Row::damaged`] in its place.
+    pub(super) fn decode(self) -> Record {
+        let (job, seq) = (self.job, self.seq);
+        match self.try_decode() {
+            Ok(r) => r,
+            Err(e) => Row::damaged(job, seq, &e)
+                .try_decode()
+                .unwrap_or_else(|_| Record::text(Stream::Error, "a record is lost")),
+        }
+    }
+
+    fn try_decode(self) -> Result<Record, StoreError> {
         let (job, seq) = (self.job, self.seq);
         let bad = |e: serde_json::Error| {
             StoreError::new(format!("record {seq} of job {job} is unreadable"), e)

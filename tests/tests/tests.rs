@@ -7,3 +7,4 @@ mod load;
 mod plugins;
 mod receive;
 mod remote;
+mod store;

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use jobs_core::{JobState, Record, Store, Stream};
+use jobs_core::{JobState, Payload, Record, Store, Stream};
 
 use super::tests::{info, place};
 use super::{SqliteStore, StoreOptions};
@@ -206,12 +206,18 @@ fn a_data_file_longer_than_its_rows_after_a_crash_reads_and_appends_correctly() 
 }
 
 #[test]
-fn a_row_whose_bytes_are_missing_is_an_error_not_garbage() {
+fn a_record_whose_bytes_are_missing_becomes_an_error_record_and_the_rest_arrive() {
     let p = place();
     {
         let store = SqliteStore::open_with(&p.path, held()).expect("open");
         store
             .append(1, 1, Record::bytes(Stream::Output, chunk(1, 9000)))
+            .expect("append");
+        store
+            .append(1, 2, Record::bytes(Stream::Output, chunk(2, 9000)))
+            .expect("append");
+        store
+            .append(1, 3, Record::text(Stream::Output, "after"))
             .expect("append");
     }
     let path = data_file(&p.path, 1);
@@ -219,11 +225,29 @@ fn a_row_whose_bytes_are_missing_is_an_error_not_garbage() {
         .write(true)
         .open(&path)
         .expect("open data file");
-    f.set_len(100).expect("cut");
+    // The first record's bytes stay whole; the second's are cut.
+    f.set_len(9000 + 100).expect("cut");
     drop(f);
     let store = SqliteStore::open(&p.path).expect("reopen");
-    let err = store.read(1, 0, 10).expect_err("missing bytes");
-    assert!(err.to_string().contains("missing"), "{err}");
+    let got = store
+        .read(1, 0, 10)
+        .expect("a damaged file fails only its records");
+    let seqs: Vec<u64> = got.iter().map(|(s, _)| *s).collect();
+    assert_eq!(seqs, [1, 2, 3]);
+    assert!(matches!(&got[0].1.payload, Payload::Bytes(b) if *b == chunk(1, 9000)));
+    assert_eq!(got[1].1.stream, Stream::Error);
+    match &got[1].1.payload {
+        Payload::Error(e) => assert!(
+            e.message.contains("record 2 of job 1 is lost") && e.message.contains("missing"),
+            "{}",
+            e.message
+        ),
+        other => panic!("an error record in place of the lost one, not {other:?}"),
+    }
+    assert!(matches!(&got[2].1.payload, Payload::Text(t) if t == "after"));
+    // A consuming receive takes them the same way.
+    let taken = store.take(1, 10).expect("take");
+    assert_eq!(taken.len(), 3);
 }
 
 #[test]
