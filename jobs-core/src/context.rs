@@ -9,7 +9,9 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::session::Inner;
-use crate::{Error, JobId, JobSpec, Live, Payload, ProgressRecord, Record, Store, Stream};
+use crate::{
+    Error, JobId, JobSpec, Live, Payload, ProgressRecord, Record, Store, StoreError, Stream,
+};
 
 /// A stop request, seen from the job's side: a flag to check, a future to
 /// await, and a blocking wait for plain threads. Cloning shares the request.
@@ -151,6 +153,12 @@ impl JobContext {
             let seq = self.seq.fetch_add(1, Ordering::SeqCst) + 1;
             self.store.append(self.cell.id, seq, record)
         };
+        self.stored(res)
+    }
+
+    /// Tells the job's watchers about stored records, or keeps the store's
+    /// failure for the job's end.
+    fn stored(&self, res: Result<(), StoreError>) -> bool {
         match res {
             Ok(()) => {
                 self.cell.bump();
@@ -166,6 +174,49 @@ impl JobContext {
                 false
             }
         }
+    }
+
+    /// Emits records together with a checkpoint of the executor's own: how
+    /// far it got, to go on from after a restore (see
+    /// [`Store::append_checkpointed`]). A durable store keeps the records
+    /// and the checkpoint together or neither, so an executor that resumes
+    /// from [`JobContext::checkpoint`] neither loses nor repeats a record.
+    /// Returns `false` if the records were dropped (as [`emit`](Self::emit)).
+    ///
+    /// [`Store::append_checkpointed`]: crate::Store::append_checkpointed
+    pub fn emit_checkpointed(&self, records: Vec<Record>, checkpoint: Vec<u8>) -> bool {
+        if self.cell.closed.load(Ordering::Acquire) {
+            return false;
+        }
+        let res = {
+            let _g = self
+                .cell
+                .emit_lock
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if self.cell.closed.load(Ordering::Acquire) {
+                return false;
+            }
+            let n = records.len() as u64;
+            let first = self.seq.fetch_add(n, Ordering::SeqCst) + 1;
+            let numbered = (first..).zip(records).collect();
+            self.store
+                .append_checkpointed(self.cell.id, numbered, checkpoint)
+        };
+        self.stored(res)
+    }
+
+    /// Whether the session's store keeps checkpoints: if it does, the
+    /// absence of one means no record of the job was kept yet, and
+    /// [`checkpoint`](Self::checkpoint) is all a resuming executor needs.
+    pub fn keeps_checkpoints(&self) -> bool {
+        self.store.keeps_checkpoints()
+    }
+
+    /// The checkpoint last stored with [`emit_checkpointed`](Self::emit_checkpointed),
+    /// for an executor that resumes a job of an earlier session.
+    pub fn checkpoint(&self) -> Option<Vec<u8>> {
+        self.store.checkpoint(self.cell.id).ok().flatten()
     }
 
     /// Emits an output record of text.

@@ -56,6 +56,44 @@ pub trait Store: Send + Sync + 'static {
     /// Whether the job has any record left.
     fn has_records(&self, job: JobId) -> Result<bool, StoreError>;
 
+    /// Appends a job's records together with the job's checkpoint: what
+    /// the executor must know to go on after them if the session is
+    /// restored (a resumed detached job: how far it has read its files).
+    ///
+    /// A durable store writes both in one transaction, so whatever a crash
+    /// keeps, the checkpoint it kept names exactly the records it kept:
+    /// resuming from it loses nothing and repeats nothing. The default
+    /// appends the records and keeps no checkpoint (a store that is not
+    /// restored has nothing to resume).
+    fn append_checkpointed(
+        &self,
+        job: JobId,
+        records: Vec<(u64, Record)>,
+        checkpoint: Vec<u8>,
+    ) -> Result<(), StoreError> {
+        let _ = checkpoint;
+        for (seq, record) in records {
+            self.append(job, seq, record)?;
+        }
+        Ok(())
+    }
+
+    /// Whether this store keeps checkpoints (see
+    /// [`append_checkpointed`](Store::append_checkpointed)). An executor
+    /// that resumes jobs then trusts [`checkpoint`](Store::checkpoint)
+    /// alone: no checkpoint means nothing was kept yet.
+    fn keeps_checkpoints(&self) -> bool {
+        false
+    }
+
+    /// The job's last checkpoint (see
+    /// [`append_checkpointed`](Store::append_checkpointed)), if the store
+    /// keeps one.
+    fn checkpoint(&self, job: JobId) -> Result<Option<Vec<u8>>, StoreError> {
+        let _ = job;
+        Ok(None)
+    }
+
     /// Removes and returns up to `limit` of the job's oldest records: a
     /// consuming receive. The default reads, then discards what it read; a
     /// store that can hand records over without copying them overrides it.

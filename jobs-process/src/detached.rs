@@ -9,7 +9,12 @@
 //! - `exit`: the exit status, written by the wrapper when the job's command
 //!   ends (`/bin/sh` reports death by signal N as 128+N);
 //! - `offsets`: how far the session has read each file, so a re-adopting
-//!   session goes on where the last one stopped.
+//!   session goes on where the last one stopped. The same offsets are the
+//!   job's checkpoint in the session's store, stored in one transaction
+//!   with the records read up to them; a session restored from a durable
+//!   store resumes from that checkpoint, so a daemon killed at any moment
+//!   neither loses nor repeats a byte. The file serves sessions whose store
+//!   keeps no checkpoints.
 //!
 //! The directory is removed once the job's end was seen and all its output
 //! was handed to the session.
@@ -148,7 +153,7 @@ pub(crate) async fn resume(
         return Err(broken(format!("bad pid file {pid_text:?}")));
     };
     let pid = u32::try_from(pid).map_err(|e| broken(e.to_string()))?;
-    let offsets = read_offsets(&dir);
+    let offsets = read_offsets(&dir, &ctx);
     let mut tail = Tail::open(&dir, offsets).map_err(|e| broken(e.to_string()))?;
     let alive = || proc_stat(pid).is_some_and(|s| s.start_time == start && !s.gone());
     let result = loop {
@@ -209,8 +214,22 @@ fn read_exit(dir: &Path) -> Option<i32> {
     text.strip_suffix('\n')?.trim().parse().ok()
 }
 
-fn read_offsets(dir: &Path) -> [u64; 3] {
-    let text = std::fs::read_to_string(dir.join("offsets")).unwrap_or_default();
+/// Offsets as stored: `STDOUT STDERR RECORDS` and a newline.
+fn offsets_text(o: [u64; 3]) -> String {
+    format!("{} {} {}\n", o[0], o[1], o[2])
+}
+
+/// How far the files were read: the checkpoint stored with the records
+/// (exact; none yet means none of the job's records was kept), or, for a
+/// session whose store keeps no checkpoints, the `offsets` file.
+fn read_offsets(dir: &Path, ctx: &JobContext) -> [u64; 3] {
+    let text = if ctx.keeps_checkpoints() {
+        ctx.checkpoint()
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+            .unwrap_or_default()
+    } else {
+        std::fs::read_to_string(dir.join("offsets")).unwrap_or_default()
+    };
     let mut out = [0u64; 3];
     for (slot, v) in out.iter_mut().zip(text.split_whitespace()) {
         *slot = v.parse().unwrap_or(0);
@@ -280,36 +299,35 @@ impl Tail {
                 };
                 budget = budget.saturating_sub(n as u64);
                 moved = true;
+                let mut records = Vec::new();
                 match i {
                     0 => {
-                        ctx.emit(Record::bytes(Stream::Output, buf[..n].to_vec()));
+                        records.push(Record::bytes(Stream::Output, buf[..n].to_vec()));
                         self.offsets[0] += n as u64;
                     }
                     1 => {
-                        ctx.emit(Record::bytes(Stream::Error, buf[..n].to_vec()));
+                        records.push(Record::bytes(Stream::Error, buf[..n].to_vec()));
                         self.offsets[1] += n as u64;
                     }
                     _ => {
-                        self.decoder.feed(&buf[..n], &mut |r| {
-                            ctx.emit(r);
-                        });
+                        self.decoder.feed(&buf[..n], &mut |r| records.push(r));
                         let total = self.offsets[2] + self.rec_partial + n as u64;
                         let partial = self.decoder.pending() as u64;
                         self.offsets[2] = total - partial;
                         self.rec_partial = partial;
                     }
                 }
+                // The records and how far they reach, stored together: a
+                // session restored after a crash resumes exactly after the
+                // records it kept.
+                ctx.emit_checkpointed(records, offsets_text(self.offsets).into_bytes());
             }
         }
-        if moved {
-            let o = self.offsets;
-            // Losing an update only means a re-adopting session repeats a
-            // little output; it never loses any.
-            let _ = write_atomic(
-                &self.dir,
-                "offsets",
-                &format!("{} {} {}\n", o[0], o[1], o[2]),
-            );
+        if moved && !ctx.keeps_checkpoints() {
+            // For a session whose store keeps no checkpoints. Losing an
+            // update only means a re-adopting session repeats a little
+            // output; it never loses any.
+            let _ = write_atomic(&self.dir, "offsets", &offsets_text(self.offsets));
         }
     }
 

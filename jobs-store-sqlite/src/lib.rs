@@ -87,7 +87,7 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 
 use jobs_core::{JobId, JobInfo, Record, Store, StoreError};
-use rusqlite::{params, Connection, Transaction};
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use files::DataFiles;
 use pending::Pending;
@@ -197,6 +197,61 @@ impl SqliteStore {
         self.shared.db().unreadable.clone()
     }
 
+    /// Buffers a job's rows, and with them its checkpoint: under one hold
+    /// of the buffer's lock, so a batch takes all of them or none.
+    fn push_rows(
+        &self,
+        job: JobId,
+        rows: Vec<Row>,
+        checkpoint: Option<Vec<u8>>,
+    ) -> Result<(), StoreError> {
+        let opts = &self.shared.opts;
+        let full = {
+            let mut p = self.shared.pending();
+            // A receiver takes this job's records from the buffer as they
+            // come: wait for it to make room (the producer slows to its
+            // pace, as with a pipe) rather than write what it is about to
+            // take. Never past the flush interval, then write as usual.
+            let until = Instant::now() + opts.flush_interval;
+            while opts.full(&p) && p.draining(job, opts.flush_interval) {
+                let left = until.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                p = self
+                    .shared
+                    .room
+                    .wait_timeout(p, left)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
+            }
+            opts.full(&p)
+        };
+        if full {
+            self.shared.write(&mut self.shared.db(), |_| Ok(()))?;
+        }
+        let max = rows.iter().map(|r| r.seq).max();
+        let wake = {
+            let mut p = self.shared.pending();
+            let was_due = opts.due(&p);
+            let was_empty = p.rows.is_empty();
+            for row in rows {
+                p.push(row);
+            }
+            if let Some(data) = checkpoint {
+                p.push_checkpoint(job, data);
+            }
+            was_empty || (!was_due && opts.due(&p))
+        };
+        if let Some(max) = max {
+            self.shared.max_seq.fetch_max(max, Ordering::SeqCst);
+        }
+        if wake {
+            self.shared.wake.notify_one();
+        }
+        Ok(())
+    }
+
     /// Writes every buffered record now.
     pub fn flush(&self) -> Result<(), StoreError> {
         self.shared.write(&mut self.shared.db(), |_| Ok(()))
@@ -234,9 +289,9 @@ impl Shared {
         db: &mut Db,
         extra: impl FnOnce(&Transaction) -> rusqlite::Result<()>,
     ) -> Result<(), StoreError> {
-        let (rows, jobs) = {
+        let (rows, jobs, checkpoints) = {
             let mut p = self.pending();
-            (p.take(), p.take_jobs())
+            (p.take(), p.take_jobs(), std::mem::take(&mut p.checkpoints))
         };
         self.room.notify_all();
         // The bytes first, then the rows that point at them; the buffered
@@ -245,6 +300,17 @@ impl Shared {
             write_rows(&mut db.conn, &rows, &spans, |tx| {
                 for job in jobs.values() {
                     job.write(tx)?;
+                }
+                if !checkpoints.is_empty() {
+                    let mut put = tx.prepare_cached(
+                        "INSERT INTO checkpoints (job, data) VALUES (?1, ?2)
+                         ON CONFLICT (job) DO UPDATE SET data = excluded.data",
+                    )?;
+                    for (job, data) in &checkpoints {
+                        let key = i64::try_from(*job)
+                            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+                        put.execute(params![key, data])?;
+                    }
                 }
                 extra(tx)
             })
@@ -275,6 +341,7 @@ impl Shared {
                     p.restore(rows);
                 }
                 p.restore_jobs(jobs);
+                p.restore_checkpoints(checkpoints);
                 Err(e)
             }
         }
@@ -368,11 +435,14 @@ impl Store for SqliteStore {
             .map_err(fail)?;
         tx.execute("DELETE FROM jobs WHERE id = ?1", [key])
             .map_err(fail)?;
+        tx.execute("DELETE FROM checkpoints WHERE job = ?1", [key])
+            .map_err(fail)?;
         tx.commit().map_err(fail)?;
         db.has.remove(&id);
         {
             let mut p = self.shared.pending();
             p.jobs.remove(&id);
+            p.checkpoints.remove(&id);
             p.retain(|r| r.job != id);
         }
         db.files.remove(id)?;
@@ -436,43 +506,36 @@ impl Store for SqliteStore {
 
     fn append(&self, job: JobId, seq: u64, record: Record) -> Result<(), StoreError> {
         let row = Row::encode(job, seq, record)?;
-        let opts = &self.shared.opts;
-        let full = {
-            let mut p = self.shared.pending();
-            // A receiver takes this job's records from the buffer as they
-            // come: wait for it to make room (the producer slows to its
-            // pace, as with a pipe) rather than write what it is about to
-            // take. Never past the flush interval, then write as usual.
-            let until = Instant::now() + opts.flush_interval;
-            while opts.full(&p) && p.draining(job, opts.flush_interval) {
-                let left = until.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    break;
-                }
-                p = self
-                    .shared
-                    .room
-                    .wait_timeout(p, left)
-                    .unwrap_or_else(|e| e.into_inner())
-                    .0;
-            }
-            opts.full(&p)
-        };
-        if full {
-            self.shared.write(&mut self.shared.db(), |_| Ok(()))?;
+        self.push_rows(job, vec![row], None)
+    }
+
+    fn append_checkpointed(
+        &self,
+        job: JobId,
+        records: Vec<(u64, Record)>,
+        checkpoint: Vec<u8>,
+    ) -> Result<(), StoreError> {
+        let rows = records
+            .into_iter()
+            .map(|(seq, record)| Row::encode(job, seq, record))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.push_rows(job, rows, Some(checkpoint))
+    }
+
+    fn keeps_checkpoints(&self) -> bool {
+        true
+    }
+
+    fn checkpoint(&self, job: JobId) -> Result<Option<Vec<u8>>, StoreError> {
+        if let Some(data) = self.shared.pending().checkpoints.get(&job) {
+            return Ok(Some(data.clone()));
         }
-        let wake = {
-            let mut p = self.shared.pending();
-            let was_due = opts.due(&p);
-            let was_empty = p.rows.is_empty();
-            p.push(row);
-            was_empty || (!was_due && opts.due(&p))
-        };
-        self.shared.max_seq.fetch_max(seq, Ordering::SeqCst);
-        if wake {
-            self.shared.wake.notify_one();
-        }
-        Ok(())
+        let key = sql_int(job)?;
+        let db = self.shared.db();
+        db.conn
+            .prepare_cached("SELECT data FROM checkpoints WHERE job = ?1")
+            .and_then(|mut s| s.query_row([key], |r| r.get(0)).optional())
+            .map_err(|e| StoreError::new(format!("cannot read job {job}'s checkpoint"), e))
     }
 
     fn read(&self, job: JobId, after: u64, limit: usize) -> Result<Vec<(u64, Record)>, StoreError> {

@@ -57,6 +57,8 @@ pub(super) struct Pending {
     pub(super) rows: Vec<Row>,
     /// Rows of live jobs waiting for the next batch (the newest per job).
     pub(super) jobs: BTreeMap<JobId, JobRow>,
+    /// Executors' checkpoints, written with the rows buffered before them.
+    pub(super) checkpoints: BTreeMap<JobId, Vec<u8>>,
     pub(super) bytes: usize,
     pub(super) per_job: HashMap<JobId, usize>,
     /// When the oldest buffered row arrived.
@@ -111,7 +113,23 @@ impl Pending {
 
     /// Nothing buffered: no records and no job rows.
     pub(super) fn is_empty(&self) -> bool {
-        self.rows.is_empty() && self.jobs.is_empty()
+        self.rows.is_empty() && self.jobs.is_empty() && self.checkpoints.is_empty()
+    }
+
+    /// Sets a job's checkpoint, to be written with the next batch.
+    pub(super) fn push_checkpoint(&mut self, job: JobId, data: Vec<u8>) {
+        self.since.get_or_insert_with(Instant::now);
+        self.checkpoints.insert(job, data);
+    }
+
+    /// Puts back checkpoints a failed write took, unless newer ones came.
+    pub(super) fn restore_checkpoints(&mut self, taken: BTreeMap<JobId, Vec<u8>>) {
+        for (id, data) in taken {
+            self.checkpoints.entry(id).or_insert(data);
+        }
+        if !self.checkpoints.is_empty() {
+            self.since.get_or_insert_with(Instant::now);
+        }
     }
 
     /// Puts back rows whose write failed, ahead of those appended since.
@@ -137,7 +155,7 @@ impl Pending {
     /// After rows left: the interval runs from the oldest row left (job
     /// rows keep the time they set).
     fn since_oldest(&mut self) {
-        if self.jobs.is_empty() {
+        if self.jobs.is_empty() && self.checkpoints.is_empty() {
             self.since = self.rows.first().map(|r| r.at);
         }
     }

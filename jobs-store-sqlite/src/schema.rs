@@ -9,7 +9,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension};
 
 /// The schema version this build reads and writes.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// How long a statement waits for another connection's lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -88,7 +88,11 @@ pub(super) fn init(conn: &Connection) -> Result<u64, InitError> {
                  key TEXT PRIMARY KEY,
                  value INTEGER NOT NULL
              );
-             PRAGMA user_version = 2;
+             CREATE TABLE IF NOT EXISTS checkpoints (
+                 job INTEGER PRIMARY KEY,
+                 data BLOB NOT NULL
+             );
+             PRAGMA user_version = 3;
              COMMIT;",
         )?;
     } else if version < SCHEMA_VERSION {
@@ -104,7 +108,9 @@ pub(super) fn init(conn: &Connection) -> Result<u64, InitError> {
     Ok(u64::try_from(max).unwrap_or(0))
 }
 
-/// Brings a version 1 file to version 2, once, whoever else opens it.
+/// Brings an older file to the current version, once, whoever else opens
+/// it: version 2 added where bulk bytes live, version 3 the executors'
+/// checkpoints.
 fn upgrade(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch("BEGIN IMMEDIATE")?;
     let done = (|| {
@@ -114,6 +120,15 @@ fn upgrade(conn: &Connection) -> rusqlite::Result<()> {
                 "ALTER TABLE records ADD COLUMN file_off INTEGER;
                  ALTER TABLE records ADD COLUMN file_len INTEGER;
                  PRAGMA user_version = 2;",
+            )?;
+        }
+        if version <= 2 {
+            conn.execute_batch(
+                "CREATE TABLE IF NOT EXISTS checkpoints (
+                     job INTEGER PRIMARY KEY,
+                     data BLOB NOT NULL
+                 );
+                 PRAGMA user_version = 3;",
             )?;
         }
         Ok(())

@@ -551,3 +551,41 @@ fn take_moves_the_oldest_records_out_of_disk_and_buffer() {
         vec![2, 4, 6, 8, 10]
     );
 }
+
+#[test]
+fn a_checkpoint_is_kept_with_its_records_and_goes_with_its_job() {
+    let p = place();
+    {
+        let store = SqliteStore::open_with(&p.path, held()).expect("open");
+        assert_eq!(store.checkpoint(1).expect("none yet"), None);
+        let recs = vec![
+            (1, Record::text(Stream::Output, "a")),
+            (2, Record::text(Stream::Output, "b")),
+        ];
+        store
+            .append_checkpointed(1, recs, b"2 0 0".to_vec())
+            .expect("append");
+        // Seen at once, before it is written.
+        assert_eq!(
+            store.checkpoint(1).expect("buffered"),
+            Some(b"2 0 0".to_vec())
+        );
+    }
+    let store = SqliteStore::open_with(&p.path, held()).expect("reopen");
+    assert_eq!(
+        store.checkpoint(1).expect("written"),
+        Some(b"2 0 0".to_vec())
+    );
+    assert_eq!(store.read(1, 0, 10).expect("read").len(), 2);
+    store
+        .append_checkpointed(
+            1,
+            vec![(3, Record::text(Stream::Output, "c"))],
+            b"3 0 0".to_vec(),
+        )
+        .expect("append");
+    store.flush().expect("flush");
+    assert_eq!(store.checkpoint(1).expect("newer"), Some(b"3 0 0".to_vec()));
+    store.delete_job(1).expect("delete");
+    assert_eq!(store.checkpoint(1).expect("gone"), None);
+}
