@@ -1,5 +1,7 @@
 //! The command line: every command and option of `jobctl`, with help text.
 
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
 use clap::{ArgGroup, ArgMatches, Args, FromArgMatches, Parser, Subcommand};
@@ -185,11 +187,11 @@ pub enum DaemonAction {
 #[command(group(ArgGroup::new("work").required(true).args(["argv", "shell", "script", "script_file"])))]
 pub struct StartArgs {
     /// The program and its arguments, after `--`.
-    #[arg(last = true, value_name = "PROGRAM [ARGS]")]
-    pub argv: Vec<String>,
+    #[arg(last = true, value_name = "PROGRAM [ARGS]", value_parser = clap::value_parser!(OsString))]
+    pub argv: Vec<OsString>,
     /// A shell line, run by /bin/sh -c.
-    #[arg(short = 'c', long = "command", value_name = "LINE")]
-    pub shell: Option<String>,
+    #[arg(short = 'c', long = "command", value_name = "LINE", value_parser = clap::value_parser!(OsString))]
+    pub shell: Option<OsString>,
     /// A script of the embedded language.
     #[arg(short = 'e', long = "eval", value_name = "SCRIPT")]
     pub script: Option<String>,
@@ -212,8 +214,8 @@ pub struct StartArgs {
     #[arg(long, value_name = "DIR")]
     pub cwd: Option<PathBuf>,
     /// Set a variable in the job's environment (repeatable).
-    #[arg(long = "env", value_name = "K=V", value_parser = parse_env)]
-    pub env: Vec<(String, String)>,
+    #[arg(long = "env", value_name = "K=V", value_parser = EnvParser)]
+    pub env: Vec<(OsString, OsString)>,
     /// The job outlives the session (its daemon).
     #[arg(long)]
     pub detached: bool,
@@ -222,10 +224,31 @@ pub struct StartArgs {
     pub quiet: bool,
 }
 
-fn parse_env(s: &str) -> Result<(String, String), String> {
-    match s.split_once('=') {
-        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
-        _ => Err(format!("'{s}' is not K=V")),
+/// `--env K=V`, byte for byte: a variable's name or value need not be UTF-8.
+#[derive(Clone, Debug)]
+struct EnvParser;
+
+impl clap::builder::TypedValueParser for EnvParser {
+    type Value = (OsString, OsString);
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &OsStr,
+    ) -> Result<Self::Value, clap::Error> {
+        let b = value.as_bytes();
+        match b.iter().position(|&c| c == b'=') {
+            Some(eq) if eq > 0 => Ok((
+                OsStr::from_bytes(&b[..eq]).to_owned(),
+                OsStr::from_bytes(&b[eq + 1..]).to_owned(),
+            )),
+            _ => Err(clap::Error::raw(
+                clap::error::ErrorKind::ValueValidation,
+                format!("--env '{}' is not K=V\n", value.to_string_lossy()),
+            )
+            .with_cmd(cmd)),
+        }
     }
 }
 

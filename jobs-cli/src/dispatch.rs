@@ -147,7 +147,7 @@ fn start_request(args: &StartArgs) -> Result<StartRequest> {
         name: args.name.clone(),
         hosts: args.hosts.clone(),
         throttle: args.throttle,
-        cwd: cwd.to_string_lossy().into_owned(),
+        cwd: cwd.into_os_string(),
         env: args.env.clone(),
         detached: args.detached,
     })

@@ -96,6 +96,7 @@ mod store;
 mod wait;
 
 pub mod conformance;
+pub mod os_serde;
 pub mod plugin;
 
 pub use async_trait::async_trait;

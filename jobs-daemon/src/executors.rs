@@ -95,32 +95,56 @@ fn load_plugins(session: &Session, home: &Home, extra: &[PathBuf]) -> Vec<TypeEn
 /// The job's environment: the caller's, with `--env` on top.
 fn environment(
     env: Vec<(Vec<u8>, Vec<u8>)>,
-    overrides: &[(String, String)],
+    overrides: &[(OsString, OsString)],
 ) -> Vec<(OsString, OsString)> {
     let mut vars: Vec<(OsString, OsString)> = env
         .into_iter()
         .map(|(k, v)| (OsString::from_vec(k), OsString::from_vec(v)))
         .collect();
     for (k, v) in overrides {
-        vars.retain(|(ek, _)| ek.as_os_str() != k.as_str());
-        vars.push((k.into(), v.into()));
+        vars.retain(|(ek, _)| ek != k);
+        vars.push((k.clone(), v.clone()));
     }
     vars
 }
 
-/// The string itself when it is UTF-8 (no copy), else its bytes with the
-/// invalid ones replaced.
-fn lossy_string(s: OsString) -> String {
-    s.into_string()
-        .unwrap_or_else(|s| s.to_string_lossy().into_owned())
-}
-
-/// The command as the user wrote it.
+/// The command as the user reads it (bytes that are not UTF-8 show as
+/// U+FFFD; the job runs with them as they are).
 fn command_line(work: &Work) -> String {
     match work {
-        Work::Program { argv } => jobs_core::command_line(argv),
-        Work::Shell { line } => line.clone(),
+        Work::Program { argv } => {
+            let words: Vec<_> = argv.iter().map(|a| a.to_string_lossy()).collect();
+            jobs_core::command_line(&words)
+        }
+        Work::Shell { line } => line.to_string_lossy().into_owned(),
         Work::Script { text, file } => file.clone().unwrap_or_else(|| text.clone()),
+    }
+}
+
+/// The command a remote host runs: text, since it crosses SSH as a shell
+/// line; a program or line that is not UTF-8 is refused rather than changed.
+fn remote_command_line(work: &Work) -> Result<String, Fail> {
+    let utf8 = |s: &OsString| {
+        s.to_str().map(str::to_owned).ok_or_else(|| {
+            Fail::new(
+                ErrorCode::Usage,
+                format!(
+                    "a remote job's command must be UTF-8 text: {:?} is not",
+                    s.to_string_lossy()
+                ),
+            )
+        })
+    };
+    match work {
+        Work::Program { argv } => {
+            let words = argv.iter().map(utf8).collect::<Result<Vec<_>, _>>()?;
+            Ok(jobs_core::command_line(&words))
+        }
+        Work::Shell { line } => utf8(line),
+        Work::Script { .. } => Err(Fail::new(
+            ErrorCode::Usage,
+            "a remote job runs a program or a shell line, not a script",
+        )),
     }
 }
 
@@ -156,17 +180,26 @@ pub(crate) fn job_spec(req: StartRequest, env: Vec<(Vec<u8>, Vec<u8>)>) -> Resul
 }
 
 /// What a plugin's executor gets: the work, the directory, the environment.
+/// Names, directory and variables are written as UTF-8 strings where they
+/// are, as arrays of bytes where not (see `jobs_core::os_serde`).
 fn plugin_params(req: &StartRequest, vars: Vec<(OsString, OsString)>) -> serde_json::Value {
-    let env: Vec<(String, String)> = vars
-        .into_iter()
-        .map(|(k, v)| (lossy_string(k), lossy_string(v)))
-        .collect();
-    serde_json::json!({
-        "work": req.work,
-        "cwd": req.cwd,
-        "env": env,
-        "hosts": req.hosts,
-    })
+    #[derive(serde::Serialize)]
+    struct Params<'a> {
+        work: &'a Work,
+        #[serde(with = "jobs_core::os_serde::string")]
+        cwd: &'a OsString,
+        #[serde(with = "jobs_core::os_serde::pairs")]
+        env: Vec<(OsString, OsString)>,
+        hosts: &'a [String],
+    }
+    let params = Params {
+        work: &req.work,
+        cwd: &req.cwd,
+        env: vars,
+        hosts: &req.hosts,
+    };
+    // Strings, byte arrays and a list of hosts always serialize.
+    serde_json::to_value(params).unwrap_or_default()
 }
 
 fn process_spec(req: &StartRequest, vars: Vec<(OsString, OsString)>) -> Result<JobSpec, Fail> {
@@ -181,12 +214,7 @@ fn process_spec(req: &StartRequest, vars: Vec<(OsString, OsString)>) -> Result<J
     };
     ps.cwd = Some(PathBuf::from(&req.cwd));
     ps.env_clear = true;
-    // The environment crosses as strings; a variable that is not UTF-8 is
-    // passed with its invalid bytes replaced.
-    ps.env.extend(
-        vars.into_iter()
-            .map(|(k, v)| (lossy_string(k), lossy_string(v))),
-    );
+    ps.env.extend(vars);
     ps.detached = req.detached;
     let mut spec = ps.into_job_spec();
     if let Work::Script { .. } = &req.work {
@@ -226,19 +254,14 @@ fn remote_spec(req: &StartRequest) -> Result<JobSpec, Fail> {
             "a remote job needs --host HOST",
         ));
     }
-    if matches!(req.work, Work::Script { .. }) {
-        return Err(Fail::new(
-            ErrorCode::Usage,
-            "a remote job runs a program or a shell line, not a script",
-        ));
-    }
     if req.detached {
         return Err(Fail::new(
             ErrorCode::Usage,
             "remote jobs cannot be detached",
         ));
     }
-    let mut spec = jobs_remote::RemoteSpec::new(req.hosts.clone(), command_line(&req.work));
+    let line = remote_command_line(&req.work)?;
+    let mut spec = jobs_remote::RemoteSpec::new(req.hosts.clone(), line);
     if let Some(t) = req.throttle {
         spec = spec.throttle(t);
     }

@@ -53,7 +53,10 @@ pub(crate) async fn run(
     }
     .map_err(|e| JobFailure::new(format!("cannot watch the records pipe: {e}")))?;
     let argv = spec.argv();
-    let shown = argv.first().cloned().unwrap_or_default();
+    let shown = argv
+        .first()
+        .map(|a| a.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let launch = Launch {
         argv,
         shown,

@@ -62,7 +62,11 @@ pub(crate) async fn run(
     if let Command::Program(argv) = &spec.command {
         // Fails early, naming the program: the wrapper shell would only
         // report it on the job's stderr with status 127.
-        resolve_program(&spec, argv.first().map(String::as_str).unwrap_or(""))?;
+        resolve_program(
+            &spec,
+            argv.first()
+                .map_or(std::ffi::OsStr::new(""), |a| a.as_os_str()),
+        )?;
     }
     let fail = |what: &str, e: std::io::Error| {
         JobFailure::new(format!("cannot {what} in '{}': {e}", dir.display()))
@@ -85,13 +89,16 @@ pub(crate) async fn run(
     };
     let (out, err, rec) = (create("stdout")?, create("stderr")?, create("records")?);
     let _ = std::fs::remove_file(dir.join("exit"));
-    let exit_path = dir.join("exit").to_string_lossy().into_owned();
+    let exit_path = dir.join("exit").into_os_string();
     let job_argv = spec.argv();
     let mut argv = vec!["/bin/sh".into(), "-c".into(), WRAPPER.into(), exit_path];
     argv.extend(job_argv.iter().cloned());
     let launch = Launch {
         argv,
-        shown: job_argv.first().cloned().unwrap_or_default(),
+        shown: job_argv
+            .first()
+            .map(|a| a.to_string_lossy().into_owned())
+            .unwrap_or_default(),
         stdout: Stdio::from(out),
         stderr: Stdio::from(err),
         records: OwnedFd::from(rec),

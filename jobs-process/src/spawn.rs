@@ -22,6 +22,9 @@ use tokio::process::{Child, Command};
 use tokio::runtime::Handle;
 
 use crate::records::RECORDS_FD_ENV;
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
+
 use crate::ProcessSpec;
 
 /// Held while a descriptor meant for one child is inheritable.
@@ -30,7 +33,7 @@ pub(crate) static SPAWN_LOCK: Mutex<()> = Mutex::new(());
 /// The pieces a job's process is started with.
 pub(crate) struct Launch {
     /// The argv to execute (the job's, or a wrapper around it).
-    pub(crate) argv: Vec<String>,
+    pub(crate) argv: Vec<OsString>,
     /// What to name in a "cannot start" reason.
     pub(crate) shown: String,
     pub(crate) stdout: Stdio,
@@ -67,11 +70,15 @@ fn cannot_start(program: &str, err: &std::io::Error) -> JobFailure {
 /// Finds the file `program` names, as `execvp` would: a name with a `/` is
 /// a path (relative to the job's cwd), any other is looked up in the `PATH`
 /// the child gets.
-pub(crate) fn resolve_program(spec: &ProcessSpec, program: &str) -> Result<PathBuf, JobFailure> {
+pub(crate) fn resolve_program(
+    spec: &ProcessSpec,
+    program: impl AsRef<OsStr>,
+) -> Result<PathBuf, JobFailure> {
+    let program = program.as_ref();
     if program.is_empty() {
         return Err(JobFailure::new("the job has no program to run"));
     }
-    let candidates: Vec<PathBuf> = if program.contains('/') {
+    let candidates: Vec<PathBuf> = if program.as_bytes().contains(&b'/') {
         vec![spec.cwd.clone().unwrap_or_default().join(program)]
     } else {
         let path = spec
@@ -82,13 +89,21 @@ pub(crate) fn resolve_program(spec: &ProcessSpec, program: &str) -> Result<PathB
             .map(|(_, v)| v.clone())
             .or_else(|| {
                 (!spec.env_clear)
-                    .then(|| std::env::var("PATH").ok())
+                    .then(|| std::env::var_os("PATH"))
                     .flatten()
             })
             .unwrap_or_else(|| "/usr/bin:/bin".into());
         let base = spec.cwd.clone().unwrap_or_default();
-        path.split(':')
-            .map(|d| base.join(if d.is_empty() { "." } else { d }).join(program))
+        path.as_bytes()
+            .split(|&b| b == b':')
+            .map(|d| {
+                let d: &OsStr = if d.is_empty() {
+                    OsStr::new(".")
+                } else {
+                    OsStr::from_bytes(d)
+                };
+                base.join(d).join(program)
+            })
             .collect()
     };
     let mut denied = false;
@@ -105,7 +120,7 @@ pub(crate) fn resolve_program(spec: &ProcessSpec, program: &str) -> Result<PathB
         nix::libc::ENOENT
     };
     Err(cannot_start(
-        program,
+        &program.to_string_lossy(),
         &std::io::Error::from_raw_os_error(errno),
     ))
 }

@@ -1,5 +1,6 @@
 //! `ProcessSpec`: what a BackgroundJob runs, as it travels in `JobSpec::params`.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 use jobs_core::JobSpec;
@@ -13,10 +14,10 @@ use crate::TYPE_NAME;
 #[serde(rename_all = "lowercase")]
 pub enum Command {
     /// The argv: the program (looked up in `PATH` unless it has a `/`) and
-    /// its arguments, passed as they are.
-    Program(Vec<String>),
+    /// its arguments, passed as they are, byte for byte.
+    Program(#[serde(with = "jobs_core::os_serde::strings")] Vec<OsString>),
     /// A line for `/bin/sh -c`.
-    Shell(String),
+    Shell(#[serde(with = "jobs_core::os_serde::string")] OsString),
 }
 
 /// A process job: the command, its working directory and environment, and
@@ -25,20 +26,27 @@ pub enum Command {
 /// It serializes flat, e.g. `{"program": ["ls", "-l"], "cwd": "/tmp",
 /// "env_clear": true, "env": [["PATH", "/bin"]], "detached": false}` or
 /// `{"shell": "make | tee log"}`; every field but the command has a default.
+/// Arguments, the directory and variables are OS strings, carried byte for
+/// byte: one that is not UTF-8 is written as an array of its bytes (see
+/// [`jobs_core::os_serde`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProcessSpec {
     /// What to run.
     #[serde(flatten)]
     pub command: Command,
     /// The working directory (default: the session host's).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "jobs_core::os_serde::opt_path"
+    )]
     pub cwd: Option<PathBuf>,
     /// Start from an empty environment instead of the session host's.
     #[serde(default)]
     pub env_clear: bool,
     /// Variables set on top, in order (a later one wins).
-    #[serde(default)]
-    pub env: Vec<(String, String)>,
+    #[serde(default, with = "jobs_core::os_serde::pairs")]
+    pub env: Vec<(OsString, OsString)>,
     /// Whether the job outlives its session (output goes to files).
     #[serde(default)]
     pub detached: bool,
@@ -54,13 +62,13 @@ impl ProcessSpec {
     pub fn program<I, S>(argv: I) -> Self
     where
         I: IntoIterator<Item = S>,
-        S: Into<String>,
+        S: Into<OsString>,
     {
         Self::with(Command::Program(argv.into_iter().map(Into::into).collect()))
     }
 
     /// Runs `line` with `/bin/sh -c`.
-    pub fn shell(line: impl Into<String>) -> Self {
+    pub fn shell(line: impl Into<OsString>) -> Self {
         Self::with(Command::Shell(line.into()))
     }
 
@@ -81,7 +89,7 @@ impl ProcessSpec {
     }
 
     /// Adds one environment variable.
-    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+    pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Self {
         self.env.push((key.into(), value.into()));
         self
     }
@@ -99,7 +107,7 @@ impl ProcessSpec {
     }
 
     /// The argv actually executed: the program's, or `/bin/sh -c LINE`.
-    pub fn argv(&self) -> Vec<String> {
+    pub fn argv(&self) -> Vec<OsString> {
         match &self.command {
             Command::Program(argv) => argv.clone(),
             Command::Shell(line) => vec!["/bin/sh".into(), "-c".into(), line.clone()],
@@ -108,10 +116,16 @@ impl ProcessSpec {
 
     /// The command as a user reads it: the shell line, or the argv joined
     /// with shell quoting where an argument needs it.
+    /// Bytes that are not UTF-8 show as U+FFFD; the job runs with them as
+    /// they are.
     pub fn display(&self) -> String {
         match &self.command {
-            Command::Shell(line) => line.clone(),
-            Command::Program(argv) => jobs_core::command_line(argv),
+            Command::Shell(line) => line.to_string_lossy().into_owned(),
+            Command::Program(argv) => {
+                let words: Vec<std::borrow::Cow<'_, str>> =
+                    argv.iter().map(|a| a.to_string_lossy()).collect();
+                jobs_core::command_line(&words)
+            }
         }
     }
 

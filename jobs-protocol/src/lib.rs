@@ -25,13 +25,14 @@
 
 pub mod home;
 
+use std::ffi::OsString;
 use std::io::{self, Read, Write};
 
 use jobs_core::{JobId, JobInfo, JobState, Stream};
 use serde::{Deserialize, Serialize};
 
 /// The protocol version both sides must speak.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 /// The largest header accepted (an environment block goes in the blob).
 pub const MAX_HEADER: usize = 4 << 20;
 /// The largest blob accepted.
@@ -101,13 +102,15 @@ pub enum Op {
 pub enum Work {
     /// A program and its arguments.
     Program {
-        /// argv, program first.
-        argv: Vec<String>,
+        /// argv, program first, byte for byte.
+        #[serde(with = "jobs_core::os_serde::strings")]
+        argv: Vec<OsString>,
     },
     /// A shell line for `/bin/sh -c`.
     Shell {
-        /// The line.
-        line: String,
+        /// The line, byte for byte.
+        #[serde(with = "jobs_core::os_serde::string")]
+        line: OsString,
     },
     /// A script of the embedded language.
     Script {
@@ -131,10 +134,12 @@ pub struct StartRequest {
     pub hosts: Vec<String>,
     /// Throttle limit.
     pub throttle: Option<usize>,
-    /// The directory the job runs in.
-    pub cwd: String,
+    /// The directory the job runs in, byte for byte.
+    #[serde(with = "jobs_core::os_serde::string")]
+    pub cwd: OsString,
     /// Variables set on top of the caller's environment.
-    pub env: Vec<(String, String)>,
+    #[serde(with = "jobs_core::os_serde::pairs")]
+    pub env: Vec<(OsString, OsString)>,
     /// Whether the job outlives the session.
     pub detached: bool,
 }
