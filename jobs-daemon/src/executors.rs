@@ -163,7 +163,7 @@ pub(crate) fn job_spec(req: StartRequest, env: Vec<(Vec<u8>, Vec<u8>)>) -> Resul
         "BackgroundJob" => process_spec(&req, vars)?,
         "ThreadJob" => thread_spec(&req)?,
         "RemoteJob" => {
-            let mut spec = remote_spec(&req)?;
+            let mut spec = remote_spec(&req, &vars)?;
             spec.name = req.name;
             return Ok(spec);
         }
@@ -247,7 +247,7 @@ fn script_worker_spec(work: &Work) -> Result<jobs_process::ProcessSpec, Fail> {
 
 /// A remote job: a shell line (or a program, quoted) on each host; the
 /// throttle bounds the hosts running at once.
-fn remote_spec(req: &StartRequest) -> Result<JobSpec, Fail> {
+fn remote_spec(req: &StartRequest, vars: &[(OsString, OsString)]) -> Result<JobSpec, Fail> {
     if req.hosts.is_empty() {
         return Err(Fail::new(
             ErrorCode::Usage,
@@ -261,7 +261,20 @@ fn remote_spec(req: &StartRequest) -> Result<JobSpec, Fail> {
         ));
     }
     let line = remote_command_line(&req.work)?;
-    let mut spec = jobs_remote::RemoteSpec::new(req.hosts.clone(), line);
+    // The caller's SSH identity, not the daemon's: the daemon was started
+    // by whichever command came first, with its HOME and agent.
+    let var = |name: &str| {
+        vars.iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| PathBuf::from(v))
+            .filter(|p| !p.as_os_str().is_empty())
+    };
+    let caller = jobs_remote::Caller {
+        home: var("HOME"),
+        agent_socket: var("SSH_AUTH_SOCK"),
+    };
+    let mut spec = jobs_remote::RemoteSpec::new(req.hosts.clone(), line).caller(caller);
     if let Some(t) = req.throttle {
         spec = spec.throttle(t);
     }

@@ -79,6 +79,7 @@ impl SshExecutor {
             let task = HostTask {
                 host: host.clone(),
                 command: spec.command.clone(),
+                caller: spec.caller.clone(),
             };
             let params = serde_json::to_value(&task)
                 .map_err(|e| JobFailure::new(format!("cannot encode the host's task: {e}")))?;
@@ -99,7 +100,15 @@ impl SshExecutor {
     }
 
     async fn run_child(&self, task: HostTask, ctx: JobContext) -> Result<(), JobFailure> {
-        let options = Arc::clone(&self.options);
+        let options = if task.caller.is_empty() {
+            Arc::clone(&self.options)
+        } else {
+            // The executor's own settings first, then the caller's.
+            let mut o = SshOptions::clone(&self.options);
+            o.home = o.home.or_else(|| task.caller.home.clone());
+            o.agent_socket = o.agent_socket.or_else(|| task.caller.agent_socket.clone());
+            Arc::new(o)
+        };
         // Weak: a running command does not keep the pool of a dropped
         // executor alive; its connection then just closes.
         let pool = Arc::downgrade(&self.pool);

@@ -78,4 +78,4 @@ pub use options::{
     DEFAULT_POOL_IDLE_TIMEOUT, DEFAULT_POOL_MAX_IDLE, DEFAULT_POOL_MAX_IDLE_PER_HOST,
     DEFAULT_STOP_GRACE,
 };
-pub use spec::{RemoteSpec, DEFAULT_THROTTLE};
+pub use spec::{Caller, RemoteSpec, DEFAULT_THROTTLE};

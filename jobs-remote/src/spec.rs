@@ -1,6 +1,8 @@
 //! What a remote job runs: the hosts, the command and the throttle, and how
 //! a host string (`host`, `user@host`, `user@host:port`, `[v6]:port`) reads.
 
+use std::path::PathBuf;
+
 use jobs_core::JobSpec;
 use serde::{Deserialize, Serialize};
 
@@ -23,6 +25,34 @@ pub struct RemoteSpec {
     /// How many hosts run at once (default [`DEFAULT_THROTTLE`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub throttle: Option<usize>,
+    /// Whose SSH identity the job uses (default: the executor's options,
+    /// then the environment of the process that runs the executor).
+    #[serde(default, skip_serializing_if = "Caller::is_empty")]
+    pub caller: Caller,
+}
+
+/// Whose SSH identity a job uses: the home directory (for `~`, the ssh
+/// config, known_hosts and the default keys) and the ssh-agent socket of
+/// the user who started it. A session daemon started by one shell serves
+/// commands from others, each with its own `HOME` and `SSH_AUTH_SOCK`:
+/// the job uses the caller's, not the daemon's. What is unset here comes
+/// from the executor's [`SshOptions`](crate::SshOptions), else from the
+/// environment of the process that runs the executor.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Caller {
+    /// The caller's home directory (`$HOME`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub home: Option<PathBuf>,
+    /// The caller's ssh-agent socket (`$SSH_AUTH_SOCK`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_socket: Option<PathBuf>,
+}
+
+impl Caller {
+    /// Whether nothing is set.
+    pub fn is_empty(&self) -> bool {
+        self.home.is_none() && self.agent_socket.is_none()
+    }
 }
 
 impl RemoteSpec {
@@ -35,7 +65,14 @@ impl RemoteSpec {
             hosts: hosts.into_iter().map(Into::into).collect(),
             command: command.into(),
             throttle: None,
+            caller: Caller::default(),
         }
+    }
+
+    /// Sets whose SSH identity the job uses.
+    pub fn caller(mut self, caller: Caller) -> Self {
+        self.caller = caller;
+        self
     }
 
     /// Sets how many hosts run at once.
@@ -65,6 +102,8 @@ impl RemoteSpec {
 pub(crate) struct HostTask {
     pub(crate) host: String,
     pub(crate) command: String,
+    #[serde(default, skip_serializing_if = "Caller::is_empty")]
+    pub(crate) caller: Caller,
 }
 
 /// A job's params: a parent's [`RemoteSpec`] or a child's host task.

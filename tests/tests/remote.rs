@@ -84,13 +84,31 @@ impl Drop for Sshd {
     }
 }
 
+/// Runs jobctl as the user whose `$HOME` holds the key and known_hosts.
+fn run(home: &TestHome, sshd: &Sshd, args: &[&str]) -> jobctl_tests::Run {
+    let mut c = home.cmd(args);
+    c.env("HOME", &sshd.home).env_remove("SSH_AUTH_SOCK");
+    finish(c.spawn().expect("spawn"), COMMAND_TIMEOUT, &args.join(" "))
+}
+
+/// [`run`], asserting success; stdout.
+fn ok(home: &TestHome, sshd: &Sshd, args: &[&str]) -> String {
+    let r = run(home, sshd, args);
+    assert_eq!(r.code, 0, "jobctl {} failed: {}", args.join(" "), r.stderr);
+    r.text()
+}
+
 #[test]
 fn remote_jobs_fan_out_to_hosts() {
     let sshd = Sshd::start();
     let home = TestHome::new();
-    // The daemon reads the user's ~/.ssh through $HOME, as ssh does.
+    // The daemon is started from a shell whose HOME holds no ssh setup: a
+    // remote job reads the ~/.ssh of the user who starts it, through the
+    // $HOME that command was run with, as ssh does.
     let mut start = home.cmd(&["daemon", "start"]);
-    start.env("HOME", &sshd.home).env_remove("SSH_AUTH_SOCK");
+    start
+        .env("HOME", "/nonexistent")
+        .env_remove("SSH_AUTH_SOCK");
     let r = finish(
         start.spawn().expect("spawn"),
         COMMAND_TIMEOUT,
@@ -100,7 +118,11 @@ fn remote_jobs_fan_out_to_hosts() {
     let h1 = format!("127.0.0.1:{}", sshd.port);
     let h2 = format!("127.0.0.2:{}", sshd.port);
 
-    let r = home.run(&["run", "--host", &h1, "-c", "echo hi; echo oops >&2; exit 3"]);
+    let r = run(
+        &home,
+        &sshd,
+        &["run", "--host", &h1, "-c", "echo hi; echo oops >&2; exit 3"],
+    );
     assert_eq!(
         r.code, 1,
         "a failed remote parent has no exit code: {}",
@@ -110,16 +132,25 @@ fn remote_jobs_fan_out_to_hosts() {
     assert!(r.stderr.contains("oops"), "{}", r.stderr);
 
     let hosts = format!("{h1},{h2}");
-    let id = home.start(&[
-        "--host",
-        &hosts,
-        "--throttle",
-        "1",
-        "--",
-        "echo",
-        "from a host",
-    ]);
-    home.ok(&["wait", &id.to_string()]);
+    let id: u64 = ok(
+        &home,
+        &sshd,
+        &[
+            "start",
+            "-q",
+            "--host",
+            &hosts,
+            "--throttle",
+            "1",
+            "--",
+            "echo",
+            "from a host",
+        ],
+    )
+    .trim()
+    .parse()
+    .expect("an id");
+    ok(&home, &sshd, &["wait", &id.to_string()]);
     let parent = home.job(id);
     assert_eq!(parent["type"], "RemoteJob");
     assert_eq!(parent["state"], "Completed", "{parent}");
@@ -135,30 +166,38 @@ fn remote_jobs_fan_out_to_hosts() {
         .map(|&c| home.job(c)["location"].as_str().expect("loc").to_string())
         .collect();
     assert_eq!(locations, [h1.clone(), h2.clone()]);
-    let table = home.ok(&["list", "--include-children"]);
+    let table = ok(&home, &sshd, &["list", "--include-children"]);
     assert_eq!(table.lines().count(), 2 + 3, "{table}");
     assert!(
-        home.ok(&["list"]).lines().count() == 3,
+        ok(&home, &sshd, &["list"]).lines().count() == 3,
         "children are hidden by default"
     );
-    let shown = home.ok(&["show", &id.to_string()]);
+    let shown = ok(&home, &sshd, &["show", &id.to_string()]);
     assert!(shown.contains(&h1) && shown.contains(&h2), "{shown}");
     assert_eq!(
-        home.ok(&["receive", &id.to_string(), "--no-recurse", "--keep"]),
+        ok(
+            &home,
+            &sshd,
+            &["receive", &id.to_string(), "--no-recurse", "--keep"]
+        ),
         ""
     );
     assert_eq!(
-        home.ok(&["receive", &id.to_string()]),
+        ok(&home, &sshd, &["receive", &id.to_string()]),
         "from a host\nfrom a host\n"
     );
 
     // One unreachable host fails its own child; the other goes on.
     let bad = "127.0.0.1:1".to_string();
-    let r = home.run(&["run", "--host", &format!("{h1},{bad}"), "-c", "echo ok"]);
+    let r = run(
+        &home,
+        &sshd,
+        &["run", "--host", &format!("{h1},{bad}"), "-c", "echo ok"],
+    );
     assert_eq!(r.code, 1);
     assert_eq!(r.text(), "ok\n");
     assert!(r.stderr.contains("127.0.0.1:1"), "{}", r.stderr);
 
-    let r = home.run(&["start", "--host", &h1, "-e", "1"]);
+    let r = run(&home, &sshd, &["start", "--host", &h1, "-e", "1"]);
     assert_eq!(r.code, 2, "scripts do not run remotely: {}", r.stderr);
 }
