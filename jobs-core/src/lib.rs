@@ -87,6 +87,7 @@ mod context;
 mod error;
 mod executor;
 mod info;
+mod paths;
 mod query;
 mod receive;
 mod record;
@@ -104,6 +105,7 @@ pub use context::{JobContext, StopToken};
 pub use error::{Error, ErrorKind, StoreError};
 pub use executor::{panic_message, JobExecutor, JobFailure, JobSpec};
 pub use info::{command_line, JobId, JobInfo};
+pub use paths::state_dir;
 pub use query::JobFilter;
 pub use receive::{Follow, ReceiveOptions};
 pub use record::{

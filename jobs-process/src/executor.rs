@@ -1,7 +1,7 @@
 //! `ProcessExecutor`: the `JobExecutor` of BackgroundJobs, its options and
 //! the runtime its process I/O is registered with.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -126,20 +126,12 @@ impl Drop for ProcessExecutor {
     }
 }
 
-/// The default directory of detached jobs' files:
-/// `$XDG_STATE_HOME/jobctl/detached`, else `~/.local/state/jobctl/detached`,
-/// else under the temp directory with the user id in its name.
+/// The default directory of detached jobs' files: `detached` in the
+/// session's state directory ([`jobs_core::state_dir`]), else under the
+/// temp directory with the user id in its name.
 pub fn default_detached_dir() -> PathBuf {
-    let state = std::env::var_os("XDG_STATE_HOME")
-        .filter(|v| Path::new(v).is_absolute())
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME")
-                .filter(|v| Path::new(v).is_absolute())
-                .map(|h| PathBuf::from(h).join(".local/state"))
-        });
-    match state {
-        Some(s) => s.join("jobctl/detached"),
+    match jobs_core::state_dir() {
+        Some(s) => s.join("detached"),
         None => std::env::temp_dir().join(format!(
             "jobctl-{}/detached",
             nix::unistd::getuid().as_raw()

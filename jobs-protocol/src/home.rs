@@ -34,18 +34,7 @@ impl Home {
     pub fn resolve(flag: Option<PathBuf>) -> Result<Home, HomeError> {
         let dir = match flag {
             Some(d) => d,
-            None => match std::env::var_os("JOBCTL_HOME").filter(|v| !v.is_empty()) {
-                Some(d) => PathBuf::from(d),
-                None => match std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
-                    Some(x) => PathBuf::from(x).join("jobctl"),
-                    None => {
-                        let home = std::env::var_os("HOME")
-                            .filter(|v| !v.is_empty())
-                            .ok_or(HomeError::Unset)?;
-                        PathBuf::from(home).join(".local/state/jobctl")
-                    }
-                },
-            },
+            None => jobs_core::state_dir().ok_or(HomeError::Unset)?,
         };
         let dir = if dir.is_absolute() {
             dir

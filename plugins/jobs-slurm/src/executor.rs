@@ -117,13 +117,11 @@ impl SlurmExecutor {
 
     /// The folder that holds the job folders.
     pub fn jobs_dir(&self) -> Result<PathBuf, SlurmError> {
-        let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
-        let root = match (&self.state_dir, var("JOBCTL_HOME"), var("XDG_STATE_HOME")) {
-            (Some(dir), _, _) => dir.clone(),
-            (None, Some(home), _) => PathBuf::from(home).join("slurm"),
-            (None, None, Some(state)) => PathBuf::from(state).join("jobctl/slurm"),
-            (None, None, None) => PathBuf::from(var("HOME").ok_or(SlurmError::NoStateDir)?)
-                .join(".local/state/jobctl/slurm"),
+        let root = match &self.state_dir {
+            Some(dir) => dir.clone(),
+            None => jobs_core::state_dir()
+                .ok_or(SlurmError::NoStateDir)?
+                .join("slurm"),
         };
         Ok(root.join("jobs"))
     }
