@@ -8,9 +8,9 @@
 
 use std::io::{self, IsTerminal, Write};
 
-use jobs_core::{ErrorRecord, JobId, Payload, ProgressRecord, Stream};
+use jobs_core::{JobId, Payload, PayloadKind, ProgressRecord, Stream};
 
-use jobs_protocol::{WireKind, WireRecord};
+use jobs_protocol::WireRecord;
 
 /// How a page's writing ended.
 pub enum Written {
@@ -76,7 +76,7 @@ impl RecordWriter {
             off = end;
             if !self.json
                 && part.stream == Stream::Output
-                && part.kind == WireKind::Bytes
+                && part.kind == PayloadKind::Bytes
                 && data.len() >= DIRECT
             {
                 // Large output goes from the page to stdout, not through
@@ -136,12 +136,12 @@ impl RecordWriter {
             return;
         }
         match (part.stream, part.kind) {
-            (Stream::Output, WireKind::Bytes) => self.out_buf.extend_from_slice(data),
-            (Stream::Error, WireKind::Bytes) => {
+            (Stream::Output, PayloadKind::Bytes) => self.out_buf.extend_from_slice(data),
+            (Stream::Error, PayloadKind::Bytes) => {
                 self.clear_progress();
                 self.err_buf.extend_from_slice(data);
             }
-            (Stream::Output, WireKind::Text) => {
+            (Stream::Output, PayloadKind::Text) => {
                 self.out_buf.extend_from_slice(data);
                 if !part.more {
                     self.out_buf.push(b'\n');
@@ -235,23 +235,11 @@ impl RecordWriter {
     }
 }
 
-/// A payload from its wire kind and bytes.
-fn decode(kind: WireKind, bytes: Vec<u8>) -> Payload {
-    let text = |b: Vec<u8>| match String::from_utf8(b) {
+/// A payload from its wire kind and bytes; one that does not decode as its
+/// kind says is shown as what it is, text or bytes, rather than dropped.
+fn decode(kind: PayloadKind, bytes: Vec<u8>) -> Payload {
+    Payload::decode(kind, bytes).unwrap_or_else(|e| match String::from_utf8(e.into_bytes()) {
         Ok(s) => Payload::Text(s),
         Err(e) => Payload::Bytes(e.into_bytes()),
-    };
-    match kind {
-        WireKind::Bytes => Payload::Bytes(bytes),
-        WireKind::Text => text(bytes),
-        WireKind::Value => serde_json::from_slice(&bytes)
-            .map(Payload::Value)
-            .unwrap_or_else(|_| text(bytes)),
-        WireKind::Progress => serde_json::from_slice::<ProgressRecord>(&bytes)
-            .map(Payload::Progress)
-            .unwrap_or_else(|_| text(bytes)),
-        WireKind::Error => serde_json::from_slice::<ErrorRecord>(&bytes)
-            .map(Payload::Error)
-            .unwrap_or_else(|_| text(bytes)),
-    }
+    })
 }

@@ -109,8 +109,8 @@ pub use paths::state_dir;
 pub use query::JobFilter;
 pub use receive::{Follow, ReceiveOptions};
 pub use record::{
-    ErrorRecord, Live, ParseStreamError, Payload, ProgressRecord, Received, Record, RenderFn,
-    Stream,
+    ErrorRecord, Live, ParseStreamError, Payload, PayloadError, PayloadKind, ProgressRecord,
+    Received, Record, RenderFn, Stream,
 };
 pub use session::{Session, SessionBuilder, SESSION_ENDED_REASON};
 pub use state::{JobState, ParseStateError};

@@ -189,7 +189,134 @@ pub enum Payload {
     Live(Live),
 }
 
+/// What kind of payload a record carries, as every wire and store names
+/// it: the daemon's protocol, the plugin boundary and the durable store all
+/// speak this one vocabulary, with [`Payload::encode`] and
+/// [`Payload::decode`] as the one encoding (bytes and text raw, the others
+/// as JSON; a live value as its rendering, a value).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PayloadKind {
+    /// Raw bytes (a process's output).
+    Bytes,
+    /// UTF-8 text.
+    Text,
+    /// JSON of a structured value (or a live value's rendering).
+    Value,
+    /// JSON of a [`ProgressRecord`].
+    Progress,
+    /// JSON of an [`ErrorRecord`].
+    Error,
+}
+
+impl PayloadKind {
+    /// Every kind, in the order of their codes.
+    pub const ALL: [PayloadKind; 5] = [
+        PayloadKind::Bytes,
+        PayloadKind::Text,
+        PayloadKind::Value,
+        PayloadKind::Progress,
+        PayloadKind::Error,
+    ];
+
+    /// The lowercase name (`bytes`, `text`, ...), as JSON and the store
+    /// write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PayloadKind::Bytes => "bytes",
+            PayloadKind::Text => "text",
+            PayloadKind::Value => "value",
+            PayloadKind::Progress => "progress",
+            PayloadKind::Error => "error",
+        }
+    }
+
+    /// The kind of a name written by [`as_str`](Self::as_str).
+    pub fn from_name(name: &str) -> Option<PayloadKind> {
+        Self::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+
+    /// The one-byte code binary frames carry (its index in [`ALL`](Self::ALL)).
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+
+    /// The kind of a code written by [`code`](Self::code).
+    pub fn from_code(code: u8) -> Option<PayloadKind> {
+        Self::ALL.get(usize::from(code)).copied()
+    }
+}
+
+/// A payload whose bytes do not decode as their kind says.
+#[derive(Debug, thiserror::Error)]
+#[error("a {kind} payload that does not decode: {why}", kind = .kind.as_str())]
+pub struct PayloadError {
+    kind: PayloadKind,
+    why: String,
+    bytes: Vec<u8>,
+}
+
+impl PayloadError {
+    /// The bytes that did not decode, for a reader that shows them anyway.
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.bytes
+    }
+}
+
 impl Payload {
+    /// The payload's kind (a live value is a [`PayloadKind::Value`]).
+    pub fn kind(&self) -> PayloadKind {
+        match self {
+            Payload::Bytes(_) => PayloadKind::Bytes,
+            Payload::Text(_) => PayloadKind::Text,
+            Payload::Value(_) | Payload::Live(_) => PayloadKind::Value,
+            Payload::Progress(_) => PayloadKind::Progress,
+            Payload::Error(_) => PayloadKind::Error,
+        }
+    }
+
+    /// The payload as its kind and bytes: bytes and text raw (no copy),
+    /// the others as JSON, a live value as the JSON of its rendering.
+    pub fn encode(self) -> (PayloadKind, Vec<u8>) {
+        let kind = self.kind();
+        // Plain data always serializes; `null` stands in if it ever did not.
+        let json = |v: Result<Vec<u8>, serde_json::Error>| v.unwrap_or_else(|_| b"null".to_vec());
+        let bytes = match self {
+            Payload::Bytes(b) => b,
+            Payload::Text(t) => t.into_bytes(),
+            Payload::Value(v) => json(serde_json::to_vec(&v)),
+            Payload::Live(l) => json(serde_json::to_vec(&l.render())),
+            Payload::Progress(p) => json(serde_json::to_vec(&p)),
+            Payload::Error(e) => json(serde_json::to_vec(&e)),
+        };
+        (kind, bytes)
+    }
+
+    /// The payload [`encode`](Self::encode) gave `bytes` for.
+    pub fn decode(kind: PayloadKind, bytes: Vec<u8>) -> Result<Payload, PayloadError> {
+        let parsed = match kind {
+            PayloadKind::Bytes => return Ok(Payload::Bytes(bytes)),
+            PayloadKind::Text => {
+                return String::from_utf8(bytes).map(Payload::Text).map_err(|e| {
+                    let why = e.to_string();
+                    PayloadError {
+                        kind,
+                        why,
+                        bytes: e.into_bytes(),
+                    }
+                })
+            }
+            PayloadKind::Value => serde_json::from_slice(&bytes).map(Payload::Value),
+            PayloadKind::Progress => serde_json::from_slice(&bytes).map(Payload::Progress),
+            PayloadKind::Error => serde_json::from_slice(&bytes).map(Payload::Error),
+        };
+        parsed.map_err(|e| PayloadError {
+            kind,
+            why: e.to_string(),
+            bytes,
+        })
+    }
+
     /// The payload as JSON (bytes become a string if UTF-8, else an array).
     pub fn to_json(&self) -> serde_json::Value {
         match self {

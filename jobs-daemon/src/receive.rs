@@ -7,10 +7,10 @@ use std::collections::{HashSet, VecDeque};
 use std::ops::Range;
 use std::sync::Arc;
 
-use jobs_core::{JobFilter, JobId, Payload, ReceiveOptions, Received, Record, Stream};
+use jobs_core::{JobFilter, JobId, ReceiveOptions, Received, Record, Stream};
 use jobs_protocol::{
-    encode_head, ErrorCode, Op, ReceiveRequest, Request, Response, WireKind, WireRecord,
-    PAGE_BYTES, PAGE_RECORDS,
+    encode_head, ErrorCode, Op, ReceiveRequest, Request, Response, WireRecord, PAGE_BYTES,
+    PAGE_RECORDS,
 };
 use jobs_store_sqlite::pool;
 use nix::sys::socket::sockopt;
@@ -65,19 +65,6 @@ async fn send_page(wr: &mut OwnedWriteHalf, page: &mut Page) -> std::io::Result<
     page.gathered.clear();
     page.len = 0;
     result
-}
-
-/// The payload as wire bytes.
-fn wire_payload(payload: Payload) -> (WireKind, Vec<u8>) {
-    let json = |v: Result<Vec<u8>, serde_json::Error>| v.unwrap_or_else(|_| b"null".to_vec());
-    match payload {
-        Payload::Bytes(b) => (WireKind::Bytes, b),
-        Payload::Text(t) => (WireKind::Text, t.into_bytes()),
-        Payload::Value(v) => (WireKind::Value, json(serde_json::to_vec(&v))),
-        Payload::Live(l) => (WireKind::Value, json(serde_json::to_vec(&l.render()))),
-        Payload::Progress(p) => (WireKind::Progress, json(serde_json::to_vec(&p))),
-        Payload::Error(e) => (WireKind::Error, json(serde_json::to_vec(&e))),
-    }
 }
 
 /// Pages sent ahead of the client's acks: the client writes one page while
@@ -257,7 +244,7 @@ pub(crate) async fn receive(
             break;
         }
         for rec in batch {
-            let (kind, bytes) = wire_payload(rec.record.payload);
+            let (kind, bytes) = rec.record.payload.encode();
             let part = |len: usize, more: bool| WireRecord {
                 job: rec.job,
                 seq: rec.seq,

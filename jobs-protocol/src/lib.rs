@@ -28,7 +28,7 @@ pub mod home;
 use std::ffi::OsString;
 use std::io::{self, Read, Write};
 
-use jobs_core::{JobId, JobInfo, JobState, Stream};
+use jobs_core::{JobId, JobInfo, JobState, PayloadKind, Stream};
 use serde::{Deserialize, Serialize};
 
 /// The protocol version both sides must speak.
@@ -280,22 +280,6 @@ pub struct TypeEntry {
     pub version: Option<String>,
 }
 
-/// How a record's payload bytes in the blob are to be read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum WireKind {
-    /// Raw bytes (a process's output).
-    Bytes,
-    /// UTF-8 text.
-    Text,
-    /// JSON of a structured value.
-    Value,
-    /// JSON of a progress record.
-    Progress,
-    /// JSON of an error record.
-    Error,
-}
-
 /// A record in a page; `len` bytes of the blob hold its payload.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WireRecord {
@@ -305,8 +289,8 @@ pub struct WireRecord {
     pub seq: u64,
     /// Its stream.
     pub stream: Stream,
-    /// How to read the payload.
-    pub kind: WireKind,
+    /// How to read the payload ([`jobs_core::Payload::decode`]).
+    pub kind: PayloadKind,
     /// Payload length in the blob.
     pub len: usize,
     /// More parts of this record follow (a split large record).
@@ -503,7 +487,7 @@ mod tests {
                 job: 3,
                 seq: 9,
                 stream: Stream::Output,
-                kind: WireKind::Bytes,
+                kind: PayloadKind::Bytes,
                 len: blob.len(),
                 more: false,
             }];

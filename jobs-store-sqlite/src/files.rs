@@ -20,7 +20,9 @@ use std::path::{Path, PathBuf};
 
 use jobs_core::{JobId, StoreError};
 
-use crate::row::{Data, Kind, Row};
+use jobs_core::PayloadKind;
+
+use crate::row::{Data, Row};
 
 /// Bytes records this large or larger go to the job's data file.
 pub(super) const FILE_THRESHOLD: usize = 4096;
@@ -57,7 +59,8 @@ pub(crate) fn dir_of(db: &Path) -> PathBuf {
 
 /// Whether a row's bytes go to its job's data file.
 pub(super) fn goes_to_file(row: &Row) -> bool {
-    row.kind == Kind::Bytes && matches!(&row.data, Data::Blob(b) if b.len() >= FILE_THRESHOLD)
+    row.kind == PayloadKind::Bytes
+        && matches!(&row.data, Data::Blob(b) if b.len() >= FILE_THRESHOLD)
 }
 
 impl DataFiles {

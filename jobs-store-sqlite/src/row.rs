@@ -3,7 +3,9 @@
 
 use std::time::Instant;
 
-use jobs_core::{ErrorRecord, JobId, JobInfo, Payload, Record, StoreError, Stream};
+use jobs_core::{
+    ErrorRecord, JobId, JobInfo, Payload, PayloadKind as Kind, Record, StoreError, Stream,
+};
 use rusqlite::{params, Connection, Transaction};
 
 use crate::files::Span;
@@ -171,59 +173,25 @@ pub(super) struct Row {
     pub(super) at: Instant,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Kind {
-    Text,
-    Bytes,
-    Value,
-    Progress,
-    Error,
-}
-
 #[derive(Clone)]
 pub(super) enum Data {
     Text(String),
     Blob(Vec<u8>),
 }
 
-impl Kind {
-    const ALL: [Kind; 5] = [
-        Kind::Text,
-        Kind::Bytes,
-        Kind::Value,
-        Kind::Progress,
-        Kind::Error,
-    ];
-
-    pub(super) fn as_str(self) -> &'static str {
-        match self {
-            Kind::Text => "text",
-            Kind::Bytes => "bytes",
-            Kind::Value => "value",
-            Kind::Progress => "progress",
-            Kind::Error => "error",
-        }
-    }
-}
-
 impl Row {
     pub(super) fn encode(job: JobId, seq: u64, record: Record) -> Result<Row, StoreError> {
-        let json = |r: Result<String, serde_json::Error>| {
-            r.map_err(|e| StoreError::new(format!("cannot encode a record of job {job}"), e))
-        };
-        let (kind, data) = match record.payload {
-            Payload::Text(t) => (Kind::Text, Data::Text(t)),
-            Payload::Bytes(b) => (Kind::Bytes, Data::Blob(b)),
-            Payload::Value(v) => (Kind::Value, Data::Text(json(serde_json::to_string(&v))?)),
-            Payload::Progress(p) => (Kind::Progress, Data::Text(json(serde_json::to_string(&p))?)),
-            Payload::Error(e) => (Kind::Error, Data::Text(json(serde_json::to_string(&e))?)),
-            // A live value cannot leave the process: it is kept as its
-            // rendering, whether it is read back from the buffer or the disk.
-            Payload::Live(l) => (
-                Kind::Value,
-                Data::Text(json(serde_json::to_string(&l.render()))?),
-            ),
-        };
+        // A live value cannot leave the process: it is kept as its
+        // rendering, whether it is read back from the buffer or the disk.
+        // Bytes are a BLOB; text and JSON are TEXT, for `sqlite3` to read.
+        let (kind, bytes) = record.payload.encode();
+        let data =
+            match kind {
+                Kind::Bytes => Data::Blob(bytes),
+                _ => Data::Text(String::from_utf8(bytes).map_err(|e| {
+                    StoreError::new(format!("cannot encode a record of job {job}"), e)
+                })?),
+            };
         Ok(Row {
             job,
             seq,
@@ -249,9 +217,7 @@ impl Row {
             .parse()
             .map_err(|e| StoreError::new(format!("record {seq} of job {job}"), e))?;
         let kind: String = r.get(2).map_err(fail)?;
-        let kind = Kind::ALL
-            .into_iter()
-            .find(|k| k.as_str() == kind)
+        let kind = Kind::from_name(&kind)
             .ok_or_else(|| bad(format!("record {seq} has an unknown kind '{kind}'")))?;
         let data = match r.get_ref(3).map_err(fail)? {
             rusqlite::types::ValueRef::Blob(b) => Data::Blob(b.to_vec()),
@@ -324,26 +290,12 @@ impl Row {
 
     fn try_decode(self) -> Result<Record, StoreError> {
         let (job, seq) = (self.job, self.seq);
-        let bad = |e: serde_json::Error| {
-            StoreError::new(format!("record {seq} of job {job} is unreadable"), e)
+        let bytes = match self.data {
+            Data::Blob(b) => b,
+            Data::Text(t) => t.into_bytes(),
         };
-        let text = |d: Data| match d {
-            Data::Text(t) => Ok(t),
-            Data::Blob(b) => String::from_utf8(b)
-                .map_err(|e| StoreError::new(format!("record {seq} of job {job}"), e)),
-        };
-        let payload = match self.kind {
-            Kind::Bytes => Payload::Bytes(match self.data {
-                Data::Blob(b) => b,
-                Data::Text(t) => t.into_bytes(),
-            }),
-            Kind::Text => Payload::Text(text(self.data)?),
-            Kind::Value => Payload::Value(serde_json::from_str(&text(self.data)?).map_err(bad)?),
-            Kind::Progress => {
-                Payload::Progress(serde_json::from_str(&text(self.data)?).map_err(bad)?)
-            }
-            Kind::Error => Payload::Error(serde_json::from_str(&text(self.data)?).map_err(bad)?),
-        };
+        let payload = Payload::decode(self.kind, bytes)
+            .map_err(|e| StoreError::new(format!("record {seq} of job {job} is unreadable"), e))?;
         Ok(Record::new(self.stream, payload))
     }
 

@@ -13,7 +13,7 @@ pub const MAGIC: [u8; 8] = *b"JOBSPLG\0";
 
 /// The version of this boundary: the header's layout, the functions of
 /// [`PluginVTable`] and what they exchange. Any change bumps it.
-pub const ABI_VERSION: u32 = 2;
+pub const ABI_VERSION: u32 = 3;
 
 /// The symbol a plugin exports: `extern "C" fn() -> *const PluginHeader`.
 pub const ENTRY_SYMBOL: &str = "jobs_plugin_header";

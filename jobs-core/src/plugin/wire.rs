@@ -1,17 +1,15 @@
 //! What crosses the boundary as bytes: the spec and status as JSON, and
 //! records as length-prefixed frames.
 //!
-//! A frame is `stream: u8, kind: u8, len: u32 (little endian), data`.
-//! Text and bytes payloads travel raw (byte-exact, no JSON escaping);
-//! every other payload travels as the JSON of its whole [`Record`].
+//! A frame is `stream: u8, kind: u8, len: u32 (little endian), data`: the
+//! kind is the [`PayloadKind`] code and the data [`Payload::encode`]'s, so
+//! text and bytes travel raw (byte-exact, no JSON escaping) and the others
+//! as JSON, as on every other wire.
 
 use serde::{Deserialize, Serialize};
 
-use crate::{JobSpec, JobState, Payload, Record, Stream};
+use crate::{JobSpec, JobState, Payload, PayloadKind, Record, Stream};
 
-const KIND_TEXT: u8 = 0;
-const KIND_BYTES: u8 = 1;
-const KIND_JSON: u8 = 2;
 const FRAME_HEAD: usize = 6;
 
 /// The serializable part of a [`JobSpec`].
@@ -76,28 +74,12 @@ fn stream_index(s: Stream) -> u8 {
 
 /// Appends one record's frame to `out`.
 pub(crate) fn encode(record: &Record, out: &mut Vec<u8>) -> Result<(), String> {
-    let (kind, json);
-    let data: &[u8] = match &record.payload {
-        Payload::Text(t) => {
-            kind = KIND_TEXT;
-            t.as_bytes()
-        }
-        Payload::Bytes(b) => {
-            kind = KIND_BYTES;
-            b
-        }
-        _ => {
-            kind = KIND_JSON;
-            json =
-                serde_json::to_vec(record).map_err(|e| format!("cannot encode a record: {e}"))?;
-            &json
-        }
-    };
+    let (kind, data) = record.payload.clone().encode();
     let len = u32::try_from(data.len()).map_err(|_| "a record larger than 4 GiB".to_string())?;
     out.push(stream_index(record.stream));
-    out.push(kind);
+    out.push(kind.code());
     out.extend_from_slice(&len.to_le_bytes());
-    out.extend_from_slice(data);
+    out.extend_from_slice(&data);
     Ok(())
 }
 
@@ -111,22 +93,14 @@ pub(crate) fn decode(mut buf: &[u8]) -> Result<Vec<Record>, String> {
         let stream = *Stream::ALL
             .get(usize::from(head[0]))
             .ok_or_else(|| format!("unknown stream number {}", head[0]))?;
+        let kind = PayloadKind::from_code(head[1])
+            .ok_or_else(|| format!("unknown record kind {}", head[1]))?;
         let len = u32::from_le_bytes([head[2], head[3], head[4], head[5]]) as usize;
         let Some((data, rest)) = rest.split_at_checked(len) else {
             return Err("a truncated record frame".into());
         };
-        let record = match head[1] {
-            KIND_TEXT => {
-                let text = std::str::from_utf8(data)
-                    .map_err(|_| "a text record that is not UTF-8".to_string())?;
-                Record::text(stream, text)
-            }
-            KIND_BYTES => Record::bytes(stream, data.to_vec()),
-            KIND_JSON => serde_json::from_slice::<Record>(data)
-                .map_err(|e| format!("a record that is not valid JSON: {e}"))?,
-            k => return Err(format!("unknown record kind {k}")),
-        };
-        out.push(record);
+        let payload = Payload::decode(kind, data.to_vec()).map_err(|e| e.to_string())?;
+        out.push(Record::new(stream, payload));
         buf = rest;
     }
     Ok(out)
