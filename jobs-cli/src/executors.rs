@@ -64,7 +64,7 @@ pub fn register(session: &Session, home: &Home, plugins: &[PathBuf]) -> Result<V
 fn load_plugins(session: &Session, home: &Home, extra: &[PathBuf]) -> Vec<TypeEntry> {
     use jobs_core::plugin;
     let var = std::env::var_os("JOBCTL_PLUGIN_PATH");
-    let mut paths = plugin::search_path(home.dir(), var.as_deref());
+    let mut paths = plugin_search_path(home.dir(), var.as_deref());
     paths.extend(extra.iter().cloned());
     let scan = plugin::scan(&paths);
     let builtin: Vec<String> = session.executor_types();
@@ -94,6 +94,25 @@ fn load_plugins(session: &Session, home: &Home, extra: &[PathBuf]) -> Vec<TypeEn
             source: format!("not loaded: {e}"),
             version: None,
         });
+    }
+    out
+}
+
+/// Where plugins are looked for: `<home>/plugins` if it exists, then each
+/// entry of `plugin_path` (colon-separated files or folders, as in
+/// `JOBCTL_PLUGIN_PATH`; empty entries are skipped).
+#[cfg(feature = "plugins")]
+fn plugin_search_path(
+    home: &std::path::Path,
+    plugin_path: Option<&std::ffi::OsStr>,
+) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let dir = home.join("plugins");
+    if dir.is_dir() {
+        out.push(dir);
+    }
+    if let Some(var) = plugin_path {
+        out.extend(std::env::split_paths(var).filter(|p| !p.as_os_str().is_empty()));
     }
     out
 }
@@ -304,4 +323,24 @@ fn thread_spec(_req: &StartRequest) -> Result<JobSpec, Fail> {
         ErrorCode::Failed,
         "unknown job type 'ThreadJob': this jobctl was built without scripts",
     ))
+}
+
+#[cfg(all(test, feature = "plugins"))]
+mod tests {
+    use std::path::PathBuf;
+
+    #[test]
+    fn plugin_search_path_is_home_plugins_then_the_variable() {
+        let home = tempfile::tempdir().expect("tempdir");
+        let var = std::ffi::OsString::from("/opt/a.so::/opt/dir");
+        assert_eq!(
+            super::plugin_search_path(home.path(), Some(&var)),
+            [PathBuf::from("/opt/a.so"), PathBuf::from("/opt/dir")]
+        );
+        std::fs::create_dir(home.path().join("plugins")).expect("mkdir");
+        assert_eq!(
+            super::plugin_search_path(home.path(), None),
+            [home.path().join("plugins")]
+        );
+    }
 }

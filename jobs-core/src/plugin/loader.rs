@@ -416,25 +416,3 @@ pub fn scan<P: AsRef<Path>>(paths: &[P]) -> Scan {
     }
     out
 }
-
-/// Where plugins are looked for: `<home>/plugins` if it exists, then each
-/// entry of `plugin_path` (colon-separated files or folders, as in
-/// `JOBCTL_PLUGIN_PATH`; empty entries are skipped).
-pub fn search_path(home: &Path, plugin_path: Option<&OsStr>) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let dir = home.join("plugins");
-    if dir.is_dir() {
-        out.push(dir);
-    }
-    if let Some(var) = plugin_path {
-        out.extend(std::env::split_paths(var).filter(|p| !p.as_os_str().is_empty()));
-    }
-    out
-}
-
-/// [`scan`] of [`search_path`] with `JOBCTL_PLUGIN_PATH` from the
-/// environment.
-pub fn scan_home(home: &Path) -> Scan {
-    let var = std::env::var_os("JOBCTL_PLUGIN_PATH");
-    scan(&search_path(home, var.as_deref()))
-}

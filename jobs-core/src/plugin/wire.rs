@@ -12,6 +12,7 @@ use crate::{JobSpec, JobState, Payload, Record, Stream};
 const KIND_TEXT: u8 = 0;
 const KIND_BYTES: u8 = 1;
 const KIND_JSON: u8 = 2;
+#[cfg(any(feature = "plugin-host", test))]
 const FRAME_HEAD: usize = 6;
 
 /// The serializable part of a [`JobSpec`].
@@ -28,6 +29,7 @@ pub(crate) struct WireSpec {
 }
 
 impl WireSpec {
+    #[cfg(any(feature = "plugin-host", test))]
     pub(crate) fn from_spec(spec: &JobSpec) -> Self {
         WireSpec {
             type_name: spec.type_name.clone(),
@@ -101,6 +103,7 @@ pub(crate) fn encode(record: &Record, out: &mut Vec<u8>) -> Result<(), String> {
     Ok(())
 }
 
+#[cfg(any(feature = "plugin-host", test))]
 /// Decodes a batch of frames. Plugin bytes are checked, never trusted.
 pub(crate) fn decode(mut buf: &[u8]) -> Result<Vec<Record>, String> {
     let mut out = Vec::new();
