@@ -93,6 +93,7 @@ mod record;
 mod session;
 mod state;
 mod store;
+mod throttle;
 mod wait;
 
 pub mod conformance;

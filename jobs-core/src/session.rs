@@ -2,7 +2,7 @@
 //! remove and close. Queries live in `query.rs`, receive in `receive.rs`,
 //! wait in `wait.rs`.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
@@ -14,6 +14,7 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::context::JobCell;
+use crate::throttle::Throttle;
 use crate::{
     Error, JobContext, JobExecutor, JobFailure, JobId, JobInfo, JobSpec, JobState, MemoryStore,
     Store,
@@ -43,25 +44,88 @@ pub(crate) struct Inner {
     runtime: Mutex<Option<Runtime>>,
 }
 
+/// The jobs of a session, by id, and the throttles of their types. Changed
+/// only here; other modules read it through the methods below.
 pub(crate) struct Table {
     next_id: JobId,
-    pub(crate) jobs: BTreeMap<JobId, Entry>,
-    limits: HashMap<String, usize>,
-    running: HashMap<String, usize>,
-    queues: HashMap<String, VecDeque<JobId>>,
+    jobs: BTreeMap<JobId, Entry>,
+    /// Per type (by [`type_key`]): top-level jobs only; children queue
+    /// behind their parent's.
+    throttles: HashMap<String, Throttle>,
 }
 
-pub(crate) struct Entry {
-    pub(crate) info: JobInfo,
-    pub(crate) cell: Arc<JobCell>,
+struct Entry {
+    info: JobInfo,
+    cell: Arc<JobCell>,
     executor: Arc<dyn JobExecutor>,
     pending: Option<JobSpec>,
     stop_requested: bool,
     /// What `run` returned, once it did (a parent then waits for children).
     returned: Option<Result<(), JobFailure>>,
-    child_limit: Option<usize>,
-    child_running: usize,
-    child_queue: VecDeque<JobId>,
+    /// How many of this job's children run at once.
+    children: Throttle,
+}
+
+/// The throttle a job queues behind: its type's, or its parent's.
+enum Pool {
+    Type(String),
+    Children(JobId),
+}
+
+impl Table {
+    /// A job's row as the table holds it (`has_more_data` not derived).
+    pub(crate) fn info(&self, id: JobId) -> Option<&JobInfo> {
+        self.jobs.get(&id).map(|e| &e.info)
+    }
+
+    /// What the job's running work shares with the session.
+    pub(crate) fn cell(&self, id: JobId) -> Option<&Arc<JobCell>> {
+        self.jobs.get(&id).map(|e| &e.cell)
+    }
+
+    /// A job's state.
+    pub(crate) fn state(&self, id: JobId) -> Option<JobState> {
+        self.info(id).map(|i| i.state)
+    }
+
+    /// `Ok` if every id is a job of the table, else the first that is not.
+    pub(crate) fn check(&self, ids: &[JobId]) -> Result<(), Error> {
+        match ids.iter().find(|id| !self.jobs.contains_key(id)) {
+            Some(&id) => Err(Error::NoSuchJob(id)),
+            None => Ok(()),
+        }
+    }
+
+    /// Every row, in id order.
+    pub(crate) fn infos(&self) -> impl Iterator<Item = &JobInfo> {
+        self.jobs.values().map(|e| &e.info)
+    }
+
+    /// The ids of the jobs that are not children, in id order.
+    pub(crate) fn top_level(&self) -> Vec<JobId> {
+        self.infos()
+            .filter(|i| i.parent.is_none())
+            .map(|i| i.id)
+            .collect()
+    }
+
+    /// The job and, recursively, its children, in pre-order; nothing for
+    /// an id that is not in the table.
+    pub(crate) fn with_descendants(&self, id: JobId, out: &mut Vec<JobId>) {
+        if let Some(e) = self.jobs.get(&id) {
+            out.push(id);
+            for &c in &e.info.children {
+                self.with_descendants(c, out);
+            }
+        }
+    }
+
+    fn throttle(&mut self, pool: &Pool) -> Option<&mut Throttle> {
+        match pool {
+            Pool::Type(key) => Some(self.throttles.entry(key.clone()).or_default()),
+            Pool::Children(parent) => self.jobs.get_mut(parent).map(|e| &mut e.children),
+        }
+    }
 }
 
 impl Entry {
@@ -79,9 +143,14 @@ impl Entry {
             pending,
             stop_requested: false,
             returned: None,
-            child_limit,
-            child_running: 0,
-            child_queue: VecDeque::new(),
+            children: Throttle::new(child_limit),
+        }
+    }
+
+    fn pool(&self) -> Pool {
+        match self.info.parent {
+            Some(p) => Pool::Children(p),
+            None => Pool::Type(type_key(&self.info.type_name)),
         }
     }
 }
@@ -136,9 +205,11 @@ impl SessionBuilder {
                 table: Mutex::new(Table {
                     next_id: 1,
                     jobs: BTreeMap::new(),
-                    limits: self.limits,
-                    running: HashMap::new(),
-                    queues: HashMap::new(),
+                    throttles: self
+                        .limits
+                        .into_iter()
+                        .map(|(key, limit)| (key, Throttle::new(Some(limit))))
+                        .collect(),
                 }),
                 store,
                 seq: Arc::new(AtomicU64::new(max_seq)),
@@ -194,8 +265,11 @@ impl Session {
     /// at once if the new limit allows.
     pub fn set_throttle(&self, type_name: &str, limit: usize) {
         let mut t = self.inner.lock();
-        t.limits.insert(type_key(type_name), limit.max(1));
-        self.inner.pump_type(&mut t, &type_key(type_name));
+        let pool = Pool::Type(type_key(type_name));
+        if let Some(throttle) = t.throttle(&pool) {
+            throttle.set_limit(limit.max(1));
+        }
+        self.inner.pump(&mut t, &pool);
     }
 
     /// The runtime handle jobs run on.
@@ -213,9 +287,7 @@ impl Session {
     /// running one Stopping (its children too). A finished job is left as it is.
     pub fn request_stop(&self, id: JobId) -> Result<(), Error> {
         let mut t = self.inner.lock();
-        if !t.jobs.contains_key(&id) {
-            return Err(Error::NoSuchJob(id));
-        }
+        t.check(&[id])?;
         self.inner.request_stop_locked(&mut t, id);
         Ok(())
     }
@@ -348,9 +420,10 @@ impl Session {
                 .insert(id, Entry::new(info, cell, executor, None, None));
         }
         for id in resume {
-            if let Some(e) = t.jobs.get(&id) {
-                let key = type_key(&e.info.type_name);
-                *t.running.entry(key).or_default() += 1;
+            if let Some(pool) = t.jobs.get(&id).map(Entry::pool) {
+                if let Some(throttle) = t.throttle(&pool) {
+                    throttle.occupy();
+                }
             }
             self.inner.spawn_resume(&mut t, id);
         }
@@ -379,11 +452,13 @@ impl Inner {
         info.has_more_data = true;
         info.begin.get_or_insert_with(SystemTime::now);
         self.store.save_job(&info)?;
-        let key = type_key(&info.type_name);
+        let pool = Pool::Type(type_key(&info.type_name));
         let cell = Arc::new(JobCell::new(id, info.instance_id));
         t.jobs
             .insert(id, Entry::new(info, cell, executor, None, None));
-        *t.running.entry(key).or_default() += 1;
+        if let Some(throttle) = t.throttle(&pool) {
+            throttle.occupy();
+        }
         self.spawn_resume(&mut t, id);
         drop(t);
         self.bump();
@@ -487,14 +562,19 @@ impl Inner {
         // Written at once: the caller gets the id next, and a job it was
         // told about must be there after a crash (as ended with its host).
         self.store.save_job(&info)?;
-        let key = type_key(&type_name);
-        if parent.is_none() {
-            if let Some(limit) = spec.throttle {
-                t.limits.insert(key.clone(), limit);
-            } else if !t.limits.contains_key(&key) {
-                if let Some(limit) = executor.default_throttle() {
-                    t.limits.insert(key.clone(), limit.max(1));
+        let pool = match parent {
+            Some(p) => Pool::Children(p),
+            None => Pool::Type(type_key(&type_name)),
+        };
+        if let (None, Some(throttle)) = (parent, t.throttle(&pool)) {
+            match (spec.throttle, throttle.limit()) {
+                (Some(limit), _) => throttle.set_limit(limit),
+                (None, None) => {
+                    if let Some(limit) = executor.default_throttle() {
+                        throttle.set_limit(limit.max(1));
+                    }
                 }
+                (None, Some(_)) => {}
             }
         }
         let child_limit = spec.child_throttle;
@@ -503,55 +583,23 @@ impl Inner {
             id,
             Entry::new(info, cell, executor, Some(spec), child_limit),
         );
-        match parent {
-            Some(p) => {
-                if let Some(pe) = t.jobs.get_mut(&p) {
-                    pe.info.children.push(id);
-                    pe.child_queue.push_back(id);
-                    let _ = self.store.save_job(&pe.info);
-                    pe.cell.bump();
-                }
-                self.pump_children(&mut t, p);
-            }
-            None => {
-                t.queues.entry(key.clone()).or_default().push_back(id);
-                self.pump_type(&mut t, &key);
-            }
+        if let Some(pe) = parent.and_then(|p| t.jobs.get_mut(&p)) {
+            pe.info.children.push(id);
+            let _ = self.store.save_job(&pe.info);
+            pe.cell.bump();
         }
+        if let Some(throttle) = t.throttle(&pool) {
+            throttle.enqueue(id);
+        }
+        self.pump(&mut t, &pool);
         drop(t);
         self.bump();
         Ok(id)
     }
 
-    /// Launches queued jobs of a type while its throttle allows.
-    fn pump_type(self: &Arc<Self>, t: &mut Table, key: &str) {
-        loop {
-            let limit = t.limits.get(key).copied().unwrap_or(usize::MAX);
-            let running = t.running.get(key).copied().unwrap_or(0);
-            if running >= limit {
-                return;
-            }
-            let Some(id) = t.queues.get_mut(key).and_then(|q| q.pop_front()) else {
-                return;
-            };
-            *t.running.entry(key.to_string()).or_default() += 1;
-            self.launch(t, id);
-        }
-    }
-
-    /// Launches queued children of a parent while its child throttle allows.
-    fn pump_children(self: &Arc<Self>, t: &mut Table, parent: JobId) {
-        loop {
-            let Some(pe) = t.jobs.get_mut(&parent) else {
-                return;
-            };
-            if pe.child_running >= pe.child_limit.unwrap_or(usize::MAX) {
-                return;
-            }
-            let Some(id) = pe.child_queue.pop_front() else {
-                return;
-            };
-            pe.child_running += 1;
+    /// Launches the jobs queued behind a throttle while it allows.
+    fn pump(self: &Arc<Self>, t: &mut Table, pool: &Pool) {
+        while let Some(id) = t.throttle(pool).and_then(Throttle::next) {
             self.launch(t, id);
         }
     }
@@ -834,25 +882,16 @@ impl Inner {
     }
 
     fn release_slot(self: &Arc<Self>, t: &mut Table, id: JobId) {
-        let Some(e) = t.jobs.get(&id) else {
+        let Some(pool) = t.jobs.get(&id).map(Entry::pool) else {
             return;
         };
-        match e.info.parent {
-            Some(p) => {
-                if let Some(pe) = t.jobs.get_mut(&p) {
-                    pe.child_running = pe.child_running.saturating_sub(1);
-                }
-                self.pump_children(t, p);
-                self.derive_running_state(t, p);
-                self.try_finalize(t, p);
-            }
-            None => {
-                let key = type_key(&e.info.type_name);
-                if let Some(n) = t.running.get_mut(&key) {
-                    *n = n.saturating_sub(1);
-                }
-                self.pump_type(t, &key);
-            }
+        if let Some(throttle) = t.throttle(&pool) {
+            throttle.release();
+        }
+        self.pump(t, &pool);
+        if let Pool::Children(p) = pool {
+            self.derive_running_state(t, p);
+            self.try_finalize(t, p);
         }
     }
 
@@ -866,21 +905,12 @@ impl Inner {
         e.stop_requested = true;
         let children = e.info.children.clone();
         let parent = e.info.parent;
-        let type_name = e.info.type_name.clone();
+        let pool = e.pool();
         if e.info.state == JobState::NotStarted && e.pending.is_some() {
             // Still queued: never ran, leaves the queue Stopped.
             e.pending = None;
-            match parent {
-                Some(p) => {
-                    if let Some(pe) = t.jobs.get_mut(&p) {
-                        pe.child_queue.retain(|&c| c != id);
-                    }
-                }
-                None => {
-                    if let Some(q) = t.queues.get_mut(&type_key(&type_name)) {
-                        q.retain(|&c| c != id);
-                    }
-                }
+            if let Some(throttle) = t.throttle(&pool) {
+                throttle.dequeue(id);
             }
             let _ = self.transition(t, id, JobState::Stopped);
             if let Some(p) = parent {

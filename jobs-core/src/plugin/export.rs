@@ -147,22 +147,21 @@ impl PluginJob {
     }
 
     fn state(&self) -> Option<JobState> {
-        let t = self.session.inner.lock();
-        t.jobs.get(&self.id).map(|e| e.info.state)
+        self.session.inner.lock().state(self.id)
     }
 
     /// The state, and whether the location changed since the last call.
     fn state_and_moved(&self) -> (Option<JobState>, bool) {
         let t = self.session.inner.lock();
-        let Some(e) = t.jobs.get(&self.id) else {
+        let Some(info) = t.info(self.id) else {
             return (None, false);
         };
         let mut seen = self.location.lock().unwrap_or_else(|p| p.into_inner());
-        let moved = *seen != e.info.location;
+        let moved = *seen != info.location;
         if moved {
-            seen.clone_from(&e.info.location);
+            seen.clone_from(&info.location);
         }
-        (Some(e.info.state), moved)
+        (Some(info.state), moved)
     }
 }
 
@@ -320,8 +319,7 @@ fn watch(
 ) -> Result<*mut c_void, String> {
     let changed = {
         let t = p.session.inner.lock();
-        let e = t.jobs.get(&id).ok_or("the job vanished")?;
-        e.cell.changed.subscribe()
+        t.cell(id).ok_or("the job vanished")?.changed.subscribe()
     };
     let job = Arc::new(PluginJob {
         session: p.session.clone(),
@@ -494,9 +492,10 @@ unsafe extern "C" fn free_job(handle: *mut c_void) {
         // host's process) until it ends; any other is stopped. Then forgotten.
         let goes_on = {
             let t = session.inner.lock();
-            t.jobs.get(&id).is_some_and(|e| {
-                e.info.detached && !e.info.state.is_finished() && !e.cell.stop.is_stopped()
-            })
+            let detached = t
+                .info(id)
+                .is_some_and(|i| i.detached && !i.state.is_finished());
+            detached && t.cell(id).is_some_and(|c| !c.stop.is_stopped())
         };
         let s = session.clone();
         session.runtime().spawn(async move {
