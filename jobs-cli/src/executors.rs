@@ -88,10 +88,12 @@ fn load_plugins(session: &Session, home: &Home, extra: &[PathBuf]) -> Vec<TypeEn
         });
     }
     for e in scan.errors {
-        tracing::warn!("plugin not loaded: {e}");
+        // With its cause: the message names the file, the source says why.
+        let e = anyhow::Error::new(e);
+        tracing::warn!("plugin not loaded: {e:#}");
         out.push(TypeEntry {
             type_name: "-".into(),
-            source: format!("not loaded: {e}"),
+            source: format!("not loaded: {e:#}"),
             version: None,
         });
     }

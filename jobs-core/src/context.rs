@@ -247,19 +247,19 @@ impl JobContext {
     /// Marks a job whose executor [reports its start](crate::JobExecutor::reports_start)
     /// Running (from NotStarted); a no-op if it already is.
     pub fn set_running(&self) -> Result<(), Error> {
-        let inner = self.inner.upgrade().ok_or(Error::Closed)?;
+        let inner = self.inner.upgrade().ok_or(Error::closed())?;
         inner.set_running(self.cell.id)
     }
 
     /// Changes where the job runs (e.g. the node a scheduler picked).
     pub fn set_location(&self, location: impl Into<String>) -> Result<(), Error> {
-        let inner = self.inner.upgrade().ok_or(Error::Closed)?;
+        let inner = self.inner.upgrade().ok_or(Error::closed())?;
         inner.set_location(self.cell.id, location.into())
     }
 
     /// Marks the job Blocked (`true`) or Running again (`false`).
     pub fn set_blocked(&self, blocked: bool) -> Result<(), Error> {
-        let inner = self.inner.upgrade().ok_or(Error::Closed)?;
+        let inner = self.inner.upgrade().ok_or(Error::closed())?;
         inner.set_blocked(self.cell.id, blocked)
     }
 
@@ -267,7 +267,7 @@ impl JobContext {
     /// this job's executor. The child is queued behind this job's child
     /// throttle; its records are received through this job.
     pub fn start_child(&self, spec: JobSpec) -> Result<JobId, Error> {
-        let inner = self.inner.upgrade().ok_or(Error::Closed)?;
+        let inner = self.inner.upgrade().ok_or(Error::closed())?;
         inner.start_job(spec, Some(self.cell.id))
     }
 

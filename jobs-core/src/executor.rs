@@ -26,6 +26,12 @@ impl JobFailure {
         }
     }
 
+    /// A failure whose reason is an error and its causes on one line
+    /// (`what failed: why: why`).
+    pub fn from_error(error: &(dyn std::error::Error + 'static)) -> Self {
+        JobFailure::new(crate::error::chain(error))
+    }
+
     /// A failure with a reason and an exit code.
     pub fn with_exit_code(reason: impl Into<String>, code: i32) -> Self {
         JobFailure {

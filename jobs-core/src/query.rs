@@ -28,7 +28,7 @@ pub struct JobFilter {
 }
 
 fn pattern(glob: &str) -> Result<Pattern, Error> {
-    Pattern::new(glob).map_err(|e| Error::InvalidInput(format!("bad pattern '{glob}': {e}")))
+    Pattern::new(glob).map_err(|e| Error::invalid_input(format!("bad pattern '{glob}': {e}")))
 }
 
 const GLOB_OPTS: MatchOptions = MatchOptions {
@@ -60,7 +60,7 @@ impl Session {
     /// One job's row.
     pub fn info(&self, id: JobId) -> Result<JobInfo, Error> {
         let t = self.inner.lock();
-        self.inner.snapshot(&t, id).ok_or(Error::NoSuchJob(id))
+        self.inner.snapshot(&t, id).ok_or(Error::no_such_job(id))
     }
 
     /// The rows of the jobs the filter selects, in id order.

@@ -91,7 +91,7 @@ impl Table {
     /// `Ok` if every id is a job of the table, else the first that is not.
     pub(crate) fn check(&self, ids: &[JobId]) -> Result<(), Error> {
         match ids.iter().find(|id| !self.jobs.contains_key(id)) {
-            Some(&id) => Err(Error::NoSuchJob(id)),
+            Some(&id) => Err(Error::no_such_job(id)),
             None => Ok(()),
         }
     }
@@ -194,7 +194,7 @@ impl SessionBuilder {
                     .thread_name("jobs-session")
                     .enable_time()
                     .build()
-                    .map_err(|e| Error::InvalidInput(format!("cannot start a runtime: {e}")))?;
+                    .map_err(Error::runtime)?;
                 (rt.handle().clone(), Some(rt))
             }
         };
@@ -304,15 +304,12 @@ impl Session {
     pub async fn remove(&self, id: JobId, force: bool) -> Result<(), Error> {
         {
             let t = self.inner.lock();
-            let e = t.jobs.get(&id).ok_or(Error::NoSuchJob(id))?;
+            let e = t.jobs.get(&id).ok_or(Error::no_such_job(id))?;
             if let Some(parent) = e.info.parent {
-                return Err(Error::ChildJob { id, parent });
+                return Err(Error::child_job(id, parent));
             }
             if !e.info.state.is_finished() && !force {
-                return Err(Error::NotFinished {
-                    id,
-                    state: e.info.state,
-                });
+                return Err(Error::not_finished(id, e.info.state));
             }
         }
         if force {
@@ -327,7 +324,7 @@ impl Session {
                 todo.extend(e.info.children.iter().copied());
                 e.cell.bump();
                 if let Err(err) = self.inner.store.delete_job(j) {
-                    result = Err(Error::Store(err));
+                    result = Err(Error::from(err));
                 }
             }
         }
@@ -509,7 +506,7 @@ impl Inner {
         let map = self.executors.read().unwrap_or_else(|p| p.into_inner());
         map.get(&type_key(type_name))
             .cloned()
-            .ok_or_else(|| Error::UnknownType(type_name.to_string()))
+            .ok_or_else(|| Error::unknown_type(type_name))
     }
 
     pub(crate) fn start_job(
@@ -518,22 +515,17 @@ impl Inner {
         parent: Option<JobId>,
     ) -> Result<JobId, Error> {
         if spec.throttle == Some(0) || spec.child_throttle == Some(0) {
-            return Err(Error::InvalidInput(
-                "a throttle limit must be at least 1".into(),
-            ));
+            return Err(Error::invalid_input("a throttle limit must be at least 1"));
         }
         let mut t = self.lock();
         let executor = match (spec.type_name.is_empty(), parent) {
-            (true, Some(p)) => Arc::clone(&t.jobs.get(&p).ok_or(Error::NoSuchJob(p))?.executor),
+            (true, Some(p)) => Arc::clone(&t.jobs.get(&p).ok_or(Error::no_such_job(p))?.executor),
             _ => self.executor(&spec.type_name)?,
         };
         if let Some(p) = parent {
-            let pe = t.jobs.get(&p).ok_or(Error::NoSuchJob(p))?;
+            let pe = t.jobs.get(&p).ok_or(Error::no_such_job(p))?;
             if pe.info.state.is_finished() || pe.stop_requested {
-                return Err(Error::NotFinished {
-                    id: p,
-                    state: pe.info.state,
-                });
+                return Err(Error::not_finished(p, pe.info.state));
             }
         }
         let id = t.next_id;
@@ -675,13 +667,13 @@ impl Inner {
     /// Moves a job to a new state if the lifecycle allows, stamping times,
     /// saving the row and waking waiters.
     pub(crate) fn transition(&self, t: &mut Table, id: JobId, to: JobState) -> Result<(), Error> {
-        let e = t.jobs.get_mut(&id).ok_or(Error::NoSuchJob(id))?;
+        let e = t.jobs.get_mut(&id).ok_or(Error::no_such_job(id))?;
         let from = e.info.state;
         if from == to {
             return Ok(());
         }
         if !from.can_transition_to(to) {
-            return Err(Error::IllegalTransition { id, from, to });
+            return Err(Error::illegal_transition(id, from, to));
         }
         e.info.state = to;
         let now = SystemTime::now();
@@ -708,13 +700,13 @@ impl Inner {
             p.cell.bump();
         }
         self.bump();
-        save.map_err(Error::Store)
+        save.map_err(Error::from)
     }
 
     pub(crate) fn set_running(&self, id: JobId) -> Result<(), Error> {
         let mut t = self.lock();
         match t.jobs.get(&id).map(|e| (e.info.state, e.stop_requested)) {
-            None => Err(Error::NoSuchJob(id)),
+            None => Err(Error::no_such_job(id)),
             Some((JobState::NotStarted, false)) => self.transition(&mut t, id, JobState::Running),
             Some(_) => Ok(()),
         }
@@ -722,7 +714,7 @@ impl Inner {
 
     pub(crate) fn set_location(&self, id: JobId, location: String) -> Result<(), Error> {
         let mut t = self.lock();
-        let e = t.jobs.get_mut(&id).ok_or(Error::NoSuchJob(id))?;
+        let e = t.jobs.get_mut(&id).ok_or(Error::no_such_job(id))?;
         if e.info.location == location {
             return Ok(());
         }
@@ -731,7 +723,7 @@ impl Inner {
         e.cell.bump();
         drop(t);
         self.bump();
-        saved.map_err(Error::Store)
+        saved.map_err(Error::from)
     }
 
     pub(crate) fn set_blocked(&self, id: JobId, blocked: bool) -> Result<(), Error> {

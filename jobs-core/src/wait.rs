@@ -114,7 +114,7 @@ impl Session {
     pub async fn wait_finished(&self, id: JobId) -> Result<JobInfo, Error> {
         let cell = {
             let t = self.inner.lock();
-            Arc::clone(t.cell(id).ok_or(Error::NoSuchJob(id))?)
+            Arc::clone(t.cell(id).ok_or(Error::no_such_job(id))?)
         };
         loop {
             let mut rx = cell.changed.subscribe();
@@ -123,7 +123,7 @@ impl Session {
                 match self.inner.snapshot(&t, id) {
                     Some(info) if info.state.is_finished() => return Ok(info),
                     Some(_) => {}
-                    None => return Err(Error::NoSuchJob(id)),
+                    None => return Err(Error::no_such_job(id)),
                 }
             }
             if rx.changed().await.is_err() {

@@ -161,8 +161,9 @@ impl JobExecutor for ProcessExecutor {
                     "a process job's payload must be a jobs_process::ProcessSpec",
                 ))
             }
-            None => ProcessSpec::from_params(&spec.params)
-                .map_err(|e| JobFailure::new(e.to_string()))?,
+            None => {
+                ProcessSpec::from_params(&spec.params).map_err(|e| JobFailure::from_error(&e))?
+            }
         };
         pspec.detached |= spec.detached;
         if pspec.detached {

@@ -15,6 +15,7 @@ use super::abi::{
     RUSTC_VERSION,
 };
 use super::wire::{self, WireDescribe, WireSpec, WireStatus};
+use crate::error::chain;
 use crate::{JobExecutor, JobId, JobInfo, JobState, ReceiveOptions, Session, SessionBuilder};
 
 /// Most records handed out by one `pull`.
@@ -67,7 +68,7 @@ impl Export {
             // The host applies the type's throttle; the plugin runs what it gets.
             .throttle(executor.type_name(), usize::MAX)
             .build()
-            .map_err(|e| format!("cannot start the plugin's session: {e}"))?;
+            .map_err(|e| format!("cannot start the plugin's session: {}", chain(&e)))?;
         session.register(Arc::clone(&executor));
         let describe = serde_json::to_vec(&WireDescribe {
             type_name: executor.type_name().to_string(),
@@ -272,7 +273,7 @@ unsafe extern "C" fn start(
                 .location
                 .clone()
                 .unwrap_or_else(|| p.executor.location(&spec));
-            let id = p.session.start(spec).map_err(|e| e.to_string())?;
+            let id = p.session.start(spec).map_err(|e| chain(&e))?;
             Ok((id, location))
         })
     }
@@ -387,7 +388,7 @@ unsafe extern "C" fn resume(
             let mut info = parse_info(input(info, info_len))?;
             info.type_name = p.executor.type_name().to_string();
             let location = info.location.clone();
-            let id = p.session.inner.adopt(info).map_err(|e| e.to_string())?;
+            let id = p.session.inner.adopt(info).map_err(|e| chain(&e))?;
             Ok((id, location))
         })
     }
@@ -441,7 +442,7 @@ fn receive(job: &PluginJob) -> Result<Vec<crate::Received>, String> {
     };
     job.session
         .receive(&[job.id], opts)
-        .map_err(|e| format!("cannot receive from the plugin's job: {e}"))
+        .map_err(|e| format!("cannot receive from the plugin's job: {}", chain(&e)))
 }
 
 unsafe extern "C" fn status(handle: *const c_void, out: *mut ByteBuf) -> i32 {
@@ -449,7 +450,7 @@ unsafe extern "C" fn status(handle: *const c_void, out: *mut ByteBuf) -> i32 {
     unsafe {
         guarded(out, || {
             let job = job(handle)?;
-            let info = job.session.info(job.id).map_err(|e| e.to_string())?;
+            let info = job.session.info(job.id).map_err(|e| chain(&e))?;
             let status = WireStatus {
                 state: info.state,
                 reason: info.reason,
@@ -468,9 +469,7 @@ unsafe extern "C" fn stop(handle: *const c_void) -> i32 {
     unsafe {
         guarded(std::ptr::null_mut(), || {
             let job = job(handle)?;
-            job.session
-                .request_stop(job.id)
-                .map_err(|e| e.to_string())?;
+            job.session.request_stop(job.id).map_err(|e| chain(&e))?;
             Ok((OK, Vec::new()))
         })
     }

@@ -23,7 +23,7 @@ const MAX_HEADER_STR: usize = 4096;
 #[non_exhaustive]
 pub enum PluginError {
     /// The file or folder could not be read.
-    #[error("{path}: {source}")]
+    #[error("cannot read {path}")]
     Io {
         /// The file or folder.
         path: PathBuf,

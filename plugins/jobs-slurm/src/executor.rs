@@ -224,7 +224,7 @@ impl JobExecutor for SlurmExecutor {
         let (dir, saved) = self
             .submit(spec, &ctx)
             .await
-            .map_err(|e| JobFailure::new(e.to_string()))?;
+            .map_err(|e| JobFailure::from_error(&e))?;
         ctx.verbose(format!(
             "submitted as Slurm job {} '{}'",
             saved.slurm_id, saved.name
@@ -239,14 +239,12 @@ impl JobExecutor for SlurmExecutor {
     }
 
     async fn resume(&self, info: JobInfo, ctx: JobContext) -> Result<(), JobFailure> {
-        let root = self
-            .jobs_dir()
-            .map_err(|e| JobFailure::new(e.to_string()))?;
+        let root = self.jobs_dir().map_err(|e| JobFailure::from_error(&e))?;
         let dir = JobDir::new(&root, &info.instance_id.to_string());
         let load = dir.clone();
         let saved = blocking(move || load.load())
             .await
-            .map_err(|e| JobFailure::new(e.to_string()))?;
+            .map_err(|e| JobFailure::from_error(&e))?;
         ctx.verbose(format!(
             "re-adopted Slurm job {} '{}'",
             saved.slurm_id, saved.name
