@@ -291,15 +291,15 @@ pub fn load(path: impl AsRef<Path>) -> Result<LoadedPlugin, PluginError> {
     }
     // SAFETY: magic, version and size match: the header has this layout.
     let header = unsafe { &*header };
-    // SAFETY: the strings of a matching header point to static data.
-    let (core, rustc, name, version) = unsafe {
-        (
-            header_str(&path, "jobs-core version", header.core_version)?,
-            header_str(&path, "compiler version", header.rustc_version)?,
-            header_str(&path, "plugin name", header.plugin_name)?,
-            header_str(&path, "plugin version", header.plugin_version)?,
-        )
-    };
+    // SAFETY: the strings of a matching header point to static data (so
+    // for the three below).
+    let core = unsafe { header_str(&path, "jobs-core version", header.core_version)? };
+    // SAFETY: as above.
+    let rustc = unsafe { header_str(&path, "compiler version", header.rustc_version)? };
+    // SAFETY: as above.
+    let name = unsafe { header_str(&path, "plugin name", header.plugin_name)? };
+    // SAFETY: as above.
+    let version = unsafe { header_str(&path, "plugin version", header.plugin_version)? };
     if core != CORE_VERSION {
         return Err(PluginError::CoreVersion {
             path,
