@@ -5,7 +5,7 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::JobState;
+use crate::{shell_quote, JobState};
 
 /// A program's arguments as a command line a POSIX shell reads back the
 /// same way: how a job started from an argv shows its command.
@@ -14,18 +14,6 @@ pub fn command_line<S: AsRef<str>>(argv: &[S]) -> String {
         .map(|a| shell_quote(a.as_ref()))
         .collect::<Vec<_>>()
         .join(" ")
-}
-
-fn shell_quote(arg: &str) -> String {
-    let plain = !arg.is_empty()
-        && arg
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c));
-    if plain {
-        arg.to_string()
-    } else {
-        format!("'{}'", arg.replace('\'', r"'\''"))
-    }
 }
 
 /// A job's id: a small integer, per session, counting from 1.

@@ -83,6 +83,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod channel;
 mod context;
 mod error;
 mod executor;
@@ -91,6 +92,8 @@ mod query;
 mod receive;
 mod record;
 mod session;
+mod shell;
+mod signal;
 mod state;
 mod store;
 mod throttle;
@@ -111,6 +114,7 @@ pub use record::{
     Stream,
 };
 pub use session::{Session, SessionBuilder, SESSION_ENDED_REASON};
+pub use shell::shell_quote;
 pub use state::{JobState, ParseStateError};
 pub use store::{MemoryStore, Store};
 pub use wait::{WaitMode, WaitOutcome};

@@ -643,10 +643,7 @@ impl Inner {
             let dropped = std::panic::catch_unwind(AssertUnwindSafe(move || drop(work)));
             let result = match (outcome, dropped) {
                 (Ok(r), Ok(())) => r,
-                (Err(panic), _) | (Ok(_), Err(panic)) => Err(JobFailure::new(format!(
-                    "panicked: {}",
-                    crate::panic_message(panic.as_ref())
-                ))),
+                (Err(panic), _) | (Ok(_), Err(panic)) => Err(JobFailure::panicked(panic.as_ref())),
             };
             if let Some(inner) = weak.upgrade() {
                 inner.run_returned(id, result);

@@ -25,9 +25,7 @@ mod support {
     }
 
     /// A shell word that the shell reads back as `s`.
-    pub fn quote(s: &str) -> String {
-        format!("'{}'", s.replace('\'', "'\\''"))
-    }
+    pub use jobs_core::shell_quote as quote;
 
     /// A job running `line` with the default namespaces.
     pub fn job(line: &str) -> JobSpec {

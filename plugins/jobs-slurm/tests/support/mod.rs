@@ -266,7 +266,7 @@ impl jobs_core::conformance::Subject for PluginSubject {
     fn emit(&self, lines: &[&str]) -> JobSpec {
         let words: Vec<String> = lines
             .iter()
-            .map(|l| format!("'{}'", l.replace('\'', "'\\''")))
+            .map(|l| jobs_core::shell_quote(l))
             .collect();
         self.job(&format!("printf '%s\\n' {}", words.join(" ")))
     }
