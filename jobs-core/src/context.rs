@@ -1,6 +1,7 @@
 //! `JobContext`: an executor's handle on the job it runs, and `StopToken`.
 
 use std::any::Any;
+use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::Duration;
@@ -23,6 +24,14 @@ struct StopInner {
     tx: watch::Sender<bool>,
     lock: Mutex<()>,
     cv: Condvar,
+}
+
+impl fmt::Debug for StopToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StopToken")
+            .field("stopped", &self.is_stopped())
+            .finish()
+    }
 }
 
 impl Default for StopToken {
@@ -119,6 +128,14 @@ pub struct JobContext {
     pub(crate) inner: Weak<Inner>,
     pub(crate) store: Arc<dyn Store>,
     pub(crate) seq: Arc<AtomicU64>,
+}
+
+impl fmt::Debug for JobContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JobContext")
+            .field("job", &self.cell.id)
+            .finish_non_exhaustive()
+    }
 }
 
 impl JobContext {

@@ -162,6 +162,7 @@ impl Session {
 }
 
 /// A stream of records from jobs being followed; see [`Session::follow`].
+#[derive(Debug)]
 pub struct Follow {
     session: Session,
     ids: Vec<JobId>,

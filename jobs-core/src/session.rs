@@ -33,6 +33,13 @@ pub struct Session {
     pub(crate) inner: Arc<Inner>,
 }
 
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // No lock taken: a `Debug` may run while the table is held.
+        f.debug_struct("Session").finish_non_exhaustive()
+    }
+}
+
 pub(crate) struct Inner {
     pub(crate) table: Mutex<Table>,
     pub(crate) store: Arc<dyn Store>,
@@ -161,6 +168,16 @@ pub struct SessionBuilder {
     store: Option<Arc<dyn Store>>,
     handle: Option<Handle>,
     limits: HashMap<String, usize>,
+}
+
+impl std::fmt::Debug for SessionBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionBuilder")
+            .field("store", &self.store.as_ref().map(|_| "…"))
+            .field("handle", &self.handle)
+            .field("limits", &self.limits)
+            .finish()
+    }
 }
 
 impl SessionBuilder {

@@ -36,6 +36,16 @@ pub struct ProcessExecutor {
     io_threads: usize,
 }
 
+impl std::fmt::Debug for ProcessExecutor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProcessExecutor")
+            .field("grace", &self.grace)
+            .field("detached_dir", &self.detached_dir)
+            .field("io_threads", &self.io_threads)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Default for ProcessExecutor {
     fn default() -> Self {
         Self::new()

@@ -40,6 +40,14 @@ struct Plugged {
     _runtime: tokio::runtime::Runtime,
 }
 
+impl std::fmt::Debug for Export {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Export")
+            .field("plugged", &self.state.get().map(|s| s.is_ok()))
+            .finish_non_exhaustive()
+    }
+}
+
 impl Export {
     /// An instance that builds its executor with `make` on first use.
     pub const fn new(make: fn() -> Arc<dyn JobExecutor>) -> Self {

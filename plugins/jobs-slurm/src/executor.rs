@@ -45,6 +45,16 @@ pub struct SlurmExecutor {
     poller: OnceLock<Arc<Poller>>,
 }
 
+impl std::fmt::Debug for SlurmExecutor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SlurmExecutor")
+            .field("state_dir", &self.state_dir)
+            .field("interval", &self.interval)
+            .field("slurm_conf", &self.slurm_conf)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Default for SlurmExecutor {
     fn default() -> Self {
         SlurmExecutor::new()
