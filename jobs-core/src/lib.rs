@@ -47,6 +47,14 @@
 //!
 //! The API is async (tokio); `*_blocking` wrappers serve plain programs.
 //!
+//! # Cargo features
+//! A program that only runs jobs needs none. `test-kit` adds the executor
+//! conformance suite (`conformance`, `conformance_tests!`) and the plugin
+//! build helpers (`plugin::testing`), for executors' and plugins' tests;
+//! `plugin-host` adds loading executors from cdylib plugins (`plugin::load`,
+//! `plugin::scan`). Exporting an executor as a plugin
+//! ([`export_executor!`]) needs neither.
+//!
 //! # Example
 //! ```
 //! use std::sync::Arc;
@@ -99,6 +107,7 @@ mod store;
 mod throttle;
 mod wait;
 
+#[cfg(feature = "test-kit")]
 pub mod conformance;
 pub mod plugin;
 
