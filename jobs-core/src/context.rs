@@ -1,6 +1,7 @@
 //! `JobContext`: an executor's handle on the job it runs, and `StopToken`.
 
 use std::any::Any;
+use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::Duration;
@@ -25,6 +26,14 @@ struct StopInner {
     tx: watch::Sender<bool>,
     lock: Mutex<()>,
     cv: Condvar,
+}
+
+impl fmt::Debug for StopToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StopToken")
+            .field("stopped", &self.is_stopped())
+            .finish()
+    }
 }
 
 impl Default for StopToken {
@@ -121,6 +130,14 @@ pub struct JobContext {
     pub(crate) inner: Weak<Inner>,
     pub(crate) store: Arc<dyn Store>,
     pub(crate) seq: Arc<AtomicU64>,
+}
+
+impl fmt::Debug for JobContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JobContext")
+            .field("job", &self.cell.id)
+            .finish_non_exhaustive()
+    }
 }
 
 impl JobContext {
@@ -298,19 +315,19 @@ impl JobContext {
     /// Marks a job whose executor [reports its start](crate::JobExecutor::reports_start)
     /// Running (from NotStarted); a no-op if it already is.
     pub fn set_running(&self) -> Result<(), Error> {
-        let inner = self.inner.upgrade().ok_or(Error::Closed)?;
+        let inner = self.inner.upgrade().ok_or(Error::closed())?;
         inner.set_running(self.cell.id)
     }
 
     /// Changes where the job runs (e.g. the node a scheduler picked).
     pub fn set_location(&self, location: impl Into<String>) -> Result<(), Error> {
-        let inner = self.inner.upgrade().ok_or(Error::Closed)?;
+        let inner = self.inner.upgrade().ok_or(Error::closed())?;
         inner.set_location(self.cell.id, location.into())
     }
 
     /// Marks the job Blocked (`true`) or Running again (`false`).
     pub fn set_blocked(&self, blocked: bool) -> Result<(), Error> {
-        let inner = self.inner.upgrade().ok_or(Error::Closed)?;
+        let inner = self.inner.upgrade().ok_or(Error::closed())?;
         inner.set_blocked(self.cell.id, blocked)
     }
 
@@ -318,7 +335,7 @@ impl JobContext {
     /// this job's executor. The child is queued behind this job's child
     /// throttle; its records are received through this job.
     pub fn start_child(&self, spec: JobSpec) -> Result<JobId, Error> {
-        let inner = self.inner.upgrade().ok_or(Error::Closed)?;
+        let inner = self.inner.upgrade().ok_or(Error::closed())?;
         inner.start_job(spec, Some(self.cell.id))
     }
 

@@ -47,6 +47,14 @@
 //!
 //! The API is async (tokio); `*_blocking` wrappers serve plain programs.
 //!
+//! # Cargo features
+//! A program that only runs jobs needs none. `test-kit` adds the executor
+//! conformance suite (`conformance`, `conformance_tests!`) and the plugin
+//! build helpers (`plugin::testing`), for executors' and plugins' tests;
+//! `plugin-host` adds loading executors from cdylib plugins (`plugin::load`,
+//! `plugin::scan`). Exporting an executor as a plugin
+//! ([`export_executor!`]) needs neither.
+//!
 //! # Example
 //! ```
 //! use std::sync::Arc;
@@ -83,6 +91,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod channel;
 mod context;
 mod error;
 mod executor;
@@ -92,10 +101,14 @@ mod query;
 mod receive;
 mod record;
 mod session;
+mod shell;
+mod signal;
 mod state;
 mod store;
+mod throttle;
 mod wait;
 
+#[cfg(feature = "test-kit")]
 pub mod conformance;
 pub mod os_serde;
 pub mod plugin;
@@ -113,6 +126,7 @@ pub use record::{
     Received, Record, RenderFn, Stream,
 };
 pub use session::{Session, SessionBuilder, SESSION_ENDED_REASON};
+pub use shell::shell_quote;
 pub use state::{JobState, ParseStateError};
 pub use store::{MemoryStore, Store};
 pub use wait::{WaitMode, WaitOutcome};

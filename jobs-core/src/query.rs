@@ -28,7 +28,7 @@ pub struct JobFilter {
 }
 
 fn pattern(glob: &str) -> Result<Pattern, Error> {
-    Pattern::new(glob).map_err(|e| Error::InvalidInput(format!("bad pattern '{glob}': {e}")))
+    Pattern::new(glob).map_err(|e| Error::invalid_input(format!("bad pattern '{glob}': {e}")))
 }
 
 const GLOB_OPTS: MatchOptions = MatchOptions {
@@ -41,29 +41,18 @@ impl Inner {
     /// `has_more_data` as the model defines it: the job can still produce
     /// records, holds unreceived ones, or a child does.
     pub(crate) fn has_more_data(&self, t: &Table, id: JobId) -> bool {
-        let Some(e) = t.jobs.get(&id) else {
+        let Some(info) = t.info(id) else {
             return false;
         };
-        !e.info.state.is_finished()
+        !info.state.is_finished()
             || self.store.has_records(id).unwrap_or(true)
-            || e.info.children.iter().any(|&c| self.has_more_data(t, c))
+            || info.children.iter().any(|&c| self.has_more_data(t, c))
     }
 
     pub(crate) fn snapshot(&self, t: &Table, id: JobId) -> Option<JobInfo> {
-        let e = t.jobs.get(&id)?;
-        let mut info = e.info.clone();
+        let mut info = t.info(id)?.clone();
         info.has_more_data = self.has_more_data(t, id);
         Some(info)
-    }
-
-    /// The job and, recursively, its children, in pre-order.
-    pub(crate) fn with_descendants(&self, t: &Table, id: JobId, out: &mut Vec<JobId>) {
-        if let Some(e) = t.jobs.get(&id) {
-            out.push(id);
-            for &c in &e.info.children {
-                self.with_descendants(t, c, out);
-            }
-        }
     }
 }
 
@@ -71,7 +60,7 @@ impl Session {
     /// One job's row.
     pub fn info(&self, id: JobId) -> Result<JobInfo, Error> {
         let t = self.inner.lock();
-        self.inner.snapshot(&t, id).ok_or(Error::NoSuchJob(id))
+        self.inner.snapshot(&t, id).ok_or(Error::no_such_job(id))
     }
 
     /// The rows of the jobs the filter selects, in id order.
@@ -79,23 +68,18 @@ impl Session {
         let name = filter.name.as_deref().map(pattern).transpose()?;
         let command = filter.command.as_deref().map(pattern).transpose()?;
         let t = self.inner.lock();
-        for id in &filter.ids {
-            if !t.jobs.contains_key(id) {
-                return Err(Error::NoSuchJob(*id));
-            }
-        }
+        t.check(&filter.ids)?;
         // Cheap filters first, on the table's own fields; `has_more_data`
         // (a store query per job) only for the jobs that pass them.
         let mut picked: Vec<JobId> = Vec::new();
-        for (id, e) in t.jobs.iter() {
+        for i in t.infos() {
             if filter.ids.is_empty() {
-                if e.info.parent.is_some() && !filter.include_children {
+                if i.parent.is_some() && !filter.include_children {
                     continue;
                 }
-            } else if !filter.ids.contains(id) {
+            } else if !filter.ids.contains(&i.id) {
                 continue;
             }
-            let i = &e.info;
             if filter.state.is_some_and(|s| s != i.state) {
                 continue;
             }
@@ -118,7 +102,7 @@ impl Session {
             {
                 continue;
             }
-            picked.push(*id);
+            picked.push(i.id);
         }
         let mut out: Vec<JobInfo> = Vec::new();
         match (filter.newest, filter.has_more_data) {

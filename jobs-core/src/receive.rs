@@ -9,7 +9,7 @@ use std::task::Poll;
 
 use tokio::sync::watch;
 
-use crate::{Error, JobId, Received, Session};
+use crate::{Error, JobId, JobState, Received, Session};
 
 /// Records a follower reads from the store at a time...
 const FOLLOW_RECORDS: usize = 1024;
@@ -31,15 +31,13 @@ pub struct ReceiveOptions {
 impl Session {
     fn sources(&self, ids: &[JobId], no_recurse: bool) -> Result<Vec<JobId>, Error> {
         let t = self.inner.lock();
+        t.check(ids)?;
         let mut out = Vec::new();
         for &id in ids {
-            if !t.jobs.contains_key(&id) {
-                return Err(Error::NoSuchJob(id));
-            }
             if no_recurse {
                 out.push(id);
             } else {
-                self.inner.with_descendants(&t, id, &mut out);
+                t.with_descendants(id, &mut out);
             }
         }
         out.dedup();
@@ -125,10 +123,8 @@ impl Session {
     fn notify_consumed(&self, jobs: &[JobId]) {
         {
             let t = self.inner.lock();
-            for job in jobs {
-                if let Some(e) = t.jobs.get(job) {
-                    e.cell.bump();
-                }
+            for cell in jobs.iter().filter_map(|&job| t.cell(job)) {
+                cell.bump();
             }
         }
         self.inner.bump();
@@ -166,6 +162,7 @@ impl Session {
 }
 
 /// A stream of records from jobs being followed; see [`Session::follow`].
+#[derive(Debug)]
 pub struct Follow {
     session: Session,
     ids: Vec<JobId>,
@@ -204,25 +201,24 @@ impl Follow {
             // Subscribe and note who is finished before reading: a record
             // emitted before a job finished is then always seen by the read.
             let (sources, mut rxs, all_finished) = {
-                let inner = &self.session.inner;
-                let t = inner.lock();
+                let t = self.session.inner.lock();
                 let mut sources = Vec::new();
                 for &id in &self.ids {
                     if self.opts.no_recurse {
-                        if t.jobs.contains_key(&id) {
+                        if t.info(id).is_some() {
                             sources.push(id);
                         }
                     } else {
-                        inner.with_descendants(&t, id, &mut sources);
+                        t.with_descendants(id, &mut sources);
                     }
                 }
                 let rxs: Vec<watch::Receiver<u64>> = sources
                     .iter()
-                    .filter_map(|s| t.jobs.get(s).map(|e| e.cell.changed.subscribe()))
+                    .filter_map(|&s| t.cell(s).map(|c| c.changed.subscribe()))
                     .collect();
                 let all_finished = sources
                     .iter()
-                    .all(|s| t.jobs.get(s).is_none_or(|e| e.info.state.is_finished()));
+                    .all(|&s| t.state(s).is_none_or(JobState::is_finished));
                 (sources, rxs, all_finished)
             };
             let recs = match sources[..] {

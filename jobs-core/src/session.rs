@@ -1,19 +1,21 @@
-//! The session: the job table, scheduling (throttles), state changes, stop,
-//! remove and close. Queries live in `query.rs`, receive in `receive.rs`,
+//! The session: the job table and the operations on it: start, stop,
+//! remove, close and restore. How a job goes through its life (the queue
+//! behind its throttle, its launch, its state changes, its end) lives in
+//! `session/lifecycle.rs`; queries in `query.rs`, receive in `receive.rs`,
 //! wait in `wait.rs`.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::panic::AssertUnwindSafe;
+mod lifecycle;
+
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
-use std::task::Poll;
 use std::time::SystemTime;
 
 use tokio::runtime::{Handle, Runtime};
 use tokio::sync::watch;
-use uuid::Uuid;
 
 use crate::context::JobCell;
+use crate::throttle::Throttle;
 use crate::{
     Error, JobContext, JobExecutor, JobFailure, JobId, JobInfo, JobSpec, JobState, MemoryStore,
     Store,
@@ -32,6 +34,13 @@ pub struct Session {
     pub(crate) inner: Arc<Inner>,
 }
 
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // No lock taken: a `Debug` may run while the table is held.
+        f.debug_struct("Session").finish_non_exhaustive()
+    }
+}
+
 pub(crate) struct Inner {
     pub(crate) table: Mutex<Table>,
     pub(crate) store: Arc<dyn Store>,
@@ -43,25 +52,88 @@ pub(crate) struct Inner {
     runtime: Mutex<Option<Runtime>>,
 }
 
+/// The jobs of a session, by id, and the throttles of their types. Changed
+/// only here; other modules read it through the methods below.
 pub(crate) struct Table {
     next_id: JobId,
-    pub(crate) jobs: BTreeMap<JobId, Entry>,
-    limits: HashMap<String, usize>,
-    running: HashMap<String, usize>,
-    queues: HashMap<String, VecDeque<JobId>>,
+    jobs: BTreeMap<JobId, Entry>,
+    /// Per type (by [`type_key`]): top-level jobs only; children queue
+    /// behind their parent's.
+    throttles: HashMap<String, Throttle>,
 }
 
-pub(crate) struct Entry {
-    pub(crate) info: JobInfo,
-    pub(crate) cell: Arc<JobCell>,
+struct Entry {
+    info: JobInfo,
+    cell: Arc<JobCell>,
     executor: Arc<dyn JobExecutor>,
     pending: Option<JobSpec>,
     stop_requested: bool,
     /// What `run` returned, once it did (a parent then waits for children).
     returned: Option<Result<(), JobFailure>>,
-    child_limit: Option<usize>,
-    child_running: usize,
-    child_queue: VecDeque<JobId>,
+    /// How many of this job's children run at once.
+    children: Throttle,
+}
+
+/// The throttle a job queues behind: its type's, or its parent's.
+enum Pool {
+    Type(String),
+    Children(JobId),
+}
+
+impl Table {
+    /// A job's row as the table holds it (`has_more_data` not derived).
+    pub(crate) fn info(&self, id: JobId) -> Option<&JobInfo> {
+        self.jobs.get(&id).map(|e| &e.info)
+    }
+
+    /// What the job's running work shares with the session.
+    pub(crate) fn cell(&self, id: JobId) -> Option<&Arc<JobCell>> {
+        self.jobs.get(&id).map(|e| &e.cell)
+    }
+
+    /// A job's state.
+    pub(crate) fn state(&self, id: JobId) -> Option<JobState> {
+        self.info(id).map(|i| i.state)
+    }
+
+    /// `Ok` if every id is a job of the table, else the first that is not.
+    pub(crate) fn check(&self, ids: &[JobId]) -> Result<(), Error> {
+        match ids.iter().find(|id| !self.jobs.contains_key(id)) {
+            Some(&id) => Err(Error::no_such_job(id)),
+            None => Ok(()),
+        }
+    }
+
+    /// Every row, in id order.
+    pub(crate) fn infos(&self) -> impl Iterator<Item = &JobInfo> {
+        self.jobs.values().map(|e| &e.info)
+    }
+
+    /// The ids of the jobs that are not children, in id order.
+    pub(crate) fn top_level(&self) -> Vec<JobId> {
+        self.infos()
+            .filter(|i| i.parent.is_none())
+            .map(|i| i.id)
+            .collect()
+    }
+
+    /// The job and, recursively, its children, in pre-order; nothing for
+    /// an id that is not in the table.
+    pub(crate) fn with_descendants(&self, id: JobId, out: &mut Vec<JobId>) {
+        if let Some(e) = self.jobs.get(&id) {
+            out.push(id);
+            for &c in &e.info.children {
+                self.with_descendants(c, out);
+            }
+        }
+    }
+
+    fn throttle(&mut self, pool: &Pool) -> Option<&mut Throttle> {
+        match pool {
+            Pool::Type(key) => Some(self.throttles.entry(key.clone()).or_default()),
+            Pool::Children(parent) => self.jobs.get_mut(parent).map(|e| &mut e.children),
+        }
+    }
 }
 
 impl Entry {
@@ -79,9 +151,14 @@ impl Entry {
             pending,
             stop_requested: false,
             returned: None,
-            child_limit,
-            child_running: 0,
-            child_queue: VecDeque::new(),
+            children: Throttle::new(child_limit),
+        }
+    }
+
+    fn pool(&self) -> Pool {
+        match self.info.parent {
+            Some(p) => Pool::Children(p),
+            None => Pool::Type(type_key(&self.info.type_name)),
         }
     }
 }
@@ -92,6 +169,16 @@ pub struct SessionBuilder {
     store: Option<Arc<dyn Store>>,
     handle: Option<Handle>,
     limits: HashMap<String, usize>,
+}
+
+impl std::fmt::Debug for SessionBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionBuilder")
+            .field("store", &self.store.as_ref().map(|_| "…"))
+            .field("handle", &self.handle)
+            .field("limits", &self.limits)
+            .finish()
+    }
 }
 
 impl SessionBuilder {
@@ -125,7 +212,7 @@ impl SessionBuilder {
                     .thread_name("jobs-session")
                     .enable_time()
                     .build()
-                    .map_err(|e| Error::InvalidInput(format!("cannot start a runtime: {e}")))?;
+                    .map_err(Error::runtime)?;
                 (rt.handle().clone(), Some(rt))
             }
         };
@@ -136,9 +223,11 @@ impl SessionBuilder {
                 table: Mutex::new(Table {
                     next_id: 1,
                     jobs: BTreeMap::new(),
-                    limits: self.limits,
-                    running: HashMap::new(),
-                    queues: HashMap::new(),
+                    throttles: self
+                        .limits
+                        .into_iter()
+                        .map(|(key, limit)| (key, Throttle::new(Some(limit))))
+                        .collect(),
                 }),
                 store,
                 seq: Arc::new(AtomicU64::new(max_seq)),
@@ -194,8 +283,11 @@ impl Session {
     /// at once if the new limit allows.
     pub fn set_throttle(&self, type_name: &str, limit: usize) {
         let mut t = self.inner.lock();
-        t.limits.insert(type_key(type_name), limit.max(1));
-        self.inner.pump_type(&mut t, &type_key(type_name));
+        let pool = Pool::Type(type_key(type_name));
+        if let Some(throttle) = t.throttle(&pool) {
+            throttle.set_limit(limit.max(1));
+        }
+        self.inner.pump(&mut t, &pool);
     }
 
     /// The runtime handle jobs run on.
@@ -213,9 +305,7 @@ impl Session {
     /// running one Stopping (its children too). A finished job is left as it is.
     pub fn request_stop(&self, id: JobId) -> Result<(), Error> {
         let mut t = self.inner.lock();
-        if !t.jobs.contains_key(&id) {
-            return Err(Error::NoSuchJob(id));
-        }
+        t.check(&[id])?;
         self.inner.request_stop_locked(&mut t, id);
         Ok(())
     }
@@ -232,15 +322,12 @@ impl Session {
     pub async fn remove(&self, id: JobId, force: bool) -> Result<(), Error> {
         {
             let t = self.inner.lock();
-            let e = t.jobs.get(&id).ok_or(Error::NoSuchJob(id))?;
+            let e = t.jobs.get(&id).ok_or(Error::no_such_job(id))?;
             if let Some(parent) = e.info.parent {
-                return Err(Error::ChildJob { id, parent });
+                return Err(Error::child_job(id, parent));
             }
             if !e.info.state.is_finished() && !force {
-                return Err(Error::NotFinished {
-                    id,
-                    state: e.info.state,
-                });
+                return Err(Error::not_finished(id, e.info.state));
             }
         }
         if force {
@@ -255,7 +342,7 @@ impl Session {
                 todo.extend(e.info.children.iter().copied());
                 e.cell.bump();
                 if let Err(err) = self.inner.store.delete_job(j) {
-                    result = Err(Error::Store(err));
+                    result = Err(Error::from(err));
                 }
             }
         }
@@ -348,9 +435,10 @@ impl Session {
                 .insert(id, Entry::new(info, cell, executor, None, None));
         }
         for id in resume {
-            if let Some(e) = t.jobs.get(&id) {
-                let key = type_key(&e.info.type_name);
-                *t.running.entry(key).or_default() += 1;
+            if let Some(pool) = t.jobs.get(&id).map(Entry::pool) {
+                if let Some(throttle) = t.throttle(&pool) {
+                    throttle.occupy();
+                }
             }
             self.inner.spawn_resume(&mut t, id);
         }
@@ -379,11 +467,13 @@ impl Inner {
         info.has_more_data = true;
         info.begin.get_or_insert_with(SystemTime::now);
         self.store.save_job(&info)?;
-        let key = type_key(&info.type_name);
+        let pool = Pool::Type(type_key(&info.type_name));
         let cell = Arc::new(JobCell::new(id, info.instance_id));
         t.jobs
             .insert(id, Entry::new(info, cell, executor, None, None));
-        *t.running.entry(key).or_default() += 1;
+        if let Some(throttle) = t.throttle(&pool) {
+            throttle.occupy();
+        }
         self.spawn_resume(&mut t, id);
         drop(t);
         self.bump();
@@ -434,468 +524,6 @@ impl Inner {
         let map = self.executors.read().unwrap_or_else(|p| p.into_inner());
         map.get(&type_key(type_name))
             .cloned()
-            .ok_or_else(|| Error::UnknownType(type_name.to_string()))
-    }
-
-    pub(crate) fn start_job(
-        self: &Arc<Self>,
-        spec: JobSpec,
-        parent: Option<JobId>,
-    ) -> Result<JobId, Error> {
-        if spec.throttle == Some(0) || spec.child_throttle == Some(0) {
-            return Err(Error::InvalidInput(
-                "a throttle limit must be at least 1".into(),
-            ));
-        }
-        let mut t = self.lock();
-        let executor = match (spec.type_name.is_empty(), parent) {
-            (true, Some(p)) => Arc::clone(&t.jobs.get(&p).ok_or(Error::NoSuchJob(p))?.executor),
-            _ => self.executor(&spec.type_name)?,
-        };
-        if let Some(p) = parent {
-            let pe = t.jobs.get(&p).ok_or(Error::NoSuchJob(p))?;
-            if pe.info.state.is_finished() || pe.stop_requested {
-                return Err(Error::NotFinished {
-                    id: p,
-                    state: pe.info.state,
-                });
-            }
-        }
-        let id = t.next_id;
-        t.next_id += 1;
-        let type_name = executor.type_name().to_string();
-        let info = JobInfo {
-            id,
-            instance_id: spec.instance_id.unwrap_or_else(Uuid::new_v4),
-            name: spec.name.clone().unwrap_or_else(|| format!("Job{id}")),
-            type_name: type_name.clone(),
-            state: JobState::NotStarted,
-            reason: None,
-            has_more_data: true,
-            location: spec
-                .location
-                .clone()
-                .unwrap_or_else(|| executor.location(&spec)),
-            command: spec.command.clone(),
-            begin: None,
-            end: None,
-            exit_code: None,
-            parent,
-            children: Vec::new(),
-            detached: spec.detached,
-        };
-        // Written at once: the caller gets the id next, and a job it was
-        // told about must be there after a crash (as ended with its host).
-        self.store.save_job(&info)?;
-        let key = type_key(&type_name);
-        if parent.is_none() {
-            if let Some(limit) = spec.throttle {
-                t.limits.insert(key.clone(), limit);
-            } else if !t.limits.contains_key(&key) {
-                if let Some(limit) = executor.default_throttle() {
-                    t.limits.insert(key.clone(), limit.max(1));
-                }
-            }
-        }
-        let child_limit = spec.child_throttle;
-        let cell = Arc::new(JobCell::new(id, info.instance_id));
-        t.jobs.insert(
-            id,
-            Entry::new(info, cell, executor, Some(spec), child_limit),
-        );
-        match parent {
-            Some(p) => {
-                if let Some(pe) = t.jobs.get_mut(&p) {
-                    pe.info.children.push(id);
-                    pe.child_queue.push_back(id);
-                    let _ = self.store.save_job(&pe.info);
-                    pe.cell.bump();
-                }
-                self.pump_children(&mut t, p);
-            }
-            None => {
-                t.queues.entry(key.clone()).or_default().push_back(id);
-                self.pump_type(&mut t, &key);
-            }
-        }
-        drop(t);
-        self.bump();
-        Ok(id)
-    }
-
-    /// Launches queued jobs of a type while its throttle allows.
-    fn pump_type(self: &Arc<Self>, t: &mut Table, key: &str) {
-        loop {
-            let limit = t.limits.get(key).copied().unwrap_or(usize::MAX);
-            let running = t.running.get(key).copied().unwrap_or(0);
-            if running >= limit {
-                return;
-            }
-            let Some(id) = t.queues.get_mut(key).and_then(|q| q.pop_front()) else {
-                return;
-            };
-            *t.running.entry(key.to_string()).or_default() += 1;
-            self.launch(t, id);
-        }
-    }
-
-    /// Launches queued children of a parent while its child throttle allows.
-    fn pump_children(self: &Arc<Self>, t: &mut Table, parent: JobId) {
-        loop {
-            let Some(pe) = t.jobs.get_mut(&parent) else {
-                return;
-            };
-            if pe.child_running >= pe.child_limit.unwrap_or(usize::MAX) {
-                return;
-            }
-            let Some(id) = pe.child_queue.pop_front() else {
-                return;
-            };
-            pe.child_running += 1;
-            self.launch(t, id);
-        }
-    }
-
-    fn context(self: &Arc<Self>, cell: &Arc<JobCell>) -> JobContext {
-        JobContext {
-            cell: Arc::clone(cell),
-            inner: Arc::downgrade(self),
-            store: Arc::clone(&self.store),
-            seq: Arc::clone(&self.seq),
-        }
-    }
-
-    fn launch(self: &Arc<Self>, t: &mut Table, id: JobId) {
-        let Some(e) = t.jobs.get_mut(&id) else {
-            return;
-        };
-        let Some(spec) = e.pending.take() else {
-            return;
-        };
-        let executor = Arc::clone(&e.executor);
-        let ctx = self.context(&e.cell);
-        if !executor.reports_start() && self.transition(t, id, JobState::Running).is_err() {
-            return;
-        }
-        self.spawn_job(id, async move { executor.run(spec, ctx).await });
-    }
-
-    /// Runs a job's work as a task, so that a panic fails that job only,
-    /// and reports the outcome to the session. The work is polled in place,
-    /// with each poll (and its drop) guarded against a panic, rather than
-    /// in a second task: one task and no hand-off per job.
-    fn spawn_job<F>(self: &Arc<Self>, id: JobId, work: F)
-    where
-        F: std::future::Future<Output = Result<(), JobFailure>> + Send + 'static,
-    {
-        let weak = Arc::downgrade(self);
-        self.handle.spawn(async move {
-            let mut work = Box::pin(work);
-            let outcome = std::future::poll_fn(|cx| {
-                match std::panic::catch_unwind(AssertUnwindSafe(|| work.as_mut().poll(cx))) {
-                    Ok(Poll::Pending) => Poll::Pending,
-                    Ok(Poll::Ready(r)) => Poll::Ready(Ok(r)),
-                    Err(panic) => Poll::Ready(Err(panic)),
-                }
-            })
-            .await;
-            // A future that panicked may panic again as it is dropped.
-            let dropped = std::panic::catch_unwind(AssertUnwindSafe(move || drop(work)));
-            let result = match (outcome, dropped) {
-                (Ok(r), Ok(())) => r,
-                (Err(panic), _) | (Ok(_), Err(panic)) => Err(JobFailure::new(format!(
-                    "panicked: {}",
-                    crate::panic_message(panic.as_ref())
-                ))),
-            };
-            if let Some(inner) = weak.upgrade() {
-                inner.run_returned(id, result);
-            }
-        });
-    }
-
-    fn spawn_resume(self: &Arc<Self>, t: &mut Table, id: JobId) {
-        let Some(e) = t.jobs.get(&id) else {
-            return;
-        };
-        let executor = Arc::clone(&e.executor);
-        let ctx = self.context(&e.cell);
-        let info = e.info.clone();
-        self.spawn_job(id, async move { executor.resume(info, ctx).await });
-    }
-
-    /// Moves a job to a new state if the lifecycle allows, stamping times,
-    /// saving the row and waking waiters.
-    pub(crate) fn transition(&self, t: &mut Table, id: JobId, to: JobState) -> Result<(), Error> {
-        let e = t.jobs.get_mut(&id).ok_or(Error::NoSuchJob(id))?;
-        let from = e.info.state;
-        if from == to {
-            return Ok(());
-        }
-        if !from.can_transition_to(to) {
-            return Err(Error::IllegalTransition { id, from, to });
-        }
-        e.info.state = to;
-        let now = SystemTime::now();
-        if to == JobState::Running && e.info.begin.is_none() {
-            e.info.begin = Some(now);
-        }
-        if to.is_finished() {
-            e.info.end = Some(now);
-            if e.info.begin.is_none() {
-                e.info.begin = Some(now);
-            }
-            e.cell.closed.store(true, Ordering::Release);
-        }
-        // A finished row is written at once; a live state may ride with the
-        // store's next batch.
-        let save = if to.is_finished() {
-            self.store.save_job(&e.info)
-        } else {
-            self.store.save_job_soon(&e.info)
-        };
-        e.cell.bump();
-        let parent = e.info.parent;
-        if let Some(p) = parent.and_then(|p| t.jobs.get(&p)) {
-            p.cell.bump();
-        }
-        self.bump();
-        save.map_err(Error::Store)
-    }
-
-    pub(crate) fn set_running(&self, id: JobId) -> Result<(), Error> {
-        let mut t = self.lock();
-        match t.jobs.get(&id).map(|e| (e.info.state, e.stop_requested)) {
-            None => Err(Error::NoSuchJob(id)),
-            Some((JobState::NotStarted, false)) => self.transition(&mut t, id, JobState::Running),
-            Some(_) => Ok(()),
-        }
-    }
-
-    pub(crate) fn set_location(&self, id: JobId, location: String) -> Result<(), Error> {
-        let mut t = self.lock();
-        let e = t.jobs.get_mut(&id).ok_or(Error::NoSuchJob(id))?;
-        if e.info.location == location {
-            return Ok(());
-        }
-        e.info.location = location;
-        let saved = self.store.save_job_soon(&e.info);
-        e.cell.bump();
-        drop(t);
-        self.bump();
-        saved.map_err(Error::Store)
-    }
-
-    pub(crate) fn set_blocked(&self, id: JobId, blocked: bool) -> Result<(), Error> {
-        let mut t = self.lock();
-        let to = if blocked {
-            JobState::Blocked
-        } else {
-            JobState::Running
-        };
-        self.transition(&mut t, id, to)?;
-        if let Some(p) = t.jobs.get(&id).and_then(|e| e.info.parent) {
-            self.derive_running_state(&mut t, p);
-        }
-        Ok(())
-    }
-
-    /// A running parent is Blocked while any child is Blocked.
-    fn derive_running_state(&self, t: &mut Table, parent: JobId) {
-        let Some(pe) = t.jobs.get(&parent) else {
-            return;
-        };
-        let any_blocked = pe
-            .info
-            .children
-            .iter()
-            .any(|c| t.jobs.get(c).map(|e| e.info.state) == Some(JobState::Blocked));
-        let to = match (pe.info.state, any_blocked) {
-            (JobState::Running, true) => JobState::Blocked,
-            (JobState::Blocked, false) => JobState::Running,
-            _ => return,
-        };
-        let _ = self.transition(t, parent, to);
-    }
-
-    pub(crate) fn children_finished(&self, id: JobId) -> bool {
-        let t = self.lock();
-        t.jobs.get(&id).is_none_or(|e| {
-            e.info
-                .children
-                .iter()
-                .all(|c| t.jobs.get(c).is_none_or(|ce| ce.info.state.is_finished()))
-        })
-    }
-
-    fn run_returned(self: &Arc<Self>, id: JobId, result: Result<(), JobFailure>) {
-        let mut t = self.lock();
-        let Some(e) = t.jobs.get_mut(&id) else {
-            return;
-        };
-        // Whatever the outcome, no record is accepted once `run` is over.
-        e.cell.closed.store(true, Ordering::Release);
-        if let Some(msg) = e
-            .cell
-            .store_error
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-        {
-            e.returned = Some(Err(JobFailure::new(msg)));
-        } else {
-            e.returned = Some(result);
-        }
-        let failed = matches!(e.returned, Some(Err(_))) && !e.stop_requested;
-        let children: Vec<JobId> = e.info.children.clone();
-        if failed {
-            // A parent whose own work failed takes its children down with it.
-            for c in children {
-                self.request_stop_locked(&mut t, c);
-            }
-        }
-        self.try_finalize(&mut t, id);
-    }
-
-    /// Gives a job its final state once `run` returned and all its children
-    /// finished; then frees its throttle slot and lets the next one start.
-    fn try_finalize(self: &Arc<Self>, t: &mut Table, id: JobId) {
-        let Some(e) = t.jobs.get(&id) else {
-            return;
-        };
-        let Some(returned) = e.returned.clone() else {
-            return;
-        };
-        if e.info.state.is_finished() {
-            return;
-        }
-        let mut child_failed: Option<(JobId, Option<String>)> = None;
-        let mut child_stopped = false;
-        for c in &e.info.children {
-            match t
-                .jobs
-                .get(c)
-                .map(|ce| (ce.info.state, ce.info.reason.clone()))
-            {
-                Some((s, _)) if !s.is_finished() => return,
-                Some((JobState::Failed, reason)) => {
-                    child_failed.get_or_insert((*c, reason));
-                }
-                Some((JobState::Stopped, _)) => child_stopped = true,
-                _ => {}
-            }
-        }
-        let n_failed = e
-            .info
-            .children
-            .iter()
-            .filter(|c| t.jobs.get(c).map(|ce| ce.info.state) == Some(JobState::Failed))
-            .count();
-        let exit_code = *e.cell.exit_code.lock().unwrap_or_else(|p| p.into_inner());
-        let (state, reason, code) = match returned {
-            _ if e.stop_requested => {
-                let reason = returned.err().map(|f| f.reason);
-                (JobState::Stopped, reason, exit_code)
-            }
-            Err(f) => (JobState::Failed, Some(f.reason), f.exit_code.or(exit_code)),
-            Ok(()) => match child_failed {
-                Some((c, r)) => {
-                    let total = e.info.children.len();
-                    let detail = r.unwrap_or_else(|| "failed".into());
-                    let reason = if n_failed == 1 {
-                        format!("child job {c} failed: {detail}")
-                    } else {
-                        format!("{n_failed} of {total} child jobs failed; job {c}: {detail}")
-                    };
-                    (JobState::Failed, Some(reason), exit_code)
-                }
-                None if child_stopped => (JobState::Stopped, None, exit_code),
-                None => (JobState::Completed, None, exit_code),
-            },
-        };
-        if let Some(e) = t.jobs.get_mut(&id) {
-            e.info.reason = reason;
-            e.info.exit_code = code;
-        }
-        let from = t.jobs.get(&id).map(|e| e.info.state);
-        if state == JobState::Completed && from == Some(JobState::Stopping) {
-            // Unreachable by construction (stop_requested => Stopped).
-            return;
-        }
-        if from == Some(JobState::NotStarted) && state == JobState::Completed {
-            // An executor that reports its start ended without saying so:
-            // the work did run.
-            let _ = self.transition(t, id, JobState::Running);
-        }
-        if self.transition(t, id, state).is_err() {
-            return;
-        }
-        self.release_slot(t, id);
-    }
-
-    fn release_slot(self: &Arc<Self>, t: &mut Table, id: JobId) {
-        let Some(e) = t.jobs.get(&id) else {
-            return;
-        };
-        match e.info.parent {
-            Some(p) => {
-                if let Some(pe) = t.jobs.get_mut(&p) {
-                    pe.child_running = pe.child_running.saturating_sub(1);
-                }
-                self.pump_children(t, p);
-                self.derive_running_state(t, p);
-                self.try_finalize(t, p);
-            }
-            None => {
-                let key = type_key(&e.info.type_name);
-                if let Some(n) = t.running.get_mut(&key) {
-                    *n = n.saturating_sub(1);
-                }
-                self.pump_type(t, &key);
-            }
-        }
-    }
-
-    pub(crate) fn request_stop_locked(self: &Arc<Self>, t: &mut Table, id: JobId) {
-        let Some(e) = t.jobs.get_mut(&id) else {
-            return;
-        };
-        if e.info.state.is_finished() {
-            return;
-        }
-        e.stop_requested = true;
-        let children = e.info.children.clone();
-        let parent = e.info.parent;
-        let type_name = e.info.type_name.clone();
-        if e.info.state == JobState::NotStarted && e.pending.is_some() {
-            // Still queued: never ran, leaves the queue Stopped.
-            e.pending = None;
-            match parent {
-                Some(p) => {
-                    if let Some(pe) = t.jobs.get_mut(&p) {
-                        pe.child_queue.retain(|&c| c != id);
-                    }
-                }
-                None => {
-                    if let Some(q) = t.queues.get_mut(&type_key(&type_name)) {
-                        q.retain(|&c| c != id);
-                    }
-                }
-            }
-            let _ = self.transition(t, id, JobState::Stopped);
-            if let Some(p) = parent {
-                self.try_finalize(t, p);
-            }
-            return;
-        }
-        let _ = self.transition(t, id, JobState::Stopping);
-        if let Some(e) = t.jobs.get(&id) {
-            e.cell.stop.trigger();
-        }
-        for c in children {
-            self.request_stop_locked(t, c);
-        }
-        // A parent whose run already returned finalizes when children end.
-        self.try_finalize(t, id);
+            .ok_or_else(|| Error::unknown_type(type_name))
     }
 }

@@ -108,7 +108,7 @@ pub trait Store: Send + Sync + 'static {
 
 /// The default store: records in memory, rows not persisted (the session's
 /// own table is the only copy, so there is nothing to save).
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct MemoryStore {
     records: Mutex<HashMap<JobId, VecDeque<(u64, Record)>>>,
 }

@@ -8,7 +8,7 @@ use tokio::time::Instant;
 
 use crate::context::JobCell;
 
-use crate::{Error, JobId, JobInfo, Session};
+use crate::{Error, JobId, JobInfo, JobState, Session};
 
 /// Whether [`Session::wait`] waits for every job or the first one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -44,17 +44,9 @@ impl Session {
         let ids: Vec<JobId> = {
             let t = self.inner.lock();
             if ids.is_empty() {
-                t.jobs
-                    .values()
-                    .filter(|e| e.info.parent.is_none())
-                    .map(|e| e.info.id)
-                    .collect()
+                t.top_level()
             } else {
-                for id in ids {
-                    if !t.jobs.contains_key(id) {
-                        return Err(Error::NoSuchJob(*id));
-                    }
-                }
+                t.check(ids)?;
                 ids.to_vec()
             }
         };
@@ -63,18 +55,14 @@ impl Session {
             // N jobs costs O(N) overall, whatever else the session does.
             let cells: Vec<Arc<JobCell>> = {
                 let t = self.inner.lock();
-                ids.iter()
-                    .filter_map(|id| t.jobs.get(id).map(|e| Arc::clone(&e.cell)))
-                    .collect()
+                ids.iter().filter_map(|&id| t.cell(id).cloned()).collect()
             };
             for cell in cells {
                 loop {
                     let mut rx = cell.changed.subscribe();
                     let done = {
                         let t = self.inner.lock();
-                        t.jobs
-                            .get(&cell.id)
-                            .is_none_or(|e| e.info.state.is_done_for_wait())
+                        t.state(cell.id).is_none_or(JobState::is_done_for_wait)
                     };
                     if done {
                         break;
@@ -90,11 +78,8 @@ impl Session {
             let mut rx = self.inner.changed.subscribe();
             let any_done = ids.is_empty() || {
                 let t = self.inner.lock();
-                ids.iter().any(|id| {
-                    t.jobs
-                        .get(id)
-                        .is_some_and(|e| e.info.state.is_done_for_wait())
-                })
+                ids.iter()
+                    .any(|&id| t.state(id).is_some_and(JobState::is_done_for_wait))
             };
             if any_done {
                 return Ok(self.outcome(&ids, false));
@@ -129,7 +114,7 @@ impl Session {
     pub async fn wait_finished(&self, id: JobId) -> Result<JobInfo, Error> {
         let cell = {
             let t = self.inner.lock();
-            std::sync::Arc::clone(&t.jobs.get(&id).ok_or(Error::NoSuchJob(id))?.cell)
+            Arc::clone(t.cell(id).ok_or(Error::no_such_job(id))?)
         };
         loop {
             let mut rx = cell.changed.subscribe();
@@ -138,7 +123,7 @@ impl Session {
                 match self.inner.snapshot(&t, id) {
                     Some(info) if info.state.is_finished() => return Ok(info),
                     Some(_) => {}
-                    None => return Err(Error::NoSuchJob(id)),
+                    None => return Err(Error::no_such_job(id)),
                 }
             }
             if rx.changed().await.is_err() {

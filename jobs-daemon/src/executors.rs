@@ -58,7 +58,7 @@ pub(crate) fn register(
 fn load_plugins(session: &Session, home: &Home, extra: &[PathBuf]) -> Vec<TypeEntry> {
     use jobs_core::plugin;
     let var = std::env::var_os("JOBCTL_PLUGIN_PATH");
-    let mut paths = plugin::search_path(home.dir(), var.as_deref());
+    let mut paths = plugin_search_path(home.dir(), var.as_deref());
     paths.extend(extra.iter().cloned());
     let scan = plugin::scan(&paths);
     let builtin: Vec<String> = session.executor_types();
@@ -82,12 +82,32 @@ fn load_plugins(session: &Session, home: &Home, extra: &[PathBuf]) -> Vec<TypeEn
         });
     }
     for e in scan.errors {
-        tracing::warn!("plugin not loaded: {e}");
+        // With its cause: the message names the file, the source says why.
+        let e = anyhow::Error::new(e);
+        tracing::warn!("plugin not loaded: {e:#}");
         out.push(TypeEntry {
             type_name: "-".into(),
-            source: format!("not loaded: {e}"),
+            source: format!("not loaded: {e:#}"),
             version: None,
         });
+    }
+    out
+}
+
+/// Where plugins are looked for: `<home>/plugins` if it exists, then each
+/// entry of `plugin_path` (colon-separated files or folders, as in
+/// `JOBCTL_PLUGIN_PATH`; empty entries are skipped).
+fn plugin_search_path(
+    home: &std::path::Path,
+    plugin_path: Option<&std::ffi::OsStr>,
+) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let dir = home.join("plugins");
+    if dir.is_dir() {
+        out.push(dir);
+    }
+    if let Some(var) = plugin_path {
+        out.extend(std::env::split_paths(var).filter(|p| !p.as_os_str().is_empty()));
     }
     out
 }
@@ -292,4 +312,24 @@ fn thread_spec(req: &StartRequest) -> Result<JobSpec, Fail> {
     let mut spec = jobs_script::script_spec(text, &jobs_script::Limits::default());
     spec.command = command_line(&req.work);
     Ok(spec)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    #[test]
+    fn plugin_search_path_is_home_plugins_then_the_variable() {
+        let home = tempfile::tempdir().expect("tempdir");
+        let var = std::ffi::OsString::from("/opt/a.so::/opt/dir");
+        assert_eq!(
+            super::plugin_search_path(home.path(), Some(&var)),
+            [PathBuf::from("/opt/a.so"), PathBuf::from("/opt/dir")]
+        );
+        std::fs::create_dir(home.path().join("plugins")).expect("mkdir");
+        assert_eq!(
+            super::plugin_search_path(home.path(), None),
+            [home.path().join("plugins")]
+        );
+    }
 }

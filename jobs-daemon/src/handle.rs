@@ -127,15 +127,15 @@ async fn remove(d: &Daemon, r: RemoveRequest) -> Result<Vec<JobId>, Fail> {
     for id in ids {
         match d.session.remove(id, r.force).await {
             Ok(()) => removed.push(id),
-            Err(e) => match e {
-                jobs_core::Error::NotFinished { id, state } => {
+            Err(e) => match (e.kind(), e.state()) {
+                (jobs_core::ErrorKind::NotFinished, Some(state)) => {
                     let name = d.session.info(id).map(|i| i.name).unwrap_or_default();
                     refused.push(format!(
                         "cannot remove job {id} ({name}): it is {state}; stop it first or use --force"
                     ));
                 }
-                jobs_core::Error::NoSuchJob(_) => {}
-                other => refused.push(Fail::from(other).message),
+                (jobs_core::ErrorKind::NoSuchJob, _) => {}
+                _ => refused.push(Fail::from(e).message),
             },
         }
     }

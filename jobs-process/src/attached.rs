@@ -15,7 +15,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::unix::pipe;
 use tokio::runtime::Handle;
 
-use crate::group::{group_alive, signal_group, signal_reason, sleep, terminate_group};
+use crate::group::{group_alive, signal_group, sleep, terminate_group};
 use crate::records::{failure_reason, LineDecoder};
 use crate::spawn::{check_cwd, spawn, Launch};
 use crate::watcher::Watcher;
@@ -180,12 +180,9 @@ pub(crate) fn status_result(st: ExitStatus, ctx: &JobContext) -> Result<(), JobF
         }
         (Some(code), _) => {
             ctx.set_exit_code(code);
-            Err(JobFailure::with_exit_code(
-                format!("exited with status {code}"),
-                code,
-            ))
+            Err(JobFailure::exited(code))
         }
-        (None, Some(sig)) => Err(JobFailure::new(signal_reason(sig))),
+        (None, Some(sig)) => Err(JobFailure::signaled(sig)),
         (None, None) => Err(JobFailure::new(format!("ended with {st}"))),
     }
 }

@@ -208,10 +208,7 @@ fn code_result(code: i32, ctx: &JobContext) -> Result<(), JobFailure> {
     if code == 0 {
         Ok(())
     } else {
-        Err(JobFailure::with_exit_code(
-            format!("exited with status {code}"),
-            code,
-        ))
+        Err(JobFailure::exited(code))
     }
 }
 

@@ -36,6 +36,16 @@ pub struct ProcessExecutor {
     io_threads: usize,
 }
 
+impl std::fmt::Debug for ProcessExecutor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProcessExecutor")
+            .field("grace", &self.grace)
+            .field("detached_dir", &self.detached_dir)
+            .field("io_threads", &self.io_threads)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Default for ProcessExecutor {
     fn default() -> Self {
         Self::new()
@@ -153,8 +163,9 @@ impl JobExecutor for ProcessExecutor {
                     "a process job's payload must be a jobs_process::ProcessSpec",
                 ))
             }
-            None => ProcessSpec::from_params(&spec.params)
-                .map_err(|e| JobFailure::new(e.to_string()))?,
+            None => {
+                ProcessSpec::from_params(&spec.params).map_err(|e| JobFailure::from_error(&e))?
+            }
         };
         pspec.detached |= spec.detached;
         if pspec.detached {

@@ -103,23 +103,9 @@ pub(crate) fn sleep(io: &Handle, d: Duration) -> tokio::time::Sleep {
     tokio::time::sleep(d)
 }
 
-/// `killed by signal 9 (SIGKILL)`.
-pub(crate) fn signal_reason(sig: i32) -> String {
-    match Signal::try_from(sig) {
-        Ok(s) => format!("killed by signal {sig} ({})", s.as_str()),
-        Err(_) => format!("killed by signal {sig}"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn names_signals() {
-        assert_eq!(signal_reason(9), "killed by signal 9 (SIGKILL)");
-        assert_eq!(signal_reason(15), "killed by signal 15 (SIGTERM)");
-    }
 
     #[test]
     fn reads_own_stat() {

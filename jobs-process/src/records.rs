@@ -3,8 +3,7 @@
 
 use jobs_core::{ErrorRecord, Payload, Record, Stream};
 
-/// The environment variable that names the records file descriptor.
-pub const RECORDS_FD_ENV: &str = "JOBCTL_RECORDS_FD";
+pub use jobs_core::channel::{FAILURE_CATEGORY, RECORDS_FD_ENV};
 
 /// The longest record line accepted; a longer one is dropped with an error
 /// record, so a runaway writer cannot make the session hold unbounded text.
@@ -91,11 +90,6 @@ impl LineDecoder {
         self.skipping = false;
     }
 }
-
-/// The category of an error record that states why the job fails: if the
-/// process then exits non-zero, the record's message becomes the job's
-/// reason (instead of `exited with status N`) and is not emitted as a record.
-pub const FAILURE_CATEGORY: &str = "JobFailure";
 
 /// The reason a failure record carries, if `record` is one.
 pub(crate) fn failure_reason(record: &Record) -> Option<String> {

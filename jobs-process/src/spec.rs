@@ -54,7 +54,7 @@ pub struct ProcessSpec {
 
 /// The error of reading a [`ProcessSpec`] from a job's params.
 #[derive(Debug, thiserror::Error)]
-#[error("invalid process job parameters: {0}")]
+#[error("invalid process job parameters")]
 pub struct SpecError(#[from] serde_json::Error);
 
 impl ProcessSpec {

@@ -10,7 +10,7 @@ use std::io::Read;
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
-use jobs_core::{JobContext, JobFailure, Record, Stream};
+use jobs_core::{shell_quote, JobContext, JobFailure, Record, Stream};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use ssh2::{BlockDirections, Channel, Session};
 
@@ -31,11 +31,6 @@ const TICK: Duration = Duration::from_millis(50);
 const PUMP_BUDGET: usize = 1024 * 1024;
 /// How long to wait for the channel to end after SIGKILL.
 const KILL_WAIT: Duration = Duration::from_secs(3);
-
-/// Quotes a string for a POSIX shell.
-pub(crate) fn shell_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
-}
 
 /// Wrapped commands longer than this travel on stdin: an exec request must
 /// fit in one SSH packet (32 KiB on OpenSSH), and libssh2 fails beyond it.
@@ -448,12 +443,13 @@ fn drive(
             format!("SIG{sig}")
         };
         // Worded as for process jobs: number (as on this side) and name.
-        let reason = match name.parse::<nix::sys::signal::Signal>() {
-            Ok(s) => format!("killed by signal {} ({name})", s as i32),
-            Err(_) => format!("killed by signal {name}"),
+        let failure = match name.parse::<nix::sys::signal::Signal>() {
+            Ok(s) => JobFailure::signaled(s as i32),
+            // A name this side does not know: only the name to show.
+            Err(_) => JobFailure::new(format!("killed by signal {name}")),
         };
         *reusable = channel.eof();
-        return Err(JobFailure::new(reason));
+        return Err(failure);
     }
     let status = channel
         .exit_status()
@@ -463,10 +459,7 @@ fn drive(
     if status == 0 {
         Ok(())
     } else {
-        Err(JobFailure::with_exit_code(
-            format!("exited with status {status}"),
-            status,
-        ))
+        Err(JobFailure::exited(status))
     }
 }
 

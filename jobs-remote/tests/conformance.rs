@@ -24,9 +24,7 @@ impl RemoteSubject {
     }
 }
 
-fn quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
-}
+use jobs_core::shell_quote as quote;
 
 impl jobs_core::conformance::Subject for RemoteSubject {
     fn executor(&self) -> Arc<dyn JobExecutor> {

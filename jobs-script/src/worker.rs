@@ -16,12 +16,7 @@ use crate::{run_script, Limits, ScriptErrorKind, Sink};
 /// The first argument that puts a binary in worker mode (`jobctl __worker`).
 pub const WORKER_ARG: &str = "__worker";
 
-/// The environment variable naming the records file descriptor (set by the
-/// process executor).
-pub const RECORDS_FD_ENV: &str = "JOBCTL_RECORDS_FD";
-
-/// The category of the error record that carries a failed script's reason.
-pub const FAILURE_CATEGORY: &str = "JobFailure";
+pub use jobs_core::channel::{FAILURE_CATEGORY, RECORDS_FD_ENV};
 
 /// Exit code: the script completed.
 pub const EXIT_COMPLETED: i32 = 0;

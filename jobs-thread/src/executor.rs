@@ -125,16 +125,12 @@ pub(crate) fn abandoned_reason(grace: Duration) -> String {
     format!("abandoned: did not stop within {shown}")
 }
 
-pub(crate) fn panic_reason(p: Box<dyn Any + Send>) -> String {
-    format!("panicked: {}", jobs_core::panic_message(p.as_ref()))
-}
-
 type Outcome = Result<Result<(), JobFailure>, Box<dyn Any + Send>>;
 
 fn settle(outcome: Result<Outcome, oneshot::error::RecvError>) -> Result<(), JobFailure> {
     match outcome {
         Ok(Ok(result)) => result,
-        Ok(Err(panic)) => Err(JobFailure::new(panic_reason(panic))),
+        Ok(Err(panic)) => Err(JobFailure::panicked(panic.as_ref())),
         Err(_) => Err(JobFailure::new("the job's thread ended without a result")),
     }
 }
@@ -197,14 +193,9 @@ mod tests {
 
     #[test]
     fn panic_reason_reads_str_and_string() {
-        assert_eq!(panic_reason(Box::new("boom")), "panicked: boom");
-        assert_eq!(
-            panic_reason(Box::new(String::from("bang"))),
-            "panicked: bang"
-        );
-        assert_eq!(
-            panic_reason(Box::new(7u8)),
-            "panicked: a panic without a message"
-        );
+        let reason = |p: Box<dyn Any + Send>| JobFailure::panicked(p.as_ref()).reason;
+        assert_eq!(reason(Box::new("boom")), "panicked: boom");
+        assert_eq!(reason(Box::new(String::from("bang"))), "panicked: bang");
+        assert_eq!(reason(Box::new(7u8)), "panicked: a panic without a message");
     }
 }

@@ -120,6 +120,7 @@ pub fn finish(mut child: Child, timeout: Duration, what: &str) -> Run {
 }
 
 /// A session home of a test's own; dropping it ends its daemon.
+#[derive(Debug)]
 pub struct TestHome {
     dir: tempfile::TempDir,
     /// Pids of daemons seen during the test, killed on drop if still alive.

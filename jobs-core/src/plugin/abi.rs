@@ -4,9 +4,15 @@
 //! Everything here is plain data: integers, pointers to bytes, and
 //! `extern "C"` function pointers. Rust types (trait objects, futures,
 //! `String`s, tokio handles) never cross; strings cross as UTF-8 bytes and
-//! structured values as JSON or the record frames of [`super::frame`].
+//! structured values as JSON or length-prefixed record frames.
+//!
+//! Public only for what [`export_executor!`](crate::export_executor)
+//! expands to, and for test plugins that build a wrong header on purpose:
+//! not part of the documented API.
 
 use std::ffi::c_void;
+
+pub use super::export::Export;
 
 /// The first eight bytes of every plugin header.
 pub const MAGIC: [u8; 8] = *b"JOBSPLG\0";

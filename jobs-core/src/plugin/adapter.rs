@@ -99,13 +99,13 @@ impl PluginFns {
 
     /// Opens a job through `open` (the table's `start` or `resume`, which
     /// take the same arguments) over `bytes` (a spec or a job info).
-    fn open(&self, open: OpenFn, bytes: &[u8], notify: Arc<Notify>) -> Result<PluginJob, String> {
+    fn open(&self, open: OpenFn, bytes: &[u8], notify: Arc<Notify>) -> Result<ImportedJob, String> {
         let mut handle: *mut c_void = std::ptr::null_mut();
         let data = Arc::as_ptr(&notify) as *const c_void;
         self.with_buf(
             // SAFETY: the instance is the header's; `bytes` is borrowed for
             // the call; `data` stays valid until `free_job` returned (the
-            // `PluginJob` below holds the `Arc` and frees the job first).
+            // `ImportedJob` below holds the `Arc` and frees the job first).
             |err| unsafe {
                 open(
                     self.instance,
@@ -122,7 +122,7 @@ impl PluginFns {
         if handle.is_null() {
             return Err("the plugin returned no job handle".into());
         }
-        Ok(PluginJob {
+        Ok(ImportedJob {
             fns: *self,
             handle,
             _notify: notify,
@@ -144,14 +144,15 @@ type OpenFn = unsafe extern "C" fn(
 /// The host's wake-up: `data` is the `Notify` of a running job.
 extern "C" fn wake(data: *const c_void) {
     // SAFETY: `data` is `Arc::as_ptr` of a `Notify` that the job's
-    // `PluginJob` keeps alive until the plugin promised not to call again.
+    // `ImportedJob` keeps alive until the plugin promised not to call again.
     let notify = unsafe { &*(data as *const Notify) };
     // `notify_one` does not panic; a panic must not unwind into the plugin.
     let _ = std::panic::catch_unwind(|| notify.notify_one());
 }
 
-/// A job handle of the plugin; releases the job when dropped.
-struct PluginJob {
+/// A job running inside a plugin, as the host holds it: the plugin's handle
+/// on it. Releases the job when dropped.
+struct ImportedJob {
     fns: PluginFns,
     handle: *mut c_void,
     _notify: Arc<Notify>,
@@ -159,11 +160,11 @@ struct PluginJob {
 
 // SAFETY: the plugin's job functions may be called from any thread; the
 // handle is only passed back to them.
-unsafe impl Send for PluginJob {}
+unsafe impl Send for ImportedJob {}
 // SAFETY: as for `Send`.
-unsafe impl Sync for PluginJob {}
+unsafe impl Sync for ImportedJob {}
 
-impl PluginJob {
+impl ImportedJob {
     /// Pulls pending records into the context; returns the `PULL_*` status.
     fn pull(&self, ctx: &JobContext) -> Result<i32, String> {
         self.fns.with_buf(
@@ -196,7 +197,7 @@ impl PluginJob {
     }
 }
 
-impl Drop for PluginJob {
+impl Drop for ImportedJob {
     fn drop(&mut self) {
         // SAFETY: `handle` came from `start` and is released once, here;
         // `_notify` is dropped only after this returns.
@@ -280,7 +281,7 @@ impl JobExecutor for PluginExecutor {
 /// Follows a plugin's job to its end: its records, start, Blocked and
 /// location into `ctx`, a stop request to the plugin, and its end.
 async fn drive(
-    job: PluginJob,
+    job: ImportedJob,
     notify: &Notify,
     ctx: &JobContext,
     reports_start: bool,

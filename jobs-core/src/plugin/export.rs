@@ -5,6 +5,7 @@
 
 use std::any::Any;
 use std::ffi::c_void;
+use std::mem::MaybeUninit;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::Duration;
@@ -15,6 +16,7 @@ use super::abi::{
     RUSTC_VERSION,
 };
 use super::wire::{self, WireDescribe, WireSpec, WireStatus};
+use crate::error::chain;
 use crate::{JobExecutor, JobId, JobInfo, JobState, ReceiveOptions, Session, SessionBuilder};
 
 /// Most records handed out by one `pull`.
@@ -36,6 +38,14 @@ struct Plugged {
     // Declared last: dropped after the session (never, in practice: the
     // instance is a static).
     _runtime: tokio::runtime::Runtime,
+}
+
+impl std::fmt::Debug for Export {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Export")
+            .field("plugged", &self.state.get().map(|s| s.is_ok()))
+            .finish_non_exhaustive()
+    }
 }
 
 impl Export {
@@ -67,7 +77,7 @@ impl Export {
             // The host applies the type's throttle; the plugin runs what it gets.
             .throttle(executor.type_name(), usize::MAX)
             .build()
-            .map_err(|e| format!("cannot start the plugin's session: {e}"))?;
+            .map_err(|e| format!("cannot start the plugin's session: {}", chain(&e)))?;
         session.register(Arc::clone(&executor));
         let describe = serde_json::to_vec(&WireDescribe {
             type_name: executor.type_name().to_string(),
@@ -118,8 +128,9 @@ static VTABLE: PluginVTable = PluginVTable {
     free_buf,
 };
 
-/// One job of the plugin's session, as the host holds it.
-struct PluginJob {
+/// A job of the plugin's session, exported to the host behind an opaque
+/// handle (an `Arc` turned into a pointer).
+struct ExportedJob {
     session: Session,
     id: JobId,
     /// The host's wake-up; `None` once the host released the job.
@@ -131,7 +142,7 @@ struct PluginJob {
     location: Mutex<String>,
 }
 
-impl PluginJob {
+impl ExportedJob {
     fn notify(&self) {
         {
             let mut t = self.tick.lock().unwrap_or_else(|p| p.into_inner());
@@ -147,22 +158,21 @@ impl PluginJob {
     }
 
     fn state(&self) -> Option<JobState> {
-        let t = self.session.inner.lock();
-        t.jobs.get(&self.id).map(|e| e.info.state)
+        self.session.inner.lock().state(self.id)
     }
 
     /// The state, and whether the location changed since the last call.
     fn state_and_moved(&self) -> (Option<JobState>, bool) {
         let t = self.session.inner.lock();
-        let Some(e) = t.jobs.get(&self.id) else {
+        let Some(info) = t.info(self.id) else {
             return (None, false);
         };
         let mut seen = self.location.lock().unwrap_or_else(|p| p.into_inner());
-        let moved = *seen != e.info.location;
+        let moved = *seen != info.location;
         if moved {
-            seen.clone_from(&e.info.location);
+            seen.clone_from(&info.location);
         }
-        (Some(e.info.state), moved)
+        (Some(info.state), moved)
     }
 }
 
@@ -179,25 +189,45 @@ fn to_buf(bytes: Vec<u8>) -> ByteBuf {
     }
 }
 
-/// Runs `f`, catching panics; writes its bytes (or the error) to `out`.
+/// The host's slot for a function's output buffer, if it gave one.
+type Out<'a> = Option<&'a mut MaybeUninit<ByteBuf>>;
+
+/// The host's slot for an output buffer, as a reference.
 ///
 /// # Safety
-/// `out` is null or valid for a write of a `ByteBuf`.
-unsafe fn guarded(out: *mut ByteBuf, f: impl FnOnce() -> Result<(i32, Vec<u8>), String>) -> i32 {
+/// `out` is null, or valid for a write of a `ByteBuf` for `'a`.
+unsafe fn out_slot<'a>(out: *mut ByteBuf) -> Out<'a> {
+    // SAFETY: as the caller promises; `MaybeUninit` asks for no initialized
+    // value, and `as_mut` maps null to `None`.
+    unsafe { out.cast::<MaybeUninit<ByteBuf>>().as_mut() }
+}
+
+/// The host's slot for a new job handle, as a reference.
+///
+/// # Safety
+/// `job` is null, or valid for a write of a pointer for `'a`.
+unsafe fn job_slot<'a>(job: *mut *mut c_void) -> Option<&'a mut MaybeUninit<*mut c_void>> {
+    // SAFETY: as the caller promises; see `out_slot`.
+    unsafe { job.cast::<MaybeUninit<*mut c_void>>().as_mut() }
+}
+
+/// Runs `f`, catching panics; writes its bytes (or the error) to `out`.
+fn guarded(out: Out<'_>, f: impl FnOnce() -> Result<(i32, Vec<u8>), String>) -> i32 {
     let (code, bytes) = match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok((code, bytes))) => (code, bytes),
         Ok(Err(msg)) => (ERR, msg.into_bytes()),
         Err(p) => (ERR, panic_message(p).into_bytes()),
     };
-    if !out.is_null() {
-        // SAFETY: the caller promises `out` is valid for writes.
-        unsafe { out.write(to_buf(bytes)) };
+    if let Some(out) = out {
+        out.write(to_buf(bytes));
     }
     code
 }
 
+/// The host's input bytes, borrowed for the call.
+///
 /// # Safety
-/// `ptr` is null with `len` 0, or valid for reads of `len` bytes.
+/// `ptr` is null, or valid for reads of `len` bytes for `'a`.
 unsafe fn input<'a>(ptr: *const u8, len: usize) -> &'a [u8] {
     if ptr.is_null() || len == 0 {
         return &[];
@@ -206,18 +236,22 @@ unsafe fn input<'a>(ptr: *const u8, len: usize) -> &'a [u8] {
     unsafe { std::slice::from_raw_parts(ptr, len) }
 }
 
+/// The plugin's instance behind the header's pointer.
+///
 /// # Safety
-/// `instance` is the header's instance pointer: a `&'static Export`.
+/// `instance` is null or the header's instance pointer: a `&'static Export`.
 unsafe fn instance<'a>(instance: *const c_void) -> Result<&'a Export, String> {
     // SAFETY: as the caller promises; the host passes back what the header gave.
     unsafe { (instance as *const Export).as_ref() }.ok_or_else(|| "a null instance".to_string())
 }
 
+/// The job behind a handle.
+///
 /// # Safety
-/// `job` is a handle from `start` not yet given to `free_job`.
-unsafe fn job<'a>(job: *const c_void) -> Result<&'a PluginJob, String> {
-    // SAFETY: as the caller promises: it points to a live `PluginJob`.
-    unsafe { (job as *const PluginJob).as_ref() }.ok_or_else(|| "a null job handle".to_string())
+/// `job` is null or a handle from `start` not yet given to `free_job`.
+unsafe fn job<'a>(job: *const c_void) -> Result<&'a ExportedJob, String> {
+    // SAFETY: as the caller promises: it points to a live `ExportedJob`.
+    unsafe { (job as *const ExportedJob).as_ref() }.ok_or_else(|| "a null job handle".to_string())
 }
 
 fn parse_spec(bytes: &[u8]) -> Result<crate::JobSpec, String> {
@@ -226,14 +260,18 @@ fn parse_spec(bytes: &[u8]) -> Result<crate::JobSpec, String> {
         .map_err(|e| format!("a malformed job spec: {e}"))
 }
 
+// Each function of the table below first turns the host's pointers into
+// references and slices, as the table's contract allows, then runs safe code.
+
 unsafe extern "C" fn describe(inst: *const c_void, out: *mut ByteBuf) -> i32 {
-    // SAFETY: the vtable contract: `inst` is the header's instance, `out` writable.
-    unsafe {
-        guarded(out, || {
-            let p = instance(inst)?.plugged()?;
-            Ok((OK, p.describe.clone()))
-        })
-    }
+    // SAFETY: the table's contract: `out` is null or writable.
+    let out = unsafe { out_slot(out) };
+    // SAFETY: the table's contract: `inst` is the header's instance.
+    let inst = unsafe { instance(inst) };
+    guarded(out, || {
+        let p = inst?.plugged()?;
+        Ok((OK, p.describe.clone()))
+    })
 }
 
 unsafe extern "C" fn location(
@@ -242,15 +280,17 @@ unsafe extern "C" fn location(
     spec_len: usize,
     out: *mut ByteBuf,
 ) -> i32 {
-    // SAFETY: the vtable contract: `inst` is the header's instance, `spec`
-    // readable for `spec_len` bytes, `out` writable.
-    unsafe {
-        guarded(out, || {
-            let p = instance(inst)?.plugged()?;
-            let spec = parse_spec(input(spec, spec_len))?;
-            Ok((OK, p.executor.location(&spec).into_bytes()))
-        })
-    }
+    // SAFETY: the table's contract: `out` is null or writable.
+    let out = unsafe { out_slot(out) };
+    // SAFETY: the table's contract: `inst` is the header's instance.
+    let inst = unsafe { instance(inst) };
+    // SAFETY: the table's contract: `spec` is readable for `spec_len` bytes.
+    let spec = unsafe { input(spec, spec_len) };
+    guarded(out, || {
+        let p = inst?.plugged()?;
+        let spec = parse_spec(spec)?;
+        Ok((OK, p.executor.location(&spec).into_bytes()))
+    })
 }
 
 unsafe extern "C" fn start(
@@ -262,50 +302,48 @@ unsafe extern "C" fn start(
     job_out: *mut *mut c_void,
     err: *mut ByteBuf,
 ) -> i32 {
-    // SAFETY: the vtable contract: `inst` is the header's instance, `spec`
-    // readable for `spec_len` bytes, `job_out` and `err` writable.
-    unsafe {
-        hand_out(inst, wake, wake_data, job_out, err, |p| {
-            let mut spec = parse_spec(input(spec, spec_len))?;
-            spec.type_name = p.executor.type_name().to_string();
-            // Where the host has the job: the job may move before `watch`.
-            let location = spec
-                .location
-                .clone()
-                .unwrap_or_else(|| p.executor.location(&spec));
-            let id = p.session.start(spec).map_err(|e| e.to_string())?;
-            Ok((id, location))
-        })
-    }
+    // SAFETY: the table's contract: `err` is null or writable.
+    let err = unsafe { out_slot(err) };
+    // SAFETY: the table's contract: `job_out` is writable.
+    let job_out = unsafe { job_slot(job_out) };
+    // SAFETY: the table's contract: `inst` is the header's instance.
+    let inst = unsafe { instance(inst) };
+    // SAFETY: the table's contract: `spec` is readable for `spec_len` bytes.
+    let spec = unsafe { input(spec, spec_len) };
+    hand_out(inst, wake, wake_data, job_out, err, |p| {
+        let mut spec = parse_spec(spec)?;
+        spec.type_name = p.executor.type_name().to_string();
+        // Where the host has the job: the job may move before `watch`.
+        let location = spec
+            .location
+            .clone()
+            .unwrap_or_else(|| p.executor.location(&spec));
+        let id = p.session.start(spec).map_err(|e| chain(&e))?;
+        Ok((id, location))
+    })
 }
 
 /// What `start` and `resume` share: `begin` puts the job in the plugin's
 /// session and says where the host has it; the job's handle, watched until
 /// it ends, goes to `job_out`.
-///
-/// # Safety
-/// `inst` is the header's instance, `job_out` and `err` are writable.
-unsafe fn hand_out(
-    inst: *const c_void,
+fn hand_out(
+    inst: Result<&Export, String>,
     wake: Option<WakeFn>,
     wake_data: *const c_void,
-    job_out: *mut *mut c_void,
-    err: *mut ByteBuf,
+    job_out: Option<&mut MaybeUninit<*mut c_void>>,
+    err: Out<'_>,
     begin: impl FnOnce(&Plugged) -> Result<(JobId, String), String>,
 ) -> i32 {
-    // SAFETY: as the caller promises.
-    unsafe {
-        guarded(err, || {
-            if job_out.is_null() {
-                return Err("a null job handle slot".into());
-            }
-            let p = instance(inst)?.plugged()?;
-            let (id, location) = begin(p)?;
-            let job = watch(p, id, location, wake, wake_data)?;
-            job_out.write(job);
-            Ok((OK, Vec::new()))
-        })
-    }
+    guarded(err, || {
+        let Some(job_out) = job_out else {
+            return Err("a null job handle slot".into());
+        };
+        let p = inst?.plugged()?;
+        let (id, location) = begin(p)?;
+        let job = watch(p, id, location, wake, wake_data)?;
+        job_out.write(job);
+        Ok((OK, Vec::new()))
+    })
 }
 
 /// Hands out a job of the plugin's session: a handle, and a task that wakes
@@ -320,10 +358,9 @@ fn watch(
 ) -> Result<*mut c_void, String> {
     let changed = {
         let t = p.session.inner.lock();
-        let e = t.jobs.get(&id).ok_or("the job vanished")?;
-        e.cell.changed.subscribe()
+        t.cell(id).ok_or("the job vanished")?.changed.subscribe()
     };
-    let job = Arc::new(PluginJob {
+    let job = Arc::new(ExportedJob {
         session: p.session.clone(),
         id,
         wake: Mutex::new(wake.map(|f| (f, wake_data as usize))),
@@ -362,15 +399,17 @@ unsafe extern "C" fn resumable(
     info_len: usize,
     err: *mut ByteBuf,
 ) -> i32 {
-    // SAFETY: the vtable contract: `inst` is the header's instance, `info`
-    // readable for `info_len` bytes, `err` writable.
-    unsafe {
-        guarded(err, || {
-            let p = instance(inst)?.plugged()?;
-            let info = parse_info(input(info, info_len))?;
-            Ok((i32::from(p.executor.resumable(&info)), Vec::new()))
-        })
-    }
+    // SAFETY: the table's contract: `err` is null or writable.
+    let err = unsafe { out_slot(err) };
+    // SAFETY: the table's contract: `inst` is the header's instance.
+    let inst = unsafe { instance(inst) };
+    // SAFETY: the table's contract: `info` is readable for `info_len` bytes.
+    let info = unsafe { input(info, info_len) };
+    guarded(err, || {
+        let p = inst?.plugged()?;
+        let info = parse_info(info)?;
+        Ok((i32::from(p.executor.resumable(&info)), Vec::new()))
+    })
 }
 
 unsafe extern "C" fn resume(
@@ -382,100 +421,106 @@ unsafe extern "C" fn resume(
     job_out: *mut *mut c_void,
     err: *mut ByteBuf,
 ) -> i32 {
-    // SAFETY: the vtable contract: `inst` is the header's instance, `info`
-    // readable for `info_len` bytes, `job_out` and `err` writable.
-    unsafe {
-        hand_out(inst, wake, wake_data, job_out, err, |p| {
-            let mut info = parse_info(input(info, info_len))?;
-            info.type_name = p.executor.type_name().to_string();
-            let location = info.location.clone();
-            let id = p.session.inner.adopt(info).map_err(|e| e.to_string())?;
-            Ok((id, location))
-        })
-    }
+    // SAFETY: the table's contract: `err` is null or writable.
+    let err = unsafe { out_slot(err) };
+    // SAFETY: the table's contract: `job_out` is writable.
+    let job_out = unsafe { job_slot(job_out) };
+    // SAFETY: the table's contract: `inst` is the header's instance.
+    let inst = unsafe { instance(inst) };
+    // SAFETY: the table's contract: `info` is readable for `info_len` bytes.
+    let info = unsafe { input(info, info_len) };
+    hand_out(inst, wake, wake_data, job_out, err, |p| {
+        let mut info = parse_info(info)?;
+        info.type_name = p.executor.type_name().to_string();
+        let location = info.location.clone();
+        let id = p.session.inner.adopt(info).map_err(|e| chain(&e))?;
+        Ok((id, location))
+    })
 }
 
 unsafe extern "C" fn pull(handle: *const c_void, timeout_ms: u64, out: *mut ByteBuf) -> i32 {
-    // SAFETY: the vtable contract: `handle` is a live job, `out` writable.
-    unsafe {
-        guarded(out, || {
-            let job = job(handle)?;
-            let finished = |j: &PluginJob| j.state().is_none_or(JobState::is_finished);
-            // Noted first: a change after it ends the wait below at once.
-            let t0 = *job.tick.lock().unwrap_or_else(|p| p.into_inner());
-            let (mut state, mut moved) = job.state_and_moved();
-            let mut recs = receive(job)?;
-            if recs.is_empty() && timeout_ms > 0 && !finished(job) {
-                let guard = job.tick.lock().unwrap_or_else(|p| p.into_inner());
-                let _ = job
-                    .ticked
-                    .wait_timeout_while(guard, Duration::from_millis(timeout_ms), |t| *t == t0)
-                    .unwrap_or_else(|p| p.into_inner());
-                let (s, m) = job.state_and_moved();
-                state = s;
-                moved |= m;
-                recs = receive(job)?;
-            }
-            let mut bytes = Vec::new();
-            for r in &recs {
-                wire::encode(&r.record, &mut bytes)?;
-            }
-            // The state was read before the records: a job that was finished
-            // then has handed out everything it will ever produce.
-            let code = match state {
-                _ if recs.len() >= PULL_LIMIT => PULL_AGAIN,
-                None => PULL_FINISHED,
-                Some(s) if s.is_finished() => PULL_FINISHED,
-                Some(JobState::Blocked) => PULL_BLOCKED,
-                Some(JobState::NotStarted) => PULL_NOT_STARTED,
-                Some(_) => PULL_RUNNING,
-            };
-            let flags = if moved { PULL_LOCATION } else { 0 };
-            Ok((code | flags, bytes))
-        })
-    }
+    // SAFETY: the table's contract: `out` is null or writable.
+    let out = unsafe { out_slot(out) };
+    // SAFETY: the table's contract: `handle` is a live job.
+    let job = unsafe { job(handle) };
+    guarded(out, || pull_records(job?, timeout_ms))
 }
 
-fn receive(job: &PluginJob) -> Result<Vec<crate::Received>, String> {
+/// `pull`: the job's pending records as frames, waiting up to `timeout_ms`
+/// for one, and its `PULL_*` status.
+fn pull_records(job: &ExportedJob, timeout_ms: u64) -> Result<(i32, Vec<u8>), String> {
+    let finished = |j: &ExportedJob| j.state().is_none_or(JobState::is_finished);
+    // Noted first: a change after it ends the wait below at once.
+    let t0 = *job.tick.lock().unwrap_or_else(|p| p.into_inner());
+    let (mut state, mut moved) = job.state_and_moved();
+    let mut recs = receive(job)?;
+    if recs.is_empty() && timeout_ms > 0 && !finished(job) {
+        let guard = job.tick.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = job
+            .ticked
+            .wait_timeout_while(guard, Duration::from_millis(timeout_ms), |t| *t == t0)
+            .unwrap_or_else(|p| p.into_inner());
+        let (s, m) = job.state_and_moved();
+        state = s;
+        moved |= m;
+        recs = receive(job)?;
+    }
+    let mut bytes = Vec::new();
+    for r in &recs {
+        wire::encode(&r.record, &mut bytes)?;
+    }
+    // The state was read before the records: a job that was finished
+    // then has handed out everything it will ever produce.
+    let code = match state {
+        _ if recs.len() >= PULL_LIMIT => PULL_AGAIN,
+        None => PULL_FINISHED,
+        Some(s) if s.is_finished() => PULL_FINISHED,
+        Some(JobState::Blocked) => PULL_BLOCKED,
+        Some(JobState::NotStarted) => PULL_NOT_STARTED,
+        Some(_) => PULL_RUNNING,
+    };
+    let flags = if moved { PULL_LOCATION } else { 0 };
+    Ok((code | flags, bytes))
+}
+
+fn receive(job: &ExportedJob) -> Result<Vec<crate::Received>, String> {
     let opts = ReceiveOptions {
         limit: Some(PULL_LIMIT),
         ..ReceiveOptions::default()
     };
     job.session
         .receive(&[job.id], opts)
-        .map_err(|e| format!("cannot receive from the plugin's job: {e}"))
+        .map_err(|e| format!("cannot receive from the plugin's job: {}", chain(&e)))
 }
 
 unsafe extern "C" fn status(handle: *const c_void, out: *mut ByteBuf) -> i32 {
-    // SAFETY: the vtable contract: `handle` is a live job, `out` writable.
-    unsafe {
-        guarded(out, || {
-            let job = job(handle)?;
-            let info = job.session.info(job.id).map_err(|e| e.to_string())?;
-            let status = WireStatus {
-                state: info.state,
-                reason: info.reason,
-                exit_code: info.exit_code,
-                location: info.location,
-            };
-            serde_json::to_vec(&status)
-                .map(|b| (OK, b))
-                .map_err(|e| e.to_string())
-        })
-    }
+    // SAFETY: the table's contract: `out` is null or writable.
+    let out = unsafe { out_slot(out) };
+    // SAFETY: the table's contract: `handle` is a live job.
+    let job = unsafe { job(handle) };
+    guarded(out, || {
+        let job = job?;
+        let info = job.session.info(job.id).map_err(|e| chain(&e))?;
+        let status = WireStatus {
+            state: info.state,
+            reason: info.reason,
+            exit_code: info.exit_code,
+            location: info.location,
+        };
+        serde_json::to_vec(&status)
+            .map(|b| (OK, b))
+            .map_err(|e| e.to_string())
+    })
 }
 
 unsafe extern "C" fn stop(handle: *const c_void) -> i32 {
-    // SAFETY: the vtable contract: `handle` is a live job; no output buffer.
-    unsafe {
-        guarded(std::ptr::null_mut(), || {
-            let job = job(handle)?;
-            job.session
-                .request_stop(job.id)
-                .map_err(|e| e.to_string())?;
-            Ok((OK, Vec::new()))
-        })
-    }
+    // SAFETY: the table's contract: `handle` is a live job.
+    let job = unsafe { job(handle) };
+    guarded(None, || {
+        let job = job?;
+        job.session.request_stop(job.id).map_err(|e| chain(&e))?;
+        Ok((OK, Vec::new()))
+    })
 }
 
 unsafe extern "C" fn free_job(handle: *mut c_void) {
@@ -484,7 +529,7 @@ unsafe extern "C" fn free_job(handle: *mut c_void) {
     }
     // SAFETY: the vtable contract: `handle` came from `Arc::into_raw` in
     // `start` and is released exactly once, here.
-    let job = unsafe { Arc::from_raw(handle as *const PluginJob) };
+    let job = unsafe { Arc::from_raw(handle as *const ExportedJob) };
     let _ = catch_unwind(AssertUnwindSafe(move || {
         *job.wake.lock().unwrap_or_else(|p| p.into_inner()) = None;
         let session = job.session.clone();
@@ -494,9 +539,10 @@ unsafe extern "C" fn free_job(handle: *mut c_void) {
         // host's process) until it ends; any other is stopped. Then forgotten.
         let goes_on = {
             let t = session.inner.lock();
-            t.jobs.get(&id).is_some_and(|e| {
-                e.info.detached && !e.info.state.is_finished() && !e.cell.stop.is_stopped()
-            })
+            let detached = t
+                .info(id)
+                .is_some_and(|i| i.detached && !i.state.is_finished());
+            detached && t.cell(id).is_some_and(|c| !c.stop.is_stopped())
         };
         let s = session.clone();
         session.runtime().spawn(async move {

@@ -23,7 +23,7 @@ const MAX_HEADER_STR: usize = 4096;
 #[non_exhaustive]
 pub enum PluginError {
     /// The file or folder could not be read.
-    #[error("{path}: {source}")]
+    #[error("cannot read {path}")]
     Io {
         /// The file or folder.
         path: PathBuf,
@@ -291,15 +291,15 @@ pub fn load(path: impl AsRef<Path>) -> Result<LoadedPlugin, PluginError> {
     }
     // SAFETY: magic, version and size match: the header has this layout.
     let header = unsafe { &*header };
-    // SAFETY: the strings of a matching header point to static data.
-    let (core, rustc, name, version) = unsafe {
-        (
-            header_str(&path, "jobs-core version", header.core_version)?,
-            header_str(&path, "compiler version", header.rustc_version)?,
-            header_str(&path, "plugin name", header.plugin_name)?,
-            header_str(&path, "plugin version", header.plugin_version)?,
-        )
-    };
+    // SAFETY: the strings of a matching header point to static data (so
+    // for the three below).
+    let core = unsafe { header_str(&path, "jobs-core version", header.core_version)? };
+    // SAFETY: as above.
+    let rustc = unsafe { header_str(&path, "compiler version", header.rustc_version)? };
+    // SAFETY: as above.
+    let name = unsafe { header_str(&path, "plugin name", header.plugin_name)? };
+    // SAFETY: as above.
+    let version = unsafe { header_str(&path, "plugin version", header.plugin_version)? };
     if core != CORE_VERSION {
         return Err(PluginError::CoreVersion {
             path,
@@ -415,26 +415,4 @@ pub fn scan<P: AsRef<Path>>(paths: &[P]) -> Scan {
         }
     }
     out
-}
-
-/// Where plugins are looked for: `<home>/plugins` if it exists, then each
-/// entry of `plugin_path` (colon-separated files or folders, as in
-/// `JOBCTL_PLUGIN_PATH`; empty entries are skipped).
-pub fn search_path(home: &Path, plugin_path: Option<&OsStr>) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let dir = home.join("plugins");
-    if dir.is_dir() {
-        out.push(dir);
-    }
-    if let Some(var) = plugin_path {
-        out.extend(std::env::split_paths(var).filter(|p| !p.as_os_str().is_empty()));
-    }
-    out
-}
-
-/// [`scan`] of [`search_path`] with `JOBCTL_PLUGIN_PATH` from the
-/// environment.
-pub fn scan_home(home: &Path) -> Scan {
-    let var = std::env::var_os("JOBCTL_PLUGIN_PATH");
-    scan(&search_path(home, var.as_deref()))
 }

@@ -44,12 +44,12 @@ macro_rules! export_executor {
             fn __jobs_plugin_make() -> ::std::sync::Arc<dyn $crate::JobExecutor> {
                 ::std::sync::Arc::new($make)
             }
-            static __JOBS_PLUGIN_EXPORT: $crate::plugin::Export =
-                $crate::plugin::Export::new(__jobs_plugin_make);
-            static __JOBS_PLUGIN_HEADER: $crate::plugin::PluginHeader =
-                $crate::plugin::PluginHeader {
+            static __JOBS_PLUGIN_EXPORT: $crate::plugin::abi::Export =
+                $crate::plugin::abi::Export::new(__jobs_plugin_make);
+            static __JOBS_PLUGIN_HEADER: $crate::plugin::abi::PluginHeader =
+                $crate::plugin::abi::PluginHeader {
                     $($field: $value,)*
-                    ..$crate::plugin::PluginHeader::new(
+                    ..$crate::plugin::abi::PluginHeader::new(
                         &__JOBS_PLUGIN_EXPORT,
                         ::core::env!("CARGO_PKG_NAME"),
                         ::core::env!("CARGO_PKG_VERSION"),
@@ -58,7 +58,7 @@ macro_rules! export_executor {
             /// The plugin's entry point: its header.
             #[allow(unsafe_code)]
             #[no_mangle]
-            pub extern "C" fn jobs_plugin_header() -> *const $crate::plugin::PluginHeader {
+            pub extern "C" fn jobs_plugin_header() -> *const $crate::plugin::abi::PluginHeader {
                 &__JOBS_PLUGIN_HEADER
             }
         };

@@ -5,9 +5,9 @@
 //! layout between two separately compiled libraries, and every cdylib has
 //! its own copy of tokio with its own thread-locals. So nothing of Rust
 //! crosses: the plugin exports one `extern "C"` function returning a
-//! `repr(C)` [`PluginHeader`] (magic, ABI version, header size, jobs-core
+//! `repr(C)` header (magic, ABI version, header size, jobs-core
 //! version, compiler version, plugin name and version) with a table of
-//! `extern "C"` functions ([`PluginVTable`]) over opaque handles: start a
+//! `extern "C"` functions over opaque handles: start a
 //! job from a JSON spec (carrying the host job's instance id), or resume
 //! one of a previous session from its JSON row, pull its records
 //! (length-prefixed frames, text and bytes raw) with its state (NotStarted
@@ -24,11 +24,14 @@
 //!   own; each job runs there, and its records and states are handed out
 //!   through the table. The plugin wakes the host through a callback when a
 //!   job changes, so nothing polls.
-//! - **Host**: [`load`] opens the library (never unloading it), checks the
-//!   header before calling anything else and refuses any mismatch with an
-//!   error naming both versions, then wraps the table in an executor that a
-//!   session cannot tell from a built-in one. [`scan`] and [`scan_home`]
-//!   load whole folders and report broken plugins instead of failing.
+//! - **Host** (cargo feature `plugin-host`): `load` opens the library
+//!   (never unloading it), checks the header before calling anything else
+//!   and refuses any mismatch with an error naming both versions, then
+//!   wraps the table in an executor that a session cannot tell from a
+//!   built-in one. `scan` loads whole folders and reports broken plugins
+//!   instead of failing; which folders is the host program's policy.
+//! - **Tests** (cargo feature `test-kit`): `testing` builds a plugin crate
+//!   with cargo, so that its tests load the real library.
 //!
 //! # The contract
 //! - A plugin must be built by the same compiler (`rustc -V`) against the
@@ -52,18 +55,18 @@
 //! [`JobSpec::payload`]: crate::JobSpec::payload
 #![allow(unsafe_code)]
 
-mod abi;
+#[doc(hidden)]
+pub mod abi;
+#[cfg(feature = "plugin-host")]
 mod adapter;
 mod export;
+#[cfg(feature = "plugin-host")]
 mod loader;
 mod macros;
+#[cfg(feature = "test-kit")]
 pub mod testing;
 mod wire;
 
-pub use abi::{
-    ByteBuf, HeaderPrefix, PluginHeader, PluginVTable, StrRef, WakeFn, ABI_VERSION, CORE_VERSION,
-    ENTRY_SYMBOL, ERR, MAGIC, OK, PULL_AGAIN, PULL_BLOCKED, PULL_FINISHED, PULL_LOCATION,
-    PULL_NOT_STARTED, PULL_RUNNING, PULL_STATUS_MASK, RUSTC_VERSION,
-};
-pub use export::Export;
-pub use loader::{load, scan, scan_home, search_path, LoadedPlugin, PluginError, Scan};
+pub use abi::{ABI_VERSION, CORE_VERSION, RUSTC_VERSION};
+#[cfg(feature = "plugin-host")]
+pub use loader::{load, scan, LoadedPlugin, PluginError, Scan};

@@ -13,7 +13,7 @@ pub enum BuildError {
     #[error("cannot find the target folder from {0}")]
     NoTargetDir(PathBuf),
     /// Cargo could not be started.
-    #[error("cannot run cargo: {0}")]
+    #[error("cannot run cargo")]
     Spawn(#[from] std::io::Error),
     /// Cargo failed.
     #[error("`cargo {args}` failed:\n{stderr}")]

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{JobSpec, JobState, Payload, PayloadKind, Record, Stream};
 
+#[cfg(any(feature = "plugin-host", test))]
 const FRAME_HEAD: usize = 6;
 
 /// The serializable part of a [`JobSpec`].
@@ -26,6 +27,7 @@ pub(crate) struct WireSpec {
 }
 
 impl WireSpec {
+    #[cfg(any(feature = "plugin-host", test))]
     pub(crate) fn from_spec(spec: &JobSpec) -> Self {
         WireSpec {
             type_name: spec.type_name.clone(),
@@ -83,7 +85,9 @@ pub(crate) fn encode(record: &Record, out: &mut Vec<u8>) -> Result<(), String> {
     Ok(())
 }
 
+#[cfg(any(feature = "plugin-host", test))]
 /// Decodes a batch of frames. Plugin bytes are checked, never trusted.
+#[cfg(any(feature = "plugin-host", test))]
 pub(crate) fn decode(mut buf: &[u8]) -> Result<Vec<Record>, String> {
     let mut out = Vec::new();
     while !buf.is_empty() {

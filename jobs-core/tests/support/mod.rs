@@ -10,19 +10,19 @@ use jobs_core::{async_trait, JobContext, JobExecutor, JobFailure, JobSpec, Recor
 use serde_json::json;
 
 /// A process-wide log that `["log", NAME]` steps append to.
-pub fn order_log() -> &'static Mutex<Vec<String>> {
+pub(crate) fn order_log() -> &'static Mutex<Vec<String>> {
     static LOG: OnceLock<Mutex<Vec<String>>> = OnceLock::new();
     LOG.get_or_init(|| Mutex::new(Vec::new()))
 }
 
 /// Runs the script in `params`: a list of steps.
-pub struct TestExecutor;
+pub(crate) struct TestExecutor;
 
 /// The type name of [`TestExecutor`].
-pub const TYPE: &str = "TestJob";
+pub(crate) const TYPE: &str = "TestJob";
 
 /// A spec of the test executor running `steps`.
-pub fn spec(steps: serde_json::Value) -> JobSpec {
+pub(crate) fn spec(steps: serde_json::Value) -> JobSpec {
     JobSpec::new(TYPE, steps.to_string()).params(json!({ "steps": steps }))
 }
 
@@ -122,7 +122,7 @@ fn spec_from(child: &serde_json::Value) -> JobSpec {
 }
 
 /// The conformance subject of the test executor.
-pub struct Subject;
+pub(crate) struct Subject;
 
 impl jobs_core::conformance::Subject for Subject {
     fn executor(&self) -> Arc<dyn JobExecutor> {
@@ -143,10 +143,10 @@ impl jobs_core::conformance::Subject for Subject {
 }
 
 /// The test executor under another type name, reporting its own start.
-pub struct DeferredExecutor;
+pub(crate) struct DeferredExecutor;
 
 /// The type name of [`DeferredExecutor`].
-pub const DEFERRED: &str = "DeferredJob";
+pub(crate) const DEFERRED: &str = "DeferredJob";
 
 #[async_trait]
 impl JobExecutor for DeferredExecutor {

@@ -14,25 +14,25 @@ use jobs_core::{
 use jobs_process::{ProcessExecutor, ProcessSpec};
 
 /// A session with a process executor (1 s grace, so stop tests are quick).
-pub fn session() -> Session {
+pub(super) fn session() -> Session {
     session_with(ProcessExecutor::new().grace_period(Duration::from_secs(1)))
 }
 
 /// A session with the given executor.
-pub fn session_with(ex: ProcessExecutor) -> Session {
+pub(super) fn session_with(ex: ProcessExecutor) -> Session {
     let s = Session::new().expect("session");
     s.register(Arc::new(ex));
     s
 }
 
 /// Runs a spec to its end; returns its final row and all its records.
-pub fn run(s: &Session, spec: ProcessSpec) -> (JobInfo, Vec<Received>) {
+pub(super) fn run(s: &Session, spec: ProcessSpec) -> (JobInfo, Vec<Received>) {
     let id = s.start(spec.into_job_spec()).expect("start");
     finish(s, id)
 }
 
 /// Waits (60 s at most) for a job and receives everything it produced.
-pub fn finish(s: &Session, id: JobId) -> (JobInfo, Vec<Received>) {
+pub(super) fn finish(s: &Session, id: JobId) -> (JobInfo, Vec<Received>) {
     let out = s
         .wait_blocking(&[id], WaitMode::All, Some(Duration::from_secs(60)))
         .expect("wait");
@@ -44,7 +44,7 @@ pub fn finish(s: &Session, id: JobId) -> (JobInfo, Vec<Received>) {
 }
 
 /// The concatenated bytes of one stream's records.
-pub fn bytes(recs: &[Received], stream: Stream) -> Vec<u8> {
+pub(super) fn bytes(recs: &[Received], stream: Stream) -> Vec<u8> {
     recs.iter()
         .filter(|r| r.record.stream == stream)
         .flat_map(|r| r.record.payload.to_display_bytes())
@@ -52,12 +52,12 @@ pub fn bytes(recs: &[Received], stream: Stream) -> Vec<u8> {
 }
 
 /// The concatenated output as text.
-pub fn text(recs: &[Received], stream: Stream) -> String {
+pub(super) fn text(recs: &[Received], stream: Stream) -> String {
     String::from_utf8(bytes(recs, stream)).expect("utf-8 output")
 }
 
 /// Follows a running job until its output holds `lines` full lines.
-pub fn first_lines(s: &Session, id: JobId, lines: usize) -> Vec<String> {
+pub(super) fn first_lines(s: &Session, id: JobId, lines: usize) -> Vec<String> {
     let mut follow = s.follow(&[id], ReceiveOptions::default()).expect("follow");
     let mut buf = Vec::new();
     while buf.iter().filter(|&&b| b == b'\n').count() < lines {
@@ -76,7 +76,7 @@ pub fn first_lines(s: &Session, id: JobId, lines: usize) -> Vec<String> {
 }
 
 /// Whether a process has ended: no such pid, or a zombie awaiting its reaper.
-pub fn gone(pid: u32) -> bool {
+pub(super) fn gone(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Err(_) => true,
         Ok(stat) => {
@@ -87,7 +87,7 @@ pub fn gone(pid: u32) -> bool {
 }
 
 /// Waits up to `secs` for every pid to be gone; returns those still alive.
-pub fn wait_gone(pids: &[u32], secs: u64) -> Vec<u32> {
+pub(super) fn wait_gone(pids: &[u32], secs: u64) -> Vec<u32> {
     let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
         let alive: Vec<u32> = pids.iter().copied().filter(|&p| !gone(p)).collect();
@@ -99,14 +99,14 @@ pub fn wait_gone(pids: &[u32], secs: u64) -> Vec<u32> {
 }
 
 /// Parses whitespace-separated pids.
-pub fn pids(text: &str) -> Vec<u32> {
+pub(super) fn pids(text: &str) -> Vec<u32> {
     text.split_whitespace()
         .filter_map(|w| w.parse().ok())
         .collect()
 }
 
 /// Kills still-running test processes when a test fails half way.
-pub struct Reaper(pub Vec<u32>);
+pub(super) struct Reaper(pub Vec<u32>);
 
 impl Drop for Reaper {
     fn drop(&mut self) {
@@ -123,7 +123,7 @@ impl Drop for Reaper {
 /// A store that keeps rows as well as records, shared by two sessions in a
 /// row: what the CLI's durable store does across a daemon restart.
 #[derive(Default)]
-pub struct SharedStore {
+pub(super) struct SharedStore {
     rows: Mutex<BTreeMap<JobId, JobInfo>>,
     records: MemoryStore,
     max_seq: AtomicU64,
@@ -161,7 +161,7 @@ impl Store for SharedStore {
 }
 
 /// A small deterministic pseudo-random byte generator (xorshift64*).
-pub fn random_bytes(len: usize, mut seed: u64) -> Vec<u8> {
+pub(super) fn random_bytes(len: usize, mut seed: u64) -> Vec<u8> {
     let mut out = Vec::with_capacity(len + 8);
     while out.len() < len {
         seed ^= seed >> 12;
@@ -174,7 +174,7 @@ pub fn random_bytes(len: usize, mut seed: u64) -> Vec<u8> {
 }
 
 /// Writes `data` to a new file in `dir`.
-pub fn write_file(dir: &Path, name: &str, data: &[u8]) -> std::path::PathBuf {
+pub(super) fn write_file(dir: &Path, name: &str, data: &[u8]) -> std::path::PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, data).expect("write test file");
     p

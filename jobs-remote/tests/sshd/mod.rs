@@ -19,10 +19,10 @@ use nix::unistd::Pid;
 use tempfile::TempDir;
 
 /// The alias prefix configured in the fixture's `.ssh/config`.
-pub const ALIAS: &str = "node";
+pub(crate) const ALIAS: &str = "node";
 
 /// Runs a program and panics with its stderr if it fails.
-pub fn sh(program: &str, args: &[&str]) -> String {
+pub(crate) fn sh(program: &str, args: &[&str]) -> String {
     let out = Command::new(program)
         .args(args)
         .stdin(Stdio::null())
@@ -37,7 +37,7 @@ pub fn sh(program: &str, args: &[&str]) -> String {
 }
 
 /// Generates an unencrypted ed25519 key pair at `path`.
-pub fn keygen(path: &Path) {
+pub(crate) fn keygen(path: &Path) {
     let p = path.to_str().expect("utf-8 path");
     sh(
         "ssh-keygen",
@@ -46,13 +46,13 @@ pub fn keygen(path: &Path) {
 }
 
 /// A free TCP port on 127.0.0.1 (nothing listens on it after this returns).
-pub fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind");
     l.local_addr().expect("addr").port()
 }
 
 /// A running sshd and the client-side files that go with it.
-pub struct Sshd {
+pub(crate) struct Sshd {
     /// Owns every file; removed on drop.
     pub dir: TempDir,
     /// The HOME the executor is pointed at.
@@ -64,13 +64,13 @@ pub struct Sshd {
 
 impl Sshd {
     /// An sshd on 127.0.0.1, trusted in known_hosts (hashed entry).
-    pub fn start() -> Sshd {
+    pub(crate) fn start() -> Sshd {
         Sshd::start_on(&["127.0.0.1"])
     }
 
     /// An sshd listening on each of `addrs` (loopback addresses), each
     /// trusted in known_hosts; the first in hashed form.
-    pub fn start_on(addrs: &[&str]) -> Sshd {
+    pub(crate) fn start_on(addrs: &[&str]) -> Sshd {
         Sshd::launch(addrs, false)
     }
 
@@ -78,7 +78,7 @@ impl Sshd {
     /// (bind-mounted over in a private mount namespace): root's rc file on
     /// these machines costs ~100 ms per command, which benchmarks must not
     /// measure.
-    pub fn start_masked() -> Sshd {
+    pub(crate) fn start_masked() -> Sshd {
         Sshd::launch(&["127.0.0.1"], true)
     }
 
@@ -178,12 +178,12 @@ impl Sshd {
     }
 
     /// sshd's log so far.
-    pub fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         fs::read_to_string(self.dir.path().join("sshd.log")).unwrap_or_default()
     }
 
     /// The server's public host key line (`type base64`).
-    pub fn host_key(&self) -> String {
+    pub(crate) fn host_key(&self) -> String {
         let pubkey = fs::read_to_string(self.dir.path().join("host_ed25519.pub")).expect("pub");
         pubkey
             .split_whitespace()
@@ -193,12 +193,12 @@ impl Sshd {
     }
 
     /// The client's known_hosts file.
-    pub fn known_hosts(&self) -> PathBuf {
+    pub(crate) fn known_hosts(&self) -> PathBuf {
         self.home.join(".ssh").join("known_hosts")
     }
 
     /// Adds the server's key for `addr` to known_hosts, hashed or plain.
-    pub fn trust(&self, addr: &str, hashed: bool) {
+    pub(crate) fn trust(&self, addr: &str, hashed: bool) {
         let kh = self.known_hosts();
         let mut f = fs::OpenOptions::new()
             .create(true)
@@ -217,12 +217,12 @@ impl Sshd {
     }
 
     /// `127.0.0.1:PORT`-style host string for one of the addresses.
-    pub fn host(&self, addr: &str) -> String {
+    pub(crate) fn host(&self, addr: &str) -> String {
         format!("{addr}:{}", self.port)
     }
 
     /// Options pointing at the fixture's HOME: no agent, fast keepalive.
-    pub fn options(&self) -> SshOptions {
+    pub(crate) fn options(&self) -> SshOptions {
         SshOptions::default()
             .home(&self.home)
             .use_agent(false)
@@ -232,14 +232,14 @@ impl Sshd {
     }
 
     /// A session with the executor registered with these options.
-    pub fn session_with(&self, options: SshOptions) -> Session {
+    pub(crate) fn session_with(&self, options: SshOptions) -> Session {
         let session = Session::new().expect("session");
         session.register(Arc::new(SshExecutor::with_options(options)));
         session
     }
 
     /// A session with the executor registered with [`Sshd::options`].
-    pub fn session(&self) -> Session {
+    pub(crate) fn session(&self) -> Session {
         self.session_with(self.options())
     }
 }
@@ -254,7 +254,7 @@ impl Drop for Sshd {
 }
 
 /// Waits for the jobs to finish, failing the test after `secs`.
-pub fn wait(session: &Session, ids: &[JobId], secs: u64) {
+pub(crate) fn wait(session: &Session, ids: &[JobId], secs: u64) {
     let out = session
         .wait_blocking(ids, WaitMode::All, Some(Duration::from_secs(secs)))
         .expect("wait");
@@ -262,7 +262,7 @@ pub fn wait(session: &Session, ids: &[JobId], secs: u64) {
 }
 
 /// The children of a parent, in host order.
-pub fn children(session: &Session, parent: JobId) -> Vec<JobInfo> {
+pub(crate) fn children(session: &Session, parent: JobId) -> Vec<JobInfo> {
     let info = session.info(parent).expect("info");
     info.children
         .iter()
@@ -271,7 +271,7 @@ pub fn children(session: &Session, parent: JobId) -> Vec<JobInfo> {
 }
 
 /// The bytes of one job's records of one stream, concatenated.
-pub fn bytes_of(records: &[Received], job: JobId, stream: Stream) -> Vec<u8> {
+pub(crate) fn bytes_of(records: &[Received], job: JobId, stream: Stream) -> Vec<u8> {
     records
         .iter()
         .filter(|r| r.job == job && r.record.stream == stream)
@@ -280,7 +280,7 @@ pub fn bytes_of(records: &[Received], job: JobId, stream: Stream) -> Vec<u8> {
 }
 
 /// Polls until `job` reaches `state`.
-pub fn wait_state(session: &Session, job: JobId, state: JobState, secs: u64) {
+pub(crate) fn wait_state(session: &Session, job: JobId, state: JobState, secs: u64) {
     let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
         let now = session.info(job).expect("info").state;
@@ -293,7 +293,7 @@ pub fn wait_state(session: &Session, job: JobId, state: JobState, secs: u64) {
 }
 
 /// Whether a local process is gone (a zombie counts as gone).
-pub fn process_gone(pid: u32) -> bool {
+pub(crate) fn process_gone(pid: u32) -> bool {
     match fs::read_to_string(format!("/proc/{pid}/stat")) {
         Err(_) => true,
         Ok(stat) => stat

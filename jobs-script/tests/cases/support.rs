@@ -11,14 +11,14 @@ use jobs_script::{start_script, Limits, ScriptExecutor, ScriptParams};
 use jobs_thread::TYPE_NAME;
 
 /// A session with a script executor.
-pub fn session() -> Session {
+pub(crate) fn session() -> Session {
     let s = Session::new().expect("session");
     s.register(Arc::new(ScriptExecutor::new()));
     s
 }
 
 /// Runs `script` as a thread job to its end; returns its row and records.
-pub fn run_thread(script: &str, limits: &Limits) -> (JobInfo, Vec<Received>) {
+pub(crate) fn run_thread(script: &str, limits: &Limits) -> (JobInfo, Vec<Received>) {
     let s = session();
     let job = start_script(&s, script, limits).expect("start");
     let info = job.wait_blocking().expect("wait");
@@ -29,7 +29,7 @@ pub fn run_thread(script: &str, limits: &Limits) -> (JobInfo, Vec<Received>) {
 }
 
 /// A record as `(stream, text)`: payloads as a terminal shows them.
-pub fn shown(r: &Record) -> (Stream, String) {
+pub(crate) fn shown(r: &Record) -> (Stream, String) {
     (
         r.stream,
         String::from_utf8_lossy(&r.payload.to_display_bytes()).into_owned(),
@@ -37,7 +37,7 @@ pub fn shown(r: &Record) -> (Stream, String) {
 }
 
 /// The JSON of each output record.
-pub fn output_json(recs: &[Record]) -> Vec<serde_json::Value> {
+pub(crate) fn output_json(recs: &[Record]) -> Vec<serde_json::Value> {
     recs.iter()
         .filter(|r| r.stream == Stream::Output)
         .map(|r| r.payload.to_json())
@@ -45,7 +45,7 @@ pub fn output_json(recs: &[Record]) -> Vec<serde_json::Value> {
 }
 
 /// Waits until a job is in `want`.
-pub fn wait_state(s: &Session, id: JobId, want: JobState) {
+pub(crate) fn wait_state(s: &Session, id: JobId, want: JobState) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let st = s.info(id).expect("info").state;
@@ -61,7 +61,7 @@ pub fn wait_state(s: &Session, id: JobId, want: JobState) {
 }
 
 /// Waits for a job's first record (the script has started running).
-pub fn wait_first_record(s: &Session, id: JobId) {
+pub(crate) fn wait_first_record(s: &Session, id: JobId) {
     let deadline = Instant::now() + Duration::from_secs(30);
     let keep = ReceiveOptions {
         keep: true,
@@ -74,7 +74,7 @@ pub fn wait_first_record(s: &Session, id: JobId) {
 }
 
 /// A progress record's percent and activity.
-pub fn progress_of(r: &Record) -> Option<(Option<f64>, String)> {
+pub(crate) fn progress_of(r: &Record) -> Option<(Option<f64>, String)> {
     match &r.payload {
         Payload::Progress(p) => Some((p.percent, p.activity.clone())),
         _ => None,
@@ -83,7 +83,7 @@ pub fn progress_of(r: &Record) -> Option<(Option<f64>, String)> {
 
 /// The conformance subject: script specs with params only, as the CLI
 /// sends them, on a [`ScriptExecutor`].
-pub struct Subject;
+pub(crate) struct Subject;
 
 fn params_spec(script: String) -> JobSpec {
     let params = ScriptParams {
@@ -113,7 +113,7 @@ impl jobs_core::conformance::Subject for Subject {
 }
 
 /// Waits for all of `ids`.
-pub fn wait_all(s: &Session, ids: &[JobId]) {
+pub(crate) fn wait_all(s: &Session, ids: &[JobId]) {
     let out = s
         .wait_blocking(ids, WaitMode::All, Some(Duration::from_secs(60)))
         .expect("wait");

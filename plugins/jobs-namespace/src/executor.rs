@@ -121,14 +121,13 @@ impl JobExecutor for NamespaceExecutor {
             (Some(code), _) => {
                 let last = String::from_utf8_lossy(&last_err);
                 let last = last.trim();
-                let reason = if last.is_empty() {
-                    format!("exited with status {code}")
+                Err(if last.is_empty() {
+                    JobFailure::exited(code)
                 } else {
-                    format!("exited with status {code}: {last}")
-                };
-                Err(JobFailure::with_exit_code(reason, code))
+                    JobFailure::exited(code).with_detail(last)
+                })
             }
-            (None, Some(sig)) => Err(JobFailure::new(format!("killed by signal {sig}"))),
+            (None, Some(sig)) => Err(JobFailure::signaled(sig)),
             (None, None) => Err(JobFailure::new("ended without an exit status")),
         }
     }

@@ -9,7 +9,7 @@ mod support {
     use serde_json::json;
 
     /// The plugin, built as a cdylib and loaded once.
-    pub fn plugin() -> &'static LoadedPlugin {
+    pub(crate) fn plugin() -> &'static LoadedPlugin {
         static PLUGIN: OnceLock<LoadedPlugin> = OnceLock::new();
         PLUGIN.get_or_init(|| {
             let file = testing::build_plugin("jobs-namespace").expect("build the plugin");
@@ -18,31 +18,29 @@ mod support {
     }
 
     /// A session with the loaded plugin registered.
-    pub fn session() -> Session {
+    pub(crate) fn session() -> Session {
         let s = Session::new().expect("session");
         s.register(Arc::clone(&plugin().executor));
         s
     }
 
     /// A shell word that the shell reads back as `s`.
-    pub fn quote(s: &str) -> String {
-        format!("'{}'", s.replace('\'', "'\\''"))
-    }
+    pub(crate) use jobs_core::shell_quote as quote;
 
     /// A job running `line` with the default namespaces.
-    pub fn job(line: &str) -> JobSpec {
+    pub(crate) fn job(line: &str) -> JobSpec {
         JobSpec::new("NamespaceJob", line)
     }
 
     /// A job running `line` with the given params.
-    pub fn job_with(line: &str, params: serde_json::Value) -> JobSpec {
+    pub(crate) fn job_with(line: &str, params: serde_json::Value) -> JobSpec {
         let mut p = params;
         p["line"] = json!(line);
         JobSpec::new("NamespaceJob", line).params(p)
     }
 
     /// The conformance subject: the loaded plugin.
-    pub struct Subject;
+    pub(crate) struct Subject;
 
     impl jobs_core::conformance::Subject for Subject {
         fn executor(&self) -> Arc<dyn JobExecutor> {

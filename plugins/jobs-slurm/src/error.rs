@@ -10,7 +10,7 @@ pub enum SlurmError {
     #[error("malformed SlurmJob parameters: {0}")]
     Params(String),
     /// A Slurm tool could not be started (not installed, not on `PATH`).
-    #[error("cannot run {tool}: {source}")]
+    #[error("cannot run {tool}")]
     Spawn {
         /// The tool (`sbatch`, ...).
         tool: String,
@@ -34,7 +34,7 @@ pub enum SlurmError {
     #[error("no folder for Slurm job files: set JOBCTL_SLURM_DIR, JOBCTL_HOME or HOME")]
     NoStateDir,
     /// A job's file or folder could not be used.
-    #[error("cannot use {path}: {source}")]
+    #[error("cannot use {path}")]
     File {
         /// The file or folder.
         path: PathBuf,

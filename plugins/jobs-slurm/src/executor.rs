@@ -45,6 +45,16 @@ pub struct SlurmExecutor {
     poller: OnceLock<Arc<Poller>>,
 }
 
+impl std::fmt::Debug for SlurmExecutor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SlurmExecutor")
+            .field("state_dir", &self.state_dir)
+            .field("interval", &self.interval)
+            .field("slurm_conf", &self.slurm_conf)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Default for SlurmExecutor {
     fn default() -> Self {
         SlurmExecutor::new()
@@ -222,7 +232,7 @@ impl JobExecutor for SlurmExecutor {
         let (dir, saved) = self
             .submit(spec, &ctx)
             .await
-            .map_err(|e| JobFailure::new(e.to_string()))?;
+            .map_err(|e| JobFailure::from_error(&e))?;
         ctx.verbose(format!(
             "submitted as Slurm job {} '{}'",
             saved.slurm_id, saved.name
@@ -237,14 +247,12 @@ impl JobExecutor for SlurmExecutor {
     }
 
     async fn resume(&self, info: JobInfo, ctx: JobContext) -> Result<(), JobFailure> {
-        let root = self
-            .jobs_dir()
-            .map_err(|e| JobFailure::new(e.to_string()))?;
+        let root = self.jobs_dir().map_err(|e| JobFailure::from_error(&e))?;
         let dir = JobDir::new(&root, &info.instance_id.to_string());
         let load = dir.clone();
         let saved = blocking(move || load.load())
             .await
-            .map_err(|e| JobFailure::new(e.to_string()))?;
+            .map_err(|e| JobFailure::from_error(&e))?;
         ctx.verbose(format!(
             "re-adopted Slurm job {} '{}'",
             saved.slurm_id, saved.name

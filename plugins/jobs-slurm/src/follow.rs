@@ -79,7 +79,7 @@ impl Follower {
         guard.armed = false;
         self.drain().await;
         if let Err(e) = self.dir.remove() {
-            self.ctx.warning(e.to_string());
+            self.ctx.warning(JobFailure::from_error(&e).reason);
         }
         result
     }
@@ -154,7 +154,7 @@ impl Follower {
         let id = self.saved.slurm_id.clone();
         let conf = self.saved.slurm_conf.clone();
         if let Err(e) = blocking(move || tools.scancel(&id, conf.as_deref())).await {
-            self.ctx.warning(e.to_string());
+            self.ctx.warning(JobFailure::from_error(&e).reason);
         }
     }
 
@@ -270,7 +270,7 @@ impl Follower {
     fn warn_read(&mut self, e: SlurmError) {
         if !self.warned_read {
             self.warned_read = true;
-            self.ctx.warning(e.to_string());
+            self.ctx.warning(JobFailure::from_error(&e).reason);
         }
     }
 }

@@ -203,7 +203,10 @@ impl Shared {
         conf: Option<&std::path::Path>,
     ) -> Result<HashMap<String, SlurmStatus>, String> {
         let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
-        let mut found = self.tools.squeue(&refs, conf).map_err(|e| e.to_string())?;
+        let mut found = self
+            .tools
+            .squeue(&refs, conf)
+            .map_err(|e| jobs_core::JobFailure::from_error(&e).reason)?;
         let missing: Vec<&str> = refs
             .iter()
             .copied()

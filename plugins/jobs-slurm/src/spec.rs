@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use jobs_core::JobSpec;
+use jobs_core::{shell_quote, JobSpec};
 use serde::{Deserialize, Serialize};
 
 use crate::SlurmError;
@@ -275,19 +275,6 @@ impl SlurmSpec {
         args.push("--parsable".into());
         args.push(format!("--wrap={}", self.command));
         args
-    }
-}
-
-/// Quotes a word for `/bin/sh`.
-pub(crate) fn shell_quote(word: &str) -> String {
-    let plain = !word.is_empty()
-        && word
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b));
-    if plain {
-        word.to_string()
-    } else {
-        format!("'{}'", word.replace('\'', "'\\''"))
     }
 }
 

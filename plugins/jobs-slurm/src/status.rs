@@ -98,7 +98,8 @@ impl SlurmStatus {
         let mut s = self.state.clone();
         if let Some(exit) = self.exit {
             if exit.signal != 0 {
-                s.push_str(&format!(", killed by signal {}", exit.signal));
+                let killed = jobs_core::JobFailure::signaled(exit.signal);
+                s.push_str(&format!(", {killed}"));
             } else {
                 s.push_str(&format!(", exit code {}", exit.code));
             }
@@ -185,7 +186,10 @@ mod tests {
     fn sacct_lines_parse() {
         let got = parse_sacct("7|TIMEOUT|0:15|localhost|\n8|CANCELLED by 0|0:0|localhost|\n");
         assert_eq!(got["7"].phase(), Phase::Failed);
-        assert_eq!(got["7"].describe(), "TIMEOUT, killed by signal 15");
+        assert_eq!(
+            got["7"].describe(),
+            "TIMEOUT, killed by signal 15 (SIGTERM)"
+        );
         assert_eq!(got["8"].state, "CANCELLED");
     }
 

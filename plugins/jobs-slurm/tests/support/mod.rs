@@ -18,14 +18,14 @@ fn scripts() -> PathBuf {
 /// A private single-node cluster under a temp dir; stopped (by the pids
 /// its script recorded) when dropped. Its start also tells a watcher to
 /// stop it if this test process dies without dropping it.
-pub struct Cluster {
+pub(crate) struct Cluster {
     dir: tempfile::TempDir,
     conf: PathBuf,
 }
 
 impl Cluster {
     /// Starts a cluster whose node has `cpus` CPUs.
-    pub fn start(cpus: u32) -> Cluster {
+    pub(crate) fn start(cpus: u32) -> Cluster {
         let dir = tempfile::Builder::new()
             .prefix("jobs-slurm-cluster-")
             .tempdir()
@@ -54,26 +54,26 @@ impl Cluster {
     }
 
     /// The cluster's folder.
-    pub fn dir(&self) -> &Path {
+    pub(crate) fn dir(&self) -> &Path {
         self.dir.path()
     }
 
     /// A Slurm tool run against this cluster.
-    pub fn tool(&self, name: &str) -> Command {
+    pub(crate) fn tool(&self, name: &str) -> Command {
         let mut cmd = Command::new(name);
         cmd.env("SLURM_CONF", &self.conf);
         cmd
     }
 
     /// A job spec for this cluster.
-    pub fn spec(&self, command: &str) -> SlurmSpec {
+    pub(crate) fn spec(&self, command: &str) -> SlurmSpec {
         SlurmSpec::new(command)
             .env("SLURM_CONF", self.conf.to_string_lossy())
             .cwd(self.dir())
     }
 
     /// An in-process executor for this cluster with its state under `state`.
-    pub fn executor(&self, state: &Path) -> SlurmExecutor {
+    pub(crate) fn executor(&self, state: &Path) -> SlurmExecutor {
         SlurmExecutor::new()
             .state_dir(state)
             .slurm_conf(&self.conf)
@@ -82,7 +82,7 @@ impl Cluster {
 
     /// Restarts the controller with its state cleared: it forgets every
     /// job, so only accounting (the job completion file) still knows them.
-    pub fn restart_controller_forgetting_jobs(&self) {
+    pub(crate) fn restart_controller_forgetting_jobs(&self) {
         let pid_file = self.dir().join("slurmctld.daemon.pid");
         let pid = std::fs::read_to_string(&pid_file).expect("controller pid");
         let pid = pid.trim();
@@ -138,7 +138,7 @@ impl Drop for Cluster {
 /// The cluster most tests share: started by the first test that asks,
 /// stopped when the last test holding it is done (and started again if a
 /// later test asks).
-pub fn shared() -> Arc<Cluster> {
+pub(crate) fn shared() -> Arc<Cluster> {
     static SHARED: Mutex<Weak<Cluster>> = Mutex::new(Weak::new());
     let mut slot = SHARED.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(c) = slot.upgrade() {
@@ -151,7 +151,7 @@ pub fn shared() -> Arc<Cluster> {
 }
 
 /// The plugin's state folder (the plugin reads `JOBCTL_SLURM_DIR` once).
-pub fn plugin_state_dir() -> &'static Path {
+pub(crate) fn plugin_state_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         std::env::temp_dir().join(format!("jobs-slurm-plugin-{}", std::process::id()))
@@ -159,7 +159,7 @@ pub fn plugin_state_dir() -> &'static Path {
 }
 
 /// The plugin, built as a cdylib and loaded once.
-pub fn plugin() -> &'static LoadedPlugin {
+pub(crate) fn plugin() -> &'static LoadedPlugin {
     static PLUGIN: OnceLock<LoadedPlugin> = OnceLock::new();
     PLUGIN.get_or_init(|| {
         // Read by the plugin when the host first calls it, just after this.
@@ -171,21 +171,21 @@ pub fn plugin() -> &'static LoadedPlugin {
 }
 
 /// A session with the loaded plugin's executor.
-pub fn plugin_session() -> Session {
+pub(crate) fn plugin_session() -> Session {
     let s = Session::new().expect("session");
     s.register(Arc::clone(&plugin().executor));
     s
 }
 
 /// A session with an in-process executor.
-pub fn session_with(executor: SlurmExecutor) -> Session {
+pub(crate) fn session_with(executor: SlurmExecutor) -> Session {
     let s = Session::new().expect("session");
     s.register(Arc::new(executor));
     s
 }
 
 /// Waits for `ids` to finish (at most `secs`).
-pub fn wait(s: &Session, ids: &[JobId], secs: u64) {
+pub(crate) fn wait(s: &Session, ids: &[JobId], secs: u64) {
     let out = s
         .wait_blocking(
             ids,
@@ -197,7 +197,7 @@ pub fn wait(s: &Session, ids: &[JobId], secs: u64) {
 }
 
 /// Waits until `check` holds (at most `secs`).
-pub fn wait_until(what: &str, secs: u64, mut check: impl FnMut() -> bool) {
+pub(crate) fn wait_until(what: &str, secs: u64, mut check: impl FnMut() -> bool) {
     let end = Instant::now() + Duration::from_secs(secs);
     while !check() {
         assert!(Instant::now() < end, "timed out waiting for {what}");
@@ -206,7 +206,7 @@ pub fn wait_until(what: &str, secs: u64, mut check: impl FnMut() -> bool) {
 }
 
 /// The bytes of one stream, concatenated.
-pub fn bytes_of(recs: &[Received], stream: Stream) -> Vec<u8> {
+pub(crate) fn bytes_of(recs: &[Received], stream: Stream) -> Vec<u8> {
     recs.iter()
         .filter(|r| r.record.stream == stream)
         .flat_map(|r| r.record.payload.to_display_bytes())
@@ -214,12 +214,12 @@ pub fn bytes_of(recs: &[Received], stream: Stream) -> Vec<u8> {
 }
 
 /// The text of one stream.
-pub fn text_of(recs: &[Received], stream: Stream) -> String {
+pub(crate) fn text_of(recs: &[Received], stream: Stream) -> String {
     String::from_utf8_lossy(&bytes_of(recs, stream)).into_owned()
 }
 
 /// Whether process `pid` is a zombie (gone, for our purposes).
-pub fn is_zombie(pid: &str) -> bool {
+pub(crate) fn is_zombie(pid: &str) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .map(|s| {
             s.rsplit_once(')')
@@ -230,12 +230,12 @@ pub fn is_zombie(pid: &str) -> bool {
 }
 
 /// Whether process `pid` is gone (or a zombie).
-pub fn process_gone(pid: &str) -> bool {
+pub(crate) fn process_gone(pid: &str) -> bool {
     !Path::new(&format!("/proc/{pid}")).exists() || is_zombie(pid)
 }
 
 /// Whether a folder holds nothing (or is not there).
-pub fn empty_dir(dir: &Path) -> bool {
+pub(crate) fn empty_dir(dir: &Path) -> bool {
     std::fs::read_dir(dir)
         .map(|mut d| d.next().is_none())
         .unwrap_or(true)
@@ -243,13 +243,13 @@ pub fn empty_dir(dir: &Path) -> bool {
 
 /// The conformance subject: the loaded plugin's executor against the
 /// shared cluster.
-pub struct PluginSubject {
+pub(crate) struct PluginSubject {
     cluster: Arc<Cluster>,
 }
 
 impl PluginSubject {
     /// A subject on the shared cluster.
-    pub fn new() -> PluginSubject {
+    pub(crate) fn new() -> PluginSubject {
         PluginSubject { cluster: shared() }
     }
 
@@ -264,10 +264,7 @@ impl jobs_core::conformance::Subject for PluginSubject {
     }
 
     fn emit(&self, lines: &[&str]) -> JobSpec {
-        let words: Vec<String> = lines
-            .iter()
-            .map(|l| format!("'{}'", l.replace('\'', "'\\''")))
-            .collect();
+        let words: Vec<String> = lines.iter().map(|l| jobs_core::shell_quote(l)).collect();
         self.job(&format!("printf '%s\\n' {}", words.join(" ")))
     }
 
@@ -284,12 +281,12 @@ impl jobs_core::conformance::Subject for PluginSubject {
 }
 
 /// Whether a job is in `state` now.
-pub fn is(s: &Session, id: JobId, state: JobState) -> bool {
+pub(crate) fn is(s: &Session, id: JobId, state: JobState) -> bool {
     s.info(id).map(|i| i.state == state).unwrap_or(false)
 }
 
 /// The Slurm job id a job's Verbose records announce.
-pub fn slurm_id(recs: &[Received]) -> String {
+pub(crate) fn slurm_id(recs: &[Received]) -> String {
     let verbose = text_of(recs, Stream::Verbose);
     let at = verbose.find("Slurm job ").expect("a Slurm job id") + "Slurm job ".len();
     verbose[at..]
@@ -302,7 +299,7 @@ pub fn slurm_id(recs: &[Received]) -> String {
 /// session over it can restore the first one's jobs (as the CLI's durable
 /// store does across a daemon restart).
 #[derive(Default)]
-pub struct KeepingStore {
+pub(crate) struct KeepingStore {
     rows: Mutex<std::collections::BTreeMap<JobId, jobs_core::JobInfo>>,
     records: jobs_core::MemoryStore,
     max_seq: std::sync::atomic::AtomicU64,

@@ -1,0 +1,428 @@
+//! A job's life in the session: it is queued behind its throttle, launched
+//! as a task that catches panics, moves through the lifecycle's states, and
+//! ends once its `run` returned and its children finished, freeing its
+//! throttle slot for the next.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::SystemTime;
+
+use uuid::Uuid;
+
+use super::{type_key, Entry, Inner, Pool, Table};
+use crate::context::JobCell;
+use crate::throttle::Throttle;
+use crate::{Error, JobContext, JobFailure, JobId, JobInfo, JobSpec, JobState};
+
+impl Inner {
+    pub(crate) fn start_job(
+        self: &Arc<Self>,
+        spec: JobSpec,
+        parent: Option<JobId>,
+    ) -> Result<JobId, Error> {
+        if spec.throttle == Some(0) || spec.child_throttle == Some(0) {
+            return Err(Error::invalid_input("a throttle limit must be at least 1"));
+        }
+        let mut t = self.lock();
+        let executor = match (spec.type_name.is_empty(), parent) {
+            (true, Some(p)) => Arc::clone(&t.jobs.get(&p).ok_or(Error::no_such_job(p))?.executor),
+            _ => self.executor(&spec.type_name)?,
+        };
+        if let Some(p) = parent {
+            let pe = t.jobs.get(&p).ok_or(Error::no_such_job(p))?;
+            if pe.info.state.is_finished() || pe.stop_requested {
+                return Err(Error::not_finished(p, pe.info.state));
+            }
+        }
+        let id = t.next_id;
+        t.next_id += 1;
+        let type_name = executor.type_name().to_string();
+        let info = JobInfo {
+            id,
+            instance_id: spec.instance_id.unwrap_or_else(Uuid::new_v4),
+            name: spec.name.clone().unwrap_or_else(|| format!("Job{id}")),
+            type_name: type_name.clone(),
+            state: JobState::NotStarted,
+            reason: None,
+            has_more_data: true,
+            location: spec
+                .location
+                .clone()
+                .unwrap_or_else(|| executor.location(&spec)),
+            command: spec.command.clone(),
+            begin: None,
+            end: None,
+            exit_code: None,
+            parent,
+            children: Vec::new(),
+            detached: spec.detached,
+        };
+        // Written at once: the caller gets the id next, and a job it was
+        // told about must be there after a crash (as ended with its host).
+        self.store.save_job(&info)?;
+        let pool = match parent {
+            Some(p) => Pool::Children(p),
+            None => Pool::Type(type_key(&type_name)),
+        };
+        if let (None, Some(throttle)) = (parent, t.throttle(&pool)) {
+            match (spec.throttle, throttle.limit()) {
+                (Some(limit), _) => throttle.set_limit(limit),
+                (None, None) => {
+                    if let Some(limit) = executor.default_throttle() {
+                        throttle.set_limit(limit.max(1));
+                    }
+                }
+                (None, Some(_)) => {}
+            }
+        }
+        let child_limit = spec.child_throttle;
+        let cell = Arc::new(JobCell::new(id, info.instance_id));
+        t.jobs.insert(
+            id,
+            Entry::new(info, cell, executor, Some(spec), child_limit),
+        );
+        if let Some(pe) = parent.and_then(|p| t.jobs.get_mut(&p)) {
+            pe.info.children.push(id);
+            let _ = self.store.save_job(&pe.info);
+            pe.cell.bump();
+        }
+        if let Some(throttle) = t.throttle(&pool) {
+            throttle.enqueue(id);
+        }
+        self.pump(&mut t, &pool);
+        drop(t);
+        self.bump();
+        Ok(id)
+    }
+
+    /// Launches the jobs queued behind a throttle while it allows.
+    pub(super) fn pump(self: &Arc<Self>, t: &mut Table, pool: &Pool) {
+        while let Some(id) = t.throttle(pool).and_then(Throttle::next) {
+            self.launch(t, id);
+        }
+    }
+
+    fn context(self: &Arc<Self>, cell: &Arc<JobCell>) -> JobContext {
+        JobContext {
+            cell: Arc::clone(cell),
+            inner: Arc::downgrade(self),
+            store: Arc::clone(&self.store),
+            seq: Arc::clone(&self.seq),
+        }
+    }
+
+    fn launch(self: &Arc<Self>, t: &mut Table, id: JobId) {
+        let Some(e) = t.jobs.get_mut(&id) else {
+            return;
+        };
+        let Some(spec) = e.pending.take() else {
+            return;
+        };
+        let executor = Arc::clone(&e.executor);
+        let ctx = self.context(&e.cell);
+        if !executor.reports_start() && self.transition(t, id, JobState::Running).is_err() {
+            return;
+        }
+        self.spawn_job(id, async move { executor.run(spec, ctx).await });
+    }
+
+    /// Runs a job's work as a task, so that a panic fails that job only,
+    /// and reports the outcome to the session. The work is polled in place,
+    /// with each poll (and its drop) guarded against a panic, rather than
+    /// in a second task: one task and no hand-off per job.
+    fn spawn_job<F>(self: &Arc<Self>, id: JobId, work: F)
+    where
+        F: std::future::Future<Output = Result<(), JobFailure>> + Send + 'static,
+    {
+        let weak = Arc::downgrade(self);
+        self.handle.spawn(async move {
+            let mut work = Box::pin(work);
+            let outcome = std::future::poll_fn(|cx| {
+                match std::panic::catch_unwind(AssertUnwindSafe(|| work.as_mut().poll(cx))) {
+                    Ok(Poll::Pending) => Poll::Pending,
+                    Ok(Poll::Ready(r)) => Poll::Ready(Ok(r)),
+                    Err(panic) => Poll::Ready(Err(panic)),
+                }
+            })
+            .await;
+            // A future that panicked may panic again as it is dropped.
+            let dropped = std::panic::catch_unwind(AssertUnwindSafe(move || drop(work)));
+            let result = match (outcome, dropped) {
+                (Ok(r), Ok(())) => r,
+                (Err(panic), _) | (Ok(_), Err(panic)) => Err(JobFailure::panicked(panic.as_ref())),
+            };
+            if let Some(inner) = weak.upgrade() {
+                inner.run_returned(id, result);
+            }
+        });
+    }
+
+    pub(super) fn spawn_resume(self: &Arc<Self>, t: &mut Table, id: JobId) {
+        let Some(e) = t.jobs.get(&id) else {
+            return;
+        };
+        let executor = Arc::clone(&e.executor);
+        let ctx = self.context(&e.cell);
+        let info = e.info.clone();
+        self.spawn_job(id, async move { executor.resume(info, ctx).await });
+    }
+
+    /// Moves a job to a new state if the lifecycle allows, stamping times,
+    /// saving the row and waking waiters.
+    pub(crate) fn transition(&self, t: &mut Table, id: JobId, to: JobState) -> Result<(), Error> {
+        let e = t.jobs.get_mut(&id).ok_or(Error::no_such_job(id))?;
+        let from = e.info.state;
+        if from == to {
+            return Ok(());
+        }
+        if !from.can_transition_to(to) {
+            return Err(Error::illegal_transition(id, from, to));
+        }
+        e.info.state = to;
+        let now = SystemTime::now();
+        if to == JobState::Running && e.info.begin.is_none() {
+            e.info.begin = Some(now);
+        }
+        if to.is_finished() {
+            e.info.end = Some(now);
+            if e.info.begin.is_none() {
+                e.info.begin = Some(now);
+            }
+            e.cell.closed.store(true, Ordering::Release);
+        }
+        // A finished row is written at once; a live state may ride with the
+        // store's next batch.
+        let save = if to.is_finished() {
+            self.store.save_job(&e.info)
+        } else {
+            self.store.save_job_soon(&e.info)
+        };
+        e.cell.bump();
+        let parent = e.info.parent;
+        if let Some(p) = parent.and_then(|p| t.jobs.get(&p)) {
+            p.cell.bump();
+        }
+        self.bump();
+        save.map_err(Error::from)
+    }
+
+    pub(crate) fn set_running(&self, id: JobId) -> Result<(), Error> {
+        let mut t = self.lock();
+        match t.jobs.get(&id).map(|e| (e.info.state, e.stop_requested)) {
+            None => Err(Error::no_such_job(id)),
+            Some((JobState::NotStarted, false)) => self.transition(&mut t, id, JobState::Running),
+            Some(_) => Ok(()),
+        }
+    }
+
+    pub(crate) fn set_location(&self, id: JobId, location: String) -> Result<(), Error> {
+        let mut t = self.lock();
+        let e = t.jobs.get_mut(&id).ok_or(Error::no_such_job(id))?;
+        if e.info.location == location {
+            return Ok(());
+        }
+        e.info.location = location;
+        let saved = self.store.save_job_soon(&e.info);
+        e.cell.bump();
+        drop(t);
+        self.bump();
+        saved.map_err(Error::from)
+    }
+
+    pub(crate) fn set_blocked(&self, id: JobId, blocked: bool) -> Result<(), Error> {
+        let mut t = self.lock();
+        let to = if blocked {
+            JobState::Blocked
+        } else {
+            JobState::Running
+        };
+        self.transition(&mut t, id, to)?;
+        if let Some(p) = t.jobs.get(&id).and_then(|e| e.info.parent) {
+            self.derive_running_state(&mut t, p);
+        }
+        Ok(())
+    }
+
+    /// A running parent is Blocked while any child is Blocked.
+    fn derive_running_state(&self, t: &mut Table, parent: JobId) {
+        let Some(pe) = t.jobs.get(&parent) else {
+            return;
+        };
+        let any_blocked = pe
+            .info
+            .children
+            .iter()
+            .any(|c| t.jobs.get(c).map(|e| e.info.state) == Some(JobState::Blocked));
+        let to = match (pe.info.state, any_blocked) {
+            (JobState::Running, true) => JobState::Blocked,
+            (JobState::Blocked, false) => JobState::Running,
+            _ => return,
+        };
+        let _ = self.transition(t, parent, to);
+    }
+
+    pub(crate) fn children_finished(&self, id: JobId) -> bool {
+        let t = self.lock();
+        t.jobs.get(&id).is_none_or(|e| {
+            e.info
+                .children
+                .iter()
+                .all(|c| t.jobs.get(c).is_none_or(|ce| ce.info.state.is_finished()))
+        })
+    }
+
+    fn run_returned(self: &Arc<Self>, id: JobId, result: Result<(), JobFailure>) {
+        let mut t = self.lock();
+        let Some(e) = t.jobs.get_mut(&id) else {
+            return;
+        };
+        // Whatever the outcome, no record is accepted once `run` is over.
+        e.cell.closed.store(true, Ordering::Release);
+        if let Some(msg) = e
+            .cell
+            .store_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            e.returned = Some(Err(JobFailure::new(msg)));
+        } else {
+            e.returned = Some(result);
+        }
+        let failed = matches!(e.returned, Some(Err(_))) && !e.stop_requested;
+        let children: Vec<JobId> = e.info.children.clone();
+        if failed {
+            // A parent whose own work failed takes its children down with it.
+            for c in children {
+                self.request_stop_locked(&mut t, c);
+            }
+        }
+        self.try_finalize(&mut t, id);
+    }
+
+    /// Gives a job its final state once `run` returned and all its children
+    /// finished; then frees its throttle slot and lets the next one start.
+    fn try_finalize(self: &Arc<Self>, t: &mut Table, id: JobId) {
+        let Some(e) = t.jobs.get(&id) else {
+            return;
+        };
+        let Some(returned) = e.returned.clone() else {
+            return;
+        };
+        if e.info.state.is_finished() {
+            return;
+        }
+        let mut child_failed: Option<(JobId, Option<String>)> = None;
+        let mut child_stopped = false;
+        for c in &e.info.children {
+            match t
+                .jobs
+                .get(c)
+                .map(|ce| (ce.info.state, ce.info.reason.clone()))
+            {
+                Some((s, _)) if !s.is_finished() => return,
+                Some((JobState::Failed, reason)) => {
+                    child_failed.get_or_insert((*c, reason));
+                }
+                Some((JobState::Stopped, _)) => child_stopped = true,
+                _ => {}
+            }
+        }
+        let n_failed = e
+            .info
+            .children
+            .iter()
+            .filter(|c| t.jobs.get(c).map(|ce| ce.info.state) == Some(JobState::Failed))
+            .count();
+        let exit_code = *e.cell.exit_code.lock().unwrap_or_else(|p| p.into_inner());
+        let (state, reason, code) = match returned {
+            _ if e.stop_requested => {
+                let reason = returned.err().map(|f| f.reason);
+                (JobState::Stopped, reason, exit_code)
+            }
+            Err(f) => (JobState::Failed, Some(f.reason), f.exit_code.or(exit_code)),
+            Ok(()) => match child_failed {
+                Some((c, r)) => {
+                    let total = e.info.children.len();
+                    let detail = r.unwrap_or_else(|| "failed".into());
+                    let reason = if n_failed == 1 {
+                        format!("child job {c} failed: {detail}")
+                    } else {
+                        format!("{n_failed} of {total} child jobs failed; job {c}: {detail}")
+                    };
+                    (JobState::Failed, Some(reason), exit_code)
+                }
+                None if child_stopped => (JobState::Stopped, None, exit_code),
+                None => (JobState::Completed, None, exit_code),
+            },
+        };
+        if let Some(e) = t.jobs.get_mut(&id) {
+            e.info.reason = reason;
+            e.info.exit_code = code;
+        }
+        let from = t.jobs.get(&id).map(|e| e.info.state);
+        if state == JobState::Completed && from == Some(JobState::Stopping) {
+            // Unreachable by construction (stop_requested => Stopped).
+            return;
+        }
+        if from == Some(JobState::NotStarted) && state == JobState::Completed {
+            // An executor that reports its start ended without saying so:
+            // the work did run.
+            let _ = self.transition(t, id, JobState::Running);
+        }
+        if self.transition(t, id, state).is_err() {
+            return;
+        }
+        self.release_slot(t, id);
+    }
+
+    fn release_slot(self: &Arc<Self>, t: &mut Table, id: JobId) {
+        let Some(pool) = t.jobs.get(&id).map(Entry::pool) else {
+            return;
+        };
+        if let Some(throttle) = t.throttle(&pool) {
+            throttle.release();
+        }
+        self.pump(t, &pool);
+        if let Pool::Children(p) = pool {
+            self.derive_running_state(t, p);
+            self.try_finalize(t, p);
+        }
+    }
+
+    pub(crate) fn request_stop_locked(self: &Arc<Self>, t: &mut Table, id: JobId) {
+        let Some(e) = t.jobs.get_mut(&id) else {
+            return;
+        };
+        if e.info.state.is_finished() {
+            return;
+        }
+        e.stop_requested = true;
+        let children = e.info.children.clone();
+        let parent = e.info.parent;
+        let pool = e.pool();
+        if e.info.state == JobState::NotStarted && e.pending.is_some() {
+            // Still queued: never ran, leaves the queue Stopped.
+            e.pending = None;
+            if let Some(throttle) = t.throttle(&pool) {
+                throttle.dequeue(id);
+            }
+            let _ = self.transition(t, id, JobState::Stopped);
+            if let Some(p) = parent {
+                self.try_finalize(t, p);
+            }
+            return;
+        }
+        let _ = self.transition(t, id, JobState::Stopping);
+        if let Some(e) = t.jobs.get(&id) {
+            e.cell.stop.trigger();
+        }
+        for c in children {
+            self.request_stop_locked(t, c);
+        }
+        // A parent whose run already returned finalizes when children end.
+        self.try_finalize(t, id);
+    }
+}
