@@ -16,7 +16,7 @@ use jobs_core::JobState;
     version,
     after_help = "Examples:\n  jobctl start -- make -j4\n  jobctl list\n  jobctl receive 1\n  jobctl run -c 'echo hello from a job'\n\nThe session lives in $JOBCTL_HOME (default ~/.local/state/jobctl); its daemon starts on first use."
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     /// The session's directory (socket, database, logs, plugins); default $JOBCTL_HOME.
     #[arg(long, global = true, value_name = "DIR")]
     pub home: Option<PathBuf>,
@@ -28,7 +28,7 @@ pub struct Cli {
 
 /// The commands.
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Start a job and return at once, printing its row.
     #[command(
         after_help = "Examples:\n  jobctl start -- sleep 60\n  jobctl start -q -c 'make test > log 2>&1'\n  jobctl start --name build --cwd ~/src/app -- cargo build\n  jobctl start --type thread -e 'emit(6 * 7)'\n  jobctl start --host web1,web2 -- uptime\n  jobctl start --env RUST_LOG=debug -- ./server"
@@ -112,7 +112,7 @@ pub enum Command {
 /// every command's arguments first: a tenth of the CPU of `jobctl start`.
 /// Help, completions and `debug_assert` build them all as before.
 #[derive(Debug)]
-pub struct Lazy<T>(pub T);
+pub(crate) struct Lazy<T>(pub T);
 
 impl<T: FromArgMatches> FromArgMatches for Lazy<T> {
     fn from_arg_matches(m: &ArgMatches) -> Result<Self, clap::Error> {
@@ -169,7 +169,7 @@ fn restore_about(
 
 /// `daemon` actions.
 #[derive(Debug, Subcommand)]
-pub enum DaemonAction {
+pub(crate) enum DaemonAction {
     /// Start the daemon if it is not running.
     Start {
         /// Load this plugin library (repeatable).
@@ -185,7 +185,7 @@ pub enum DaemonAction {
 /// What `start` and `run` take.
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("work").required(true).args(["argv", "shell", "script", "script_file"])))]
-pub struct StartArgs {
+pub(crate) struct StartArgs {
     /// The program and its arguments, after `--`.
     #[arg(last = true, value_name = "PROGRAM [ARGS]", value_parser = clap::value_parser!(OsString))]
     pub argv: Vec<OsString>,
@@ -198,7 +198,7 @@ pub struct StartArgs {
     /// A script file of the embedded language.
     #[arg(long = "script", value_name = "FILE")]
     pub script_file: Option<PathBuf>,
-    /// The job's name (default Job<id>).
+    /// The job's name (default `Job<id>`).
     #[arg(long)]
     pub name: Option<String>,
     /// process, thread, remote or a plugin's type (default process; --host implies remote).
@@ -258,7 +258,7 @@ fn parse_state(s: &str) -> Result<JobState, String> {
 
 /// `list` filters.
 #[derive(Debug, Args)]
-pub struct ListArgs {
+pub(crate) struct ListArgs {
     /// Only these jobs.
     pub ids: Vec<u64>,
     /// Only jobs whose name matches this glob.
@@ -289,7 +289,7 @@ pub struct ListArgs {
 
 /// `receive` options.
 #[derive(Debug, Args)]
-pub struct ReceiveArgs {
+pub(crate) struct ReceiveArgs {
     /// The jobs.
     #[arg(required = true)]
     pub ids: Vec<u64>,
@@ -312,7 +312,7 @@ pub struct ReceiveArgs {
 
 /// `wait` options.
 #[derive(Debug, Args)]
-pub struct WaitArgs {
+pub(crate) struct WaitArgs {
     /// The jobs (none: every job).
     pub ids: Vec<u64>,
     /// Return when any one of them is done.
@@ -326,7 +326,7 @@ pub struct WaitArgs {
 /// Jobs by id and/or filters (`stop`).
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("which").required(true).multiple(true).args(["ids", "name", "state"])))]
-pub struct SelectArgs {
+pub(crate) struct SelectArgs {
     /// The jobs.
     pub ids: Vec<u64>,
     /// Jobs whose name matches this glob.
@@ -340,7 +340,7 @@ pub struct SelectArgs {
 /// `remove` options.
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("which").required(true).multiple(true).args(["ids", "name", "state", "all"])))]
-pub struct RemoveArgs {
+pub(crate) struct RemoveArgs {
     /// The jobs.
     pub ids: Vec<u64>,
     /// Jobs whose name matches this glob.

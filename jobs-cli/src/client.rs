@@ -27,7 +27,7 @@ use jobs_protocol::{
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// A connection to the session daemon.
-pub struct Client {
+pub(crate) struct Client {
     stream: UnixStream,
 }
 
@@ -55,12 +55,12 @@ fn lock_file(path: PathBuf) -> Result<File> {
 
 impl Client {
     /// Connects to a running daemon; `None` if none runs.
-    pub fn connect(home: &Home) -> Result<Option<Client>> {
+    pub(crate) fn connect(home: &Home) -> Result<Option<Client>> {
         Ok(try_connect(home)?.map(|stream| Client { stream }))
     }
 
     /// Connects, starting the daemon first if it is not running.
-    pub fn connect_or_start(home: &Home, plugins: &[PathBuf]) -> Result<Client> {
+    pub(crate) fn connect_or_start(home: &Home, plugins: &[PathBuf]) -> Result<Client> {
         if let Some(c) = Client::connect(home)? {
             return Ok(c);
         }
@@ -75,13 +75,13 @@ impl Client {
     }
 
     /// Sends a request.
-    pub fn send(&mut self, op: Op, blob: &[u8]) -> Result<()> {
+    pub(crate) fn send(&mut self, op: Op, blob: &[u8]) -> Result<()> {
         write_frame(&mut self.stream, &Request::new(op), blob)
             .context("cannot send to the session daemon")
     }
 
     /// Reads a response; an error response becomes an [`Exit`] error.
-    pub fn recv(&mut self) -> Result<(Response, Vec<u8>)> {
+    pub(crate) fn recv(&mut self) -> Result<(Response, Vec<u8>)> {
         match read_frame::<Response>(&mut self.stream) {
             Ok((Response::Error { kind, message }, _)) => Err(anyhow!(daemon_error(kind, message))),
             Ok(r) => Ok(r),
@@ -92,7 +92,7 @@ impl Client {
 
     /// Reads a response whose blob goes into `blob` (a receive reads many
     /// pages through one buffer); an error response becomes an [`Exit`] error.
-    pub fn recv_into(&mut self, blob: &mut Vec<u8>) -> Result<Response> {
+    pub(crate) fn recv_into(&mut self, blob: &mut Vec<u8>) -> Result<Response> {
         match read_frame_into::<Response>(&mut self.stream, blob) {
             Ok(Response::Error { kind, message }) => Err(anyhow!(daemon_error(kind, message))),
             Ok(r) => Ok(r),
@@ -102,14 +102,14 @@ impl Client {
     }
 
     /// Sends a request and reads its response.
-    pub fn call(&mut self, op: Op) -> Result<Response> {
+    pub(crate) fn call(&mut self, op: Op) -> Result<Response> {
         self.send(op, &[])?;
         Ok(self.recv()?.0)
     }
 }
 
 /// The exit code a daemon's error kind stands for.
-pub fn daemon_error(kind: ErrorCode, message: String) -> Exit {
+pub(crate) fn daemon_error(kind: ErrorCode, message: String) -> Exit {
     let code = match kind {
         ErrorCode::NoSuchJob | ErrorCode::Usage => exit::USAGE,
         ErrorCode::Failed | ErrorCode::Protocol => exit::FAILURE,
@@ -179,7 +179,7 @@ fn start_daemon(home: &Home, plugins: &[PathBuf]) -> Result<Client> {
 }
 
 /// Waits until the daemon of `home` is gone: its life lock is free.
-pub fn wait_daemon_gone(home: &Home, timeout: Duration) -> Result<()> {
+pub(crate) fn wait_daemon_gone(home: &Home, timeout: Duration) -> Result<()> {
     let begin = Instant::now();
     loop {
         let file = lock_file(home.daemon_lock())?;

@@ -19,7 +19,7 @@ use jobs_protocol::{
 };
 
 /// Runs the command line; returns the exit code.
-pub fn run(cli: Cli) -> Result<i32> {
+pub(crate) fn run(cli: Cli) -> Result<i32> {
     let home = || Home::resolve(cli.home.clone());
     match cli.command {
         Command::Start(Lazy(args)) => start(&home()?, args),

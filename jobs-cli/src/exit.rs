@@ -1,21 +1,21 @@
 //! Exit codes: part of the command line's public contract.
 
 /// Success.
-pub const SUCCESS: i32 = 0;
+pub(crate) const SUCCESS: i32 = 0;
 /// The operation failed (refused remove, job failed to start, unknown
 /// executor type), or `run`'s job failed without an exit code.
-pub const FAILURE: i32 = 1;
+pub(crate) const FAILURE: i32 = 1;
 /// A usage error, or no such job.
-pub const USAGE: i32 = 2;
+pub(crate) const USAGE: i32 = 2;
 /// `wait --timeout` passed first.
-pub const TIMEOUT: i32 = 124;
+pub(crate) const TIMEOUT: i32 = 124;
 /// `run`'s job was stopped (as a shell reports SIGINT).
-pub const STOPPED: i32 = 130;
+pub(crate) const STOPPED: i32 = 130;
 
 /// An error that ends `jobctl` with a given exit code; its message is
 /// printed as `jobctl: MESSAGE`.
 #[derive(Debug)]
-pub struct Exit {
+pub(crate) struct Exit {
     /// The exit code.
     pub code: i32,
     /// The message (empty: print nothing).
@@ -24,7 +24,7 @@ pub struct Exit {
 
 impl Exit {
     /// An error with a code and a message.
-    pub fn new(code: i32, message: impl Into<String>) -> Self {
+    pub(crate) fn new(code: i32, message: impl Into<String>) -> Self {
         Exit {
             code,
             message: message.into(),

@@ -13,7 +13,7 @@ use jobs_core::{JobId, Payload, PayloadKind, ProgressRecord, Stream};
 use jobs_protocol::WireRecord;
 
 /// How a page's writing ended.
-pub enum Written {
+pub(crate) enum Written {
     /// Every part was written.
     All,
     /// Only this many parts; stdout or stderr is closed.
@@ -21,7 +21,7 @@ pub enum Written {
 }
 
 /// Writes records to stdout and stderr.
-pub struct RecordWriter {
+pub(crate) struct RecordWriter {
     json: bool,
     stdout: io::StdoutLock<'static>,
     stderr: io::StderrLock<'static>,
@@ -43,7 +43,7 @@ fn is_pipe_closed(e: &io::Error) -> bool {
 
 impl RecordWriter {
     /// A writer; `json` writes one JSON object per record and line.
-    pub fn new(json: bool) -> Self {
+    pub(crate) fn new(json: bool) -> Self {
         let stderr = io::stderr();
         RecordWriter {
             json,
@@ -60,7 +60,7 @@ impl RecordWriter {
     /// Writes a page's parts (their payloads are consecutive in `blob`) and
     /// flushes; says how many parts went out. Errors other than a closed
     /// pipe are returned.
-    pub fn write_page(&mut self, parts: &[WireRecord], blob: &[u8]) -> io::Result<Written> {
+    pub(crate) fn write_page(&mut self, parts: &[WireRecord], blob: &[u8]) -> io::Result<Written> {
         let mut off = 0usize;
         for (i, part) in parts.iter().enumerate() {
             let end = off
@@ -221,7 +221,7 @@ impl RecordWriter {
     }
 
     /// Clears a progress bar and writes a line to stderr.
-    pub fn note(&mut self, line: &str) {
+    pub(crate) fn note(&mut self, line: &str) {
         self.clear_progress();
         self.err_buf.extend_from_slice(line.as_bytes());
         self.err_buf.push(b'\n');
@@ -229,7 +229,7 @@ impl RecordWriter {
     }
 
     /// Clears a progress bar left on the terminal.
-    pub fn finish(&mut self) {
+    pub(crate) fn finish(&mut self) {
         self.clear_progress();
         let _ = self.flush();
     }

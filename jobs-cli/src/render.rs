@@ -12,7 +12,7 @@ use jobs_core::JobInfo;
 use serde_json::Value;
 
 /// The table's headers, in order.
-pub const HEADERS: [&str; 7] = [
+pub(crate) const HEADERS: [&str; 7] = [
     "Id",
     "Name",
     "PSJobTypeName",
@@ -50,7 +50,7 @@ fn cells(info: &JobInfo) -> [String; 7] {
 }
 
 /// Writes the job table; nothing at all for no jobs.
-pub fn table(out: &mut impl Write, jobs: &[JobInfo]) -> io::Result<()> {
+pub(crate) fn table(out: &mut impl Write, jobs: &[JobInfo]) -> io::Result<()> {
     if jobs.is_empty() {
         return Ok(());
     }
@@ -87,7 +87,7 @@ pub fn table(out: &mut impl Write, jobs: &[JobInfo]) -> io::Result<()> {
 }
 
 /// Writes rows as a JSON array.
-pub fn json_list(out: &mut impl Write, jobs: &[JobInfo]) -> io::Result<()> {
+pub(crate) fn json_list(out: &mut impl Write, jobs: &[JobInfo]) -> io::Result<()> {
     serde_json::to_writer_pretty(&mut *out, jobs)?;
     out.write_all(b"\n")
 }
@@ -98,7 +98,7 @@ fn time(t: Option<SystemTime>) -> String {
 }
 
 /// Writes every property of one job, then its children's rows.
-pub fn show(out: &mut impl Write, job: &JobInfo, children: &[JobInfo]) -> io::Result<()> {
+pub(crate) fn show(out: &mut impl Write, job: &JobInfo, children: &[JobInfo]) -> io::Result<()> {
     let opt = |v: Option<String>| v.unwrap_or_default();
     let props: Vec<(&str, String)> = vec![
         ("Id", job.id.to_string()),
@@ -140,7 +140,11 @@ pub fn show(out: &mut impl Write, job: &JobInfo, children: &[JobInfo]) -> io::Re
 }
 
 /// Writes one job as JSON with its children's rows under `child_jobs`.
-pub fn show_json(out: &mut impl Write, job: &JobInfo, children: &[JobInfo]) -> io::Result<()> {
+pub(crate) fn show_json(
+    out: &mut impl Write,
+    job: &JobInfo,
+    children: &[JobInfo],
+) -> io::Result<()> {
     let mut v = serde_json::to_value(job)?;
     if let Value::Object(m) = &mut v {
         m.insert("child_jobs".into(), serde_json::to_value(children)?);

@@ -73,7 +73,7 @@ impl<'de> Deserialize<'de> for In {
     }
 }
 
-/// One `OsString` (or `PathBuf` through [`path`]).
+/// One `OsString`.
 pub mod string {
     use super::*;
 
@@ -94,7 +94,7 @@ pub mod opt_path {
 
     use super::*;
 
-    /// Writes the path as [`string`](super::string) does, or null.
+    /// Writes the path as [`string`] does, or null.
     pub fn serialize<S: Serializer>(v: &Option<PathBuf>, s: S) -> Result<S::Ok, S::Error> {
         v.as_deref().map(|p| Out(p.as_os_str())).serialize(s)
     }
@@ -109,7 +109,7 @@ pub mod opt_path {
 pub mod strings {
     use super::*;
 
-    /// Writes each as [`string`](super::string) does.
+    /// Writes each as [`string`] does.
     pub fn serialize<S: Serializer>(v: &[OsString], s: S) -> Result<S::Ok, S::Error> {
         s.collect_seq(v.iter().map(|x| Out(x)))
     }

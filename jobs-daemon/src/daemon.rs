@@ -31,7 +31,7 @@ use crate::serve;
 use crate::shared::Daemon;
 
 /// Runs the daemon until the session ends.
-pub fn run(home: Home, plugins: Vec<PathBuf>) -> Result<()> {
+pub(crate) fn run(home: Home, plugins: Vec<PathBuf>) -> Result<()> {
     // Fails only if we already lead a process group (run by hand): fine.
     let _ = nix::unistd::setsid();
     home.create()?;

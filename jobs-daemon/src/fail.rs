@@ -5,7 +5,7 @@ use jobs_protocol::ErrorCode;
 
 /// A failed request: what kind of failure, and the message for the user.
 #[derive(Debug)]
-pub struct Fail {
+pub(crate) struct Fail {
     /// The kind (decides the client's exit code).
     pub kind: ErrorCode,
     /// One line.
@@ -14,7 +14,7 @@ pub struct Fail {
 
 impl Fail {
     /// A failure of a kind.
-    pub fn new(kind: ErrorCode, message: impl Into<String>) -> Self {
+    pub(crate) fn new(kind: ErrorCode, message: impl Into<String>) -> Self {
         Fail {
             kind,
             message: message.into(),

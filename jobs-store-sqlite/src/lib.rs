@@ -139,6 +139,14 @@ struct Db {
     unreadable: Vec<(JobId, String)>,
 }
 
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("max_seq", &self.shared.max_seq.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
 impl SqliteStore {
     /// Opens (creating if need be) the store at `path` with default options.
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {

@@ -8,7 +8,7 @@ use jobs_core::JobId;
 use crate::row::{JobRow, Row};
 
 /// How long an appended record may wait in memory before it is written.
-pub const FLUSH_INTERVAL: Duration = Duration::from_millis(25);
+pub(crate) const FLUSH_INTERVAL: Duration = Duration::from_millis(25);
 
 /// When buffered records are written.
 #[derive(Clone, Copy, Debug)]

@@ -6,7 +6,7 @@
 //! allocator hand the memory back to the system and fault it in again for
 //! the next chunk, over and over. Buffers done with (written to the data
 //! file, sent to a client) are given back here instead, and reads from the
-//! store take them again. The pool keeps at most [`KEEP_BYTES`] of
+//! store take them again. The pool keeps at most `KEEP_BYTES` of
 //! capacity; what does not fit is freed.
 
 use std::sync::Mutex;

@@ -435,9 +435,7 @@ fn a_newer_schema_is_refused() {
     conn.pragma_update(None, "user_version", super::SCHEMA_VERSION + 1)
         .expect("bump version");
     drop(conn);
-    let err = SqliteStore::open(&p.path)
-        .err()
-        .expect("a newer store is refused");
+    let err = SqliteStore::open(&p.path).expect_err("a newer store is refused");
     let msg = err.to_string();
     let newer = format!("schema version {}", super::SCHEMA_VERSION + 1);
     assert!(msg.contains(&newer), "{msg}");
@@ -448,7 +446,7 @@ fn a_newer_schema_is_refused() {
 fn a_file_that_is_not_a_database_is_an_error() {
     let p = place();
     std::fs::write(&p.path, vec![b'x'; 4096]).expect("write junk");
-    let err = SqliteStore::open(&p.path).err().expect("junk is refused");
+    let err = SqliteStore::open(&p.path).expect_err("junk is refused");
     assert!(err.to_string().contains("cannot open the store"), "{err}");
 }
 
