@@ -62,7 +62,8 @@
 //! it, and the job's end only waits up to 2 s for the channel to close.
 //!
 //! # Process groups, stop, and no orphans
-//! Every job is the leader of its own process group (stdin is `/dev/null`),
+//! Every job is the leader of its own process group (stdin is `/dev/null`,
+//! or a pipe that gives it [`ProcessSpec::stdin`] and closes),
 //! so the terminal's Ctrl-C never reaches it. Stop sends SIGTERM (and
 //! SIGCONT) to the group, waits until no process of the group is alive
 //! (zombies awaiting their reaper count as gone), and sends SIGKILL to the

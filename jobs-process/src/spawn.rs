@@ -18,6 +18,7 @@ use std::sync::Mutex;
 
 use jobs_core::JobFailure;
 use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+use tokio::io::AsyncWriteExt;
 use tokio::process::{Child, Command};
 use tokio::runtime::Handle;
 
@@ -135,7 +136,11 @@ pub(crate) fn spawn(io: &Handle, spec: &ProcessSpec, launch: Launch) -> Result<C
     let mut cmd = Command::new(&resolved);
     cmd.arg0(program)
         .args(args)
-        .stdin(Stdio::null())
+        .stdin(if spec.stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(launch.stdout)
         .stderr(launch.stderr)
         .process_group(0)
@@ -167,12 +172,21 @@ pub(crate) fn spawn(io: &Handle, spec: &ProcessSpec, launch: Launch) -> Result<C
         drop(launch.records);
         spawned
     };
-    spawned.map_err(|e| {
+    let mut child = spawned.map_err(|e| {
         if let Some(dir) = spec.cwd.as_deref().filter(|d| !d.is_dir()) {
             return cwd_failure(dir, &e);
         }
         cannot_start(&launch.shown, &e)
-    })
+    })?;
+    if let (Some(text), Some(mut pipe)) = (spec.stdin.clone(), child.stdin.take()) {
+        // Written from the I/O runtime, as the process reads it; the pipe
+        // closes when it is all written. A process that exits without
+        // reading it all closes its end: that is its own business.
+        io.spawn(async move {
+            let _ = pipe.write_all(text.as_bytes()).await;
+        });
+    }
+    Ok(child)
 }
 
 #[cfg(test)]

@@ -50,6 +50,11 @@ pub struct ProcessSpec {
     /// Whether the job outlives its session (output goes to files).
     #[serde(default)]
     pub detached: bool,
+    /// Text written to the process's standard input, which is then closed
+    /// (default: stdin is `/dev/null`). Unlike an argument, it has no size
+    /// limit of the OS and does not show in the process table.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stdin: Option<String>,
 }
 
 /// The error of reading a [`ProcessSpec`] from a job's params.
@@ -79,6 +84,7 @@ impl ProcessSpec {
             env_clear: false,
             env: Vec::new(),
             detached: false,
+            stdin: None,
         }
     }
 
@@ -103,6 +109,12 @@ impl ProcessSpec {
     /// Marks the job detached.
     pub fn detached(mut self, detached: bool) -> Self {
         self.detached = detached;
+        self
+    }
+
+    /// Gives the process `text` on its standard input.
+    pub fn stdin(mut self, text: impl Into<String>) -> Self {
+        self.stdin = Some(text.into());
         self
     }
 

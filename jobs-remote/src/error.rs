@@ -23,6 +23,8 @@ pub enum ErrorKind {
     UnknownHostKey,
     /// The host's key differs from the one in known_hosts.
     ChangedHostKey,
+    /// The host's key is marked `@revoked` in known_hosts.
+    RevokedHostKey,
     /// known_hosts could not be read, checked or written.
     KnownHosts,
     /// The server refused every identity we offered.

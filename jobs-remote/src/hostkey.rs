@@ -1,17 +1,21 @@
 //! Host keys: prefer the algorithms OpenSSH records, check the server's key
 //! against known_hosts (plain, `[host]:port` and hashed entries, through
-//! libssh2), and record a new key when accept-new is on.
+//! libssh2), and record a new key when accept-new is on. A key on a
+//! `@revoked` line is refused in every mode, even if another line trusts
+//! it. Host certificates are not supported: a `@cert-authority` line never
+//! trusts a key, and an unknown host it names is refused saying so.
 
 use std::fs::{DirBuilder, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use ssh2::{CheckResult, HashType, HostKeyType, KnownHostFileKind, MethodType, Session};
 
 use crate::base64;
 use crate::config::Resolved;
 use crate::error::{ErrorKind, HostErr, RemoteError};
+use crate::known_hosts::{self, Marker};
 
 /// OpenSSH's default host key order: its known_hosts files mostly hold the
 /// first of these a server offers, so asking for the same one finds it.
@@ -62,20 +66,48 @@ fn host_field(hostname: &str, port: u16) -> String {
     }
 }
 
-/// Loads one known_hosts file line by line, skipping lines libssh2 cannot
-/// read (markers, key types it lacks) instead of giving up on the file.
-fn load(kh: &mut ssh2::KnownHosts, path: &Path) -> Result<(), std::io::Error> {
+/// Where a known_hosts file's marked lines concern the server at hand.
+#[derive(Default)]
+struct Marks {
+    /// The first `@revoked` line holding the server's key.
+    revoked: Option<(PathBuf, usize)>,
+    /// The first `@cert-authority` line naming the host.
+    cert_authority: Option<(PathBuf, usize)>,
+}
+
+/// Loads one known_hosts file line by line into `kh` (plain lines; a line
+/// libssh2 cannot read, such as a key type it lacks, is skipped instead of
+/// failing the file), and notes in `marks` the `@revoked` lines that hold
+/// `key` and the `@cert-authority` lines that name `field`. Marked lines
+/// never reach libssh2: they do not trust their key.
+fn load(
+    kh: &mut ssh2::KnownHosts,
+    path: &Path,
+    field: &str,
+    key: &[u8],
+    marks: &mut Marks,
+) -> Result<(), std::io::Error> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(e),
     };
-    for line in text.lines() {
-        let l = line.trim();
-        if l.is_empty() || l.starts_with('#') || l.starts_with('@') {
-            continue;
+    for entry in known_hosts::entries(&text) {
+        let at = || Some((path.to_path_buf(), entry.line));
+        match entry.marker {
+            Marker::None => {
+                let _ = kh.read_str(entry.unmarked, KnownHostFileKind::OpenSSH);
+            }
+            // A revoked key is refused for every host, whatever hosts its
+            // line names: whoever offers it is not to be trusted.
+            Marker::Revoked if marks.revoked.is_none() && entry.is_key(key) => {
+                marks.revoked = at();
+            }
+            Marker::CertAuthority if marks.cert_authority.is_none() && entry.names(field) => {
+                marks.cert_authority = at();
+            }
+            Marker::Revoked | Marker::CertAuthority | Marker::Unknown => {}
         }
-        let _ = kh.read_str(l, KnownHostFileKind::OpenSSH);
     }
     Ok(())
 }
@@ -97,18 +129,29 @@ pub(crate) fn verify(session: &Session, r: &Resolved, he: &HostErr) -> Result<()
         )
     };
     let mut kh = session.known_hosts().map_err(|e| kh_err(&e))?;
+    let field = host_field(&r.hostname, r.port);
+    let mut marks = Marks::default();
     let user_file = r.known_hosts.as_path();
-    load(&mut kh, user_file).map_err(|e| {
+    load(&mut kh, user_file, &field, key, &mut marks).map_err(|e| {
         he.err(
             ErrorKind::KnownHosts,
             format!("cannot read {}: {e}", user_file.display()),
         )
     })?;
     for global in &r.global_known_hosts {
-        let _ = load(&mut kh, global);
+        let _ = load(&mut kh, global, &field, key, &mut marks);
     }
-    let field = host_field(&r.hostname, r.port);
     let key_desc = format!("{} key {fingerprint}", type_name(kind));
+    // Whatever the other lines say and whatever the checking mode.
+    if let Some((file, line)) = marks.revoked {
+        return Err(he.err(
+            ErrorKind::RevokedHostKey,
+            format!(
+                "host key revoked: {field} offers {key_desc}, which {} line {line} marks @revoked",
+                file.display()
+            ),
+        ));
+    }
     match kh.check_port(&r.hostname, r.port, key) {
         CheckResult::Match => Ok(()),
         CheckResult::Mismatch => Err(he.err(
@@ -124,17 +167,30 @@ pub(crate) fn verify(session: &Session, r: &Resolved, he: &HostErr) -> Result<()
             record(user_file, &field, kind, key).map_err(|e| {
                 he.err(
                     ErrorKind::KnownHosts,
-                    format!("cannot record the new host key in {}: {e}", user_file.display()),
+                    format!(
+                        "cannot record the new host key in {}: {e}",
+                        user_file.display()
+                    ),
                 )
             })
         }
-        CheckResult::NotFound => Err(he.err(
-            ErrorKind::UnknownHostKey,
-            format!(
-                "unknown host key: {field} is not in {} (it offers {key_desc}); add it, or accept new keys",
-                user_file.display()
-            ),
-        )),
+        CheckResult::NotFound => {
+            let certificates = match marks.cert_authority {
+                Some((file, line)) => format!(
+                    "; {} line {line} is a @cert-authority line for it, but host certificates \
+                     are not supported: trust the host's own key",
+                    file.display()
+                ),
+                None => String::new(),
+            };
+            Err(he.err(
+                ErrorKind::UnknownHostKey,
+                format!(
+                    "unknown host key: {field} is not in {} (it offers {key_desc}); add it, or accept new keys{certificates}",
+                    user_file.display()
+                ),
+            ))
+        }
         CheckResult::Failure => Err(kh_err(&"libssh2 could not compare the key")),
     }
 }

@@ -8,7 +8,8 @@
 //! user's `~/.ssh/config` (HostName, User, Port, IdentityFile, timeouts,
 //! UserKnownHostsFile, StrictHostKeyChecking=accept-new), connects with a
 //! timeout, checks the host key against known_hosts (an unknown or changed
-//! key fails that child, unless new keys are accepted), authenticates with
+//! key fails that child, unless new keys are accepted; a key marked
+//! `@revoked` always does; host certificates are not supported), authenticates with
 //! the agent's keys then the identity files, and runs the shell line.
 //! Stdout becomes Output and stderr Error records, byte-exact; the exit
 //! status makes the child Completed or Failed (`exited with status N`, or
@@ -67,6 +68,7 @@ mod error;
 mod exec;
 mod executor;
 mod hostkey;
+mod known_hosts;
 mod options;
 mod pool;
 mod spec;

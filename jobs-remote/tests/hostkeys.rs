@@ -88,3 +88,71 @@ fn accept_new_records_the_key() {
     let kid = run_one(&sshd, sshd.options());
     assert_eq!(kid.state, JobState::Completed, "{:?}", kid.reason);
 }
+
+/// The reason of a job whose known_hosts marks the server's key revoked.
+fn revoked_reason(sshd: &Sshd, options: jobs_remote::SshOptions) -> String {
+    let kid = run_one(sshd, options);
+    assert_eq!(kid.state, JobState::Failed);
+    kid.reason.unwrap_or_default()
+}
+
+#[test]
+fn revoked_host_key_is_refused_even_when_also_trusted() {
+    let sshd = Sshd::start();
+    // The trusted (hashed) entry stays; the revocation comes after it.
+    let mut kh = fs::read_to_string(sshd.known_hosts()).expect("known_hosts");
+    let before = kh.lines().count();
+    kh.push_str(&format!("@revoked * {}\n", sshd.host_key()));
+    fs::write(sshd.known_hosts(), &kh).expect("known_hosts");
+    let reason = revoked_reason(&sshd, sshd.options());
+    let host = sshd.host("127.0.0.1");
+    assert!(
+        reason.starts_with(&format!("host {host}: host key revoked")),
+        "{reason}"
+    );
+    let kh_path = sshd.known_hosts();
+    assert!(
+        reason.contains(&format!("{} line {}", kh_path.display(), before + 1)),
+        "{reason}"
+    );
+}
+
+#[test]
+fn revoked_host_key_is_refused_and_not_recorded_with_accept_new() {
+    let sshd = Sshd::start();
+    let kh = format!(
+        "# revoked after the leak\n@revoked [127.0.0.1]:{} {}\n",
+        sshd.port,
+        sshd.host_key()
+    );
+    fs::write(sshd.known_hosts(), &kh).expect("known_hosts");
+    let reason = revoked_reason(&sshd, sshd.options().accept_new_host_keys(true));
+    assert!(reason.contains("host key revoked"), "{reason}");
+    assert!(reason.contains("line 2"), "{reason}");
+    assert_eq!(
+        fs::read_to_string(sshd.known_hosts()).expect("kh"),
+        kh,
+        "a revoked key must not be recorded"
+    );
+}
+
+/// Host certificates are not supported: a `@cert-authority` line is never
+/// taken as the host's own key, and the refusal says why.
+#[test]
+fn cert_authority_line_is_not_a_trusted_key() {
+    let sshd = Sshd::start();
+    fs::write(
+        sshd.known_hosts(),
+        format!("@cert-authority [127.0.0.1]:* {}\n", sshd.host_key()),
+    )
+    .expect("known_hosts");
+    let kid = run_one(&sshd, sshd.options());
+    assert_eq!(kid.state, JobState::Failed);
+    let reason = kid.reason.unwrap_or_default();
+    assert!(reason.contains("unknown host key"), "{reason}");
+    assert!(
+        reason.contains("line 1 is a @cert-authority line")
+            && reason.contains("host certificates are not supported"),
+        "{reason}"
+    );
+}

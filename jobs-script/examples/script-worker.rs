@@ -5,6 +5,8 @@ fn main() {
     if args.peek().is_some_and(|a| a == jobs_script::WORKER_ARG) {
         std::process::exit(jobs_script::worker_main(args.skip(1)));
     }
-    eprintln!("usage: script-worker __worker [--limits JSON] (-e SCRIPT | --script FILE)");
+    eprintln!(
+        "usage: script-worker __worker [--limits JSON] (-e SCRIPT | --script FILE | --stdin-bytes N)"
+    );
     std::process::exit(jobs_script::EXIT_USAGE);
 }

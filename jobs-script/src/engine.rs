@@ -6,7 +6,10 @@ use std::time::Duration;
 
 use jobs_core::{JobFailure, Payload, ProgressRecord, Record, StopToken, Stream};
 use rhai::packages::{Package, StandardPackage};
-use rhai::{Dynamic, Engine, EvalAltResult, ImmutableString, Module, ParseError, Position, Shared};
+use rhai::{
+    Dynamic, Engine, EvalAltResult, ImmutableString, Module, ParseError, ParseErrorType, Position,
+    Shared,
+};
 
 use crate::value::to_text;
 use crate::{Limit, Limits};
@@ -123,7 +126,16 @@ pub fn engine(limits: &Limits, sink: Arc<dyn Sink>, stop: StopToken) -> Engine {
     e.on_progress(move |_| s.is_stopped().then_some(Dynamic::UNIT));
 
     let k = Arc::clone(&sink);
-    e.register_fn("emit", move |x: Dynamic| k.output(x));
+    e.register_fn(
+        "emit",
+        move |x: Dynamic| -> Result<(), Box<EvalAltResult>> {
+            if nested_deeper_than(&x, MAX_OUTPUT_DEPTH) {
+                return Err(format!("emit: the value is {}", too_deep()).into());
+            }
+            k.output(x);
+            Ok(())
+        },
+    );
     for (name, stream) in [
         ("error", Stream::Error),
         ("warn", Stream::Warning),
@@ -165,24 +177,94 @@ pub fn engine(limits: &Limits, sink: Arc<dyn Sink>, stop: StopToken) -> Engine {
     e
 }
 
-/// Runs `script` to its end: its records go to `sink`, and its last value,
-/// unless it is unit, is output. A stop request ends it between operations
-/// (or in `sleep`) with [`ScriptErrorKind::Stopped`].
+/// The stack of the thread a script runs on. The engine walks nested
+/// values recursively (to check their sizes, to clone and drop them), and
+/// the size limits allow arrays nested a million deep: a thread's usual
+/// 2 MiB overflow within seconds of `loop { a = [a] }`, which aborts the
+/// whole process. Only the pages a script uses are committed.
+pub const SCRIPT_STACK_SIZE: usize = 512 << 20;
+
+/// The deepest nesting of arrays and maps in an output value. Output
+/// values outlive the script and are rendered and dropped on other threads,
+/// with ordinary stacks.
+pub const MAX_OUTPUT_DEPTH: usize = 100;
+
+/// Runs `script` to its end, on a thread of its own with a
+/// [`SCRIPT_STACK_SIZE`] stack: its records go to `sink`, and its last
+/// value, unless it is unit, is output. A stop request ends it between
+/// operations (or in `sleep`) with [`ScriptErrorKind::Stopped`]. An output
+/// value nested deeper than [`MAX_OUTPUT_DEPTH`] fails the script.
 pub fn run_script(
     script: &str,
     limits: &Limits,
     sink: Arc<dyn Sink>,
     stop: &StopToken,
 ) -> Result<(), ScriptError> {
+    std::thread::scope(|scope| {
+        let thread = std::thread::Builder::new()
+            .name("script".into())
+            .stack_size(SCRIPT_STACK_SIZE)
+            .spawn_scoped(scope, || run_here(script, limits, sink, stop))
+            .map_err(|e| {
+                ScriptError::new(
+                    ScriptErrorKind::Runtime,
+                    format!("cannot start the script's thread: {e}"),
+                )
+            })?;
+        thread.join().unwrap_or_else(|panic| {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            Err(ScriptError::new(
+                ScriptErrorKind::Runtime,
+                format!("the script engine panicked: {what}"),
+            ))
+        })
+    })
+}
+
+/// [`run_script`] on the calling thread.
+fn run_here(
+    script: &str,
+    limits: &Limits,
+    sink: Arc<dyn Sink>,
+    stop: &StopToken,
+) -> Result<(), ScriptError> {
     let engine = engine(limits, Arc::clone(&sink), stop.clone());
-    let ast = engine.compile(script).map_err(syntax_error)?;
+    let ast = engine
+        .compile(script)
+        .map_err(|e| syntax_error(e, &engine))?;
     let value = engine
         .eval_ast::<Dynamic>(&ast)
-        .map_err(|e| eval_error(*e, limits))?;
+        .map_err(|e| eval_error(*e, &engine))?;
     if !value.is_unit() {
+        if nested_deeper_than(&value, MAX_OUTPUT_DEPTH) {
+            return Err(ScriptError::new(
+                ScriptErrorKind::Runtime,
+                format!("the script's last value is {}", too_deep()),
+            ));
+        }
         sink.output(value);
     }
     Ok(())
+}
+
+fn too_deep() -> String {
+    format!("nested deeper than {MAX_OUTPUT_DEPTH} levels: it cannot be output")
+}
+
+/// Whether arrays and maps nest deeper than `max` levels in `v` (recursing
+/// `max + 1` levels at most).
+fn nested_deeper_than(v: &Dynamic, max: usize) -> bool {
+    if let Some(a) = v.read_lock::<rhai::Array>() {
+        return max == 0 || a.iter().any(|x| nested_deeper_than(x, max - 1));
+    }
+    if let Some(m) = v.read_lock::<rhai::Map>() {
+        return max == 0 || m.values().any(|x| nested_deeper_than(x, max - 1));
+    }
+    false
 }
 
 fn at(pos: Position) -> String {
@@ -193,15 +275,33 @@ fn at(pos: Position) -> String {
     }
 }
 
-fn syntax_error(e: ParseError) -> ScriptError {
+/// The failure of a script that ran into `limit` at `pos`, naming the
+/// limit and its value in `engine`.
+fn limit_error(limit: Limit, engine: &Engine, pos: Position) -> ScriptError {
+    ScriptError::new(
+        ScriptErrorKind::Limit(limit),
+        format!(
+            "script exceeded the {} ({} = {}){}",
+            limit.what(),
+            limit.name(),
+            limit.value_in(engine),
+            at(pos)
+        ),
+    )
+}
+
+fn syntax_error(e: ParseError, engine: &Engine) -> ScriptError {
     let ParseError(kind, pos) = e;
+    if let ParseErrorType::ExprTooDeep = *kind {
+        return limit_error(Limit::ExprDepth, engine, pos);
+    }
     ScriptError::new(
         ScriptErrorKind::Syntax,
         format!("syntax error: {kind}{}", at(pos)),
     )
 }
 
-fn eval_error(mut e: EvalAltResult, limits: &Limits) -> ScriptError {
+fn eval_error(mut e: EvalAltResult, engine: &Engine) -> ScriptError {
     // The cause sits inside any function-call wrappers; its position is
     // where it happened, the outermost one where the script called in.
     let outer = e.position();
@@ -225,14 +325,7 @@ fn eval_error(mut e: EvalAltResult, limits: &Limits) -> ScriptError {
         _ => None,
     };
     if let Some(limit) = limit {
-        let value = match limit.value_in(limits) {
-            Some(n) => format!(" ({} = {n})", limit.name()),
-            None => format!(" ({})", limit.name()),
-        };
-        return ScriptError::new(
-            ScriptErrorKind::Limit(limit),
-            format!("script exceeded the {}{value}{}", limit.what(), at(pos)),
-        );
+        return limit_error(limit, engine, pos);
     }
     match inner {
         EvalAltResult::ErrorRuntime(v, _) => {

@@ -11,8 +11,11 @@
 //! `msg`; records written before it are kept. The value of the last
 //! expression is output unless it is unit. A stop request ends a script
 //! between two operations, so even `loop {}` stops at once. [`Limits`] bound
-//! operations, string, array and map sizes and call depth; exceeding one
-//! fails the job with a reason naming the limit. A script that does not
+//! operations, string, array and map sizes, call and expression depth;
+//! exceeding one fails the job with a reason naming the limit. Sizes are
+//! bounded by default (16 MiB strings, a million-element arrays and maps),
+//! so a runaway script fails its own job instead of exhausting the memory
+//! of the process it shares with others. A script that does not
 //! parse, or fails at run time, fails the job with the engine's message and
 //! `(line L, column C)`. Scripts are sandboxed: the standard functions only,
 //! no files, no modules, no processes.
@@ -40,7 +43,9 @@
 //! ```
 //!
 //! and a process job runs `current_exe()` with the arguments of
-//! [`worker_args`] (`__worker [--limits JSON] (-e SCRIPT | --script FILE)`).
+//! [`worker_args`] (`__worker [--limits JSON] (-e SCRIPT | --script FILE |
+//! --stdin-bytes N)`); a process job gives the worker its script on stdin
+//! ([`WorkerScript::Stdin`]).
 //! The process executor gives the worker its records channel: an inherited
 //! descriptor named by [`RECORDS_FD_ENV`] (`JOBCTL_RECORDS_FD`), opened
 //! through `/dev/fd/N`. Each line on it is one serialized
@@ -76,13 +81,19 @@
 
 mod engine;
 mod limits;
+mod source;
 mod thread;
 mod value;
 mod worker;
 
-pub use engine::{engine, run_script, ScriptError, ScriptErrorKind, Sink};
-pub use limits::{Limit, Limits};
+pub use engine::{
+    engine, run_script, ScriptError, ScriptErrorKind, Sink, MAX_OUTPUT_DEPTH, SCRIPT_STACK_SIZE,
+};
+pub use limits::{
+    Limit, Limits, DEFAULT_MAX_ARRAY_SIZE, DEFAULT_MAX_MAP_SIZE, DEFAULT_MAX_STRING_SIZE,
+};
 pub use rhai::Dynamic;
+pub use source::{read_script_file, ScriptFileError, MAX_SCRIPT_SIZE};
 pub use thread::{
     script_spec, script_work, start_script, start_script_spec, ScriptExecutor, ScriptParams,
 };

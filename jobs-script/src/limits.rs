@@ -5,19 +5,41 @@ use std::fmt;
 use rhai::Engine;
 use serde::{Deserialize, Serialize};
 
-/// Bounds on what one script may do. `None` leaves the engine's default:
-/// unlimited operations, strings, arrays and maps; a call depth of 64 in
-/// release builds.
+/// The default [`Limits::max_string_size`]: 16 MiB.
+pub const DEFAULT_MAX_STRING_SIZE: usize = 16 << 20;
+/// The default [`Limits::max_array_size`]: 1,048,576 elements.
+pub const DEFAULT_MAX_ARRAY_SIZE: usize = 1 << 20;
+/// The default [`Limits::max_map_size`]: 1,048,576 properties.
+pub const DEFAULT_MAX_MAP_SIZE: usize = 1 << 20;
+
+/// Bounds on what one script may do. A limit left `None` takes the
+/// session's (see `ScriptExecutor::limits`), else the default; `0` lifts
+/// a size or operation limit.
+///
+/// The defaults keep a runaway script from exhausting the memory of the
+/// process it runs in (a thread job runs inside the session daemon): a
+/// string (or the strings inside one array or map) of at most
+/// [`DEFAULT_MAX_STRING_SIZE`] bytes, an array or blob of at most
+/// [`DEFAULT_MAX_ARRAY_SIZE`] elements, a map of at most
+/// [`DEFAULT_MAX_MAP_SIZE`] properties, and the engine's call and
+/// expression depths (64 and 64 in release builds, fewer in debug builds),
+/// which keep recursion within a thread's stack. Operations are unlimited by
+/// default: a script that only computes costs its own thread's time and
+/// ends with a stop request, and a long-running script (a watcher that
+/// sleeps and polls) is legitimate. The limits bound each value, not the
+/// sum of all values a script holds.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
     /// At most this many operations (statements, expressions, calls).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_operations: Option<u64>,
-    /// At most this many bytes in one string.
+    /// At most this many bytes in one string (or in all the strings of one
+    /// array or map).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_string_size: Option<usize>,
-    /// At most this many elements in one array (or bytes in one blob).
+    /// At most this many elements in one array (nested arrays included), or
+    /// bytes in one blob.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_array_size: Option<usize>,
     /// At most this many properties in one map. The engine checks it when
@@ -26,36 +48,66 @@ pub struct Limits {
     /// `max_operations` too.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_map_size: Option<usize>,
-    /// At most this many nested function calls.
+    /// At most this many nested function calls. Raising it above the
+    /// default may overflow the stack of the thread that runs the script.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_call_depth: Option<usize>,
+    /// At most this deep a nesting of expressions (half of it inside
+    /// functions); `0` lifts it. Raising it may overflow the stack too.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_expr_depth: Option<usize>,
 }
 
 impl Limits {
-    /// No limits beyond the engine's defaults.
+    /// No limits of its own: the session's, else the defaults, apply.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// Sets the maximum number of operations.
+    /// The defaults, as the engine sees them when no limit is set (the
+    /// depths are left to the engine).
+    pub fn defaults() -> Self {
+        Limits {
+            max_operations: None,
+            max_string_size: Some(DEFAULT_MAX_STRING_SIZE),
+            max_array_size: Some(DEFAULT_MAX_ARRAY_SIZE),
+            max_map_size: Some(DEFAULT_MAX_MAP_SIZE),
+            max_call_depth: None,
+            max_expr_depth: None,
+        }
+    }
+
+    /// These limits, with each one not set here taken from `fallback`.
+    pub fn or(&self, fallback: &Limits) -> Self {
+        Limits {
+            max_operations: self.max_operations.or(fallback.max_operations),
+            max_string_size: self.max_string_size.or(fallback.max_string_size),
+            max_array_size: self.max_array_size.or(fallback.max_array_size),
+            max_map_size: self.max_map_size.or(fallback.max_map_size),
+            max_call_depth: self.max_call_depth.or(fallback.max_call_depth),
+            max_expr_depth: self.max_expr_depth.or(fallback.max_expr_depth),
+        }
+    }
+
+    /// Sets the maximum number of operations (`0`: unlimited).
     pub fn max_operations(mut self, n: u64) -> Self {
         self.max_operations = Some(n);
         self
     }
 
-    /// Sets the maximum string size in bytes.
+    /// Sets the maximum string size in bytes (`0`: unlimited).
     pub fn max_string_size(mut self, n: usize) -> Self {
         self.max_string_size = Some(n);
         self
     }
 
-    /// Sets the maximum array size.
+    /// Sets the maximum array size (`0`: unlimited).
     pub fn max_array_size(mut self, n: usize) -> Self {
         self.max_array_size = Some(n);
         self
     }
 
-    /// Sets the maximum map size.
+    /// Sets the maximum map size (`0`: unlimited).
     pub fn max_map_size(mut self, n: usize) -> Self {
         self.max_map_size = Some(n);
         self
@@ -67,21 +119,32 @@ impl Limits {
         self
     }
 
+    /// Sets the maximum expression depth (`0`: unlimited).
+    pub fn max_expr_depth(mut self, n: usize) -> Self {
+        self.max_expr_depth = Some(n);
+        self
+    }
+
+    /// Applies these limits, completed by [`Limits::defaults`], to `engine`.
     pub(crate) fn apply(&self, engine: &mut Engine) {
-        if let Some(n) = self.max_operations {
+        let l = self.or(&Limits::defaults());
+        if let Some(n) = l.max_operations {
             engine.set_max_operations(n);
         }
-        if let Some(n) = self.max_string_size {
+        if let Some(n) = l.max_string_size {
             engine.set_max_string_size(n);
         }
-        if let Some(n) = self.max_array_size {
+        if let Some(n) = l.max_array_size {
             engine.set_max_array_size(n);
         }
-        if let Some(n) = self.max_map_size {
+        if let Some(n) = l.max_map_size {
             engine.set_max_map_size(n);
         }
-        if let Some(n) = self.max_call_depth {
+        if let Some(n) = l.max_call_depth {
             engine.set_max_call_levels(n);
+        }
+        if let Some(n) = l.max_expr_depth {
+            engine.set_max_expr_depths(n, n / 2);
         }
     }
 }
@@ -100,6 +163,8 @@ pub enum Limit {
     MapSize,
     /// [`Limits::max_call_depth`].
     CallDepth,
+    /// [`Limits::max_expr_depth`].
+    ExprDepth,
 }
 
 impl Limit {
@@ -111,17 +176,19 @@ impl Limit {
             Limit::ArraySize => "max_array_size",
             Limit::MapSize => "max_map_size",
             Limit::CallDepth => "max_call_depth",
+            Limit::ExprDepth => "max_expr_depth",
         }
     }
 
-    /// The limit's value in `limits`, if set there.
-    pub(crate) fn value_in(self, limits: &Limits) -> Option<u64> {
+    /// The limit's value in `engine` (`0`: unlimited).
+    pub(crate) fn value_in(self, engine: &Engine) -> u64 {
         match self {
-            Limit::Operations => limits.max_operations,
-            Limit::StringSize => limits.max_string_size.map(|n| n as u64),
-            Limit::ArraySize => limits.max_array_size.map(|n| n as u64),
-            Limit::MapSize => limits.max_map_size.map(|n| n as u64),
-            Limit::CallDepth => limits.max_call_depth.map(|n| n as u64),
+            Limit::Operations => engine.max_operations(),
+            Limit::StringSize => engine.max_string_size() as u64,
+            Limit::ArraySize => engine.max_array_size() as u64,
+            Limit::MapSize => engine.max_map_size() as u64,
+            Limit::CallDepth => engine.max_call_levels() as u64,
+            Limit::ExprDepth => engine.max_expr_depth() as u64,
         }
     }
 
@@ -133,6 +200,7 @@ impl Limit {
             Limit::ArraySize => "array size limit",
             Limit::MapSize => "map size limit",
             Limit::CallDepth => "call depth limit",
+            Limit::ExprDepth => "expression depth limit",
         }
     }
 }

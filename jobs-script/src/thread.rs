@@ -19,7 +19,8 @@ use crate::{run_script, Limits, Sink};
 pub struct ScriptParams {
     /// The script's source text.
     pub script: String,
-    /// Its limits.
+    /// Its own limits: those it leaves unset come from the executor
+    /// ([`ScriptExecutor::limits`]), then from [`Limits::defaults`].
     #[serde(default)]
     pub limits: Limits,
 }
@@ -92,9 +93,14 @@ pub fn start_script_spec(session: &Session, spec: JobSpec) -> Result<ThreadJob<D
 /// [`ThreadExecutor`] that also takes a spec with [`ScriptParams`] and no
 /// payload (a spec that came from the CLI or a stored table) and runs the
 /// script on a thread. Closures run as on the plain executor.
+///
+/// The executor's [`Limits`] (see [`ScriptExecutor::limits`]) apply to each
+/// of its script jobs, a spec with a payload from [`script_spec`] too, for
+/// every limit the job's own [`ScriptParams::limits`] leave unset.
 #[derive(Clone, Debug, Default)]
 pub struct ScriptExecutor {
     threads: ThreadExecutor,
+    limits: Limits,
 }
 
 impl ScriptExecutor {
@@ -105,7 +111,18 @@ impl ScriptExecutor {
 
     /// A script executor over `threads` (its throttle and grace period).
     pub fn with_threads(threads: ThreadExecutor) -> Self {
-        ScriptExecutor { threads }
+        ScriptExecutor {
+            threads,
+            limits: Limits::default(),
+        }
+    }
+
+    /// Sets the limits of this executor's scripts (a session's limits): a
+    /// job's own limits override them one by one, and [`Limits::defaults`]
+    /// fill in what neither sets.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
     }
 }
 
@@ -120,10 +137,19 @@ impl JobExecutor for ScriptExecutor {
     }
 
     async fn run(&self, mut spec: JobSpec, ctx: JobContext) -> Result<(), JobFailure> {
-        if spec.payload.is_none() {
-            let params: ScriptParams = serde_json::from_value(spec.params.clone())
-                .map_err(|e| JobFailure::new(format!("not a script job's parameters: {e}")))?;
-            spec.payload = Some(Box::new(script_work(params.script, params.limits)));
+        // A script spec is run from its params, with this executor's limits
+        // under the job's own; any other payload (a closure) as it is.
+        match serde_json::from_value::<ScriptParams>(spec.params.clone()) {
+            Ok(params) => {
+                let limits = params.limits.or(&self.limits);
+                spec.payload = Some(Box::new(script_work(params.script, limits)));
+            }
+            Err(e) if spec.payload.is_none() => {
+                return Err(JobFailure::new(format!(
+                    "not a script job's parameters: {e}"
+                )));
+            }
+            Err(_) => {}
         }
         self.threads.run(spec, ctx).await
     }

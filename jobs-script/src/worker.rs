@@ -10,8 +10,9 @@ use std::sync::{Arc, Mutex};
 use jobs_core::{ErrorRecord, Payload, Record, StopToken, Stream};
 use rhai::Dynamic;
 
+use crate::source::read_exactly;
 use crate::value::to_json;
-use crate::{run_script, Limits, ScriptErrorKind, Sink};
+use crate::{read_script_file, run_script, Limits, ScriptErrorKind, Sink};
 
 /// The first argument that puts a binary in worker mode (`jobctl __worker`).
 pub const WORKER_ARG: &str = "__worker";
@@ -32,8 +33,24 @@ pub const EXIT_STOPPED: i32 = 143;
 pub enum WorkerScript {
     /// The source text itself (`-e`).
     Inline(String),
-    /// A file to read it from (`--script`).
+    /// A file to read it from (`--script`), at most
+    /// [`MAX_SCRIPT_SIZE`](crate::MAX_SCRIPT_SIZE) bytes.
     File(PathBuf),
+    /// The source text, given to the worker on its stdin: only its length
+    /// is an argument (`--stdin-bytes N`). The way for a process job: an
+    /// argument holds at most 128 KiB and shows in the process table.
+    Stdin(String),
+}
+
+impl WorkerScript {
+    /// The text to write to the worker's stdin ([`WorkerScript::Stdin`]),
+    /// e.g. with `jobs_process::ProcessSpec::stdin`.
+    pub fn stdin(&self) -> Option<&str> {
+        match self {
+            WorkerScript::Stdin(text) => Some(text),
+            WorkerScript::Inline(_) | WorkerScript::File(_) => None,
+        }
+    }
 }
 
 /// The arguments that start a worker for `script`, beginning with
@@ -53,8 +70,30 @@ pub fn worker_args(script: &WorkerScript, limits: &Limits) -> Vec<OsString> {
             args.push("--script".into());
             args.push(p.into());
         }
+        WorkerScript::Stdin(s) => {
+            args.push("--stdin-bytes".into());
+            args.push(s.len().to_string().into());
+        }
     }
     args
+}
+
+/// Where [`worker_main`] was told to take the script from.
+enum Source {
+    Inline(String),
+    File(PathBuf),
+    Stdin(usize),
+}
+
+/// An error and its causes, `: `-separated, for a line on stderr.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    text
 }
 
 fn usage(msg: &str) -> i32 {
@@ -63,8 +102,10 @@ fn usage(msg: &str) -> i32 {
 }
 
 /// The worker mode's entry point: `args` are those after [`WORKER_ARG`]
-/// (`[--limits JSON] (-e SCRIPT | --script FILE)`). Runs the script as
-/// [`run_worker`] does and returns the process's exit code.
+/// (`[--limits JSON] (-e SCRIPT | --script FILE | --stdin-bytes N)`). A
+/// script file, or the N bytes read from stdin, may hold at most
+/// [`MAX_SCRIPT_SIZE`](crate::MAX_SCRIPT_SIZE) bytes. Runs the script as [`run_worker`] does and
+/// returns the process's exit code.
 pub fn worker_main<I: IntoIterator<Item = OsString>>(args: I) -> i32 {
     let mut args = args.into_iter();
     let mut limits = Limits::default();
@@ -83,22 +124,27 @@ pub fn worker_main<I: IntoIterator<Item = OsString>>(args: I) -> i32 {
                 None => return usage("--limits must be UTF-8"),
             },
             "-e" => match value.into_string() {
-                Ok(s) => script = Some(WorkerScript::Inline(s)),
+                Ok(s) => script = Some(Source::Inline(s)),
                 Err(_) => return usage("a script must be UTF-8"),
             },
-            "--script" => script = Some(WorkerScript::File(value.into())),
+            "--script" => script = Some(Source::File(value.into())),
+            "--stdin-bytes" => match value.to_str().map(str::parse::<usize>) {
+                Some(Ok(n)) => script = Some(Source::Stdin(n)),
+                _ => return usage("--stdin-bytes needs a number of bytes"),
+            },
             other => return usage(&format!("unknown argument {other}")),
         }
     }
     let source = match script {
-        Some(WorkerScript::Inline(s)) => s,
-        Some(WorkerScript::File(p)) => match std::fs::read_to_string(&p) {
-            Ok(s) => s,
-            Err(e) => return usage(&format!("cannot read {}: {e}", p.display())),
-        },
-        None => return usage("no script: give -e SCRIPT or --script FILE"),
+        Some(Source::Inline(s)) => Ok(s),
+        Some(Source::File(p)) => read_script_file(&p),
+        Some(Source::Stdin(n)) => read_exactly(io::stdin().lock(), n, "on stdin"),
+        None => return usage("no script: give -e SCRIPT, --script FILE or --stdin-bytes N"),
     };
-    run_worker(&source, &limits)
+    match source {
+        Ok(source) => run_worker(&source, &limits),
+        Err(e) => usage(&error_chain(&e)),
+    }
 }
 
 /// Runs `script` in this process as a worker: records go to the channel

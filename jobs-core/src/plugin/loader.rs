@@ -3,7 +3,9 @@
 
 use std::ffi::OsStr;
 use std::fmt;
-use std::os::unix::fs::PermissionsExt;
+use std::fs::{File, OpenOptions};
+use std::os::fd::{AsRawFd, IntoRawFd};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -31,13 +33,14 @@ pub enum PluginError {
         #[source]
         source: std::io::Error,
     },
-    /// Others may write the file or its folder: loading it would run their code.
-    #[error("{path}: refused: {why}")]
+    /// Someone else could have written or replaced the file: loading it
+    /// would run their code.
+    #[error("{path}: refused: {rule}")]
     Insecure {
         /// The file.
         path: PathBuf,
-        /// Which permission is too open.
-        why: String,
+        /// The rule it breaks.
+        rule: Insecurity,
     },
     /// The system could not load the file as a library.
     #[error("{path}: not a loadable library: {message}")]
@@ -142,6 +145,33 @@ impl PluginError {
     }
 }
 
+/// Which of the loader's rules (see [`load`]) a plugin file breaks.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Insecurity {
+    /// The file is a symbolic link; plugins are opened without following one.
+    #[error("it is a symbolic link: give the path of the file itself")]
+    Symlink,
+    /// The file, or a folder above it, belongs to another user.
+    #[error("{at} is owned by uid {uid}: a plugin and the folders above it must belong to uid {user} or root")]
+    Owner {
+        /// The file or folder.
+        at: PathBuf,
+        /// Its owner.
+        uid: u32,
+        /// The loading process's effective user.
+        user: u32,
+    },
+    /// The file, or a folder above it, may be written by others.
+    #[error("{at} is writable by its group or others (mode {mode:04o}): only its owner may write a plugin, its folder, or a folder above it that is not sticky")]
+    Writable {
+        /// The file or folder.
+        at: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+}
+
 /// A plugin that passed the checks: who it is, and its executor.
 #[derive(Clone)]
 pub struct LoadedPlugin {
@@ -168,36 +198,108 @@ impl fmt::Debug for LoadedPlugin {
     }
 }
 
-/// Refuses a file that others may write, or that sits in a folder others
-/// may write (without the sticky bit).
-fn check_permissions(path: &Path) -> Result<(), PluginError> {
-    let io = |source| PluginError::Io {
+/// This process's effective user id.
+fn effective_uid() -> u32 {
+    // SAFETY: geteuid takes nothing, cannot fail and touches no memory.
+    unsafe { libc::geteuid() }
+}
+
+/// Whether `owner` may own a plugin or a folder above it.
+fn trusted_owner(owner: u32, user: u32) -> bool {
+    owner == user || owner == 0
+}
+
+/// The plugin file checked and held open: the library is loaded through
+/// this descriptor, so the file checked is the file loaded.
+struct CheckedFile {
+    /// The file's path: its folder canonical, its own name as given.
+    path: PathBuf,
+    /// The open file.
+    file: File,
+}
+
+/// Opens `given` without following a symbolic link in its last component
+/// and checks the open file and every folder above it (see [`load`]).
+fn open_checked(given: &Path) -> Result<CheckedFile, PluginError> {
+    let io = |path: &Path, source| PluginError::Io {
         path: path.to_path_buf(),
         source,
     };
-    let meta = std::fs::metadata(path).map_err(io)?;
+    let not_a_file = |path: &Path| PluginError::Open {
+        path: path.to_path_buf(),
+        message: "not a regular file".into(),
+    };
+    // Links in the folders are resolved, so the folders checked are the
+    // real ones; the last component is opened as it is.
+    let name = match given.file_name() {
+        Some(name) => name,
+        None => return Err(not_a_file(given)),
+    };
+    let parent = match given.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let dir = std::fs::canonicalize(parent).map_err(|e| io(given, e))?;
+    let path = dir.join(name);
+    let file = OpenOptions::new()
+        .read(true)
+        // Non-blocking: opening a FIFO must not wait for a writer.
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
+        .open(&path)
+        .map_err(|e| {
+            let is_link = std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_symlink());
+            if e.raw_os_error() == Some(libc::ELOOP) && is_link {
+                PluginError::Insecure {
+                    path: path.clone(),
+                    rule: Insecurity::Symlink,
+                }
+            } else {
+                io(&path, e)
+            }
+        })?;
+    let meta = file.metadata().map_err(|e| io(&path, e))?;
     if !meta.is_file() {
-        return Err(PluginError::Open {
-            path: path.to_path_buf(),
-            message: "not a regular file".into(),
-        });
+        return Err(not_a_file(&path));
     }
-    if meta.permissions().mode() & 0o002 != 0 {
-        return Err(PluginError::Insecure {
-            path: path.to_path_buf(),
-            why: "the file is writable by anyone".into(),
-        });
-    }
-    if let Some(dir) = path.parent() {
-        let mode = std::fs::metadata(dir).map_err(io)?.permissions().mode();
-        if mode & 0o002 != 0 && mode & 0o1000 == 0 {
-            return Err(PluginError::Insecure {
-                path: path.to_path_buf(),
-                why: format!("its folder {} is writable by anyone", dir.display()),
-            });
+    let user = effective_uid();
+    let refuse = |rule| PluginError::Insecure {
+        path: path.clone(),
+        rule,
+    };
+    let check = |at: &Path, meta: &std::fs::Metadata, sticky_ok: bool| {
+        if !trusted_owner(meta.uid(), user) {
+            return Err(refuse(Insecurity::Owner {
+                at: at.to_path_buf(),
+                uid: meta.uid(),
+                user,
+            }));
         }
+        let mode = meta.mode() & 0o7777;
+        let sticky = mode & 0o1000 != 0;
+        if mode & 0o022 != 0 && !(sticky_ok && sticky) {
+            return Err(refuse(Insecurity::Writable {
+                at: at.to_path_buf(),
+                mode,
+            }));
+        }
+        Ok(())
+    };
+    check(&path, &meta, false)?;
+    for (i, folder) in dir.ancestors().enumerate() {
+        let meta = std::fs::symlink_metadata(folder).map_err(|e| io(folder, e))?;
+        check(folder, &meta, i > 0)?;
     }
-    Ok(())
+    Ok(CheckedFile { path, file })
+}
+
+/// The name under which the dynamic loader opens `file`'s descriptor.
+fn descriptor_path(file: &File) -> String {
+    let fd = file.as_raw_fd();
+    if cfg!(target_os = "linux") {
+        format!("/proc/self/fd/{fd}")
+    } else {
+        format!("/dev/fd/{fd}")
+    }
 }
 
 fn escape(bytes: &[u8]) -> String {
@@ -225,28 +327,46 @@ unsafe fn header_str(path: &Path, what: &str, s: StrRef) -> Result<String, Plugi
         .map_err(|_| malformed(format!("the header's {what} is not UTF-8")))
 }
 
-/// Loads the plugin in `path`: opens the library, checks its header
-/// (magic, ABI version, header size, jobs-core version, compiler) before
-/// calling anything else, then asks it for its job type. The library stays
-/// loaded for the life of the process, whatever the outcome.
+/// Loads the plugin in `path`: checks who may have written the file,
+/// opens the library, checks its header (magic, ABI version, header size,
+/// jobs-core version, compiler) before calling anything else, then asks it
+/// for its job type. The library stays loaded for the life of the process,
+/// whatever the outcome.
 ///
 /// Loading runs the library's initializers and its entry point, which only
-/// returns a static header: load only from folders you own.
+/// returns a static header; so before the library is opened, the file must
+/// be one that only this process's user (or root) could have put there,
+/// the rule OpenSSH applies to `authorized_keys`:
+/// - the file is a regular file and not a symbolic link (links in the
+///   folders above are resolved: the real folders are checked);
+/// - the file and every folder above it, up to `/`, belong to this
+///   process's effective user or root;
+/// - none of them is writable by its group or others, except that a folder
+///   *above* the plugin's own folder may be when it has the sticky bit (as
+///   `/tmp` has): there others may add entries but not replace ours. The
+///   plugin's own folder must admit no one else's files at all.
+///
+/// The file is opened (`O_NOFOLLOW`, close-on-exec) and checked through
+/// that descriptor, and the dynamic loader opens the same descriptor
+/// (`/proc/self/fd/N`), so the file cannot be swapped between the check
+/// and the load. A loaded library's descriptor stays open, as the library
+/// stays loaded, so that its name is never reused for another library.
+/// A refusal is [`PluginError::Insecure`], naming the rule broken.
 pub fn load(path: impl AsRef<Path>) -> Result<LoadedPlugin, PluginError> {
-    let given = path.as_ref();
-    // An absolute path: the dynamic loader must not search its own path.
-    let path = std::fs::canonicalize(given).map_err(|source| PluginError::Io {
-        path: given.to_path_buf(),
-        source,
-    })?;
-    check_permissions(&path)?;
+    let CheckedFile { path, file } = open_checked(path.as_ref())?;
+    let by_fd = descriptor_path(&file);
     // SAFETY: opening a library runs its initializers. That is the trust
-    // the caller gives a plugin folder (see the module docs); a Rust cdylib
-    // built with `export_executor!` has no initializers of its own.
-    let lib = unsafe { libloading::Library::new(&path) }.map_err(|e| PluginError::Open {
+    // the caller gives a file that passed the checks above (see the module
+    // docs); a Rust cdylib built with `export_executor!` has no
+    // initializers of its own.
+    let lib = unsafe { libloading::Library::new(&by_fd) }.map_err(|e| PluginError::Open {
         path: path.clone(),
-        message: e.to_string(),
+        message: e.to_string().replace(&by_fd, &path.display().to_string()),
     })?;
+    // Kept open for the life of the process, as the library is: the
+    // dynamic loader knows the library by the descriptor's name and would
+    // hand it back for another file opened under the same number.
+    let _ = file.into_raw_fd();
     // Never unloaded: code, statics and threads of the plugin may outlive
     // any handle we hold, and unloading a Rust library is not supported.
     let lib: &'static libloading::Library = Box::leak(Box::new(lib));

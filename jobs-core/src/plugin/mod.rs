@@ -41,9 +41,11 @@
 //! - Loading runs the library's initializers and the entry point, which
 //!   returns a static header and does nothing else. The executor is built,
 //!   and the plugin's runtime started, at the first call after the checks.
-//! - A loaded plugin runs with the host's rights: load only from folders you
-//!   own. The loader refuses a file, or a folder without the sticky bit,
-//!   that anyone may write.
+//! - A loaded plugin runs with the host's rights. The loader refuses a
+//!   symbolic link, and a file that another user owns or could have
+//!   written or replaced: the file and every folder above it must belong
+//!   to the host's user or root and be writable by no one else (a sticky
+//!   folder such as `/tmp` may be above the plugin's folder); see [`load`].
 //! - What does not cross: in-process payloads ([`JobSpec::payload`]) fail
 //!   the job; live values arrive as their JSON rendering; child jobs a
 //!   plugin opens run inside the plugin and their records arrive as the
@@ -69,4 +71,4 @@ mod wire;
 
 pub use abi::{ABI_VERSION, CORE_VERSION, RUSTC_VERSION};
 #[cfg(feature = "plugin-host")]
-pub use loader::{load, scan, LoadedPlugin, PluginError, Scan};
+pub use loader::{load, scan, Insecurity, LoadedPlugin, PluginError, Scan};

@@ -125,3 +125,18 @@ fn detached_job_completes_and_stops_in_its_own_session() {
     assert!(out.timed_out, "close must not end a detached job");
     assert!(!gone(pid));
 }
+
+#[test]
+fn a_detached_job_reads_its_stdin_text() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Arc::new(SharedStore::default());
+    let s = session_over(&store, dir.path());
+    let data = "line\n".repeat(40_000);
+    let spec = ProcessSpec::program(["cat"])
+        .stdin(data.clone())
+        .detached(true);
+    let id = s.start(spec.into_job_spec()).expect("start");
+    let (info, recs) = finish(&s, id);
+    assert_eq!(info.state, JobState::Completed, "{:?}", info.reason);
+    assert!(text(&recs, Stream::Output) == data);
+}

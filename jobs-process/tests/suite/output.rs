@@ -153,3 +153,37 @@ fn five_hundred_concurrent_jobs_lose_nothing() {
         assert_eq!(text(&recs, Stream::Output), format!("job {i}\n{i}"));
     }
 }
+
+#[test]
+fn stdin_text_reaches_the_process_whole() {
+    let s = session();
+    // Around a pipe's buffer, and far beyond what an argument may hold.
+    for len in [0, 1, 65_536, 70_000, 3 << 20] {
+        let data: String = random_bytes(len, len as u64)
+            .iter()
+            .map(|b| char::from(b'a' + b % 26))
+            .collect();
+        let (info, recs) = run(&s, ProcessSpec::program(["cat"]).stdin(data.clone()));
+        assert_eq!(info.state, JobState::Completed, "{:?}", info.reason);
+        assert!(text(&recs, Stream::Output) == data, "stdin of {len} bytes");
+    }
+}
+
+#[test]
+fn a_process_that_leaves_its_stdin_unread_completes() {
+    let s = session();
+    let (info, _) = run(
+        &s,
+        ProcessSpec::program(["true"]).stdin("x".repeat(3 << 20)),
+    );
+    assert_eq!(info.state, JobState::Completed, "{:?}", info.reason);
+}
+
+#[test]
+fn stdin_text_travels_in_the_params() {
+    let spec = ProcessSpec::program(["cat"]).stdin("hello");
+    let back = ProcessSpec::from_params(&spec.to_params()).expect("params");
+    assert_eq!(back.stdin.as_deref(), Some("hello"));
+    let plain = ProcessSpec::program(["cat"]).to_params();
+    assert!(plain.get("stdin").is_none(), "{plain}");
+}

@@ -160,3 +160,128 @@ fn a_script_file_runs() {
     let recs = parse(&String::from_utf8_lossy(&out.stdout));
     assert_eq!(output_json(&recs), [json!(1), json!(2)]);
 }
+
+/// A worker run through `sh` with its address space capped, so that a
+/// worker reading without bound fails fast instead of eating the machine.
+fn capped_worker(args: &[std::ffi::OsString]) -> std::process::Output {
+    Command::new("sh")
+        .arg("-c")
+        .arg(r#"ulimit -v 2000000; exec "$0" "$@""#)
+        .arg(worker_bin())
+        .args(args)
+        .env(RECORDS_FD_ENV, "1")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run")
+}
+
+#[test]
+fn an_endless_script_file_is_refused_at_the_cap() {
+    let out = capped_worker(&worker_args(
+        &WorkerScript::File("/dev/zero".into()),
+        &Limits::default(),
+    ));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(EXIT_USAGE), "{stderr}");
+    assert!(stderr.contains("/dev/zero"), "{stderr}");
+    assert!(stderr.contains("longer than 16 MiB"), "{stderr}");
+}
+
+/// A script too large for an argument (the OS takes 128 KiB at most per
+/// argument) reaches the worker on its stdin; only its length is an
+/// argument, so the text is not in the process table either.
+#[test]
+fn a_large_script_reaches_the_worker_through_stdin() {
+    let script = format!("// {}\nemit(1); 2", "x".repeat(300 << 10));
+    let too_big = Command::new(worker_bin())
+        .args(worker_args(
+            &WorkerScript::Inline(script.clone()),
+            &Limits::default(),
+        ))
+        .spawn();
+    assert!(too_big.is_err(), "an argument of 300 KiB");
+
+    let piped = WorkerScript::Stdin(script.clone());
+    let args = worker_args(&piped, &Limits::default());
+    assert!(
+        args.iter().map(|a| a.len()).sum::<usize>() < 100,
+        "{args:?}"
+    );
+    assert_eq!(piped.stdin(), Some(script.as_str()));
+    let mut child = Command::new(worker_bin())
+        .args(&args)
+        .env(RECORDS_FD_ENV, "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let feeding = std::thread::spawn(move || {
+        use std::io::Write;
+        stdin
+            .write_all(script.as_bytes())
+            .expect("write the script");
+    });
+    let out = child.wait_with_output().expect("wait");
+    feeding.join().expect("feeder");
+    assert_eq!(out.status.code(), Some(EXIT_COMPLETED));
+    let recs = parse(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(output_json(&recs), [json!(1), json!(2)]);
+}
+
+#[test]
+fn a_script_cut_short_on_stdin_is_refused() {
+    let mut child = Command::new(worker_bin())
+        .args(worker_args(
+            &WorkerScript::Stdin("emit(1); emit(2);".into()),
+            &Limits::default(),
+        ))
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(b"emit(1);").expect("write");
+    }
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(EXIT_USAGE), "{stderr}");
+    assert!(stderr.contains("cut short"), "{stderr}");
+}
+
+/// As a CLI runs a script as a process job: the worker's argv holds the
+/// script's length, the process executor feeds the text to its stdin.
+#[test]
+fn a_large_script_runs_as_a_process_job() {
+    use jobs_core::{JobState, ReceiveOptions, Session, WaitMode};
+    let s = Session::new().expect("session");
+    s.register(std::sync::Arc::new(jobs_process::ProcessExecutor::new()));
+    let script = WorkerScript::Stdin(format!("// {}\nemit(\"big\"); 2", "x".repeat(300 << 10)));
+    let mut argv = vec![worker_bin().display().to_string()];
+    argv.extend(
+        worker_args(&script, &Limits::default())
+            .into_iter()
+            .map(|a| a.to_string_lossy().into_owned()),
+    );
+    let spec = jobs_process::ProcessSpec::program(argv).stdin(script.stdin().unwrap_or_default());
+    let id = s.start(spec.into_job_spec()).expect("start");
+    let out = s
+        .wait_blocking(
+            &[id],
+            WaitMode::All,
+            Some(std::time::Duration::from_secs(60)),
+        )
+        .expect("wait");
+    assert!(!out.timed_out);
+    let info = s.info(id).expect("info");
+    assert_eq!(info.state, JobState::Completed, "{:?}", info.reason);
+    let recs: Vec<Record> = s
+        .receive(&[id], ReceiveOptions::default())
+        .expect("receive")
+        .into_iter()
+        .map(|r| r.record)
+        .collect();
+    assert_eq!(output_json(&recs), [json!("big"), json!(2)]);
+}

@@ -85,10 +85,11 @@ pub(crate) fn progress_of(r: &Record) -> Option<(Option<f64>, String)> {
 /// sends them, on a [`ScriptExecutor`].
 pub(crate) struct Subject;
 
-fn params_spec(script: String) -> JobSpec {
+/// A script job's spec with params only, as the CLI sends it.
+pub(crate) fn params_spec(script: &str, limits: &Limits) -> JobSpec {
     let params = ScriptParams {
-        script: script.clone(),
-        limits: Limits::default(),
+        script: script.to_string(),
+        limits: limits.clone(),
     };
     JobSpec::new(TYPE_NAME, script).params(serde_json::to_value(params).expect("params"))
 }
@@ -102,13 +103,13 @@ impl jobs_core::conformance::Subject for Subject {
             .iter()
             .map(|l| format!("emit({});\n", serde_json::to_string(l).expect("quote")))
             .collect();
-        params_spec(body)
+        params_spec(&body, &Limits::default())
     }
     fn sleep(&self, secs: u64) -> JobSpec {
-        params_spec(format!("sleep({secs});"))
+        params_spec(&format!("sleep({secs});"), &Limits::default())
     }
     fn fail(&self, marker: &str) -> JobSpec {
-        params_spec(format!("throw \"failed: {marker}\";"))
+        params_spec(&format!("throw \"failed: {marker}\";"), &Limits::default())
     }
 }
 

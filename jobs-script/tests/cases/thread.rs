@@ -4,11 +4,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use jobs_core::{JobState, Payload, ReceiveOptions, Record, Stream};
-use jobs_script::{start_script, to_json, Dynamic, Limits};
+use jobs_script::{start_script, to_json, Dynamic, Limits, ScriptExecutor};
 use serde_json::json;
 
 use crate::support::{
-    output_json, progress_of, run_thread, session, shown, wait_all, wait_first_record, wait_state,
+    output_json, params_spec, progress_of, run_thread, session, shown, wait_all, wait_first_record,
+    wait_state,
 };
 
 mod conformance {
@@ -230,6 +231,146 @@ mod limits {
             r.starts_with("script exceeded the call depth limit (max_call_depth = 5)"),
             "{r}"
         );
+    }
+
+    /// The default limits keep a runaway script from taking the session
+    /// down: it fails its own job, naming the limit, and another job of the
+    /// same session completes.
+    #[test]
+    fn a_doubling_string_fails_its_job_alone_by_default() {
+        let s = session();
+        let other =
+            start_script(&s, r#"sleep(0.2); emit("done")"#, &Limits::default()).expect("start");
+        let runaway = start_script(
+            &s,
+            r#"let s = "xxxxxxxxxxxxxxxx"; loop { s += s; }"#,
+            &Limits::default(),
+        )
+        .expect("start");
+        let info = runaway.wait_blocking().expect("wait");
+        assert_eq!(info.state, JobState::Failed);
+        let r = info.reason.unwrap_or_default();
+        assert!(
+            r.starts_with("script exceeded the string size limit (max_string_size = 16777216)"),
+            "{r}"
+        );
+        let info = other.wait_blocking().expect("wait");
+        assert_eq!(info.state, JobState::Completed, "{:?}", info.reason);
+        let out: Vec<_> = other
+            .receive()
+            .expect("receive")
+            .iter()
+            .map(|v| to_json(v))
+            .collect();
+        assert_eq!(out, [json!("done")]);
+    }
+
+    /// Nesting arrays needs no more memory than the size limits allow, but
+    /// the engine walks nested values recursively: a script runs on a
+    /// thread with a stack deep enough for it, so the session survives and
+    /// the job stops on request.
+    #[test]
+    fn deep_nesting_does_not_overflow_the_stack() {
+        let s = session();
+        let other =
+            start_script(&s, r#"sleep(0.2); emit("done")"#, &Limits::default()).expect("start");
+        let deep = start_script(
+            &s,
+            r#"let a = []; let n = 0; loop { a = [a]; n += 1; if n == 3000 { emit("deep"); } }"#,
+            &Limits::default(),
+        )
+        .expect("start");
+        wait_first_record(&s, deep.id());
+        let info = deep.stop_blocking().expect("stop");
+        assert_eq!(info.state, JobState::Stopped, "{:?}", info.reason);
+        let info = other.wait_blocking().expect("wait");
+        assert_eq!(info.state, JobState::Completed, "{:?}", info.reason);
+    }
+
+    /// An output value outlives its script and is rendered and dropped on
+    /// the session's threads: one nested too deep is refused at `emit`.
+    #[test]
+    fn an_output_value_nested_too_deep_is_refused() {
+        let r = reason_of(
+            "let a = []; for i in 0..200 { a = [a]; } emit(a)",
+            Limits::default(),
+        );
+        assert!(r.contains("nested deeper than 100 levels"), "{r}");
+        let r = reason_of(
+            "let a = []; for i in 0..200 { a = [a]; } a",
+            Limits::default(),
+        );
+        assert!(r.contains("nested deeper than 100 levels"), "{r}");
+        let (info, recs) = run_thread(
+            "let a = 1; for i in 0..99 { a = [a]; } emit(a)",
+            &Limits::default(),
+        );
+        assert_eq!(info.state, JobState::Completed, "{:?}", info.reason);
+        let mut v = output_json(&records(recs)).remove(0);
+        let mut depth = 0;
+        while let serde_json::Value::Array(mut a) = v {
+            v = a.remove(0);
+            depth += 1;
+        }
+        assert_eq!((depth, v), (99, json!(1)));
+    }
+
+    #[test]
+    fn a_doubling_array_fails_by_default() {
+        let r = reason_of("let a = [1]; loop { a += a; }", Limits::default());
+        assert!(
+            r.starts_with("script exceeded the array size limit (max_array_size = 1048576)"),
+            "{r}"
+        );
+    }
+
+    #[test]
+    fn max_expr_depth() {
+        let deep = format!("{}1{}", "(".repeat(40), ")".repeat(40));
+        let r = reason_of(&deep, Limits::new().max_expr_depth(20));
+        assert!(
+            r.starts_with("script exceeded the expression depth limit (max_expr_depth = 20)"),
+            "{r}"
+        );
+    }
+
+    /// A session's limits apply to every script job of it; a job's own
+    /// limits override them, one by one.
+    #[test]
+    fn a_session_limit_applies_and_a_job_limit_overrides_it() {
+        let s = jobs_core::Session::new().expect("session");
+        s.register(Arc::new(
+            ScriptExecutor::new().limits(Limits::new().max_string_size(64).max_array_size(8)),
+        ));
+        let doubling = r#"let s = "ab"; loop { s += s; }"#;
+        // A spec with its work as payload, and one with params only (as the
+        // CLI sends it): both get the session's limit.
+        let with_payload = start_script(&s, doubling, &Limits::default()).expect("start");
+        let params_only = s
+            .start(params_spec(doubling, &Limits::default()))
+            .expect("start");
+        let own = s
+            .start(params_spec(doubling, &Limits::new().max_string_size(1024)))
+            .expect("start");
+        let reason = |id| {
+            let info = s
+                .wait_blocking(
+                    &[id],
+                    jobs_core::WaitMode::All,
+                    Some(Duration::from_secs(30)),
+                )
+                .expect("wait");
+            assert!(!info.timed_out);
+            let info = s.info(id).expect("info");
+            assert_eq!(info.state, JobState::Failed);
+            info.reason.unwrap_or_default()
+        };
+        for id in [with_payload.id(), params_only] {
+            let r = reason(id);
+            assert!(r.contains("(max_string_size = 64)"), "{r}");
+        }
+        let r = reason(own);
+        assert!(r.contains("(max_string_size = 1024)"), "{r}");
     }
 
     #[test]

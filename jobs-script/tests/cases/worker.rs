@@ -141,6 +141,19 @@ fn limits_fail_with_the_limit_named() {
     assert!(failure_reason(&recs).contains("max_string_size"));
 }
 
+/// By default a runaway script fails the worker with the limit named,
+/// rather than aborting it on a failed allocation.
+#[test]
+fn a_doubling_string_fails_by_default() {
+    let (code, recs) = run(
+        r#"let s = "xxxxxxxxxxxxxxxx"; loop { s += s }"#,
+        &Limits::default(),
+    );
+    assert_eq!(code, EXIT_FAILED);
+    let reason = failure_reason(&recs);
+    assert!(reason.contains("(max_string_size = 16777216)"), "{reason}");
+}
+
 fn stopped_after_start(script: &str) {
     let (writer, reading) = channel();
     let stop = StopToken::new();
