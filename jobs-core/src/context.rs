@@ -1,133 +1,38 @@
-//! `JobContext`: an executor's handle on the job it runs, and `StopToken`.
+//! `JobContext`: an executor's handle on the job it runs.
 
 use std::any::Any;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, Weak};
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 
-use tokio::sync::watch;
 use uuid::Uuid;
 
-use crate::session::Inner;
+use crate::cell::{JobCell, StopToken};
 use crate::{
     Error, JobId, JobSpec, Live, Payload, ProgressRecord, Record, Store, StoreError, Stream,
 };
 
-/// A stop request, seen from the job's side: a flag to check, a future to
-/// await, and a blocking wait for plain threads. Cloning shares the request.
-#[derive(Clone)]
-pub struct StopToken {
-    inner: Arc<StopInner>,
-}
-
-struct StopInner {
-    flag: AtomicBool,
-    tx: watch::Sender<bool>,
-    lock: Mutex<()>,
-    cv: Condvar,
-}
-
-impl fmt::Debug for StopToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("StopToken")
-            .field("stopped", &self.is_stopped())
-            .finish()
-    }
-}
-
-impl Default for StopToken {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl StopToken {
-    /// A token with no stop requested.
-    pub fn new() -> Self {
-        StopToken {
-            inner: Arc::new(StopInner {
-                flag: AtomicBool::new(false),
-                tx: watch::Sender::new(false),
-                lock: Mutex::new(()),
-                cv: Condvar::new(),
-            }),
-        }
-    }
-
-    /// Requests the stop (idempotent).
-    pub fn trigger(&self) {
-        let _g = self.inner.lock.lock().unwrap_or_else(|p| p.into_inner());
-        self.inner.flag.store(true, Ordering::SeqCst);
-        self.inner.tx.send_replace(true);
-        self.inner.cv.notify_all();
-    }
-
-    /// Whether a stop was requested.
-    pub fn is_stopped(&self) -> bool {
-        self.inner.flag.load(Ordering::SeqCst)
-    }
-
-    /// Resolves once a stop is requested.
-    pub async fn stopped(&self) {
-        let mut rx = self.inner.tx.subscribe();
-        // The sender lives in `self`, so `wait_for` cannot fail.
-        let _ = rx.wait_for(|stopped| *stopped).await;
-    }
-
-    /// Blocks the calling thread until a stop is requested or `timeout`
-    /// passes; returns whether a stop was requested. For code on plain threads.
-    pub fn wait_timeout(&self, timeout: Duration) -> bool {
-        let guard = self.inner.lock.lock().unwrap_or_else(|p| p.into_inner());
-        let (_g, _) = self
-            .inner
-            .cv
-            .wait_timeout_while(guard, timeout, |_| !self.is_stopped())
-            .unwrap_or_else(|p| p.into_inner());
-        self.is_stopped()
-    }
-}
-
-/// What the session keeps per job that the running work touches directly.
-pub(crate) struct JobCell {
-    pub(crate) id: JobId,
-    pub(crate) instance_id: Uuid,
-    /// Set when the job finished: later records are dropped.
-    pub(crate) closed: AtomicBool,
-    /// Holds sequence assignment and append together, so one job's records
-    /// are stored in the order of their sequence numbers.
-    pub(crate) emit_lock: Mutex<()>,
-    /// Bumped on every record and state change of this job.
-    pub(crate) changed: watch::Sender<u64>,
-    pub(crate) stop: StopToken,
-    pub(crate) exit_code: Mutex<Option<i32>>,
-    pub(crate) store_error: Mutex<Option<String>>,
-}
-
-impl JobCell {
-    pub(crate) fn new(id: JobId, instance_id: Uuid) -> Self {
-        JobCell {
-            id,
-            instance_id,
-            closed: AtomicBool::new(false),
-            emit_lock: Mutex::new(()),
-            changed: watch::Sender::new(0),
-            stop: StopToken::new(),
-            exit_code: Mutex::new(None),
-            store_error: Mutex::new(None),
-        }
-    }
-
-    pub(crate) fn bump(&self) {
-        self.changed.send_modify(|v| *v = v.wrapping_add(1));
-    }
+/// What a job's context asks of the session that runs the job. The
+/// session implements it; a context holds it weakly, so a job that outlives
+/// its session gets [`Error::closed`] instead of keeping the session alive.
+pub(crate) trait JobHost: Send + Sync {
+    /// Marks a job that reports its own start Running.
+    fn set_running(&self, id: JobId) -> Result<(), Error>;
+    /// Changes where a job runs.
+    fn set_location(&self, id: JobId, location: String) -> Result<(), Error>;
+    /// Marks a job Blocked or Running again.
+    fn set_blocked(&self, id: JobId, blocked: bool) -> Result<(), Error>;
+    /// Opens a child job of `parent`.
+    fn start_child(self: Arc<Self>, spec: JobSpec, parent: JobId) -> Result<JobId, Error>;
+    /// Whether every child of `id` opened so far is finished.
+    fn children_finished(&self, id: JobId) -> bool;
 }
 
 /// An executor's handle on the job it runs: emit records, see stop
 /// requests, report Blocked, set the exit code, open child jobs.
 pub struct JobContext {
     pub(crate) cell: Arc<JobCell>,
-    pub(crate) inner: Weak<Inner>,
+    pub(crate) host: Weak<dyn JobHost>,
     pub(crate) store: Arc<dyn Store>,
     pub(crate) seq: Arc<AtomicU64>,
 }
@@ -315,19 +220,19 @@ impl JobContext {
     /// Marks a job whose executor [reports its start](crate::JobExecutor::reports_start)
     /// Running (from NotStarted); a no-op if it already is.
     pub fn set_running(&self) -> Result<(), Error> {
-        let inner = self.inner.upgrade().ok_or(Error::closed())?;
+        let inner = self.host.upgrade().ok_or(Error::closed())?;
         inner.set_running(self.cell.id)
     }
 
     /// Changes where the job runs (e.g. the node a scheduler picked).
     pub fn set_location(&self, location: impl Into<String>) -> Result<(), Error> {
-        let inner = self.inner.upgrade().ok_or(Error::closed())?;
+        let inner = self.host.upgrade().ok_or(Error::closed())?;
         inner.set_location(self.cell.id, location.into())
     }
 
     /// Marks the job Blocked (`true`) or Running again (`false`).
     pub fn set_blocked(&self, blocked: bool) -> Result<(), Error> {
-        let inner = self.inner.upgrade().ok_or(Error::closed())?;
+        let inner = self.host.upgrade().ok_or(Error::closed())?;
         inner.set_blocked(self.cell.id, blocked)
     }
 
@@ -335,14 +240,14 @@ impl JobContext {
     /// this job's executor. The child is queued behind this job's child
     /// throttle; its records are received through this job.
     pub fn start_child(&self, spec: JobSpec) -> Result<JobId, Error> {
-        let inner = self.inner.upgrade().ok_or(Error::closed())?;
-        inner.start_job(spec, Some(self.cell.id))
+        let inner = self.host.upgrade().ok_or(Error::closed())?;
+        inner.start_child(spec, self.cell.id)
     }
 
     /// Resolves once every child opened so far is finished.
     pub async fn wait_children(&self) {
         loop {
-            let Some(inner) = self.inner.upgrade() else {
+            let Some(inner) = self.host.upgrade() else {
                 return;
             };
             let mut rx = self.cell.changed.subscribe();

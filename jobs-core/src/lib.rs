@@ -91,10 +91,12 @@
 //! ```
 #![deny(missing_docs)]
 
+mod cell;
 pub mod channel;
 mod context;
 mod error;
 mod executor;
+mod failure;
 mod info;
 mod paths;
 mod query;
@@ -103,6 +105,7 @@ mod record;
 mod session;
 mod shell;
 mod signal;
+mod spec;
 mod state;
 mod store;
 mod throttle;
@@ -114,9 +117,11 @@ pub mod os_serde;
 pub mod plugin;
 
 pub use async_trait::async_trait;
-pub use context::{JobContext, StopToken};
+pub use cell::StopToken;
+pub use context::JobContext;
 pub use error::{Error, ErrorKind, StoreError};
-pub use executor::{panic_message, JobExecutor, JobFailure, JobSpec};
+pub use executor::JobExecutor;
+pub use failure::{panic_message, JobFailure};
 pub use info::{command_line, JobId, JobInfo};
 pub use paths::state_dir;
 pub use query::JobFilter;
@@ -127,6 +132,7 @@ pub use record::{
 };
 pub use session::{Session, SessionBuilder, SESSION_ENDED_REASON};
 pub use shell::shell_quote;
+pub use spec::JobSpec;
 pub use state::{JobState, ParseStateError};
 pub use store::{MemoryStore, Store};
 pub use wait::{WaitMode, WaitOutcome};

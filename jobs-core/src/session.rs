@@ -14,7 +14,7 @@ use std::time::SystemTime;
 use tokio::runtime::{Handle, Runtime};
 use tokio::sync::watch;
 
-use crate::context::JobCell;
+use crate::cell::JobCell;
 use crate::throttle::Throttle;
 use crate::{
     Error, JobContext, JobExecutor, JobFailure, JobId, JobInfo, JobSpec, JobState, MemoryStore,

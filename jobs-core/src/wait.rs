@@ -6,7 +6,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::context::JobCell;
+use crate::cell::JobCell;
 
 use crate::{Error, JobId, JobInfo, JobState, Session};
 

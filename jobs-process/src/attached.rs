@@ -16,10 +16,11 @@ use tokio::net::unix::pipe;
 use tokio::runtime::Handle;
 
 use crate::group::{group_alive, signal_group, sleep, terminate_group};
+use crate::lent::Lent;
 use crate::records::{failure_reason, LineDecoder};
 use crate::spawn::{check_cwd, spawn, Launch};
 use crate::watcher::Watcher;
-use crate::{ProcessExecutor, ProcessSpec};
+use crate::ProcessSpec;
 
 /// The largest read, and so the largest Bytes record, from stdout/stderr.
 pub(crate) const CHUNK: usize = 1 << 20;
@@ -35,12 +36,8 @@ const HAND_OVER: usize = 32 << 10;
 /// gone (a process that left the group with `setsid` may hold them).
 const LINGER: Duration = Duration::from_secs(2);
 
-pub(crate) async fn run(
-    ex: &ProcessExecutor,
-    spec: ProcessSpec,
-    ctx: JobContext,
-) -> Result<(), JobFailure> {
-    let io = ex.io()?;
+pub(crate) async fn run(ex: Lent, spec: ProcessSpec, ctx: JobContext) -> Result<(), JobFailure> {
+    let io = ex.io.clone();
     check_cwd(&spec)?;
     ex.watcher
         .ensure()

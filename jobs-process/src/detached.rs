@@ -31,10 +31,11 @@ use jobs_core::{JobContext, JobFailure, Record, Stream};
 
 use crate::attached::{humanize, status_result, CHUNK};
 use crate::group::{proc_stat, sleep, terminate_group};
+use crate::lent::Lent;
 use crate::records::LineDecoder;
 use crate::spawn::{check_cwd, resolve_program, spawn, Launch};
 use crate::spec::Command;
-use crate::{ProcessExecutor, ProcessSpec};
+use crate::ProcessSpec;
 
 /// How often the files are looked at.
 const TAIL: Duration = Duration::from_millis(50);
@@ -52,12 +53,12 @@ pub(crate) fn adoptable(dir: &Path) -> bool {
 }
 
 pub(crate) async fn run(
-    ex: &ProcessExecutor,
+    ex: Lent,
     spec: ProcessSpec,
     dir: PathBuf,
     ctx: JobContext,
 ) -> Result<(), JobFailure> {
-    let io = ex.io()?;
+    let io = ex.io.clone();
     check_cwd(&spec)?;
     if let Command::Program(argv) = &spec.command {
         // Fails early, naming the program: the wrapper shell would only
@@ -142,12 +143,8 @@ pub(crate) async fn run(
     result
 }
 
-pub(crate) async fn resume(
-    ex: &ProcessExecutor,
-    dir: PathBuf,
-    ctx: JobContext,
-) -> Result<(), JobFailure> {
-    let io = ex.io()?;
+pub(crate) async fn resume(ex: Lent, dir: PathBuf, ctx: JobContext) -> Result<(), JobFailure> {
+    let io = ex.io.clone();
     let broken = |e: String| {
         JobFailure::new(format!(
             "cannot take over the detached job in '{}': {e}",

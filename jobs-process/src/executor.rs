@@ -8,11 +8,10 @@ use std::time::Duration;
 use jobs_core::{async_trait, JobContext, JobExecutor, JobFailure, JobInfo, JobSpec};
 use tokio::runtime::{Handle, Runtime};
 
+use crate::lent::Lent;
+use crate::spec::{ProcessSpec, TYPE_NAME};
 use crate::watcher::Watcher;
-use crate::{attached, detached, ProcessSpec};
-
-/// The type name of process jobs, as `list` shows it.
-pub const TYPE_NAME: &str = "BackgroundJob";
+use crate::{attached, detached};
 
 /// The default number of threads of an executor's I/O runtime.
 pub const DEFAULT_IO_THREADS: usize = 2;
@@ -108,7 +107,16 @@ impl ProcessExecutor {
     }
 
     /// The handle of the executor's I/O runtime, started on first use.
-    pub(crate) fn io(&self) -> Result<Handle, JobFailure> {
+    /// What one job's run gets of this executor.
+    fn lend(&self) -> Result<Lent, JobFailure> {
+        Ok(Lent {
+            grace: self.grace,
+            watcher: Arc::clone(&self.watcher),
+            io: self.io()?,
+        })
+    }
+
+    fn io(&self) -> Result<Handle, JobFailure> {
         let mut slot = self.io.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(rt) = slot.as_ref() {
             return Ok(rt.handle().clone());
@@ -170,9 +178,9 @@ impl JobExecutor for ProcessExecutor {
         pspec.detached |= spec.detached;
         if pspec.detached {
             let dir = self.detached_job_dir(&ctx.instance_id());
-            detached::run(self, pspec, dir, ctx).await
+            detached::run(self.lend()?, pspec, dir, ctx).await
         } else {
-            attached::run(self, pspec, ctx).await
+            attached::run(self.lend()?, pspec, ctx).await
         }
     }
 
@@ -182,6 +190,6 @@ impl JobExecutor for ProcessExecutor {
 
     async fn resume(&self, info: JobInfo, ctx: JobContext) -> Result<(), JobFailure> {
         let dir = self.detached_job_dir(&info.instance_id);
-        detached::resume(self, dir, ctx).await
+        detached::resume(self.lend()?, dir, ctx).await
     }
 }

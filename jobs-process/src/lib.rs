@@ -127,13 +127,12 @@ mod attached;
 mod detached;
 mod executor;
 mod group;
+mod lent;
 mod records;
 mod spawn;
 mod spec;
 mod watcher;
 
-pub use executor::{
-    default_detached_dir, ProcessExecutor, DEFAULT_GRACE, DEFAULT_IO_THREADS, TYPE_NAME,
-};
+pub use executor::{default_detached_dir, ProcessExecutor, DEFAULT_GRACE, DEFAULT_IO_THREADS};
 pub use records::{parse_record_line, FAILURE_CATEGORY, MAX_RECORD_LINE, RECORDS_FD_ENV};
-pub use spec::{Command, ProcessSpec, SpecError};
+pub use spec::{Command, ProcessSpec, SpecError, TYPE_NAME};

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use jobs_core::JobSpec;
 use serde::{Deserialize, Serialize};
 
-use crate::TYPE_NAME;
+/// The type name of process jobs, as `list` shows it.
+pub const TYPE_NAME: &str = "BackgroundJob";
 
 /// What to start: a program with its arguments (no shell involved), or a
 /// shell line run by `/bin/sh -c`.

@@ -12,10 +12,7 @@ use crate::error::HostErr;
 use crate::exec;
 use crate::options::SshOptions;
 use crate::pool::{Pool, PoolKey};
-use crate::spec::{HostTask, Params, RemoteSpec};
-
-/// The type name of remote jobs.
-pub const TYPE_NAME: &str = "RemoteJob";
+use crate::spec::{HostTask, Params, RemoteSpec, TYPE_NAME};
 
 /// Runs a shell line on remote hosts over SSH: `RemoteJob`.
 ///

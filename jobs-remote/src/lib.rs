@@ -74,10 +74,10 @@ mod pool;
 mod spec;
 
 pub use error::{ErrorKind, RemoteError};
-pub use executor::{SshExecutor, TYPE_NAME};
+pub use executor::SshExecutor;
 pub use options::{
     SshOptions, DEFAULT_CONNECT_TIMEOUT, DEFAULT_KEEPALIVE_COUNT, DEFAULT_KEEPALIVE_INTERVAL,
     DEFAULT_POOL_IDLE_TIMEOUT, DEFAULT_POOL_MAX_IDLE, DEFAULT_POOL_MAX_IDLE_PER_HOST,
     DEFAULT_STOP_GRACE,
 };
-pub use spec::{Caller, RemoteSpec, DEFAULT_THROTTLE};
+pub use spec::{Caller, RemoteSpec, DEFAULT_THROTTLE, TYPE_NAME};

@@ -7,7 +7,9 @@ use jobs_core::JobSpec;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ErrorKind, RemoteError};
-use crate::executor::TYPE_NAME;
+
+/// The type name of remote jobs.
+pub const TYPE_NAME: &str = "RemoteJob";
 
 /// How many hosts run at once when the spec does not say (as
 /// `Invoke-Command -ThrottleLimit`).

@@ -22,7 +22,7 @@ use jobs_core::{JobId, StoreError};
 
 use jobs_core::PayloadKind;
 
-use crate::row::{Data, Row};
+use crate::row::{Data, Row, Span};
 
 /// Bytes records this large or larger go to the job's data file.
 pub(super) const FILE_THRESHOLD: usize = 4096;
@@ -30,13 +30,6 @@ pub(super) const FILE_THRESHOLD: usize = 4096;
 /// Open data files kept past which the cache is emptied (a file descriptor
 /// each).
 const MAX_OPEN: usize = 64;
-
-/// Where a record's bytes are in its job's data file.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) struct Span {
-    pub(super) off: u64,
-    pub(super) len: u64,
-}
 
 /// The data files of one store.
 pub(super) struct DataFiles {

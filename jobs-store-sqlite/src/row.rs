@@ -8,7 +8,12 @@ use jobs_core::{
 };
 use rusqlite::{params, Connection, Transaction};
 
-use crate::files::Span;
+/// Where a record's bytes are in its job's data file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Span {
+    pub(crate) off: u64,
+    pub(crate) len: u64,
+}
 
 /// Writes `rows` in one transaction with whatever `extra` writes; a row with
 /// a span in `spans` (one per row) has its bytes in its job's data file

@@ -12,8 +12,6 @@
 
 use std::ffi::c_void;
 
-pub use super::export::Export;
-
 /// The first eight bytes of every plugin header.
 pub const MAGIC: [u8; 8] = *b"JOBSPLG\0";
 

@@ -44,8 +44,8 @@ macro_rules! export_executor {
             fn __jobs_plugin_make() -> ::std::sync::Arc<dyn $crate::JobExecutor> {
                 ::std::sync::Arc::new($make)
             }
-            static __JOBS_PLUGIN_EXPORT: $crate::plugin::abi::Export =
-                $crate::plugin::abi::Export::new(__jobs_plugin_make);
+            static __JOBS_PLUGIN_EXPORT: $crate::plugin::Export =
+                $crate::plugin::Export::new(__jobs_plugin_make);
             static __JOBS_PLUGIN_HEADER: $crate::plugin::abi::PluginHeader =
                 $crate::plugin::abi::PluginHeader {
                     $($field: $value,)*

@@ -70,5 +70,9 @@ pub mod testing;
 mod wire;
 
 pub use abi::{ABI_VERSION, CORE_VERSION, RUSTC_VERSION};
+/// What [`export_executor!`](crate::export_executor) expands to; not part
+/// of the documented API.
+#[doc(hidden)]
+pub use export::Export;
 #[cfg(feature = "plugin-host")]
 pub use loader::{load, scan, Insecurity, LoadedPlugin, PluginError, Scan};

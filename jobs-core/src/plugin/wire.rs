@@ -2,13 +2,16 @@
 //! records as length-prefixed frames.
 //!
 //! A frame is `stream: u8, kind: u8, len: u32 (little endian), data`: the
-//! kind is the [`PayloadKind`] code and the data [`Payload::encode`]'s, so
+//! kind is the [`PayloadKind`](crate::PayloadKind) code and the data
+//! [`Payload::encode`](crate::Payload::encode)'s, so
 //! text and bytes travel raw (byte-exact, no JSON escaping) and the others
 //! as JSON, as on every other wire.
 
 use serde::{Deserialize, Serialize};
 
-use crate::{JobSpec, JobState, Payload, PayloadKind, Record, Stream};
+use crate::{JobSpec, JobState, Record, Stream};
+#[cfg(any(feature = "plugin-host", test))]
+use crate::{Payload, PayloadKind};
 
 #[cfg(any(feature = "plugin-host", test))]
 const FRAME_HEAD: usize = 6;

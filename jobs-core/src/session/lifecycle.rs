@@ -5,14 +5,15 @@
 
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::task::Poll;
 use std::time::SystemTime;
 
 use uuid::Uuid;
 
 use super::{type_key, Entry, Inner, Pool, Table};
-use crate::context::JobCell;
+use crate::cell::JobCell;
+use crate::context::JobHost;
 use crate::throttle::Throttle;
 use crate::{Error, JobContext, JobFailure, JobId, JobInfo, JobSpec, JobState};
 
@@ -107,7 +108,7 @@ impl Inner {
     fn context(self: &Arc<Self>, cell: &Arc<JobCell>) -> JobContext {
         JobContext {
             cell: Arc::clone(cell),
-            inner: Arc::downgrade(self),
+            host: Arc::downgrade(self) as Weak<dyn JobHost>,
             store: Arc::clone(&self.store),
             seq: Arc::clone(&self.seq),
         }
@@ -424,5 +425,27 @@ impl Inner {
         }
         // A parent whose run already returned finalizes when children end.
         self.try_finalize(t, id);
+    }
+}
+
+impl JobHost for Inner {
+    fn set_running(&self, id: JobId) -> Result<(), Error> {
+        Inner::set_running(self, id)
+    }
+
+    fn set_location(&self, id: JobId, location: String) -> Result<(), Error> {
+        Inner::set_location(self, id, location)
+    }
+
+    fn set_blocked(&self, id: JobId, blocked: bool) -> Result<(), Error> {
+        Inner::set_blocked(self, id, blocked)
+    }
+
+    fn start_child(self: Arc<Self>, spec: JobSpec, parent: JobId) -> Result<JobId, Error> {
+        self.start_job(spec, Some(parent))
+    }
+
+    fn children_finished(&self, id: JobId) -> bool {
+        Inner::children_finished(self, id)
     }
 }

@@ -5,12 +5,12 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use jobs_core::{async_trait, JobContext, JobExecutor, JobFailure, JobInfo, JobSpec, StopToken};
+use jobs_core::{async_trait, JobContext, JobExecutor, JobFailure, JobInfo, JobSpec};
 
 use crate::files::{JobDir, Saved};
 use crate::follow::Follower;
 use crate::poller::Poller;
-use crate::tools::Tools;
+use crate::tools::{blocking, Tools};
 use crate::{SlurmError, SlurmSpec, TYPE_NAME};
 
 /// The default polling interval.
@@ -196,18 +196,6 @@ impl SlurmExecutor {
     }
 }
 
-/// Runs blocking work off the runtime's threads.
-pub(crate) async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, SlurmError> + Send + 'static,
-) -> Result<T, SlurmError> {
-    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
-        Err(SlurmError::State {
-            path: PathBuf::new(),
-            message: format!("a blocking task failed: {e}"),
-        })
-    })
-}
-
 #[async_trait]
 impl JobExecutor for SlurmExecutor {
     fn type_name(&self) -> &str {
@@ -258,26 +246,5 @@ impl JobExecutor for SlurmExecutor {
             saved.slurm_id, saved.name
         ));
         self.follower(dir, saved, ctx).run().await
-    }
-}
-
-/// Cancels a job whose follower was dropped after a stop request (its
-/// session went away mid-stop) and deletes its folder; a follower dropped
-/// without one leaves both for a later session to re-adopt.
-pub(crate) struct CancelOnDrop {
-    pub(crate) armed: bool,
-    pub(crate) stop: StopToken,
-    pub(crate) tools: Tools,
-    pub(crate) slurm_id: String,
-    pub(crate) conf: Option<PathBuf>,
-    pub(crate) dir: JobDir,
-}
-
-impl Drop for CancelOnDrop {
-    fn drop(&mut self) {
-        if self.armed && self.stop.is_stopped() {
-            let _ = self.tools.scancel(&self.slurm_id, self.conf.as_deref());
-            let _ = self.dir.remove();
-        }
     }
 }

@@ -1,16 +1,16 @@
 //! Following one submitted job to its end: each poll reads the new output,
 //! tells state changes, and at the end maps Slurm's state to the job's.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use jobs_core::{JobContext, JobFailure, Record, Stream};
+use jobs_core::{JobContext, JobFailure, Record, StopToken, Stream};
 
-use crate::executor::{blocking, CancelOnDrop};
 use crate::files::{read_from, JobDir, Saved};
 use crate::poller::{Observation, Poller};
 use crate::status::{Phase, SlurmStatus};
-use crate::tools::Tools;
+use crate::tools::{blocking, Tools};
 use crate::SlurmError;
 
 /// Largest record: output arrives in chunks of at most this many bytes.
@@ -271,6 +271,27 @@ impl Follower {
         if !self.warned_read {
             self.warned_read = true;
             self.ctx.warning(JobFailure::from_error(&e).reason);
+        }
+    }
+}
+
+/// Cancels a job whose follower was dropped after a stop request (its
+/// session went away mid-stop) and deletes its folder; a follower dropped
+/// without one leaves both for a later session to re-adopt.
+pub(crate) struct CancelOnDrop {
+    pub(crate) armed: bool,
+    pub(crate) stop: StopToken,
+    pub(crate) tools: Tools,
+    pub(crate) slurm_id: String,
+    pub(crate) conf: Option<PathBuf>,
+    pub(crate) dir: JobDir,
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if self.armed && self.stop.is_stopped() {
+            let _ = self.tools.scancel(&self.slurm_id, self.conf.as_deref());
+            let _ = self.dir.remove();
         }
     }
 }

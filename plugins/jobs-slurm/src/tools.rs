@@ -138,3 +138,15 @@ impl Tools {
         }
     }
 }
+
+/// Runs blocking work off the runtime's threads.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, SlurmError> + Send + 'static,
+) -> Result<T, SlurmError> {
+    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
+        Err(SlurmError::State {
+            path: PathBuf::new(),
+            message: format!("a blocking task failed: {e}"),
+        })
+    })
+}

@@ -1,0 +1,123 @@
+//! What the session keeps per job that the running work touches directly
+//! (`JobCell`), and the stop request both sides see (`StopToken`). Both the
+//! session and `JobContext` hold these; neither module depends on the other
+//! through them.
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::JobId;
+
+/// A stop request, seen from the job's side: a flag to check, a future to
+/// await, and a blocking wait for plain threads. Cloning shares the request.
+#[derive(Clone)]
+pub struct StopToken {
+    inner: Arc<StopInner>,
+}
+
+struct StopInner {
+    flag: AtomicBool,
+    tx: watch::Sender<bool>,
+    lock: Mutex<()>,
+    cv: Condvar,
+}
+
+impl fmt::Debug for StopToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StopToken")
+            .field("stopped", &self.is_stopped())
+            .finish()
+    }
+}
+
+impl Default for StopToken {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl StopToken {
+    /// A token with no stop requested.
+    pub fn new() -> Self {
+        StopToken {
+            inner: Arc::new(StopInner {
+                flag: AtomicBool::new(false),
+                tx: watch::Sender::new(false),
+                lock: Mutex::new(()),
+                cv: Condvar::new(),
+            }),
+        }
+    }
+
+    /// Requests the stop (idempotent).
+    pub fn trigger(&self) {
+        let _g = self.inner.lock.lock().unwrap_or_else(|p| p.into_inner());
+        self.inner.flag.store(true, Ordering::SeqCst);
+        self.inner.tx.send_replace(true);
+        self.inner.cv.notify_all();
+    }
+
+    /// Whether a stop was requested.
+    pub fn is_stopped(&self) -> bool {
+        self.inner.flag.load(Ordering::SeqCst)
+    }
+
+    /// Resolves once a stop is requested.
+    pub async fn stopped(&self) {
+        let mut rx = self.inner.tx.subscribe();
+        // The sender lives in `self`, so `wait_for` cannot fail.
+        let _ = rx.wait_for(|stopped| *stopped).await;
+    }
+
+    /// Blocks the calling thread until a stop is requested or `timeout`
+    /// passes; returns whether a stop was requested. For code on plain threads.
+    pub fn wait_timeout(&self, timeout: Duration) -> bool {
+        let guard = self.inner.lock.lock().unwrap_or_else(|p| p.into_inner());
+        let (_g, _) = self
+            .inner
+            .cv
+            .wait_timeout_while(guard, timeout, |_| !self.is_stopped())
+            .unwrap_or_else(|p| p.into_inner());
+        self.is_stopped()
+    }
+}
+
+/// What the session keeps per job that the running work touches directly.
+pub(crate) struct JobCell {
+    pub(crate) id: JobId,
+    pub(crate) instance_id: Uuid,
+    /// Set when the job finished: later records are dropped.
+    pub(crate) closed: AtomicBool,
+    /// Holds sequence assignment and append together, so one job's records
+    /// are stored in the order of their sequence numbers.
+    pub(crate) emit_lock: Mutex<()>,
+    /// Bumped on every record and state change of this job.
+    pub(crate) changed: watch::Sender<u64>,
+    pub(crate) stop: StopToken,
+    pub(crate) exit_code: Mutex<Option<i32>>,
+    pub(crate) store_error: Mutex<Option<String>>,
+}
+
+impl JobCell {
+    pub(crate) fn new(id: JobId, instance_id: Uuid) -> Self {
+        JobCell {
+            id,
+            instance_id,
+            closed: AtomicBool::new(false),
+            emit_lock: Mutex::new(()),
+            changed: watch::Sender::new(0),
+            stop: StopToken::new(),
+            exit_code: Mutex::new(None),
+            store_error: Mutex::new(None),
+        }
+    }
+
+    pub(crate) fn bump(&self) {
+        self.changed.send_modify(|v| *v = v.wrapping_add(1));
+    }
+}

@@ -1,0 +1,117 @@
+//! `JobSpec`: what to run, as the session and every executor see it.
+
+use std::any::Any;
+use std::fmt;
+
+/// What to run: the executor's type, how the user wrote the command, the
+/// executor's own parameters, and the job's options.
+///
+/// `params` is the executor's serializable description of the work (a
+/// program and its arguments, a script, hosts); it is what crosses a plugin
+/// boundary. `payload` carries what cannot be serialized (a closure for a
+/// thread job) and only works in-process.
+pub struct JobSpec {
+    /// The executor type that runs the job (empty for a child: the parent's).
+    pub type_name: String,
+    /// The job's name; `Job<id>` if none.
+    pub name: Option<String>,
+    /// The command as the user wrote it (shown in `list`).
+    pub command: String,
+    /// The executor's own parameters.
+    pub params: serde_json::Value,
+    /// An in-process payload the executor takes (e.g. a closure).
+    pub payload: Option<Box<dyn Any + Send>>,
+    /// Where the job runs; the executor's [`JobExecutor::location`](crate::JobExecutor::location) if none.
+    pub location: Option<String>,
+    /// Sets the throttle limit of the job's type (as PowerShell's
+    /// `-ThrottleLimit` does) before the job is queued.
+    pub throttle: Option<usize>,
+    /// How many of this job's children may run at once (none: no limit).
+    pub child_throttle: Option<usize>,
+    /// Whether the job outlives its session.
+    pub detached: bool,
+    /// The instance id the job takes (default: a fresh one). For a job that
+    /// stands for another session's job, as a plugin's does for its host's.
+    pub instance_id: Option<uuid::Uuid>,
+}
+
+impl JobSpec {
+    /// A spec for the executor `type_name` with the command as shown.
+    pub fn new(type_name: impl Into<String>, command: impl Into<String>) -> Self {
+        JobSpec {
+            type_name: type_name.into(),
+            name: None,
+            command: command.into(),
+            params: serde_json::Value::Null,
+            payload: None,
+            location: None,
+            throttle: None,
+            child_throttle: None,
+            detached: false,
+            instance_id: None,
+        }
+    }
+
+    /// Sets the name.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Sets the executor's parameters.
+    pub fn params(mut self, params: serde_json::Value) -> Self {
+        self.params = params;
+        self
+    }
+
+    /// Sets the in-process payload.
+    pub fn payload(mut self, payload: Box<dyn Any + Send>) -> Self {
+        self.payload = Some(payload);
+        self
+    }
+
+    /// Sets the location.
+    pub fn location(mut self, location: impl Into<String>) -> Self {
+        self.location = Some(location.into());
+        self
+    }
+
+    /// Sets the type's throttle limit.
+    pub fn throttle(mut self, limit: usize) -> Self {
+        self.throttle = Some(limit);
+        self
+    }
+
+    /// Sets the limit on concurrently running children.
+    pub fn child_throttle(mut self, limit: usize) -> Self {
+        self.child_throttle = Some(limit);
+        self
+    }
+
+    /// Marks the job detached.
+    pub fn detached(mut self, detached: bool) -> Self {
+        self.detached = detached;
+        self
+    }
+
+    /// Gives the job this instance id rather than a fresh one.
+    pub fn instance_id(mut self, id: uuid::Uuid) -> Self {
+        self.instance_id = Some(id);
+        self
+    }
+}
+
+impl fmt::Debug for JobSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JobSpec")
+            .field("type_name", &self.type_name)
+            .field("name", &self.name)
+            .field("command", &self.command)
+            .field("params", &self.params)
+            .field("payload", &self.payload.as_ref().map(|_| "…"))
+            .field("location", &self.location)
+            .field("detached", &self.detached)
+            .field("instance_id", &self.instance_id)
+            .finish()
+    }
+}
