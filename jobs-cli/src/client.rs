@@ -8,9 +8,9 @@
 //! second daemon for the same home refuses to run even if started by hand.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, ErrorKind};
+use std::io::{self, ErrorKind, Read, Seek, SeekFrom};
 use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -141,6 +141,9 @@ fn start_daemon(home: &Home, plugins: &[PathBuf]) -> Result<Client> {
         .append(true)
         .open(home.log())
         .with_context(|| format!("cannot open {}", home.log().display()))?;
+    // The daemon's last words at start are what it writes to this log past
+    // its current end.
+    let log_start = log.metadata().map(|m| m.len()).unwrap_or(0);
     let mut cmd = Command::new(exe);
     cmd.arg("--home").arg(home.dir());
     for p in plugins {
@@ -161,10 +164,17 @@ fn start_daemon(home: &Home, plugins: &[PathBuf]) -> Result<Client> {
             .try_wait()
             .context("cannot watch the session daemon")?
         {
-            bail!(
-                "the session daemon exited at start ({status}); see {}",
-                home.log().display()
-            );
+            let log = home.log();
+            match last_words(&log, log_start) {
+                Some(reason) => bail!(
+                    "the session daemon could not start: {reason} (see {})",
+                    log.display()
+                ),
+                None => bail!(
+                    "the session daemon exited at start ({status}); see {}",
+                    log.display()
+                ),
+            }
         }
         if begin.elapsed() > START_TIMEOUT {
             bail!(
@@ -176,6 +186,20 @@ fn start_daemon(home: &Home, plugins: &[PathBuf]) -> Result<Client> {
         std::thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_millis(20));
     }
+}
+
+/// The reason a daemon gave for exiting at start: its last
+/// `jobctl-daemon: ...` line in the log written past `from`.
+fn last_words(log: &Path, from: u64) -> Option<String> {
+    let mut file = File::open(log).ok()?;
+    file.seek(SeekFrom::Start(from)).ok()?;
+    let mut text = Vec::new();
+    file.take(64 * 1024).read_to_end(&mut text).ok()?;
+    String::from_utf8_lossy(&text)
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("jobctl-daemon: "))
+        .map(str::to_owned)
 }
 
 /// Waits until the daemon of `home` is gone: its life lock is free.

@@ -99,8 +99,8 @@ fn init_logging(home: &Home) -> Result<()> {
 
 fn open_store(home: &Home) -> Result<Arc<SqliteStore>> {
     let path = home.database();
-    let store = SqliteStore::open(&path)
-        .with_context(|| format!("cannot open the job database {}", path.display()))?;
+    // The store's error names the file; a context here would say it twice.
+    let store = SqliteStore::open(&path)?;
     Ok(Arc::new(store))
 }
 

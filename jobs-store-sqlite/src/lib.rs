@@ -95,6 +95,7 @@ pub use pending::StoreOptions;
 use row::{from_sql_int, sql_int, write_rows, Data, JobRow, Row};
 pub use schema::SCHEMA_VERSION;
 use schema::{connect, init, InitError};
+use sql::Sql;
 
 /// Free pages past which removing a job gives space back to the file system.
 const VACUUM_PAGES: i64 = 4096;
@@ -157,9 +158,9 @@ impl SqliteStore {
     pub fn open_with(path: &Path, opts: StoreOptions) -> Result<SqliteStore, StoreError> {
         let shown = path.display();
         let conn = Connection::open(path)
-            .map_err(|e| StoreError::new(format!("cannot open the store {shown}"), e))?;
+            .map_err(|e| StoreError::new(format!("cannot open the store {shown}"), Sql(e)))?;
         let max_seq = init(&conn).map_err(|e| match e {
-            InitError::Sql(e) => StoreError::new(format!("cannot open the store {shown}"), e),
+            InitError::Sql(e) => StoreError::new(format!("cannot open the store {shown}"), Sql(e)),
             InitError::Newer(v) => StoreError::msg(format!(
                 "the store {shown} has schema version {v}, newer than this jobctl \
                  understands ({SCHEMA_VERSION}); use a newer jobctl or another JOBCTL_HOME"
@@ -184,7 +185,7 @@ impl SqliteStore {
             opts,
         });
         let checkpointer = connect(path)
-            .map_err(|e| StoreError::new(format!("cannot open the store {shown}"), e))?;
+            .map_err(|e| StoreError::new(format!("cannot open the store {shown}"), Sql(e)))?;
         let bg = Arc::clone(&shared);
         let flusher = std::thread::Builder::new()
             .name("jobs-store-flush".into())
@@ -436,7 +437,7 @@ impl Store for SqliteStore {
 
     fn delete_job(&self, id: JobId) -> Result<(), StoreError> {
         let key = sql_int(id)?;
-        let fail = |e| StoreError::new(format!("cannot delete job {id} from the store"), e);
+        let fail = |e| StoreError::new(format!("cannot delete job {id} from the store"), Sql(e));
         let mut db = self.shared.db();
         let tx = db.conn.transaction().map_err(fail)?;
         tx.execute("DELETE FROM records WHERE job = ?1", [key])
@@ -468,7 +469,7 @@ impl Store for SqliteStore {
     }
 
     fn load_jobs(&self) -> Result<Vec<JobInfo>, StoreError> {
-        let fail = |e| StoreError::new("cannot read the job table", e);
+        let fail = |e| StoreError::new("cannot read the job table", Sql(e));
         if !self.shared.pending().jobs.is_empty() {
             self.flush()?;
         }
@@ -543,7 +544,7 @@ impl Store for SqliteStore {
         db.conn
             .prepare_cached("SELECT data FROM checkpoints WHERE job = ?1")
             .and_then(|mut s| s.query_row([key], |r| r.get(0)).optional())
-            .map_err(|e| StoreError::new(format!("cannot read job {job}'s checkpoint"), e))
+            .map_err(|e| StoreError::new(format!("cannot read job {job}'s checkpoint"), Sql(e)))
     }
 
     fn read(&self, job: JobId, after: u64, limit: usize) -> Result<Vec<(u64, Record)>, StoreError> {
@@ -635,7 +636,7 @@ impl Store for SqliteStore {
             .conn
             .prepare_cached("SELECT EXISTS (SELECT 1 FROM records WHERE job = ?1)")
             .and_then(|mut s| s.query_row([key], |r| r.get(0)))
-            .map_err(|e| StoreError::new(format!("cannot look up job {job}'s records"), e))?;
+            .map_err(|e| StoreError::new(format!("cannot look up job {job}'s records"), Sql(e)))?;
         db.has.insert(job, has);
         Ok(has || self.shared.pending().holds(job))
     }
@@ -671,7 +672,7 @@ fn written(
     after: u64,
     budget: &mut Budget,
 ) -> Result<Vec<Row>, StoreError> {
-    let fail = |e| StoreError::new(format!("cannot read job {job}'s records"), e);
+    let fail = |e| StoreError::new(format!("cannot read job {job}'s records"), Sql(e));
     let Db { conn, files, .. } = db;
     let mut stmt = conn
         .prepare_cached(
@@ -715,7 +716,7 @@ fn written(
 /// its data file once no rows are left.
 fn delete_through(db: &mut Db, job: JobId, through: u64) -> Result<(), StoreError> {
     let (key, through_key) = (sql_int(job)?, sql_int(through)?);
-    let fail = |e| StoreError::new(format!("cannot discard job {job}'s records"), e);
+    let fail = |e| StoreError::new(format!("cannot discard job {job}'s records"), Sql(e));
     let deleted = db
         .conn
         .prepare_cached("DELETE FROM records WHERE job = ?1 AND seq <= ?2")
@@ -741,6 +742,7 @@ mod pending;
 pub mod pool;
 mod row;
 mod schema;
+mod sql;
 
 /// The reason of a job whose row in the store could not be read.
 pub const UNREADABLE_REASON: &str = "unreadable in the store";

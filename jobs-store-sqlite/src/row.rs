@@ -8,6 +8,8 @@ use jobs_core::{
 };
 use rusqlite::{params, Connection, Transaction};
 
+use crate::sql::Sql;
+
 /// Where a record's bytes are in its job's data file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Span {
@@ -24,7 +26,7 @@ pub(super) fn write_rows(
     spans: &[Option<Span>],
     extra: impl FnOnce(&Transaction) -> rusqlite::Result<()>,
 ) -> Result<(), StoreError> {
-    let fail = |e| StoreError::new("cannot write to the store", e);
+    let fail = |e| StoreError::new("cannot write to the store", Sql(e));
     let tx = conn.transaction().map_err(fail)?;
     if let Some(max) = rows.iter().map(|r| r.seq).max() {
         let mut ins = tx
@@ -215,7 +217,7 @@ impl Row {
         r: &rusqlite::Row<'_>,
     ) -> Result<(Row, Option<Span>), StoreError> {
         let bad = |what: String| StoreError::msg(format!("job {job}'s records: {what}"));
-        let fail = |e| StoreError::new(format!("cannot read job {job}'s records"), e);
+        let fail = |e| StoreError::new(format!("cannot read job {job}'s records"), Sql(e));
         let seq = from_sql_int(r.get(0).map_err(fail)?)?;
         let stream: String = r.get(1).map_err(fail)?;
         let stream = stream

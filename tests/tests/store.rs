@@ -43,3 +43,31 @@ fn an_unreadable_job_row_fails_that_job_alone_and_the_daemon_starts() {
         "{log}"
     );
 }
+
+/// Each cause of a failure is said once, in the `jobctl: ...` line the user
+/// sees, from the outermost to the innermost.
+#[test]
+fn a_store_that_cannot_open_is_explained_once_in_the_jobctl_line() {
+    let home = TestHome::new();
+    let db = home.path().join("jobs.db");
+    std::fs::write(&db, vec![0x5a; 8192]).expect("write a file that is not a database");
+
+    let run = home.run(&["list"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let line = run
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("jobctl: "))
+        .unwrap_or_else(|| panic!("no jobctl: line in {}", run.stderr));
+    // What failed (the daemon), why (its store), where (the file), and the
+    // database's own word for it, each once.
+    for part in [
+        "the session daemon",
+        "cannot open the store",
+        &db.display().to_string(),
+        "not a database",
+    ] {
+        assert_eq!(line.matches(part).count(), 1, "{part:?} in {line:?}");
+    }
+    assert!(line.contains("daemon.log"), "{line}");
+}
