@@ -175,6 +175,7 @@ mod tests {
             parent: None,
             children: vec![],
             detached: false,
+            item: None,
         }
     }
 

@@ -56,6 +56,9 @@ pub struct JobInfo {
     /// Whether the job outlives its session.
     #[serde(default)]
     pub detached: bool,
+    /// The input item of a batch's child job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item: Option<String>,
 }
 
 /// RFC 3339 (UTC) for optional times.
@@ -114,6 +117,7 @@ mod tests {
             parent: None,
             children: vec![],
             detached: false,
+            item: None,
         };
         let v = serde_json::to_value(&info).expect("ser");
         assert_eq!(v["type"], "BackgroundJob");

@@ -130,7 +130,9 @@ pub use record::{
     ErrorRecord, Live, ParseStreamError, Payload, PayloadError, PayloadKind, ProgressRecord,
     Received, Record, RenderFn, Stream,
 };
-pub use session::{Session, SessionBuilder, SESSION_ENDED_REASON};
+pub use session::{
+    default_batch_throttle, BatchSpec, Session, SessionBuilder, BATCH_TYPE, SESSION_ENDED_REASON,
+};
 pub use shell::shell_quote;
 pub use spec::JobSpec;
 pub use state::{JobState, ParseStateError};

@@ -4,7 +4,10 @@
 //! `session/lifecycle.rs`; queries in `query.rs`, receive in `receive.rs`,
 //! wait in `wait.rs`.
 
+mod batch;
 mod lifecycle;
+
+pub use batch::{default_batch_throttle, BatchSpec, BATCH_TYPE};
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};

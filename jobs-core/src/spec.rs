@@ -33,6 +33,8 @@ pub struct JobSpec {
     /// The instance id the job takes (default: a fresh one). For a job that
     /// stands for another session's job, as a plugin's does for its host's.
     pub instance_id: Option<uuid::Uuid>,
+    /// The input item a batch's child runs for (shown in `JobInfo::item`).
+    pub item: Option<String>,
 }
 
 impl JobSpec {
@@ -49,6 +51,7 @@ impl JobSpec {
             child_throttle: None,
             detached: false,
             instance_id: None,
+            item: None,
         }
     }
 
@@ -112,6 +115,7 @@ impl fmt::Debug for JobSpec {
             .field("location", &self.location)
             .field("detached", &self.detached)
             .field("instance_id", &self.instance_id)
+            .field("item", &self.item)
             .finish()
     }
 }

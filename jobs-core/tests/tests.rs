@@ -6,4 +6,5 @@ mod conformance {
     jobs_core::conformance_tests!(crate::support::Subject);
 }
 
+mod batch;
 mod lifecycle;

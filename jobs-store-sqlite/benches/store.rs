@@ -110,6 +110,7 @@ fn save_jobs(c: &mut Criterion) {
         parent: None,
         children: vec![],
         detached: false,
+        item: None,
     };
     let n = 1000u64;
     let mut g = c.benchmark_group("save_job");

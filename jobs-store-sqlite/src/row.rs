@@ -124,6 +124,7 @@ impl JobRow {
             parent,
             children: Vec::new(),
             detached: false,
+            item: None,
         }
     }
 

@@ -23,6 +23,34 @@ impl Inner {
         spec: JobSpec,
         parent: Option<JobId>,
     ) -> Result<JobId, Error> {
+        self.start_job_saving(spec, parent, true)
+    }
+
+    /// A batch's child: the parent's row is written with the last child
+    /// only, not once per child.
+    pub(crate) fn start_child_of_batch(
+        self: &Arc<Self>,
+        spec: JobSpec,
+        parent: JobId,
+        last: bool,
+    ) -> Result<JobId, Error> {
+        self.start_job_saving(spec, Some(parent), last)
+    }
+
+    /// Writes a job's row as it is now.
+    pub(crate) fn save_parent(&self, id: JobId) {
+        let t = self.lock();
+        if let Some(e) = t.jobs.get(&id) {
+            let _ = self.store.save_job(&e.info);
+        }
+    }
+
+    fn start_job_saving(
+        self: &Arc<Self>,
+        spec: JobSpec,
+        parent: Option<JobId>,
+        save_parent: bool,
+    ) -> Result<JobId, Error> {
         if spec.throttle == Some(0) || spec.child_throttle == Some(0) {
             return Err(Error::invalid_input("a throttle limit must be at least 1"));
         }
@@ -59,6 +87,7 @@ impl Inner {
             parent,
             children: Vec::new(),
             detached: spec.detached,
+            item: spec.item.clone(),
         };
         // Written at once: the caller gets the id next, and a job it was
         // told about must be there after a crash (as ended with its host).
@@ -86,7 +115,9 @@ impl Inner {
         );
         if let Some(pe) = parent.and_then(|p| t.jobs.get_mut(&p)) {
             pe.info.children.push(id);
-            let _ = self.store.save_job(&pe.info);
+            if save_parent {
+                let _ = self.store.save_job(&pe.info);
+            }
             pe.cell.bump();
         }
         if let Some(throttle) = t.throttle(&pool) {
@@ -348,7 +379,18 @@ impl Inner {
                 Some((c, r)) => {
                     let total = e.info.children.len();
                     let detail = r.unwrap_or_else(|| "failed".into());
-                    let reason = if n_failed == 1 {
+                    let item = t.jobs.get(&c).and_then(|ce| ce.info.item.as_deref());
+                    let index = e
+                        .info
+                        .children
+                        .iter()
+                        .position(|x| *x == c)
+                        .map_or(0, |i| i + 1);
+                    let reason = if let Some(item) = item {
+                        format!(
+                            "{n_failed} of {total} items failed; first: item {index} ({item}): {detail}"
+                        )
+                    } else if n_failed == 1 {
                         format!("child job {c} failed: {detail}")
                     } else {
                         format!("{n_failed} of {total} child jobs failed; job {c}: {detail}")

@@ -54,6 +54,7 @@ pub(super) fn info(id: u64, state: JobState) -> JobInfo {
         parent: None,
         children: vec![],
         detached: false,
+        item: None,
     }
 }
 

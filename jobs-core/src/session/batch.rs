@@ -1,0 +1,116 @@
+//! Batches: one parent job of type [`BATCH_TYPE`] with one child per input
+//! item, made by the core in one step.
+//!
+//! The parent does no work of its own: its state follows its children's
+//! (the session's rule for every parent), its child throttle is the batch's,
+//! and a failed parent's reason counts the failed items and names the first.
+//! The parent's run waits until every child exists, so a fast first child
+//! cannot end the batch early.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use tokio::sync::watch;
+
+use super::Session;
+use crate::{Error, JobContext, JobExecutor, JobFailure, JobId, JobSpec};
+
+/// The type name of a batch's parent job.
+pub const BATCH_TYPE: &str = "BatchJob";
+
+/// A batch to start: the parent's name and command, how many children run
+/// at once, and one spec per item, in input order.
+#[derive(Debug, Default)]
+pub struct BatchSpec {
+    /// The parent's name; its children are named `<name>.<index>`.
+    pub name: Option<String>,
+    /// The command as the user wrote it (the parent's `command`).
+    pub command: String,
+    /// How many children run at once (default: the number of CPUs).
+    pub throttle: Option<usize>,
+    /// One spec per item; each names its item in [`JobSpec::item`].
+    pub children: Vec<JobSpec>,
+}
+
+/// The default throttle of a batch: the number of CPUs.
+pub fn default_batch_throttle() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
+/// The parent's executor: it waits until its children exist (or a stop).
+#[derive(Debug)]
+struct BatchExecutor;
+
+/// Sent to a batch's parent once its children exist: `Some(true)` when
+/// all were made, `Some(false)` when making them failed.
+type Sealed = watch::Receiver<Option<bool>>;
+
+#[async_trait]
+impl JobExecutor for BatchExecutor {
+    fn type_name(&self) -> &str {
+        BATCH_TYPE
+    }
+
+    async fn run(&self, mut spec: JobSpec, ctx: JobContext) -> Result<(), JobFailure> {
+        let Some(mut sealed) = spec
+            .payload
+            .take()
+            .and_then(|p| p.downcast::<Sealed>().ok())
+            .map(|b| *b)
+        else {
+            // Started by type name rather than as a batch: no children.
+            return Ok(());
+        };
+        tokio::select! {
+            made = sealed.wait_for(Option::is_some) => match made.map(|v| *v) {
+                Ok(Some(true)) => Ok(()),
+                _ => Err(JobFailure::new("the batch's children could not all be made")),
+            },
+            () = ctx.stopped() => Ok(()),
+        }
+    }
+
+    fn location(&self, _spec: &JobSpec) -> String {
+        "localhost".into()
+    }
+}
+
+impl Session {
+    /// Starts a batch: its parent job and, behind the parent's throttle, one
+    /// child per spec. Returns the parent's id. Every child's type must be
+    /// registered; otherwise nothing starts.
+    pub fn start_batch(&self, batch: BatchSpec) -> Result<JobId, Error> {
+        for child in &batch.children {
+            if !child.type_name.is_empty() {
+                self.inner.executor(&child.type_name)?;
+            }
+        }
+        if self.inner.executor(BATCH_TYPE).is_err() {
+            self.register(Arc::new(BatchExecutor));
+        }
+        let throttle = batch.throttle.unwrap_or_else(default_batch_throttle);
+        let (seal, sealed) = watch::channel(None::<bool>);
+        let mut parent = JobSpec::new(BATCH_TYPE, batch.command);
+        parent.name = batch.name.clone();
+        parent.child_throttle = Some(throttle);
+        parent.payload = Some(Box::new(sealed));
+        let id = self.inner.start_job(parent, None)?;
+        let base = batch.name.unwrap_or_else(|| format!("Job{id}"));
+        let total = batch.children.len();
+        for (i, mut child) in batch.children.into_iter().enumerate() {
+            if child.name.is_none() {
+                child.name = Some(format!("{base}.{}", i + 1));
+            }
+            let last = i + 1 == total;
+            if let Err(e) = self.inner.start_child_of_batch(child, id, last) {
+                seal.send_replace(Some(false));
+                return Err(e);
+            }
+        }
+        if total == 0 {
+            self.inner.save_parent(id);
+        }
+        seal.send_replace(Some(true));
+        Ok(id)
+    }
+}

@@ -1,0 +1,204 @@
+//! Batches: one parent job, a child per item, made by the core.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use jobs_core::conformance::output_lines;
+use jobs_core::{
+    async_trait, BatchSpec, JobContext, JobExecutor, JobFailure, JobSpec, JobState, ReceiveOptions,
+    Session, WaitMode, BATCH_TYPE,
+};
+use serde_json::json;
+
+use crate::support::{spec, TestExecutor};
+
+fn session() -> Session {
+    let s = Session::new().expect("session");
+    s.register(Arc::new(TestExecutor));
+    s
+}
+
+fn child(item: &str, steps: serde_json::Value) -> JobSpec {
+    let mut sp = spec(steps);
+    sp.item = Some(item.to_string());
+    sp
+}
+
+fn wait_all(s: &Session, id: u64) {
+    let out = s
+        .wait_blocking(&[id], WaitMode::All, Some(Duration::from_secs(30)))
+        .expect("wait");
+    assert!(!out.timed_out, "batch {id} did not finish");
+}
+
+#[test]
+fn a_batch_is_one_parent_with_a_child_per_item_in_input_order() {
+    let s = session();
+    let items = ["a", "b", "c"];
+    let id = s
+        .start_batch(BatchSpec {
+            name: Some("b".into()),
+            command: "echo".into(),
+            throttle: Some(2),
+            children: items
+                .iter()
+                .map(|i| child(i, json!([["out", i]])))
+                .collect(),
+        })
+        .expect("start");
+    wait_all(&s, id);
+    let parent = s.info(id).expect("info");
+    assert_eq!(parent.type_name, BATCH_TYPE);
+    assert_eq!(parent.state, JobState::Completed, "{parent:?}");
+    assert_eq!(parent.children.len(), 3);
+    for (i, c) in parent.children.iter().enumerate() {
+        let ci = s.info(*c).expect("child");
+        assert_eq!(ci.parent, Some(id));
+        assert_eq!(ci.item.as_deref(), Some(items[i]));
+        assert_eq!(ci.name, format!("b.{}", i + 1));
+    }
+    let got = s
+        .receive(&[id], ReceiveOptions::default())
+        .expect("receive");
+    let mut lines = output_lines(&got);
+    lines.sort();
+    assert_eq!(lines, ["a", "b", "c"]);
+}
+
+#[test]
+fn a_failed_item_fails_the_parent_naming_the_first_failed_item() {
+    let s = session();
+    let mut children = Vec::new();
+    for i in 1..=5 {
+        let steps = if i == 2 || i == 4 {
+            json!([["fail", format!("bad {i}")]])
+        } else {
+            json!([["out", "ok"]])
+        };
+        children.push(child(&format!("f{i}.flac"), steps));
+    }
+    let id = s
+        .start_batch(BatchSpec {
+            command: "x".into(),
+            throttle: Some(1),
+            children,
+            ..BatchSpec::default()
+        })
+        .expect("start");
+    wait_all(&s, id);
+    let parent = s.info(id).expect("info");
+    assert_eq!(parent.state, JobState::Failed);
+    assert_eq!(
+        parent.reason.as_deref(),
+        Some("2 of 5 items failed; first: item 2 (f2.flac): bad 2")
+    );
+    let states: Vec<JobState> = parent
+        .children
+        .iter()
+        .map(|c| s.info(*c).expect("child").state)
+        .collect();
+    use JobState::{Completed as C, Failed as F};
+    assert_eq!(states, [C, F, C, F, C]);
+}
+
+#[test]
+fn an_empty_batch_completes_at_once() {
+    let s = session();
+    let id = s
+        .start_batch(BatchSpec {
+            command: "x".into(),
+            ..BatchSpec::default()
+        })
+        .expect("start");
+    wait_all(&s, id);
+    let parent = s.info(id).expect("info");
+    assert_eq!(parent.state, JobState::Completed);
+    assert!(parent.children.is_empty());
+}
+
+#[test]
+fn an_unknown_child_type_starts_nothing() {
+    let s = session();
+    let err = s
+        .start_batch(BatchSpec {
+            command: "x".into(),
+            children: vec![JobSpec::new("NoSuchType", "y")],
+            ..BatchSpec::default()
+        })
+        .expect_err("unknown type");
+    assert!(err.to_string().contains("NoSuchType"), "{err}");
+    assert!(s.get(&Default::default()).expect("get").is_empty());
+}
+
+/// Counts how many of its jobs run at once.
+struct Counting {
+    now: AtomicUsize,
+    peak: AtomicUsize,
+}
+
+#[async_trait]
+impl JobExecutor for Counting {
+    fn type_name(&self) -> &str {
+        "Counting"
+    }
+
+    async fn run(&self, _spec: JobSpec, _ctx: JobContext) -> Result<(), JobFailure> {
+        let n = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+        self.peak.fetch_max(n, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        self.now.fetch_sub(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+#[test]
+fn the_batch_throttle_bounds_running_children() {
+    let s = session();
+    let ex = Arc::new(Counting {
+        now: AtomicUsize::new(0),
+        peak: AtomicUsize::new(0),
+    });
+    s.register(Arc::clone(&ex) as Arc<dyn JobExecutor>);
+    let children = (0..40)
+        .map(|i| {
+            let mut c = JobSpec::new("Counting", "c");
+            c.item = Some(i.to_string());
+            c
+        })
+        .collect();
+    let id = s
+        .start_batch(BatchSpec {
+            command: "c".into(),
+            throttle: Some(3),
+            children,
+            ..BatchSpec::default()
+        })
+        .expect("start");
+    wait_all(&s, id);
+    assert_eq!(s.info(id).expect("info").state, JobState::Completed);
+    assert_eq!(ex.peak.load(Ordering::SeqCst), 3);
+}
+
+#[test]
+fn stopping_a_batch_stops_its_children_and_starts_no_more() {
+    let s = session();
+    let children = (0..10)
+        .map(|i| child(&i.to_string(), json!([["sleep", 30000]])))
+        .collect();
+    let id = s
+        .start_batch(BatchSpec {
+            command: "x".into(),
+            throttle: Some(2),
+            children,
+            ..BatchSpec::default()
+        })
+        .expect("start");
+    s.request_stop(id).expect("stop");
+    wait_all(&s, id);
+    let parent = s.info(id).expect("info");
+    assert_eq!(parent.state, JobState::Stopped);
+    for c in parent.children {
+        assert_eq!(s.info(c).expect("child").state, JobState::Stopped);
+    }
+}
