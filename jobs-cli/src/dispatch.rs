@@ -150,6 +150,7 @@ fn start_request(args: &StartArgs) -> Result<StartRequest> {
         cwd: cwd.into_os_string(),
         env: args.env.clone(),
         detached: args.detached,
+        each: None,
     })
 }
 

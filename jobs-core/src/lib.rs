@@ -133,7 +133,7 @@ pub use record::{
 pub use session::{
     default_batch_throttle, BatchSpec, Session, SessionBuilder, BATCH_TYPE, SESSION_ENDED_REASON,
 };
-pub use shell::shell_quote;
+pub use shell::{shell_quote, shell_quote_bytes};
 pub use spec::JobSpec;
 pub use state::{JobState, ParseStateError};
 pub use store::{MemoryStore, Store};

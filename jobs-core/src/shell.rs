@@ -14,13 +14,35 @@
 /// assert_eq!(shell_quote(""), "''");
 /// ```
 pub fn shell_quote(word: &str) -> String {
+    // Quoting adds ASCII only: UTF-8 in, UTF-8 out.
+    String::from_utf8(shell_quote_bytes(word.as_bytes()))
+        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+/// [`shell_quote`] for a word that need not be UTF-8: the same rule, byte
+/// for byte.
+///
+/// ```
+/// use jobs_core::shell_quote_bytes;
+/// assert_eq!(shell_quote_bytes(b"a\xffb"), b"'a\xffb'");
+/// ```
+pub fn shell_quote_bytes(word: &[u8]) -> Vec<u8> {
     let plain = !word.is_empty()
         && word
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b));
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(b));
     if plain {
-        word.to_string()
-    } else {
-        format!("'{}'", word.replace('\'', r"'\''"))
+        return word.to_vec();
     }
+    let mut out = Vec::with_capacity(word.len() + 2);
+    out.push(b'\'');
+    for &b in word {
+        if b == b'\'' {
+            out.extend_from_slice(br"'\''");
+        } else {
+            out.push(b);
+        }
+    }
+    out.push(b'\'');
+    out
 }

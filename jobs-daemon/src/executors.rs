@@ -130,7 +130,7 @@ fn environment(
 
 /// The command as the user reads it (bytes that are not UTF-8 show as
 /// U+FFFD; the job runs with them as they are).
-fn command_line(work: &Work) -> String {
+pub(crate) fn command_line(work: &Work) -> String {
     match work {
         Work::Program { argv } => {
             let words: Vec<_> = argv.iter().map(|a| a.to_string_lossy()).collect();

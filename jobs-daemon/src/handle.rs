@@ -9,11 +9,11 @@ use jobs_protocol::{
 };
 use tokio::net::unix::OwnedReadHalf;
 
-use crate::executors;
 use crate::fail::Fail;
 use crate::receive::receive;
 use crate::shared::Daemon;
 use crate::wire::{client_gone, send, Conn};
+use crate::{batch, executors};
 
 /// Answers one request; `Ok(false)` closes the connection.
 pub(crate) async fn handle(
@@ -27,8 +27,12 @@ pub(crate) async fn handle(
             if d.closing.load(Ordering::SeqCst) {
                 return Err(Fail::new(ErrorCode::Failed, "the session is ending"));
             }
-            let spec = executors::job_spec(start, decode_env(&blob))?;
-            let id = d.session.start(spec)?;
+            let id = match start.each {
+                Some(each) => batch::start(d, start, each, &blob)?,
+                None => d
+                    .session
+                    .start(executors::job_spec(start, decode_env(&blob))?)?,
+            };
             Response::Started(d.session.info(id)?)
         }
         Op::List(l) => Response::Jobs(d.session.get(&filter(l))?),

@@ -23,6 +23,7 @@
 //! std::process::exit(code);
 //! ```
 
+mod batch;
 mod daemon;
 mod executors;
 mod fail;

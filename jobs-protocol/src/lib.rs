@@ -142,6 +142,20 @@ pub struct StartRequest {
     pub env: Vec<(OsString, OsString)>,
     /// Whether the job outlives the session.
     pub detached: bool,
+    /// A batch (`start --each`): one child per item of the input, which
+    /// follows the environment in the blob.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub each: Option<Each>,
+}
+
+/// How a batch's input travels: the blob is the environment's
+/// `env_len` bytes, then the input's bytes as read.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct Each {
+    /// How many of the blob's bytes are the environment.
+    pub env_len: u64,
+    /// Items are NUL-separated (`--null`), not lines.
+    pub null: bool,
 }
 
 /// `list`: the filters of `jobs_core::JobFilter`.

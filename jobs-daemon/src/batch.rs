@@ -1,0 +1,304 @@
+//! `start --each`: one child's work from the batch's template and an item.
+//!
+//! Replacement strings are GNU parallel's: `{}` the item, `{#}` its
+//! 1-based index, `{.}` the item without its extension, `{/}` its basename,
+//! `{//}` its dirname (`.` if it has none), `{/.}` its basename without
+//! extension. Anything else in braces stays as written. In an argv each
+//! argument is replaced in place, byte for byte, and stays one argument; in
+//! a shell line each substituted value is shell-quoted. With no replacement
+//! string anywhere the item is appended as the last argument (quoted in a
+//! shell line). A script gets `item` and `index` as variables, set before
+//! its first line on that same line, so its line numbers do not move.
+
+use std::ffi::OsString;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+
+use jobs_core::{shell_quote_bytes, BatchSpec, JobId};
+use jobs_protocol::{decode_env, Each, ErrorCode, StartRequest, Work};
+
+use crate::executors;
+use crate::fail::Fail;
+use crate::shared::Daemon;
+
+/// Starts the batch of `req`: the blob holds the environment, then the
+/// input. Every child's spec is built (and bad input refused) before
+/// anything starts.
+pub(crate) fn start(d: &Daemon, req: StartRequest, each: Each, blob: &[u8]) -> Result<JobId, Fail> {
+    if req.detached {
+        return Err(Fail::new(
+            ErrorCode::Usage,
+            "--each does not go with --detached: a batch's children live with the session",
+        ));
+    }
+    if req.throttle == Some(0) {
+        return Err(Fail::new(ErrorCode::Usage, "--throttle must be at least 1"));
+    }
+    let env_len = usize::try_from(each.env_len)
+        .ok()
+        .filter(|&n| n <= blob.len())
+        .ok_or_else(|| {
+            Fail::new(
+                ErrorCode::Protocol,
+                "the batch's environment length is past its data",
+            )
+        })?;
+    let (env, input) = blob.split_at(env_len);
+    let env = decode_env(env);
+    let items = split_items(input, each.null);
+    let mut children = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let child = StartRequest {
+            work: expand(&req.work, item, i + 1),
+            type_name: req.type_name.clone(),
+            name: None,
+            hosts: req.hosts.clone(),
+            throttle: None,
+            cwd: req.cwd.clone(),
+            env: req.env.clone(),
+            detached: false,
+            each: None,
+        };
+        let mut spec = executors::job_spec(child, env.clone())?;
+        spec.item = Some(String::from_utf8_lossy(item).into_owned());
+        children.push(spec);
+    }
+    Ok(d.session.start_batch(BatchSpec {
+        name: req.name,
+        command: executors::command_line(&req.work),
+        throttle: req.throttle,
+        children,
+    })?)
+}
+
+/// The work of the child for `item`, the `index`-th (from 1) of its batch.
+pub(crate) fn expand(work: &Work, item: &[u8], index: usize) -> Work {
+    match work {
+        Work::Program { argv } => {
+            let mut argv: Vec<OsString> = argv.clone();
+            if argv.iter().any(|a| has_replacement(a.as_bytes())) {
+                for a in &mut argv {
+                    let replaced = replace(a.as_bytes(), item, index, |v| v.to_vec());
+                    *a = OsString::from_vec(replaced);
+                }
+            } else {
+                argv.push(OsString::from_vec(item.to_vec()));
+            }
+            Work::Program { argv }
+        }
+        Work::Shell { line } => {
+            let line = line.as_bytes();
+            let out = if has_replacement(line) {
+                replace(line, item, index, shell_quote_bytes)
+            } else {
+                let mut out = line.to_vec();
+                out.push(b' ');
+                out.extend(shell_quote_bytes(item));
+                out
+            };
+            Work::Shell {
+                line: OsString::from_vec(out),
+            }
+        }
+        Work::Script { text, file } => Work::Script {
+            text: format!(
+                "let item = {}; let index = {index}; {text}",
+                script_string(&String::from_utf8_lossy(item))
+            ),
+            file: file.clone(),
+        },
+    }
+}
+
+/// The replacement strings, longest first where one is a prefix of another.
+const REPLACEMENTS: [&[u8]; 6] = [b"{}", b"{#}", b"{.}", b"{//}", b"{/.}", b"{/}"];
+
+fn has_replacement(s: &[u8]) -> bool {
+    (0..s.len()).any(|i| REPLACEMENTS.iter().any(|r| s[i..].starts_with(r)))
+}
+
+/// `s` with every replacement string replaced by `quote` of its value.
+fn replace(s: &[u8], item: &[u8], index: usize, quote: impl Fn(&[u8]) -> Vec<u8>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(s.len() + item.len());
+    let mut i = 0;
+    while i < s.len() {
+        let Some(r) = REPLACEMENTS.iter().find(|r| s[i..].starts_with(r)) else {
+            out.push(s[i]);
+            i += 1;
+            continue;
+        };
+        let value: Vec<u8> = match *r {
+            b"{}" => item.to_vec(),
+            b"{#}" => index.to_string().into_bytes(),
+            b"{.}" => without_extension(item).to_vec(),
+            b"{/}" => basename(item).to_vec(),
+            b"{//}" => dirname(item).to_vec(),
+            _ => without_extension(basename(item)).to_vec(),
+        };
+        out.extend(quote(&value));
+        i += r.len();
+    }
+    out
+}
+
+fn basename(p: &[u8]) -> &[u8] {
+    match p.iter().rposition(|&b| b == b'/') {
+        Some(i) => &p[i + 1..],
+        None => p,
+    }
+}
+
+fn dirname(p: &[u8]) -> &[u8] {
+    match p.iter().rposition(|&b| b == b'/') {
+        Some(0) => b"/",
+        Some(i) => &p[..i],
+        None => b".",
+    }
+}
+
+/// `p` without the extension of its last component; a leading dot (a
+/// hidden file's) is not an extension.
+fn without_extension(p: &[u8]) -> &[u8] {
+    let base_start = p.iter().rposition(|&b| b == b'/').map_or(0, |i| i + 1);
+    match p[base_start..].iter().rposition(|&b| b == b'.') {
+        Some(0) | None => p,
+        Some(i) => &p[..base_start + i],
+    }
+}
+
+/// A script-language string literal of `s`.
+fn script_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// The items of an `--each` input: lines (a last line without its newline
+/// counts), or with `null` NUL-separated items. An empty input has none.
+pub(crate) fn split_items(input: &[u8], null: bool) -> Vec<Vec<u8>> {
+    let sep = if null { 0 } else { b'\n' };
+    let mut items: Vec<Vec<u8>> = input.split(|&b| b == sep).map(<[u8]>::to_vec).collect();
+    if input.is_empty() || input.last() == Some(&sep) {
+        items.pop();
+    }
+    items
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(a: &[&[u8]]) -> Work {
+        Work::Program {
+            argv: a.iter().map(|s| OsString::from_vec(s.to_vec())).collect(),
+        }
+    }
+
+    fn argv_of(w: Work) -> Vec<Vec<u8>> {
+        match w {
+            Work::Program { argv } => argv.into_iter().map(OsStringExt::into_vec).collect(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn line_of(w: Work) -> Vec<u8> {
+        match w {
+            Work::Shell { line } => line.into_vec(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_replacement_string() {
+        let w = argv(&[b"x", b"{}|{#}|{.}|{/}|{//}|{/.}|{x}"]);
+        assert_eq!(
+            argv_of(expand(&w, b"dir/sub/a.tar.gz", 7))[1],
+            b"dir/sub/a.tar.gz|7|dir/sub/a.tar|a.tar.gz|dir/sub|a.tar|{x}"
+        );
+        assert_eq!(
+            argv_of(expand(&w, b"plain", 1))[1],
+            b"plain|1|plain|plain|.|plain|{x}"
+        );
+        assert_eq!(
+            argv_of(expand(&w, b"/top", 1))[1],
+            b"/top|1|/top|top|/|top|{x}"
+        );
+        assert_eq!(
+            argv_of(expand(&w, b"d.x/.rc", 1))[1],
+            b"d.x/.rc|1|d.x/.rc|.rc|d.x|.rc|{x}"
+        );
+    }
+
+    #[test]
+    fn an_argv_item_is_one_argument_byte_for_byte() {
+        let item: &[u8] = b"-a b 'c' $(rm -rf /) \xff";
+        assert_eq!(
+            argv_of(expand(&argv(&[b"echo", b"{}"]), item, 1)),
+            [b"echo".to_vec(), item.to_vec()]
+        );
+        assert_eq!(
+            argv_of(expand(&argv(&[b"echo"]), item, 1)),
+            [b"echo".to_vec(), item.to_vec()]
+        );
+    }
+
+    #[test]
+    fn a_shell_line_quotes_what_it_substitutes() {
+        let w = Work::Shell {
+            line: OsString::from("echo {} {#}"),
+        };
+        assert_eq!(
+            line_of(expand(&w, b"it's $(x)", 3)),
+            b"echo 'it'\\''s $(x)' 3"
+        );
+        let w = Work::Shell {
+            line: OsString::from("echo"),
+        };
+        assert_eq!(line_of(expand(&w, b"a b", 1)), b"echo 'a b'");
+    }
+
+    #[test]
+    fn a_script_gets_item_and_index_on_its_first_line() {
+        let w = Work::Script {
+            text: "emit(item)".into(),
+            file: None,
+        };
+        match expand(&w, b"q\"\\\n", 2) {
+            Work::Script { text, .. } => {
+                assert_eq!(
+                    text,
+                    "let item = \"q\\\"\\\\\\n\"; let index = 2; emit(item)"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn items_are_lines_or_nul_separated() {
+        assert_eq!(
+            split_items(b"a\nb\n", false),
+            [b"a".to_vec(), b"b".to_vec()]
+        );
+        assert_eq!(split_items(b"a\nb", false), [b"a".to_vec(), b"b".to_vec()]);
+        assert_eq!(split_items(b"a\n\nb\n", false).len(), 3);
+        assert!(split_items(b"", false).is_empty());
+        assert_eq!(
+            split_items(b"a b\0c\nd\0", true),
+            [b"a b".to_vec(), b"c\nd".to_vec()]
+        );
+    }
+}
