@@ -207,9 +207,17 @@ pub(crate) struct StartArgs {
     /// A remote host, `user@host:port` accepted (repeatable or comma-separated).
     #[arg(long = "host", value_name = "HOST", value_delimiter = ',')]
     pub hosts: Vec<String>,
-    /// How many jobs of this type (or hosts of a remote job) run at once.
+    /// How many jobs of this type (or hosts of a remote job, or children
+    /// of a batch: default the number of CPUs) run at once.
     #[arg(long, value_name = "N")]
     pub throttle: Option<usize>,
+    /// A batch: one child job per line of FILE (`-`: standard input), with
+    /// `{}` `{#}` `{.}` `{/}` `{//}` `{/.}` replaced by the item.
+    #[arg(long, value_name = "FILE|-")]
+    pub each: Option<PathBuf>,
+    /// With --each: the items are NUL-separated, not lines.
+    #[arg(short = '0', long, requires = "each")]
+    pub null: bool,
     /// The directory the job runs in (default: the current one).
     #[arg(long, value_name = "DIR")]
     pub cwd: Option<PathBuf>,

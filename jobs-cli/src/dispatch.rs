@@ -1,6 +1,7 @@
 //! Runs a parsed command: talks to the daemon and writes the answer.
 
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -14,8 +15,8 @@ use crate::output::{RecordWriter, Written};
 use crate::render;
 use jobs_protocol::home::Home;
 use jobs_protocol::{
-    encode_env, ListRequest, Op, ReceiveRequest, RemoveRequest, Response, SelectRequest,
-    StartRequest, WaitRequest, Work,
+    encode_env, Each, ListRequest, Op, ReceiveRequest, RemoveRequest, Response, SelectRequest,
+    StartRequest, WaitRequest, Work, MAX_BLOB,
 };
 
 /// Runs the command line; returns the exit code.
@@ -156,15 +157,57 @@ fn start_request(args: &StartArgs) -> Result<StartRequest> {
 
 fn start_job(c: &mut Client, args: &StartArgs) -> Result<JobInfo> {
     use std::os::unix::ffi::OsStrExt;
-    let req = start_request(args)?;
-    let env = encode_env(
+    let mut req = start_request(args)?;
+    let mut blob = encode_env(
         std::env::vars_os().map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec())),
     );
-    c.send(Op::Start(req), &env)?;
+    if let Some(file) = &args.each {
+        let env_len = blob.len() as u64;
+        read_items(file, &mut blob)?;
+        req.each = Some(Each {
+            env_len,
+            null: args.null,
+        });
+    }
+    c.send(Op::Start(req), &blob)?;
     match c.recv()?.0 {
         Response::Started(info) => Ok(info),
         other => Err(unexpected(other)),
     }
+}
+
+/// Appends the input of `--each FILE|-` to `blob`; a batch's input
+/// travels whole, so it must fit in one message.
+fn read_items(file: &Path, blob: &mut Vec<u8>) -> Result<()> {
+    let room = MAX_BLOB.saturating_sub(blob.len());
+    let (mut input, shown): (Box<dyn Read>, String) = if file.as_os_str() == "-" {
+        (Box::new(io::stdin().lock()), "standard input".into())
+    } else {
+        let f = std::fs::File::open(file).map_err(|e| {
+            anyhow!(Exit::new(
+                exit::USAGE,
+                format!("--each: cannot read {}: {e}", file.display())
+            ))
+        })?;
+        (Box::new(f), file.display().to_string())
+    };
+    let start = blob.len();
+    let read = input
+        .by_ref()
+        .take(room as u64 + 1)
+        .read_to_end(blob)
+        .with_context(|| format!("cannot read the items from {shown}"))?;
+    if read > room {
+        blob.truncate(start);
+        return Err(anyhow!(Exit::new(
+            exit::USAGE,
+            format!(
+                "--each: the items from {shown} are over the {} MiB one batch takes",
+                MAX_BLOB >> 20
+            )
+        )));
+    }
+    Ok(())
 }
 
 fn start(home: &Home, args: StartArgs) -> Result<i32> {

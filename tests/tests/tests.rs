@@ -1,6 +1,7 @@
 //! End-to-end tests of the real `jobctl` binary, each in its own session home.
 
 mod basics;
+mod batch;
 mod bytes;
 mod crash;
 mod daemon;

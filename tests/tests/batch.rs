@@ -1,0 +1,224 @@
+//! Batches (`start --each`): one parent job, one child per input item.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use jobctl_tests::TestHome;
+
+/// Writes `items` to a file in the home and returns its path.
+fn input(home: &TestHome, name: &str, bytes: &[u8]) -> PathBuf {
+    let path = home.path().join(name);
+    std::fs::write(&path, bytes).expect("write the items");
+    path
+}
+
+fn children(home: &TestHome, parent: u64) -> Vec<serde_json::Value> {
+    let job = home.job(parent);
+    job["children"]
+        .as_array()
+        .expect("children")
+        .iter()
+        .map(|c| home.job(c.as_u64().expect("id")))
+        .collect()
+}
+
+#[test]
+fn two_hundred_items_never_run_more_than_the_throttle_and_all_output_arrives() {
+    let home = TestHome::new();
+    let seq: String = (1..=200).map(|i| format!("{i}\n")).collect();
+    let file = input(&home, "items", seq.as_bytes());
+    let id = home.start(&[
+        "--each",
+        file.to_str().expect("utf-8 path"),
+        "--throttle",
+        "4",
+        "-c",
+        "sleep 0.02; echo {}",
+    ]);
+    let mut peak = 0;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let rows: Vec<serde_json::Value> =
+            serde_json::from_str(&home.ok(&["list", "--include-children", "--json"]))
+                .expect("JSON");
+        let running = rows
+            .iter()
+            .filter(|r| r["parent"] == id && r["state"] == "Running")
+            .count();
+        peak = peak.max(running);
+        let parent = rows.iter().find(|r| r["id"] == id).expect("parent row");
+        if parent["state"] == "Completed" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the batch did not finish: {parent}"
+        );
+    }
+    assert!(peak <= 4, "{peak} children ran at once");
+    assert!(peak >= 1);
+    let out = home.ok(&["receive", &id.to_string()]);
+    let mut got: Vec<u32> = out.lines().map(|l| l.parse().expect("a number")).collect();
+    got.sort_unstable();
+    assert_eq!(got, (1..=200).collect::<Vec<_>>());
+    // The parent alone in `list`; its children with --include-children.
+    let rows: Vec<serde_json::Value> =
+        serde_json::from_str(&home.ok(&["list", "--json"])).expect("JSON");
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["type"], "BatchJob");
+    let kids = children(&home, id);
+    assert_eq!(kids.len(), 200);
+    assert_eq!(kids[16]["item"], "17");
+    assert_eq!(kids[16]["name"], format!("Job{id}.17"));
+}
+
+/// Items that a shell or an argument parser would mangle reach the
+/// command as one argument, byte for byte, in both forms.
+#[test]
+fn hostile_items_arrive_as_one_argument_byte_for_byte() {
+    let home = TestHome::new();
+    let items: Vec<&[u8]> = vec![
+        b"two words",
+        b"it's \"quoted\"",
+        b"$(touch pwned) `touch pwned2`",
+        b"-n",
+        b"*",
+        b"non-utf8 \xff\xfe",
+        b"semi; colon | pipe > redirect",
+    ];
+    let mut data = Vec::new();
+    for i in &items {
+        data.extend_from_slice(i);
+        data.push(0);
+    }
+    let file = input(&home, "items", &data);
+    let file = file.to_str().expect("utf-8 path");
+    let want: BTreeSet<Vec<u8>> = items.iter().map(|i| i.to_vec()).collect();
+    for form in [
+        vec!["--", "printf", "%s\\0", "{}"],
+        vec!["-c", "printf '%s\\0' {}"],
+        // No replacement string: the item is the last argument.
+        vec!["--", "printf", "%s\\0"],
+    ] {
+        let mut args = vec!["run", "--each", file, "-0", "--throttle", "2"];
+        args.extend(form.iter().copied());
+        let run = home.run(&args);
+        assert_eq!(run.code, 0, "{form:?}: {}", run.stderr);
+        let got: BTreeSet<Vec<u8>> = run
+            .stdout
+            .split(|&b| b == 0)
+            .filter(|s| !s.is_empty())
+            .map(<[u8]>::to_vec)
+            .collect();
+        assert_eq!(got, want, "{form:?}");
+    }
+    assert!(!home.path().join("pwned").exists());
+}
+
+#[test]
+fn one_failing_item_fails_the_parent_naming_it_and_the_rest_complete() {
+    let home = TestHome::new();
+    let file = input(&home, "items", b"a.flac\nb.flac\nbad.flac\nc.flac\n");
+    let run = home.run(&[
+        "run",
+        "--each",
+        file.to_str().expect("utf-8 path"),
+        "-c",
+        "test {} != bad.flac",
+    ]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("1 of 4 items failed; first: item 3 (bad.flac): exited with status 1"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn the_failed_reason_and_children_show_after_the_batch() {
+    let home = TestHome::new();
+    let file = input(&home, "items", b"1\n2\n3\n");
+    let id = home.start(&[
+        "--each",
+        file.to_str().expect("utf-8 path"),
+        "--name",
+        "nums",
+        "-c",
+        "exit $(( {} % 2 ))",
+    ]);
+    home.ok(&["wait", &id.to_string()]);
+    let parent = home.job(id);
+    assert_eq!(parent["state"], "Failed");
+    assert_eq!(
+        parent["reason"],
+        "2 of 3 items failed; first: item 1 (1): exited with status 1"
+    );
+    let states: Vec<String> = children(&home, id)
+        .iter()
+        .map(|c| c["state"].as_str().expect("state").to_string())
+        .collect();
+    assert_eq!(states, ["Failed", "Completed", "Failed"]);
+    let shown = home.ok(&["show", &id.to_string()]);
+    assert!(shown.contains("nums.2"), "{shown}");
+}
+
+#[test]
+fn a_thread_script_batch_sees_item_and_index() {
+    let home = TestHome::new();
+    let file = input(&home, "items", b"3\n4\n");
+    let run = home.run(&[
+        "run",
+        "--each",
+        file.to_str().expect("utf-8 path"),
+        "--type",
+        "thread",
+        "-e",
+        "item.parse_int() * 10 + index",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let mut got: Vec<String> = run.text().lines().map(str::to_string).collect();
+    got.sort();
+    assert_eq!(got, ["31", "42"]);
+}
+
+#[test]
+fn an_empty_input_completes_at_once_with_no_children() {
+    let home = TestHome::new();
+    let file = input(&home, "items", b"");
+    let id = home.start(&["--each", file.to_str().expect("utf-8 path"), "--", "true"]);
+    home.ok(&["wait", &id.to_string()]);
+    let parent = home.job(id);
+    assert_eq!(parent["state"], "Completed");
+    assert_eq!(parent["children"].as_array().map(Vec::len), Some(0));
+}
+
+#[test]
+fn bad_batch_input_is_refused_before_anything_starts() {
+    let home = TestHome::new();
+    let file = input(&home, "items", b"a\n");
+    let file = file.to_str().expect("utf-8 path");
+    for (args, says) in [
+        (
+            vec!["start", "--each", "/no/such/items", "--", "true"],
+            "cannot read /no/such/items",
+        ),
+        (
+            vec!["start", "--each", file, "--detached", "--", "true"],
+            "--detached",
+        ),
+        (vec!["start", "-0", "--", "true"], "--each"),
+        (
+            vec!["start", "--each", file, "--throttle", "0", "--", "true"],
+            "throttle",
+        ),
+    ] {
+        let run = home.run(&args);
+        assert_eq!(run.code, 2, "{args:?}: {}", run.stderr);
+        assert!(run.stderr.contains(says), "{args:?}: {}", run.stderr);
+    }
+    let rows: Vec<serde_json::Value> =
+        serde_json::from_str(&home.ok(&["list", "--include-children", "--json"])).expect("JSON");
+    assert!(rows.is_empty(), "{rows:?}");
+}
