@@ -218,6 +218,13 @@ pub(crate) struct StartArgs {
     /// With --each: the items are NUL-separated, not lines.
     #[arg(short = '0', long, requires = "each")]
     pub null: bool,
+    /// With --each: after N failed items start no more (`soon`) or stop
+    /// the running ones too (`now`).
+    #[arg(long, value_name = "now|soon,fail=N", requires = "each", value_parser = parse_halt)]
+    pub halt: Option<String>,
+    /// With --each: run a failing item up to N more times.
+    #[arg(long, value_name = "N", requires = "each", default_value_t = 0)]
+    pub retries: u32,
     /// The directory the job runs in (default: the current one).
     #[arg(long, value_name = "DIR")]
     pub cwd: Option<PathBuf>,
@@ -258,6 +265,11 @@ impl clap::builder::TypedValueParser for EnvParser {
             .with_cmd(cmd)),
         }
     }
+}
+
+/// Checks `--halt` as the daemon will read it; sends it as written.
+fn parse_halt(s: &str) -> Result<String, String> {
+    s.parse::<jobs_core::Halt>().map(|_| s.to_string())
 }
 
 fn parse_state(s: &str) -> Result<JobState, String> {

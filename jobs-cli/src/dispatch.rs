@@ -167,6 +167,8 @@ fn start_job(c: &mut Client, args: &StartArgs) -> Result<JobInfo> {
         req.each = Some(Each {
             env_len,
             null: args.null,
+            halt: args.halt.clone(),
+            retries: args.retries,
         });
     }
     c.send(Op::Start(req), &blob)?;

@@ -176,6 +176,7 @@ mod tests {
             children: vec![],
             detached: false,
             item: None,
+            attempts: 0,
         }
     }
 

@@ -59,6 +59,10 @@ pub struct JobInfo {
     /// The input item of a batch's child job.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub item: Option<String>,
+    /// How many times the job's work was started (more than 1 after
+    /// retries; 0 while it waits).
+    #[serde(default)]
+    pub attempts: u32,
 }
 
 /// RFC 3339 (UTC) for optional times.
@@ -118,6 +122,7 @@ mod tests {
             children: vec![],
             detached: false,
             item: None,
+            attempts: 0,
         };
         let v = serde_json::to_value(&info).expect("ser");
         assert_eq!(v["type"], "BackgroundJob");

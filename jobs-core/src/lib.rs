@@ -131,7 +131,8 @@ pub use record::{
     Received, Record, RenderFn, Stream,
 };
 pub use session::{
-    default_batch_throttle, BatchSpec, Session, SessionBuilder, BATCH_TYPE, SESSION_ENDED_REASON,
+    default_batch_throttle, BatchSpec, Halt, HaltWhen, Session, SessionBuilder, BATCH_TYPE,
+    SESSION_ENDED_REASON,
 };
 pub use shell::{shell_quote, shell_quote_bytes};
 pub use spec::JobSpec;

@@ -7,7 +7,7 @@
 mod batch;
 mod lifecycle;
 
-pub use batch::{default_batch_throttle, BatchSpec, BATCH_TYPE};
+pub use batch::{default_batch_throttle, BatchSpec, Halt, HaltWhen, BATCH_TYPE};
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -75,6 +75,21 @@ struct Entry {
     returned: Option<Result<(), JobFailure>>,
     /// How many of this job's children run at once.
     children: Throttle,
+    /// What another attempt runs, and how many are left.
+    retry: Option<Retry>,
+    /// A batch's rule for stopping after failures.
+    halt: Option<Halt>,
+    /// Set once the halt rule fired.
+    halted: bool,
+    /// The reason a stop requested by the session (not the user) gives.
+    stop_reason: Option<String>,
+}
+
+/// Another attempt of a failed job.
+struct Retry {
+    spec: JobSpec,
+    left: u32,
+    total: u32,
 }
 
 /// The throttle a job queues behind: its type's, or its parent's.
@@ -155,6 +170,10 @@ impl Entry {
             stop_requested: false,
             returned: None,
             children: Throttle::new(child_limit),
+            retry: None,
+            halt: None,
+            halted: false,
+            stop_reason: None,
         }
     }
 

@@ -35,6 +35,10 @@ pub struct JobSpec {
     pub instance_id: Option<uuid::Uuid>,
     /// The input item a batch's child runs for (shown in `JobInfo::item`).
     pub item: Option<String>,
+    /// How many more times the job runs if it fails (each new attempt is
+    /// announced by an information record `attempt K of M`). A job with an
+    /// in-process payload runs once: the payload cannot be run again.
+    pub retries: u32,
 }
 
 impl JobSpec {
@@ -52,6 +56,7 @@ impl JobSpec {
             detached: false,
             instance_id: None,
             item: None,
+            retries: 0,
         }
     }
 
@@ -116,6 +121,27 @@ impl fmt::Debug for JobSpec {
             .field("detached", &self.detached)
             .field("instance_id", &self.instance_id)
             .field("item", &self.item)
+            .field("retries", &self.retries)
             .finish()
+    }
+}
+
+impl JobSpec {
+    /// A copy for another attempt: everything but the in-process payload.
+    pub(crate) fn rerun(&self) -> JobSpec {
+        JobSpec {
+            type_name: self.type_name.clone(),
+            name: self.name.clone(),
+            command: self.command.clone(),
+            params: self.params.clone(),
+            payload: None,
+            location: self.location.clone(),
+            throttle: self.throttle,
+            child_throttle: self.child_throttle,
+            detached: self.detached,
+            instance_id: self.instance_id,
+            item: self.item.clone(),
+            retries: self.retries,
+        }
     }
 }

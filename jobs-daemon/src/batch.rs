@@ -13,7 +13,7 @@
 use std::ffi::OsString;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 
-use jobs_core::{shell_quote_bytes, BatchSpec, JobId};
+use jobs_core::{shell_quote_bytes, BatchSpec, Halt, JobId};
 use jobs_protocol::{decode_env, Each, ErrorCode, StartRequest, Work};
 
 use crate::executors;
@@ -33,6 +33,13 @@ pub(crate) fn start(d: &Daemon, req: StartRequest, each: Each, blob: &[u8]) -> R
     if req.throttle == Some(0) {
         return Err(Fail::new(ErrorCode::Usage, "--throttle must be at least 1"));
     }
+    let halt = match &each.halt {
+        Some(h) => Some(
+            h.parse::<Halt>()
+                .map_err(|e| Fail::new(ErrorCode::Usage, e))?,
+        ),
+        None => None,
+    };
     let env_len = usize::try_from(each.env_len)
         .ok()
         .filter(|&n| n <= blob.len())
@@ -60,6 +67,10 @@ pub(crate) fn start(d: &Daemon, req: StartRequest, each: Each, blob: &[u8]) -> R
         };
         let mut spec = executors::job_spec(child, env.clone())?;
         spec.item = Some(String::from_utf8_lossy(item).into_owned());
+        spec.retries = each.retries;
+        if each.retries > 0 {
+            rerunnable(&mut spec);
+        }
         children.push(spec);
     }
     Ok(d.session.start_batch(BatchSpec {
@@ -67,7 +78,19 @@ pub(crate) fn start(d: &Daemon, req: StartRequest, each: Each, blob: &[u8]) -> R
         command: executors::command_line(&req.work),
         throttle: req.throttle,
         children,
+        halt,
     })?)
+}
+
+/// A process job carries its spec as an in-process payload, which runs
+/// once; a job that may run again carries it as params instead.
+fn rerunnable(spec: &mut jobs_core::JobSpec) {
+    if let Some(payload) = spec.payload.take() {
+        match payload.downcast::<jobs_process::ProcessSpec>() {
+            Ok(ps) => spec.params = ps.to_params(),
+            Err(other) => spec.payload = Some(other),
+        }
+    }
 }
 
 /// The work of the child for `item`, the `index`-th (from 1) of its batch.

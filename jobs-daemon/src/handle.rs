@@ -23,11 +23,11 @@ pub(crate) async fn handle(
     (rd, wr): Conn<'_>,
 ) -> Result<bool, Fail> {
     let resp = match op {
-        Op::Start(start) => {
+        Op::Start(mut start) => {
             if d.closing.load(Ordering::SeqCst) {
                 return Err(Fail::new(ErrorCode::Failed, "the session is ending"));
             }
-            let id = match start.each {
+            let id = match start.each.take() {
                 Some(each) => batch::start(d, start, each, &blob)?,
                 None => d
                     .session

@@ -150,12 +150,18 @@ pub struct StartRequest {
 
 /// How a batch's input travels: the blob is the environment's
 /// `env_len` bytes, then the input's bytes as read.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Each {
     /// How many of the blob's bytes are the environment.
     pub env_len: u64,
     /// Items are NUL-separated (`--null`), not lines.
     pub null: bool,
+    /// `--halt now|soon,fail=N`, as written.
+    #[serde(default)]
+    pub halt: Option<String>,
+    /// `--retries N`: more attempts for each failing child.
+    #[serde(default)]
+    pub retries: u32,
 }
 
 /// `list`: the filters of `jobs_core::JobFilter`.

@@ -111,6 +111,7 @@ fn save_jobs(c: &mut Criterion) {
         children: vec![],
         detached: false,
         item: None,
+        attempts: 0,
     };
     let n = 1000u64;
     let mut g = c.benchmark_group("save_job");

@@ -125,6 +125,7 @@ impl JobRow {
             children: Vec::new(),
             detached: false,
             item: None,
+            attempts: 0,
         }
     }
 

@@ -222,3 +222,82 @@ fn bad_batch_input_is_refused_before_anything_starts() {
         serde_json::from_str(&home.ok(&["list", "--include-children", "--json"])).expect("JSON");
     assert!(rows.is_empty(), "{rows:?}");
 }
+
+#[test]
+fn retries_run_a_flaky_item_until_it_passes() {
+    let home = TestHome::new();
+    let file = input(&home, "items", b"flaky\nsteady\n");
+    let dir = home.path().display().to_string();
+    // Each run appends a line to its item's marker; `flaky` fails while its
+    // marker has fewer than 3 lines.
+    let line = format!(
+        "echo run >> {dir}/{{}}.runs; test {{}} != flaky || test $(wc -l < {dir}/{{}}.runs) -ge 3"
+    );
+    let id = home.start(&[
+        "--each",
+        file.to_str().expect("utf-8 path"),
+        "--retries",
+        "2",
+        "-c",
+        &line,
+    ]);
+    home.ok(&["wait", &id.to_string()]);
+    assert_eq!(home.job(id)["state"], "Completed");
+    let kids = children(&home, id);
+    assert_eq!(kids[0]["attempts"], 3, "{}", kids[0]);
+    assert_eq!(kids[1]["attempts"], 1, "{}", kids[1]);
+    let runs = std::fs::read_to_string(home.path().join("flaky.runs")).expect("runs");
+    assert_eq!(runs.lines().count(), 3);
+    let shown = home.run(&["receive", &kids[0]["id"].to_string()]);
+    assert!(shown.stderr.contains("INFO: attempt 2 of 3"), "{}", shown.stderr);
+    assert!(shown.stderr.contains("INFO: attempt 3 of 3"), "{}", shown.stderr);
+}
+
+#[test]
+fn halt_now_after_the_first_failure_runs_no_later_item() {
+    let home = TestHome::new();
+    let items: String = std::iter::once("bad\n".to_string())
+        .chain((1..=20).map(|i| format!("i{i}\n")))
+        .collect();
+    let file = input(&home, "items", items.as_bytes());
+    let dir = home.path().display().to_string();
+    let line = format!("test {{}} != bad || exit 3; touch {dir}/{{}}.ran; sleep 30");
+    let id = home.start(&[
+        "--each",
+        file.to_str().expect("utf-8 path"),
+        "--throttle",
+        "1",
+        "--halt",
+        "now,fail=1",
+        "-c",
+        &line,
+    ]);
+    home.ok(&["wait", &id.to_string()]);
+    let parent = home.job(id);
+    assert_eq!(parent["state"], "Failed", "{parent}");
+    let kids = children(&home, id);
+    assert_eq!(kids[0]["state"], "Failed");
+    for k in &kids[1..] {
+        assert_eq!(k["state"], "Stopped", "{k}");
+        assert_eq!(k["reason"], "halted after 1 failures", "{k}");
+        let item = k["item"].as_str().expect("item");
+        assert!(!home.path().join(format!("{item}.ran")).exists(), "{item} ran");
+    }
+}
+
+#[test]
+fn a_malformed_halt_is_refused() {
+    let home = TestHome::new();
+    let file = input(&home, "items", b"a\n");
+    let run = home.run(&[
+        "start",
+        "--each",
+        file.to_str().expect("utf-8 path"),
+        "--halt",
+        "sometimes",
+        "--",
+        "true",
+    ]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("now,fail=N"), "{}", run.stderr);
+}

@@ -30,6 +30,47 @@ pub struct BatchSpec {
     pub throttle: Option<usize>,
     /// One spec per item; each names its item in [`JobSpec::item`].
     pub children: Vec<JobSpec>,
+    /// When to stop the batch after failures (none: never).
+    pub halt: Option<Halt>,
+}
+
+/// When a batch stops after failed items (GNU parallel's `--halt`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Halt {
+    /// Whether running children are stopped too or may end.
+    pub when: HaltWhen,
+    /// After how many failed items.
+    pub fail: usize,
+}
+
+/// What a halt does to children already running.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HaltWhen {
+    /// Stops them.
+    Now,
+    /// Lets them end.
+    Soon,
+}
+
+impl std::str::FromStr for Halt {
+    type Err = String;
+
+    /// `now,fail=N` or `soon,fail=N` (N at least 1).
+    fn from_str(s: &str) -> Result<Halt, String> {
+        let bad = || format!("--halt '{s}' is not now,fail=N or soon,fail=N");
+        let (when, fail) = s.split_once(',').ok_or_else(bad)?;
+        let when = match when {
+            "now" => HaltWhen::Now,
+            "soon" => HaltWhen::Soon,
+            _ => return Err(bad()),
+        };
+        let fail = fail
+            .strip_prefix("fail=")
+            .and_then(|n| n.parse::<usize>().ok())
+            .filter(|&n| n >= 1)
+            .ok_or_else(bad)?;
+        Ok(Halt { when, fail })
+    }
 }
 
 /// The default throttle of a batch: the number of CPUs.
@@ -95,6 +136,9 @@ impl Session {
         parent.child_throttle = Some(throttle);
         parent.payload = Some(Box::new(sealed));
         let id = self.inner.start_job(parent, None)?;
+        if let Some(halt) = batch.halt {
+            self.inner.set_halt(id, halt);
+        }
         let base = batch.name.unwrap_or_else(|| format!("Job{id}"));
         let total = batch.children.len();
         for (i, mut child) in batch.children.into_iter().enumerate() {

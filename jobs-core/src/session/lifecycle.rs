@@ -11,7 +11,7 @@ use std::time::SystemTime;
 
 use uuid::Uuid;
 
-use super::{type_key, Entry, Inner, Pool, Table};
+use super::{type_key, Entry, Halt, HaltWhen, Inner, Pool, Retry, Table};
 use crate::cell::JobCell;
 use crate::context::JobHost;
 use crate::throttle::Throttle;
@@ -35,6 +35,53 @@ impl Inner {
         last: bool,
     ) -> Result<JobId, Error> {
         self.start_job_saving(spec, Some(parent), last)
+    }
+
+    /// Gives a batch's parent its halt rule.
+    pub(crate) fn set_halt(&self, id: JobId, halt: Halt) {
+        if let Some(e) = self.lock().jobs.get_mut(&id) {
+            e.halt = Some(halt);
+        }
+    }
+
+    /// Stops what a batch's halt rule says once enough children failed:
+    /// the queued children (Stopped, never run) and with `now` the running
+    /// ones too, with the reason `halted after N failures`.
+    fn check_halt(self: &Arc<Self>, t: &mut Table, parent: JobId) {
+        let Some(pe) = t.jobs.get(&parent) else {
+            return;
+        };
+        let Some(halt) = pe.halt.filter(|_| !pe.halted) else {
+            return;
+        };
+        let failed = pe
+            .info
+            .children
+            .iter()
+            .filter(|c| t.state(**c) == Some(JobState::Failed))
+            .count();
+        if failed < halt.fail {
+            return;
+        }
+        let children = pe.info.children.clone();
+        if let Some(pe) = t.jobs.get_mut(&parent) {
+            pe.halted = true;
+        }
+        let reason = format!("halted after {failed} failures");
+        for c in children {
+            let Some(ce) = t.jobs.get_mut(&c) else {
+                continue;
+            };
+            let queued = ce.info.state == JobState::NotStarted && ce.pending.is_some();
+            if queued {
+                ce.info.reason = Some(reason.clone());
+            } else if halt.when == HaltWhen::Now && !ce.info.state.is_finished() {
+                ce.stop_reason = Some(reason.clone());
+            } else {
+                continue;
+            }
+            self.request_stop_locked(t, c);
+        }
     }
 
     /// Writes a job's row as it is now.
@@ -88,6 +135,7 @@ impl Inner {
             children: Vec::new(),
             detached: spec.detached,
             item: spec.item.clone(),
+            attempts: 0,
         };
         // Written at once: the caller gets the id next, and a job it was
         // told about must be there after a crash (as ended with its host).
@@ -108,11 +156,15 @@ impl Inner {
             }
         }
         let child_limit = spec.child_throttle;
+        let retry = (spec.retries > 0 && spec.payload.is_none()).then(|| Retry {
+            spec: spec.rerun(),
+            left: spec.retries,
+            total: spec.retries + 1,
+        });
         let cell = Arc::new(JobCell::new(id, info.instance_id));
-        t.jobs.insert(
-            id,
-            Entry::new(info, cell, executor, Some(spec), child_limit),
-        );
+        let mut entry = Entry::new(info, cell, executor, Some(spec), child_limit);
+        entry.retry = retry;
+        t.jobs.insert(id, entry);
         if let Some(pe) = parent.and_then(|p| t.jobs.get_mut(&p)) {
             pe.info.children.push(id);
             if save_parent {
@@ -154,6 +206,7 @@ impl Inner {
         };
         let executor = Arc::clone(&e.executor);
         let ctx = self.context(&e.cell);
+        e.info.attempts = 1;
         if !executor.reports_start() && self.transition(t, id, JobState::Running).is_err() {
             return;
         }
@@ -310,6 +363,23 @@ impl Inner {
         let Some(e) = t.jobs.get_mut(&id) else {
             return;
         };
+        if result.is_err() && !e.stop_requested && e.info.children.is_empty() {
+            if let Some(retry) = e.retry.as_mut().filter(|r| r.left > 0) {
+                retry.left -= 1;
+                let spec = retry.spec.rerun();
+                let total = retry.total;
+                e.info.attempts += 1;
+                let attempt = e.info.attempts;
+                *e.cell.exit_code.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                let _ = self.store.save_job_soon(&e.info);
+                let executor = Arc::clone(&e.executor);
+                let ctx = self.context(&e.cell);
+                ctx.information(format!("attempt {attempt} of {total}"));
+                drop(t);
+                self.spawn_job(id, async move { executor.run(spec, ctx).await });
+                return;
+            }
+        }
         // Whatever the outcome, no record is accepted once `run` is over.
         e.cell.closed.store(true, Ordering::Release);
         if let Some(msg) = e
@@ -371,7 +441,7 @@ impl Inner {
         let exit_code = *e.cell.exit_code.lock().unwrap_or_else(|p| p.into_inner());
         let (state, reason, code) = match returned {
             _ if e.stop_requested => {
-                let reason = returned.err().map(|f| f.reason);
+                let reason = e.stop_reason.clone().or(returned.err().map(|f| f.reason));
                 (JobState::Stopped, reason, exit_code)
             }
             Err(f) => (JobState::Failed, Some(f.reason), f.exit_code.or(exit_code)),
@@ -417,6 +487,12 @@ impl Inner {
         }
         if self.transition(t, id, state).is_err() {
             return;
+        }
+        if state == JobState::Failed {
+            if let Some(p) = t.info(id).and_then(|i| i.parent) {
+                // Before the slot frees: a halted batch starts no one else.
+                self.check_halt(t, p);
+            }
         }
         self.release_slot(t, id);
     }

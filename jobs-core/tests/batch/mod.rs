@@ -45,6 +45,7 @@ fn a_batch_is_one_parent_with_a_child_per_item_in_input_order() {
                 .iter()
                 .map(|i| child(i, json!([["out", i]])))
                 .collect(),
+            halt: None,
         })
         .expect("start");
     wait_all(&s, id);
@@ -201,4 +202,190 @@ fn stopping_a_batch_stops_its_children_and_starts_no_more() {
     for c in parent.children {
         assert_eq!(s.info(c).expect("child").state, JobState::Stopped);
     }
+}
+
+/// Fails the first `n` runs of each item given as `fail:N:ITEM`, counting
+/// runs per item.
+struct Flaky {
+    runs: std::sync::Mutex<std::collections::HashMap<String, u32>>,
+}
+
+#[async_trait]
+impl JobExecutor for Flaky {
+    fn type_name(&self) -> &str {
+        "Flaky"
+    }
+
+    async fn run(&self, spec: JobSpec, ctx: JobContext) -> Result<(), JobFailure> {
+        let item = spec.item.unwrap_or_default();
+        let fails: u32 = item
+            .split(':')
+            .nth(1)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        let run = {
+            let mut runs = self.runs.lock().expect("runs");
+            let r = runs.entry(item.clone()).or_insert(0);
+            *r += 1;
+            *r
+        };
+        ctx.output(format!("{item} run {run}"));
+        if run <= fails {
+            Err(JobFailure::new(format!("{item} failed run {run}")))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+fn flaky_session() -> (Session, Arc<Flaky>) {
+    let s = session();
+    let ex = Arc::new(Flaky {
+        runs: Default::default(),
+    });
+    s.register(Arc::clone(&ex) as Arc<dyn JobExecutor>);
+    (s, ex)
+}
+
+fn flaky(item: &str, retries: u32) -> JobSpec {
+    let mut c = JobSpec::new("Flaky", item);
+    c.item = Some(item.into());
+    c.retries = retries;
+    c
+}
+
+#[test]
+fn retries_run_a_failing_child_again_and_count_attempts() {
+    let (s, _) = flaky_session();
+    let id = s
+        .start_batch(BatchSpec {
+            command: "x".into(),
+            children: vec![
+                flaky("fail:2:a", 2),
+                flaky("fail:0:b", 2),
+                flaky("fail:5:c", 2),
+            ],
+            ..BatchSpec::default()
+        })
+        .expect("start");
+    wait_all(&s, id);
+    let parent = s.info(id).expect("info");
+    let kids: Vec<_> = parent
+        .children
+        .iter()
+        .map(|c| s.info(*c).expect("child"))
+        .collect();
+    assert_eq!(kids[0].state, JobState::Completed);
+    assert_eq!(kids[0].attempts, 3);
+    assert_eq!(kids[1].attempts, 1);
+    assert_eq!(kids[2].state, JobState::Failed);
+    assert_eq!(kids[2].attempts, 3);
+    assert_eq!(kids[2].reason.as_deref(), Some("fail:5:c failed run 3"));
+    assert_eq!(parent.state, JobState::Failed);
+    let got = s
+        .receive(&[kids[0].id], ReceiveOptions::default())
+        .expect("receive");
+    let texts: Vec<String> = got
+        .iter()
+        .map(|r| String::from_utf8_lossy(&r.record.payload.to_display_bytes()).into_owned())
+        .collect();
+    assert_eq!(
+        texts,
+        [
+            "fail:2:a run 1",
+            "attempt 2 of 3",
+            "fail:2:a run 2",
+            "attempt 3 of 3",
+            "fail:2:a run 3"
+        ]
+    );
+}
+
+#[test]
+fn halt_now_stops_the_running_and_starts_no_more() {
+    let s = session();
+    let mut children = vec![child("bad", json!([["fail", "no"]]))];
+    children.extend((0..5).map(|i| child(&format!("slow{i}"), json!([["sleep", 30000]]))));
+    let id = s
+        .start_batch(BatchSpec {
+            command: "x".into(),
+            throttle: Some(2),
+            children,
+            halt: Some("now,fail=1".parse().expect("halt")),
+            ..BatchSpec::default()
+        })
+        .expect("start");
+    wait_all(&s, id);
+    let parent = s.info(id).expect("info");
+    assert_eq!(parent.state, JobState::Failed);
+    let kids: Vec<_> = parent
+        .children
+        .iter()
+        .map(|c| s.info(*c).expect("child"))
+        .collect();
+    assert_eq!(kids[0].state, JobState::Failed);
+    for k in &kids[1..] {
+        assert_eq!(k.state, JobState::Stopped, "{k:?}");
+        assert_eq!(
+            k.reason.as_deref(),
+            Some("halted after 1 failures"),
+            "{k:?}"
+        );
+    }
+    // The queued ones never ran.
+    assert!(kids[2..].iter().all(|k| k.attempts == 0), "{kids:?}");
+}
+
+#[test]
+fn halt_soon_lets_the_running_end_and_starts_no_more() {
+    let s = session();
+    let children = vec![
+        child("slow", json!([["sleep", 300], ["out", "done"]])),
+        child("bad", json!([["fail", "no"]])),
+        child("next", json!([["out", "never"]])),
+    ];
+    let id = s
+        .start_batch(BatchSpec {
+            command: "x".into(),
+            throttle: Some(2),
+            children,
+            halt: Some("soon,fail=1".parse().expect("halt")),
+            ..BatchSpec::default()
+        })
+        .expect("start");
+    wait_all(&s, id);
+    let kids: Vec<_> = s
+        .info(id)
+        .expect("info")
+        .children
+        .iter()
+        .map(|c| s.info(*c).expect("child"))
+        .collect();
+    let states: Vec<JobState> = kids.iter().map(|k| k.state).collect();
+    assert_eq!(
+        states,
+        [JobState::Completed, JobState::Failed, JobState::Stopped]
+    );
+    assert_eq!(kids[2].attempts, 0);
+}
+
+#[test]
+fn a_halt_rule_is_read_strictly() {
+    for bad in [
+        "",
+        "now",
+        "later,fail=1",
+        "now,fail=0",
+        "soon,fail=x",
+        "now,fails=2",
+    ] {
+        assert!(bad.parse::<jobs_core::Halt>().is_err(), "{bad:?}");
+    }
+    assert_eq!(
+        "soon,fail=3".parse::<jobs_core::Halt>(),
+        Ok(jobs_core::Halt {
+            when: jobs_core::HaltWhen::Soon,
+            fail: 3
+        })
+    );
 }

@@ -55,6 +55,7 @@ pub(super) fn info(id: u64, state: JobState) -> JobInfo {
         children: vec![],
         detached: false,
         item: None,
+        attempts: 0,
     }
 }
 
