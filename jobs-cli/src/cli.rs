@@ -231,6 +231,10 @@ pub(crate) struct StartArgs {
     /// Set a variable in the job's environment (repeatable).
     #[arg(long = "env", value_name = "K=V", value_parser = EnvParser)]
     pub env: Vec<(OsString, OsString)>,
+    /// Feed FILE (`-`: this command's standard input) to the job's standard
+    /// input; without it, a job's stdin is /dev/null. Process jobs.
+    #[arg(long, value_name = "FILE|-")]
+    pub input: Option<PathBuf>,
     /// The job outlives the session (its daemon).
     #[arg(long)]
     pub detached: bool,

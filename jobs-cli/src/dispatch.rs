@@ -152,6 +152,7 @@ fn start_request(args: &StartArgs) -> Result<StartRequest> {
         env: args.env.clone(),
         detached: args.detached,
         each: None,
+        input_len: None,
     })
 }
 
@@ -163,13 +164,24 @@ fn start_job(c: &mut Client, args: &StartArgs) -> Result<JobInfo> {
     );
     if let Some(file) = &args.each {
         let env_len = blob.len() as u64;
-        read_items(file, &mut blob)?;
+        read_all(file, "--each", "the items", &mut blob)?;
         req.each = Some(Each {
             env_len,
             null: args.null,
             halt: args.halt.clone(),
             retries: args.retries,
         });
+    }
+    if let Some(file) = &args.input {
+        if args.each.as_deref() == Some(Path::new("-")) && file.as_os_str() == "-" {
+            return Err(anyhow!(Exit::new(
+                exit::USAGE,
+                "--each - and --input - cannot both read standard input"
+            )));
+        }
+        let before = blob.len();
+        read_all(file, "--input", "the input", &mut blob)?;
+        req.input_len = Some((blob.len() - before) as u64);
     }
     c.send(Op::Start(req), &blob)?;
     match c.recv()?.0 {
@@ -178,9 +190,9 @@ fn start_job(c: &mut Client, args: &StartArgs) -> Result<JobInfo> {
     }
 }
 
-/// Appends the input of `--each FILE|-` to `blob`; a batch's input
-/// travels whole, so it must fit in one message.
-fn read_items(file: &Path, blob: &mut Vec<u8>) -> Result<()> {
+/// Appends FILE (`-`: standard input) of `flag` to `blob`; it travels
+/// whole, so it must fit in one message.
+fn read_all(file: &Path, flag: &str, what: &str, blob: &mut Vec<u8>) -> Result<()> {
     let room = MAX_BLOB.saturating_sub(blob.len());
     let (mut input, shown): (Box<dyn Read>, String) = if file.as_os_str() == "-" {
         (Box::new(io::stdin().lock()), "standard input".into())
@@ -188,7 +200,7 @@ fn read_items(file: &Path, blob: &mut Vec<u8>) -> Result<()> {
         let f = std::fs::File::open(file).map_err(|e| {
             anyhow!(Exit::new(
                 exit::USAGE,
-                format!("--each: cannot read {}: {e}", file.display())
+                format!("{flag}: cannot read {}: {e}", file.display())
             ))
         })?;
         (Box::new(f), file.display().to_string())
@@ -198,13 +210,13 @@ fn read_items(file: &Path, blob: &mut Vec<u8>) -> Result<()> {
         .by_ref()
         .take(room as u64 + 1)
         .read_to_end(blob)
-        .with_context(|| format!("cannot read the items from {shown}"))?;
+        .with_context(|| format!("cannot read {what} from {shown}"))?;
     if read > room {
         blob.truncate(start);
         return Err(anyhow!(Exit::new(
             exit::USAGE,
             format!(
-                "--each: the items from {shown} are over the {} MiB one batch takes",
+                "{flag}: {what} from {shown} are over the {} MiB one start takes",
                 MAX_BLOB >> 20
             )
         )));

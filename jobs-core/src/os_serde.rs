@@ -88,6 +88,21 @@ pub mod string {
     }
 }
 
+/// An optional `OsString`.
+pub mod opt_string {
+    use super::*;
+
+    /// Writes the value as [`string`] does, or null.
+    pub fn serialize<S: Serializer>(v: &Option<OsString>, s: S) -> Result<S::Ok, S::Error> {
+        v.as_deref().map(Out).serialize(s)
+    }
+
+    /// Reads null, a string or an array of bytes.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<OsString>, D::Error> {
+        Ok(Option::<In>::deserialize(d)?.map(|i| i.0))
+    }
+}
+
 /// An optional `PathBuf`.
 pub mod opt_path {
     use std::path::PathBuf;

@@ -64,8 +64,9 @@ pub(crate) fn start(d: &Daemon, req: StartRequest, each: Each, blob: &[u8]) -> R
             env: req.env.clone(),
             detached: false,
             each: None,
+            input_len: None,
         };
-        let mut spec = executors::job_spec(child, env.clone())?;
+        let mut spec = executors::job_spec(child, env.clone(), None)?;
         spec.item = Some(String::from_utf8_lossy(item).into_owned());
         spec.retries = each.retries;
         if each.retries > 0 {

@@ -169,7 +169,12 @@ fn remote_command_line(work: &Work) -> Result<String, Fail> {
 }
 
 /// Translates a `start` request into a spec for the executor it names.
-pub(crate) fn job_spec(req: StartRequest, env: Vec<(Vec<u8>, Vec<u8>)>) -> Result<JobSpec, Fail> {
+/// `input`, if any, is the job's standard input (process jobs only).
+pub(crate) fn job_spec(
+    req: StartRequest,
+    env: Vec<(Vec<u8>, Vec<u8>)>,
+    input: Option<OsString>,
+) -> Result<JobSpec, Fail> {
     if req.throttle == Some(0) {
         return Err(Fail::new(ErrorCode::Usage, "--throttle must be at least 1"));
     }
@@ -179,8 +184,22 @@ pub(crate) fn job_spec(req: StartRequest, env: Vec<(Vec<u8>, Vec<u8>)>) -> Resul
     } else {
         "RemoteJob".to_string()
     };
+    if input.is_some() {
+        if type_name != "BackgroundJob" {
+            return Err(Fail::new(
+                ErrorCode::Usage,
+                format!("--input feeds process jobs only, not {type_name}"),
+            ));
+        }
+        if matches!(req.work, Work::Script { .. }) {
+            return Err(Fail::new(
+                ErrorCode::Usage,
+                "--input does not go with a script: a script job reads no standard input",
+            ));
+        }
+    }
     let mut spec = match type_name.as_str() {
-        "BackgroundJob" => process_spec(&req, vars)?,
+        "BackgroundJob" => process_spec(&req, vars, input)?,
         "ThreadJob" => thread_spec(&req)?,
         "RemoteJob" => {
             let mut spec = remote_spec(&req, &vars)?;
@@ -222,7 +241,11 @@ fn plugin_params(req: &StartRequest, vars: Vec<(OsString, OsString)>) -> serde_j
     serde_json::to_value(params).unwrap_or_default()
 }
 
-fn process_spec(req: &StartRequest, vars: Vec<(OsString, OsString)>) -> Result<JobSpec, Fail> {
+fn process_spec(
+    req: &StartRequest,
+    vars: Vec<(OsString, OsString)>,
+    input: Option<OsString>,
+) -> Result<JobSpec, Fail> {
     use jobs_process::ProcessSpec;
     let mut ps = match &req.work {
         Work::Program { argv } if argv.is_empty() => {
@@ -236,6 +259,9 @@ fn process_spec(req: &StartRequest, vars: Vec<(OsString, OsString)>) -> Result<J
     ps.env_clear = true;
     ps.env.extend(vars);
     ps.detached = req.detached;
+    if input.is_some() {
+        ps.stdin = input;
+    }
     let mut spec = ps.into_job_spec();
     if let Work::Script { .. } = &req.work {
         spec.command = command_line(&req.work);

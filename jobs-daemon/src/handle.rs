@@ -15,6 +15,24 @@ use crate::shared::Daemon;
 use crate::wire::{client_gone, send, Conn};
 use crate::{batch, executors};
 
+/// Splits a start's blob into what comes before its input and the input
+/// (its last `input_len` bytes), if it has one.
+fn split_input<'b>(
+    start: &jobs_protocol::StartRequest,
+    blob: &'b [u8],
+) -> Result<(&'b [u8], Option<std::ffi::OsString>), Fail> {
+    use std::os::unix::ffi::OsStringExt;
+    let Some(len) = start.input_len else {
+        return Ok((blob, None));
+    };
+    let at = usize::try_from(len)
+        .ok()
+        .and_then(|n| blob.len().checked_sub(n))
+        .ok_or_else(|| Fail::new(ErrorCode::Protocol, "the input length is past the data"))?;
+    let (rest, input) = blob.split_at(at);
+    Ok((rest, Some(std::ffi::OsString::from_vec(input.to_vec()))))
+}
+
 /// Answers one request; `Ok(false)` closes the connection.
 pub(crate) async fn handle(
     d: &Daemon,
@@ -27,11 +45,16 @@ pub(crate) async fn handle(
             if d.closing.load(Ordering::SeqCst) {
                 return Err(Fail::new(ErrorCode::Failed, "the session is ending"));
             }
+            let (blob, input) = split_input(&start, &blob)?;
             let id = match start.each.take() {
-                Some(each) => batch::start(d, start, each, &blob)?,
+                Some(_) if input.is_some() => return Err(Fail::new(
+                    ErrorCode::Usage,
+                    "--input does not go with --each: a batch's children read no standard input",
+                )),
+                Some(each) => batch::start(d, start, each, blob)?,
                 None => d
                     .session
-                    .start(executors::job_spec(start, decode_env(&blob))?)?,
+                    .start(executors::job_spec(start, decode_env(blob), input)?)?,
             };
             Response::Started(d.session.info(id)?)
         }

@@ -183,7 +183,9 @@ pub(crate) fn spawn(io: &Handle, spec: &ProcessSpec, launch: Launch) -> Result<C
         // closes when it is all written. A process that exits without
         // reading it all closes its end: that is its own business.
         io.spawn(async move {
-            let _ = pipe.write_all(text.as_bytes()).await;
+            let _ = pipe
+                .write_all(std::os::unix::ffi::OsStrExt::as_bytes(text.as_os_str()))
+                .await;
         });
     }
     Ok(child)

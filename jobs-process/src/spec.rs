@@ -51,11 +51,15 @@ pub struct ProcessSpec {
     /// Whether the job outlives its session (output goes to files).
     #[serde(default)]
     pub detached: bool,
-    /// Text written to the process's standard input, which is then closed
-    /// (default: stdin is `/dev/null`). Unlike an argument, it has no size
-    /// limit of the OS and does not show in the process table.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stdin: Option<String>,
+    /// Bytes written to the process's standard input, which is then closed
+    /// (default: stdin is `/dev/null`). Unlike an argument, they have no
+    /// size limit of the OS and do not show in the process table.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "jobs_core::os_serde::opt_string"
+    )]
+    pub stdin: Option<OsString>,
 }
 
 /// The error of reading a [`ProcessSpec`] from a job's params.
@@ -113,9 +117,9 @@ impl ProcessSpec {
         self
     }
 
-    /// Gives the process `text` on its standard input.
-    pub fn stdin(mut self, text: impl Into<String>) -> Self {
-        self.stdin = Some(text.into());
+    /// Gives the process `bytes` on its standard input.
+    pub fn stdin(mut self, bytes: impl Into<OsString>) -> Self {
+        self.stdin = Some(bytes.into());
         self
     }
 

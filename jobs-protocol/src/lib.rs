@@ -146,6 +146,10 @@ pub struct StartRequest {
     /// follows the environment in the blob.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub each: Option<Each>,
+    /// `--input`: the last `input_len` bytes of the blob are the job's
+    /// standard input.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_len: Option<u64>,
 }
 
 /// How a batch's input travels: the blob is the environment's

@@ -249,8 +249,16 @@ fn retries_run_a_flaky_item_until_it_passes() {
     let runs = std::fs::read_to_string(home.path().join("flaky.runs")).expect("runs");
     assert_eq!(runs.lines().count(), 3);
     let shown = home.run(&["receive", &kids[0]["id"].to_string()]);
-    assert!(shown.stderr.contains("INFO: attempt 2 of 3"), "{}", shown.stderr);
-    assert!(shown.stderr.contains("INFO: attempt 3 of 3"), "{}", shown.stderr);
+    assert!(
+        shown.stderr.contains("INFO: attempt 2 of 3"),
+        "{}",
+        shown.stderr
+    );
+    assert!(
+        shown.stderr.contains("INFO: attempt 3 of 3"),
+        "{}",
+        shown.stderr
+    );
 }
 
 #[test]
@@ -281,7 +289,10 @@ fn halt_now_after_the_first_failure_runs_no_later_item() {
         assert_eq!(k["state"], "Stopped", "{k}");
         assert_eq!(k["reason"], "halted after 1 failures", "{k}");
         let item = k["item"].as_str().expect("item");
-        assert!(!home.path().join(format!("{item}.ran")).exists(), "{item} ran");
+        assert!(
+            !home.path().join(format!("{item}.ran")).exists(),
+            "{item} ran"
+        );
     }
 }
 

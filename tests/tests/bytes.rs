@@ -85,3 +85,55 @@ fn a_non_utf8_directory_variable_and_argument_reach_the_job_unchanged() {
     );
     assert_eq!(out, b"\xf0\xf1");
 }
+
+/// `--input -` feeds the caller's standard input to the job, byte for
+/// byte; without it the job's stdin is empty (`/dev/null`).
+#[test]
+fn input_reaches_the_jobs_stdin_byte_for_byte() {
+    use std::io::Write;
+    let home = TestHome::new();
+    let data: Vec<u8> = (0..=255u8).cycle().take(300_000).collect();
+    let mut child = home
+        .cmd(&["run", "--input", "-", "--", "cat"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn jobctl");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(&data).expect("write");
+    drop(stdin);
+    let run = jobctl_tests::finish(child, jobctl_tests::COMMAND_TIMEOUT, "run --input -");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout == data, "{} bytes back", run.stdout.len());
+
+    let file = home.path().join("in");
+    std::fs::write(&file, b"from a file\n").expect("write");
+    let out = home.ok(&["run", "--input", file.to_str().expect("utf-8"), "--", "cat"]);
+    assert_eq!(out, "from a file\n");
+    assert_eq!(home.ok(&["run", "--", "cat"]), "");
+    for (args, says) in [
+        (
+            vec!["start", "--input", "/no/such/file", "--", "cat"],
+            "cannot read",
+        ),
+        (
+            vec!["start", "--input", file.to_str().expect("utf-8"), "-e", "1"],
+            "script",
+        ),
+        (
+            vec![
+                "start",
+                "--input",
+                file.to_str().expect("utf-8"),
+                "--type",
+                "thread",
+                "-e",
+                "1",
+            ],
+            "process jobs only",
+        ),
+    ] {
+        let run = home.run(&args);
+        assert_eq!(run.code, 2, "{args:?}: {}", run.stderr);
+        assert!(run.stderr.contains(says), "{args:?}: {}", run.stderr);
+    }
+}

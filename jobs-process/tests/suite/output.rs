@@ -183,7 +183,7 @@ fn a_process_that_leaves_its_stdin_unread_completes() {
 fn stdin_text_travels_in_the_params() {
     let spec = ProcessSpec::program(["cat"]).stdin("hello");
     let back = ProcessSpec::from_params(&spec.to_params()).expect("params");
-    assert_eq!(back.stdin.as_deref(), Some("hello"));
+    assert_eq!(back.stdin.as_deref(), Some(std::ffi::OsStr::new("hello")));
     let plain = ProcessSpec::program(["cat"]).to_params();
     assert!(plain.get("stdin").is_none(), "{plain}");
 }
