@@ -7,7 +7,7 @@
 //! lock. The daemon itself holds another lock for its whole life, so a
 //! second daemon for the same home refuses to run even if started by hand.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, ErrorKind};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
@@ -16,9 +16,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use nix::fcntl::{Flock, FlockArg};
+use nix::sys::socket::{getsockopt, sockopt};
 
 use crate::exit::{self, Exit};
-use jobs_protocol::home::Home;
+use jobs_protocol::home::{open_private, Access, Home};
 use jobs_protocol::{
     read_frame, read_frame_into, write_frame, ErrorCode, FrameError, Op, Request, Response,
 };
@@ -32,30 +33,53 @@ pub(crate) struct Client {
 }
 
 fn try_connect(home: &Home) -> Result<Option<UnixStream>> {
-    match UnixStream::connect(home.socket()) {
-        Ok(s) => Ok(Some(s)),
+    let stream = match UnixStream::connect(home.socket()) {
+        Ok(s) => s,
         Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::ConnectionRefused) => {
-            Ok(None)
+            return Ok(None)
         }
-        Err(e) => Err(anyhow!(e).context(format!(
-            "cannot connect to the session daemon at {}",
+        Err(e) => {
+            return Err(anyhow!(e).context(format!(
+                "cannot connect to the session daemon at {}",
+                home.socket().display()
+            )))
+        }
+    };
+    check_peer(home, &stream)?;
+    Ok(Some(stream))
+}
+
+/// Refuses a socket served by another user before a byte is sent: the
+/// first request carries the caller's whole environment.
+fn check_peer(home: &Home, stream: &UnixStream) -> Result<()> {
+    let cred = getsockopt(stream, sockopt::PeerCredentials).with_context(|| {
+        format!(
+            "cannot learn who serves the socket {}",
             home.socket().display()
-        ))),
+        )
+    })?;
+    let me = nix::unistd::geteuid().as_raw();
+    if cred.uid() != me {
+        bail!(
+            "the socket {} is served by uid {} (pid {}), not by you (uid {me}): refusing to talk to it; remove it or set JOBCTL_HOME to a folder of your own",
+            home.socket().display(),
+            cred.uid(),
+            cred.pid()
+        );
     }
+    Ok(())
 }
 
 fn lock_file(path: PathBuf) -> Result<File> {
-    OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .with_context(|| format!("cannot open {}", path.display()))
+    open_private(&path, Access::Write).with_context(|| format!("cannot open {}", path.display()))
 }
 
 impl Client {
     /// Connects to a running daemon; `None` if none runs.
     pub(crate) fn connect(home: &Home) -> Result<Option<Client>> {
+        if !home.verify()? {
+            return Ok(None);
+        }
         Ok(try_connect(home)?.map(|stream| Client { stream }))
     }
 
@@ -136,10 +160,7 @@ fn daemon_exe() -> Result<PathBuf> {
 
 fn start_daemon(home: &Home, plugins: &[PathBuf]) -> Result<Client> {
     let exe = daemon_exe()?;
-    let log = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(home.log())
+    let log = open_private(&home.log(), Access::Append)
         .with_context(|| format!("cannot open {}", home.log().display()))?;
     let mut cmd = Command::new(exe);
     cmd.arg("--home").arg(home.dir());

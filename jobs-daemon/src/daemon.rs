@@ -1,14 +1,16 @@
 //! The session daemon: one per home. It owns the [`Session`], listens on
 //! the home's Unix socket, and ends the session on `daemon stop` or SIGTERM.
 //!
-//! Life: `setsid` (no terminal, no job control signals), take the home's
-//! life lock (a second daemon refuses to run), open the store, register the
+//! Life: `setsid` (no terminal, no job control signals), `umask 077`, check
+//! the home (this user's, writable by no one else; see
+//! [`jobs_protocol::home`]), take the home's life lock (a second daemon
+//! refuses to run) and write the pid into it, open the store, register the
 //! executors, restore the jobs of a previous life, then bind the socket
-//! (mode 0600; the home is 0700) and serve. Each connection is a task of
+//! (mode 0600) and serve. Each connection is a task of
 //! its own, so a client that sends garbage or stalls holds up nobody else.
 
-use std::fs::{self, OpenOptions};
-use std::os::unix::fs::PermissionsExt;
+use std::fs;
+use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
@@ -23,7 +25,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::Notify;
 use tracing::{error, info, warn};
 
-use jobs_protocol::home::Home;
+use jobs_protocol::home::{open_private, Access, Home};
 use jobs_store_sqlite::SqliteStore;
 
 use crate::executors;
@@ -34,13 +36,12 @@ use crate::shared::Daemon;
 pub(crate) fn run(home: Home, plugins: Vec<PathBuf>) -> Result<()> {
     // Fails only if we already lead a process group (run by hand): fine.
     let _ = nix::unistd::setsid();
+    // Everything the daemon creates (database, data files, logs) is the
+    // user's alone, whatever umask the first command had.
+    umask(Mode::from_bits_truncate(0o077));
     home.create()?;
     let lock_path = home.daemon_lock();
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
+    let file = open_private(&lock_path, Access::Write)
         .with_context(|| format!("cannot open {}", lock_path.display()))?;
     let life = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
         Ok(l) => l,
@@ -49,6 +50,11 @@ pub(crate) fn run(home: Home, plugins: Vec<PathBuf>) -> Result<()> {
         }
         Err((_, e)) => return Err(anyhow!(e).context("cannot lock the daemon lock")),
     };
+    // The pid, for a client's message when this daemon does not answer.
+    let pid = format!("{}\n", std::process::id());
+    life.set_len(0)
+        .and_then(|()| life.write_all_at(pid.as_bytes(), 0))
+        .with_context(|| format!("cannot write to {}", lock_path.display()))?;
     init_logging(&home)?;
     info!(pid = std::process::id(), home = %home.dir().display(), "daemon starting");
     // One worker thread. The daemon's work per request is short, and a
@@ -82,10 +88,7 @@ pub(crate) fn run(home: Home, plugins: Vec<PathBuf>) -> Result<()> {
 }
 
 fn init_logging(home: &Home) -> Result<()> {
-    let log = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(home.log())
+    let log = open_private(&home.log(), Access::Append)
         .with_context(|| format!("cannot open {}", home.log().display()))?;
     let filter = tracing_subscriber::EnvFilter::try_from_env("JOBCTL_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));

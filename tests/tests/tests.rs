@@ -10,3 +10,4 @@ mod plugins;
 mod receive;
 mod remote;
 mod store;
+mod trust;
