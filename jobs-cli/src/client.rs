@@ -21,7 +21,8 @@ use nix::sys::socket::{getsockopt, sockopt};
 use crate::exit::{self, Exit};
 use jobs_protocol::home::{open_private, Access, Home};
 use jobs_protocol::{
-    read_frame, read_frame_into, write_frame, ErrorCode, FrameError, Op, Request, Response,
+    check_env, read_frame, read_frame_into, write_frame, ErrorCode, FrameError, Op, Request,
+    Response,
 };
 
 /// How long a client waits for a daemon it started to answer.
@@ -98,10 +99,25 @@ impl Client {
         start_daemon(home, plugins)
     }
 
-    /// Sends a request.
+    /// Sends a request. A `start`'s environment over the protocol's limits
+    /// is refused here, before a byte is sent.
     pub(crate) fn send(&mut self, op: Op, blob: &[u8]) -> Result<()> {
-        write_frame(&mut self.stream, &Request::new(op), blob)
-            .context("cannot send to the session daemon")
+        if matches!(op, Op::Start(_)) {
+            check_env(blob).map_err(|e| anyhow!(Exit::new(exit::FAILURE, e.to_string())))?;
+        }
+        match write_frame(&mut self.stream, &Request::new(op), blob) {
+            Ok(()) => Ok(()),
+            Err(e) if matches!(e.kind(), ErrorKind::BrokenPipe | ErrorKind::ConnectionReset) => {
+                // The daemon refused the frame; it says why before closing.
+                match read_frame::<Response>(&mut self.stream) {
+                    Ok((Response::Error { kind, message }, _)) => {
+                        Err(anyhow!(daemon_error(kind, message)))
+                    }
+                    _ => Err(anyhow!(e).context("cannot send to the session daemon")),
+                }
+            }
+            Err(e) => Err(anyhow!(e).context("cannot send to the session daemon")),
+        }
     }
 
     /// Reads a response; an error response becomes an [`Exit`] error.

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use jobs_core::{JobFilter, JobId, WaitMode};
 use jobs_protocol::{
-    decode_env, ErrorCode, ListRequest, Op, RemoveRequest, Response, SelectRequest, WaitRequest,
+    check_env, ErrorCode, ListRequest, Op, RemoveRequest, Response, SelectRequest, WaitRequest,
 };
 use tokio::net::unix::OwnedReadHalf;
 
@@ -19,7 +19,7 @@ use crate::wire::{client_gone, send, Conn};
 pub(crate) async fn handle(
     d: &Daemon,
     op: Op,
-    blob: Vec<u8>,
+    blob: &[u8],
     (rd, wr): Conn<'_>,
 ) -> Result<bool, Fail> {
     let resp = match op {
@@ -27,7 +27,8 @@ pub(crate) async fn handle(
             if d.closing.load(Ordering::SeqCst) {
                 return Err(Fail::new(ErrorCode::Failed, "the session is ending"));
             }
-            let spec = executors::job_spec(start, decode_env(&blob))?;
+            check_env(blob).map_err(|e| Fail::new(ErrorCode::Failed, e.to_string()))?;
+            let spec = executors::job_spec(start, blob)?;
             let id = d.session.start(spec)?;
             Response::Started(d.session.info(id)?)
         }

@@ -6,6 +6,7 @@
 //! client sends can take the daemon down or hold up another connection.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use jobs_protocol::{ErrorCode, FrameError};
 use tokio::net::UnixStream;
@@ -13,7 +14,10 @@ use tracing::{debug, warn};
 
 use crate::handle::handle;
 use crate::shared::Daemon;
-use crate::wire::{read_request, reply_error};
+use crate::wire::{next_request, reply_error, Incoming};
+
+/// How long a connection may sit between requests.
+const IDLE: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// Serves one connection until the client closes it or breaks the protocol.
 pub(crate) async fn connection(stream: UnixStream, d: Arc<Daemon>) {
@@ -33,11 +37,17 @@ pub(crate) async fn connection(stream: UnixStream, d: Arc<Daemon>) {
     }
     let (mut rd, mut wr) = stream.into_split();
     loop {
-        let (req, blob) = match read_request(&mut rd).await {
-            Ok(r) => r,
+        let Incoming { req, blob, .. } = match next_request(&mut rd, IDLE).await {
+            Ok(Some(r)) => r,
+            Ok(None) => return,
             Err(FrameError::Closed) => return,
             Err(FrameError::Io(e)) => {
                 debug!("connection dropped: {e}");
+                return;
+            }
+            Err(e @ (FrameError::Environment(_) | FrameError::Busy)) => {
+                warn!("request refused: {e}");
+                let _ = reply_error(&mut wr, ErrorCode::Failed, &e.to_string()).await;
                 return;
             }
             Err(e) => {
@@ -46,7 +56,7 @@ pub(crate) async fn connection(stream: UnixStream, d: Arc<Daemon>) {
                 return;
             }
         };
-        match handle(&d, req.op, blob, (&mut rd, &mut wr)).await {
+        match handle(&d, req.op, &blob, (&mut rd, &mut wr)).await {
             Ok(true) => {}
             Ok(false) => return,
             Err(fail) => {

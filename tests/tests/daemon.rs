@@ -209,3 +209,137 @@ fn detached_jobs_outlive_the_session() {
     assert_eq!(v["state"], "Completed", "{v}");
     assert_eq!(home.ok(&["receive", &id]), "started\nfinished\n");
 }
+
+/// The daemon's peak resident memory (VmHWM), in bytes.
+fn peak_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM");
+    kib * 1024
+}
+
+/// The start of a frame: its two lengths and its header.
+fn frame_head(header: &[u8], blob_len: usize) -> Vec<u8> {
+    let mut f = Vec::new();
+    f.extend_from_slice(&(header.len() as u32).to_le_bytes());
+    f.extend_from_slice(&(blob_len as u32).to_le_bytes());
+    f.extend_from_slice(header);
+    f
+}
+
+const START_TRUE: &[u8] = br#"{"version":2,"op":{"start":{"work":{"program":{"argv":["true"]}},"type_name":null,"name":null,"hosts":[],"throttle":null,"cwd":"/","env":[],"detached":false}}}"#;
+
+/// `count` variables `V<i>=<value_len bytes>` as a start's blob.
+fn env_blob(count: usize, value_len: usize) -> Vec<u8> {
+    let mut blob = Vec::new();
+    for i in 0..count {
+        blob.extend_from_slice(format!("V{i}=").as_bytes());
+        blob.extend(std::iter::repeat_n(b'x', value_len));
+        blob.push(0);
+    }
+    blob
+}
+
+#[test]
+fn a_start_with_a_too_large_environment_is_refused() {
+    let home = TestHome::new();
+    home.ok(&["daemon", "start"]);
+    let pid = home.daemon_pid().expect("running");
+    // Through jobctl: 3 MiB in 30 variables (a larger stack lets the
+    // kernel exec jobctl with them at all), then 40,000 small ones.
+    // The variables are made by a shell that first raised its stack limit:
+    // the kernel refuses an exec with more than a quarter of it in args.
+    let script = format!(
+        "ulimit -s 65536 && big=$(head -c 102400 /dev/zero | tr '\\0' x) && \
+         for i in $(seq 30); do export JOBCTL_TEST_BIG$i=$big; done && \
+         exec '{}' start -- true",
+        jobctl_tests::jobctl_bin().display()
+    );
+    let child = std::process::Command::new("/bin/sh")
+        .args(["-c", &script])
+        .env("JOBCTL_HOME", home.path())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let r = finish(child, COMMAND_TIMEOUT, "big env");
+    assert_eq!(r.code, 1, "stdout {} stderr {}", r.text(), r.stderr);
+    assert!(
+        r.stderr.starts_with("jobctl: ") && r.stderr.contains("environment is too large"),
+        "{}",
+        r.stderr
+    );
+    let mut cmd = home.cmd(&["start", "--", "true"]);
+    for i in 0..40_000 {
+        cmd.env(format!("JOBCTL_TEST_{i}"), "1");
+    }
+    let r = finish(cmd.spawn().expect("spawn"), COMMAND_TIMEOUT, "many vars");
+    assert_eq!(r.code, 1, "stdout {} stderr {}", r.text(), r.stderr);
+    assert!(
+        r.stderr.starts_with("jobctl: ") && r.stderr.contains("variables"),
+        "{}",
+        r.stderr
+    );
+    // Straight to the socket, as another client could: the daemon says why.
+    let blob = env_blob(30, 100 << 10);
+    let mut frame = frame_head(START_TRUE, blob.len());
+    frame.extend_from_slice(&blob);
+    let reply = String::from_utf8_lossy(&send_raw(&home, &frame)).into_owned();
+    assert!(reply.contains("environment is too large"), "{reply}");
+    let blob = env_blob(40_000, 1);
+    let mut frame = frame_head(START_TRUE, blob.len());
+    frame.extend_from_slice(&blob);
+    let reply = String::from_utf8_lossy(&send_raw(&home, &frame)).into_owned();
+    assert!(reply.contains("variables"), "{reply}");
+    assert_eq!(home.daemon_pid(), Some(pid), "the daemon survived");
+    assert_eq!(home.ok(&["list"]), "", "no job was started");
+}
+
+#[test]
+fn concurrent_huge_frames_do_not_grow_the_daemon() {
+    let home = TestHome::new();
+    home.ok(&["daemon", "start"]);
+    let pid = home.daemon_pid().expect("running");
+    // Each client sends a frame of the largest header and environment a
+    // start may have, all but its last byte, and stays.
+    let header = MAX_HEADER;
+    let blob = 2 << 20;
+    let clients: Vec<_> = (0..100)
+        .map(|_| {
+            let path = home.socket();
+            std::thread::spawn(move || {
+                let Ok(mut s) = UnixStream::connect(&path) else {
+                    return None;
+                };
+                let _ = s.set_write_timeout(Some(Duration::from_secs(5)));
+                let mut bytes = frame_head(&vec![b' '; header], blob);
+                bytes.resize(bytes.len() + blob - 1, b'x');
+                let _ = s.write_all(&bytes);
+                Some(s)
+            })
+        })
+        .collect();
+    let streams: Vec<_> = clients
+        .into_iter()
+        .filter_map(|c| c.join().expect("client thread"))
+        .collect();
+    let peak = peak_rss(pid);
+    drop(streams);
+    assert!(
+        peak < 512 << 20,
+        "the daemon's peak RSS reached {} MiB",
+        peak >> 20
+    );
+    assert!(
+        eventually(Duration::from_secs(40), || home.run(&["list"]).code == 0),
+        "the daemon serves again"
+    );
+    assert_eq!(home.daemon_pid(), Some(pid));
+}
+
+/// The largest request header (`jobs_protocol::MAX_HEADER`).
+const MAX_HEADER: usize = 4 << 20;
