@@ -22,13 +22,14 @@ use nix::fcntl::{Flock, FlockArg};
 use nix::sys::stat::{umask, Mode};
 use tokio::net::UnixListener;
 use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, Semaphore};
 use tracing::{error, info, warn};
 
 use jobs_protocol::home::{open_private, Access, Home};
 use jobs_store_sqlite::SqliteStore;
 
 use crate::executors;
+use crate::limits::{self, AcceptLog, Limits};
 use crate::serve;
 use crate::shared::Daemon;
 
@@ -57,6 +58,14 @@ pub(crate) fn run(home: Home, plugins: Vec<PathBuf>) -> Result<()> {
         .with_context(|| format!("cannot write to {}", lock_path.display()))?;
     init_logging(&home)?;
     info!(pid = std::process::id(), home = %home.dir().display(), "daemon starting");
+    let descriptors = limits::raise_descriptor_limit();
+    let limits = Limits::from_env(descriptors);
+    info!(
+        descriptors,
+        max_connections = limits.max_connections,
+        idle_ms = limits.idle.as_millis() as u64,
+        "limits"
+    );
     // One worker thread. The daemon's work per request is short, and a
     // second worker is woken for every task a request spawns: on two cores
     // that hand-off cost a tenth to a fifth of the daemon's CPU per job.
@@ -72,7 +81,7 @@ pub(crate) fn run(home: Home, plugins: Vec<PathBuf>) -> Result<()> {
     // Served from a task, not from `block_on`'s own thread: accepting a
     // connection and serving it then happen on the one worker, with no
     // wake-up of another thread in between.
-    let served = rt.spawn(serve_forever(home.clone(), plugins));
+    let served = rt.spawn(serve_forever(home.clone(), plugins, limits));
     let result = rt
         .block_on(served)
         .unwrap_or_else(|e| Err(anyhow!("the daemon's task failed: {e}")));
@@ -107,7 +116,7 @@ fn open_store(home: &Home) -> Result<Arc<SqliteStore>> {
     Ok(Arc::new(store))
 }
 
-async fn serve_forever(home: Home, plugins: Vec<PathBuf>) -> Result<()> {
+async fn serve_forever(home: Home, plugins: Vec<PathBuf>, limits: Limits) -> Result<()> {
     let store = open_store(&home)?;
     let session = Session::builder()
         .store(Arc::clone(&store) as Arc<dyn Store>)
@@ -131,7 +140,12 @@ async fn serve_forever(home: Home, plugins: Vec<PathBuf>) -> Result<()> {
         types,
         closing: AtomicBool::new(false),
         exit: Notify::new(),
+        idle: limits.idle,
     });
+    // One slot per connection served; past them a client is told, not
+    // left waiting.
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let mut accept_log = AcceptLog::default();
     let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
     let mut hup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
@@ -139,13 +153,20 @@ async fn serve_forever(home: Home, plugins: Vec<PathBuf>) -> Result<()> {
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    let d = Arc::clone(&daemon);
-                    tokio::spawn(async move { serve::connection(stream, d).await });
-                }
+                Ok((stream, _)) => match Arc::clone(&slots).try_acquire_owned() {
+                    Ok(slot) => {
+                        let d = Arc::clone(&daemon);
+                        tokio::spawn(async move {
+                            serve::connection(stream, d).await;
+                            drop(slot);
+                        });
+                    }
+                    Err(_) => serve::refuse(&stream, limits.max_connections),
+                },
                 Err(e) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    warn!("accept failed: {e}");
+                    // EMFILE and friends: back off instead of spinning,
+                    // and log once in a while, not once per client.
+                    accept_log.failed(&e);
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },

@@ -343,3 +343,192 @@ fn concurrent_huge_frames_do_not_grow_the_daemon() {
 
 /// The largest request header (`jobs_protocol::MAX_HEADER`).
 const MAX_HEADER: usize = 4 << 20;
+
+/// Sends a signal to a process.
+fn signal(pid: u32, sig: nix::sys::signal::Signal) {
+    if let Ok(p) = i32::try_from(pid) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), sig);
+    }
+}
+
+/// A daemon stopped with SIGSTOP, continued (SIGCONT) when dropped.
+struct Frozen(u32);
+
+impl Frozen {
+    fn new(pid: u32) -> Frozen {
+        signal(pid, nix::sys::signal::Signal::SIGSTOP);
+        Frozen(pid)
+    }
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        signal(self.0, nix::sys::signal::Signal::SIGCONT);
+    }
+}
+
+/// Runs jobctl in `home` with extra environment, within `timeout`.
+fn run_with(
+    home: &TestHome,
+    args: &[&str],
+    env: &[(&str, &str)],
+    timeout: Duration,
+) -> jobctl_tests::Run {
+    let mut cmd = home.cmd(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    finish(
+        cmd.spawn().expect("spawn jobctl"),
+        timeout,
+        &format!("jobctl {}", args.join(" ")),
+    )
+}
+
+#[test]
+fn a_stopped_daemon_gets_a_message_not_a_hang() {
+    let home = TestHome::new();
+    let id = home.start(&["--", "sleep", "30"]).to_string();
+    let pid = home.daemon_pid().expect("running");
+    let fast = [("JOBCTL_CLIENT_TIMEOUT_MS", "300")];
+    {
+        let _frozen = Frozen::new(pid);
+        let want = format!("jobctl: the session daemon does not answer (pid {pid})\n");
+        for args in [&["list"][..], &["wait", &id], &["daemon", "status"]] {
+            let r = run_with(&home, args, &fast, Duration::from_secs(20));
+            assert_eq!(r.code, 1, "{args:?}: {}", r.stderr);
+            assert_eq!(r.stderr, want, "{args:?}");
+        }
+    }
+    let r = run_with(&home, &["list", &id], &fast, COMMAND_TIMEOUT);
+    assert_eq!(r.code, 0, "answers again once continued: {}", r.stderr);
+    home.ok(&["stop", &id]);
+}
+
+#[test]
+fn an_idle_connection_is_closed_but_a_waiting_one_is_not() {
+    let home = TestHome::new();
+    let idle = [("JOBCTL_IDLE_TIMEOUT_MS", "300")];
+    assert_eq!(
+        run_with(&home, &["daemon", "start"], &idle, COMMAND_TIMEOUT).code,
+        0
+    );
+    let mut s = UnixStream::connect(home.socket()).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    let mut b = [0u8; 1];
+    match s.read(&mut b) {
+        Ok(0) => {}
+        other => panic!("the idle connection was not closed by the daemon: {other:?}"),
+    }
+    // Requests that take longer than the idle timeout are not cut.
+    let id = home.start(&["-c", "sleep 1.5; echo done"]).to_string();
+    home.ok(&["wait", &id]);
+    let id = home.start(&["-c", "sleep 1.5; echo late"]).to_string();
+    assert_eq!(home.ok(&["receive", "--wait", &id]), "late\n");
+}
+
+#[test]
+fn connections_over_the_cap_get_an_answer() {
+    let home = TestHome::new();
+    let cap = [("JOBCTL_MAX_CONNECTIONS", "4")];
+    assert_eq!(
+        run_with(&home, &["daemon", "start"], &cap, COMMAND_TIMEOUT).code,
+        0
+    );
+    // Four connections, each served once (so surely counted), then idle.
+    let status = frame_head(br#"{"version":2,"op":"status"}"#, 0);
+    let held: Vec<UnixStream> = (0..4)
+        .map(|_| {
+            let mut s = UnixStream::connect(home.socket()).expect("connect");
+            s.set_read_timeout(Some(Duration::from_secs(20)))
+                .expect("timeout");
+            s.write_all(&status).expect("write");
+            let mut b = [0u8; 8];
+            s.read_exact(&mut b).expect("a reply");
+            s
+        })
+        .collect();
+    let r = run_with(
+        &home,
+        &["list"],
+        &[("JOBCTL_CLIENT_TIMEOUT_MS", "5000")],
+        Duration::from_secs(30),
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.starts_with("jobctl: ") && r.stderr.contains("too many connections"),
+        "{}",
+        r.stderr
+    );
+    drop(held);
+    assert!(
+        eventually(Duration::from_secs(20), || home.run(&["list"]).code == 0),
+        "served again once connections closed"
+    );
+}
+
+#[test]
+fn the_daemon_raises_its_descriptor_limit() {
+    let home = TestHome::new();
+    let cmd = home.cmd(&["daemon", "start"]);
+    let mut wrapped = std::process::Command::new("prlimit");
+    wrapped
+        .arg("--nofile=256:4096")
+        .arg("--")
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => wrapped.env(k, v),
+            None => wrapped.env_remove(k),
+        };
+    }
+    let r = finish(
+        wrapped
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("prlimit"),
+        COMMAND_TIMEOUT,
+        "daemon start",
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let pid = home.daemon_pid().expect("running");
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("limits");
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .expect("the open files line");
+    let words: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(words[3..5], ["4096", "4096"], "{line}");
+}
+
+#[test]
+fn accept_failures_are_logged_once_in_a_while() {
+    let home = TestHome::new();
+    // Few descriptors and a cap above them: accept runs out of descriptors.
+    let script = format!(
+        "ulimit -n 48 && exec '{}' daemon start",
+        jobctl_tests::jobctl_bin().display()
+    );
+    let child = std::process::Command::new("/bin/sh")
+        .args(["-c", &script])
+        .env("JOBCTL_HOME", home.path())
+        .env("JOBCTL_MAX_CONNECTIONS", "1000")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("sh");
+    let r = finish(child, COMMAND_TIMEOUT, "daemon start");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let held: Vec<UnixStream> = (0..80)
+        .filter_map(|_| UnixStream::connect(home.socket()).ok())
+        .collect();
+    std::thread::sleep(Duration::from_secs(2));
+    let log = std::fs::read_to_string(home.path().join("daemon.log")).expect("log");
+    let lines = log.lines().filter(|l| l.contains("accept failed")).count();
+    drop(held);
+    assert!(lines >= 1, "the failure is logged: {log}");
+    assert!(lines <= 2, "{lines} lines of accept failures in 2 s");
+}
