@@ -7,56 +7,203 @@
 //! lock. The daemon itself holds another lock for its whole life, so a
 //! second daemon for the same home refuses to run even if started by hand.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, ErrorKind, Read, Seek, SeekFrom};
+use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
+use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
+use nix::sys::socket::{self, getsockopt, sockopt, AddressFamily, SockFlag, SockType, UnixAddr};
 
 use crate::exit::{self, Exit};
-use jobs_protocol::home::Home;
+use jobs_protocol::home::{open_private, Access, Home};
 use jobs_protocol::{
-    read_frame, read_frame_into, write_frame, ErrorCode, FrameError, Op, Request, Response,
+    check_env, read_frame, read_frame_into, write_frame, ErrorCode, FrameError, Op, Request,
+    Response,
 };
 
 /// How long a client waits for a daemon it started to answer.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// A connection to the session daemon.
-pub(crate) struct Client {
-    stream: UnixStream,
+/// How long a client waits, by default, to connect and for each answer
+/// (`JOBCTL_CLIENT_TIMEOUT_MS` sets it).
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `JOBCTL_CLIENT_TIMEOUT_MS`, else [`CLIENT_TIMEOUT`].
+fn client_timeout() -> Duration {
+    std::env::var("JOBCTL_CLIENT_TIMEOUT_MS")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|&ms| ms > 0)
+        .map_or(CLIENT_TIMEOUT, Duration::from_millis)
 }
 
-fn try_connect(home: &Home) -> Result<Option<UnixStream>> {
-    match UnixStream::connect(home.socket()) {
-        Ok(s) => Ok(Some(s)),
-        Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::ConnectionRefused) => {
-            Ok(None)
+/// A connection to the session daemon.
+///
+/// Connecting, each write and each read wait at most the client timeout,
+/// so a daemon that is stopped (SIGSTOP), wedged or buried under
+/// connections ends the command with `the session daemon does not answer
+/// (pid N)` instead of a silent hang. Requests that wait by design (`wait`,
+/// `receive --wait`, `stop`, `remove --force`, `daemon stop`) go on waiting
+/// past the timeout for as long as the daemon's process runs; they give up
+/// once it is stopped or gone.
+pub(crate) struct Client {
+    stream: UnixStream,
+    /// The daemon's pid, if known (the socket's peer, else the home's life lock).
+    pid: Option<u32>,
+    /// Whether the request in progress waits by design.
+    patient: bool,
+}
+
+/// Connects to the home's socket within `timeout`; `None` if no daemon
+/// listens there.
+fn connect_socket(path: &Path, timeout: Duration) -> io::Result<Option<UnixStream>> {
+    let fd = socket::socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+        None,
+    )?;
+    let addr = UnixAddr::new(path)?;
+    let begin = Instant::now();
+    loop {
+        match socket::connect(fd.as_raw_fd(), &addr) {
+            Ok(()) => break,
+            Err(Errno::ENOENT | Errno::ECONNREFUSED) => return Ok(None),
+            Err(Errno::EINTR) => {}
+            // The daemon's backlog is full: it does not accept.
+            Err(Errno::EAGAIN) if begin.elapsed() < timeout => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(Errno::EAGAIN) => return Err(ErrorKind::TimedOut.into()),
+            Err(e) => return Err(e.into()),
         }
-        Err(e) => Err(anyhow!(e).context(format!(
-            "cannot connect to the session daemon at {}",
+    }
+    let stream = UnixStream::from(fd);
+    stream.set_nonblocking(false)?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    Ok(Some(stream))
+}
+
+/// The message for a daemon that does not answer.
+fn not_answering(pid: Option<u32>) -> anyhow::Error {
+    let message = match pid {
+        Some(pid) => format!("the session daemon does not answer (pid {pid})"),
+        None => "the session daemon does not answer".to_string(),
+    };
+    anyhow!(Exit::new(exit::FAILURE, message))
+}
+
+fn timed_out(e: &io::Error) -> bool {
+    matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut)
+}
+
+fn try_connect(home: &Home) -> Result<Option<Client>> {
+    let stream = match connect_socket(&home.socket(), client_timeout()) {
+        Ok(Some(s)) => s,
+        Ok(None) => return Ok(None),
+        Err(e) if timed_out(&e) => return Err(not_answering(home.daemon_pid())),
+        Err(e) => {
+            return Err(anyhow!(e).context(format!(
+                "cannot connect to the session daemon at {}",
+                home.socket().display()
+            )))
+        }
+    };
+    let pid = check_peer(home, &stream)?;
+    Ok(Some(Client {
+        stream,
+        pid: pid.or_else(|| home.daemon_pid()),
+        patient: false,
+    }))
+}
+
+/// Refuses a socket served by another user before a byte is sent: the
+/// first request carries the caller's whole environment. Returns the
+/// serving process's pid.
+fn check_peer(home: &Home, stream: &UnixStream) -> Result<Option<u32>> {
+    let cred = getsockopt(stream, sockopt::PeerCredentials).with_context(|| {
+        format!(
+            "cannot learn who serves the socket {}",
             home.socket().display()
-        ))),
+        )
+    })?;
+    let me = nix::unistd::geteuid().as_raw();
+    if cred.uid() != me {
+        bail!(
+            "the socket {} is served by uid {} (pid {}), not by you (uid {me}): refusing to talk to it; remove it or set JOBCTL_HOME to a folder of your own",
+            home.socket().display(),
+            cred.uid(),
+            cred.pid()
+        );
+    }
+    Ok(u32::try_from(cred.pid()).ok().filter(|&p| p > 0))
+}
+
+/// Whether a process runs: it exists and is not stopped or a zombie.
+fn runs(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // The state follows the parenthesized command name.
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.trim_start().chars().next());
+    !matches!(state, Some('T' | 't' | 'Z' | 'X') | None)
+}
+
+/// The connection as a reader that waits for the daemon as [`Client`] says.
+struct Answer<'a> {
+    stream: &'a UnixStream,
+    pid: Option<u32>,
+    patient: bool,
+    timed_out: bool,
+}
+
+impl Read for Answer<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match (&mut &*self.stream).read(buf) {
+                Err(e) if timed_out(&e) => {
+                    if self.patient && self.pid.is_some_and(runs) {
+                        continue;
+                    }
+                    self.timed_out = true;
+                    return Err(e);
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+/// Whether a request waits by design, for as long as its jobs take.
+fn waits_by_design(op: &Op) -> bool {
+    match op {
+        Op::Wait(_) | Op::Stop(_) | Op::Shutdown => true,
+        Op::Receive(r) => r.wait,
+        Op::Remove(r) => r.force,
+        _ => false,
     }
 }
 
 fn lock_file(path: PathBuf) -> Result<File> {
-    OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .with_context(|| format!("cannot open {}", path.display()))
+    open_private(&path, Access::Write).with_context(|| format!("cannot open {}", path.display()))
 }
 
 impl Client {
     /// Connects to a running daemon; `None` if none runs.
     pub(crate) fn connect(home: &Home) -> Result<Option<Client>> {
-        Ok(try_connect(home)?.map(|stream| Client { stream }))
+        if !home.verify()? {
+            return Ok(None);
+        }
+        try_connect(home)
     }
 
     /// Connects, starting the daemon first if it is not running.
@@ -74,30 +221,73 @@ impl Client {
         start_daemon(home, plugins)
     }
 
-    /// Sends a request.
+    /// Sends a request. A `start`'s environment over the protocol's limits
+    /// is refused here, before a byte is sent.
     pub(crate) fn send(&mut self, op: Op, blob: &[u8]) -> Result<()> {
-        write_frame(&mut self.stream, &Request::new(op), blob)
-            .context("cannot send to the session daemon")
+        if let Op::Start(start) = &op {
+            let env = start.parts(blob).map_err(|e| anyhow!(e))?.env;
+            check_env(env).map_err(|e| anyhow!(Exit::new(exit::FAILURE, e.to_string())))?;
+        }
+        if !matches!(op, Op::Ack { .. }) {
+            // An ack goes on with its receive's patience.
+            self.patient = waits_by_design(&op);
+        }
+        match write_frame(&mut self.stream, &Request::new(op), blob) {
+            Ok(()) => Ok(()),
+            Err(e) if timed_out(&e) => Err(not_answering(self.pid)),
+            Err(e) if matches!(e.kind(), ErrorKind::BrokenPipe | ErrorKind::ConnectionReset) => {
+                // The daemon refused the frame; it says why before closing.
+                match read_frame::<Response>(&mut self.stream) {
+                    Ok((Response::Error { kind, message }, _)) => {
+                        Err(anyhow!(daemon_error(kind, message)))
+                    }
+                    _ => Err(anyhow!(e).context("cannot send to the session daemon")),
+                }
+            }
+            Err(e) => Err(anyhow!(e).context("cannot send to the session daemon")),
+        }
+    }
+
+    fn answer(&self) -> Answer<'_> {
+        Answer {
+            stream: &self.stream,
+            pid: self.pid,
+            patient: self.patient,
+            timed_out: false,
+        }
+    }
+
+    /// What a failed read means for the user.
+    fn read_failed(&self, e: FrameError, timed_out: bool) -> anyhow::Error {
+        match e {
+            _ if timed_out => not_answering(self.pid),
+            FrameError::Closed => anyhow!("the session daemon closed the connection"),
+            e => anyhow!(e).context("cannot read the session daemon's reply"),
+        }
     }
 
     /// Reads a response; an error response becomes an [`Exit`] error.
     pub(crate) fn recv(&mut self) -> Result<(Response, Vec<u8>)> {
-        match read_frame::<Response>(&mut self.stream) {
+        let mut answer = self.answer();
+        let read = read_frame::<Response>(&mut answer);
+        let timed_out = answer.timed_out;
+        match read {
             Ok((Response::Error { kind, message }, _)) => Err(anyhow!(daemon_error(kind, message))),
             Ok(r) => Ok(r),
-            Err(FrameError::Closed) => bail!("the session daemon closed the connection"),
-            Err(e) => Err(anyhow!(e).context("cannot read the session daemon's reply")),
+            Err(e) => Err(self.read_failed(e, timed_out)),
         }
     }
 
     /// Reads a response whose blob goes into `blob` (a receive reads many
     /// pages through one buffer); an error response becomes an [`Exit`] error.
     pub(crate) fn recv_into(&mut self, blob: &mut Vec<u8>) -> Result<Response> {
-        match read_frame_into::<Response>(&mut self.stream, blob) {
+        let mut answer = self.answer();
+        let read = read_frame_into::<Response>(&mut answer, blob);
+        let timed_out = answer.timed_out;
+        match read {
             Ok(Response::Error { kind, message }) => Err(anyhow!(daemon_error(kind, message))),
             Ok(r) => Ok(r),
-            Err(FrameError::Closed) => bail!("the session daemon closed the connection"),
-            Err(e) => Err(anyhow!(e).context("cannot read the session daemon's reply")),
+            Err(e) => Err(self.read_failed(e, timed_out)),
         }
     }
 
@@ -136,10 +326,7 @@ fn daemon_exe() -> Result<PathBuf> {
 
 fn start_daemon(home: &Home, plugins: &[PathBuf]) -> Result<Client> {
     let exe = daemon_exe()?;
-    let log = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(home.log())
+    let log = open_private(&home.log(), Access::Append)
         .with_context(|| format!("cannot open {}", home.log().display()))?;
     // The daemon's last words at start are what it writes to this log past
     // its current end.
@@ -157,8 +344,8 @@ fn start_daemon(home: &Home, plugins: &[PathBuf]) -> Result<Client> {
     let begin = Instant::now();
     let mut pause = Duration::from_micros(500);
     loop {
-        if let Some(stream) = try_connect(home)? {
-            return Ok(Client { stream });
+        if let Some(client) = try_connect(home)? {
+            return Ok(client);
         }
         if let Some(status) = child
             .try_wait()

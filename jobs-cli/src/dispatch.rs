@@ -16,7 +16,7 @@ use crate::render;
 use jobs_protocol::home::Home;
 use jobs_protocol::{
     encode_env, Each, ListRequest, Op, ReceiveRequest, RemoveRequest, Response, SelectRequest,
-    StartRequest, WaitRequest, Work, MAX_BLOB,
+    StartRequest, WaitRequest, Work, MAX_START_INPUT,
 };
 
 /// Runs the command line; returns the exit code.
@@ -162,11 +162,11 @@ fn start_job(c: &mut Client, args: &StartArgs) -> Result<JobInfo> {
     let mut blob = encode_env(
         std::env::vars_os().map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec())),
     );
+    let env_len = blob.len();
     if let Some(file) = &args.each {
-        let env_len = blob.len() as u64;
-        read_all(file, "--each", "the items", &mut blob)?;
+        read_all(file, "--each", "the items", env_len, &mut blob)?;
         req.each = Some(Each {
-            env_len,
+            env_len: env_len as u64,
             null: args.null,
             halt: args.halt.clone(),
             retries: args.retries,
@@ -180,7 +180,7 @@ fn start_job(c: &mut Client, args: &StartArgs) -> Result<JobInfo> {
             )));
         }
         let before = blob.len();
-        read_all(file, "--input", "the input", &mut blob)?;
+        read_all(file, "--input", "the input", env_len, &mut blob)?;
         req.input_len = Some((blob.len() - before) as u64);
     }
     c.send(Op::Start(req), &blob)?;
@@ -192,8 +192,10 @@ fn start_job(c: &mut Client, args: &StartArgs) -> Result<JobInfo> {
 
 /// Appends FILE (`-`: standard input) of `flag` to `blob`; it travels
 /// whole, so it must fit in one message.
-fn read_all(file: &Path, flag: &str, what: &str, blob: &mut Vec<u8>) -> Result<()> {
-    let room = MAX_BLOB.saturating_sub(blob.len());
+/// Items and input together take at most `MAX_START_INPUT` bytes past the
+/// environment's `env_len`.
+fn read_all(file: &Path, flag: &str, what: &str, env_len: usize, blob: &mut Vec<u8>) -> Result<()> {
+    let room = (env_len + MAX_START_INPUT).saturating_sub(blob.len());
     let (mut input, shown): (Box<dyn Read>, String) = if file.as_os_str() == "-" {
         (Box::new(io::stdin().lock()), "standard input".into())
     } else {
@@ -217,7 +219,7 @@ fn read_all(file: &Path, flag: &str, what: &str, blob: &mut Vec<u8>) -> Result<(
             exit::USAGE,
             format!(
                 "{flag}: {what} from {shown} are over the {} MiB one start takes",
-                MAX_BLOB >> 20
+                MAX_START_INPUT >> 20
             )
         )));
     }

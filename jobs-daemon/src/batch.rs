@@ -14,16 +14,22 @@ use std::ffi::OsString;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 
 use jobs_core::{shell_quote_bytes, BatchSpec, Halt, JobId};
-use jobs_protocol::{decode_env, Each, ErrorCode, StartRequest, Work};
+use jobs_protocol::{Each, ErrorCode, StartRequest, Work};
 
 use crate::executors;
 use crate::fail::Fail;
 use crate::shared::Daemon;
 
-/// Starts the batch of `req`: the blob holds the environment, then the
-/// input. Every child's spec is built (and bad input refused) before
-/// anything starts.
-pub(crate) fn start(d: &Daemon, req: StartRequest, each: Each, blob: &[u8]) -> Result<JobId, Fail> {
+/// Starts the batch of `req`: `env` is the encoded environment, `input`
+/// the items as read. Every child's spec is built (and bad input refused)
+/// before anything starts.
+pub(crate) fn start(
+    d: &Daemon,
+    req: StartRequest,
+    each: Each,
+    env: &[u8],
+    input: &[u8],
+) -> Result<JobId, Fail> {
     if req.detached {
         return Err(Fail::new(
             ErrorCode::Usage,
@@ -40,17 +46,6 @@ pub(crate) fn start(d: &Daemon, req: StartRequest, each: Each, blob: &[u8]) -> R
         ),
         None => None,
     };
-    let env_len = usize::try_from(each.env_len)
-        .ok()
-        .filter(|&n| n <= blob.len())
-        .ok_or_else(|| {
-            Fail::new(
-                ErrorCode::Protocol,
-                "the batch's environment length is past its data",
-            )
-        })?;
-    let (env, input) = blob.split_at(env_len);
-    let env = decode_env(env);
     let items = split_items(input, each.null);
     let mut children = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
@@ -66,7 +61,7 @@ pub(crate) fn start(d: &Daemon, req: StartRequest, each: Each, blob: &[u8]) -> R
             each: None,
             input_len: None,
         };
-        let mut spec = executors::job_spec(child, env.clone(), None)?;
+        let mut spec = executors::job_spec(child, env, None)?;
         spec.item = Some(String::from_utf8_lossy(item).into_owned());
         spec.retries = each.retries;
         if each.retries > 0 {

@@ -1,14 +1,16 @@
 //! The session daemon: one per home. It owns the [`Session`], listens on
 //! the home's Unix socket, and ends the session on `daemon stop` or SIGTERM.
 //!
-//! Life: `setsid` (no terminal, no job control signals), take the home's
-//! life lock (a second daemon refuses to run), open the store, register the
+//! Life: `setsid` (no terminal, no job control signals), `umask 077`, check
+//! the home (this user's, writable by no one else; see
+//! [`jobs_protocol::home`]), take the home's life lock (a second daemon
+//! refuses to run) and write the pid into it, open the store, register the
 //! executors, restore the jobs of a previous life, then bind the socket
-//! (mode 0600; the home is 0700) and serve. Each connection is a task of
+//! (mode 0600) and serve. Each connection is a task of
 //! its own, so a client that sends garbage or stalls holds up nobody else.
 
-use std::fs::{self, OpenOptions};
-use std::os::unix::fs::PermissionsExt;
+use std::fs;
+use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
@@ -20,13 +22,14 @@ use nix::fcntl::{Flock, FlockArg};
 use nix::sys::stat::{umask, Mode};
 use tokio::net::UnixListener;
 use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, Semaphore};
 use tracing::{error, info, warn};
 
-use jobs_protocol::home::Home;
+use jobs_protocol::home::{open_private, Access, Home};
 use jobs_store_sqlite::SqliteStore;
 
 use crate::executors;
+use crate::limits::{self, AcceptLog, Limits};
 use crate::serve;
 use crate::shared::Daemon;
 
@@ -34,13 +37,12 @@ use crate::shared::Daemon;
 pub(crate) fn run(home: Home, plugins: Vec<PathBuf>) -> Result<()> {
     // Fails only if we already lead a process group (run by hand): fine.
     let _ = nix::unistd::setsid();
+    // Everything the daemon creates (database, data files, logs) is the
+    // user's alone, whatever umask the first command had.
+    umask(Mode::from_bits_truncate(0o077));
     home.create()?;
     let lock_path = home.daemon_lock();
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
+    let file = open_private(&lock_path, Access::Write)
         .with_context(|| format!("cannot open {}", lock_path.display()))?;
     let life = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
         Ok(l) => l,
@@ -49,8 +51,21 @@ pub(crate) fn run(home: Home, plugins: Vec<PathBuf>) -> Result<()> {
         }
         Err((_, e)) => return Err(anyhow!(e).context("cannot lock the daemon lock")),
     };
+    // The pid, for a client's message when this daemon does not answer.
+    let pid = format!("{}\n", std::process::id());
+    life.set_len(0)
+        .and_then(|()| life.write_all_at(pid.as_bytes(), 0))
+        .with_context(|| format!("cannot write to {}", lock_path.display()))?;
     init_logging(&home)?;
     info!(pid = std::process::id(), home = %home.dir().display(), "daemon starting");
+    let descriptors = limits::raise_descriptor_limit();
+    let limits = Limits::from_env(descriptors);
+    info!(
+        descriptors,
+        max_connections = limits.max_connections,
+        idle_ms = limits.idle.as_millis() as u64,
+        "limits"
+    );
     // One worker thread. The daemon's work per request is short, and a
     // second worker is woken for every task a request spawns: on two cores
     // that hand-off cost a tenth to a fifth of the daemon's CPU per job.
@@ -66,7 +81,7 @@ pub(crate) fn run(home: Home, plugins: Vec<PathBuf>) -> Result<()> {
     // Served from a task, not from `block_on`'s own thread: accepting a
     // connection and serving it then happen on the one worker, with no
     // wake-up of another thread in between.
-    let served = rt.spawn(serve_forever(home.clone(), plugins));
+    let served = rt.spawn(serve_forever(home.clone(), plugins, limits));
     let result = rt
         .block_on(served)
         .unwrap_or_else(|e| Err(anyhow!("the daemon's task failed: {e}")));
@@ -82,10 +97,7 @@ pub(crate) fn run(home: Home, plugins: Vec<PathBuf>) -> Result<()> {
 }
 
 fn init_logging(home: &Home) -> Result<()> {
-    let log = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(home.log())
+    let log = open_private(&home.log(), Access::Append)
         .with_context(|| format!("cannot open {}", home.log().display()))?;
     let filter = tracing_subscriber::EnvFilter::try_from_env("JOBCTL_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -104,7 +116,7 @@ fn open_store(home: &Home) -> Result<Arc<SqliteStore>> {
     Ok(Arc::new(store))
 }
 
-async fn serve_forever(home: Home, plugins: Vec<PathBuf>) -> Result<()> {
+async fn serve_forever(home: Home, plugins: Vec<PathBuf>, limits: Limits) -> Result<()> {
     let store = open_store(&home)?;
     let session = Session::builder()
         .store(Arc::clone(&store) as Arc<dyn Store>)
@@ -128,7 +140,12 @@ async fn serve_forever(home: Home, plugins: Vec<PathBuf>) -> Result<()> {
         types,
         closing: AtomicBool::new(false),
         exit: Notify::new(),
+        idle: limits.idle,
     });
+    // One slot per connection served; past them a client is told, not
+    // left waiting.
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let mut accept_log = AcceptLog::default();
     let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
     let mut hup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
@@ -136,13 +153,20 @@ async fn serve_forever(home: Home, plugins: Vec<PathBuf>) -> Result<()> {
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    let d = Arc::clone(&daemon);
-                    tokio::spawn(async move { serve::connection(stream, d).await });
-                }
+                Ok((stream, _)) => match Arc::clone(&slots).try_acquire_owned() {
+                    Ok(slot) => {
+                        let d = Arc::clone(&daemon);
+                        tokio::spawn(async move {
+                            serve::connection(stream, d).await;
+                            drop(slot);
+                        });
+                    }
+                    Err(_) => serve::refuse(&stream, limits.max_connections),
+                },
                 Err(e) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    warn!("accept failed: {e}");
+                    // EMFILE and friends: back off instead of spinning,
+                    // and log once in a while, not once per client.
+                    accept_log.failed(&e);
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },

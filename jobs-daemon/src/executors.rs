@@ -2,15 +2,15 @@
 //! plugins), and the translation of a `start` request into a [`JobSpec`]
 //! for them.
 
-use std::ffi::OsString;
-use std::os::unix::ffi::OsStringExt;
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
 use anyhow::Result;
 use jobs_core::{JobSpec, Session};
 
 use jobs_protocol::home::Home;
-use jobs_protocol::{ErrorCode, StartRequest, TypeEntry, Work};
+use jobs_protocol::{env_entries, ErrorCode, StartRequest, TypeEntry, Work};
 
 use crate::fail::Fail;
 
@@ -112,14 +112,18 @@ fn plugin_search_path(
     out
 }
 
-/// The job's environment: the caller's, with `--env` on top.
-fn environment(
-    env: Vec<(Vec<u8>, Vec<u8>)>,
-    overrides: &[(OsString, OsString)],
-) -> Vec<(OsString, OsString)> {
-    let mut vars: Vec<(OsString, OsString)> = env
-        .into_iter()
-        .map(|(k, v)| (OsString::from_vec(k), OsString::from_vec(v)))
+/// The job's environment: the caller's (`K=V\0` entries, read in place),
+/// with `--env` on top.
+fn environment(env: &[u8], overrides: &[(OsString, OsString)]) -> Vec<(OsString, OsString)> {
+    let overridden = |k: &[u8]| overrides.iter().any(|(o, _)| o.as_bytes() == k);
+    let mut vars: Vec<(OsString, OsString)> = env_entries(env)
+        .filter(|(k, _)| !overridden(k))
+        .map(|(k, v)| {
+            (
+                OsStr::from_bytes(k).to_owned(),
+                OsStr::from_bytes(v).to_owned(),
+            )
+        })
         .collect();
     for (k, v) in overrides {
         vars.retain(|(ek, _)| ek != k);
@@ -169,10 +173,11 @@ fn remote_command_line(work: &Work) -> Result<String, Fail> {
 }
 
 /// Translates a `start` request into a spec for the executor it names.
-/// `input`, if any, is the job's standard input (process jobs only).
+/// `env` is the encoded environment (`K=V\0` entries); `input`, if any,
+/// is the job's standard input (process jobs only).
 pub(crate) fn job_spec(
     req: StartRequest,
-    env: Vec<(Vec<u8>, Vec<u8>)>,
+    env: &[u8],
     input: Option<OsString>,
 ) -> Result<JobSpec, Fail> {
     if req.throttle == Some(0) {

@@ -1,11 +1,12 @@
 //! Answers each request of a connection: the operations on the session.
 
+use std::os::unix::ffi::OsStringExt;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use jobs_core::{JobFilter, JobId, WaitMode};
 use jobs_protocol::{
-    decode_env, ErrorCode, ListRequest, Op, RemoveRequest, Response, SelectRequest, WaitRequest,
+    check_env, ErrorCode, ListRequest, Op, RemoveRequest, Response, SelectRequest, WaitRequest,
 };
 use tokio::net::unix::OwnedReadHalf;
 
@@ -15,29 +16,11 @@ use crate::shared::Daemon;
 use crate::wire::{client_gone, send, Conn};
 use crate::{batch, executors};
 
-/// Splits a start's blob into what comes before its input and the input
-/// (its last `input_len` bytes), if it has one.
-fn split_input<'b>(
-    start: &jobs_protocol::StartRequest,
-    blob: &'b [u8],
-) -> Result<(&'b [u8], Option<std::ffi::OsString>), Fail> {
-    use std::os::unix::ffi::OsStringExt;
-    let Some(len) = start.input_len else {
-        return Ok((blob, None));
-    };
-    let at = usize::try_from(len)
-        .ok()
-        .and_then(|n| blob.len().checked_sub(n))
-        .ok_or_else(|| Fail::new(ErrorCode::Protocol, "the input length is past the data"))?;
-    let (rest, input) = blob.split_at(at);
-    Ok((rest, Some(std::ffi::OsString::from_vec(input.to_vec()))))
-}
-
 /// Answers one request; `Ok(false)` closes the connection.
 pub(crate) async fn handle(
     d: &Daemon,
     op: Op,
-    blob: Vec<u8>,
+    blob: &[u8],
     (rd, wr): Conn<'_>,
 ) -> Result<bool, Fail> {
     let resp = match op {
@@ -45,16 +28,21 @@ pub(crate) async fn handle(
             if d.closing.load(Ordering::SeqCst) {
                 return Err(Fail::new(ErrorCode::Failed, "the session is ending"));
             }
-            let (blob, input) = split_input(&start, &blob)?;
+            let parts = start
+                .parts(blob)
+                .map_err(|e| Fail::new(ErrorCode::Protocol, e))?;
+            let (env, items, input) = (parts.env, parts.items, parts.input);
+            check_env(env).map_err(|e| Fail::new(ErrorCode::Failed, e.to_string()))?;
             let id = match start.each.take() {
                 Some(_) if input.is_some() => return Err(Fail::new(
                     ErrorCode::Usage,
                     "--input does not go with --each: a batch's children read no standard input",
                 )),
-                Some(each) => batch::start(d, start, each, blob)?,
-                None => d
-                    .session
-                    .start(executors::job_spec(start, decode_env(blob), input)?)?,
+                Some(each) => batch::start(d, start, each, env, items)?,
+                None => {
+                    let input = input.map(|i| std::ffi::OsString::from_vec(i.to_vec()));
+                    d.session.start(executors::job_spec(start, env, input)?)?
+                }
             };
             Response::Started(d.session.info(id)?)
         }

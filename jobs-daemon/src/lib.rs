@@ -11,7 +11,8 @@
 //! (`jobctl-daemon __worker ...`).
 //!
 //! Modules: `daemon` is the process's life (lock, runtime, socket,
-//! signals); `serve` one connection, `wire` its framing, `handle` the
+//! signals); `limits` what each client may take (idle time, connections,
+//! descriptors); `serve` one connection, `wire` its framing, `handle` the
 //! requests, `receive` the paged, acknowledged receive; `executors` the
 //! registry and the translation of a `start` request into a job spec.
 //!
@@ -28,6 +29,7 @@ mod daemon;
 mod executors;
 mod fail;
 mod handle;
+mod limits;
 mod receive;
 mod serve;
 mod shared;

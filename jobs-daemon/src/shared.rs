@@ -18,6 +18,8 @@ pub(crate) struct Daemon {
     pub(crate) closing: AtomicBool,
     /// Wakes the accept loop to exit.
     pub(crate) exit: Notify,
+    /// How long a connection may sit between requests.
+    pub(crate) idle: std::time::Duration,
 }
 
 impl Daemon {

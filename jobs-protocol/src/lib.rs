@@ -35,8 +35,21 @@ use serde::{Deserialize, Serialize};
 pub const PROTOCOL_VERSION: u32 = 2;
 /// The largest header accepted (an environment block goes in the blob).
 pub const MAX_HEADER: usize = 4 << 20;
-/// The largest blob accepted.
+/// The largest blob accepted (a receive page's; a request's is smaller,
+/// see [`MAX_REQUEST_BLOB`]).
 pub const MAX_BLOB: usize = 64 << 20;
+/// The most bytes of environment a `start` may carry (`K=V\0` entries):
+/// about the kernel's `ARG_MAX`, past which no program could be started
+/// with it anyway.
+pub const MAX_ENV_BYTES: usize = 2 << 20;
+/// The most environment variables a `start` may carry.
+pub const MAX_ENV_VARS: usize = 32_768;
+/// The most bytes of input a `start` may carry besides its environment: a
+/// batch's items (`--each`) or a job's standard input (`--input`).
+pub const MAX_START_INPUT: usize = 32 << 20;
+/// The largest blob of a request: only a `start` has one, its environment
+/// and its input.
+pub const MAX_REQUEST_BLOB: usize = MAX_ENV_BYTES + MAX_START_INPUT;
 /// Payload bytes per receive page (a record larger than this is split).
 pub const PAGE_BYTES: usize = 1 << 20;
 /// Records per receive page.
@@ -150,6 +163,48 @@ pub struct StartRequest {
     /// standard input.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input_len: Option<u64>,
+}
+
+impl StartRequest {
+    /// The parts of this start's blob: the environment, a batch's items
+    /// (empty unless [`each`](Self::each)) and the job's standard input
+    /// (if [`input_len`](Self::input_len)). Lengths past the blob are an
+    /// error.
+    pub fn parts<'b>(&self, blob: &'b [u8]) -> Result<StartParts<'b>, String> {
+        let (rest, input) = match self.input_len {
+            None => (blob, None),
+            Some(n) => {
+                let at = usize::try_from(n)
+                    .ok()
+                    .and_then(|n| blob.len().checked_sub(n))
+                    .ok_or("the input's length is past the request's data")?;
+                let (rest, input) = blob.split_at(at);
+                (rest, Some(input))
+            }
+        };
+        let (env, items) = match &self.each {
+            None => (rest, &rest[rest.len()..]),
+            Some(each) => {
+                let at = usize::try_from(each.env_len)
+                    .ok()
+                    .filter(|&n| n <= rest.len())
+                    .ok_or("the environment's length is past the request's data")?;
+                rest.split_at(at)
+            }
+        };
+        Ok(StartParts { env, items, input })
+    }
+}
+
+/// A start's blob, in its parts: see [`StartRequest::parts`].
+#[derive(Debug, Clone, Copy)]
+pub struct StartParts<'b> {
+    /// The encoded environment (`K=V\0` entries).
+    pub env: &'b [u8],
+    /// A batch's items, as read.
+    pub items: &'b [u8],
+    /// The job's standard input, if it has one.
+    pub input: Option<&'b [u8]>,
 }
 
 /// How a batch's input travels: the blob is the environment's
@@ -337,9 +392,30 @@ pub enum FrameError {
     /// A request of another protocol version.
     #[error("protocol version {0} is not {PROTOCOL_VERSION}: use a jobctl of the same version as the daemon, or stop the daemon")]
     Version(u64),
+    /// A `start` whose environment is over the limits.
+    #[error(transparent)]
+    Environment(#[from] EnvError),
+    /// The daemon has too many request bytes in flight to take this frame.
+    #[error("the session daemon is busy reading other large requests; try again")]
+    Busy,
     /// Reading failed or the frame was cut short.
     #[error(transparent)]
     Io(#[from] io::Error),
+}
+
+/// Why an environment cannot go with a `start`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EnvError {
+    /// More bytes than [`MAX_ENV_BYTES`].
+    #[error(
+        "the environment is too large: {0} bytes, at most {MAX_ENV_BYTES} (about the kernel's ARG_MAX: no program could start with it); unset the large variables, or start the job under `env -i`"
+    )]
+    TooLarge(usize),
+    /// More variables than [`MAX_ENV_VARS`].
+    #[error(
+        "the environment has {0} variables, at most {MAX_ENV_VARS}; unset some, or start the job under `env -i`"
+    )]
+    TooMany(usize),
 }
 
 /// Parses a request's header: the one parser of requests, whatever read
@@ -477,14 +553,35 @@ pub fn encode_env<K: AsRef<[u8]>, V: AsRef<[u8]>>(vars: impl Iterator<Item = (K,
     out
 }
 
-/// Decodes `K=V\0` entries (entries without `=` are skipped).
-pub fn decode_env(blob: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+/// Checks an encoded environment against [`MAX_ENV_BYTES`] and
+/// [`MAX_ENV_VARS`]; returns the number of variables.
+pub fn check_env(blob: &[u8]) -> Result<usize, EnvError> {
+    if blob.len() > MAX_ENV_BYTES {
+        return Err(EnvError::TooLarge(blob.len()));
+    }
+    let count = env_entries(blob).count();
+    if count > MAX_ENV_VARS {
+        return Err(EnvError::TooMany(count));
+    }
+    Ok(count)
+}
+
+/// The `K=V\0` entries of an encoded environment, borrowed from it: no
+/// allocation per variable (entries without `=` are skipped).
+pub fn env_entries(blob: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
     blob.split(|&b| b == 0)
         .filter(|e| !e.is_empty())
         .filter_map(|e| {
             let eq = e.iter().position(|&b| b == b'=')?;
-            Some((e[..eq].to_vec(), e[eq + 1..].to_vec()))
+            Some((&e[..eq], &e[eq + 1..]))
         })
+}
+
+/// Decodes `K=V\0` entries into owned pairs (entries without `=` are
+/// skipped); [`env_entries`] borrows them instead.
+pub fn decode_env(blob: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+    env_entries(blob)
+        .map(|(k, v)| (k.to_vec(), v.to_vec()))
         .collect()
 }
 
@@ -576,5 +673,17 @@ mod tests {
         ];
         let blob = encode_env(vars.iter().map(|(k, v)| (k, v)));
         assert_eq!(decode_env(&blob), vars);
+        assert_eq!(check_env(&blob), Ok(2));
+    }
+
+    #[test]
+    fn env_over_the_limits_is_refused() {
+        let many = encode_env((0..=MAX_ENV_VARS).map(|i| (format!("V{i}"), "")));
+        assert_eq!(check_env(&many), Err(EnvError::TooMany(MAX_ENV_VARS + 1)));
+        let big = encode_env([("V", vec![b'x'; MAX_ENV_BYTES])].into_iter());
+        assert_eq!(check_env(&big), Err(EnvError::TooLarge(MAX_ENV_BYTES + 3)));
+        assert!(check_env(&big)
+            .err()
+            .is_some_and(|e| e.to_string().contains("too large")));
     }
 }

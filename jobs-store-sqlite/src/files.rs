@@ -9,13 +9,18 @@
 //! when their rows are discarded; the file is emptied once none of the job's
 //! rows are left, and removed with the job.
 //!
+//! A data file is opened without following symlinks (`O_NOFOLLOW`): a
+//! symlink planted at its path is an error, not a way to have the daemon
+//! append to, or empty, another file. Files are created 0600, their folder
+//! 0700.
+//!
 //! Everything here runs under the store's database lock, so the file's end
 //! and the rows in the table never disagree for anyone who looks.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{ErrorKind, Read, Seek, SeekFrom};
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use jobs_core::{JobId, StoreError};
@@ -74,15 +79,21 @@ impl DataFiles {
             let path = self.path(job);
             let fail = |e| StoreError::new(format!("cannot open {}", path.display()), e);
             if create {
-                std::fs::create_dir_all(&self.dir).map_err(|e| {
-                    StoreError::new(format!("cannot create {}", self.dir.display()), e)
-                })?;
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(&self.dir)
+                    .map_err(|e| {
+                        StoreError::new(format!("cannot create {}", self.dir.display()), e)
+                    })?;
             }
             let file = match OpenOptions::new()
                 .read(true)
                 .write(true)
                 .create(create)
                 .truncate(false)
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
                 .open(&path)
             {
                 Ok(f) => f,

@@ -157,7 +157,7 @@ impl SqliteStore {
     /// Opens the store at `path`, writing buffered records as `opts` say.
     pub fn open_with(path: &Path, opts: StoreOptions) -> Result<SqliteStore, StoreError> {
         let shown = path.display();
-        let conn = Connection::open(path)
+        let conn = schema::open(path)
             .map_err(|e| StoreError::new(format!("cannot open the store {shown}"), Sql(e)))?;
         let max_seq = init(&conn).map_err(|e| match e {
             InitError::Sql(e) => StoreError::new(format!("cannot open the store {shown}"), Sql(e)),

@@ -19,9 +19,17 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// safety net for a table that changes with no records being written.
 const AUTOCHECKPOINT_PAGES: i64 = 16 * 1024;
 
+/// Opens the database file, never through a symlink planted at its path.
+pub(super) fn open(path: &std::path::Path) -> rusqlite::Result<Connection> {
+    Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::default() | rusqlite::OpenFlags::SQLITE_OPEN_NOFOLLOW,
+    )
+}
+
 /// Another connection to the store, for checkpoints.
 pub(super) fn connect(path: &std::path::Path) -> rusqlite::Result<Connection> {
-    let conn = Connection::open(path)?;
+    let conn = open(path)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
     Ok(conn)
 }

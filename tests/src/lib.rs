@@ -134,14 +134,18 @@ impl Default for TestHome {
 }
 
 impl TestHome {
-    /// A fresh home (no daemon runs yet).
+    /// A fresh private home (mode 0700, as jobctl would create it; no
+    /// daemon runs yet).
     pub fn new() -> Self {
+        use std::os::unix::fs::PermissionsExt;
         jobctl_bin();
+        let dir = tempfile::Builder::new()
+            .prefix("jobctl-e2e-")
+            .permissions(std::fs::Permissions::from_mode(0o700))
+            .tempdir()
+            .expect("temp dir");
         TestHome {
-            dir: tempfile::Builder::new()
-                .prefix("jobctl-e2e-")
-                .tempdir()
-                .expect("temp dir"),
+            dir,
             seen: std::sync::Mutex::new(Vec::new()),
         }
     }

@@ -209,3 +209,326 @@ fn detached_jobs_outlive_the_session() {
     assert_eq!(v["state"], "Completed", "{v}");
     assert_eq!(home.ok(&["receive", &id]), "started\nfinished\n");
 }
+
+/// The daemon's peak resident memory (VmHWM), in bytes.
+fn peak_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM");
+    kib * 1024
+}
+
+/// The start of a frame: its two lengths and its header.
+fn frame_head(header: &[u8], blob_len: usize) -> Vec<u8> {
+    let mut f = Vec::new();
+    f.extend_from_slice(&(header.len() as u32).to_le_bytes());
+    f.extend_from_slice(&(blob_len as u32).to_le_bytes());
+    f.extend_from_slice(header);
+    f
+}
+
+const START_TRUE: &[u8] = br#"{"version":2,"op":{"start":{"work":{"program":{"argv":["true"]}},"type_name":null,"name":null,"hosts":[],"throttle":null,"cwd":"/","env":[],"detached":false}}}"#;
+
+/// `count` variables `V<i>=<value_len bytes>` as a start's blob.
+fn env_blob(count: usize, value_len: usize) -> Vec<u8> {
+    let mut blob = Vec::new();
+    for i in 0..count {
+        blob.extend_from_slice(format!("V{i}=").as_bytes());
+        blob.extend(std::iter::repeat_n(b'x', value_len));
+        blob.push(0);
+    }
+    blob
+}
+
+#[test]
+fn a_start_with_a_too_large_environment_is_refused() {
+    let home = TestHome::new();
+    home.ok(&["daemon", "start"]);
+    let pid = home.daemon_pid().expect("running");
+    // Through jobctl: 3 MiB in 30 variables (a larger stack lets the
+    // kernel exec jobctl with them at all), then 40,000 small ones.
+    // The variables are made by a shell that first raised its stack limit:
+    // the kernel refuses an exec with more than a quarter of it in args.
+    let script = format!(
+        "ulimit -s 65536 && big=$(head -c 102400 /dev/zero | tr '\\0' x) && \
+         for i in $(seq 30); do export JOBCTL_TEST_BIG$i=$big; done && \
+         exec '{}' start -- true",
+        jobctl_tests::jobctl_bin().display()
+    );
+    let child = std::process::Command::new("/bin/sh")
+        .args(["-c", &script])
+        .env("JOBCTL_HOME", home.path())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let r = finish(child, COMMAND_TIMEOUT, "big env");
+    assert_eq!(r.code, 1, "stdout {} stderr {}", r.text(), r.stderr);
+    assert!(
+        r.stderr.starts_with("jobctl: ") && r.stderr.contains("environment is too large"),
+        "{}",
+        r.stderr
+    );
+    let mut cmd = home.cmd(&["start", "--", "true"]);
+    for i in 0..40_000 {
+        cmd.env(format!("JOBCTL_TEST_{i}"), "1");
+    }
+    let r = finish(cmd.spawn().expect("spawn"), COMMAND_TIMEOUT, "many vars");
+    assert_eq!(r.code, 1, "stdout {} stderr {}", r.text(), r.stderr);
+    assert!(
+        r.stderr.starts_with("jobctl: ") && r.stderr.contains("variables"),
+        "{}",
+        r.stderr
+    );
+    // Straight to the socket, as another client could: the daemon says why.
+    let blob = env_blob(30, 100 << 10);
+    let mut frame = frame_head(START_TRUE, blob.len());
+    frame.extend_from_slice(&blob);
+    let reply = String::from_utf8_lossy(&send_raw(&home, &frame)).into_owned();
+    assert!(reply.contains("environment is too large"), "{reply}");
+    let blob = env_blob(40_000, 1);
+    let mut frame = frame_head(START_TRUE, blob.len());
+    frame.extend_from_slice(&blob);
+    let reply = String::from_utf8_lossy(&send_raw(&home, &frame)).into_owned();
+    assert!(reply.contains("variables"), "{reply}");
+    assert_eq!(home.daemon_pid(), Some(pid), "the daemon survived");
+    assert_eq!(home.ok(&["list"]), "", "no job was started");
+}
+
+#[test]
+fn concurrent_huge_frames_do_not_grow_the_daemon() {
+    let home = TestHome::new();
+    home.ok(&["daemon", "start"]);
+    let pid = home.daemon_pid().expect("running");
+    // Each client sends a frame of the largest header and environment a
+    // start may have, all but its last byte, and stays.
+    let header = MAX_HEADER;
+    let blob = 2 << 20;
+    let clients: Vec<_> = (0..100)
+        .map(|_| {
+            let path = home.socket();
+            std::thread::spawn(move || {
+                let Ok(mut s) = UnixStream::connect(&path) else {
+                    return None;
+                };
+                let _ = s.set_write_timeout(Some(Duration::from_secs(5)));
+                let mut bytes = frame_head(&vec![b' '; header], blob);
+                bytes.resize(bytes.len() + blob - 1, b'x');
+                let _ = s.write_all(&bytes);
+                Some(s)
+            })
+        })
+        .collect();
+    let streams: Vec<_> = clients
+        .into_iter()
+        .filter_map(|c| c.join().expect("client thread"))
+        .collect();
+    let peak = peak_rss(pid);
+    drop(streams);
+    assert!(
+        peak < 512 << 20,
+        "the daemon's peak RSS reached {} MiB",
+        peak >> 20
+    );
+    assert!(
+        eventually(Duration::from_secs(40), || home.run(&["list"]).code == 0),
+        "the daemon serves again"
+    );
+    assert_eq!(home.daemon_pid(), Some(pid));
+}
+
+/// The largest request header (`jobs_protocol::MAX_HEADER`).
+const MAX_HEADER: usize = 4 << 20;
+
+/// Sends a signal to a process.
+fn signal(pid: u32, sig: nix::sys::signal::Signal) {
+    if let Ok(p) = i32::try_from(pid) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), sig);
+    }
+}
+
+/// A daemon stopped with SIGSTOP, continued (SIGCONT) when dropped.
+struct Frozen(u32);
+
+impl Frozen {
+    fn new(pid: u32) -> Frozen {
+        signal(pid, nix::sys::signal::Signal::SIGSTOP);
+        Frozen(pid)
+    }
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        signal(self.0, nix::sys::signal::Signal::SIGCONT);
+    }
+}
+
+/// Runs jobctl in `home` with extra environment, within `timeout`.
+fn run_with(
+    home: &TestHome,
+    args: &[&str],
+    env: &[(&str, &str)],
+    timeout: Duration,
+) -> jobctl_tests::Run {
+    let mut cmd = home.cmd(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    finish(
+        cmd.spawn().expect("spawn jobctl"),
+        timeout,
+        &format!("jobctl {}", args.join(" ")),
+    )
+}
+
+#[test]
+fn a_stopped_daemon_gets_a_message_not_a_hang() {
+    let home = TestHome::new();
+    let id = home.start(&["--", "sleep", "30"]).to_string();
+    let pid = home.daemon_pid().expect("running");
+    let fast = [("JOBCTL_CLIENT_TIMEOUT_MS", "300")];
+    {
+        let _frozen = Frozen::new(pid);
+        let want = format!("jobctl: the session daemon does not answer (pid {pid})\n");
+        for args in [&["list"][..], &["wait", &id], &["daemon", "status"]] {
+            let r = run_with(&home, args, &fast, Duration::from_secs(20));
+            assert_eq!(r.code, 1, "{args:?}: {}", r.stderr);
+            assert_eq!(r.stderr, want, "{args:?}");
+        }
+    }
+    let r = run_with(&home, &["list", &id], &fast, COMMAND_TIMEOUT);
+    assert_eq!(r.code, 0, "answers again once continued: {}", r.stderr);
+    home.ok(&["stop", &id]);
+}
+
+#[test]
+fn an_idle_connection_is_closed_but_a_waiting_one_is_not() {
+    let home = TestHome::new();
+    let idle = [("JOBCTL_IDLE_TIMEOUT_MS", "300")];
+    assert_eq!(
+        run_with(&home, &["daemon", "start"], &idle, COMMAND_TIMEOUT).code,
+        0
+    );
+    let mut s = UnixStream::connect(home.socket()).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    let mut b = [0u8; 1];
+    match s.read(&mut b) {
+        Ok(0) => {}
+        other => panic!("the idle connection was not closed by the daemon: {other:?}"),
+    }
+    // Requests that take longer than the idle timeout are not cut.
+    let id = home.start(&["-c", "sleep 1.5; echo done"]).to_string();
+    home.ok(&["wait", &id]);
+    let id = home.start(&["-c", "sleep 1.5; echo late"]).to_string();
+    assert_eq!(home.ok(&["receive", "--wait", &id]), "late\n");
+}
+
+#[test]
+fn connections_over_the_cap_get_an_answer() {
+    let home = TestHome::new();
+    let cap = [("JOBCTL_MAX_CONNECTIONS", "4")];
+    assert_eq!(
+        run_with(&home, &["daemon", "start"], &cap, COMMAND_TIMEOUT).code,
+        0
+    );
+    // Four connections, each served once (so surely counted), then idle.
+    let status = frame_head(br#"{"version":2,"op":"status"}"#, 0);
+    let held: Vec<UnixStream> = (0..4)
+        .map(|_| {
+            let mut s = UnixStream::connect(home.socket()).expect("connect");
+            s.set_read_timeout(Some(Duration::from_secs(20)))
+                .expect("timeout");
+            s.write_all(&status).expect("write");
+            let mut b = [0u8; 8];
+            s.read_exact(&mut b).expect("a reply");
+            s
+        })
+        .collect();
+    let r = run_with(
+        &home,
+        &["list"],
+        &[("JOBCTL_CLIENT_TIMEOUT_MS", "5000")],
+        Duration::from_secs(30),
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.starts_with("jobctl: ") && r.stderr.contains("too many connections"),
+        "{}",
+        r.stderr
+    );
+    drop(held);
+    assert!(
+        eventually(Duration::from_secs(20), || home.run(&["list"]).code == 0),
+        "served again once connections closed"
+    );
+}
+
+#[test]
+fn the_daemon_raises_its_descriptor_limit() {
+    let home = TestHome::new();
+    let cmd = home.cmd(&["daemon", "start"]);
+    let mut wrapped = std::process::Command::new("prlimit");
+    wrapped
+        .arg("--nofile=256:4096")
+        .arg("--")
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => wrapped.env(k, v),
+            None => wrapped.env_remove(k),
+        };
+    }
+    let r = finish(
+        wrapped
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("prlimit"),
+        COMMAND_TIMEOUT,
+        "daemon start",
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let pid = home.daemon_pid().expect("running");
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("limits");
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .expect("the open files line");
+    let words: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(words[3..5], ["4096", "4096"], "{line}");
+}
+
+#[test]
+fn accept_failures_are_logged_once_in_a_while() {
+    let home = TestHome::new();
+    // Few descriptors and a cap above them: accept runs out of descriptors.
+    let script = format!(
+        "ulimit -n 48 && exec '{}' daemon start",
+        jobctl_tests::jobctl_bin().display()
+    );
+    let child = std::process::Command::new("/bin/sh")
+        .args(["-c", &script])
+        .env("JOBCTL_HOME", home.path())
+        .env("JOBCTL_MAX_CONNECTIONS", "1000")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("sh");
+    let r = finish(child, COMMAND_TIMEOUT, "daemon start");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let held: Vec<UnixStream> = (0..80)
+        .filter_map(|_| UnixStream::connect(home.socket()).ok())
+        .collect();
+    std::thread::sleep(Duration::from_secs(2));
+    let log = std::fs::read_to_string(home.path().join("daemon.log")).expect("log");
+    let lines = log.lines().filter(|l| l.contains("accept failed")).count();
+    drop(held);
+    assert!(lines >= 1, "the failure is logged: {log}");
+    assert!(lines <= 2, "{lines} lines of accept failures in 2 s");
+}

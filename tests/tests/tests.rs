@@ -11,3 +11,4 @@ mod plugins;
 mod receive;
 mod remote;
 mod store;
+mod trust;
