@@ -218,10 +218,12 @@ fn show(home: &Home, id: u64, json: bool) -> Result<i32> {
 }
 
 /// Streams records until the daemon says the receive is over; returns the
-/// final rows, or `None` if stdout closed first.
+/// final rows, or `None` if stdout closed first. Each answer tells the
+/// daemon how many records reached their reader (see `output`): those are
+/// consumed, the rest come again on the next receive.
 fn receive_stream(c: &mut Client, req: ReceiveRequest, json: bool) -> Result<Option<Vec<JobInfo>>> {
+    let mut w = RecordWriter::new(json).context("cannot open stdout")?;
     c.send(Op::Receive(req), &[])?;
-    let mut w = RecordWriter::new(json);
     let mut blob = Vec::new();
     loop {
         let resp = c.recv_into(&mut blob)?;
@@ -230,15 +232,37 @@ fn receive_stream(c: &mut Client, req: ReceiveRequest, json: bool) -> Result<Opt
                 Written::All => c.send(
                     Op::Ack {
                         written: parts.len(),
+                        delivered: w.delivered(),
                     },
                     &[],
                 )?,
                 Written::Partial(n) => {
-                    // The reader went away: acknowledge what it got, stop.
-                    let _ = c.send(Op::Ack { written: n }, &[]);
+                    // The reader went away: say what it got, stop.
+                    let delivered = w.delivered();
+                    let _ = c.send(
+                        Op::Ack {
+                            written: n,
+                            delivered,
+                        },
+                        &[],
+                    );
                     return Ok(None);
                 }
             },
+            Response::Settle => {
+                let (delivered, there) = w.settle().context("cannot write to stdout")?;
+                let sent = c.send(
+                    Op::Ack {
+                        written: 0,
+                        delivered,
+                    },
+                    &[],
+                );
+                if !there {
+                    return Ok(None);
+                }
+                sent?;
+            }
             Response::End(rows) => {
                 for r in &rows {
                     if r.state == JobState::Failed {
