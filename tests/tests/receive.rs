@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use jobctl_tests::{eventually, finish, jobctl_bin, Run, TestHome, COMMAND_TIMEOUT};
 
+use crate::remote::{self, Sshd};
+
 #[test]
 fn binary_output_is_byte_exact() {
     let home = TestHome::new();
@@ -391,4 +393,48 @@ fn a_following_reader_that_takes_n_bytes_loses_nothing_after_them() {
     let rest = home.run(&["receive", &id]).stdout;
     nothing_lost(&data, &head, &rest);
     assert_eq!(home.job(id.parse().expect("id"))["has_more_data"], false);
+}
+
+#[test]
+fn a_job_named_twice_is_received_once() {
+    let home = TestHome::new();
+    let id = home.start(&["-c", "echo one; echo two"]).to_string();
+    home.ok(&["wait", &id]);
+    assert_eq!(home.ok(&["receive", &id, &id, "--keep"]), "one\ntwo\n");
+    assert_eq!(
+        home.ok(&["receive", &id, &id, "--keep", "--no-recurse"]),
+        "one\ntwo\n"
+    );
+    assert_eq!(home.ok(&["receive", &id, &id, "--wait"]), "one\ntwo\n");
+    assert_eq!(home.ok(&["receive", &id]), "");
+}
+
+#[test]
+fn a_child_named_with_its_parent_is_received_once() {
+    let sshd = Sshd::start();
+    let home = TestHome::new();
+    let hosts = format!("127.0.0.1:{p},127.0.0.2:{p}", p = sshd.port);
+    let parent: u64 = remote::ok(
+        &home,
+        &sshd,
+        &["start", "-q", "--host", &hosts, "--", "echo", "from a host"],
+    )
+    .trim()
+    .parse()
+    .expect("an id");
+    remote::ok(&home, &sshd, &["wait", &parent.to_string()]);
+    let children = home.job(parent)["children"].clone();
+    let child = children[0].as_u64().expect("a child").to_string();
+    let parent = parent.to_string();
+    let both = "from a host\nfrom a host\n";
+    for ids in [[&parent, &child], [&child, &parent]] {
+        let mut args = vec!["receive", "--keep"];
+        args.extend(ids.iter().map(|s| s.as_str()));
+        assert_eq!(home.ok(&args), both, "{args:?}");
+    }
+    assert_eq!(
+        home.ok(&["receive", &child, &parent, &child, "--wait"]),
+        both
+    );
+    assert_eq!(home.ok(&["receive", &parent]), "");
 }
