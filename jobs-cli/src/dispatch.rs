@@ -239,29 +239,23 @@ fn receive_stream(c: &mut Client, req: ReceiveRequest, json: bool) -> Result<Opt
                 Written::Partial(n) => {
                     // The reader went away: say what it got, stop.
                     let delivered = w.delivered();
-                    let _ = c.send(
-                        Op::Ack {
-                            written: n,
-                            delivered,
-                        },
-                        &[],
-                    );
+                    go_away(c, &mut blob, n, delivered);
                     return Ok(None);
                 }
             },
             Response::Settle => {
                 let (delivered, there) = w.settle().context("cannot write to stdout")?;
-                let sent = c.send(
+                if !there {
+                    go_away(c, &mut blob, 0, delivered);
+                    return Ok(None);
+                }
+                c.send(
                     Op::Ack {
-                        written: 0,
+                        written: 1,
                         delivered,
                     },
                     &[],
-                );
-                if !there {
-                    return Ok(None);
-                }
-                sent?;
+                )?;
             }
             Response::End(rows) => {
                 for r in &rows {
@@ -278,6 +272,16 @@ fn receive_stream(c: &mut Client, req: ReceiveRequest, json: bool) -> Result<Opt
             }
             other => return Err(unexpected(other)),
         }
+    }
+}
+
+/// Ends a receive whose reader went away: the last ack, then what the
+/// daemon still sends is read and dropped until it closes the connection,
+/// so that the ack is handled (the records consumed) before `jobctl`
+/// exits and a next receive starts.
+fn go_away(c: &mut Client, blob: &mut Vec<u8>, written: usize, delivered: u64) {
+    if c.send(Op::Ack { written, delivered }, &[]).is_ok() {
+        while c.recv_into(blob).is_ok() {}
     }
 }
 

@@ -251,7 +251,8 @@ async fn settle(d: &Daemon, page: &mut Page, keep: bool, (rd, wr): Conn<'_>) -> 
     if send(wr, &Response::Settle, &[]).await.is_err() {
         return Ok(false);
     }
-    Ok(ack(d, page, keep, rd).await?.is_some())
+    // 0: the reader went away, and the client with it.
+    Ok(matches!(ack(d, page, keep, rd).await?, Some(written) if written > 0))
 }
 
 /// The socket send buffer a receive asks for: a page and more, so that a

@@ -80,7 +80,10 @@ pub enum Op {
     /// The client's answer to a page (or to [`Response::Settle`]).
     Ack {
         /// Parts of the page written out, in page order; fewer than the
-        /// page holds: the client is going away. 0 for a settle.
+        /// page holds: the client is going away. Answering a settle: 1, or
+        /// 0 if the reader went away and the client with it. A client that
+        /// goes away reads on until the daemon closes the connection, so
+        /// that its last ack is handled before it exits.
         written: usize,
         /// Records of the whole receive, counted in the order they came
         /// (a split record once, with its last part), that reached their
@@ -236,7 +239,7 @@ pub enum Response {
     Page(Vec<WireRecord>),
     /// Every page sent was acknowledged, but records written into a pipe
     /// may still sit unread in it: the client answers with an [`Op::Ack`]
-    /// (`written` 0) once its reader took everything or went away. Sent
+    /// once its reader took everything or went away. Sent
     /// before a receive waits for more records and before its end, so that
     /// what a reader took is consumed and nothing else.
     Settle,
