@@ -262,8 +262,10 @@ fn receive_stream(c: &mut Client, req: ReceiveRequest, json: bool) -> Result<Opt
                     if r.state == JobState::Failed {
                         let reason = r.reason.as_deref().unwrap_or("failed");
                         w.note(&format!(
-                            "jobctl: job {} ({}) failed: {reason}",
-                            r.id, r.name
+                            "jobctl: job {} ({}) failed: {}",
+                            r.id,
+                            render::visible(&r.name),
+                            render::visible(reason)
                         ));
                     }
                 }
