@@ -317,3 +317,31 @@ fn control_characters_in_jobs_are_shown_escaped_and_json_stays_exact() {
     // Records are data: raw.
     assert_eq!(home.run(&["receive", &a.to_string()]).stdout, b"x\x1b[2J");
 }
+
+#[test]
+fn bad_hosts_and_an_empty_program_are_usage_errors_and_start_nothing() {
+    let home = TestHome::new();
+    let cases: [(&[&str], &str); 7] = [
+        (&["start", "--host", "", "--", "true"], "--host ''"),
+        (&["start", "--host", ",", "--", "true"], "--host ''"),
+        (&["start", "--host", "h1,,h2", "--", "true"], "--host ''"),
+        (&["start", "--host", "h:70000", "--", "true"], "70000"),
+        (&["start", "--", ""], "program"),
+        (&["start", "--host", "h1", "--", ""], "program"),
+        (&["run", "--", ""], "program"),
+    ];
+    for (args, says) in cases {
+        let r = home.run(args);
+        assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
+        assert!(
+            r.stderr.starts_with("jobctl: ") && r.stderr.lines().count() == 1,
+            "{args:?}: {}",
+            r.stderr
+        );
+        assert!(r.stderr.contains(says), "{args:?}: {}", r.stderr);
+    }
+    assert_eq!(
+        home.ok(&["list", "--json", "--include-children"]).trim(),
+        "[]"
+    );
+}
