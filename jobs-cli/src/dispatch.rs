@@ -278,10 +278,12 @@ fn show(home: &Home, id: u64, json: bool) -> Result<i32> {
 }
 
 /// Streams records until the daemon says the receive is over; returns the
-/// final rows, or `None` if stdout closed first.
+/// final rows, or `None` if stdout closed first. Each answer tells the
+/// daemon how many records reached their reader (see `output`): those are
+/// consumed, the rest come again on the next receive.
 fn receive_stream(c: &mut Client, req: ReceiveRequest, json: bool) -> Result<Option<Vec<JobInfo>>> {
+    let mut w = RecordWriter::new(json).context("cannot open stdout")?;
     c.send(Op::Receive(req), &[])?;
-    let mut w = RecordWriter::new(json);
     let mut blob = Vec::new();
     loop {
         let resp = c.recv_into(&mut blob)?;
@@ -290,22 +292,40 @@ fn receive_stream(c: &mut Client, req: ReceiveRequest, json: bool) -> Result<Opt
                 Written::All => c.send(
                     Op::Ack {
                         written: parts.len(),
+                        delivered: w.delivered(),
                     },
                     &[],
                 )?,
                 Written::Partial(n) => {
-                    // The reader went away: acknowledge what it got, stop.
-                    let _ = c.send(Op::Ack { written: n }, &[]);
+                    // The reader went away: say what it got, stop.
+                    let delivered = w.delivered();
+                    go_away(c, &mut blob, n, delivered);
                     return Ok(None);
                 }
             },
+            Response::Settle => {
+                let (delivered, there) = w.settle().context("cannot write to stdout")?;
+                if !there {
+                    go_away(c, &mut blob, 0, delivered);
+                    return Ok(None);
+                }
+                c.send(
+                    Op::Ack {
+                        written: 1,
+                        delivered,
+                    },
+                    &[],
+                )?;
+            }
             Response::End(rows) => {
                 for r in &rows {
                     if r.state == JobState::Failed {
                         let reason = r.reason.as_deref().unwrap_or("failed");
                         w.note(&format!(
-                            "jobctl: job {} ({}) failed: {reason}",
-                            r.id, r.name
+                            "jobctl: job {} ({}) failed: {}",
+                            r.id,
+                            render::visible(&r.name),
+                            render::visible(reason)
                         ));
                     }
                 }
@@ -314,6 +334,16 @@ fn receive_stream(c: &mut Client, req: ReceiveRequest, json: bool) -> Result<Opt
             }
             other => return Err(unexpected(other)),
         }
+    }
+}
+
+/// Ends a receive whose reader went away: the last ack, then what the
+/// daemon still sends is read and dropped until it closes the connection,
+/// so that the ack is handled (the records consumed) before `jobctl`
+/// exits and a next receive starts.
+fn go_away(c: &mut Client, blob: &mut Vec<u8>, written: usize, delivered: u64) {
+    if c.send(Op::Ack { written, delivered }, &[]).is_ok() {
+        while c.recv_into(blob).is_ok() {}
     }
 }
 

@@ -18,6 +18,7 @@ mod dispatch;
 mod exit;
 mod output;
 mod render;
+mod stdout;
 
 use clap::Parser;
 

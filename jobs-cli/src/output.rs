@@ -1,16 +1,21 @@
 //! Writing received records on the client: stdout byte for byte, stderr with
 //! prefixes, a progress bar on a terminal, or JSON lines.
 //!
-//! A record counts as received only once it is written out and flushed; the
-//! writer reports how many parts of a page it wrote, and that is what the
-//! client acknowledges. A closed stdout (`| head -1`) ends the receive after
-//! the last part that went through.
+//! A record counts as received only once its reader has it: the writer
+//! notes where in stdout each record ends, and [`RecordWriter::delivered`]
+//! counts the records whose every byte the reader took (see [`Stdout`]).
+//! That count is what the client acknowledges, and what the daemon
+//! consumes. A closed stdout (`| head -1`) ends the receive; a record the
+//! reader took only part of comes again, whole, on the next receive.
 
+use std::collections::VecDeque;
 use std::io::{self, IsTerminal, Write};
 
 use jobs_core::{JobId, Payload, PayloadKind, ProgressRecord, Stream};
 
 use jobs_protocol::WireRecord;
+
+use crate::stdout::Stdout;
 
 /// How a page's writing ended.
 pub(crate) enum Written {
@@ -23,7 +28,7 @@ pub(crate) enum Written {
 /// Writes records to stdout and stderr.
 pub(crate) struct RecordWriter {
     json: bool,
-    stdout: io::StdoutLock<'static>,
+    stdout: Stdout,
     stderr: io::StderrLock<'static>,
     progress_tty: bool,
     progress_shown: bool,
@@ -32,6 +37,11 @@ pub(crate) struct RecordWriter {
     /// Whether the last text written to stderr ended without a newline.
     out_buf: Vec<u8>,
     err_buf: Vec<u8>,
+    /// Where in stdout each record written out and not yet delivered
+    /// ends, in order (a record for stderr: where stdout was then).
+    ends: VecDeque<u64>,
+    /// Records delivered so far.
+    delivered: u64,
 }
 
 /// Output parts this large are written straight from the page.
@@ -43,18 +53,39 @@ fn is_pipe_closed(e: &io::Error) -> bool {
 
 impl RecordWriter {
     /// A writer; `json` writes one JSON object per record and line.
-    pub(crate) fn new(json: bool) -> Self {
+    pub(crate) fn new(json: bool) -> io::Result<Self> {
         let stderr = io::stderr();
-        RecordWriter {
+        Ok(RecordWriter {
             json,
             progress_tty: stderr.is_terminal(),
-            stdout: io::stdout().lock(),
+            stdout: Stdout::open()?,
             stderr: stderr.lock(),
             progress_shown: false,
             assembling: Vec::new(),
             out_buf: Vec::with_capacity(1 << 16),
             err_buf: Vec::new(),
+            ends: VecDeque::new(),
+            delivered: 0,
+        })
+    }
+
+    /// Records of this receive, counted from its start, that reached
+    /// their reader.
+    pub(crate) fn delivered(&mut self) -> u64 {
+        let taken = self.stdout.taken();
+        while self.ends.front().is_some_and(|&end| end <= taken) {
+            self.ends.pop_front();
+            self.delivered += 1;
         }
+        self.delivered
+    }
+
+    /// Waits until stdout's reader has taken all that was written or went
+    /// away; returns [`delivered`](Self::delivered) and whether the reader
+    /// is still there.
+    pub(crate) fn settle(&mut self) -> io::Result<(u64, bool)> {
+        let there = self.stdout.drain()?;
+        Ok((self.delivered(), there))
     }
 
     /// Writes a page's parts (their payloads are consecutive in `blob`) and
@@ -89,13 +120,17 @@ impl RecordWriter {
             } else {
                 self.part(part, data);
             }
-            // Flush at each record's end so that `Partial` is exact.
+            // Flush at each record's end, so that where it ends in stdout
+            // is known.
             if !part.more || self.out_buf.len() >= 1 << 20 {
                 match self.flush() {
                     Ok(()) => {}
                     Err(e) if is_pipe_closed(&e) => return Ok(Written::Partial(i)),
                     Err(e) => return Err(e),
                 }
+            }
+            if !part.more {
+                self.ends.push_back(self.stdout.written());
             }
         }
         match self.flush() {
@@ -115,7 +150,7 @@ impl RecordWriter {
             self.stdout.write_all(&self.out_buf)?;
             self.out_buf.clear();
         }
-        self.stdout.flush()
+        Ok(())
     }
 
     fn part(&mut self, part: &WireRecord, data: &[u8]) {

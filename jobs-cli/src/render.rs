@@ -4,7 +4,15 @@
 //! line of dashes under each header, then one line per job, columns padded
 //! with spaces and no borders, so `awk` splits it. `--json` output is the
 //! stable interface; the table is for people.
+//!
+//! Text that came from users or jobs (names, commands, locations, reasons,
+//! type names) is shown with [`visible`]: a character a terminal would act
+//! on rather than print (C0 and C1 controls, DEL, bidirectional overrides)
+//! is written as its Rust escape, `\u{1b}` for ESC, so a job cannot move
+//! the cursor, retitle the window or hide text. JSON stays exact.
 
+use std::borrow::Cow;
+use std::fmt::Write as _;
 use std::io::{self, Write};
 use std::time::SystemTime;
 
@@ -22,9 +30,35 @@ pub(crate) const HEADERS: [&str; 7] = [
     "Command",
 ];
 
+/// Whether a terminal would act on `c` rather than show it: newline and
+/// tab are layout and left to the callers.
+fn acts_on_terminal(c: char) -> bool {
+    (c.is_control() && c != '\n' && c != '\t')
+        || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// `s` with every character a terminal would act on written as its escape
+/// (`\u{1b}`); newlines and tabs are kept.
+pub(crate) fn visible(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(acts_on_terminal) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if acts_on_terminal(c) {
+            let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// [`visible`] on one line: runs of newlines and tabs become one space.
 fn one_line(s: &str) -> String {
-    s.split(['\n', '\r', '\t'])
+    s.split(['\n', '\t'])
         .filter(|p| !p.is_empty())
+        .map(visible)
         .collect::<Vec<_>>()
         .join(" ")
 }
@@ -41,7 +75,7 @@ fn cells(info: &JobInfo) -> [String; 7] {
     [
         info.id.to_string(),
         one_line(&info.name),
-        info.type_name.clone(),
+        one_line(&info.type_name),
         info.state.as_str().to_string(),
         bool_word(info.has_more_data).to_string(),
         one_line(&info.location),
@@ -103,13 +137,16 @@ pub(crate) fn show(out: &mut impl Write, job: &JobInfo, children: &[JobInfo]) ->
     let props: Vec<(&str, String)> = vec![
         ("Id", job.id.to_string()),
         ("InstanceId", job.instance_id.to_string()),
-        ("Name", job.name.clone()),
-        ("PSJobTypeName", job.type_name.clone()),
+        ("Name", visible(&job.name).into_owned()),
+        ("PSJobTypeName", visible(&job.type_name).into_owned()),
         ("State", job.state.as_str().to_string()),
-        ("Reason", opt(job.reason.clone())),
+        (
+            "Reason",
+            opt(job.reason.as_deref().map(|r| visible(r).into_owned())),
+        ),
         ("HasMoreData", bool_word(job.has_more_data).to_string()),
-        ("Location", job.location.clone()),
-        ("Command", job.command.clone()),
+        ("Location", visible(&job.location).into_owned()),
+        ("Command", visible(&job.command).into_owned()),
         ("ExitCode", opt(job.exit_code.map(|c| c.to_string()))),
         ("Begin", time(job.begin)),
         ("End", time(job.end)),
@@ -210,6 +247,16 @@ mod tests {
             fields[..6],
             ["1", "Job1", "BackgroundJob", "Running", "True", "localhost"]
         );
+    }
+
+    #[test]
+    fn controls_are_escaped_and_text_is_kept() {
+        assert!(matches!(visible("plain\ttext\n"), Cow::Borrowed(_)));
+        assert_eq!(
+            visible("a\u{1b}[2J\rb\u{7f}\u{85}\u{202e}c\\n"),
+            "a\\u{1b}[2J\\u{d}b\\u{7f}\\u{85}\\u{202e}c\\n"
+        );
+        assert_eq!(one_line("x\n\n\ty\u{7}"), "x y\\u{7}");
     }
 
     #[test]

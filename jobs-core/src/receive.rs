@@ -1,7 +1,7 @@
 //! `receive`: hand back what jobs produced, consuming it or keeping it, once
 //! or following the jobs until they finish.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 
@@ -9,6 +9,7 @@ use std::task::Poll;
 
 use tokio::sync::watch;
 
+use crate::session::Table;
 use crate::{Error, JobId, JobState, Received, Session};
 
 /// Records a follower reads from the store at a time...
@@ -32,16 +33,7 @@ impl Session {
     fn sources(&self, ids: &[JobId], no_recurse: bool) -> Result<Vec<JobId>, Error> {
         let t = self.inner.lock();
         t.check(ids)?;
-        let mut out = Vec::new();
-        for &id in ids {
-            if no_recurse {
-                out.push(id);
-            } else {
-                t.with_descendants(id, &mut out);
-            }
-        }
-        out.dedup();
-        Ok(out)
+        Ok(sources(&t, ids, no_recurse))
     }
 
     /// Reads up to `limit` records of `sources` after the cursors, merged
@@ -161,6 +153,25 @@ impl Session {
     }
 }
 
+/// The jobs whose records a receive of `ids` reads, each once, in the
+/// order first named: a job named twice, or named with its parent (unless
+/// `no_recurse`), is read once. Ids not in the table are left out.
+fn sources(t: &Table, ids: &[JobId], no_recurse: bool) -> Vec<JobId> {
+    let mut all = Vec::new();
+    for &id in ids {
+        if no_recurse {
+            if t.info(id).is_some() {
+                all.push(id);
+            }
+        } else {
+            t.with_descendants(id, &mut all);
+        }
+    }
+    let mut seen = HashSet::new();
+    all.retain(|&id| seen.insert(id));
+    all
+}
+
 /// A stream of records from jobs being followed; see [`Session::follow`].
 #[derive(Debug)]
 pub struct Follow {
@@ -202,16 +213,7 @@ impl Follow {
             // emitted before a job finished is then always seen by the read.
             let (sources, mut rxs, all_finished) = {
                 let t = self.session.inner.lock();
-                let mut sources = Vec::new();
-                for &id in &self.ids {
-                    if self.opts.no_recurse {
-                        if t.info(id).is_some() {
-                            sources.push(id);
-                        }
-                    } else {
-                        t.with_descendants(id, &mut sources);
-                    }
-                }
+                let sources = sources(&t, &self.ids, self.opts.no_recurse);
                 let rxs: Vec<watch::Receiver<u64>> = sources
                     .iter()
                     .filter_map(|&s| t.cell(s).map(|c| c.changed.subscribe()))

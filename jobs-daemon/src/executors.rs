@@ -183,6 +183,14 @@ pub(crate) fn job_spec(
     if req.throttle == Some(0) {
         return Err(Fail::new(ErrorCode::Usage, "--throttle must be at least 1"));
     }
+    if let Work::Program { argv } = &req.work {
+        if argv.first().is_none_or(|p| p.is_empty()) {
+            return Err(Fail::new(
+                ErrorCode::Usage,
+                "no program to run: the program after -- is empty",
+            ));
+        }
+    }
     let vars = environment(env, &req.env);
     let type_name = if req.hosts.is_empty() {
         type_name_of(req.type_name.as_deref().unwrap_or("process"))
@@ -253,9 +261,6 @@ fn process_spec(
 ) -> Result<JobSpec, Fail> {
     use jobs_process::ProcessSpec;
     let mut ps = match &req.work {
-        Work::Program { argv } if argv.is_empty() => {
-            return Err(Fail::new(ErrorCode::Usage, "no program to run"))
-        }
         Work::Program { argv } => ProcessSpec::program(argv.clone()),
         Work::Shell { line } => ProcessSpec::shell(line.clone()),
         Work::Script { .. } => script_worker_spec(&req.work)?,
@@ -326,6 +331,12 @@ fn remote_spec(req: &StartRequest, vars: &[(OsString, OsString)]) -> Result<JobS
         agent_socket: var("SSH_AUTH_SOCK"),
     };
     let mut spec = jobs_remote::RemoteSpec::new(req.hosts.clone(), line).caller(caller);
+    spec.check_hosts().map_err(|e| {
+        Fail::new(
+            ErrorCode::Usage,
+            format!("--host '{}': {}", e.host(), e.message()),
+        )
+    })?;
     if let Some(t) = req.throttle {
         spec = spec.throttle(t);
     }

@@ -1,7 +1,13 @@
 //! `receive` on the daemon's side: records go out in pages of at most
 //! [`PAGE_BYTES`] and [`PAGE_RECORDS`], a few pages ahead of the client's
-//! acknowledgements, and a record is consumed only once the client said it
-//! wrote it out. A large payload is sent from its own buffer, in parts.
+//! acknowledgements. A large payload is sent from its own buffer, in parts.
+//!
+//! A record is consumed only once the client says it reached its reader:
+//! each ack counts the records delivered since the receive began, which
+//! for a pipe may lag the records written into it. Before waiting for more
+//! records, and before its end, the receive asks the client to settle
+//! ([`Response::Settle`]): to answer once its reader took everything or
+//! went away. What was sent and never delivered stays in the cache.
 
 use std::collections::{HashSet, VecDeque};
 use std::ops::Range;
@@ -75,10 +81,6 @@ const WINDOW: usize = 4;
 /// gathered into the page's buffer, so a page of small records is one write.
 const GATHER_BELOW: usize = 16 << 10;
 
-/// The records a page completes: (index of the record's last part, the
-/// record's job and seq).
-type Completes = Vec<(usize, JobId, u64)>;
-
 /// Where a run of a page's payload bytes is.
 enum Segment {
     /// In the page's buffer of gathered small payloads.
@@ -87,9 +89,9 @@ enum Segment {
     Shared(Arc<Vec<u8>>, Range<usize>),
 }
 
-/// A page being filled: parts, where their bytes are, and the records it
-/// completes; and the pages sent but not yet acknowledged. Its buffers are
-/// kept from page to page.
+/// A page being filled: parts, where their bytes are; the pages sent but
+/// not yet acknowledged; and the records sent but not yet delivered. Its
+/// buffers are kept from page to page.
 #[derive(Default)]
 struct Page {
     parts: Vec<WireRecord>,
@@ -97,17 +99,48 @@ struct Page {
     segments: Vec<Segment>,
     /// Payload bytes in the page.
     len: usize,
-    completes: Completes,
     /// The frame's lengths and header.
     head: Vec<u8>,
-    /// Per page in flight: its part count and the records it completes.
-    inflight: VecDeque<(usize, Completes)>,
+    /// Per page in flight: its part count.
+    inflight: VecDeque<usize>,
+    /// Records whose last part went out and that the client has not said
+    /// were delivered, in the order they went: (job, seq).
+    undelivered: VecDeque<(JobId, u64)>,
+    /// Records of this receive delivered so far.
+    delivered: u64,
+    /// Whether records are consumed (not `keep`), so tracked until
+    /// delivered.
+    consume: bool,
 }
 
 impl Page {
     /// Whether the page is full and goes out before another part.
     fn full(&self) -> bool {
         self.len >= PAGE_BYTES || self.parts.len() >= PAGE_RECORDS
+    }
+
+    /// Notes that a record's last part is in the page.
+    fn completes(&mut self, job: JobId, seq: u64) {
+        if self.consume {
+            self.undelivered.push_back((job, seq));
+        }
+    }
+
+    /// Takes the records the client says were delivered (`delivered`
+    /// counts from the receive's start) off the undelivered ones.
+    fn deliver(&mut self, delivered: u64) -> Vec<Received> {
+        let n = delivered.saturating_sub(self.delivered);
+        let n =
+            usize::try_from(n).map_or(self.undelivered.len(), |n| n.min(self.undelivered.len()));
+        self.delivered += n as u64;
+        self.undelivered
+            .drain(..n)
+            .map(|(job, seq)| Received {
+                job,
+                seq,
+                record: Record::text(Stream::Output, ""),
+            })
+            .collect()
     }
 
     /// Adds a part of a record.
@@ -134,10 +167,11 @@ async fn flush_page(
     if !page.parts.is_empty() {
         let n = page.parts.len();
         if send_page(wr, page).await.is_err() {
+            // The client went away: the acks it sent first still count.
+            drain_acks(d, page, keep, rd).await?;
             return Ok(false);
         }
-        let completes = std::mem::take(&mut page.completes);
-        page.inflight.push_back((n, completes));
+        page.inflight.push_back(n);
     }
     while page.inflight.len() >= WINDOW {
         if !read_ack(d, page, keep, rd).await? {
@@ -163,44 +197,62 @@ async fn drain_acks(
 }
 
 /// Reads the ack of the oldest page in flight and consumes the records the
-/// client wrote out.
+/// client delivered.
 async fn read_ack(
     d: &Daemon,
     page: &mut Page,
     keep: bool,
     rd: &mut OwnedReadHalf,
 ) -> Result<bool, Fail> {
-    let Some((n, completes)) = page.inflight.pop_front() else {
+    let Some(n) = page.inflight.pop_front() else {
         return Ok(true);
     };
-    let written = match read_request(rd).await {
+    // Less than the page written: the client is going away.
+    let more = matches!(ack(d, page, keep, rd).await?, Some(written) if written >= n);
+    if !more {
+        page.inflight.clear();
+    }
+    Ok(more)
+}
+
+/// Reads an ack and consumes the records it says were delivered; returns
+/// its `written`, or `None` if the client went away instead.
+async fn ack(
+    d: &Daemon,
+    page: &mut Page,
+    keep: bool,
+    rd: &mut OwnedReadHalf,
+) -> Result<Option<usize>, Fail> {
+    let (written, delivered) = match read_request(rd).await {
         Ok((
             Request {
-                op: Op::Ack { written },
+                op: Op::Ack { written, delivered },
                 ..
             },
             _,
-        )) => written.min(n),
+        )) => (written, delivered),
         Ok(_) => return Err(Fail::new(ErrorCode::Protocol, "expected an ack")),
-        Err(_) => 0,
+        Err(_) => return Ok(None),
     };
-    let done: Vec<Received> = completes
-        .into_iter()
-        .filter(|(last, _, _)| *last < written)
-        .map(|(_, job, seq)| Received {
-            job,
-            seq,
-            record: Record::text(Stream::Output, ""),
-        })
-        .collect();
+    let done = page.deliver(delivered);
     if !keep && !done.is_empty() {
         d.session.consume(&done)?;
     }
-    if written < n {
-        page.inflight.clear();
+    Ok(Some(written))
+}
+
+/// Once every page is acknowledged: asks the client to answer when its
+/// reader took what was written, and consumes what it says was delivered.
+/// Nothing to ask with `keep`, or when every record was delivered already.
+async fn settle(d: &Daemon, page: &mut Page, keep: bool, (rd, wr): Conn<'_>) -> Result<bool, Fail> {
+    if keep || page.undelivered.is_empty() {
+        return Ok(true);
+    }
+    if send(wr, &Response::Settle, &[]).await.is_err() {
         return Ok(false);
     }
-    Ok(true)
+    // 0: the reader went away, and the client with it.
+    Ok(matches!(ack(d, page, keep, rd).await?, Some(written) if written > 0))
 }
 
 /// The socket send buffer a receive asks for: a page and more, so that a
@@ -225,21 +277,30 @@ pub(crate) async fn receive(
         limit: None,
     };
     let mut follow = d.session.follow(&r.ids, opts)?;
-    let mut page = Page::default();
+    let mut page = Page {
+        consume: !r.keep,
+        ..Page::default()
+    };
     loop {
-        let batch = if r.wait {
-            tokio::select! {
+        // What is there now: a batch that would have to wait is none.
+        let mut batch = tokio::select! {
+            biased;
+            b = follow.next_batch(PAGE_RECORDS) => b?,
+            _ = std::future::ready(()) => Vec::new(),
+        };
+        if batch.is_empty() && r.wait {
+            // Waiting for more watches the connection: no ack may be
+            // pending, and what the reader took is consumed first.
+            if !drain_acks(d, &mut page, r.keep, rd).await?
+                || !settle(d, &mut page, r.keep, (&mut *rd, &mut *wr)).await?
+            {
+                return Ok(false);
+            }
+            batch = tokio::select! {
                 b = follow.next_batch(PAGE_RECORDS) => b?,
                 _ = client_gone(rd) => return Ok(false),
-            }
-        } else {
-            // Only what is there now: a batch that would have to wait is none.
-            tokio::select! {
-                biased;
-                b = follow.next_batch(PAGE_RECORDS) => b?,
-                _ = std::future::ready(()) => Vec::new(),
-            }
-        };
+            };
+        }
         if batch.is_empty() {
             break;
         }
@@ -258,8 +319,7 @@ pub(crate) async fn receive(
                 page.gathered.extend_from_slice(&bytes);
                 let end = page.gathered.len();
                 page.push(part(bytes.len(), false), Segment::Gathered(start..end));
-                page.completes
-                    .push((page.parts.len() - 1, rec.job, rec.seq));
+                page.completes(rec.job, rec.seq);
                 if page.full() && !flush_page(d, &mut page, r.keep, (&mut *rd, &mut *wr)).await? {
                     return Ok(false);
                 }
@@ -284,8 +344,7 @@ pub(crate) async fn receive(
                 };
                 page.push(part(end - start, more), Segment::Shared(buf, start..end));
                 if !more {
-                    page.completes
-                        .push((page.parts.len() - 1, rec.job, rec.seq));
+                    page.completes(rec.job, rec.seq);
                 }
                 start = end;
                 if page.full() && !flush_page(d, &mut page, r.keep, (&mut *rd, &mut *wr)).await? {
@@ -296,13 +355,10 @@ pub(crate) async fn receive(
         if !flush_page(d, &mut page, r.keep, (&mut *rd, &mut *wr)).await? {
             return Ok(false);
         }
-        // Waiting for more watches the connection: no ack may be pending.
-        if r.wait && !drain_acks(d, &mut page, r.keep, rd).await? {
-            return Ok(false);
-        }
     }
     if !flush_page(d, &mut page, r.keep, (&mut *rd, &mut *wr)).await?
         || !drain_acks(d, &mut page, r.keep, rd).await?
+        || !settle(d, &mut page, r.keep, (&mut *rd, &mut *wr)).await?
     {
         return Ok(false);
     }

@@ -32,7 +32,7 @@ use jobs_core::{JobId, JobInfo, JobState, PayloadKind, Stream};
 use serde::{Deserialize, Serialize};
 
 /// The protocol version both sides must speak.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 /// The largest header accepted (an environment block goes in the blob).
 pub const MAX_HEADER: usize = 4 << 20;
 /// The largest blob accepted (a receive page's; a request's is smaller,
@@ -87,13 +87,22 @@ pub enum Op {
         /// The job.
         id: JobId,
     },
-    /// Streams records in pages, each acknowledged with [`Op::Ack`].
+    /// Streams records in pages, each acknowledged with [`Op::Ack`]; see
+    /// [`Response::Settle`] for when a record counts as received.
     Receive(ReceiveRequest),
-    /// How many records of the last page were written out.
+    /// The client's answer to a page (or to [`Response::Settle`]).
     Ack {
-        /// Records of the page written, in page order (parts of a split
-        /// record count once, with the record's last part).
+        /// Parts of the page written out, in page order; fewer than the
+        /// page holds: the client is going away. Answering a settle: 1, or
+        /// 0 if the reader went away and the client with it. A client that
+        /// goes away reads on until the daemon closes the connection, so
+        /// that its last ack is handled before it exits.
         written: usize,
+        /// Records of the whole receive, counted in the order they came
+        /// (a split record once, with its last part), that reached their
+        /// reader: for a pipe, that its reader took out of it. The daemon
+        /// consumes those and only those.
+        delivered: u64,
     },
     /// Waits for jobs.
     Wait(WaitRequest),
@@ -307,6 +316,12 @@ pub enum Response {
     },
     /// Records; their payloads follow in the blob, in order.
     Page(Vec<WireRecord>),
+    /// Every page sent was acknowledged, but records written into a pipe
+    /// may still sit unread in it: the client answers with an [`Op::Ack`]
+    /// once its reader took everything or went away. Sent
+    /// before a receive waits for more records and before its end, so that
+    /// what a reader took is consumed and nothing else.
+    Settle,
     /// The end of a receive, with the received jobs' rows as they are now.
     End(Vec<JobInfo>),
     /// The outcome of a wait.

@@ -83,6 +83,15 @@ impl RemoteSpec {
         self
     }
 
+    /// Checks every host string (`host`, `user@host:port`, `[v6]:port`)
+    /// before a job starts: an empty one, or a port outside 1–65535, is an
+    /// error naming that host.
+    pub fn check_hosts(&self) -> Result<(), RemoteError> {
+        self.hosts
+            .iter()
+            .try_for_each(|h| Target::parse(h).map(drop))
+    }
+
     /// The job spec of the parent job: type `RemoteJob`, the command as
     /// written, these params, the child throttle, and the hosts joined with
     /// commas as location.
@@ -218,6 +227,18 @@ mod tests {
             assert_eq!(e.kind(), ErrorKind::InvalidInput, "{s}");
             assert!(e.to_string().contains("invalid host string"), "{e}");
         }
+    }
+
+    #[test]
+    fn check_hosts_names_the_first_bad_one() {
+        assert!(RemoteSpec::new(["a", "u@b:2", "[::1]:22"], "x")
+            .check_hosts()
+            .is_ok());
+        let e = RemoteSpec::new(["a", "b:70000", ""], "x")
+            .check_hosts()
+            .expect_err("a bad port");
+        assert_eq!(e.host(), "b:70000");
+        assert_eq!(e.kind(), ErrorKind::InvalidInput);
     }
 
     #[test]

@@ -271,3 +271,77 @@ fn thread_type_refuses_programs_and_shell_lines() {
         );
     }
 }
+
+/// Whether `text` holds a character a terminal would act on rather than
+/// show (a newline ends a line; tabs align).
+fn has_raw_controls(text: &str) -> bool {
+    text.chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+}
+
+#[test]
+fn control_characters_in_jobs_are_shown_escaped_and_json_stays_exact() {
+    let home = TestHome::new();
+    let name = "red\u{1b}[31m\rname\u{7f}\u{9b}";
+    let line = "printf 'x\\033[2J' # \u{1b}]0;title\u{7}";
+    let a = home.start(&["--name", name, "-c", line]);
+    // A thread job fails with its thrown message as the reason.
+    let b = home.start(&["--type", "thread", "-e", "throw \"bad\\x1b[0m\\r news\""]);
+    // A remote job's location is its host.
+    let c = home.start(&["--host", "no\u{1b}host.invalid", "--", "true"]);
+    home.ok(&["wait"]);
+    let table = home.ok(&["list", "--include-children"]);
+    assert!(!has_raw_controls(&table), "{table:?}");
+    assert!(
+        table.contains(r"red\u{1b}[31m\u{d}name\u{7f}\u{9b}"),
+        "{table}"
+    );
+    assert!(
+        table.contains(r"x\033[2J' # \u{1b}]0;title\u{7}"),
+        "{table}"
+    );
+    assert!(table.contains(r"no\u{1b}host.invalid"), "{table}");
+    for id in [a, b, c] {
+        let shown = home.ok(&["show", &id.to_string()]);
+        assert!(!has_raw_controls(&shown), "{shown:?}");
+    }
+    let shown = home.ok(&["show", &b.to_string()]);
+    assert!(shown.contains(r"bad\u{1b}[0m\u{d} news"), "{shown}");
+    // JSON is exact.
+    assert_eq!(home.job(a)["name"], name);
+    assert_eq!(home.job(a)["command"], line);
+    assert_eq!(home.job(b)["reason"], "bad\u{1b}[0m\r news");
+    // The reason a receive writes to stderr is shown escaped too.
+    let r = home.run(&["receive", &b.to_string()]);
+    assert!(!has_raw_controls(&r.stderr), "{:?}", r.stderr);
+    // Records are data: raw.
+    assert_eq!(home.run(&["receive", &a.to_string()]).stdout, b"x\x1b[2J");
+}
+
+#[test]
+fn bad_hosts_and_an_empty_program_are_usage_errors_and_start_nothing() {
+    let home = TestHome::new();
+    let cases: [(&[&str], &str); 7] = [
+        (&["start", "--host", "", "--", "true"], "--host ''"),
+        (&["start", "--host", ",", "--", "true"], "--host ''"),
+        (&["start", "--host", "h1,,h2", "--", "true"], "--host ''"),
+        (&["start", "--host", "h:70000", "--", "true"], "70000"),
+        (&["start", "--", ""], "program"),
+        (&["start", "--host", "h1", "--", ""], "program"),
+        (&["run", "--", ""], "program"),
+    ];
+    for (args, says) in cases {
+        let r = home.run(args);
+        assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
+        assert!(
+            r.stderr.starts_with("jobctl: ") && r.stderr.lines().count() == 1,
+            "{args:?}: {}",
+            r.stderr
+        );
+        assert!(r.stderr.contains(says), "{args:?}: {}", r.stderr);
+    }
+    assert_eq!(
+        home.ok(&["list", "--json", "--include-children"]).trim(),
+        "[]"
+    );
+}

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use jobctl_tests::{eventually, finish, jobctl_bin, Run, TestHome, COMMAND_TIMEOUT};
 
+use crate::remote::{self, Sshd};
+
 #[test]
 fn binary_output_is_byte_exact() {
     let home = TestHome::new();
@@ -268,4 +270,171 @@ fn a_following_reader_that_stops_early_loses_nothing() {
     let script = format!("cat '{}'; sleep 0.3", file.display());
     let id = home.start(&["-c", &script]).to_string();
     receive_head_then_rest(&home, &id, "--wait", 5_000_000, &data);
+}
+
+/// `jobctl ARGS` into a pipe whose reader waits until jobctl has written
+/// `full` bytes (so that whole records sit unread in the pipe), then takes
+/// exactly `n` bytes and closes its end; `then` runs once it closed.
+/// Returns the bytes taken and how jobctl ended.
+fn read_exactly_then_close(
+    home: &TestHome,
+    args: &[&str],
+    full: u64,
+    n: usize,
+    then: impl FnOnce(),
+) -> (Vec<u8>, Run) {
+    let mut child = home.cmd(args).spawn().expect("spawn jobctl");
+    let pid = child.id();
+    assert!(
+        eventually(COMMAND_TIMEOUT, || written_by(pid) >= full),
+        "jobctl wrote {full} bytes"
+    );
+    let mut out = child.stdout.take().expect("stdout");
+    let mut head = vec![0u8; n];
+    out.read_exact(&mut head).expect("read the first bytes");
+    drop(out);
+    then();
+    (head, finish(child, COMMAND_TIMEOUT, &args.join(" ")))
+}
+
+/// The bytes a process has handed to `write` and its kin so far.
+fn written_by(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/io"))
+        .ok()
+        .and_then(|io| {
+            io.lines()
+                .find_map(|l| l.strip_prefix("wchar: "))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// `numbered(k)` lines: `line 0\n`, `line 1\n`...
+fn numbered(k: usize) -> Vec<u8> {
+    (0..k)
+        .flat_map(|i| format!("line {i}\n").into_bytes())
+        .collect()
+}
+
+/// What a second receive gave after a reader took `head`: it starts at or
+/// before the record holding the first byte the reader did not take, and
+/// together they hold every byte of `data`.
+fn nothing_lost(data: &[u8], head: &[u8], rest: &[u8]) {
+    assert!(data.starts_with(head), "the reader got the output's start");
+    assert!(data.ends_with(rest), "the rest is a suffix of the output");
+    assert!(
+        head.len() + rest.len() >= data.len(),
+        "lost {} bytes after the {} the reader took",
+        data.len() - head.len() - rest.len(),
+        head.len()
+    );
+}
+
+#[test]
+fn a_reader_that_takes_n_bytes_of_a_finished_job_loses_nothing_after_them() {
+    let home = TestHome::new();
+    // 20,000 records of a line each, 209 kB: far more than a pipe holds.
+    let id = home
+        .start(&[
+            "--type",
+            "thread",
+            "-e",
+            r#"for i in 0..20000 { emit("line " + i) }"#,
+        ])
+        .to_string();
+    home.ok(&["wait", &id]);
+    let data = numbered(20000);
+    assert_eq!(home.ok(&["receive", &id, "--keep"]).into_bytes(), data);
+    let (head, r) = read_exactly_then_close(&home, &["receive", &id], 60_000, 1000, || {});
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let rest = home.run(&["receive", &id]).stdout;
+    nothing_lost(&data, &head, &rest);
+    // The reader took part of the line holding byte 1000: it comes again whole.
+    let cut = data[..1000]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    assert_eq!(
+        rest.len(),
+        data.len() - cut,
+        "the rest starts at the cut record"
+    );
+    assert_eq!(home.job(id.parse().expect("id"))["has_more_data"], false);
+}
+
+#[test]
+fn a_following_reader_that_takes_n_bytes_loses_nothing_after_them() {
+    let home = TestHome::new();
+    let gate = home.path().join("gate");
+    // Lines that fit in the pipe, then (once the reader is gone) one more.
+    let line = format!(
+        "seq -f 'line %g' 0 2999; while [ ! -e '{}' ]; do sleep 0.02; done; echo end",
+        gate.display()
+    );
+    let id = home.start(&["-c", &line]).to_string();
+    let lines = numbered(3000);
+    let mut data = lines.clone();
+    data.extend_from_slice(b"end\n");
+    // Every line is in the cache before the follower starts, so that it
+    // writes them all into the pipe at once.
+    assert!(eventually(COMMAND_TIMEOUT, || home
+        .run(&["receive", &id, "--keep"])
+        .stdout
+        == lines));
+    let (head, r) = read_exactly_then_close(
+        &home,
+        &["receive", &id, "--wait"],
+        lines.len() as u64,
+        1000,
+        || std::fs::write(&gate, b"").expect("gate"),
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    home.ok(&["wait", &id]);
+    let rest = home.run(&["receive", &id]).stdout;
+    nothing_lost(&data, &head, &rest);
+    assert_eq!(home.job(id.parse().expect("id"))["has_more_data"], false);
+}
+
+#[test]
+fn a_job_named_twice_is_received_once() {
+    let home = TestHome::new();
+    let id = home.start(&["-c", "echo one; echo two"]).to_string();
+    home.ok(&["wait", &id]);
+    assert_eq!(home.ok(&["receive", &id, &id, "--keep"]), "one\ntwo\n");
+    assert_eq!(
+        home.ok(&["receive", &id, &id, "--keep", "--no-recurse"]),
+        "one\ntwo\n"
+    );
+    assert_eq!(home.ok(&["receive", &id, &id, "--wait"]), "one\ntwo\n");
+    assert_eq!(home.ok(&["receive", &id]), "");
+}
+
+#[test]
+fn a_child_named_with_its_parent_is_received_once() {
+    let sshd = Sshd::start();
+    let home = TestHome::new();
+    let hosts = format!("127.0.0.1:{p},127.0.0.2:{p}", p = sshd.port);
+    let parent: u64 = remote::ok(
+        &home,
+        &sshd,
+        &["start", "-q", "--host", &hosts, "--", "echo", "from a host"],
+    )
+    .trim()
+    .parse()
+    .expect("an id");
+    remote::ok(&home, &sshd, &["wait", &parent.to_string()]);
+    let children = home.job(parent)["children"].clone();
+    let child = children[0].as_u64().expect("a child").to_string();
+    let parent = parent.to_string();
+    let both = "from a host\nfrom a host\n";
+    for ids in [[&parent, &child], [&child, &parent]] {
+        let mut args = vec!["receive", "--keep"];
+        args.extend(ids.iter().map(|s| s.as_str()));
+        assert_eq!(home.ok(&args), both, "{args:?}");
+    }
+    assert_eq!(
+        home.ok(&["receive", &child, &parent, &child, "--wait"]),
+        both
+    );
+    assert_eq!(home.ok(&["receive", &parent]), "");
 }

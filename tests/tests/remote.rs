@@ -8,9 +8,9 @@ use std::time::Duration;
 use jobctl_tests::{eventually, finish, TestHome, COMMAND_TIMEOUT};
 
 /// A private sshd on 127.0.0.1 and 127.0.0.2, killed on drop.
-struct Sshd {
+pub(crate) struct Sshd {
     child: Child,
-    port: u16,
+    pub(crate) port: u16,
     /// The client's `$HOME`: key, known_hosts.
     home: PathBuf,
     _dir: tempfile::TempDir,
@@ -26,7 +26,7 @@ fn keygen(path: &Path) {
 }
 
 impl Sshd {
-    fn start() -> Sshd {
+    pub(crate) fn start() -> Sshd {
         let dir = tempfile::tempdir().expect("dir");
         let d = dir.path();
         let home = d.join("home");
@@ -92,7 +92,7 @@ fn run(home: &TestHome, sshd: &Sshd, args: &[&str]) -> jobctl_tests::Run {
 }
 
 /// [`run`], asserting success; stdout.
-fn ok(home: &TestHome, sshd: &Sshd, args: &[&str]) -> String {
+pub(crate) fn ok(home: &TestHome, sshd: &Sshd, args: &[&str]) -> String {
     let r = run(home, sshd, args);
     assert_eq!(r.code, 0, "jobctl {} failed: {}", args.join(" "), r.stderr);
     r.text()
