@@ -230,7 +230,14 @@ fn frame_head(header: &[u8], blob_len: usize) -> Vec<u8> {
     f
 }
 
-const START_TRUE: &[u8] = br#"{"version":2,"op":{"start":{"work":{"program":{"argv":["true"]}},"type_name":null,"name":null,"hosts":[],"throttle":null,"cwd":"/","env":[],"detached":false}}}"#;
+/// A raw `start` of `true`, in the protocol's current version.
+fn start_true() -> Vec<u8> {
+    format!(
+        r#"{{"version":{},"op":{{"start":{{"work":{{"program":{{"argv":["true"]}}}},"type_name":null,"name":null,"hosts":[],"throttle":null,"cwd":"/","env":[],"detached":false}}}}}}"#,
+        jobs_protocol::PROTOCOL_VERSION
+    )
+    .into_bytes()
+}
 
 /// `count` variables `V<i>=<value_len bytes>` as a start's blob.
 fn env_blob(count: usize, value_len: usize) -> Vec<u8> {
@@ -286,12 +293,12 @@ fn a_start_with_a_too_large_environment_is_refused() {
     );
     // Straight to the socket, as another client could: the daemon says why.
     let blob = env_blob(30, 100 << 10);
-    let mut frame = frame_head(START_TRUE, blob.len());
+    let mut frame = frame_head(&start_true(), blob.len());
     frame.extend_from_slice(&blob);
     let reply = String::from_utf8_lossy(&send_raw(&home, &frame)).into_owned();
     assert!(reply.contains("environment is too large"), "{reply}");
     let blob = env_blob(40_000, 1);
-    let mut frame = frame_head(START_TRUE, blob.len());
+    let mut frame = frame_head(&start_true(), blob.len());
     frame.extend_from_slice(&blob);
     let reply = String::from_utf8_lossy(&send_raw(&home, &frame)).into_owned();
     assert!(reply.contains("variables"), "{reply}");
@@ -437,7 +444,14 @@ fn connections_over_the_cap_get_an_answer() {
         0
     );
     // Four connections, each served once (so surely counted), then idle.
-    let status = frame_head(br#"{"version":2,"op":"status"}"#, 0);
+    let status = frame_head(
+        format!(
+            r#"{{"version":{},"op":"status"}}"#,
+            jobs_protocol::PROTOCOL_VERSION
+        )
+        .as_bytes(),
+        0,
+    );
     let held: Vec<UnixStream> = (0..4)
         .map(|_| {
             let mut s = UnixStream::connect(home.socket()).expect("connect");
