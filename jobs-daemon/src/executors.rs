@@ -37,7 +37,9 @@ pub(crate) fn register(
             .detached_dir(home.detached())
             .io_threads(1),
     ));
-    session.register(std::sync::Arc::new(jobs_script::ScriptExecutor::new()));
+    session.register(std::sync::Arc::new(
+        jobs_script::ScriptExecutor::new().limits(script_limits()),
+    ));
     session.register(std::sync::Arc::new(jobs_remote::SshExecutor::new()));
     let types: Vec<TypeEntry> = session
         .executor_types()
@@ -169,6 +171,20 @@ fn remote_command_line(work: &Work) -> Result<String, Fail> {
             ErrorCode::Usage,
             "a remote job runs a program or a shell line, not a script",
         )),
+    }
+}
+
+/// The session's limits for thread scripts: the defaults, with
+/// `JOBCTL_SCRIPT_MAX_MEMORY` (MiB of the daemon's resident memory past
+/// which a running script fails) when set.
+fn script_limits() -> jobs_script::Limits {
+    let limits = jobs_script::Limits::new();
+    match std::env::var("JOBCTL_SCRIPT_MAX_MEMORY")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+    {
+        Some(mib) => limits.max_memory(mib.saturating_mul(1 << 20)),
+        None => limits,
     }
 }
 

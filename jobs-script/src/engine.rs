@@ -11,6 +11,7 @@ use rhai::{
     Shared,
 };
 
+use crate::limits::resident_bytes;
 use crate::value::to_text;
 use crate::{Limit, Limits};
 
@@ -122,8 +123,20 @@ pub fn engine(limits: &Limits, sink: Arc<dyn Sink>, stop: StopToken) -> Engine {
     e.register_global_module(standard_module());
     limits.apply(&mut e);
 
+    // A stop ends the script with unit; the memory bound with its value,
+    // which the failure then names.
     let s = stop.clone();
-    e.on_progress(move |_| s.is_stopped().then_some(Dynamic::UNIT));
+    let max_memory = limits.or(&Limits::defaults()).max_memory.filter(|&m| m > 0);
+    e.on_progress(move |ops| {
+        if s.is_stopped() {
+            return Some(Dynamic::UNIT);
+        }
+        let max = max_memory?;
+        if ops % MEMORY_CHECK_EVERY == 0 && resident_bytes().is_some_and(|r| r > max) {
+            return Some(Dynamic::from(max as rhai::INT));
+        }
+        None
+    });
 
     let k = Arc::clone(&sink);
     e.register_fn(
@@ -176,6 +189,10 @@ pub fn engine(limits: &Limits, sink: Arc<dyn Sink>, stop: StopToken) -> Engine {
     e.register_fn("sleep", move |secs: rhai::FLOAT| sleep(&s, secs));
     e
 }
+
+/// How many operations pass between two looks at the process's memory
+/// (a look reads `/proc/self/statm`: a few microseconds).
+const MEMORY_CHECK_EVERY: u64 = 1 << 16;
 
 /// The stack of the thread a script runs on. The engine walks nested
 /// values recursively (to check their sizes, to clone and drop them), and
@@ -337,6 +354,16 @@ fn eval_error(mut e: EvalAltResult, engine: &Engine) -> ScriptError {
             };
             ScriptError::new(ScriptErrorKind::Thrown, msg)
         }
+        EvalAltResult::ErrorTerminated(v, _) if v.is_int() => ScriptError::new(
+            ScriptErrorKind::Limit(Limit::Memory),
+            format!(
+                "script exceeded the {} ({} = {}): the process it runs in holds more{}",
+                Limit::Memory.what(),
+                Limit::Memory.name(),
+                v.as_int().unwrap_or_default(),
+                at(pos)
+            ),
+        ),
         EvalAltResult::ErrorTerminated(..) => {
             ScriptError::new(ScriptErrorKind::Stopped, "stopped on request")
         }

@@ -90,7 +90,8 @@ pub use engine::{
     engine, run_script, ScriptError, ScriptErrorKind, Sink, MAX_OUTPUT_DEPTH, SCRIPT_STACK_SIZE,
 };
 pub use limits::{
-    Limit, Limits, DEFAULT_MAX_ARRAY_SIZE, DEFAULT_MAX_MAP_SIZE, DEFAULT_MAX_STRING_SIZE,
+    default_max_memory, Limit, Limits, DEFAULT_MAX_ARRAY_SIZE, DEFAULT_MAX_MAP_SIZE,
+    DEFAULT_MAX_STRING_SIZE, MIN_DEFAULT_MAX_MEMORY,
 };
 pub use rhai::Dynamic;
 pub use source::{read_script_file, ScriptFileError, MAX_SCRIPT_SIZE};

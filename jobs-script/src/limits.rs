@@ -12,6 +12,33 @@ pub const DEFAULT_MAX_ARRAY_SIZE: usize = 1 << 20;
 /// The default [`Limits::max_map_size`]: 1,048,576 properties.
 pub const DEFAULT_MAX_MAP_SIZE: usize = 1 << 20;
 
+/// The least default [`Limits::max_memory`]: 1 GiB (the default is a
+/// quarter of the machine's memory when that is more).
+pub const MIN_DEFAULT_MAX_MEMORY: u64 = 1 << 30;
+
+/// The default [`Limits::max_memory`]: a quarter of the machine's memory,
+/// at least [`MIN_DEFAULT_MAX_MEMORY`].
+pub fn default_max_memory() -> u64 {
+    let total = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(0, |kib| kib * 1024);
+    (total / 4).max(MIN_DEFAULT_MAX_MEMORY)
+}
+
+/// The resident memory of this process in bytes, if the system says.
+pub(crate) fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    // Linux's page size on every architecture this runs on that has 4 KiB
+    // pages; a larger page only makes the check stricter by its ratio.
+    Some(pages * 4096)
+}
+
 /// Bounds on what one script may do. A limit left `None` takes the
 /// session's (see `ScriptExecutor::limits`), else the default; `0` lifts
 /// a size or operation limit.
@@ -26,8 +53,9 @@ pub const DEFAULT_MAX_MAP_SIZE: usize = 1 << 20;
 /// which keep recursion within a thread's stack. Operations are unlimited by
 /// default: a script that only computes costs its own thread's time and
 /// ends with a stop request, and a long-running script (a watcher that
-/// sleeps and polls) is legitimate. The limits bound each value, not the
-/// sum of all values a script holds.
+/// sleeps and polls) is legitimate. The size limits bound each value, not
+/// the sum of all values a script holds: [`Limits::max_memory`] bounds
+/// that, as the resident memory of the process the script runs in.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
@@ -48,6 +76,15 @@ pub struct Limits {
     /// `max_operations` too.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_map_size: Option<usize>,
+    /// The script fails once the resident memory of the process it runs in
+    /// passes this many bytes (checked every 65,536 operations; default
+    /// [`default_max_memory`]). The size limits bound each value, not how
+    /// many a script makes: this bounds them all, `m[key] = x` growing a
+    /// map included. A thread job shares the daemon's memory with the
+    /// session, so the check sees the whole daemon: it fails the script
+    /// that is running when the session's memory is over the bound.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_memory: Option<u64>,
     /// At most this many nested function calls. Raising it above the
     /// default may overflow the stack of the thread that runs the script.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -72,6 +109,7 @@ impl Limits {
             max_string_size: Some(DEFAULT_MAX_STRING_SIZE),
             max_array_size: Some(DEFAULT_MAX_ARRAY_SIZE),
             max_map_size: Some(DEFAULT_MAX_MAP_SIZE),
+            max_memory: Some(default_max_memory()),
             max_call_depth: None,
             max_expr_depth: None,
         }
@@ -84,6 +122,7 @@ impl Limits {
             max_string_size: self.max_string_size.or(fallback.max_string_size),
             max_array_size: self.max_array_size.or(fallback.max_array_size),
             max_map_size: self.max_map_size.or(fallback.max_map_size),
+            max_memory: self.max_memory.or(fallback.max_memory),
             max_call_depth: self.max_call_depth.or(fallback.max_call_depth),
             max_expr_depth: self.max_expr_depth.or(fallback.max_expr_depth),
         }
@@ -110,6 +149,13 @@ impl Limits {
     /// Sets the maximum map size (`0`: unlimited).
     pub fn max_map_size(mut self, n: usize) -> Self {
         self.max_map_size = Some(n);
+        self
+    }
+
+    /// Sets the most resident memory, in bytes, of the process the script
+    /// runs in (`0`: unlimited).
+    pub fn max_memory(mut self, bytes: u64) -> Self {
+        self.max_memory = Some(bytes);
         self
     }
 
@@ -161,6 +207,8 @@ pub enum Limit {
     ArraySize,
     /// [`Limits::max_map_size`].
     MapSize,
+    /// [`Limits::max_memory`].
+    Memory,
     /// [`Limits::max_call_depth`].
     CallDepth,
     /// [`Limits::max_expr_depth`].
@@ -175,6 +223,7 @@ impl Limit {
             Limit::StringSize => "max_string_size",
             Limit::ArraySize => "max_array_size",
             Limit::MapSize => "max_map_size",
+            Limit::Memory => "max_memory",
             Limit::CallDepth => "max_call_depth",
             Limit::ExprDepth => "max_expr_depth",
         }
@@ -187,6 +236,8 @@ impl Limit {
             Limit::StringSize => engine.max_string_size() as u64,
             Limit::ArraySize => engine.max_array_size() as u64,
             Limit::MapSize => engine.max_map_size() as u64,
+            // Not the engine's: the failure carries it.
+            Limit::Memory => 0,
             Limit::CallDepth => engine.max_call_levels() as u64,
             Limit::ExprDepth => engine.max_expr_depth() as u64,
         }
@@ -199,6 +250,7 @@ impl Limit {
             Limit::StringSize => "string size limit",
             Limit::ArraySize => "array size limit",
             Limit::MapSize => "map size limit",
+            Limit::Memory => "memory limit",
             Limit::CallDepth => "call depth limit",
             Limit::ExprDepth => "expression depth limit",
         }

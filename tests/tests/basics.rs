@@ -345,3 +345,38 @@ fn bad_hosts_and_an_empty_program_are_usage_errors_and_start_nothing() {
         "[]"
     );
 }
+
+/// A thread script that grows without bound fails alone, with the limit
+/// named; the daemon and the session's other jobs go on.
+#[test]
+fn a_runaway_thread_script_fails_alone_and_the_session_lives() {
+    let home = TestHome::new();
+    // A map grown key by key is bounded by the memory limit alone: a low
+    // one (the daemon reads it at start) keeps the test short.
+    let mut start = home.cmd(&["daemon", "start"]);
+    start.env("JOBCTL_SCRIPT_MAX_MEMORY", "80");
+    let started = jobctl_tests::finish(
+        start.spawn().expect("spawn"),
+        jobctl_tests::COMMAND_TIMEOUT,
+        "daemon start",
+    );
+    assert_eq!(started.code, 0, "{}", started.stderr);
+    let other = home.start(&["-c", "sleep 1; echo survived"]);
+    let pid = home.daemon_pid().expect("daemon pid");
+    for script in [
+        "let m = #{}; let i = 0; loop { m[`k${i}`] = i; i += 1; }",
+        r#"let s = "xxxxxxxxxxxxxxxx"; loop { s += s; }"#,
+        "let a = [1]; loop { a += a; }",
+    ] {
+        let run = home.run(&["run", "--type", "thread", "-e", script]);
+        assert_eq!(run.code, 1, "{script}: {}", run.stderr);
+        assert!(
+            run.stderr.contains("limit"),
+            "{script}: the reason names the limit: {}",
+            run.stderr
+        );
+    }
+    assert_eq!(home.daemon_pid(), Some(pid), "the daemon lived on");
+    home.ok(&["wait", &other.to_string()]);
+    assert_eq!(home.ok(&["receive", &other.to_string()]), "survived\n");
+}
