@@ -329,6 +329,10 @@ pub(crate) struct ReceiveArgs {
     /// Only the jobs' own records, not their children's.
     #[arg(long)]
     pub no_recurse: bool,
+    /// Each child's records together, in the children's order (a batch's
+    /// item order), each written as soon as the earlier ones are done.
+    #[arg(long, conflicts_with = "no_recurse")]
+    pub ordered: bool,
     /// One JSON object per record and line.
     #[arg(long)]
     pub json: bool,

@@ -350,16 +350,20 @@ fn go_away(c: &mut Client, blob: &mut Vec<u8>, written: usize, delivered: u64) {
 fn receive(home: &Home, a: ReceiveArgs) -> Result<i32> {
     let mut c = Client::connect_or_start(home, &[])?;
     let ids = a.ids.clone();
-    let rows = receive_stream(
-        &mut c,
-        ReceiveRequest {
-            ids: a.ids,
-            keep: a.keep,
-            wait: a.wait,
-            no_recurse: a.no_recurse,
-        },
-        a.json,
-    )?;
+    let rows = if a.ordered {
+        receive_ordered(&mut c, &a)?
+    } else {
+        receive_stream(
+            &mut c,
+            ReceiveRequest {
+                ids: a.ids,
+                keep: a.keep,
+                wait: a.wait,
+                no_recurse: a.no_recurse,
+            },
+            a.json,
+        )?
+    };
     if rows.is_some() && a.auto_remove {
         expect_done(c.call(Op::Remove(RemoveRequest {
             select: SelectRequest {
@@ -371,6 +375,43 @@ fn receive(home: &Home, a: ReceiveArgs) -> Result<i32> {
         }))?)?;
     }
     Ok(exit::SUCCESS)
+}
+
+/// `receive --ordered`: for each job, its own records, then each child's
+/// in turn, one child at a time (with `--wait`, each followed to its end
+/// before the next): a batch's output in item order, as GNU parallel `-k`.
+fn receive_ordered(c: &mut Client, a: &ReceiveArgs) -> Result<Option<Vec<JobInfo>>> {
+    let mut rows = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for &id in &a.ids {
+        let resp = c.call(Op::Show { id })?;
+        let Response::Shown { job, .. } = resp else {
+            return Err(unexpected(resp));
+        };
+        let mut sources = vec![(id, true)];
+        sources.extend(job.children.iter().map(|&c| (c, false)));
+        for (source, own) in sources {
+            if !seen.insert(source) {
+                continue;
+            }
+            let got = receive_stream(
+                c,
+                ReceiveRequest {
+                    ids: vec![source],
+                    keep: a.keep,
+                    // A parent's own records first: its children follow.
+                    wait: a.wait && !own,
+                    no_recurse: own,
+                },
+                a.json,
+            )?;
+            match got {
+                Some(r) => rows.extend(r),
+                None => return Ok(None),
+            }
+        }
+    }
+    Ok(Some(rows))
 }
 
 fn wait(home: &Home, ids: Vec<u64>, any: bool, timeout_ms: Option<u64>) -> Result<i32> {

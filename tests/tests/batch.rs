@@ -312,3 +312,32 @@ fn a_malformed_halt_is_refused() {
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(run.stderr.contains("now,fail=N"), "{}", run.stderr);
 }
+
+/// `receive --ordered`: each item's output together, in item order, even
+/// when later items finish first; with `--wait` on a running batch too.
+#[test]
+fn ordered_receive_writes_items_in_input_order() {
+    let home = TestHome::new();
+    let seq: String = (1..=30).map(|i| format!("{i}\n")).collect();
+    let file = input(&home, "items", seq.as_bytes());
+    // Later items sleep less: they finish first.
+    let line = "sleep 0.$(( (31 - {}) % 10 )); echo {} a; echo {} b";
+    let want: String = (1..=30).map(|i| format!("{i} a\n{i} b\n")).collect();
+    let id = home.start(&[
+        "--each",
+        file.to_str().expect("utf-8 path"),
+        "--throttle",
+        "8",
+        "-c",
+        line,
+    ]);
+    let out = home.ok(&["receive", "--wait", "--ordered", &id.to_string()]);
+    assert_eq!(out, want);
+    // Nothing left: the ordered receive consumed what it wrote.
+    assert_eq!(home.ok(&["receive", &id.to_string()]), "");
+
+    let id = home.start(&["--each", file.to_str().expect("utf-8 path"), "-c", line]);
+    home.ok(&["wait", &id.to_string()]);
+    let kept = home.ok(&["receive", "--keep", "--ordered", &id.to_string()]);
+    assert_eq!(kept, want);
+}
