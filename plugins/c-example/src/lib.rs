@@ -80,6 +80,17 @@ pub fn cc(args: &[&std::ffi::OsStr]) -> Result<(), BuildError> {
 /// The loader refuses a library that others could have written: give it
 /// a folder of your own that no one else may write (mode 0700).
 pub fn build(dir: &Path, file_name: &str, defines: &[&str]) -> Result<PathBuf, BuildError> {
+    build_source(Path::new(SOURCE), dir, file_name, defines)
+}
+
+/// Builds the plugin written in `source` (C) into `dir` as `file_name`,
+/// as [`build`] builds `c_example.c`.
+pub fn build_source(
+    source: &Path,
+    dir: &Path,
+    file_name: &str,
+    defines: &[&str],
+) -> Result<PathBuf, BuildError> {
     let lib = dir.join(file_name);
     let mut args: Vec<std::ffi::OsString> = ["-O2", "-fPIC", "-shared", "-pthread"]
         .iter()
@@ -91,7 +102,7 @@ pub fn build(dir: &Path, file_name: &str, defines: &[&str]) -> Result<PathBuf, B
     }
     args.push("-o".into());
     args.push(lib.clone().into());
-    args.push(SOURCE.into());
+    args.push(source.into());
     let refs: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
     cc(&refs)?;
     Ok(lib)

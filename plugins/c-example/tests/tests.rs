@@ -70,6 +70,7 @@ mod conformance {
 
 mod cases {
     mod header;
+    mod readme;
     mod refused;
     mod shell;
 }
