@@ -350,6 +350,7 @@ static void *reader(void *arg) {
     /* Wait for the end without reaping, so that a stop never signals a pid
      * that is no longer the job's; then reap. */
     siginfo_t info;
+    long pause_ns = 50 * 1000L; /* the end is usually a moment away: back off from 50 us */
     for (;;) {
         memset(&info, 0, sizeof info);
         int r = waitid(P_PID, (id_t)j->pid, &info, WEXITED | WNOHANG | WNOWAIT);
@@ -358,8 +359,9 @@ static void *reader(void *arg) {
         pthread_mutex_lock(&j->lock);
         kill_if_overdue(j);
         pthread_mutex_unlock(&j->lock);
-        struct timespec pause = {0, 10 * 1000000L};
+        struct timespec pause = {0, pause_ns};
         nanosleep(&pause, NULL);
+        if (pause_ns < 10 * 1000000L) pause_ns *= 2;
     }
     pthread_mutex_lock(&j->lock);
     j->reaped = 1;
