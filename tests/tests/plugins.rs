@@ -58,3 +58,59 @@ fn plugins_load_list_and_run_jobs() {
     let state = v["state"].as_str().expect("state");
     assert!(state == "Completed" || state == "Failed", "{v}");
 }
+
+/// Builds the C executor (plugins/c-example, plain C against
+/// plugins/include/jobctl_plugin.h) with `cc` into `dir`.
+fn build_c_plugin(dir: &std::path::Path) -> PathBuf {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let lib = dir.join("libc_example.so");
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let st = Command::new(cc)
+        .args(["-std=c11", "-O2", "-fPIC", "-shared", "-pthread", "-I"])
+        .arg(root.join("plugins/include"))
+        .arg("-o")
+        .arg(&lib)
+        .arg(root.join("plugins/c-example/c_example.c"))
+        .status()
+        .expect("cc");
+    assert!(st.success(), "building the C plugin failed");
+    lib
+}
+
+#[test]
+fn a_plugin_written_in_c_runs_jobs_from_the_home_plugins_folder() {
+    use std::os::unix::fs::PermissionsExt;
+    let home = TestHome::new();
+    let plugins = home.path().join("plugins");
+    std::fs::create_dir(&plugins).expect("plugins folder");
+    std::fs::set_permissions(&plugins, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    build_c_plugin(&plugins);
+    let out = home.ok(&["plugins"]);
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("CShellJob"))
+        .unwrap_or_else(|| panic!("no CShellJob in {out}"));
+    assert!(
+        line.contains("libc_example.so") && line.contains("version 0.1.0"),
+        "{out}"
+    );
+
+    let ok = home.start(&["--type", "CShellJob", "-c", "echo hello; echo note >&2"]);
+    home.ok(&["wait", &ok.to_string(), "--timeout", "30"]);
+    assert_eq!(home.job(ok)["state"], "Completed", "{}", home.job(ok));
+    let r = home.run(&["receive", &ok.to_string()]);
+    assert_eq!(r.text(), "hello\n", "stderr: {}", r.stderr);
+    assert!(r.stderr.contains("note"), "{}", r.stderr);
+
+    let bad = home.start(&["--type", "CShellJob", "-c", "echo broken >&2; exit 5"]);
+    home.run(&["wait", &bad.to_string(), "--timeout", "30"]);
+    let v = home.job(bad);
+    assert_eq!(v["state"], "Failed", "{v}");
+    assert_eq!(v["reason"], "exited with status 5: broken", "{v}");
+    assert_eq!(v["exit_code"], 5, "{v}");
+
+    let long = home.start(&["--type", "CShellJob", "-c", "sleep 60"]);
+    home.ok(&["stop", &long.to_string()]);
+    home.run(&["wait", &long.to_string(), "--timeout", "30"]);
+    assert_eq!(home.job(long)["state"], "Stopped", "{}", home.job(long));
+}

@@ -11,9 +11,8 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::Duration;
 
 use super::abi::{
-    ByteBuf, PluginHeader, PluginVTable, StrRef, WakeFn, ABI_VERSION, CORE_VERSION, ERR, MAGIC, OK,
-    PULL_AGAIN, PULL_BLOCKED, PULL_FINISHED, PULL_LOCATION, PULL_NOT_STARTED, PULL_RUNNING,
-    RUSTC_VERSION,
+    ByteBuf, PluginHeader, PluginVTable, StrRef, WakeFn, ABI_VERSION, ERR, MAGIC, OK, PULL_AGAIN,
+    PULL_BLOCKED, PULL_FINISHED, PULL_LOCATION, PULL_NOT_STARTED, PULL_RUNNING,
 };
 use super::wire::{self, WireDescribe, WireSpec, WireStatus};
 use crate::error::chain;
@@ -95,7 +94,7 @@ impl Export {
 }
 
 impl PluginHeader {
-    /// The header of a plugin built against this jobs-core and compiler.
+    /// The header of a plugin of this ABI version.
     pub const fn new(
         instance: &'static Export,
         plugin_name: &'static str,
@@ -105,8 +104,8 @@ impl PluginHeader {
             magic: MAGIC,
             abi_version: ABI_VERSION,
             header_size: std::mem::size_of::<PluginHeader>() as u32,
-            core_version: StrRef::from_static(CORE_VERSION),
-            rustc_version: StrRef::from_static(RUSTC_VERSION),
+            vtable_size: std::mem::size_of::<PluginVTable>() as u32,
+            reserved: 0,
             plugin_name: StrRef::from_static(plugin_name),
             plugin_version: StrRef::from_static(plugin_version),
             instance: instance as *const Export as *const c_void,

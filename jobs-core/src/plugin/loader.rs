@@ -10,8 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::abi::{
-    HeaderPrefix, PluginHeader, StrRef, ABI_VERSION, CORE_VERSION, ENTRY_SYMBOL, MAGIC,
-    RUSTC_VERSION,
+    HeaderPrefix, PluginHeader, PluginVTable, StrRef, ABI_VERSION, ENTRY_SYMBOL, MAGIC,
 };
 use super::adapter::{PluginExecutor, PluginFns};
 use crate::JobExecutor;
@@ -86,25 +85,16 @@ pub enum PluginError {
         /// The host's size.
         host: u32,
     },
-    /// The plugin was built against another jobs-core.
-    #[error("{path}: plugin built with jobs-core {plugin}, this host uses jobs-core {host}")]
-    CoreVersion {
+    /// The plugin's function table has another size than this host's: it
+    /// was built from another definition of the same ABI version.
+    #[error("{path}: plugin function table of {plugin} bytes, this host expects {host}")]
+    TableSize {
         /// The file.
         path: PathBuf,
-        /// The plugin's jobs-core version.
-        plugin: String,
-        /// The host's jobs-core version.
-        host: String,
-    },
-    /// The plugin was built by another compiler.
-    #[error("{path}: plugin built with {plugin}, this host was built with {host}")]
-    Rustc {
-        /// The file.
-        path: PathBuf,
-        /// The plugin's compiler.
-        plugin: String,
-        /// The host's compiler.
-        host: String,
+        /// The plugin's size.
+        plugin: u32,
+        /// The host's size.
+        host: u32,
     },
     /// The header or the plugin's first answer is not well formed.
     #[error("{path}: malformed plugin: {message}")]
@@ -137,8 +127,7 @@ impl PluginError {
             | PluginError::Magic { path, .. }
             | PluginError::AbiVersion { path, .. }
             | PluginError::HeaderSize { path, .. }
-            | PluginError::CoreVersion { path, .. }
-            | PluginError::Rustc { path, .. }
+            | PluginError::TableSize { path, .. }
             | PluginError::Malformed { path, .. }
             | PluginError::DuplicateType { path, .. } => path,
         }
@@ -329,8 +318,9 @@ unsafe fn header_str(path: &Path, what: &str, s: StrRef) -> Result<String, Plugi
 
 /// Loads the plugin in `path`: checks who may have written the file,
 /// opens the library, checks its header (magic, ABI version, header size,
-/// jobs-core version, compiler) before calling anything else, then asks it
-/// for its job type. The library stays loaded for the life of the process,
+/// table size) before calling anything else, then asks it for its job
+/// type. Neither the plugin's compiler nor its language matters: a plugin
+/// of this host's [`ABI_VERSION`](super::ABI_VERSION) loads. The library stays loaded for the life of the process,
 /// whatever the outcome.
 ///
 /// Loading runs the library's initializers and its entry point, which only
@@ -411,29 +401,19 @@ pub fn load(path: impl AsRef<Path>) -> Result<LoadedPlugin, PluginError> {
     }
     // SAFETY: magic, version and size match: the header has this layout.
     let header = unsafe { &*header };
+    let host_table = std::mem::size_of::<PluginVTable>() as u32;
+    if header.vtable_size != host_table {
+        return Err(PluginError::TableSize {
+            path,
+            plugin: header.vtable_size,
+            host: host_table,
+        });
+    }
     // SAFETY: the strings of a matching header point to static data (so
-    // for the three below).
-    let core = unsafe { header_str(&path, "jobs-core version", header.core_version)? };
-    // SAFETY: as above.
-    let rustc = unsafe { header_str(&path, "compiler version", header.rustc_version)? };
-    // SAFETY: as above.
+    // for both below).
     let name = unsafe { header_str(&path, "plugin name", header.plugin_name)? };
     // SAFETY: as above.
     let version = unsafe { header_str(&path, "plugin version", header.plugin_version)? };
-    if core != CORE_VERSION {
-        return Err(PluginError::CoreVersion {
-            path,
-            plugin: core,
-            host: CORE_VERSION.to_string(),
-        });
-    }
-    if rustc != RUSTC_VERSION {
-        return Err(PluginError::Rustc {
-            path,
-            plugin: rustc,
-            host: RUSTC_VERSION.to_string(),
-        });
-    }
     // SAFETY: a matching header's table is a static of the library.
     let Some(vtable) = (unsafe { header.vtable.as_ref() }) else {
         return Err(PluginError::Malformed {

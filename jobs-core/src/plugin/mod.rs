@@ -5,8 +5,8 @@
 //! layout between two separately compiled libraries, and every cdylib has
 //! its own copy of tokio with its own thread-locals. So nothing of Rust
 //! crosses: the plugin exports one `extern "C"` function returning a
-//! `repr(C)` header (magic, ABI version, header size, jobs-core
-//! version, compiler version, plugin name and version) with a table of
+//! `repr(C)` header (magic, ABI version, header and table sizes, plugin
+//! name and version) with a table of
 //! `extern "C"` functions over opaque handles: start a
 //! job from a JSON spec (carrying the host job's instance id), or resume
 //! one of a previous session from its JSON row, pull its records
@@ -34,10 +34,15 @@
 //!   with cargo, so that its tests load the real library.
 //!
 //! # The contract
-//! - A plugin must be built by the same compiler (`rustc -V`) against the
-//!   same jobs-core version as its host; the loader refuses anything else.
-//!   Panics must unwind (`panic = "abort"` turns a plugin panic into the
-//!   host's death).
+//! - The boundary is C and versioned by itself ([`ABI_VERSION`]): a plugin
+//!   built against ABI version N, by any compiler and in any language (see
+//!   `plugins/include/jobctl_plugin.h`), loads in every host that speaks
+//!   version N. The loader refuses another magic, ABI version, header size
+//!   or table size. What the ABI promises (who frees what, threads,
+//!   re-entrancy, the wake-up, the record frames) is written in
+//!   `abi`'s documentation and in `plugins/README.md`.
+//! - A Rust plugin's panics must unwind (`panic = "abort"` turns a plugin
+//!   panic into the host's death); its entry points catch them.
 //! - Loading runs the library's initializers and the entry point, which
 //!   returns a static header and does nothing else. The executor is built,
 //!   and the plugin's runtime started, at the first call after the checks.
@@ -69,7 +74,7 @@ mod macros;
 pub mod testing;
 mod wire;
 
-pub use abi::{ABI_VERSION, CORE_VERSION, RUSTC_VERSION};
+pub use abi::{ABI_VERSION, CORE_VERSION};
 /// What [`export_executor!`](crate::export_executor) expands to; not part
 /// of the documented API.
 #[doc(hidden)]

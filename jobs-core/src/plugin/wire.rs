@@ -1,7 +1,8 @@
 //! What crosses the boundary as bytes: the spec and status as JSON, and
 //! records as length-prefixed frames.
 //!
-//! A frame is `stream: u8, kind: u8, len: u32 (little endian), data`: the
+//! A frame is `stream: u8, kind: u8, len: u32 (little endian), data` (the
+//! ABI's frame format, see [`abi`](super::abi)): the
 //! kind is the [`PayloadKind`](crate::PayloadKind) code and the data
 //! [`Payload::encode`](crate::Payload::encode)'s, so
 //! text and bytes travel raw (byte-exact, no JSON escaping) and the others
@@ -14,7 +15,7 @@ use crate::{JobSpec, JobState, Record, Stream};
 use crate::{Payload, PayloadKind};
 
 #[cfg(any(feature = "plugin-host", test))]
-const FRAME_HEAD: usize = 6;
+use super::abi::FRAME_HEAD_LEN;
 
 /// The serializable part of a [`JobSpec`].
 #[derive(Debug, Serialize, Deserialize)]
@@ -94,7 +95,7 @@ pub(crate) fn encode(record: &Record, out: &mut Vec<u8>) -> Result<(), String> {
 pub(crate) fn decode(mut buf: &[u8]) -> Result<Vec<Record>, String> {
     let mut out = Vec::new();
     while !buf.is_empty() {
-        let Some((head, rest)) = buf.split_at_checked(FRAME_HEAD) else {
+        let Some((head, rest)) = buf.split_at_checked(FRAME_HEAD_LEN) else {
             return Err("a truncated record frame".into());
         };
         let stream = *Stream::ALL
