@@ -11,6 +11,7 @@ use jobs_core::{JobInfo, JobState};
 use crate::cli::{Cli, Command, DaemonAction, Lazy, ListArgs, ReceiveArgs, StartArgs};
 use crate::client::{self, Client};
 use crate::exit::{self, Exit};
+use crate::hosts;
 use crate::output::{RecordWriter, Written};
 use crate::render;
 use jobs_protocol::home::Home;
@@ -97,7 +98,7 @@ fn ignore_closed(r: io::Result<()>) -> Result<()> {
     }
 }
 
-fn start_request(args: &StartArgs) -> Result<StartRequest> {
+fn start_request(args: &StartArgs, hosts: Vec<String>) -> Result<StartRequest> {
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     let cwd = match &args.cwd {
         Some(d) => cwd.join(d),
@@ -146,7 +147,7 @@ fn start_request(args: &StartArgs) -> Result<StartRequest> {
         work,
         type_name: args.type_name.clone(),
         name: args.name.clone(),
-        hosts: args.hosts.clone(),
+        hosts,
         throttle: args.throttle,
         cwd: cwd.into_os_string(),
         env: args.env.clone(),
@@ -156,9 +157,10 @@ fn start_request(args: &StartArgs) -> Result<StartRequest> {
     })
 }
 
-fn start_job(c: &mut Client, args: &StartArgs) -> Result<JobInfo> {
+/// Starts the job; `hosts` are the expanded `--host` patterns.
+fn start_job(c: &mut Client, args: &StartArgs, hosts: Vec<String>) -> Result<JobInfo> {
     use std::os::unix::ffi::OsStrExt;
-    let mut req = start_request(args)?;
+    let mut req = start_request(args, hosts)?;
     let mut blob = encode_env(
         std::env::vars_os().map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec())),
     );
@@ -227,8 +229,9 @@ fn read_all(file: &Path, flag: &str, what: &str, env_len: usize, blob: &mut Vec<
 }
 
 fn start(home: &Home, args: StartArgs) -> Result<i32> {
+    let hosts = hosts::resolve(home, &args.hosts, &args.exclude)?;
     let mut c = Client::connect_or_start(home, &[])?;
-    let info = start_job(&mut c, &args)?;
+    let info = start_job(&mut c, &args, hosts)?;
     if args.quiet {
         ignore_closed(writeln!(io::stdout(), "{}", info.id))?;
     } else {
@@ -413,9 +416,10 @@ fn stop_on_interrupt(home: &Home, signals: Option<signal_hook::iterator::Signals
 
 fn run_job(home: &Home, args: StartArgs) -> Result<i32> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let hosts = hosts::resolve(home, &args.hosts, &args.exclude)?;
     let mut c = Client::connect_or_start(home, &[])?;
     let signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]).ok();
-    let info = start_job(&mut c, &args)?;
+    let info = start_job(&mut c, &args, hosts)?;
     let id = info.id;
     stop_on_interrupt(home, signals, id);
     let rows = receive_stream(

@@ -16,6 +16,7 @@ mod cli;
 mod client;
 mod dispatch;
 mod exit;
+mod hosts;
 mod output;
 mod render;
 mod stdout;
