@@ -14,6 +14,7 @@ use crate::exit::{self, Exit};
 use crate::hosts;
 use crate::output::{RecordWriter, Written};
 use crate::render;
+use crate::summary;
 use jobs_protocol::home::Home;
 use jobs_protocol::{
     encode_env, Each, ListRequest, Op, ReceiveRequest, RemoveRequest, Response, SelectRequest,
@@ -363,6 +364,9 @@ fn receive(home: &Home, a: ReceiveArgs) -> Result<i32> {
         },
         a.json,
     )?;
+    if let (Some(rows), true) = (&rows, a.wait) {
+        summarize(&mut c, rows);
+    }
     if rows.is_some() && a.auto_remove {
         expect_done(c.call(Op::Remove(RemoveRequest {
             select: SelectRequest {
@@ -374,6 +378,20 @@ fn receive(home: &Home, a: ReceiveArgs) -> Result<i32> {
         }))?)?;
     }
     Ok(exit::SUCCESS)
+}
+
+/// Writes to stderr the closing summary of each of `rows` that is a parent
+/// with more than one child (see `summary`). A summary that cannot be had
+/// (the job was removed meanwhile) is left out: it never changes the exit
+/// code.
+fn summarize(c: &mut Client, rows: &[JobInfo]) {
+    for r in rows.iter().filter(|r| r.children.len() > 1) {
+        if let Ok(Response::Shown { children, .. }) = c.call(Op::Show { id: r.id }) {
+            if let Some(line) = summary::line(&children) {
+                let _ = writeln!(io::stderr(), "{line}");
+            }
+        }
+    }
 }
 
 fn wait(home: &Home, ids: Vec<u64>, any: bool, timeout_ms: Option<u64>) -> Result<i32> {
@@ -435,6 +453,7 @@ fn run_job(home: &Home, args: StartArgs) -> Result<i32> {
     let Some(rows) = rows else {
         return Ok(exit::SUCCESS);
     };
+    summarize(&mut c, &rows);
     let row = rows
         .into_iter()
         .find(|r| r.id == id)

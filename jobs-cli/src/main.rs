@@ -20,6 +20,7 @@ mod hosts;
 mod output;
 mod render;
 mod stdout;
+mod summary;
 
 use clap::Parser;
 
