@@ -60,7 +60,7 @@ pub(crate) enum Command {
 
     /// Write what jobs produced since the last receive.
     #[command(
-        after_help = "Output records go to stdout byte for byte; errors to stderr; warning, verbose, debug and information records to stderr with a prefix.\n\nExamples:\n  jobctl receive 3 > out.bin\n  jobctl receive 3 --keep | head\n  jobctl receive 3 4 --wait --auto-remove\n  jobctl receive 3 --json"
+        after_help = "Output records go to stdout byte for byte; errors to stderr; warning, verbose, debug and information records to stderr with a prefix.\n\nExamples:\n  jobctl receive 3 > out.bin\n  jobctl receive 3 --keep | head\n  jobctl receive 3 4 --wait --auto-remove\n  jobctl receive 3 --json\n  jobctl receive 3 --wait --gather\n  jobctl receive 3 --tag | clubak -b"
     )]
     Receive(Lazy<ReceiveArgs>),
 
@@ -343,6 +343,15 @@ pub(crate) struct ReceiveArgs {
     /// One JSON object per record and line.
     #[arg(long)]
     pub json: bool,
+    /// Prefix each output line with the child that wrote it: `host: `
+    /// for a remote job's, the item and a tab for a batch's.
+    #[arg(long, conflicts_with_all = ["json", "gather"])]
+    pub tag: bool,
+    /// Write children whose output is identical once, under a header
+    /// naming them: `==== web[01-05,07] (6) ====` (as `dshbak -c`).
+    /// Records are consumed once the whole view was written.
+    #[arg(long, conflicts_with = "json")]
+    pub gather: bool,
 }
 
 /// `wait` options.

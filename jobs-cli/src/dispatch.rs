@@ -12,9 +12,10 @@ use crate::cli::{Cli, Command, DaemonAction, Lazy, ListArgs, ReceiveArgs, StartA
 use crate::client::{self, Client};
 use crate::exit::{self, Exit};
 use crate::hosts;
-use crate::output::{RecordWriter, Written};
+use crate::output::{RecordWriter, View, Written};
 use crate::render;
 use crate::summary;
+use crate::view::{Gatherer, Names, Tagger};
 use jobs_protocol::home::Home;
 use jobs_protocol::{
     encode_env, Each, ListRequest, Op, ReceiveRequest, RemoveRequest, Response, SelectRequest,
@@ -285,8 +286,11 @@ fn show(home: &Home, id: u64, json: bool) -> Result<i32> {
 /// final rows, or `None` if stdout closed first. Each answer tells the
 /// daemon how many records reached their reader (see `output`): those are
 /// consumed, the rest come again on the next receive.
-fn receive_stream(c: &mut Client, req: ReceiveRequest, json: bool) -> Result<Option<Vec<JobInfo>>> {
-    let mut w = RecordWriter::new(json).context("cannot open stdout")?;
+fn receive_stream(
+    c: &mut Client,
+    req: ReceiveRequest,
+    w: &mut RecordWriter,
+) -> Result<Option<Vec<JobInfo>>> {
     c.send(Op::Receive(req), &[])?;
     let mut blob = Vec::new();
     loop {
@@ -341,6 +345,47 @@ fn receive_stream(c: &mut Client, req: ReceiveRequest, json: bool) -> Result<Opt
     }
 }
 
+/// Consumes the first `shown` records a receive of `ids` gives, writing
+/// nothing: what `--gather` showed, which came in the same order (records
+/// that came since follow them, and stay).
+fn consume(c: &mut Client, ids: &[u64], no_recurse: bool, shown: u64) -> Result<()> {
+    c.send(
+        Op::Receive(ReceiveRequest {
+            ids: ids.to_vec(),
+            keep: false,
+            wait: false,
+            no_recurse,
+        }),
+        &[],
+    )?;
+    let mut blob = Vec::new();
+    let mut seen = 0u64;
+    loop {
+        match c.recv_into(&mut blob)? {
+            Response::Page(parts) => {
+                seen += parts.iter().filter(|p| !p.more).count() as u64;
+                let delivered = seen.min(shown);
+                c.send(
+                    Op::Ack {
+                        written: parts.len(),
+                        delivered,
+                    },
+                    &[],
+                )?;
+            }
+            Response::Settle => c.send(
+                Op::Ack {
+                    written: 1,
+                    delivered: seen.min(shown),
+                },
+                &[],
+            )?,
+            Response::End(_) => return Ok(()),
+            other => return Err(unexpected(other)),
+        }
+    }
+}
+
 /// Ends a receive whose reader went away: the last ack, then what the
 /// daemon still sends is read and dropped until it closes the connection,
 /// so that the ack is handled (the records consumed) before `jobctl`
@@ -354,16 +399,34 @@ fn go_away(c: &mut Client, blob: &mut Vec<u8>, written: usize, delivered: u64) {
 fn receive(home: &Home, a: ReceiveArgs) -> Result<i32> {
     let mut c = Client::connect_or_start(home, &[])?;
     let ids = a.ids.clone();
+    let names = || -> Result<Names> { Ok(Names::new(Client::connect(home)?, &ids)) };
+    let view = if a.tag {
+        View::Tag(Tagger::new(names()?))
+    } else if a.gather {
+        View::Gather(Gatherer::new(names()?))
+    } else {
+        View::Plain
+    };
+    let mut w = RecordWriter::new(a.json, view).context("cannot open stdout")?;
     let rows = receive_stream(
         &mut c,
         ReceiveRequest {
-            ids: a.ids,
-            keep: a.keep,
+            ids: a.ids.clone(),
+            // A gather consumes what it showed only once it was shown.
+            keep: a.keep || a.gather,
             wait: a.wait,
             no_recurse: a.no_recurse,
         },
-        a.json,
+        &mut w,
     )?;
+    if a.gather && rows.is_some() {
+        if !w.write_gathered().context("cannot write to stdout")? {
+            return Ok(exit::SUCCESS);
+        }
+        if !a.keep && !a.auto_remove {
+            consume(&mut c, &ids, a.no_recurse, w.seen())?;
+        }
+    }
     if let (Some(rows), true) = (&rows, a.wait) {
         summarize(&mut c, rows);
     }
@@ -440,6 +503,7 @@ fn run_job(home: &Home, args: StartArgs) -> Result<i32> {
     let info = start_job(&mut c, &args, hosts)?;
     let id = info.id;
     stop_on_interrupt(home, signals, id);
+    let mut w = RecordWriter::new(false, View::Plain).context("cannot open stdout")?;
     let rows = receive_stream(
         &mut c,
         ReceiveRequest {
@@ -448,7 +512,7 @@ fn run_job(home: &Home, args: StartArgs) -> Result<i32> {
             wait: true,
             no_recurse: false,
         },
-        false,
+        &mut w,
     )?;
     let Some(rows) = rows else {
         return Ok(exit::SUCCESS);

@@ -21,6 +21,7 @@ mod output;
 mod render;
 mod stdout;
 mod summary;
+mod view;
 
 use clap::Parser;
 

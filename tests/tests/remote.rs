@@ -32,8 +32,9 @@ impl Sshd {
         Sshd::start_on(2)
     }
 
-    /// An sshd on 127.0.0.1 to 127.0.0.`addresses`, each a host of its
-    /// own with its line in known_hosts.
+    /// An sshd on 127.0.0.1 to 127.0.0.`addresses` (on every address past
+    /// 16, sshd's limit), each a host of its own with its line in
+    /// known_hosts.
     pub(crate) fn start_on(addresses: u8) -> Sshd {
         let dir = tempfile::tempdir().expect("dir");
         let d = dir.path();
@@ -48,9 +49,15 @@ impl Sshd {
             .local_addr()
             .expect("addr")
             .port();
-        let listen: String = (1..=addresses)
-            .map(|n| format!("ListenAddress 127.0.0.{n}\n"))
-            .collect();
+        // sshd takes at most 16 listen addresses; past that, all of them
+        // (key logins only, for the test's own key).
+        let listen: String = if addresses > 16 {
+            "ListenAddress 0.0.0.0\n".into()
+        } else {
+            (1..=addresses)
+                .map(|n| format!("ListenAddress 127.0.0.{n}\n"))
+                .collect()
+        };
         let config = format!(
             "Port {port}\n{listen}HostKey {d}/host_ed25519\nPidFile {d}/sshd.pid\nAuthorizedKeysFile {d}/authorized_keys\nStrictModes no\nPasswordAuthentication no\nMaxStartups 200\nMaxSessions 200\n",
             d = d.display()
