@@ -7,6 +7,12 @@ use std::path::PathBuf;
 use clap::{ArgGroup, ArgMatches, Args, FromArgMatches, Parser, Subcommand};
 use jobs_core::JobState;
 
+/// What `start --help` and `run --help` say about host patterns (a macro:
+/// `concat!` takes literals only).
+macro_rules! hosts_help {
+    () => { "Host patterns (--host, --exclude): `web[01-20,30]` is web01 to web20 and web30 (zero padding kept), `r[1-2]n[1-3]` six hosts, `web[1-3],db1` four; `@NAME` is a group of the file $JOBCTL_HOME/hosts, whose lines read `NAME: PATTERN...` (patterns separated by spaces or commas; `#` starts a comment line), e.g.\n  web: web[01-20]\n  all: @web db[1-2]\nA malformed pattern is a usage error (exit 2) naming it." };
+}
+
 /// Background jobs from the shell, PowerShell style: start a command, a
 /// script or a remote fan-out, keep working, then list, receive, wait for,
 /// stop and remove it.
@@ -31,7 +37,7 @@ pub(crate) struct Cli {
 pub(crate) enum Command {
     /// Start a job and return at once, printing its row.
     #[command(
-        after_help = "Examples:\n  jobctl start -- sleep 60\n  jobctl start -q -c 'make test > log 2>&1'\n  jobctl start --name build --cwd ~/src/app -- cargo build\n  jobctl start --type thread -e 'emit(6 * 7)'\n  jobctl start --host web1,web2 -- uptime\n  jobctl start --env RUST_LOG=debug -- ./server"
+        after_help = concat!("Examples:\n  jobctl start -- sleep 60\n  jobctl start -q -c 'make test > log 2>&1'\n  jobctl start --name build --cwd ~/src/app -- cargo build\n  jobctl start --type thread -e 'emit(6 * 7)'\n  jobctl start --host web1,web2 -- uptime\n  jobctl start --host 'web[01-20]' --exclude web13 -- uptime\n  jobctl start --host @db -- uptime\n  jobctl start --env RUST_LOG=debug -- ./server\n\n", hosts_help!())
     )]
     Start(Lazy<StartArgs>),
 
@@ -54,7 +60,7 @@ pub(crate) enum Command {
 
     /// Write what jobs produced since the last receive.
     #[command(
-        after_help = "Output records go to stdout byte for byte; errors to stderr; warning, verbose, debug and information records to stderr with a prefix.\n\nExamples:\n  jobctl receive 3 > out.bin\n  jobctl receive 3 --keep | head\n  jobctl receive 3 4 --wait --auto-remove\n  jobctl receive 3 --json"
+        after_help = "Output records go to stdout byte for byte; errors to stderr; warning, verbose, debug and information records to stderr with a prefix.\n\nExamples:\n  jobctl receive 3 > out.bin\n  jobctl receive 3 --keep | head\n  jobctl receive 3 4 --wait --auto-remove\n  jobctl receive 3 --json\n  jobctl receive 3 --wait --gather\n  jobctl receive 3 --tag | clubak -b"
     )]
     Receive(Lazy<ReceiveArgs>),
 
@@ -79,7 +85,7 @@ pub(crate) enum Command {
 
     /// Start a job, stream its output until it ends, remove it, and exit with its exit code.
     #[command(
-        after_help = "Exits with the job's exit code (1 for a failed job without one, 130 if it was stopped).\n\nExamples:\n  jobctl run -c 'echo hello from a job'\n  jobctl run -- make test\n  jobctl run --type thread -e 'info(\"hi\"); 42'"
+        after_help = concat!("Exits with the job's exit code (1 for a failed job without one, 130 if it was stopped). A parent with more than one child (hosts, items) ends with a summary on stderr: `18 ok, 1 failed (web07: exited with status 2), 1 unreachable (web13)`.\n\nExamples:\n  jobctl run -c 'echo hello from a job'\n  jobctl run -- make test\n  jobctl run --type thread -e 'info(\"hi\"); 42'\n  jobctl run --host 'web[01-20]' -- uptime\n\n", hosts_help!())
     )]
     Run(Lazy<StartArgs>),
 
@@ -204,9 +210,14 @@ pub(crate) struct StartArgs {
     /// process, thread, remote or a plugin's type (default process; --host implies remote).
     #[arg(long = "type", value_name = "TYPE")]
     pub type_name: Option<String>,
-    /// A remote host, `user@host:port` accepted (repeatable or comma-separated).
-    #[arg(long = "host", value_name = "HOST", value_delimiter = ',')]
+    /// Remote hosts: a pattern such as `web[01-20,30]`, `web[1-3],db1` or
+    /// `@GROUP` (a group of $JOBCTL_HOME/hosts); `user@host:port` accepted.
+    /// Repeatable.
+    #[arg(long = "host", value_name = "PATTERN")]
     pub hosts: Vec<String>,
+    /// With --host: leave out the hosts this pattern names (repeatable).
+    #[arg(long, value_name = "PATTERN", requires = "hosts")]
+    pub exclude: Vec<String>,
     /// How many jobs of this type (or hosts of a remote job, or children
     /// of a batch: default the number of CPUs) run at once.
     #[arg(long, value_name = "N")]
@@ -331,11 +342,20 @@ pub(crate) struct ReceiveArgs {
     pub no_recurse: bool,
     /// Each child's records together, in the children's order (a batch's
     /// item order), each written as soon as the earlier ones are done.
-    #[arg(long, conflicts_with = "no_recurse")]
+    #[arg(long, conflicts_with_all = ["no_recurse", "tag", "gather"])]
     pub ordered: bool,
     /// One JSON object per record and line.
     #[arg(long)]
     pub json: bool,
+    /// Prefix each output line with the child that wrote it: `host: `
+    /// for a remote job's, the item and a tab for a batch's.
+    #[arg(long, conflicts_with_all = ["json", "gather"])]
+    pub tag: bool,
+    /// Write children whose output is identical once, under a header
+    /// naming them: `==== web[01-05,07] (6) ====` (as `dshbak -c`).
+    /// Records are consumed once the whole view was written.
+    #[arg(long, conflicts_with = "json")]
+    pub gather: bool,
 }
 
 /// `wait` options.
@@ -409,12 +429,12 @@ mod tests {
     }
 
     #[test]
-    fn hosts_split_on_commas() {
+    fn hosts_are_patterns_kept_as_written() {
         let cli =
             Cli::try_parse_from(["jobctl", "start", "--host", "a,b", "--host", "c", "-c", "x"])
                 .expect("parse");
         match cli.command {
-            Command::Start(Lazy(a)) => assert_eq!(a.hosts, ["a", "b", "c"]),
+            Command::Start(Lazy(a)) => assert_eq!(a.hosts, ["a,b", "c"]),
             other => panic!("parsed as {other:?}"),
         }
     }

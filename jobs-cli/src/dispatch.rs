@@ -11,8 +11,11 @@ use jobs_core::{JobInfo, JobState};
 use crate::cli::{Cli, Command, DaemonAction, Lazy, ListArgs, ReceiveArgs, StartArgs};
 use crate::client::{self, Client};
 use crate::exit::{self, Exit};
-use crate::output::{RecordWriter, Written};
+use crate::hosts;
+use crate::output::{RecordWriter, View, Written};
 use crate::render;
+use crate::summary;
+use crate::view::{Gatherer, Names, Tagger};
 use jobs_protocol::home::Home;
 use jobs_protocol::{
     encode_env, Each, ListRequest, Op, ReceiveRequest, RemoveRequest, Response, SelectRequest,
@@ -97,7 +100,7 @@ fn ignore_closed(r: io::Result<()>) -> Result<()> {
     }
 }
 
-fn start_request(args: &StartArgs) -> Result<StartRequest> {
+fn start_request(args: &StartArgs, hosts: Vec<String>) -> Result<StartRequest> {
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     let cwd = match &args.cwd {
         Some(d) => cwd.join(d),
@@ -146,7 +149,7 @@ fn start_request(args: &StartArgs) -> Result<StartRequest> {
         work,
         type_name: args.type_name.clone(),
         name: args.name.clone(),
-        hosts: args.hosts.clone(),
+        hosts,
         throttle: args.throttle,
         cwd: cwd.into_os_string(),
         env: args.env.clone(),
@@ -156,9 +159,10 @@ fn start_request(args: &StartArgs) -> Result<StartRequest> {
     })
 }
 
-fn start_job(c: &mut Client, args: &StartArgs) -> Result<JobInfo> {
+/// Starts the job; `hosts` are the expanded `--host` patterns.
+fn start_job(c: &mut Client, args: &StartArgs, hosts: Vec<String>) -> Result<JobInfo> {
     use std::os::unix::ffi::OsStrExt;
-    let mut req = start_request(args)?;
+    let mut req = start_request(args, hosts)?;
     let mut blob = encode_env(
         std::env::vars_os().map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec())),
     );
@@ -227,8 +231,9 @@ fn read_all(file: &Path, flag: &str, what: &str, env_len: usize, blob: &mut Vec<
 }
 
 fn start(home: &Home, args: StartArgs) -> Result<i32> {
+    let hosts = hosts::resolve(home, &args.hosts, &args.exclude)?;
     let mut c = Client::connect_or_start(home, &[])?;
-    let info = start_job(&mut c, &args)?;
+    let info = start_job(&mut c, &args, hosts)?;
     if args.quiet {
         ignore_closed(writeln!(io::stdout(), "{}", info.id))?;
     } else {
@@ -281,8 +286,11 @@ fn show(home: &Home, id: u64, json: bool) -> Result<i32> {
 /// final rows, or `None` if stdout closed first. Each answer tells the
 /// daemon how many records reached their reader (see `output`): those are
 /// consumed, the rest come again on the next receive.
-fn receive_stream(c: &mut Client, req: ReceiveRequest, json: bool) -> Result<Option<Vec<JobInfo>>> {
-    let mut w = RecordWriter::new(json).context("cannot open stdout")?;
+fn receive_stream(
+    c: &mut Client,
+    req: ReceiveRequest,
+    w: &mut RecordWriter,
+) -> Result<Option<Vec<JobInfo>>> {
     c.send(Op::Receive(req), &[])?;
     let mut blob = Vec::new();
     loop {
@@ -337,6 +345,47 @@ fn receive_stream(c: &mut Client, req: ReceiveRequest, json: bool) -> Result<Opt
     }
 }
 
+/// Consumes the first `shown` records a receive of `ids` gives, writing
+/// nothing: what `--gather` showed, which came in the same order (records
+/// that came since follow them, and stay).
+fn consume(c: &mut Client, ids: &[u64], no_recurse: bool, shown: u64) -> Result<()> {
+    c.send(
+        Op::Receive(ReceiveRequest {
+            ids: ids.to_vec(),
+            keep: false,
+            wait: false,
+            no_recurse,
+        }),
+        &[],
+    )?;
+    let mut blob = Vec::new();
+    let mut seen = 0u64;
+    loop {
+        match c.recv_into(&mut blob)? {
+            Response::Page(parts) => {
+                seen += parts.iter().filter(|p| !p.more).count() as u64;
+                let delivered = seen.min(shown);
+                c.send(
+                    Op::Ack {
+                        written: parts.len(),
+                        delivered,
+                    },
+                    &[],
+                )?;
+            }
+            Response::Settle => c.send(
+                Op::Ack {
+                    written: 1,
+                    delivered: seen.min(shown),
+                },
+                &[],
+            )?,
+            Response::End(_) => return Ok(()),
+            other => return Err(unexpected(other)),
+        }
+    }
+}
+
 /// Ends a receive whose reader went away: the last ack, then what the
 /// daemon still sends is read and dropped until it closes the connection,
 /// so that the ack is handled (the records consumed) before `jobctl`
@@ -350,20 +399,41 @@ fn go_away(c: &mut Client, blob: &mut Vec<u8>, written: usize, delivered: u64) {
 fn receive(home: &Home, a: ReceiveArgs) -> Result<i32> {
     let mut c = Client::connect_or_start(home, &[])?;
     let ids = a.ids.clone();
+    let names = || -> Result<Names> { Ok(Names::new(Client::connect(home)?, &ids)) };
+    let view = if a.tag {
+        View::Tag(Tagger::new(names()?))
+    } else if a.gather {
+        View::Gather(Gatherer::new(names()?))
+    } else {
+        View::Plain
+    };
+    let mut w = RecordWriter::new(a.json, view).context("cannot open stdout")?;
     let rows = if a.ordered {
         receive_ordered(&mut c, &a)?
     } else {
         receive_stream(
             &mut c,
             ReceiveRequest {
-                ids: a.ids,
-                keep: a.keep,
+                ids: a.ids.clone(),
+                // A gather consumes what it showed only once it was shown.
+                keep: a.keep || a.gather,
                 wait: a.wait,
                 no_recurse: a.no_recurse,
             },
-            a.json,
+            &mut w,
         )?
     };
+    if a.gather && rows.is_some() {
+        if !w.write_gathered().context("cannot write to stdout")? {
+            return Ok(exit::SUCCESS);
+        }
+        if !a.keep && !a.auto_remove {
+            consume(&mut c, &ids, a.no_recurse, w.seen())?;
+        }
+    }
+    if let (Some(rows), true) = (&rows, a.wait) {
+        summarize(&mut c, rows);
+    }
     if rows.is_some() && a.auto_remove {
         expect_done(c.call(Op::Remove(RemoveRequest {
             select: SelectRequest {
@@ -403,7 +473,8 @@ fn receive_ordered(c: &mut Client, a: &ReceiveArgs) -> Result<Option<Vec<JobInfo
                     wait: a.wait && !own,
                     no_recurse: own,
                 },
-                a.json,
+                // Each receive counts what it delivered from its own start.
+                &mut RecordWriter::new(a.json, View::Plain).context("cannot open stdout")?,
             )?;
             match got {
                 Some(r) => rows.extend(r),
@@ -412,6 +483,20 @@ fn receive_ordered(c: &mut Client, a: &ReceiveArgs) -> Result<Option<Vec<JobInfo
         }
     }
     Ok(Some(rows))
+}
+
+/// Writes to stderr the closing summary of each of `rows` that is a parent
+/// with more than one child (see `summary`). A summary that cannot be had
+/// (the job was removed meanwhile) is left out: it never changes the exit
+/// code.
+fn summarize(c: &mut Client, rows: &[JobInfo]) {
+    for r in rows.iter().filter(|r| r.children.len() > 1) {
+        if let Ok(Response::Shown { children, .. }) = c.call(Op::Show { id: r.id }) {
+            if let Some(line) = summary::line(&children) {
+                let _ = writeln!(io::stderr(), "{line}");
+            }
+        }
+    }
 }
 
 fn wait(home: &Home, ids: Vec<u64>, any: bool, timeout_ms: Option<u64>) -> Result<i32> {
@@ -454,11 +539,13 @@ fn stop_on_interrupt(home: &Home, signals: Option<signal_hook::iterator::Signals
 
 fn run_job(home: &Home, args: StartArgs) -> Result<i32> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let hosts = hosts::resolve(home, &args.hosts, &args.exclude)?;
     let mut c = Client::connect_or_start(home, &[])?;
     let signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]).ok();
-    let info = start_job(&mut c, &args)?;
+    let info = start_job(&mut c, &args, hosts)?;
     let id = info.id;
     stop_on_interrupt(home, signals, id);
+    let mut w = RecordWriter::new(false, View::Plain).context("cannot open stdout")?;
     let rows = receive_stream(
         &mut c,
         ReceiveRequest {
@@ -467,11 +554,12 @@ fn run_job(home: &Home, args: StartArgs) -> Result<i32> {
             wait: true,
             no_recurse: false,
         },
-        false,
+        &mut w,
     )?;
     let Some(rows) = rows else {
         return Ok(exit::SUCCESS);
     };
+    summarize(&mut c, &rows);
     let row = rows
         .into_iter()
         .find(|r| r.id == id)

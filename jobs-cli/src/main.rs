@@ -16,9 +16,12 @@ mod cli;
 mod client;
 mod dispatch;
 mod exit;
+mod hosts;
 mod output;
 mod render;
 mod stdout;
+mod summary;
+mod view;
 
 use clap::Parser;
 

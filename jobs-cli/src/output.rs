@@ -7,8 +7,10 @@
 //! That count is what the client acknowledges, and what the daemon
 //! consumes. A closed stdout (`| head -1`) ends the receive; a record the
 //! reader took only part of comes again, whole, on the next receive.
+//! With `--tag` a record whose last line is held (see `view`) counts once
+//! that line is written; `--gather` writes at the end (see `view`).
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::io::{self, IsTerminal, Write};
 
 use jobs_core::{JobId, Payload, PayloadKind, ProgressRecord, Stream};
@@ -16,6 +18,21 @@ use jobs_core::{JobId, Payload, PayloadKind, ProgressRecord, Stream};
 use jobs_protocol::WireRecord;
 
 use crate::stdout::Stdout;
+use crate::view::{Gatherer, Tagger};
+
+/// How output records are shown.
+#[derive(Debug)]
+pub(crate) enum View {
+    /// As they are, byte for byte.
+    Plain,
+    /// Line by line, prefixed with the child's name (`--tag`).
+    Tag(Tagger),
+    /// Gathered until the end, identical outputs once (`--gather`).
+    Gather(Gatherer),
+}
+
+/// An end not known yet: the record's last line is held by `--tag`.
+const HELD: u64 = u64::MAX;
 
 /// How a page's writing ended.
 pub(crate) enum Written {
@@ -42,6 +59,13 @@ pub(crate) struct RecordWriter {
     ends: VecDeque<u64>,
     /// Records delivered so far.
     delivered: u64,
+    /// How output is shown.
+    view: View,
+    /// Records (counted from the receive's start) whose end is [`HELD`],
+    /// by job.
+    held: HashMap<JobId, Vec<u64>>,
+    /// Records seen so far (a split record once).
+    seen: u64,
 }
 
 /// Output parts this large are written straight from the page.
@@ -52,8 +76,9 @@ fn is_pipe_closed(e: &io::Error) -> bool {
 }
 
 impl RecordWriter {
-    /// A writer; `json` writes one JSON object per record and line.
-    pub(crate) fn new(json: bool) -> io::Result<Self> {
+    /// A writer; `json` writes one JSON object per record and line,
+    /// otherwise output shows as `view` says.
+    pub(crate) fn new(json: bool, view: View) -> io::Result<Self> {
         let stderr = io::stderr();
         Ok(RecordWriter {
             json,
@@ -66,7 +91,73 @@ impl RecordWriter {
             err_buf: Vec::new(),
             ends: VecDeque::new(),
             delivered: 0,
+            view,
+            held: HashMap::new(),
+            seen: 0,
         })
+    }
+
+    /// Records seen so far, a split one once.
+    pub(crate) fn seen(&self) -> u64 {
+        self.seen
+    }
+
+    /// Output bytes of `job`, shown as the view says. Returns whether the
+    /// job's last line is held now (`--tag`).
+    fn output(&mut self, job: JobId, data: &[u8]) -> bool {
+        match &mut self.view {
+            View::Plain => {
+                self.out_buf.extend_from_slice(data);
+                false
+            }
+            View::Gather(g) => {
+                g.feed(job, data);
+                false
+            }
+            View::Tag(t) => {
+                let fed = t.feed(job, data, &mut self.out_buf);
+                if fed.earlier_written {
+                    self.release(&[job]);
+                }
+                fed.holding
+            }
+        }
+    }
+
+    /// The held records of `jobs` end where what is buffered ends.
+    fn release(&mut self, jobs: &[JobId]) {
+        let end = self.stdout.written() + self.out_buf.len() as u64;
+        for job in jobs {
+            for index in self.held.remove(job).unwrap_or_default() {
+                let at = index.saturating_sub(self.delivered);
+                if let Some(slot) = usize::try_from(at).ok().and_then(|i| self.ends.get_mut(i)) {
+                    *slot = end;
+                }
+            }
+        }
+    }
+
+    /// Writes every line `--tag` holds (ended with a newline).
+    fn write_held(&mut self) {
+        if let View::Tag(t) = &mut self.view {
+            let jobs = t.flush(&mut self.out_buf);
+            self.release(&jobs);
+        }
+    }
+
+    /// `--gather`'s view of everything received, written to stdout and
+    /// flushed; false if the reader went away.
+    pub(crate) fn write_gathered(&mut self) -> io::Result<bool> {
+        if let View::Gather(g) = &mut self.view {
+            let text = g.render();
+            self.out_buf.extend_from_slice(&text);
+        }
+        match self.flush() {
+            Ok(()) => {}
+            Err(e) if is_pipe_closed(&e) => return Ok(false),
+            Err(e) => return Err(e),
+        }
+        self.stdout.drain()
     }
 
     /// Records of this receive, counted from its start, that reached
@@ -84,6 +175,12 @@ impl RecordWriter {
     /// away; returns [`delivered`](Self::delivered) and whether the reader
     /// is still there.
     pub(crate) fn settle(&mut self) -> io::Result<(u64, bool)> {
+        self.write_held();
+        match self.flush() {
+            Ok(()) => {}
+            Err(e) if is_pipe_closed(&e) => return Ok((self.delivered(), false)),
+            Err(e) => return Err(e),
+        }
         let there = self.stdout.drain()?;
         Ok((self.delivered(), there))
     }
@@ -105,11 +202,12 @@ impl RecordWriter {
                 })?;
             let data = &blob[off..end];
             off = end;
-            if !self.json
+            let direct = !self.json
+                && matches!(self.view, View::Plain)
                 && part.stream == Stream::Output
                 && part.kind == PayloadKind::Bytes
-                && data.len() >= DIRECT
-            {
+                && data.len() >= DIRECT;
+            let holding = if direct {
                 // Large output goes from the page to stdout, not through
                 // the buffer (what is buffered goes first).
                 match self.flush().and_then(|()| self.stdout.write_all(data)) {
@@ -117,9 +215,10 @@ impl RecordWriter {
                     Err(e) if is_pipe_closed(&e) => return Ok(Written::Partial(i)),
                     Err(e) => return Err(e),
                 }
+                false
             } else {
-                self.part(part, data);
-            }
+                self.part(part, data)
+            };
             // Flush at each record's end, so that where it ends in stdout
             // is known.
             if !part.more || self.out_buf.len() >= 1 << 20 {
@@ -130,7 +229,14 @@ impl RecordWriter {
                 }
             }
             if !part.more {
-                self.ends.push_back(self.stdout.written());
+                self.seen += 1;
+                if holding {
+                    let index = self.delivered + self.ends.len() as u64;
+                    self.held.entry(part.job).or_default().push(index);
+                    self.ends.push_back(HELD);
+                } else {
+                    self.ends.push_back(self.stdout.written());
+                }
             }
         }
         match self.flush() {
@@ -153,11 +259,12 @@ impl RecordWriter {
         Ok(())
     }
 
-    fn part(&mut self, part: &WireRecord, data: &[u8]) {
+    /// Shows one part; returns whether its job's last output line is held.
+    fn part(&mut self, part: &WireRecord, data: &[u8]) -> bool {
         if self.json {
             self.assembling.extend_from_slice(data);
             if part.more {
-                return;
+                return false;
             }
             let bytes = std::mem::take(&mut self.assembling);
             let payload = decode(part.kind, bytes);
@@ -168,45 +275,49 @@ impl RecordWriter {
             });
             self.out_buf.extend_from_slice(line.to_string().as_bytes());
             self.out_buf.push(b'\n');
-            return;
+            return false;
         }
         match (part.stream, part.kind) {
-            (Stream::Output, PayloadKind::Bytes) => self.out_buf.extend_from_slice(data),
+            (Stream::Output, PayloadKind::Bytes) => self.output(part.job, data),
             (Stream::Error, PayloadKind::Bytes) => {
                 self.clear_progress();
                 self.err_buf.extend_from_slice(data);
+                false
             }
             (Stream::Output, PayloadKind::Text) => {
-                self.out_buf.extend_from_slice(data);
-                if !part.more {
-                    self.out_buf.push(b'\n');
+                let holding = self.output(part.job, data);
+                if part.more {
+                    holding
+                } else {
+                    self.output(part.job, b"\n")
                 }
             }
             _ => {
                 // Structured and prefixed records are small: assemble them.
                 self.assembling.extend_from_slice(data);
                 if part.more {
-                    return;
+                    return false;
                 }
                 let bytes = std::mem::take(&mut self.assembling);
-                self.structured(part.job, part.stream, decode(part.kind, bytes));
+                self.structured(part.job, part.stream, decode(part.kind, bytes))
             }
         }
     }
 
-    fn structured(&mut self, _job: JobId, stream: Stream, payload: Payload) {
+    /// Shows a whole structured record; returns whether its job's last
+    /// output line is held.
+    fn structured(&mut self, job: JobId, stream: Stream, payload: Payload) -> bool {
         let prefix = match stream {
             Stream::Output => {
                 let mut text = payload.to_display_bytes();
                 text.push(b'\n');
-                self.out_buf.extend_from_slice(&text);
-                return;
+                return self.output(job, &text);
             }
             Stream::Progress => {
                 if let Payload::Progress(p) = &payload {
                     self.progress(p);
                 }
-                return;
+                return false;
             }
             Stream::Error => "",
             Stream::Warning => "WARNING: ",
@@ -221,6 +332,7 @@ impl RecordWriter {
         }
         self.err_buf.extend_from_slice(prefix.as_bytes());
         self.err_buf.extend_from_slice(&text);
+        false
     }
 
     fn progress(&mut self, p: &ProgressRecord) {
@@ -263,8 +375,10 @@ impl RecordWriter {
         let _ = self.flush();
     }
 
-    /// Clears a progress bar left on the terminal.
+    /// Writes what `--tag` still holds and clears a progress bar left on
+    /// the terminal.
     pub(crate) fn finish(&mut self) {
+        self.write_held();
         self.clear_progress();
         let _ = self.flush();
     }

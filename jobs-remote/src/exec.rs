@@ -388,7 +388,7 @@ fn drive(
         if stopped {
             return Ok(());
         }
-        return Err(JobFailure::new(e.to_string()));
+        return Err(e.to_failure());
     }
     if stopped && filter.pgid.is_none() {
         return Err(JobFailure::new(format!(
@@ -410,26 +410,20 @@ fn drive(
                     if stopped {
                         return Ok(());
                     }
-                    return Err(JobFailure::new(
-                        runner.lost("the channel did not close").to_string(),
-                    ));
+                    return Err(runner.lost("the channel did not close").to_failure());
                 }
                 // Keep reading so the close can arrive (and late data drains).
                 let _ = runner.pump(&mut channel, 0, None);
                 let _ = runner.pump(&mut channel, 1, None);
                 if let Err(e) = runner.idle(TICK) {
-                    return if stopped {
-                        Ok(())
-                    } else {
-                        Err(JobFailure::new(e.to_string()))
-                    };
+                    return if stopped { Ok(()) } else { Err(e.to_failure()) };
                 }
             }
             Err(e) if stopped => {
                 let _ = e;
                 return Ok(());
             }
-            Err(e) => return Err(JobFailure::new(runner.lost(e.message()).to_string())),
+            Err(e) => return Err(runner.lost(e.message()).to_failure()),
         }
     }
     if stopped {
@@ -453,7 +447,7 @@ fn drive(
     }
     let status = channel
         .exit_status()
-        .map_err(|e| JobFailure::new(runner.lost(e.message()).to_string()))?;
+        .map_err(|e| runner.lost(e.message()).to_failure())?;
     ctx.set_exit_code(status);
     *reusable = channel.eof();
     if status == 0 {

@@ -150,7 +150,7 @@ fn run_host(
     ctx: &JobContext,
     started: &AtomicBool,
 ) -> Result<(), JobFailure> {
-    let fail = |e: crate::RemoteError| JobFailure::new(e.to_string());
+    let fail = |e: crate::RemoteError| e.to_failure();
     let resolved = config::resolve(&task.host, options).map_err(fail)?;
     if ctx.stop_requested() {
         return Ok(());

@@ -15,7 +15,11 @@
 //! status makes the child Completed or Failed (`exited with status N`, or
 //! the signal that killed it). A host that cannot be reached, refuses the
 //! login or goes silent mid-job fails only its own child, with a reason
-//! naming the host and the cause; the parent ends Failed if any child did.
+//! naming the host and the cause, and exit code 255 when the host could not
+//! be reached or stopped answering ([`UNREACHABLE_EXIT_CODE`], as ssh(1)
+//! exits); the parent ends Failed if any child did. Host strings are
+//! single hosts: patterns such as `web[01-20]` are expanded before they
+//! get here (crate jobs-hostlist, in the `jobctl` command).
 //!
 //! ssh2 is blocking, so each host's session lives on a thread of its own,
 //! never on the async workers. Stop ends the remote process tree, not just
@@ -73,7 +77,7 @@ mod options;
 mod pool;
 mod spec;
 
-pub use error::{ErrorKind, RemoteError};
+pub use error::{ErrorKind, RemoteError, UNREACHABLE_EXIT_CODE};
 pub use executor::SshExecutor;
 pub use options::{
     SshOptions, DEFAULT_CONNECT_TIMEOUT, DEFAULT_KEEPALIVE_COUNT, DEFAULT_KEEPALIVE_INTERVAL,

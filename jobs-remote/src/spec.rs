@@ -176,6 +176,12 @@ impl Target {
         if host.is_empty() {
             return Err(bad("empty host name"));
         }
+        if host.contains(['[', ']', ',']) || host.contains(char::is_whitespace) {
+            // `web[1-3]` or `a,b` that reached here unexpanded.
+            return Err(bad(
+                "a host name holds no '[', ']', ',' or spaces (a host pattern is expanded by jobctl first)",
+            ));
+        }
         let port = match port {
             None => None,
             Some(p) => match p.parse::<u16>() {
@@ -222,7 +228,20 @@ mod tests {
 
     #[test]
     fn bad_host_strings_name_the_host() {
-        for s in ["", "@h", "h:", "h:0", "h:99999", "[::1", "[::1]x", "u@:22"] {
+        for s in [
+            "",
+            "@h",
+            "h:",
+            "h:0",
+            "h:99999",
+            "[::1",
+            "[::1]x",
+            "u@:22",
+            "web[1-3]",
+            "a,b",
+            "web[1-3]:22",
+            "a b",
+        ] {
             let e = Target::parse(s).expect_err(s);
             assert_eq!(e.kind(), ErrorKind::InvalidInput, "{s}");
             assert!(e.to_string().contains("invalid host string"), "{e}");

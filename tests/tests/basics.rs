@@ -322,9 +322,18 @@ fn control_characters_in_jobs_are_shown_escaped_and_json_stays_exact() {
 fn bad_hosts_and_an_empty_program_are_usage_errors_and_start_nothing() {
     let home = TestHome::new();
     let cases: [(&[&str], &str); 7] = [
-        (&["start", "--host", "", "--", "true"], "--host ''"),
-        (&["start", "--host", ",", "--", "true"], "--host ''"),
-        (&["start", "--host", "h1,,h2", "--", "true"], "--host ''"),
+        (
+            &["start", "--host", "", "--", "true"],
+            "malformed host pattern ''",
+        ),
+        (
+            &["start", "--host", ",", "--", "true"],
+            "malformed host pattern ',': an empty host between commas",
+        ),
+        (
+            &["start", "--host", "h1,,h2", "--", "true"],
+            "malformed host pattern 'h1,,h2': an empty host between commas",
+        ),
         (&["start", "--host", "h:70000", "--", "true"], "70000"),
         (&["start", "--", ""], "program"),
         (&["start", "--host", "h1", "--", ""], "program"),

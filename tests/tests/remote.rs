@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use jobctl_tests::{eventually, finish, TestHome, COMMAND_TIMEOUT};
 
-/// A private sshd on 127.0.0.1 and 127.0.0.2, killed on drop.
+/// A private sshd on 127.0.0.1, 127.0.0.2 (or more addresses: see
+/// [`Sshd::start_on`]), killed on drop.
 pub(crate) struct Sshd {
     child: Child,
     pub(crate) port: u16,
@@ -26,7 +27,15 @@ fn keygen(path: &Path) {
 }
 
 impl Sshd {
+    /// An sshd on 127.0.0.1 and 127.0.0.2.
     pub(crate) fn start() -> Sshd {
+        Sshd::start_on(2)
+    }
+
+    /// An sshd on 127.0.0.1 to 127.0.0.`addresses` (on every address past
+    /// 16, sshd's limit), each a host of its own with its line in
+    /// known_hosts.
+    pub(crate) fn start_on(addresses: u8) -> Sshd {
         let dir = tempfile::tempdir().expect("dir");
         let d = dir.path();
         let home = d.join("home");
@@ -40,8 +49,17 @@ impl Sshd {
             .local_addr()
             .expect("addr")
             .port();
+        // sshd takes at most 16 listen addresses; past that, all of them
+        // (key logins only, for the test's own key).
+        let listen: String = if addresses > 16 {
+            "ListenAddress 0.0.0.0\n".into()
+        } else {
+            (1..=addresses)
+                .map(|n| format!("ListenAddress 127.0.0.{n}\n"))
+                .collect()
+        };
         let config = format!(
-            "Port {port}\nListenAddress 127.0.0.1\nListenAddress 127.0.0.2\nHostKey {d}/host_ed25519\nPidFile {d}/sshd.pid\nAuthorizedKeysFile {d}/authorized_keys\nStrictModes no\nPasswordAuthentication no\nMaxStartups 200\nMaxSessions 200\n",
+            "Port {port}\n{listen}HostKey {d}/host_ed25519\nPidFile {d}/sshd.pid\nAuthorizedKeysFile {d}/authorized_keys\nStrictModes no\nPasswordAuthentication no\nMaxStartups 200\nMaxSessions 200\n",
             d = d.display()
         );
         std::fs::write(d.join("sshd_config"), config).expect("config");
@@ -51,7 +69,9 @@ impl Sshd {
             .take(2)
             .collect::<Vec<_>>()
             .join(" ");
-        let known = format!("[127.0.0.1]:{port} {key}\n[127.0.0.2]:{port} {key}\n");
+        let known: String = (1..=addresses)
+            .map(|n| format!("[127.0.0.{n}]:{port} {key}\n"))
+            .collect();
         std::fs::write(home.join(".ssh/known_hosts"), known).expect("known_hosts");
         let child = Command::new("/usr/sbin/sshd")
             .args(["-D", "-e", "-f"])
@@ -62,7 +82,7 @@ impl Sshd {
             .expect("sshd");
         assert!(
             eventually(Duration::from_secs(10), || std::net::TcpStream::connect((
-                "127.0.0.2",
+                format!("127.0.0.{addresses}").as_str(),
                 port
             ))
             .is_ok()),
@@ -77,6 +97,13 @@ impl Sshd {
     }
 }
 
+impl Sshd {
+    /// The client's `$HOME` (`.ssh/` holds the key and known_hosts).
+    pub(crate) fn client_home(&self) -> &Path {
+        &self.home
+    }
+}
+
 impl Drop for Sshd {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -85,7 +112,7 @@ impl Drop for Sshd {
 }
 
 /// Runs jobctl as the user whose `$HOME` holds the key and known_hosts.
-fn run(home: &TestHome, sshd: &Sshd, args: &[&str]) -> jobctl_tests::Run {
+pub(crate) fn run(home: &TestHome, sshd: &Sshd, args: &[&str]) -> jobctl_tests::Run {
     let mut c = home.cmd(args);
     c.env("HOME", &sshd.home).env_remove("SSH_AUTH_SOCK");
     finish(c.spawn().expect("spawn"), COMMAND_TIMEOUT, &args.join(" "))
