@@ -214,6 +214,8 @@ mod tests {
             detached: false,
             item: None,
             attempts: 0,
+            after: Vec::new(),
+            after_any: Vec::new(),
         }
     }
 

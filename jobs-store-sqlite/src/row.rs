@@ -126,6 +126,8 @@ impl JobRow {
             detached: false,
             item: None,
             attempts: 0,
+            after: Vec::new(),
+            after_any: Vec::new(),
         }
     }
 
