@@ -217,6 +217,8 @@ pub(crate) fn job_spec(
         "RemoteJob" => {
             let mut spec = remote_spec(&req, &vars)?;
             spec.name = req.name;
+            spec.after = req.after;
+            spec.after_any = req.after_any;
             return Ok(spec);
         }
         _ => {
@@ -228,7 +230,26 @@ pub(crate) fn job_spec(
     spec.name = req.name;
     spec.throttle = req.throttle;
     spec.detached = req.detached;
+    spec.after = req.after;
+    spec.after_any = req.after_any;
+    if spec.has_dependencies() {
+        keepable(&mut spec);
+    }
     Ok(spec)
+}
+
+/// A job that waits for others goes on waiting after a daemon restart only
+/// if the store can keep its spec, which an in-process payload cannot be: a
+/// process job's payload becomes its params, and a script's payload is
+/// dropped (its params say the same, and the script executor reads them).
+pub(crate) fn keepable(spec: &mut JobSpec) {
+    if let Some(payload) = spec.payload.take() {
+        match payload.downcast::<jobs_process::ProcessSpec>() {
+            Ok(ps) => spec.params = ps.to_params(),
+            Err(other) if spec.params.is_null() => spec.payload = Some(other),
+            Err(_) => {}
+        }
+    }
 }
 
 /// What a plugin's executor gets: the work, the directory, the environment.

@@ -97,7 +97,13 @@ impl Table {
             return;
         };
         e.waiting = false;
-        let deps: Vec<JobId> = e.info.after.iter().chain(&e.info.after_any).copied().collect();
+        let deps: Vec<JobId> = e
+            .info
+            .after
+            .iter()
+            .chain(&e.info.after_any)
+            .copied()
+            .collect();
         for dep in deps {
             if let Some(list) = self.dependents.get_mut(&dep) {
                 list.retain(|d| *d != id);

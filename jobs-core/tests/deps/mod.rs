@@ -66,7 +66,10 @@ fn a_failed_dependency_fails_the_job_without_running_it_and_after_any_runs() {
     wait(&s, &[a, b, c]);
     let bi = s.info(b).expect("b");
     assert_eq!(bi.state, JobState::Failed);
-    assert_eq!(bi.reason.as_deref(), Some(&*format!("dependency {a} (build) failed")));
+    assert_eq!(
+        bi.reason.as_deref(),
+        Some(&*format!("dependency {a} (build) failed"))
+    );
     assert_eq!(bi.attempts, 0, "b never ran");
     assert_eq!(state(&s, c), JobState::Completed);
     assert_eq!(logged("w2."), ["w2.c"]);
@@ -80,7 +83,10 @@ fn a_dependency_that_already_failed_fails_the_job_at_once() {
     let b = s.start(logs("w3.b", 0).after([a])).expect("b");
     let bi = s.info(b).expect("b");
     assert_eq!(bi.state, JobState::Failed);
-    assert_eq!(bi.reason.as_deref(), Some(&*format!("dependency {a} (a) failed")));
+    assert_eq!(
+        bi.reason.as_deref(),
+        Some(&*format!("dependency {a} (a) failed"))
+    );
 }
 
 #[test]
@@ -140,8 +146,15 @@ fn stopping_a_waiting_job_ends_it_stopped_and_fails_its_dependents() {
     assert_eq!(stopped.state, JobState::Stopped);
     let ci = s.info(c).expect("c");
     assert_eq!(ci.state, JobState::Failed);
-    assert_eq!(ci.reason.as_deref(), Some(&*format!("dependency {b} (b) was stopped")));
-    assert_eq!(state(&s, a), JobState::Running, "a dependency is not stopped");
+    assert_eq!(
+        ci.reason.as_deref(),
+        Some(&*format!("dependency {b} (b) was stopped"))
+    );
+    assert_eq!(
+        state(&s, a),
+        JobState::Running,
+        "a dependency is not stopped"
+    );
     s.stop_blocking(a).expect("stop a");
     assert!(logged("w7.").is_empty());
 }
@@ -149,7 +162,9 @@ fn stopping_a_waiting_job_ends_it_stopped_and_fails_its_dependents() {
 #[test]
 fn removing_a_dependency_fails_its_dependents_and_counts_as_finished_for_after_any() {
     let s = session();
-    let a = s.start(spec(json!([["out", "x"]])).name("done")).expect("a");
+    let a = s
+        .start(spec(json!([["out", "x"]])).name("done"))
+        .expect("a");
     wait(&s, &[a]);
     let long = s.start(spec(json!([["sleep", 30_000]]))).expect("long");
     let b = s.start(logs("w8.b", 0).after([a, long])).expect("b");
@@ -158,19 +173,27 @@ fn removing_a_dependency_fails_its_dependents_and_counts_as_finished_for_after_a
     s.remove_blocking(a, false).expect("remove");
     let bi = s.info(b).expect("b");
     assert_eq!(bi.state, JobState::Failed);
-    assert_eq!(bi.reason.as_deref(), Some(&*format!("dependency {a} (done) was removed")));
+    assert_eq!(
+        bi.reason.as_deref(),
+        Some(&*format!("dependency {a} (done) was removed"))
+    );
     s.stop_blocking(long).expect("stop");
 }
 
 #[test]
 fn force_removing_a_running_dependency_fails_its_dependents_as_removed() {
     let s = session();
-    let a = s.start(spec(json!([["sleep", 30_000]])).name("a")).expect("a");
+    let a = s
+        .start(spec(json!([["sleep", 30_000]])).name("a"))
+        .expect("a");
     let b = s.start(logs("w9.b", 0).after([a])).expect("b");
     s.remove_blocking(a, true).expect("remove");
     let bi = s.info(b).expect("b");
     assert_eq!(bi.state, JobState::Failed);
-    assert_eq!(bi.reason.as_deref(), Some(&*format!("dependency {a} (a) was removed")));
+    assert_eq!(
+        bi.reason.as_deref(),
+        Some(&*format!("dependency {a} (a) was removed"))
+    );
 }
 
 #[test]
@@ -180,7 +203,9 @@ fn unknown_ids_are_refused_and_nothing_starts() {
     let err = s.start(logs("w10", 0).after([a, 99])).expect_err("refused");
     assert_eq!(err.kind(), ErrorKind::NoSuchJob);
     assert_eq!(err.job(), Some(99));
-    let err = s.start(logs("w10", 0).after_any([a + 1])).expect_err("itself");
+    let err = s
+        .start(logs("w10", 0).after_any([a + 1]))
+        .expect_err("itself");
     assert_eq!(err.kind(), ErrorKind::NoSuchJob);
     assert_eq!(s.get(&Default::default()).expect("get").len(), 1);
 }
@@ -225,7 +250,11 @@ fn a_batch_can_wait_and_be_waited_for() {
     let info = s.info(batch).expect("batch");
     assert_eq!(info.state, JobState::NotStarted);
     for c in &info.children {
-        assert_eq!(state(&s, *c), JobState::NotStarted, "a child runs before its batch");
+        assert_eq!(
+            state(&s, *c),
+            JobState::NotStarted,
+            "a child runs before its batch"
+        );
     }
     let z = s.start(logs("w12.z", 0).after([batch])).expect("z");
     wait(&s, &[z]);
@@ -255,7 +284,10 @@ fn a_batch_whose_dependency_failed_fails_and_its_children_never_run() {
     wait(&s, &[batch]);
     let info = s.info(batch).expect("batch");
     assert_eq!(info.state, JobState::Failed);
-    assert_eq!(info.reason.as_deref(), Some(&*format!("dependency {a} (a) failed")));
+    assert_eq!(
+        info.reason.as_deref(),
+        Some(&*format!("dependency {a} (a) failed"))
+    );
     assert_eq!(state(&s, info.children[0]), JobState::Stopped);
     assert!(logged("w13.").is_empty());
 }

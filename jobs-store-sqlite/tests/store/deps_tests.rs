@@ -89,7 +89,10 @@ fn a_waiting_job_waits_again_after_a_close_and_runs_once_its_dependency_complete
     let di = s.info(d).expect("d");
     assert_eq!(di.state, JobState::Completed, "{di:?}");
     assert_eq!(di.after, vec![a]);
-    assert!(store.waiting_spec(d).expect("spec").is_none(), "forgotten once started");
+    assert!(
+        store.waiting_spec(d).expect("spec").is_none(),
+        "forgotten once started"
+    );
 }
 
 #[test]
@@ -115,7 +118,10 @@ fn a_crash_keeps_a_waiting_job_waiting_and_an_ended_dependency_fails_it_at_resto
     assert_eq!(s.info(b).expect("b").state, JobState::Completed);
     let di = s.info(d).expect("d");
     assert_eq!(di.state, JobState::Failed);
-    assert_eq!(di.reason.as_deref(), Some(&*format!("dependency {a} (a) failed")));
+    assert_eq!(
+        di.reason.as_deref(),
+        Some(&*format!("dependency {a} (a) failed"))
+    );
     assert_eq!(di.attempts, 0);
     assert_eq!(s.info(e).expect("e").state, JobState::Completed);
 }
