@@ -480,7 +480,9 @@ impl Session {
                 if let Some(ex) = executor {
                     ids.push(id);
                     waiting.push(id);
-                    let mut entry = Entry::new(info, cell, ex, Some(spec), None);
+                    let pool = Pool::Type(type_key(&info.type_name));
+                    Inner::apply_type_throttle(&mut t, &pool, &spec, ex.as_ref());
+                    let mut entry = Entry::for_spec(info, cell, ex, spec);
                     entry.waiting = true;
                     t.jobs.insert(id, entry);
                     continue;

@@ -121,8 +121,8 @@ impl Inner {
             return Err(Error::invalid_input("a throttle limit must be at least 1"));
         }
         let mut spec = spec;
-        spec.after.dedup();
-        spec.after_any.dedup();
+        unique(&mut spec.after);
+        unique(&mut spec.after_any);
         let waits = spec.has_dependencies();
         let mut t = self.lock();
         if waits {
@@ -176,26 +176,11 @@ impl Inner {
             Some(p) => Pool::Children(p),
             None => Pool::Type(type_key(&type_name)),
         };
-        if let (None, Some(throttle)) = (parent, t.throttle(&pool)) {
-            match (spec.throttle, throttle.limit()) {
-                (Some(limit), _) => throttle.set_limit(limit),
-                (None, None) => {
-                    if let Some(limit) = executor.default_throttle() {
-                        throttle.set_limit(limit.max(1));
-                    }
-                }
-                (None, Some(_)) => {}
-            }
+        if parent.is_none() {
+            Self::apply_type_throttle(&mut t, &pool, &spec, executor.as_ref());
         }
-        let child_limit = spec.child_throttle;
-        let retry = (spec.retries > 0 && spec.payload.is_none()).then(|| Retry {
-            spec: spec.rerun(),
-            left: spec.retries,
-            total: spec.retries + 1,
-        });
         let cell = Arc::new(JobCell::new(id, info.instance_id));
-        let mut entry = Entry::new(info, cell, executor, Some(spec), child_limit);
-        entry.retry = retry;
+        let mut entry = Entry::for_spec(info, cell, executor, spec);
         entry.waiting = waits;
         t.jobs.insert(id, entry);
         if let Some(pe) = parent.and_then(|p| t.jobs.get_mut(&p)) {
@@ -219,6 +204,29 @@ impl Inner {
         drop(t);
         self.bump();
         Ok(id)
+    }
+
+    /// Sets the type's throttle limit from a top-level job's spec (as
+    /// PowerShell's `-ThrottleLimit`), or from the executor's default the
+    /// first time the type is used.
+    pub(super) fn apply_type_throttle(
+        t: &mut Table,
+        pool: &Pool,
+        spec: &JobSpec,
+        executor: &dyn crate::JobExecutor,
+    ) {
+        let Some(throttle) = t.throttle(pool) else {
+            return;
+        };
+        match (spec.throttle, throttle.limit()) {
+            (Some(limit), _) => throttle.set_limit(limit),
+            (None, None) => {
+                if let Some(limit) = executor.default_throttle() {
+                    throttle.set_limit(limit.max(1));
+                }
+            }
+            (None, Some(_)) => {}
+        }
     }
 
     /// Launches the jobs queued behind a throttle while it allows. A
@@ -609,6 +617,33 @@ impl Inner {
         }
         // A parent whose run already returned finalizes when children end.
         self.try_finalize(t, id);
+    }
+}
+
+/// Drops the repeated ids of a list, keeping the first of each in place.
+fn unique(ids: &mut Vec<JobId>) {
+    let mut seen = std::collections::HashSet::new();
+    ids.retain(|id| seen.insert(*id));
+}
+
+impl Entry {
+    /// The entry of a job about to wait or queue with `spec`: its children's
+    /// throttle and its retries come from the spec.
+    pub(super) fn for_spec(
+        info: JobInfo,
+        cell: Arc<JobCell>,
+        executor: Arc<dyn crate::JobExecutor>,
+        spec: JobSpec,
+    ) -> Entry {
+        let retry = (spec.retries > 0 && spec.payload.is_none()).then(|| Retry {
+            spec: spec.rerun(),
+            left: spec.retries,
+            total: spec.retries + 1,
+        });
+        let child_limit = spec.child_throttle;
+        let mut entry = Entry::new(info, cell, executor, Some(spec), child_limit);
+        entry.retry = retry;
+        entry
     }
 }
 

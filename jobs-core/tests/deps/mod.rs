@@ -208,6 +208,9 @@ fn unknown_ids_are_refused_and_nothing_starts() {
         .expect_err("itself");
     assert_eq!(err.kind(), ErrorKind::NoSuchJob);
     assert_eq!(s.get(&Default::default()).expect("get").len(), 1);
+    // Named twice, waited for once.
+    let b = s.start(logs("w10.b", 0).after([a, a])).expect("b");
+    assert_eq!(s.info(b).expect("b").after, vec![a]);
 }
 
 #[test]
