@@ -382,6 +382,20 @@ mod tests {
     use std::path::PathBuf;
 
     #[test]
+    fn a_waiting_jobs_spec_carries_no_payload_so_the_store_can_keep_it() {
+        let ps = jobs_process::ProcessSpec::shell(std::ffi::OsString::from("echo hi"));
+        let mut spec = ps.into_job_spec();
+        super::keepable(&mut spec);
+        assert!(spec.payload.is_none());
+        let back = jobs_process::ProcessSpec::from_params(&spec.params).expect("params");
+        assert_eq!(back.display(), "echo hi");
+        let mut script = jobs_script::script_spec("1 + 1", &jobs_script::Limits::default());
+        super::keepable(&mut script);
+        assert!(script.payload.is_none());
+        assert_eq!(script.params["script"], "1 + 1");
+    }
+
+    #[test]
     fn plugin_search_path_is_home_plugins_then_the_variable() {
         let home = tempfile::tempdir().expect("tempdir");
         let var = std::ffi::OsString::from("/opt/a.so::/opt/dir");
