@@ -93,6 +93,7 @@ NUMBERS = {
     "output": "4",
     "remote_fanout": "5a",
     "remote_sequential": "5b",
+    "chain": "6",
 }
 
 

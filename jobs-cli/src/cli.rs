@@ -249,6 +249,15 @@ pub(crate) struct StartArgs {
     /// The job outlives the session (its daemon).
     #[arg(long)]
     pub detached: bool,
+    /// Wait, NotStarted, until these jobs end Completed (repeatable or
+    /// comma-separated); if one fails, is stopped or removed, this job ends
+    /// Failed without running.
+    #[arg(long, value_name = "ID", value_delimiter = ',')]
+    pub after: Vec<u64>,
+    /// Wait until these jobs are finished, whatever their outcome
+    /// (repeatable or comma-separated).
+    #[arg(long = "after-any", value_name = "ID", value_delimiter = ',')]
+    pub after_any: Vec<u64>,
     /// Print the job's id alone.
     #[arg(short, long)]
     pub quiet: bool,

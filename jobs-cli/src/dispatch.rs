@@ -156,6 +156,8 @@ fn start_request(args: &StartArgs, hosts: Vec<String>) -> Result<StartRequest> {
         detached: args.detached,
         each: None,
         input_len: None,
+        after: args.after.clone(),
+        after_any: args.after_any.clone(),
     })
 }
 
@@ -269,14 +271,19 @@ fn list(home: &Home, a: ListArgs) -> Result<i32> {
 fn show(home: &Home, id: u64, json: bool) -> Result<i32> {
     let mut c = Client::connect_or_start(home, &[])?;
     let resp = c.call(Op::Show { id })?;
-    let Response::Shown { job, children } = resp else {
+    let Response::Shown {
+        job,
+        children,
+        dependencies,
+    } = resp
+    else {
         return Err(unexpected(resp));
     };
     let mut out = io::stdout().lock();
     let r = if json {
         render::show_json(&mut out, &job, &children)
     } else {
-        render::show(&mut out, &job, &children)
+        render::show(&mut out, &job, &children, &dependencies)
     };
     ignore_closed(r.and_then(|_| out.flush()))?;
     Ok(exit::SUCCESS)

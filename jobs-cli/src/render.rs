@@ -131,10 +131,34 @@ fn time(t: Option<SystemTime>) -> String {
         .unwrap_or_default()
 }
 
+/// The jobs a job waits for as `3 (build), 4 (test), 5 (lint, any
+/// outcome)`: each id with its name from `rows` (an id whose job is gone
+/// shows alone), `after_any` ones marked.
+fn waits_for(job: &JobInfo, rows: &[JobInfo]) -> String {
+    let name = |id: u64| rows.iter().find(|r| r.id == id).map(|r| visible(&r.name));
+    let all = job.after.iter().map(|id| (*id, false));
+    let any = job.after_any.iter().map(|id| (*id, true));
+    all.chain(any)
+        .map(|(id, any)| match (name(id), any) {
+            (Some(n), false) => format!("{id} ({n})"),
+            (Some(n), true) => format!("{id} ({n}, any outcome)"),
+            (None, false) => id.to_string(),
+            (None, true) => format!("{id} (any outcome)"),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Writes every property of one job, then its children's rows.
-pub(crate) fn show(out: &mut impl Write, job: &JobInfo, children: &[JobInfo]) -> io::Result<()> {
+/// `dependencies` holds the rows of the jobs it waits for.
+pub(crate) fn show(
+    out: &mut impl Write,
+    job: &JobInfo,
+    children: &[JobInfo],
+    dependencies: &[JobInfo],
+) -> io::Result<()> {
     let opt = |v: Option<String>| v.unwrap_or_default();
-    let props: Vec<(&str, String)> = vec![
+    let mut props: Vec<(&str, String)> = vec![
         ("Id", job.id.to_string()),
         ("InstanceId", job.instance_id.to_string()),
         ("Name", visible(&job.name).into_owned()),
@@ -161,6 +185,9 @@ pub(crate) fn show(out: &mut impl Write, job: &JobInfo, children: &[JobInfo]) ->
         ),
         ("Detached", bool_word(job.detached).to_string()),
     ];
+    if job.has_dependencies() {
+        props.push(("Waits for", waits_for(job, dependencies)));
+    }
     let width = props.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
     let mut buf = String::new();
     for (k, v) in props {
@@ -214,6 +241,8 @@ mod tests {
             detached: false,
             item: None,
             attempts: 0,
+            after: Vec::new(),
+            after_any: Vec::new(),
         }
     }
 
@@ -264,6 +293,32 @@ mod tests {
         let mut out = Vec::new();
         table(&mut out, &[]).expect("write");
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn show_names_the_jobs_a_job_waits_for() {
+        let mut d = job(7, "deploy", "true");
+        d.after = vec![3, 4, 9];
+        d.after_any = vec![5];
+        let rows = [
+            job(3, "build", "make"),
+            job(4, "test", "make test"),
+            job(5, "lint", "x"),
+        ];
+        let mut out = Vec::new();
+        show(&mut out, &d, &[], &rows).expect("write");
+        let text = String::from_utf8(out).expect("utf8");
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("Waits for"))
+            .expect("a Waits for line");
+        assert_eq!(
+            line.split_once(" : ").map(|(k, v)| (k.trim_end(), v)),
+            Some(("Waits for", "3 (build), 4 (test), 9, 5 (lint, any outcome)"))
+        );
+        let mut out = Vec::new();
+        show(&mut out, &job(8, "x", "true"), &[], &[]).expect("write");
+        assert!(!String::from_utf8_lossy(&out).contains("Waits for"));
     }
 
     #[test]

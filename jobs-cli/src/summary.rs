@@ -120,6 +120,8 @@ mod tests {
             detached: false,
             item: None,
             attempts: 1,
+            after: Vec::new(),
+            after_any: Vec::new(),
         }
     }
 

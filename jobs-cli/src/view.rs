@@ -77,7 +77,7 @@ impl Names {
         let Some(side) = self.side.as_mut() else {
             return;
         };
-        if let Ok(Response::Shown { job, children }) = side.call(Op::Show { id }) {
+        if let Ok(Response::Shown { job, children, .. }) = side.call(Op::Show { id }) {
             self.known.insert(job.id, Named::of(&job));
             for c in &children {
                 self.known.insert(c.id, Named::of(c));

@@ -13,8 +13,8 @@
 //! Each case builds its own session (with its own runtime), registers the
 //! subject's executor and checks one rule: output and completion, consuming
 //! vs keeping receive, `has_more_data`, ordering, failure reasons, wait
-//! all/any/timeout, stop, remove refused and forced, throttle queueing, and
-//! close.
+//! all/any/timeout, stop, remove refused and forced, throttle queueing,
+//! close, and dependencies.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -233,6 +233,54 @@ pub fn close_stops_running(subject: &dyn Subject) {
     assert_eq!(s.info(id).expect("info").state, JobState::Stopped);
 }
 
+/// Dependencies: a job after a failed one ends Failed without running, one
+/// after any outcome runs, one after a completed one runs, and one after a
+/// running job waits NotStarted until that job ends (here: stopped).
+pub fn dependencies_wait_and_decide(subject: &dyn Subject) {
+    let s = session(subject);
+    let a = s.start(subject.fail("dep")).expect("start");
+    let b = s.start(subject.emit(&["never"]).after([a])).expect("after");
+    let c = s
+        .start(subject.emit(&["any"]).after_any([a]))
+        .expect("after any");
+    let d = s.start(subject.emit(&["first"])).expect("start");
+    let e = s.start(subject.emit(&["then"]).after([d])).expect("after");
+    wait_all(&s, &[b, c, e], 60);
+    let name = s.info(a).expect("info").name;
+    let bi = s.info(b).expect("info");
+    assert_eq!(bi.state, JobState::Failed);
+    assert_eq!(
+        bi.reason.as_deref(),
+        Some(&*format!("dependency {a} ({name}) failed"))
+    );
+    let never = s.receive(&[b], ReceiveOptions::default()).expect("receive");
+    assert!(
+        output_lines(&never).is_empty(),
+        "a failed dependency's job ran"
+    );
+    for (id, line) in [(c, "any"), (e, "then")] {
+        assert_eq!(s.info(id).expect("info").state, JobState::Completed);
+        let got = s
+            .receive(&[id], ReceiveOptions::default())
+            .expect("receive");
+        assert_eq!(output_lines(&got), [line]);
+    }
+    let long = s.start(subject.sleep(60)).expect("start");
+    let f = s.start(subject.emit(&["no"]).after([long])).expect("after");
+    wait_state(&s, long, JobState::Running, 30);
+    assert_eq!(s.info(f).expect("info").state, JobState::NotStarted);
+    s.stop_blocking(long).expect("stop");
+    wait_all(&s, &[f], 60);
+    let fi = s.info(f).expect("info");
+    assert_eq!(fi.state, JobState::Failed);
+    assert!(
+        fi.reason
+            .as_deref()
+            .is_some_and(|r| r.ends_with("was stopped")),
+        "{fi:?}"
+    );
+}
+
 /// Generates one `#[test]` per conformance case for a [`Subject`] value.
 #[macro_export]
 macro_rules! conformance_tests {
@@ -246,7 +294,8 @@ macro_rules! conformance_tests {
             stop_running_job,
             remove_refused_then_forced,
             throttle_queues,
-            close_stops_running
+            close_stops_running,
+            dependencies_wait_and_decide
         );
     };
     (@cases $subject:expr; $($case:ident),*) => {

@@ -63,6 +63,21 @@ pub struct JobInfo {
     /// retries; 0 while it waits).
     #[serde(default)]
     pub attempts: u32,
+    /// The jobs this one waits for: it starts once they all ended
+    /// Completed (see [`JobSpec::after`](crate::JobSpec::after)).
+    #[serde(default)]
+    pub after: Vec<JobId>,
+    /// The jobs this one waits for whatever their outcome (see
+    /// [`JobSpec::after_any`](crate::JobSpec::after_any)).
+    #[serde(default)]
+    pub after_any: Vec<JobId>,
+}
+
+impl JobInfo {
+    /// Whether the job waits (or waited) for other jobs.
+    pub fn has_dependencies(&self) -> bool {
+        !self.after.is_empty() || !self.after_any.is_empty()
+    }
 }
 
 /// RFC 3339 (UTC) for optional times.
@@ -123,12 +138,24 @@ mod tests {
             detached: false,
             item: None,
             attempts: 0,
+            after: vec![1, 2],
+            after_any: vec![],
         };
         let v = serde_json::to_value(&info).expect("ser");
         assert_eq!(v["type"], "BackgroundJob");
         assert_eq!(v["state"], "Completed");
         assert_eq!(v["begin"], "1970-01-01T00:00:00.000000Z");
-        let back: JobInfo = serde_json::from_value(v).expect("de");
+        assert_eq!(v["after"], serde_json::json!([1, 2]));
+        assert_eq!(v["after_any"], serde_json::json!([]));
+        let back: JobInfo = serde_json::from_value(v.clone()).expect("de");
         assert_eq!(back, info);
+        // A row written before jobs had dependencies still loads.
+        let mut old = v;
+        if let Some(m) = old.as_object_mut() {
+            m.remove("after");
+            m.remove("after_any");
+        }
+        let back: JobInfo = serde_json::from_value(old).expect("old row");
+        assert!(back.after.is_empty() && back.after_any.is_empty());
     }
 }

@@ -5,12 +5,13 @@
 //! wait in `wait.rs`.
 
 mod batch;
+mod deps;
 mod lifecycle;
 
 pub use batch::{default_batch_throttle, BatchSpec, Halt, HaltWhen, BATCH_TYPE};
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::SystemTime;
 
@@ -53,6 +54,9 @@ pub(crate) struct Inner {
     pub(crate) changed: watch::Sender<u64>,
     pub(crate) handle: Handle,
     runtime: Mutex<Option<Runtime>>,
+    /// Set once the session is closing: a waiting job whose dependencies
+    /// are decided then starts in the next session, not this one.
+    closing: AtomicBool,
 }
 
 /// The jobs of a session, by id, and the throttles of their types. Changed
@@ -63,6 +67,8 @@ pub(crate) struct Table {
     /// Per type (by [`type_key`]): top-level jobs only; children queue
     /// behind their parent's.
     throttles: HashMap<String, Throttle>,
+    /// The jobs that wait, by a job they wait for (see `session/deps.rs`).
+    dependents: HashMap<JobId, Vec<JobId>>,
 }
 
 struct Entry {
@@ -83,6 +89,12 @@ struct Entry {
     halted: bool,
     /// The reason a stop requested by the session (not the user) gives.
     stop_reason: Option<String>,
+    /// Whether the job waits for other jobs to be decided (its spec in
+    /// `pending`, in no throttle's queue).
+    waiting: bool,
+    /// Set while the job is being removed: its dependents learn it `was
+    /// removed` rather than stopped.
+    removing: bool,
 }
 
 /// Another attempt of a failed job.
@@ -174,6 +186,8 @@ impl Entry {
             halt: None,
             halted: false,
             stop_reason: None,
+            waiting: false,
+            removing: false,
         }
     }
 
@@ -250,6 +264,7 @@ impl SessionBuilder {
                         .into_iter()
                         .map(|(key, limit)| (key, Throttle::new(Some(limit))))
                         .collect(),
+                    dependents: HashMap::new(),
                 }),
                 store,
                 seq: Arc::new(AtomicU64::new(max_seq)),
@@ -257,6 +272,7 @@ impl SessionBuilder {
                 changed: watch::Sender::new(0),
                 handle,
                 runtime: Mutex::new(runtime),
+                closing: AtomicBool::new(false),
             }),
         })
     }
@@ -340,16 +356,26 @@ impl Session {
     }
 
     /// Removes a finished job (and its children) with its records. A job that
-    /// is not finished is refused unless `force`, which stops it first.
+    /// is not finished is refused unless `force`, which stops it first. A
+    /// job that waits for one of them ends Failed (`dependency 3 (build) was
+    /// removed`) if it waits for it to complete; one that waits for any
+    /// outcome counts it as finished.
     pub async fn remove(&self, id: JobId, force: bool) -> Result<(), Error> {
         {
-            let t = self.inner.lock();
+            let mut t = self.inner.lock();
             let e = t.jobs.get(&id).ok_or(Error::no_such_job(id))?;
             if let Some(parent) = e.info.parent {
                 return Err(Error::child_job(id, parent));
             }
             if !e.info.state.is_finished() && !force {
                 return Err(Error::not_finished(id, e.info.state));
+            }
+            let mut all = Vec::new();
+            t.with_descendants(id, &mut all);
+            for j in all {
+                if let Some(e) = t.jobs.get_mut(&j) {
+                    e.removing = true;
+                }
             }
         }
         if force {
@@ -360,6 +386,8 @@ impl Session {
         let mut todo = vec![id];
         let mut result = Ok(());
         while let Some(j) = todo.pop() {
+            // Decided while the row is still there, so the reason names it.
+            self.inner.settle_dependents(&mut t, j);
             if let Some(e) = t.jobs.remove(&j) {
                 todo.extend(e.info.children.iter().copied());
                 e.cell.bump();
@@ -374,15 +402,23 @@ impl Session {
     }
 
     /// Requests a stop of every job that is not finished and waits until
-    /// they all are. Detached jobs are left running (they outlive the session).
+    /// they all are. Detached jobs are left running (they outlive the
+    /// session), and so are jobs that wait for others when the store keeps
+    /// them ([`Store::keeps_waiting_specs`]): they wait again once the store
+    /// is restored.
     pub async fn close(&self) {
+        self.inner.closing.store(true, Ordering::Release);
         let ids: Vec<JobId> = {
             let mut t = self.inner.lock();
+            let store = Arc::clone(&self.inner.store);
             let ids: Vec<JobId> = t
                 .jobs
                 .values()
                 .filter(|e| {
-                    e.info.parent.is_none() && !e.info.state.is_finished() && !e.info.detached
+                    e.info.parent.is_none()
+                        && !e.info.state.is_finished()
+                        && !e.info.detached
+                        && !e.waits_durably(store.as_ref())
                 })
                 .map(|e| e.info.id)
                 .collect();
@@ -420,17 +456,38 @@ impl Session {
     /// Loads the jobs of a store that already holds some (the CLI's daemon
     /// after a restart). Jobs that were running are resumed by their
     /// executor when it can ([`JobExecutor::resumable`]), else marked Failed
-    /// with [`SESSION_ENDED_REASON`]. Returns the ids of the loaded jobs.
+    /// with [`SESSION_ENDED_REASON`]. Jobs that waited for others, with the
+    /// spec the store kept, wait again and are decided against the restored
+    /// table. Returns the ids of the loaded jobs.
     pub fn restore(&self) -> Result<Vec<JobId>, Error> {
         let jobs = self.inner.store.load_jobs()?;
         let mut t = self.inner.lock();
         let mut ids = Vec::new();
         let mut resume = Vec::new();
+        let mut waiting = Vec::new();
         for mut info in jobs {
             let id = info.id;
             t.next_id = t.next_id.max(id + 1);
             let executor = self.inner.executor(&info.type_name).ok();
             let cell = Arc::new(JobCell::new(id, info.instance_id));
+            let kept = match (&executor, info.state) {
+                (Some(_), JobState::NotStarted) if info.has_dependencies() => {
+                    self.inner.kept_spec(&info)
+                }
+                _ => None,
+            };
+            if let Some(spec) = kept {
+                if let Some(ex) = executor {
+                    ids.push(id);
+                    waiting.push(id);
+                    let pool = Pool::Type(type_key(&info.type_name));
+                    Inner::apply_type_throttle(&mut t, &pool, &spec, ex.as_ref());
+                    let mut entry = Entry::for_spec(info, cell, ex, spec);
+                    entry.waiting = true;
+                    t.jobs.insert(id, entry);
+                    continue;
+                }
+            }
             if !info.state.is_finished() {
                 match &executor {
                     Some(ex) if info.parent.is_none() && ex.resumable(&info) => {
@@ -464,6 +521,10 @@ impl Session {
             }
             self.inner.spawn_resume(&mut t, id);
         }
+        for &id in &waiting {
+            t.index_waiting(id);
+        }
+        self.inner.settle(&mut t, waiting);
         drop(t);
         self.inner.bump();
         Ok(ids)
@@ -471,6 +532,16 @@ impl Session {
 }
 
 impl Inner {
+    /// The spec the store kept for a waiting top-level job, if it kept one
+    /// that reads back; a child or an unreadable spec cannot wait again.
+    fn kept_spec(&self, info: &JobInfo) -> Option<JobSpec> {
+        if info.parent.is_some() || !info.children.is_empty() {
+            return None;
+        }
+        let bytes = self.store.waiting_spec(info.id).ok()??;
+        JobSpec::from_stored(&bytes).ok()
+    }
+
     /// Takes over a job of another session (a plugin's host's, after a
     /// restart) under a new id of this session: it is Running and its
     /// executor's [`JobExecutor::resume`] drives it, with `info`'s instance id.

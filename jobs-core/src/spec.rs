@@ -3,6 +3,10 @@
 use std::any::Any;
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
+
+use crate::JobId;
+
 /// What to run: the executor's type, how the user wrote the command, the
 /// executor's own parameters, and the job's options.
 ///
@@ -39,6 +43,13 @@ pub struct JobSpec {
     /// announced by an information record `attempt K of M`). A job with an
     /// in-process payload runs once: the payload cannot be run again.
     pub retries: u32,
+    /// Jobs that must all end Completed before this one starts; if one
+    /// ends Failed or Stopped, or is removed, this job ends Failed without
+    /// running. See [`JobSpec::after`].
+    pub after: Vec<JobId>,
+    /// Jobs that must all be finished, whatever their outcome, before this
+    /// one starts. See [`JobSpec::after_any`].
+    pub after_any: Vec<JobId>,
 }
 
 impl JobSpec {
@@ -57,6 +68,8 @@ impl JobSpec {
             instance_id: None,
             item: None,
             retries: 0,
+            after: Vec::new(),
+            after_any: Vec::new(),
         }
     }
 
@@ -107,6 +120,48 @@ impl JobSpec {
         self.instance_id = Some(id);
         self
     }
+
+    /// Makes the job wait, NotStarted, until every job of `ids` ended
+    /// Completed; then it queues behind its throttle as any job. If one of
+    /// them ends Failed or Stopped, or is removed, the job never runs: it
+    /// ends Failed with the reason `dependency 3 (build) failed` (or `was
+    /// stopped`, `was removed`). The ids must be jobs of the session when the
+    /// job starts, so no cycle can form. May be called more than once.
+    ///
+    /// ```
+    /// use jobs_core::{JobSpec, Session};
+    /// # use jobs_core::{JobContext, JobExecutor, JobFailure};
+    /// # struct Echo;
+    /// # #[jobs_core::async_trait]
+    /// # impl JobExecutor for Echo {
+    /// #     fn type_name(&self) -> &str { "Echo" }
+    /// #     async fn run(&self, _s: JobSpec, _c: JobContext) -> Result<(), JobFailure> { Ok(()) }
+    /// # }
+    /// let session = Session::new()?;
+    /// session.register(std::sync::Arc::new(Echo));
+    /// let build = session.start(JobSpec::new("Echo", "build").name("build"))?;
+    /// let test = session.start(JobSpec::new("Echo", "test").after([build]))?;
+    /// session.wait_blocking(&[test], jobs_core::WaitMode::All, None)?;
+    /// assert_eq!(session.info(test)?.state, jobs_core::JobState::Completed);
+    /// # Ok::<(), jobs_core::Error>(())
+    /// ```
+    pub fn after(mut self, ids: impl IntoIterator<Item = JobId>) -> Self {
+        self.after.extend(ids);
+        self
+    }
+
+    /// Makes the job wait, NotStarted, until every job of `ids` is finished
+    /// (Completed, Failed or Stopped, or removed), whatever the outcome.
+    /// May be combined with [`after`](JobSpec::after).
+    pub fn after_any(mut self, ids: impl IntoIterator<Item = JobId>) -> Self {
+        self.after_any.extend(ids);
+        self
+    }
+
+    /// Whether the job waits for other jobs.
+    pub fn has_dependencies(&self) -> bool {
+        !self.after.is_empty() || !self.after_any.is_empty()
+    }
 }
 
 impl fmt::Debug for JobSpec {
@@ -122,6 +177,8 @@ impl fmt::Debug for JobSpec {
             .field("instance_id", &self.instance_id)
             .field("item", &self.item)
             .field("retries", &self.retries)
+            .field("after", &self.after)
+            .field("after_any", &self.after_any)
             .finish()
     }
 }
@@ -142,6 +199,74 @@ impl JobSpec {
             instance_id: self.instance_id,
             item: self.item.clone(),
             retries: self.retries,
+            after: self.after.clone(),
+            after_any: self.after_any.clone(),
         }
     }
+
+    /// The spec as bytes a store keeps for a job that waits, so that a
+    /// restored session can start it; `None` with an in-process payload,
+    /// which cannot be kept.
+    pub(crate) fn to_stored(&self) -> Option<Vec<u8>> {
+        if self.payload.is_some() {
+            return None;
+        }
+        let stored = StoredSpec {
+            type_name: self.type_name.clone(),
+            name: self.name.clone(),
+            command: self.command.clone(),
+            params: self.params.clone(),
+            location: self.location.clone(),
+            throttle: self.throttle,
+            child_throttle: self.child_throttle,
+            detached: self.detached,
+            instance_id: self.instance_id,
+            item: self.item.clone(),
+            retries: self.retries,
+            after: self.after.clone(),
+            after_any: self.after_any.clone(),
+        };
+        serde_json::to_vec(&stored).ok()
+    }
+
+    /// A spec read back from [`to_stored`](JobSpec::to_stored)'s bytes.
+    pub(crate) fn from_stored(bytes: &[u8]) -> Result<JobSpec, serde_json::Error> {
+        let s: StoredSpec = serde_json::from_slice(bytes)?;
+        Ok(JobSpec {
+            type_name: s.type_name,
+            name: s.name,
+            command: s.command,
+            params: s.params,
+            payload: None,
+            location: s.location,
+            throttle: s.throttle,
+            child_throttle: s.child_throttle,
+            detached: s.detached,
+            instance_id: s.instance_id,
+            item: s.item,
+            retries: s.retries,
+            after: s.after,
+            after_any: s.after_any,
+        })
+    }
+}
+
+/// A spec without its payload, as a store keeps it for a waiting job.
+#[derive(Serialize, Deserialize)]
+struct StoredSpec {
+    type_name: String,
+    name: Option<String>,
+    command: String,
+    params: serde_json::Value,
+    location: Option<String>,
+    throttle: Option<usize>,
+    child_throttle: Option<usize>,
+    detached: bool,
+    instance_id: Option<uuid::Uuid>,
+    item: Option<String>,
+    retries: u32,
+    #[serde(default)]
+    after: Vec<JobId>,
+    #[serde(default)]
+    after_any: Vec<JobId>,
 }

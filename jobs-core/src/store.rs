@@ -94,6 +94,38 @@ pub trait Store: Send + Sync + 'static {
         Ok(None)
     }
 
+    /// Inserts a job's first row together with the spec it waits to run
+    /// (bytes the session made, read back with
+    /// [`waiting_spec`](Store::waiting_spec)): a job that waits for others
+    /// and must still start after the session is restored. A durable store
+    /// writes both in one transaction. The spec is kept until
+    /// [`forget_waiting_spec`](Store::forget_waiting_spec), a finished row
+    /// of the job, or its deletion. The default saves the row alone.
+    fn save_waiting_job(&self, info: &JobInfo, spec: &[u8]) -> Result<(), StoreError> {
+        let _ = spec;
+        self.save_job(info)
+    }
+
+    /// Whether this store keeps the specs of waiting jobs (see
+    /// [`save_waiting_job`](Store::save_waiting_job)), so that they go on
+    /// waiting across a restore rather than end with the session.
+    fn keeps_waiting_specs(&self) -> bool {
+        false
+    }
+
+    /// The spec a waiting job was saved with, if the store keeps it.
+    fn waiting_spec(&self, job: JobId) -> Result<Option<Vec<u8>>, StoreError> {
+        let _ = job;
+        Ok(None)
+    }
+
+    /// Drops a waiting job's spec: the job starts now, and a restore after
+    /// this must not start it a second time. Written at once.
+    fn forget_waiting_spec(&self, job: JobId) -> Result<(), StoreError> {
+        let _ = job;
+        Ok(())
+    }
+
     /// Removes and returns up to `limit` of the job's oldest records: a
     /// consuming receive. The default reads, then discards what it read; a
     /// store that can hand records over without copying them overrides it.

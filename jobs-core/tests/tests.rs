@@ -7,4 +7,5 @@ mod conformance {
 }
 
 mod batch;
+mod deps;
 mod lifecycle;

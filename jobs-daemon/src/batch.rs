@@ -60,6 +60,8 @@ pub(crate) fn start(
             detached: false,
             each: None,
             input_len: None,
+            after: Vec::new(),
+            after_any: Vec::new(),
         };
         let mut spec = executors::job_spec(child, env, None)?;
         spec.item = Some(String::from_utf8_lossy(item).into_owned());
@@ -75,6 +77,8 @@ pub(crate) fn start(
         throttle: req.throttle,
         children,
         halt,
+        after: req.after,
+        after_any: req.after_any,
     })?)
 }
 

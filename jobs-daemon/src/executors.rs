@@ -233,6 +233,8 @@ pub(crate) fn job_spec(
         "RemoteJob" => {
             let mut spec = remote_spec(&req, &vars)?;
             spec.name = req.name;
+            spec.after = req.after;
+            spec.after_any = req.after_any;
             return Ok(spec);
         }
         _ => {
@@ -244,7 +246,26 @@ pub(crate) fn job_spec(
     spec.name = req.name;
     spec.throttle = req.throttle;
     spec.detached = req.detached;
+    spec.after = req.after;
+    spec.after_any = req.after_any;
+    if spec.has_dependencies() {
+        keepable(&mut spec);
+    }
     Ok(spec)
+}
+
+/// A job that waits for others goes on waiting after a daemon restart only
+/// if the store can keep its spec, which an in-process payload cannot be: a
+/// process job's payload becomes its params, and a script's payload is
+/// dropped (its params say the same, and the script executor reads them).
+pub(crate) fn keepable(spec: &mut JobSpec) {
+    if let Some(payload) = spec.payload.take() {
+        match payload.downcast::<jobs_process::ProcessSpec>() {
+            Ok(ps) => spec.params = ps.to_params(),
+            Err(other) if spec.params.is_null() => spec.payload = Some(other),
+            Err(_) => {}
+        }
+    }
 }
 
 /// What a plugin's executor gets: the work, the directory, the environment.
@@ -375,6 +396,20 @@ fn thread_spec(req: &StartRequest) -> Result<JobSpec, Fail> {
 #[cfg(test)]
 mod tests {
     use std::path::PathBuf;
+
+    #[test]
+    fn a_waiting_jobs_spec_carries_no_payload_so_the_store_can_keep_it() {
+        let ps = jobs_process::ProcessSpec::shell(std::ffi::OsString::from("echo hi"));
+        let mut spec = ps.into_job_spec();
+        super::keepable(&mut spec);
+        assert!(spec.payload.is_none());
+        let back = jobs_process::ProcessSpec::from_params(&spec.params).expect("params");
+        assert_eq!(back.display(), "echo hi");
+        let mut script = jobs_script::script_spec("1 + 1", &jobs_script::Limits::default());
+        super::keepable(&mut script);
+        assert!(script.payload.is_none());
+        assert_eq!(script.params["script"], "1 + 1");
+    }
 
     #[test]
     fn plugin_search_path_is_home_plugins_then_the_variable() {

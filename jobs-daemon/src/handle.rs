@@ -49,12 +49,16 @@ pub(crate) async fn handle(
         Op::List(l) => Response::Jobs(d.session.get(&filter(l))?),
         Op::Show { id } => {
             let job = d.session.info(id)?;
-            let children = job
-                .children
-                .iter()
-                .filter_map(|c| d.session.info(*c).ok())
-                .collect();
-            Response::Shown { job, children }
+            let rows = |ids: &mut dyn Iterator<Item = &jobs_core::JobId>| -> Vec<_> {
+                ids.filter_map(|c| d.session.info(*c).ok()).collect()
+            };
+            let children = rows(&mut job.children.iter());
+            let dependencies = rows(&mut job.after.iter().chain(&job.after_any));
+            Response::Shown {
+                job,
+                children,
+                dependencies,
+            }
         }
         Op::Receive(r) => return receive(d, r, (rd, wr)).await,
         Op::Ack { .. } => {

@@ -32,7 +32,9 @@ use jobs_core::{JobId, JobInfo, JobState, PayloadKind, Stream};
 use serde::{Deserialize, Serialize};
 
 /// The protocol version both sides must speak.
-pub const PROTOCOL_VERSION: u32 = 3;
+/// Version 4: `start` names the jobs it waits for (`after`, `after_any`),
+/// which an older daemon would ignore and start the job at once.
+pub const PROTOCOL_VERSION: u32 = 4;
 /// The largest header accepted (an environment block goes in the blob).
 pub const MAX_HEADER: usize = 4 << 20;
 /// The largest blob accepted (a receive page's; a request's is smaller,
@@ -172,6 +174,12 @@ pub struct StartRequest {
     /// standard input.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input_len: Option<u64>,
+    /// `--after`: jobs that must end Completed before this one starts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub after: Vec<JobId>,
+    /// `--after-any`: jobs that must be finished, whatever their outcome.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub after_any: Vec<JobId>,
 }
 
 impl StartRequest {
@@ -313,6 +321,10 @@ pub enum Response {
         job: JobInfo,
         /// Its children.
         children: Vec<JobInfo>,
+        /// The rows of the jobs it waits for (`after`, then `after_any`)
+        /// that are still in the table.
+        #[serde(default)]
+        dependencies: Vec<JobInfo>,
     },
     /// Records; their payloads follow in the blob, in order.
     Page(Vec<WireRecord>),

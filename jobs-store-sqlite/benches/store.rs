@@ -112,6 +112,8 @@ fn save_jobs(c: &mut Criterion) {
         detached: false,
         item: None,
         attempts: 0,
+        after: Vec::new(),
+        after_any: Vec::new(),
     };
     let n = 1000u64;
     let mut g = c.benchmark_group("save_job");

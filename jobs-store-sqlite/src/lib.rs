@@ -40,6 +40,12 @@
 //!   loads them all.
 //! - `meta`: the highest sequence number ever stored, which outlives the
 //!   deletion of the records that carried it.
+//! - `checkpoints`: per job, what a resumable executor needs to go on.
+//! - `waiting`: per job that waits for others, the spec it will run
+//!   (jobs-core's bytes), written in the same transaction as the job's
+//!   first row and deleted at once when the job starts, so a restore starts
+//!   a waiting job, and never one that had started already. A finished row
+//!   deletes it too.
 //!
 //! Bulk output goes beside the database, in `<database>-records/<job>.bin`,
 //! one append-only file per job: a plain file write instead of a trip
@@ -420,9 +426,46 @@ impl Shared {
 impl Store for SqliteStore {
     fn save_job(&self, info: &JobInfo) -> Result<(), StoreError> {
         let row = JobRow::encode(info)?;
+        let done = info.state.is_finished() && info.has_dependencies();
         // Records appended before the row go in the same transaction: a
         // finished row on disk means all the job's records are there too.
-        self.shared.write(&mut self.shared.db(), |tx| row.write(tx))
+        self.shared.write(&mut self.shared.db(), |tx| {
+            row.write(tx)?;
+            if done {
+                forget_waiting(tx, row.id_key)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn save_waiting_job(&self, info: &JobInfo, spec: &[u8]) -> Result<(), StoreError> {
+        let row = JobRow::encode(info)?;
+        self.shared.write(&mut self.shared.db(), |tx| {
+            row.write(tx)?;
+            tx.prepare_cached("INSERT OR REPLACE INTO waiting (job, spec) VALUES (?1, ?2)")?
+                .execute(params![row.id_key, spec])?;
+            Ok(())
+        })
+    }
+
+    fn keeps_waiting_specs(&self) -> bool {
+        true
+    }
+
+    fn waiting_spec(&self, job: JobId) -> Result<Option<Vec<u8>>, StoreError> {
+        let key = sql_int(job)?;
+        let db = self.shared.db();
+        db.conn
+            .prepare_cached("SELECT spec FROM waiting WHERE job = ?1")
+            .and_then(|mut s| s.query_row([key], |r| r.get(0)).optional())
+            .map_err(|e| StoreError::new(format!("cannot read job {job}'s waiting spec"), Sql(e)))
+    }
+
+    fn forget_waiting_spec(&self, job: JobId) -> Result<(), StoreError> {
+        let key = sql_int(job)?;
+        // At once, with whatever is buffered: the job's work starts next.
+        self.shared
+            .write(&mut self.shared.db(), |tx| forget_waiting(tx, key))
     }
 
     fn save_job_soon(&self, info: &JobInfo) -> Result<(), StoreError> {
@@ -446,6 +489,7 @@ impl Store for SqliteStore {
             .map_err(fail)?;
         tx.execute("DELETE FROM checkpoints WHERE job = ?1", [key])
             .map_err(fail)?;
+        forget_waiting(&tx, key).map_err(fail)?;
         tx.commit().map_err(fail)?;
         db.has.remove(&id);
         {
@@ -746,6 +790,13 @@ mod sql;
 
 /// The reason of a job whose row in the store could not be read.
 pub const UNREADABLE_REASON: &str = "unreadable in the store";
+
+/// Deletes a job's waiting spec, if it has one.
+fn forget_waiting(tx: &Transaction, key: i64) -> rusqlite::Result<()> {
+    tx.prepare_cached("DELETE FROM waiting WHERE job = ?1")?
+        .execute([key])?;
+    Ok(())
+}
 
 /// Where the store at `db` keeps its bulk data files:
 /// `<database>-records/`, one `<job>.bin` per job.

@@ -72,7 +72,7 @@ pub(super) fn write_rows(
 #[derive(Clone, Debug)]
 pub(super) struct JobRow {
     pub(super) id: JobId,
-    id_key: i64,
+    pub(super) id_key: i64,
     parent: Option<i64>,
     name: String,
     type_name: String,
@@ -126,6 +126,8 @@ impl JobRow {
             detached: false,
             item: None,
             attempts: 0,
+            after: Vec::new(),
+            after_any: Vec::new(),
         }
     }
 

@@ -2,14 +2,16 @@
 //!
 //! Version 2 added `file_off` and `file_len` to `records` (where a bytes
 //! record's payload is in its job's data file); a version 1 file is upgraded
-//! in place when it is opened, its rows keep their bytes in `data`.
+//! in place when it is opened, its rows keep their bytes in `data`. Version 3
+//! added `checkpoints`, version 4 `waiting` (the specs of jobs that wait for
+//! others); an older file gets the new table, empty.
 
 use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension};
 
 /// The schema version this build reads and writes.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// How long a statement waits for another connection's lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -100,7 +102,11 @@ pub(super) fn init(conn: &Connection) -> Result<u64, InitError> {
                  job INTEGER PRIMARY KEY,
                  data BLOB NOT NULL
              );
-             PRAGMA user_version = 3;
+             CREATE TABLE IF NOT EXISTS waiting (
+                 job INTEGER PRIMARY KEY,
+                 spec BLOB NOT NULL
+             );
+             PRAGMA user_version = 4;
              COMMIT;",
         )?;
     } else if version < SCHEMA_VERSION {
@@ -118,7 +124,7 @@ pub(super) fn init(conn: &Connection) -> Result<u64, InitError> {
 
 /// Brings an older file to the current version, once, whoever else opens
 /// it: version 2 added where bulk bytes live, version 3 the executors'
-/// checkpoints.
+/// checkpoints, version 4 the specs of waiting jobs.
 fn upgrade(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch("BEGIN IMMEDIATE")?;
     let done = (|| {
@@ -137,6 +143,15 @@ fn upgrade(conn: &Connection) -> rusqlite::Result<()> {
                      data BLOB NOT NULL
                  );
                  PRAGMA user_version = 3;",
+            )?;
+        }
+        if version <= 3 {
+            conn.execute_batch(
+                "CREATE TABLE IF NOT EXISTS waiting (
+                     job INTEGER PRIMARY KEY,
+                     spec BLOB NOT NULL
+                 );
+                 PRAGMA user_version = 4;",
             )?;
         }
         Ok(())

@@ -5,6 +5,7 @@ mod batch;
 mod bytes;
 mod crash;
 mod daemon;
+mod deps;
 mod hosts;
 mod lifecycle;
 mod load;

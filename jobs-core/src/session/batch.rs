@@ -32,6 +32,12 @@ pub struct BatchSpec {
     pub children: Vec<JobSpec>,
     /// When to stop the batch after failures (none: never).
     pub halt: Option<Halt>,
+    /// Jobs that must end Completed before the batch starts (see
+    /// [`JobSpec::after`]).
+    pub after: Vec<JobId>,
+    /// Jobs that must be finished before the batch starts, whatever their
+    /// outcome (see [`JobSpec::after_any`]).
+    pub after_any: Vec<JobId>,
 }
 
 /// When a batch stops after failed items (GNU parallel's `--halt`).
@@ -135,7 +141,12 @@ impl Session {
         parent.name = batch.name.clone();
         parent.child_throttle = Some(throttle);
         parent.payload = Some(Box::new(sealed));
-        let id = self.inner.start_job(parent, None)?;
+        parent.after = batch.after;
+        parent.after_any = batch.after_any;
+        // A batch that waits is decided once its children exist: if it
+        // fails at once, they end with it rather than never being made.
+        let waits = parent.has_dependencies();
+        let id = self.inner.start_job_held(parent)?;
         if let Some(halt) = batch.halt {
             self.inner.set_halt(id, halt);
         }
@@ -148,6 +159,9 @@ impl Session {
             let last = i + 1 == total;
             if let Err(e) = self.inner.start_child_of_batch(child, id, last) {
                 seal.send_replace(Some(false));
+                if waits {
+                    self.inner.release_waiting(id);
+                }
                 return Err(e);
             }
         }
@@ -155,6 +169,9 @@ impl Session {
             self.inner.save_parent(id);
         }
         seal.send_replace(Some(true));
+        if waits {
+            self.inner.release_waiting(id);
+        }
         Ok(id)
     }
 }

@@ -23,7 +23,25 @@ impl Inner {
         spec: JobSpec,
         parent: Option<JobId>,
     ) -> Result<JobId, Error> {
-        self.start_job_saving(spec, parent, true)
+        self.start_job_saving(spec, parent, true, true)
+    }
+
+    /// Starts a job that waits for others without deciding it yet: a
+    /// batch's parent, which must not end before its children exist.
+    /// [`release_waiting`](Inner::release_waiting) decides it.
+    pub(crate) fn start_job_held(self: &Arc<Self>, spec: JobSpec) -> Result<JobId, Error> {
+        self.start_job_saving(spec, None, true, false)
+    }
+
+    /// Decides a job started by [`start_job_held`](Inner::start_job_held).
+    pub(crate) fn release_waiting(self: &Arc<Self>, id: JobId) {
+        let mut t = self.lock();
+        if t.is_waiting(id) {
+            t.index_waiting(id);
+            self.settle(&mut t, vec![id]);
+        }
+        drop(t);
+        self.bump();
     }
 
     /// A batch's child: the parent's row is written with the last child
@@ -34,7 +52,7 @@ impl Inner {
         parent: JobId,
         last: bool,
     ) -> Result<JobId, Error> {
-        self.start_job_saving(spec, Some(parent), last)
+        self.start_job_saving(spec, Some(parent), last, true)
     }
 
     /// Gives a batch's parent its halt rule.
@@ -97,11 +115,19 @@ impl Inner {
         spec: JobSpec,
         parent: Option<JobId>,
         save_parent: bool,
+        decide: bool,
     ) -> Result<JobId, Error> {
         if spec.throttle == Some(0) || spec.child_throttle == Some(0) {
             return Err(Error::invalid_input("a throttle limit must be at least 1"));
         }
+        let mut spec = spec;
+        unique(&mut spec.after);
+        unique(&mut spec.after_any);
+        let waits = spec.has_dependencies();
         let mut t = self.lock();
+        if waits {
+            t.check_dependencies(&spec, parent)?;
+        }
         let executor = match (spec.type_name.is_empty(), parent) {
             (true, Some(p)) => Arc::clone(&t.jobs.get(&p).ok_or(Error::no_such_job(p))?.executor),
             _ => self.executor(&spec.type_name)?,
@@ -136,34 +162,26 @@ impl Inner {
             detached: spec.detached,
             item: spec.item.clone(),
             attempts: 0,
+            after: spec.after.clone(),
+            after_any: spec.after_any.clone(),
         };
         // Written at once: the caller gets the id next, and a job it was
-        // told about must be there after a crash (as ended with its host).
-        self.store.save_job(&info)?;
+        // told about must be there after a crash (as ended with its host,
+        // or, waiting with a spec the store keeps, still waiting).
+        match spec.to_stored().filter(|_| waits && parent.is_none()) {
+            Some(kept) => self.store.save_waiting_job(&info, &kept)?,
+            None => self.store.save_job(&info)?,
+        }
         let pool = match parent {
             Some(p) => Pool::Children(p),
             None => Pool::Type(type_key(&type_name)),
         };
-        if let (None, Some(throttle)) = (parent, t.throttle(&pool)) {
-            match (spec.throttle, throttle.limit()) {
-                (Some(limit), _) => throttle.set_limit(limit),
-                (None, None) => {
-                    if let Some(limit) = executor.default_throttle() {
-                        throttle.set_limit(limit.max(1));
-                    }
-                }
-                (None, Some(_)) => {}
-            }
+        if parent.is_none() {
+            Self::apply_type_throttle(&mut t, &pool, &spec, executor.as_ref());
         }
-        let child_limit = spec.child_throttle;
-        let retry = (spec.retries > 0 && spec.payload.is_none()).then(|| Retry {
-            spec: spec.rerun(),
-            left: spec.retries,
-            total: spec.retries + 1,
-        });
         let cell = Arc::new(JobCell::new(id, info.instance_id));
-        let mut entry = Entry::new(info, cell, executor, Some(spec), child_limit);
-        entry.retry = retry;
+        let mut entry = Entry::for_spec(info, cell, executor, spec);
+        entry.waiting = waits;
         t.jobs.insert(id, entry);
         if let Some(pe) = parent.and_then(|p| t.jobs.get_mut(&p)) {
             pe.info.children.push(id);
@@ -172,17 +190,54 @@ impl Inner {
             }
             pe.cell.bump();
         }
-        if let Some(throttle) = t.throttle(&pool) {
-            throttle.enqueue(id);
+        if waits {
+            if decide {
+                t.index_waiting(id);
+                self.settle(&mut t, vec![id]);
+            }
+        } else {
+            if let Some(throttle) = t.throttle(&pool) {
+                throttle.enqueue(id);
+            }
+            self.pump(&mut t, &pool);
         }
-        self.pump(&mut t, &pool);
         drop(t);
         self.bump();
         Ok(id)
     }
 
-    /// Launches the jobs queued behind a throttle while it allows.
+    /// Sets the type's throttle limit from a top-level job's spec (as
+    /// PowerShell's `-ThrottleLimit`), or from the executor's default the
+    /// first time the type is used.
+    pub(super) fn apply_type_throttle(
+        t: &mut Table,
+        pool: &Pool,
+        spec: &JobSpec,
+        executor: &dyn crate::JobExecutor,
+    ) {
+        let Some(throttle) = t.throttle(pool) else {
+            return;
+        };
+        match (spec.throttle, throttle.limit()) {
+            (Some(limit), _) => throttle.set_limit(limit),
+            (None, None) => {
+                if let Some(limit) = executor.default_throttle() {
+                    throttle.set_limit(limit.max(1));
+                }
+            }
+            (None, Some(_)) => {}
+        }
+    }
+
+    /// Launches the jobs queued behind a throttle while it allows. A
+    /// parent's children wait until the parent itself was launched (it may
+    /// be waiting for other jobs, or queued behind its own throttle).
     pub(super) fn pump(self: &Arc<Self>, t: &mut Table, pool: &Pool) {
+        if let Pool::Children(p) = pool {
+            if t.jobs.get(p).is_some_and(|pe| pe.pending.is_some()) {
+                return;
+            }
+        }
         while let Some(id) = t.throttle(pool).and_then(Throttle::next) {
             self.launch(t, id);
         }
@@ -207,10 +262,22 @@ impl Inner {
         let executor = Arc::clone(&e.executor);
         let ctx = self.context(&e.cell);
         e.info.attempts = 1;
+        if e.info.has_dependencies() && e.info.parent.is_none() {
+            // Before the work starts: a restore must not run it again.
+            if let Err(err) = self.store.forget_waiting_spec(id) {
+                e.info.reason = Some(format!("cannot start the job: {err}"));
+                let _ = self.transition(t, id, JobState::Failed);
+                self.settle_dependents(t, id);
+                self.release_slot(t, id);
+                return;
+            }
+        }
         if !executor.reports_start() && self.transition(t, id, JobState::Running).is_err() {
             return;
         }
         self.spawn_job(id, async move { executor.run(spec, ctx).await });
+        // Its children may have queued while it waited.
+        self.pump(t, &Pool::Children(id));
     }
 
     /// Runs a job's work as a task, so that a panic fails that job only,
@@ -406,7 +473,7 @@ impl Inner {
 
     /// Gives a job its final state once `run` returned and all its children
     /// finished; then frees its throttle slot and lets the next one start.
-    fn try_finalize(self: &Arc<Self>, t: &mut Table, id: JobId) {
+    pub(super) fn try_finalize(self: &Arc<Self>, t: &mut Table, id: JobId) {
         let Some(e) = t.jobs.get(&id) else {
             return;
         };
@@ -495,6 +562,7 @@ impl Inner {
             }
         }
         self.release_slot(t, id);
+        self.settle_dependents(t, id);
     }
 
     fn release_slot(self: &Arc<Self>, t: &mut Table, id: JobId) {
@@ -523,12 +591,18 @@ impl Inner {
         let parent = e.info.parent;
         let pool = e.pool();
         if e.info.state == JobState::NotStarted && e.pending.is_some() {
-            // Still queued: never ran, leaves the queue Stopped.
+            // Still queued or waiting: never ran, ends Stopped, and so do
+            // the children queued behind it.
             e.pending = None;
+            self.stop_waiting(t, id);
             if let Some(throttle) = t.throttle(&pool) {
                 throttle.dequeue(id);
             }
+            for c in children {
+                self.request_stop_locked(t, c);
+            }
             let _ = self.transition(t, id, JobState::Stopped);
+            self.settle_dependents(t, id);
             if let Some(p) = parent {
                 self.try_finalize(t, p);
             }
@@ -543,6 +617,33 @@ impl Inner {
         }
         // A parent whose run already returned finalizes when children end.
         self.try_finalize(t, id);
+    }
+}
+
+/// Drops the repeated ids of a list, keeping the first of each in place.
+fn unique(ids: &mut Vec<JobId>) {
+    let mut seen = std::collections::HashSet::new();
+    ids.retain(|id| seen.insert(*id));
+}
+
+impl Entry {
+    /// The entry of a job about to wait or queue with `spec`: its children's
+    /// throttle and its retries come from the spec.
+    pub(super) fn for_spec(
+        info: JobInfo,
+        cell: Arc<JobCell>,
+        executor: Arc<dyn crate::JobExecutor>,
+        spec: JobSpec,
+    ) -> Entry {
+        let retry = (spec.retries > 0 && spec.payload.is_none()).then(|| Retry {
+            spec: spec.rerun(),
+            left: spec.retries,
+            total: spec.retries + 1,
+        });
+        let child_limit = spec.child_throttle;
+        let mut entry = Entry::new(info, cell, executor, Some(spec), child_limit);
+        entry.retry = retry;
+        entry
     }
 }
 

@@ -45,7 +45,7 @@ fn a_batch_is_one_parent_with_a_child_per_item_in_input_order() {
                 .iter()
                 .map(|i| child(i, json!([["out", i]])))
                 .collect(),
-            halt: None,
+            ..BatchSpec::default()
         })
         .expect("start");
     wait_all(&s, id);

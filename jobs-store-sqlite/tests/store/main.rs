@@ -13,6 +13,7 @@ mod files {
 }
 
 mod crash_tests;
+mod deps_tests;
 mod drain_tests;
 mod file_tests;
 mod session_tests;

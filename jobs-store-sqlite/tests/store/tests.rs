@@ -56,6 +56,8 @@ pub(super) fn info(id: u64, state: JobState) -> JobInfo {
         detached: false,
         item: None,
         attempts: 0,
+        after: Vec::new(),
+        after_any: Vec::new(),
     }
 }
 
