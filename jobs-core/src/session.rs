@@ -85,8 +85,8 @@ struct Entry {
     retry: Option<Retry>,
     /// A batch's rule for stopping after failures.
     halt: Option<Halt>,
-    /// Set once the halt rule fired.
-    halted: bool,
+    /// Once the halt rule fired: the reason its stopped children get.
+    halted: Option<String>,
     /// The reason a stop requested by the session (not the user) gives.
     stop_reason: Option<String>,
     /// Whether the job waits for other jobs to be decided (its spec in
@@ -184,7 +184,7 @@ impl Entry {
             children: Throttle::new(child_limit),
             retry: None,
             halt: None,
-            halted: false,
+            halted: None,
             stop_reason: None,
             waiting: false,
             removing: false,

@@ -69,7 +69,7 @@ impl Inner {
         let Some(pe) = t.jobs.get(&parent) else {
             return;
         };
-        let Some(halt) = pe.halt.filter(|_| !pe.halted) else {
+        let Some(halt) = pe.halt.filter(|_| pe.halted.is_none()) else {
             return;
         };
         let failed = pe
@@ -82,10 +82,10 @@ impl Inner {
             return;
         }
         let children = pe.info.children.clone();
-        if let Some(pe) = t.jobs.get_mut(&parent) {
-            pe.halted = true;
-        }
         let reason = format!("halted after {failed} failures");
+        if let Some(pe) = t.jobs.get_mut(&parent) {
+            pe.halted = Some(reason.clone());
+        }
         for c in children {
             let Some(ce) = t.jobs.get_mut(&c) else {
                 continue;
@@ -195,6 +195,15 @@ impl Inner {
                 t.index_waiting(id);
                 self.settle(&mut t, vec![id]);
             }
+        } else if let Some(reason) = parent
+            .and_then(|p| t.jobs.get(&p))
+            .and_then(|pe| pe.halted.clone())
+        {
+            // A child made after its batch halted never runs.
+            if let Some(e) = t.jobs.get_mut(&id) {
+                e.info.reason = Some(reason);
+            }
+            self.request_stop_locked(&mut t, id);
         } else {
             if let Some(throttle) = t.throttle(&pool) {
                 throttle.enqueue(id);
