@@ -135,7 +135,7 @@ pub use session::{
     SESSION_ENDED_REASON,
 };
 pub use shell::{shell_quote, shell_quote_bytes};
-pub use spec::JobSpec;
+pub use spec::{JobSpec, SpecMaker};
 pub use state::{JobState, ParseStateError};
 pub use store::{MemoryStore, Store};
 pub use wait::{WaitMode, WaitOutcome};

@@ -2,10 +2,11 @@
 
 use std::any::Any;
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::JobId;
+use crate::{JobFailure, JobId};
 
 /// What to run: the executor's type, how the user wrote the command, the
 /// executor's own parameters, and the job's options.
@@ -50,7 +51,15 @@ pub struct JobSpec {
     /// Jobs that must all be finished, whatever their outcome, before this
     /// one starts. See [`JobSpec::after_any`].
     pub after_any: Vec<JobId>,
+    /// Builds the spec the executor runs when the job launches, from this
+    /// one: a queued job then holds only what `list` shows (a batch of
+    /// 100,000 items does not hold 100,000 full specs). An error fails the
+    /// job with its reason, without running it.
+    pub make: Option<SpecMaker>,
 }
+
+/// See [`JobSpec::make`].
+pub type SpecMaker = Arc<dyn Fn(&JobSpec) -> Result<JobSpec, JobFailure> + Send + Sync>;
 
 impl JobSpec {
     /// A spec for the executor `type_name` with the command as shown.
@@ -70,6 +79,7 @@ impl JobSpec {
             retries: 0,
             after: Vec::new(),
             after_any: Vec::new(),
+            make: None,
         }
     }
 
@@ -177,6 +187,7 @@ impl fmt::Debug for JobSpec {
             .field("instance_id", &self.instance_id)
             .field("item", &self.item)
             .field("retries", &self.retries)
+            .field("make", &self.make.as_ref().map(|_| "…"))
             .field("after", &self.after)
             .field("after_any", &self.after_any)
             .finish()
@@ -201,6 +212,15 @@ impl JobSpec {
             retries: self.retries,
             after: self.after.clone(),
             after_any: self.after_any.clone(),
+            make: self.make.clone(),
+        }
+    }
+
+    /// The spec the executor runs: [`make`](Self::make)'s, or this one.
+    pub(crate) fn made(self) -> Result<JobSpec, JobFailure> {
+        match self.make.clone() {
+            Some(make) => make(&self),
+            None => Ok(self),
         }
     }
 
@@ -208,7 +228,7 @@ impl JobSpec {
     /// restored session can start it; `None` with an in-process payload,
     /// which cannot be kept.
     pub(crate) fn to_stored(&self) -> Option<Vec<u8>> {
-        if self.payload.is_some() {
+        if self.payload.is_some() || self.make.is_some() {
             return None;
         }
         let stored = StoredSpec {
@@ -247,6 +267,7 @@ impl JobSpec {
             retries: s.retries,
             after: s.after,
             after_any: s.after_any,
+            make: None,
         })
     }
 }

@@ -13,7 +13,9 @@
 use std::ffi::OsString;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 
-use jobs_core::{shell_quote_bytes, BatchSpec, Halt, JobId};
+use std::sync::Arc;
+
+use jobs_core::{shell_quote_bytes, BatchSpec, Halt, JobFailure, JobId, JobSpec};
 use jobs_protocol::{Each, ErrorCode, StartRequest, Work};
 
 use crate::executors;
@@ -46,11 +48,65 @@ pub(crate) fn start(
         ),
         None => None,
     };
-    let items = split_items(input, each.null);
-    let mut children = Vec::with_capacity(items.len());
-    for (i, item) in items.iter().enumerate() {
+    let items = item_spans(input, each.null);
+    let template = Arc::new(Template {
+        req,
+        env: env.to_vec(),
+        input: input.to_vec(),
+        items,
+    });
+    // Every child's spec is built once here, so bad input is refused
+    // before anything starts; a queued child then keeps only a light spec
+    // that builds its full one again when it launches.
+    let mut children = Vec::with_capacity(template.items.len());
+    for index in 0..template.items.len() {
+        let full = template.child(index)?;
+        let mut light = JobSpec::new(full.type_name.clone(), full.command.clone());
+        light.location = full
+            .location
+            .clone()
+            .or_else(|| (!template.req.hosts.is_empty()).then(|| template.req.hosts.join(",")));
+        light.item = Some(String::from_utf8_lossy(template.item(index)).into_owned());
+        light.retries = each.retries;
+        let t = Arc::clone(&template);
+        light.make = Some(Arc::new(move |_: &JobSpec| {
+            t.child(index).map_err(|f| JobFailure::new(f.message))
+        }));
+        children.push(light);
+    }
+    let req = &template.req;
+    Ok(d.session.start_batch(BatchSpec {
+        name: req.name.clone(),
+        command: executors::command_line(&req.work),
+        throttle: req.throttle,
+        children,
+        halt,
+        after: req.after.clone(),
+        after_any: req.after_any.clone(),
+    })?)
+}
+
+/// What every child of a batch is made from: the request, the caller's
+/// environment and the input, shared by the children's specs.
+struct Template {
+    req: StartRequest,
+    env: Vec<u8>,
+    input: Vec<u8>,
+    /// Where each item is in `input`.
+    items: Vec<(usize, usize)>,
+}
+
+impl Template {
+    fn item(&self, index: usize) -> &[u8] {
+        let (start, end) = self.items[index];
+        &self.input[start..end]
+    }
+
+    /// The full spec of the child for item `index` (from 0).
+    fn child(&self, index: usize) -> Result<JobSpec, Fail> {
+        let req = &self.req;
         let child = StartRequest {
-            work: expand(&req.work, item, i + 1),
+            work: expand(&req.work, self.item(index), index + 1),
             type_name: req.type_name.clone(),
             name: None,
             hosts: req.hosts.clone(),
@@ -63,33 +119,7 @@ pub(crate) fn start(
             after: Vec::new(),
             after_any: Vec::new(),
         };
-        let mut spec = executors::job_spec(child, env, None)?;
-        spec.item = Some(String::from_utf8_lossy(item).into_owned());
-        spec.retries = each.retries;
-        if each.retries > 0 {
-            rerunnable(&mut spec);
-        }
-        children.push(spec);
-    }
-    Ok(d.session.start_batch(BatchSpec {
-        name: req.name,
-        command: executors::command_line(&req.work),
-        throttle: req.throttle,
-        children,
-        halt,
-        after: req.after,
-        after_any: req.after_any,
-    })?)
-}
-
-/// A process job carries its spec as an in-process payload, which runs
-/// once; a job that may run again carries it as params instead.
-fn rerunnable(spec: &mut jobs_core::JobSpec) {
-    if let Some(payload) = spec.payload.take() {
-        match payload.downcast::<jobs_process::ProcessSpec>() {
-            Ok(ps) => spec.params = ps.to_params(),
-            Err(other) => spec.payload = Some(other),
-        }
+        executors::job_spec(child, &self.env, None)
     }
 }
 
@@ -209,15 +239,23 @@ fn script_string(s: &str) -> String {
     out
 }
 
-/// The items of an `--each` input: lines (a last line without its newline
-/// counts), or with `null` NUL-separated items. An empty input has none.
-pub(crate) fn split_items(input: &[u8], null: bool) -> Vec<Vec<u8>> {
+/// Where the items of an `--each` input are: lines (a last line without
+/// its newline counts), or with `null` NUL-separated items. An empty input
+/// has none.
+pub(crate) fn item_spans(input: &[u8], null: bool) -> Vec<(usize, usize)> {
     let sep = if null { 0 } else { b'\n' };
-    let mut items: Vec<Vec<u8>> = input.split(|&b| b == sep).map(<[u8]>::to_vec).collect();
-    if input.is_empty() || input.last() == Some(&sep) {
-        items.pop();
+    let mut spans = Vec::new();
+    let mut start = 0;
+    for (i, &b) in input.iter().enumerate() {
+        if b == sep {
+            spans.push((start, i));
+            start = i + 1;
+        }
     }
-    items
+    if start < input.len() {
+        spans.push((start, input.len()));
+    }
+    spans
 }
 
 #[cfg(test)]
@@ -312,15 +350,18 @@ mod tests {
 
     #[test]
     fn items_are_lines_or_nul_separated() {
+        let items = |input: &[u8], null| -> Vec<Vec<u8>> {
+            item_spans(input, null)
+                .into_iter()
+                .map(|(a, b)| input[a..b].to_vec())
+                .collect()
+        };
+        assert_eq!(items(b"a\nb\n", false), [b"a".to_vec(), b"b".to_vec()]);
+        assert_eq!(items(b"a\nb", false), [b"a".to_vec(), b"b".to_vec()]);
+        assert_eq!(items(b"a\n\nb\n", false).len(), 3);
+        assert!(items(b"", false).is_empty());
         assert_eq!(
-            split_items(b"a\nb\n", false),
-            [b"a".to_vec(), b"b".to_vec()]
-        );
-        assert_eq!(split_items(b"a\nb", false), [b"a".to_vec(), b"b".to_vec()]);
-        assert_eq!(split_items(b"a\n\nb\n", false).len(), 3);
-        assert!(split_items(b"", false).is_empty());
-        assert_eq!(
-            split_items(b"a b\0c\nd\0", true),
+            items(b"a b\0c\nd\0", true),
             [b"a b".to_vec(), b"c\nd".to_vec()]
         );
     }

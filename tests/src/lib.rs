@@ -183,12 +183,20 @@ impl TestHome {
         assert_eq!(
             r.code,
             0,
-            "jobctl {} failed: stderr: {} stdout: {}",
+            "jobctl {} failed: stderr: {} stdout: {}\nthe daemon's log ends:\n{}",
             args.join(" "),
             r.stderr,
-            r.text()
+            r.text(),
+            self.log_tail(20)
         );
         r.text()
+    }
+
+    /// The last `n` lines of the session daemon's log (for failure messages).
+    pub fn log_tail(&self, n: usize) -> String {
+        let log = std::fs::read_to_string(self.dir.path().join("daemon.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
     }
 
     /// `jobctl start -q ARGS`, returning the id.
@@ -229,18 +237,24 @@ impl TestHome {
     }
 }
 
-/// Whether a process is alive (a zombie counts as gone).
+/// Whether a process is alive (a zombie counts as gone once all its threads
+/// ended).
 pub fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => {
+    // A killed process whose main thread is a zombie may still have other
+    // threads tearing down, its files (a listening socket) still open: it
+    // is gone once none of its threads runs.
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().any(|t| {
+        std::fs::read_to_string(t.path().join("stat")).is_ok_and(|stat| {
             // The state follows the parenthesized command name.
             let state = stat
                 .rsplit_once(')')
                 .and_then(|(_, rest)| rest.trim_start().chars().next());
             !matches!(state, Some('Z') | Some('X') | None)
-        }
-        Err(_) => false,
-    }
+        })
+    })
 }
 
 /// Waits until `cond` holds or `timeout` passes; returns whether it held.

@@ -284,7 +284,7 @@ impl Inner {
         if !executor.reports_start() && self.transition(t, id, JobState::Running).is_err() {
             return;
         }
-        self.spawn_job(id, async move { executor.run(spec, ctx).await });
+        self.spawn_job(id, async move { executor.run(spec.made()?, ctx).await });
         // Its children may have queued while it waited.
         self.pump(t, &Pool::Children(id));
     }
@@ -452,7 +452,7 @@ impl Inner {
                 let ctx = self.context(&e.cell);
                 ctx.information(format!("attempt {attempt} of {total}"));
                 drop(t);
-                self.spawn_job(id, async move { executor.run(spec, ctx).await });
+                self.spawn_job(id, async move { executor.run(spec.made()?, ctx).await });
                 return;
             }
         }
