@@ -94,6 +94,8 @@ NUMBERS = {
     "remote_fanout": "5a",
     "remote_sequential": "5b",
     "chain": "6",
+    "batch": "7a",
+    "batch_large": "7b",
 }
 
 

@@ -35,8 +35,12 @@ use serde::{Deserialize, Serialize};
 /// Version 4: `start` names the jobs it waits for (`after`, `after_any`),
 /// which an older daemon would ignore and start the job at once.
 pub const PROTOCOL_VERSION: u32 = 4;
-/// The largest header accepted (an environment block goes in the blob).
+/// The largest header of a request the daemon accepts (an environment
+/// block goes in the blob).
 pub const MAX_HEADER: usize = 4 << 20;
+/// The largest header of a response: a `list` of a session's every job
+/// (a batch of 100,000 items is 100,001 rows of a few hundred bytes).
+pub const MAX_RESPONSE_HEADER: usize = 512 << 20;
 /// The largest blob accepted (a receive page's; a request's is smaller,
 /// see [`MAX_REQUEST_BLOB`]).
 pub const MAX_BLOB: usize = 64 << 20;
@@ -465,11 +469,16 @@ pub fn parse_request(header: &[u8]) -> Result<Request, FrameError> {
     }
 }
 
-/// Checks a frame's two lengths against the limits.
+/// Checks a request frame's two lengths against the limits.
 pub fn check_lengths(prefix: [u8; 8]) -> Result<(usize, usize), FrameError> {
+    check_lengths_up_to(prefix, MAX_HEADER)
+}
+
+/// Checks a frame's two lengths, its header against `max_header`.
+fn check_lengths_up_to(prefix: [u8; 8], max_header: usize) -> Result<(usize, usize), FrameError> {
     let h = u32::from_le_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]) as usize;
     let b = u32::from_le_bytes([prefix[4], prefix[5], prefix[6], prefix[7]]) as usize;
-    if h > MAX_HEADER {
+    if h > max_header {
         return Err(FrameError::TooLarge("a message header", h));
     }
     if b > MAX_BLOB {
@@ -499,7 +508,8 @@ pub fn encode_head<T: Serialize>(
     out.extend_from_slice(&[0; 8]);
     serde_json::to_writer(&mut *out, msg).map_err(|e| FrameError::Malformed(e.to_string()))?;
     let header = out.len() - 8;
-    if header > MAX_HEADER {
+    // The reader holds a request to the smaller MAX_HEADER.
+    if header > MAX_RESPONSE_HEADER {
         return Err(FrameError::TooLarge("a message header", header));
     }
     if blob_len > MAX_BLOB {
@@ -525,7 +535,8 @@ pub fn write_frame<T: Serialize>(w: &mut impl Write, msg: &T, blob: &[u8]) -> io
     w.flush()
 }
 
-/// Reads a frame from a blocking reader.
+/// Reads a frame from a blocking reader (a response: its header may be
+/// as large as [`MAX_RESPONSE_HEADER`]).
 pub fn read_frame<T: for<'de> Deserialize<'de>>(
     r: &mut impl Read,
 ) -> Result<(T, Vec<u8>), FrameError> {
@@ -553,7 +564,9 @@ pub fn read_frame_into<T: for<'de> Deserialize<'de>>(
             Err(e) => return Err(FrameError::Io(e)),
         }
     }
-    let (h, b) = check_lengths(prefix)?;
+    // The client reads responses with this: the daemon reads requests
+    // with its own reader, held to MAX_HEADER.
+    let (h, b) = check_lengths_up_to(prefix, MAX_RESPONSE_HEADER)?;
     let mut header = vec![0u8; h];
     r.read_exact(&mut header).map_err(FrameError::Io)?;
     // Only bytes the buffer never held are zeroed: pages of one size reuse

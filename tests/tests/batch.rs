@@ -341,3 +341,32 @@ fn ordered_receive_writes_items_in_input_order() {
     let kept = home.ok(&["receive", "--keep", "--ordered", &id.to_string()]);
     assert_eq!(kept, want);
 }
+
+/// A table larger than one request may be (20,000 children: several MiB of
+/// JSON) is still listed whole.
+#[test]
+fn a_batch_of_twenty_thousand_items_lists_whole() {
+    let home = TestHome::new();
+    let n = 20_000;
+    let seq: String = (1..=n).map(|i| format!("{i}\n")).collect();
+    let file = input(&home, "items", seq.as_bytes());
+    // One child runs at a time and the first sleeps: the rest wait.
+    let id = home.start(&[
+        "--each",
+        file.to_str().expect("utf-8 path"),
+        "--throttle",
+        "1",
+        "-c",
+        "sleep 60",
+    ]);
+    let list = home.ok(&["list", "--include-children", "--json"]);
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&list).expect("JSON");
+    assert_eq!(rows.len(), n + 1);
+    assert!(
+        list.len() > 4 << 20,
+        "{} bytes: not past a request's limit",
+        list.len()
+    );
+    home.ok(&["stop", &id.to_string()]);
+    assert_eq!(home.job(id)["state"], "Stopped");
+}
