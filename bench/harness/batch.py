@@ -13,9 +13,9 @@ import datetime
 import json
 import time
 
-from .model import FAILED, SKIPPED, Comparison
-from .proc import Failed, run, timed
-from .spawn import raw_spawn, repeat
+from .model import FAILED, Comparison
+from .proc import Failed, timed
+from .spawn import process_rows, repeat
 
 
 def batch(ctx):
@@ -35,17 +35,8 @@ def batch_trivial(ctx):
         "figures are wall-clock time per item",
     )
     ctx.log(c.title)
-    floor = c.row("raw fork/exec (floor)", per=n)
-    repeat(ctx, floor, lambda: raw_spawn(n, 2), warmup=True)
-    xargs = c.row("xargs -P2", per=n)
+    _, xargs, _ = process_rows(ctx, c, n)
     c.set_baseline(xargs)
-    repeat(ctx, xargs, lambda: timed(f"seq {n} | xargs -P2 -n1 true"), warmup=True)
-    row = c.row("GNU parallel -j2", per=n)
-    par = ctx.peers.get("parallel")
-    if par:
-        repeat(ctx, row, lambda: timed(f"seq {n} | {par} --will-cite -j2 -N0 true"))
-    else:
-        row.skip(SKIPPED, ctx.peers.why("parallel"))
     row = c.row("jobctl start --each - --throttle 2, then wait", per=n)
     if ctx.jobctl:
         repeat(ctx, row, lambda: jobctl_batch(ctx, n))

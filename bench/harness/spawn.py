@@ -71,19 +71,8 @@ def trivial(ctx):
         f"{n} runs of `true`, at most 2 at once; figures are wall-clock time per job",
     )
     ctx.log(c.title)
-    floor = c.row("raw fork/exec (floor)", per=n)
+    floor, _, _ = process_rows(ctx, c, n)
     c.set_baseline(floor)
-    repeat(ctx, floor, lambda: raw_spawn(n, 2), warmup=True)
-
-    row = c.row("xargs -P2", per=n)
-    repeat(ctx, row, lambda: timed(f"seq {n} | xargs -P2 -n1 true"), warmup=True)
-
-    row = c.row("GNU parallel -j2", per=n)
-    par = ctx.peers.get("parallel")
-    if par:
-        repeat(ctx, row, lambda: timed(f"seq {n} | {par} --will-cite -j2 -N0 true"))
-    else:
-        row.skip(SKIPPED, ctx.peers.why("parallel"))
 
     row = c.row("tsp, 2 slots", per=n)
     if ctx.peers.get("tsp"):
@@ -113,6 +102,23 @@ def trivial(ctx):
         "has a fresh one."
     )
     return c
+
+
+def process_rows(ctx, c, n):
+    """Adds and measures the rows of N x `true` 2 at a time without a job
+    model: a raw fork/exec loop (the floor), xargs -P2 and GNU parallel -j2.
+    Returns the three rows."""
+    floor = c.row("raw fork/exec (floor)", per=n)
+    repeat(ctx, floor, lambda: raw_spawn(n, 2), warmup=True)
+    xargs = c.row("xargs -P2", per=n)
+    repeat(ctx, xargs, lambda: timed(f"seq {n} | xargs -P2 -n1 true"), warmup=True)
+    par_row = c.row("GNU parallel -j2", per=n)
+    par = ctx.peers.get("parallel")
+    if par:
+        repeat(ctx, par_row, lambda: timed(f"seq {n} | {par} --will-cite -j2 -N0 true"))
+    else:
+        par_row.skip(SKIPPED, ctx.peers.why("parallel"))
+    return floor, xargs, par_row
 
 
 def jobctl_trivial(ctx, n):

@@ -60,6 +60,16 @@ impl JobContext {
     /// Appends a record to the job's cache. Returns `false` if the record was
     /// dropped because the job is already finished (or was abandoned).
     pub fn emit(&self, record: Record) -> bool {
+        self.store_while_open(|| {
+            let seq = self.seq.fetch_add(1, Ordering::SeqCst) + 1;
+            self.store.append(self.cell.id, seq, record)
+        })
+    }
+
+    /// Runs `store` (which numbers and stores records) under the job's emit
+    /// lock, unless the job is finished; `false` if it was, or if the store
+    /// failed.
+    fn store_while_open(&self, store: impl FnOnce() -> Result<(), StoreError>) -> bool {
         if self.cell.closed.load(Ordering::Acquire) {
             return false;
         }
@@ -72,8 +82,7 @@ impl JobContext {
             if self.cell.closed.load(Ordering::Acquire) {
                 return false;
             }
-            let seq = self.seq.fetch_add(1, Ordering::SeqCst) + 1;
-            self.store.append(self.cell.id, seq, record)
+            store()
         };
         self.stored(res)
     }
@@ -107,25 +116,13 @@ impl JobContext {
     ///
     /// [`Store::append_checkpointed`]: crate::Store::append_checkpointed
     pub fn emit_checkpointed(&self, records: Vec<Record>, checkpoint: Vec<u8>) -> bool {
-        if self.cell.closed.load(Ordering::Acquire) {
-            return false;
-        }
-        let res = {
-            let _g = self
-                .cell
-                .emit_lock
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            if self.cell.closed.load(Ordering::Acquire) {
-                return false;
-            }
+        self.store_while_open(|| {
             let n = records.len() as u64;
             let first = self.seq.fetch_add(n, Ordering::SeqCst) + 1;
             let numbered = (first..).zip(records).collect();
             self.store
                 .append_checkpointed(self.cell.id, numbered, checkpoint)
-        };
-        self.stored(res)
+        })
     }
 
     /// Whether the session's store keeps checkpoints: if it does, the
