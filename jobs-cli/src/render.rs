@@ -185,6 +185,12 @@ pub(crate) fn show(
         ),
         ("Detached", bool_word(job.detached).to_string()),
     ];
+    if let Some(item) = &job.item {
+        props.push(("Item", visible(item).into_owned()));
+    }
+    if job.attempts > 1 {
+        props.push(("Attempts", job.attempts.to_string()));
+    }
     if job.has_dependencies() {
         props.push(("Waits for", waits_for(job, dependencies)));
     }

@@ -370,3 +370,86 @@ fn a_batch_of_twenty_thousand_items_lists_whole() {
     home.ok(&["stop", &id.to_string()]);
     assert_eq!(home.job(id)["state"], "Stopped");
 }
+
+/// A daemon SIGKILLed mid-batch: the children that finished keep their
+/// output, the others end with the session, and the parent is finished
+/// too (not left Running) once a new daemon restored the table.
+#[test]
+fn a_batch_cut_by_a_sigkilled_daemon_is_consistent_after_the_restart() {
+    let home = TestHome::new();
+    let seq: String = (1..=20).map(|i| format!("{i}\n")).collect();
+    let file = input(&home, "items", seq.as_bytes());
+    let id = home.start(&[
+        "--each",
+        file.to_str().expect("utf-8 path"),
+        "--throttle",
+        "2",
+        "-c",
+        "echo out {}; sleep 0.3",
+    ]);
+    let done = |home: &TestHome| {
+        children(home, id)
+            .iter()
+            .filter(|c| c["state"] == "Completed")
+            .count()
+    };
+    assert!(
+        jobctl_tests::eventually(Duration::from_secs(60), || done(&home) >= 4),
+        "four items never completed"
+    );
+    let pid = home.daemon_pid().expect("daemon pid");
+    jobctl_tests::kill9(pid);
+    assert!(
+        jobctl_tests::eventually(Duration::from_secs(10), || !jobctl_tests::alive(pid)),
+        "the daemon is gone"
+    );
+    // The next command starts a new daemon, which restores the table.
+    let parent = home.job(id);
+    assert_ne!(parent["state"], "Running", "{parent}");
+    assert_ne!(parent["state"], "NotStarted", "{parent}");
+    let kids = children(&home, id);
+    assert_eq!(kids.len(), 20);
+    let mut completed = 0;
+    for k in &kids {
+        let state = k["state"].as_str().expect("state");
+        assert!(
+            ["Completed", "Failed", "Stopped"].contains(&state),
+            "a child left {state}: {k}"
+        );
+        if state == "Completed" {
+            completed += 1;
+            let out = home.ok(&["receive", &k["id"].to_string()]);
+            assert_eq!(out, format!("out {}\n", k["item"].as_str().expect("item")));
+        } else {
+            assert!(k["reason"].is_string(), "no reason: {k}");
+        }
+    }
+    assert!(completed >= 4, "{completed} completed");
+    assert_ne!(parent["state"], "Completed", "not every item ran: {parent}");
+}
+
+/// A remote batch: each item's child is a remote job on the test sshd,
+/// with the item substituted in its command.
+#[test]
+fn a_remote_batch_runs_each_item_on_the_host() {
+    let sshd = crate::remote::Sshd::start();
+    let home = TestHome::new();
+    let file = input(&home, "items", b"alpha\nbeta gamma\n");
+    let host = format!("127.0.0.1:{}", sshd.port);
+    let out = crate::remote::ok(
+        &home,
+        &sshd,
+        &[
+            "run",
+            "--each",
+            file.to_str().expect("utf-8 path"),
+            "--host",
+            &host,
+            "-c",
+            "echo remote: {}",
+        ],
+    );
+    let mut lines: Vec<&str> = out.lines().collect();
+    lines.sort_unstable();
+    assert_eq!(lines, ["remote: alpha", "remote: beta gamma"]);
+}
