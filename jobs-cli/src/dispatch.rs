@@ -13,6 +13,7 @@ use crate::client::{self, Client};
 use crate::exit::{self, Exit};
 use crate::hosts;
 use crate::output::{RecordWriter, View, Written};
+use crate::progress;
 use crate::render;
 use crate::summary;
 use crate::view::{Gatherer, Names, Tagger};
@@ -415,6 +416,11 @@ fn receive(home: &Home, a: ReceiveArgs) -> Result<i32> {
         View::Plain
     };
     let mut w = RecordWriter::new(a.json, view).context("cannot open stdout")?;
+    let line = if a.wait {
+        progress::show(home, &ids)
+    } else {
+        None
+    };
     let rows = if a.ordered {
         receive_ordered(&mut c, &a)?
     } else {
@@ -438,6 +444,7 @@ fn receive(home: &Home, a: ReceiveArgs) -> Result<i32> {
             consume(&mut c, &ids, a.no_recurse, w.seen())?;
         }
     }
+    drop(line);
     if let (Some(rows), true) = (&rows, a.wait) {
         summarize(&mut c, rows);
     }
@@ -508,11 +515,13 @@ fn summarize(c: &mut Client, rows: &[JobInfo]) {
 
 fn wait(home: &Home, ids: Vec<u64>, any: bool, timeout_ms: Option<u64>) -> Result<i32> {
     let mut c = Client::connect_or_start(home, &[])?;
+    let line = progress::show(home, &ids);
     let resp = c.call(Op::Wait(WaitRequest {
         ids,
         any,
         timeout_ms,
     }))?;
+    drop(line);
     let Response::Waited { done, timed_out } = resp else {
         return Err(unexpected(resp));
     };

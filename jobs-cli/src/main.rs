@@ -18,6 +18,7 @@ mod dispatch;
 mod exit;
 mod hosts;
 mod output;
+mod progress;
 mod render;
 mod stdout;
 mod summary;

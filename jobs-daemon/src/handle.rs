@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use jobs_core::{JobFilter, JobId, WaitMode};
 use jobs_protocol::{
-    check_env, ErrorCode, ListRequest, Op, RemoveRequest, Response, SelectRequest, WaitRequest,
+    check_env, ChildCounts, ErrorCode, ListRequest, Op, RemoveRequest, Response, SelectRequest,
+    WaitRequest,
 };
 use tokio::net::unix::OwnedReadHalf;
 
@@ -60,6 +61,7 @@ pub(crate) async fn handle(
                 dependencies,
             }
         }
+        Op::Progress { id } => Response::Progress(progress(d, id)?),
         Op::Receive(r) => return receive(d, r, (rd, wr)).await,
         Op::Ack { .. } => {
             return Err(Fail::new(ErrorCode::Protocol, "an ack outside a receive"));
@@ -163,4 +165,32 @@ async fn remove(d: &Daemon, r: RemoveRequest) -> Result<Vec<JobId>, Fail> {
     } else {
         Err(Fail::new(ErrorCode::Failed, refused.join("; ")))
     }
+}
+
+/// Counts the children of `id` by state.
+fn progress(d: &Daemon, id: JobId) -> Result<ChildCounts, Fail> {
+    let job = d.session.info(id)?;
+    let mut counts = ChildCounts {
+        total: job.children.len(),
+        parent_done: job.state.is_finished(),
+        ..ChildCounts::default()
+    };
+    for c in &job.children {
+        let Ok(child) = d.session.info(*c) else {
+            // Removed: it is over.
+            counts.done += 1;
+            continue;
+        };
+        match child.state {
+            s if s.is_finished() => {
+                counts.done += 1;
+                if s == jobs_core::JobState::Failed {
+                    counts.failed += 1;
+                }
+            }
+            jobs_core::JobState::Running | jobs_core::JobState::Blocked => counts.running += 1,
+            _ => {}
+        }
+    }
+    Ok(counts)
 }

@@ -93,6 +93,11 @@ pub enum Op {
         /// The job.
         id: JobId,
     },
+    /// How far a parent's children are: [`Response::Progress`].
+    Progress {
+        /// The parent.
+        id: JobId,
+    },
     /// Streams records in pages, each acknowledged with [`Op::Ack`]; see
     /// [`Response::Settle`] for when a record counts as received.
     Receive(ReceiveRequest),
@@ -228,6 +233,21 @@ pub struct StartParts<'b> {
     pub input: Option<&'b [u8]>,
 }
 
+/// A parent's children, counted by state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChildCounts {
+    /// All children.
+    pub total: usize,
+    /// Finished (Completed, Failed or Stopped).
+    pub done: usize,
+    /// Failed.
+    pub failed: usize,
+    /// Running or Blocked.
+    pub running: usize,
+    /// Whether the parent itself is finished.
+    pub parent_done: bool,
+}
+
 /// How a batch's input travels: the blob is the environment's
 /// `env_len` bytes, then the input's bytes as read.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -330,6 +350,9 @@ pub enum Response {
         #[serde(default)]
         dependencies: Vec<JobInfo>,
     },
+    /// How far a parent's children are, counted by the daemon (a batch of
+    /// 100,000 items answers in a few bytes).
+    Progress(ChildCounts),
     /// Records; their payloads follow in the blob, in order.
     Page(Vec<WireRecord>),
     /// Every page sent was acknowledged, but records written into a pipe

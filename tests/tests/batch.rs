@@ -453,3 +453,42 @@ fn a_remote_batch_runs_each_item_on_the_host() {
     lines.sort_unstable();
     assert_eq!(lines, ["remote: alpha", "remote: beta gamma"]);
 }
+
+/// On a terminal, `wait` of a batch draws one progress line (done/total,
+/// failed, running); without one, nothing of it.
+#[test]
+fn wait_of_a_batch_shows_a_progress_line_on_a_terminal_only() {
+    let home = TestHome::new();
+    let file = input(&home, "items", b"1\n2\n3\n4\n5\n6\n");
+    let id = home.start(&[
+        "--each",
+        file.to_str().expect("utf-8 path"),
+        "--throttle",
+        "2",
+        "-c",
+        "sleep 0.4; test {} != 3",
+    ]);
+    // `script` gives the command a terminal of its own.
+    let line = format!("{} wait {id}", jobctl_tests::jobctl_bin().display());
+    let mut c = std::process::Command::new("script");
+    c.args(["-qec", &line, "/dev/null"])
+        .env("JOBCTL_HOME", home.path())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let run = jobctl_tests::finish(
+        c.spawn().expect("script (util-linux)"),
+        jobctl_tests::COMMAND_TIMEOUT,
+        "script jobctl wait",
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let shown = run.text();
+    assert!(shown.contains("/6 done, "), "no progress line: {shown:?}");
+    assert!(shown.contains(" running, "), "{shown:?}");
+    assert!(shown.contains("BatchJob"), "the row follows: {shown:?}");
+
+    let id = home.start(&["--each", file.to_str().expect("utf-8 path"), "--", "true"]);
+    let plain = home.run(&["wait", &id.to_string()]);
+    assert_eq!(plain.code, 0);
+    assert!(!plain.stderr.contains("done"), "{}", plain.stderr);
+}
