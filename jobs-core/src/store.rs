@@ -18,6 +18,11 @@ use crate::{JobId, JobInfo, Record, StoreError};
 pub trait Store: Send + Sync + 'static {
     /// Inserts or replaces a job's row.
     fn save_job(&self, info: &JobInfo) -> Result<(), StoreError>;
+    /// Inserts or replaces many jobs' rows (a batch's); a durable store
+    /// writes them in one transaction. By default one `save_job` each.
+    fn save_jobs(&self, infos: &[JobInfo]) -> Result<(), StoreError> {
+        infos.iter().try_for_each(|i| self.save_job(i))
+    }
     /// Inserts or replaces the row of a job that is not finished; the store
     /// may write it with its next batch instead of at once, as long as a
     /// later `save_job` of the same job supersedes it. A crash in between

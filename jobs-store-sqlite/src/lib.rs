@@ -438,6 +438,19 @@ impl Store for SqliteStore {
         })
     }
 
+    fn save_jobs(&self, infos: &[JobInfo]) -> Result<(), StoreError> {
+        let rows = infos
+            .iter()
+            .map(JobRow::encode)
+            .collect::<Result<Vec<_>, _>>()?;
+        self.shared.write(&mut self.shared.db(), |tx| {
+            for row in &rows {
+                row.write(tx)?;
+            }
+            Ok(())
+        })
+    }
+
     fn save_waiting_job(&self, info: &JobInfo, spec: &[u8]) -> Result<(), StoreError> {
         let row = JobRow::encode(info)?;
         self.shared.write(&mut self.shared.db(), |tx| {

@@ -151,13 +151,11 @@ impl Session {
             self.inner.set_halt(id, halt);
         }
         let base = batch.name.unwrap_or_else(|| format!("Job{id}"));
-        let total = batch.children.len();
         for (i, mut child) in batch.children.into_iter().enumerate() {
             if child.name.is_none() {
                 child.name = Some(format!("{base}.{}", i + 1));
             }
-            let last = i + 1 == total;
-            if let Err(e) = self.inner.start_child_of_batch(child, id, last) {
+            if let Err(e) = self.inner.start_child_of_batch(child, id) {
                 seal.send_replace(Some(false));
                 if waits {
                     self.inner.release_waiting(id);
@@ -165,8 +163,12 @@ impl Session {
                 return Err(e);
             }
         }
-        if total == 0 {
-            self.inner.save_parent(id);
+        if let Err(e) = self.inner.save_batch(id) {
+            seal.send_replace(Some(false));
+            if waits {
+                self.inner.release_waiting(id);
+            }
+            return Err(e);
         }
         seal.send_replace(Some(true));
         if waits {

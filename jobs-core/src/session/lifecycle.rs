@@ -44,15 +44,41 @@ impl Inner {
         self.bump();
     }
 
-    /// A batch's child: the parent's row is written with the last child
-    /// only, not once per child.
+    /// A batch's child: neither its row nor its parent's is written here;
+    /// [`save_batch`](Self::save_batch) writes them all in one go.
     pub(crate) fn start_child_of_batch(
         self: &Arc<Self>,
         spec: JobSpec,
         parent: JobId,
-        last: bool,
     ) -> Result<JobId, Error> {
-        self.start_job_saving(spec, Some(parent), last, true)
+        self.start_job_saving(spec, Some(parent), false, true)
+    }
+
+    /// Writes the rows of a batch's parent and children as they are now,
+    /// a few thousand per write of the store (one transaction each for
+    /// SQLite), so that a large batch neither writes row by row nor holds
+    /// all its rows twice.
+    pub(crate) fn save_batch(&self, id: JobId) -> Result<(), Error> {
+        const CHUNK: usize = 4096;
+        let children = match self.lock().jobs.get(&id) {
+            Some(e) => e.info.children.clone(),
+            None => return Ok(()),
+        };
+        for chunk in children.chunks(CHUNK) {
+            let rows: Vec<JobInfo> = {
+                let t = self.lock();
+                chunk.iter().filter_map(|c| t.info(*c).cloned()).collect()
+            };
+            self.store.save_jobs(&rows)?;
+        }
+        // The parent last: a crash before it keeps children no parent names
+        // (the restore fails them as ended with the session), never the
+        // other way round.
+        let parent = self.lock().jobs.get(&id).map(|e| e.info.clone());
+        if let Some(p) = parent {
+            self.store.save_job(&p)?;
+        }
+        Ok(())
     }
 
     /// Gives a batch's parent its halt rule.
@@ -102,19 +128,11 @@ impl Inner {
         }
     }
 
-    /// Writes a job's row as it is now.
-    pub(crate) fn save_parent(&self, id: JobId) {
-        let t = self.lock();
-        if let Some(e) = t.jobs.get(&id) {
-            let _ = self.store.save_job(&e.info);
-        }
-    }
-
     fn start_job_saving(
         self: &Arc<Self>,
         spec: JobSpec,
         parent: Option<JobId>,
-        save_parent: bool,
+        save_rows: bool,
         decide: bool,
     ) -> Result<JobId, Error> {
         if spec.throttle == Some(0) || spec.child_throttle == Some(0) {
@@ -168,9 +186,13 @@ impl Inner {
         // Written at once: the caller gets the id next, and a job it was
         // told about must be there after a crash (as ended with its host,
         // or, waiting with a spec the store keeps, still waiting).
-        match spec.to_stored().filter(|_| waits && parent.is_none()) {
-            Some(kept) => self.store.save_waiting_job(&info, &kept)?,
-            None => self.store.save_job(&info)?,
+        // (A batch's children are written together once all exist, before
+        // the caller hears of the batch.)
+        if save_rows {
+            match spec.to_stored().filter(|_| waits && parent.is_none()) {
+                Some(kept) => self.store.save_waiting_job(&info, &kept)?,
+                None => self.store.save_job(&info)?,
+            }
         }
         let pool = match parent {
             Some(p) => Pool::Children(p),
@@ -185,7 +207,7 @@ impl Inner {
         t.jobs.insert(id, entry);
         if let Some(pe) = parent.and_then(|p| t.jobs.get_mut(&p)) {
             pe.info.children.push(id);
-            if save_parent {
+            if save_rows {
                 let _ = self.store.save_job(&pe.info);
             }
             pe.cell.bump();
