@@ -233,6 +233,12 @@ pub(crate) struct StartArgs {
     /// the running ones too (`now`).
     #[arg(long, value_name = "now|soon,fail=N", requires = "each", value_parser = parse_halt)]
     pub halt: Option<String>,
+    /// Stop the job and fail it (`timed out after 1m30s`, the duration
+    /// normalized) once it ran this long: `90` (seconds), `90s`, `5m`,
+    /// `1h30m`, `500ms`. Per item with --each, per host with --host; the
+    /// clock starts when the job starts running.
+    #[arg(long, value_name = "DURATION", value_parser = parse_timeout)]
+    pub timeout: Option<std::time::Duration>,
     /// With --each: run a failing item up to N more times.
     #[arg(long, value_name = "N", requires = "each", default_value_t = 0)]
     pub retries: u32,
@@ -412,6 +418,11 @@ pub(crate) struct RemoveArgs {
     /// Stop jobs that are not finished first.
     #[arg(long)]
     pub force: bool,
+}
+
+/// `--timeout`: a duration as [`jobs_core::parse_duration`] reads it.
+fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
+    jobs_core::parse_duration(s).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -158,6 +158,7 @@ fn start_request(args: &StartArgs, hosts: Vec<String>) -> Result<StartRequest> {
         input_len: None,
         after: args.after.clone(),
         after_any: args.after_any.clone(),
+        timeout: args.timeout,
     })
 }
 

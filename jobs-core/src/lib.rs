@@ -94,6 +94,7 @@
 mod cell;
 pub mod channel;
 mod context;
+mod duration;
 mod error;
 mod executor;
 mod failure;
@@ -119,6 +120,7 @@ pub mod plugin;
 pub use async_trait::async_trait;
 pub use cell::StopToken;
 pub use context::JobContext;
+pub use duration::{format_duration, parse_duration, ParseDurationError};
 pub use error::{Error, ErrorKind, StoreError};
 pub use executor::JobExecutor;
 pub use failure::{panic_message, JobFailure};

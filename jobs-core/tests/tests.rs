@@ -9,3 +9,4 @@ mod conformance {
 mod batch;
 mod deps;
 mod lifecycle;
+mod timeout;

@@ -184,6 +184,10 @@ pub struct StartRequest {
     /// `--after-any`: jobs that must be finished, whatever their outcome.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub after_any: Vec<JobId>,
+    /// `--timeout`: how long the job (each item of a batch, each host of a
+    /// remote job) may run before it is stopped and fails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<std::time::Duration>,
 }
 
 impl StartRequest {

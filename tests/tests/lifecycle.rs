@@ -215,3 +215,80 @@ fn ctrl_c_on_run_stops_its_job() {
     assert!(eventually(Duration::from_secs(10), || !alive(pid)));
     assert_eq!(home.ok(&["list"]), "", "run removed its job");
 }
+
+#[test]
+fn run_with_a_timeout_kills_the_tree_and_fails_with_the_reason() {
+    let home = TestHome::new();
+    let marker = home.path().join("grandchild.pid");
+    let line = format!(
+        "sleep 30 & echo $! > '{}'; sleep 30",
+        marker.to_str().expect("utf-8 path")
+    );
+    let begin = Instant::now();
+    let r = home.run(&["run", "--timeout", "1s", "-c", &line]);
+    let took = begin.elapsed();
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("timed out after 1s"), "{}", r.stderr);
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    assert!(took >= Duration::from_secs(1), "took {took:?}");
+    let pid: u32 = std::fs::read_to_string(&marker)
+        .expect("marker")
+        .trim()
+        .parse()
+        .expect("pid");
+    assert!(
+        eventually(Duration::from_secs(10), || !alive(pid)),
+        "the job's background sleep {pid} lives on"
+    );
+}
+
+#[test]
+fn a_started_job_past_its_timeout_is_failed_not_stopped() {
+    let home = TestHome::new();
+    let id = home.start(&["--timeout", "500ms", "--", "sleep", "30"]);
+    home.ok(&["wait", &id.to_string(), "--timeout", "10"]);
+    let job = home.job(id);
+    assert_eq!(job["state"], "Failed", "{job}");
+    assert_eq!(job["reason"], "timed out after 500ms", "{job}");
+}
+
+#[test]
+fn a_batch_times_out_only_its_slow_item() {
+    let home = TestHome::new();
+    let file = home.path().join("items");
+    std::fs::write(&file, "0\n30\n0\n").expect("items");
+    let id = home.start(&[
+        "--each",
+        file.to_str().expect("utf-8 path"),
+        "--timeout",
+        "1",
+        "--",
+        "sleep",
+        "{}",
+    ]);
+    home.ok(&["wait", &id.to_string(), "--timeout", "20"]);
+    let parent = home.job(id);
+    assert_eq!(parent["state"], "Failed", "{parent}");
+    let kids: Vec<serde_json::Value> = parent["children"]
+        .as_array()
+        .expect("children")
+        .iter()
+        .map(|c| home.job(c.as_u64().expect("id")))
+        .collect();
+    let states: Vec<&str> = kids
+        .iter()
+        .map(|k| k["state"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(states, ["Completed", "Failed", "Completed"], "{kids:?}");
+    assert_eq!(kids[1]["reason"], "timed out after 1s");
+}
+
+#[test]
+fn a_malformed_timeout_is_a_usage_error() {
+    let home = TestHome::new();
+    for bad in ["abc", "0", "5x", "-1s", ""] {
+        let r = home.run(&["start", "--timeout", bad, "--", "true"]);
+        assert_eq!(r.code, 2, "--timeout {bad:?}: {}", r.stderr);
+    }
+    assert_eq!(home.ok(&["list"]), "", "nothing started");
+}

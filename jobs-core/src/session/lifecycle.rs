@@ -285,6 +285,7 @@ impl Inner {
             return;
         }
         self.spawn_job(id, async move { executor.run(spec.made()?, ctx).await });
+        self.arm_timeout(t, id);
         // Its children may have queued while it waited.
         self.pump(t, &Pool::Children(id));
     }
@@ -439,7 +440,12 @@ impl Inner {
         let Some(e) = t.jobs.get_mut(&id) else {
             return;
         };
-        if result.is_err() && !e.stop_requested && e.info.children.is_empty() {
+        let timed_out = e.timed_out.is_some();
+        // A timed-out attempt is a failure; a user's stop is not.
+        if (timed_out || (result.is_err() && !e.stop_requested))
+            && e.info.state != JobState::Stopping
+            && e.info.children.is_empty()
+        {
             if let Some(retry) = e.retry.as_mut().filter(|r| r.left > 0) {
                 retry.left -= 1;
                 let spec = retry.spec.rerun();
@@ -451,8 +457,11 @@ impl Inner {
                 let executor = Arc::clone(&e.executor);
                 let ctx = self.context(&e.cell);
                 ctx.information(format!("attempt {attempt} of {total}"));
-                drop(t);
+                e.timed_out = None;
+                e.stop_requested = false;
+                e.cell.stop.reset();
                 self.spawn_job(id, async move { executor.run(spec.made()?, ctx).await });
+                self.arm_timeout(&t, id);
                 return;
             }
         }
@@ -469,7 +478,7 @@ impl Inner {
         } else {
             e.returned = Some(result);
         }
-        let failed = matches!(e.returned, Some(Err(_))) && !e.stop_requested;
+        let failed = matches!(e.returned, Some(Err(_))) && !e.stop_requested && !timed_out;
         let children: Vec<JobId> = e.info.children.clone();
         if failed {
             // A parent whose own work failed takes its children down with it.
@@ -516,6 +525,7 @@ impl Inner {
             .count();
         let exit_code = *e.cell.exit_code.lock().unwrap_or_else(|p| p.into_inner());
         let (state, reason, code) = match returned {
+            _ if e.timed_out.is_some() => (JobState::Failed, e.timed_out.clone(), exit_code),
             _ if e.stop_requested => {
                 let reason = e.stop_reason.clone().or(returned.err().map(|f| f.reason));
                 (JobState::Stopped, reason, exit_code)
@@ -588,6 +598,51 @@ impl Inner {
         }
     }
 
+    /// Starts the clock of a job's attempt that has a timeout: when it
+    /// passes and the same attempt still runs, the job is stopped and will
+    /// end Failed. The timer holds the session weakly: a session dropped
+    /// meanwhile is not kept alive by it.
+    fn arm_timeout(self: &Arc<Self>, t: &Table, id: JobId) {
+        let Some(e) = t.jobs.get(&id) else {
+            return;
+        };
+        let Some(limit) = e.timeout else {
+            return;
+        };
+        let attempt = e.info.attempts;
+        let weak = Arc::downgrade(self);
+        self.handle.spawn(async move {
+            tokio::time::sleep(limit).await;
+            if let Some(inner) = weak.upgrade() {
+                inner.time_out(id, attempt, limit);
+            }
+        });
+    }
+
+    /// The clock of attempt `attempt` of job `id` ran out.
+    fn time_out(self: &Arc<Self>, id: JobId, attempt: u32, limit: std::time::Duration) {
+        let mut t = self.lock();
+        let Some(e) = t.jobs.get_mut(&id) else {
+            return;
+        };
+        if e.info.state.is_finished()
+            || e.info.attempts != attempt
+            || e.returned.is_some()
+            || e.stop_requested
+        {
+            return;
+        }
+        e.timed_out = Some(format!("timed out after {}", crate::format_duration(limit)));
+        e.stop_requested = true;
+        e.cell.stop.trigger();
+        let children = e.info.children.clone();
+        for c in children {
+            self.request_stop_locked(&mut t, c);
+        }
+        drop(t);
+        self.bump();
+    }
+
     pub(crate) fn request_stop_locked(self: &Arc<Self>, t: &mut Table, id: JobId) {
         let Some(e) = t.jobs.get_mut(&id) else {
             return;
@@ -650,8 +705,10 @@ impl Entry {
             total: spec.retries + 1,
         });
         let child_limit = spec.child_throttle;
+        let timeout = spec.timeout;
         let mut entry = Entry::new(info, cell, executor, Some(spec), child_limit);
         entry.retry = retry;
+        entry.timeout = timeout;
         entry
     }
 }
