@@ -66,7 +66,7 @@ pub(crate) enum Command {
 
     /// Wait until jobs are finished (or blocked), printing their rows.
     #[command(
-        after_help = "Exit status 124 if --timeout passes first (the jobs keep running).\n\nExamples:\n  jobctl wait\n  jobctl wait 3 4 --any\n  jobctl wait 3 --timeout 10"
+        after_help = "Exit status 124 if --timeout passes first (the jobs keep running).\n\nExamples:\n  jobctl wait\n  jobctl wait 3 4 --any\n  jobctl wait 3 --timeout 10\n  jobctl wait 3 --force"
     )]
     Wait(Lazy<WaitArgs>),
 
@@ -384,6 +384,10 @@ pub(crate) struct WaitArgs {
     /// Give up after this many seconds (exit 124; the jobs keep running).
     #[arg(long, value_name = "SECONDS")]
     pub timeout: Option<f64>,
+    /// Wait for finished states only (Completed, Failed, Stopped); without
+    /// it, Blocked, Suspended and Disconnected jobs count as done.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Jobs by id and/or filters (`stop`).

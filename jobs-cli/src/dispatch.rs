@@ -41,7 +41,7 @@ pub(crate) fn run(cli: Cli) -> Result<i32> {
                 Some(s) => Some((s * 1000.0).round() as u64),
                 None => None,
             };
-            wait(&home()?, args.ids, args.any, timeout_ms)
+            wait(&home()?, args.ids, args.any, args.force, timeout_ms)
         }
         Command::Stop(Lazy(s)) => {
             let mut c = Client::connect_or_start(&home()?, &[])?;
@@ -507,12 +507,19 @@ fn summarize(c: &mut Client, rows: &[JobInfo]) {
     }
 }
 
-fn wait(home: &Home, ids: Vec<u64>, any: bool, timeout_ms: Option<u64>) -> Result<i32> {
+fn wait(
+    home: &Home,
+    ids: Vec<u64>,
+    any: bool,
+    force: bool,
+    timeout_ms: Option<u64>,
+) -> Result<i32> {
     let mut c = Client::connect_or_start(home, &[])?;
     let resp = c.call(Op::Wait(WaitRequest {
         ids,
         any,
         timeout_ms,
+        force,
     }))?;
     let Response::Waited { done, timed_out } = resp else {
         return Err(unexpected(resp));

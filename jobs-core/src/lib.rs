@@ -140,4 +140,4 @@ pub use shell::{shell_quote, shell_quote_bytes};
 pub use spec::{JobSpec, SpecMaker};
 pub use state::{JobState, ParseStateError};
 pub use store::{MemoryStore, Store};
-pub use wait::{WaitMode, WaitOutcome};
+pub use wait::{WaitMode, WaitOutcome, WaitUntil};

@@ -10,3 +10,4 @@ mod batch;
 mod deps;
 mod lifecycle;
 mod timeout;
+mod wait;

@@ -291,6 +291,10 @@ pub struct WaitRequest {
     pub any: bool,
     /// Give up after this many milliseconds.
     pub timeout_ms: Option<u64>,
+    /// `--force`: finished states only, not Blocked, Suspended or
+    /// Disconnected.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub force: bool,
 }
 
 /// Jobs named by id and/or filters (`stop`).

@@ -292,3 +292,40 @@ fn a_malformed_timeout_is_a_usage_error() {
     }
     assert_eq!(home.ok(&["list"]), "", "nothing started");
 }
+
+#[test]
+fn wait_returns_on_blocked_and_wait_force_only_on_finished() {
+    let plugin = crate::plugins::fixture_plugins().join("libfixture_plugin.so");
+    let home = TestHome::new();
+    let r = jobctl_tests::finish(
+        home.cmd(&["daemon", "start", "--plugin"])
+            .arg(&plugin)
+            .spawn()
+            .expect("spawn"),
+        jobctl_tests::COMMAND_TIMEOUT,
+        "daemon start",
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let id = home.start(&["--type", "FixtureJob", "-c", r#"[["block", 3000]]"#]);
+    let ids = id.to_string();
+    assert!(
+        eventually(Duration::from_secs(10), || home.job(id)["state"]
+            == "Blocked"),
+        "{}",
+        home.job(id)
+    );
+    let out = home.ok(&["wait", &ids, "--timeout", "10"]);
+    assert!(
+        out.contains("Blocked"),
+        "plain wait returns on Blocked: {out}"
+    );
+    let r = home.run(&["wait", "--force", &ids, "--timeout", "0.5"]);
+    assert_eq!(
+        r.code, 124,
+        "wait --force goes on while Blocked: {}",
+        r.stderr
+    );
+    let out = home.ok(&["wait", "--force", &ids, "--timeout", "20"]);
+    assert!(out.contains("Completed"), "{out}");
+    assert_eq!(home.job(id)["state"], "Completed");
+}
