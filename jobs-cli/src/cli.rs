@@ -70,9 +70,9 @@ pub(crate) enum Command {
     )]
     Wait(Lazy<WaitArgs>),
 
-    /// Stop jobs and terminate their process trees.
+    /// Stop jobs and terminate their process trees; print their rows.
     #[command(
-        after_help = "Examples:\n  jobctl stop 3\n  jobctl stop --name 'build*'\n  jobctl stop --state Running"
+        after_help = "Examples:\n  jobctl stop 3\n  jobctl stop -q --name 'build*'\n  jobctl stop --state Running"
     )]
     Stop(Lazy<SelectArgs>),
 
@@ -402,6 +402,9 @@ pub(crate) struct SelectArgs {
     /// Jobs in this state.
     #[arg(long, value_name = "STATE", value_parser = parse_state)]
     pub state: Option<JobState>,
+    /// Print nothing (by default the stopped jobs' rows, as `list`).
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 /// `remove` options.

@@ -45,11 +45,23 @@ pub(crate) fn run(cli: Cli) -> Result<i32> {
         }
         Command::Stop(Lazy(s)) => {
             let mut c = Client::connect_or_start(&home()?, &[])?;
-            expect_done(c.call(Op::Stop(SelectRequest {
+            let stopped = expect_done(c.call(Op::Stop(SelectRequest {
                 ids: s.ids,
                 name: s.name,
                 state: s.state,
             }))?)?;
+            if !s.quiet && !stopped.is_empty() {
+                // As PowerShell's `Stop-Job -PassThru`: the rows as `list`.
+                let resp = c.call(Op::List(ListRequest {
+                    ids: stopped,
+                    include_children: true,
+                    ..ListRequest::default()
+                }))?;
+                let Response::Jobs(jobs) = resp else {
+                    return Err(unexpected(resp));
+                };
+                stdout_table(&jobs)?;
+            }
             Ok(exit::SUCCESS)
         }
         Command::Remove(Lazy(r)) => {

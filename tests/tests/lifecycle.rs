@@ -329,3 +329,24 @@ fn wait_returns_on_blocked_and_wait_force_only_on_finished() {
     assert!(out.contains("Completed"), "{out}");
     assert_eq!(home.job(id)["state"], "Completed");
 }
+
+#[test]
+fn stop_prints_the_stopped_rows_and_quiet_prints_nothing() {
+    let home = TestHome::new();
+    let a = home
+        .start(&["--name", "pass-a", "--", "sleep", "30"])
+        .to_string();
+    let b = home
+        .start(&["--name", "pass-b", "--", "sleep", "30"])
+        .to_string();
+    let out = home.ok(&["stop", &a]);
+    let rows: Vec<&str> = out.lines().skip(2).collect();
+    assert_eq!(rows.len(), 1, "{out}");
+    assert!(rows[0].starts_with(&format!("{a} ")), "{out}");
+    assert!(
+        rows[0].contains("pass-a") && rows[0].contains("Stopped"),
+        "{out}"
+    );
+    assert_eq!(home.ok(&["stop", "-q", &b]), "");
+    assert_eq!(home.job(b.parse().expect("id"))["state"], "Stopped");
+}
