@@ -93,6 +93,8 @@ struct Entry {
     timeout: Option<std::time::Duration>,
     /// Once the attempt's time passed: the reason it fails with.
     timed_out: Option<String>,
+    /// The running attempt's clock, cancelled once the job ends.
+    timer: Option<tokio::task::AbortHandle>,
     /// Whether the job waits for other jobs to be decided (its spec in
     /// `pending`, in no throttle's queue).
     waiting: bool,
@@ -192,6 +194,7 @@ impl Entry {
             stop_reason: None,
             timeout: None,
             timed_out: None,
+            timer: None,
             waiting: false,
             removing: false,
         }

@@ -461,7 +461,7 @@ impl Inner {
                 e.stop_requested = false;
                 e.cell.stop.reset();
                 self.spawn_job(id, async move { executor.run(spec.made()?, ctx).await });
-                self.arm_timeout(&t, id);
+                self.arm_timeout(&mut t, id);
                 return;
             }
         }
@@ -574,6 +574,9 @@ impl Inner {
         if self.transition(t, id, state).is_err() {
             return;
         }
+        if let Some(timer) = t.jobs.get_mut(&id).and_then(|e| e.timer.take()) {
+            timer.abort();
+        }
         if state == JobState::Failed {
             if let Some(p) = t.info(id).and_then(|i| i.parent) {
                 // Before the slot frees: a halted batch starts no one else.
@@ -602,8 +605,8 @@ impl Inner {
     /// passes and the same attempt still runs, the job is stopped and will
     /// end Failed. The timer holds the session weakly: a session dropped
     /// meanwhile is not kept alive by it.
-    fn arm_timeout(self: &Arc<Self>, t: &Table, id: JobId) {
-        let Some(e) = t.jobs.get(&id) else {
+    fn arm_timeout(self: &Arc<Self>, t: &mut Table, id: JobId) {
+        let Some(e) = t.jobs.get_mut(&id) else {
             return;
         };
         let Some(limit) = e.timeout else {
@@ -611,12 +614,15 @@ impl Inner {
         };
         let attempt = e.info.attempts;
         let weak = Arc::downgrade(self);
-        self.handle.spawn(async move {
+        let timer = self.handle.spawn(async move {
             tokio::time::sleep(limit).await;
             if let Some(inner) = weak.upgrade() {
                 inner.time_out(id, attempt, limit);
             }
         });
+        if let Some(old) = e.timer.replace(timer.abort_handle()) {
+            old.abort();
+        }
     }
 
     /// The clock of attempt `attempt` of job `id` ran out.
