@@ -66,13 +66,13 @@ pub(crate) enum Command {
 
     /// Wait until jobs are finished (or blocked), printing their rows.
     #[command(
-        after_help = "Exit status 124 if --timeout passes first (the jobs keep running).\n\nExamples:\n  jobctl wait\n  jobctl wait 3 4 --any\n  jobctl wait 3 --timeout 10"
+        after_help = "Exit status 124 if --timeout passes first (the jobs keep running).\n\nExamples:\n  jobctl wait\n  jobctl wait 3 4 --any\n  jobctl wait 3 --timeout 10\n  jobctl wait 3 --force"
     )]
     Wait(Lazy<WaitArgs>),
 
-    /// Stop jobs and terminate their process trees.
+    /// Stop jobs and terminate their process trees; print their rows.
     #[command(
-        after_help = "Examples:\n  jobctl stop 3\n  jobctl stop --name 'build*'\n  jobctl stop --state Running"
+        after_help = "Examples:\n  jobctl stop 3\n  jobctl stop -q --name 'build*'\n  jobctl stop --state Running"
     )]
     Stop(Lazy<SelectArgs>),
 
@@ -233,6 +233,12 @@ pub(crate) struct StartArgs {
     /// the running ones too (`now`).
     #[arg(long, value_name = "now|soon,fail=N", requires = "each", value_parser = parse_halt)]
     pub halt: Option<String>,
+    /// Stop the job and fail it (`timed out after 1m30s`, the duration
+    /// normalized) once it ran this long: `90` (seconds), `90s`, `5m`,
+    /// `1h30m`, `500ms`. Per item with --each, per host with --host; the
+    /// clock starts when the job starts running.
+    #[arg(long, value_name = "DURATION", value_parser = parse_timeout)]
+    pub timeout: Option<std::time::Duration>,
     /// With --each: run a failing item up to N more times.
     #[arg(long, value_name = "N", requires = "each", default_value_t = 0)]
     pub retries: u32,
@@ -378,6 +384,10 @@ pub(crate) struct WaitArgs {
     /// Give up after this many seconds (exit 124; the jobs keep running).
     #[arg(long, value_name = "SECONDS")]
     pub timeout: Option<f64>,
+    /// Wait for finished states only (Completed, Failed, Stopped); without
+    /// it, Blocked, Suspended and Disconnected jobs count as done.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Jobs by id and/or filters (`stop`).
@@ -392,6 +402,9 @@ pub(crate) struct SelectArgs {
     /// Jobs in this state.
     #[arg(long, value_name = "STATE", value_parser = parse_state)]
     pub state: Option<JobState>,
+    /// Print nothing (by default the stopped jobs' rows, as `list`).
+    #[arg(short, long)]
+    pub quiet: bool,
 }
 
 /// `remove` options.
@@ -412,6 +425,11 @@ pub(crate) struct RemoveArgs {
     /// Stop jobs that are not finished first.
     #[arg(long)]
     pub force: bool,
+}
+
+/// `--timeout`: a duration as [`jobs_core::parse_duration`] reads it.
+fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
+    jobs_core::parse_duration(s).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

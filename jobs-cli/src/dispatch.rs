@@ -42,15 +42,27 @@ pub(crate) fn run(cli: Cli) -> Result<i32> {
                 Some(s) => Some((s * 1000.0).round() as u64),
                 None => None,
             };
-            wait(&home()?, args.ids, args.any, timeout_ms)
+            wait(&home()?, args.ids, args.any, args.force, timeout_ms)
         }
         Command::Stop(Lazy(s)) => {
             let mut c = Client::connect_or_start(&home()?, &[])?;
-            expect_done(c.call(Op::Stop(SelectRequest {
+            let stopped = expect_done(c.call(Op::Stop(SelectRequest {
                 ids: s.ids,
                 name: s.name,
                 state: s.state,
             }))?)?;
+            if !s.quiet && !stopped.is_empty() {
+                // As PowerShell's `Stop-Job -PassThru`: the rows as `list`.
+                let resp = c.call(Op::List(ListRequest {
+                    ids: stopped,
+                    include_children: true,
+                    ..ListRequest::default()
+                }))?;
+                let Response::Jobs(jobs) = resp else {
+                    return Err(unexpected(resp));
+                };
+                stdout_table(&jobs)?;
+            }
             Ok(exit::SUCCESS)
         }
         Command::Remove(Lazy(r)) => {
@@ -159,6 +171,7 @@ fn start_request(args: &StartArgs, hosts: Vec<String>) -> Result<StartRequest> {
         input_len: None,
         after: args.after.clone(),
         after_any: args.after_any.clone(),
+        timeout: args.timeout,
     })
 }
 
@@ -513,13 +526,20 @@ fn summarize(c: &mut Client, rows: &[JobInfo]) {
     }
 }
 
-fn wait(home: &Home, ids: Vec<u64>, any: bool, timeout_ms: Option<u64>) -> Result<i32> {
+fn wait(
+    home: &Home,
+    ids: Vec<u64>,
+    any: bool,
+    force: bool,
+    timeout_ms: Option<u64>,
+) -> Result<i32> {
     let mut c = Client::connect_or_start(home, &[])?;
     let line = progress::show(home, &ids);
     let resp = c.call(Op::Wait(WaitRequest {
         ids,
         any,
         timeout_ms,
+        force,
     }))?;
     drop(line);
     let Response::Waited { done, timed_out } = resp else {

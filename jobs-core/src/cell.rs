@@ -62,6 +62,13 @@ impl StopToken {
         self.inner.cv.notify_all();
     }
 
+    /// Withdraws the request, for another attempt of the same job.
+    pub(crate) fn reset(&self) {
+        let _g = self.inner.lock.lock().unwrap_or_else(|p| p.into_inner());
+        self.inner.flag.store(false, Ordering::SeqCst);
+        self.inner.tx.send_replace(false);
+    }
+
     /// Whether a stop was requested.
     pub fn is_stopped(&self) -> bool {
         self.inner.flag.load(Ordering::SeqCst)

@@ -89,6 +89,12 @@ struct Entry {
     halted: Option<String>,
     /// The reason a stop requested by the session (not the user) gives.
     stop_reason: Option<String>,
+    /// How long each attempt may run (`JobSpec::timeout`).
+    timeout: Option<std::time::Duration>,
+    /// Once the attempt's time passed: the reason it fails with.
+    timed_out: Option<String>,
+    /// The running attempt's clock, cancelled once the job ends.
+    timer: Option<tokio::task::AbortHandle>,
     /// Whether the job waits for other jobs to be decided (its spec in
     /// `pending`, in no throttle's queue).
     waiting: bool,
@@ -186,6 +192,9 @@ impl Entry {
             halt: None,
             halted: None,
             stop_reason: None,
+            timeout: None,
+            timed_out: None,
+            timer: None,
             waiting: false,
             removing: false,
         }

@@ -44,6 +44,13 @@ pub struct JobSpec {
     /// announced by an information record `attempt K of M`). A job with an
     /// in-process payload runs once: the payload cannot be run again.
     pub retries: u32,
+    /// How long the job may run (each attempt, from when it starts
+    /// running, not while it waits). When it passes, the session stops the
+    /// job (as a user's stop does, killing its tree) and the job ends Failed
+    /// with the reason `timed out after 1m30s` (the duration normalized, see
+    /// [`format_duration`](crate::format_duration)); with retries left, it is
+    /// a failure as any other. See [`JobSpec::timeout`].
+    pub timeout: Option<std::time::Duration>,
     /// Jobs that must all end Completed before this one starts; if one
     /// ends Failed or Stopped, or is removed, this job ends Failed without
     /// running. See [`JobSpec::after`].
@@ -77,6 +84,7 @@ impl JobSpec {
             instance_id: None,
             item: None,
             retries: 0,
+            timeout: None,
             after: Vec::new(),
             after_any: Vec::new(),
             make: None,
@@ -168,6 +176,12 @@ impl JobSpec {
         self
     }
 
+    /// Limits how long the job runs: see [`JobSpec::timeout`](field@JobSpec::timeout).
+    pub fn timeout(mut self, limit: std::time::Duration) -> Self {
+        self.timeout = Some(limit);
+        self
+    }
+
     /// Whether the job waits for other jobs.
     pub fn has_dependencies(&self) -> bool {
         !self.after.is_empty() || !self.after_any.is_empty()
@@ -187,6 +201,7 @@ impl fmt::Debug for JobSpec {
             .field("instance_id", &self.instance_id)
             .field("item", &self.item)
             .field("retries", &self.retries)
+            .field("timeout", &self.timeout)
             .field("make", &self.make.as_ref().map(|_| "…"))
             .field("after", &self.after)
             .field("after_any", &self.after_any)
@@ -210,6 +225,7 @@ impl JobSpec {
             instance_id: self.instance_id,
             item: self.item.clone(),
             retries: self.retries,
+            timeout: self.timeout,
             after: self.after.clone(),
             after_any: self.after_any.clone(),
             make: self.make.clone(),
@@ -243,6 +259,7 @@ impl JobSpec {
             instance_id: self.instance_id,
             item: self.item.clone(),
             retries: self.retries,
+            timeout: self.timeout,
             after: self.after.clone(),
             after_any: self.after_any.clone(),
         };
@@ -265,6 +282,7 @@ impl JobSpec {
             instance_id: s.instance_id,
             item: s.item,
             retries: s.retries,
+            timeout: s.timeout,
             after: s.after,
             after_any: s.after_any,
             make: None,
@@ -286,6 +304,8 @@ struct StoredSpec {
     instance_id: Option<uuid::Uuid>,
     item: Option<String>,
     retries: u32,
+    #[serde(default)]
+    timeout: Option<std::time::Duration>,
     #[serde(default)]
     after: Vec<JobId>,
     #[serde(default)]

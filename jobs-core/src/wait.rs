@@ -20,10 +20,30 @@ pub enum WaitMode {
     Any,
 }
 
+/// What counts as done for [`Session::wait_until`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum WaitUntil {
+    /// Finished, or Blocked, Suspended or Disconnected (as `Wait-Job`).
+    #[default]
+    Done,
+    /// Finished only: Completed, Failed or Stopped (`Wait-Job -Force`).
+    Finished,
+}
+
+impl WaitUntil {
+    fn done(self, state: JobState) -> bool {
+        match self {
+            WaitUntil::Done => state.is_done_for_wait(),
+            WaitUntil::Finished => state.is_finished(),
+        }
+    }
+}
+
 /// What [`Session::wait`] found.
 #[derive(Clone, Debug)]
 pub struct WaitOutcome {
-    /// The jobs that are done (finished, Blocked, Suspended or Disconnected).
+    /// The jobs that are done (finished, Blocked, Suspended or
+    /// Disconnected; finished only with [`WaitUntil::Finished`]).
     pub done: Vec<JobInfo>,
     /// Whether the timeout passed first (the jobs keep running).
     pub timed_out: bool,
@@ -38,6 +58,19 @@ impl Session {
         &self,
         ids: &[JobId],
         mode: WaitMode,
+        timeout: Option<Duration>,
+    ) -> Result<WaitOutcome, Error> {
+        self.wait_until(ids, mode, WaitUntil::Done, timeout).await
+    }
+
+    /// [`wait`](Session::wait), with what counts as done: with
+    /// [`WaitUntil::Finished`] a Blocked, Suspended or Disconnected job is
+    /// waited for until it finishes.
+    pub async fn wait_until(
+        &self,
+        ids: &[JobId],
+        mode: WaitMode,
+        until: WaitUntil,
         timeout: Option<Duration>,
     ) -> Result<WaitOutcome, Error> {
         let deadline = timeout.map(|d| Instant::now() + d);
@@ -62,40 +95,40 @@ impl Session {
                     let mut rx = cell.changed.subscribe();
                     let done = {
                         let t = self.inner.lock();
-                        t.state(cell.id).is_none_or(JobState::is_done_for_wait)
+                        t.state(cell.id).is_none_or(|s| until.done(s))
                     };
                     if done {
                         break;
                     }
                     if !changed_before(&mut rx, deadline).await {
-                        return Ok(self.outcome(&ids, true));
+                        return Ok(self.outcome(&ids, until, true));
                     }
                 }
             }
-            return Ok(self.outcome(&ids, false));
+            return Ok(self.outcome(&ids, until, false));
         }
         loop {
             let mut rx = self.inner.changed.subscribe();
             let any_done = ids.is_empty() || {
                 let t = self.inner.lock();
                 ids.iter()
-                    .any(|&id| t.state(id).is_some_and(JobState::is_done_for_wait))
+                    .any(|&id| t.state(id).is_some_and(|s| until.done(s)))
             };
             if any_done {
-                return Ok(self.outcome(&ids, false));
+                return Ok(self.outcome(&ids, until, false));
             }
             if !changed_before(&mut rx, deadline).await {
-                return Ok(self.outcome(&ids, true));
+                return Ok(self.outcome(&ids, until, true));
             }
         }
     }
 
-    fn outcome(&self, ids: &[JobId], timed_out: bool) -> WaitOutcome {
+    fn outcome(&self, ids: &[JobId], until: WaitUntil, timed_out: bool) -> WaitOutcome {
         let t = self.inner.lock();
         let done = ids
             .iter()
             .filter_map(|id| self.inner.snapshot(&t, *id))
-            .filter(|info| info.state.is_done_for_wait())
+            .filter(|info| until.done(info.state))
             .collect();
         WaitOutcome { done, timed_out }
     }

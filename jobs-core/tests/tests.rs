@@ -9,3 +9,5 @@ mod conformance {
 mod batch;
 mod deps;
 mod lifecycle;
+mod timeout;
+mod wait;

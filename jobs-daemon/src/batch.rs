@@ -68,6 +68,7 @@ pub(crate) fn start(
             .or_else(|| (!template.req.hosts.is_empty()).then(|| template.req.hosts.join(",")));
         light.item = Some(String::from_utf8_lossy(template.item(index)).into_owned());
         light.retries = each.retries;
+        light.timeout = template.req.timeout;
         let t = Arc::clone(&template);
         light.make = Some(Arc::new(move |_: &JobSpec| {
             t.child(index).map_err(|f| JobFailure::new(f.message))
@@ -118,6 +119,7 @@ impl Template {
             input_len: None,
             after: Vec::new(),
             after_any: Vec::new(),
+            timeout: req.timeout,
         };
         executors::job_spec(child, &self.env, None)
     }

@@ -235,6 +235,7 @@ pub(crate) fn job_spec(
             spec.name = req.name;
             spec.after = req.after;
             spec.after_any = req.after_any;
+            // Per host: the children carry it (see `remote_spec`).
             return Ok(spec);
         }
         _ => {
@@ -248,6 +249,7 @@ pub(crate) fn job_spec(
     spec.detached = req.detached;
     spec.after = req.after;
     spec.after_any = req.after_any;
+    spec.timeout = req.timeout;
     if spec.has_dependencies() {
         keepable(&mut spec);
     }
@@ -376,6 +378,9 @@ fn remote_spec(req: &StartRequest, vars: &[(OsString, OsString)]) -> Result<JobS
     })?;
     if let Some(t) = req.throttle {
         spec = spec.throttle(t);
+    }
+    if let Some(limit) = req.timeout {
+        spec = spec.timeout(limit);
     }
     Ok(spec.into_job_spec())
 }

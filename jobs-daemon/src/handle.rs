@@ -4,7 +4,7 @@ use std::os::unix::ffi::OsStringExt;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use jobs_core::{JobFilter, JobId, WaitMode};
+use jobs_core::{JobFilter, JobId, WaitMode, WaitUntil};
 use jobs_protocol::{
     check_env, ChildCounts, ErrorCode, ListRequest, Op, RemoveRequest, Response, SelectRequest,
     WaitRequest,
@@ -132,8 +132,13 @@ async fn wait(
 ) -> Result<Option<Response>, Fail> {
     let mode = if w.any { WaitMode::Any } else { WaitMode::All };
     let timeout = w.timeout_ms.map(Duration::from_millis);
+    let until = if w.force {
+        WaitUntil::Finished
+    } else {
+        WaitUntil::Done
+    };
     tokio::select! {
-        outcome = d.session.wait(&w.ids, mode, timeout) => {
+        outcome = d.session.wait_until(&w.ids, mode, until, timeout) => {
             let o = outcome?;
             Ok(Some(Response::Waited { done: o.done, timed_out: o.timed_out }))
         }

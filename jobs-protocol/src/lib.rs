@@ -189,6 +189,10 @@ pub struct StartRequest {
     /// `--after-any`: jobs that must be finished, whatever their outcome.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub after_any: Vec<JobId>,
+    /// `--timeout`: how long the job (each item of a batch, each host of a
+    /// remote job) may run before it is stopped and fails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<std::time::Duration>,
 }
 
 impl StartRequest {
@@ -307,6 +311,10 @@ pub struct WaitRequest {
     pub any: bool,
     /// Give up after this many milliseconds.
     pub timeout_ms: Option<u64>,
+    /// `--force`: finished states only, not Blocked, Suspended or
+    /// Disconnected.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub force: bool,
 }
 
 /// Jobs named by id and/or filters (`stop`).

@@ -80,9 +80,10 @@ impl SshExecutor {
             };
             let params = serde_json::to_value(&task)
                 .map_err(|e| JobFailure::new(format!("cannot encode the host's task: {e}")))?;
-            let child = JobSpec::new("", spec.command.clone())
+            let mut child = JobSpec::new("", spec.command.clone())
                 .params(params)
                 .location(host.clone());
+            child.timeout = spec.timeout;
             if let Err(e) = ctx.start_child(child) {
                 if ctx.stop_requested() {
                     break;

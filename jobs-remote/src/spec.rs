@@ -31,6 +31,11 @@ pub struct RemoteSpec {
     /// then the environment of the process that runs the executor).
     #[serde(default, skip_serializing_if = "Caller::is_empty")]
     pub caller: Caller,
+    /// How long each host's child may run (its
+    /// [`JobSpec::timeout`](jobs_core::JobSpec::timeout)); the parent itself
+    /// has none, so hosts waiting behind the throttle get their full time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<std::time::Duration>,
 }
 
 /// Whose SSH identity a job uses: the home directory (for `~`, the ssh
@@ -68,12 +73,19 @@ impl RemoteSpec {
             command: command.into(),
             throttle: None,
             caller: Caller::default(),
+            timeout: None,
         }
     }
 
     /// Sets whose SSH identity the job uses.
     pub fn caller(mut self, caller: Caller) -> Self {
         self.caller = caller;
+        self
+    }
+
+    /// Limits how long each host's child runs.
+    pub fn timeout(mut self, limit: std::time::Duration) -> Self {
+        self.timeout = Some(limit);
         self
     }
 

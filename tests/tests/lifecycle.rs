@@ -215,3 +215,138 @@ fn ctrl_c_on_run_stops_its_job() {
     assert!(eventually(Duration::from_secs(10), || !alive(pid)));
     assert_eq!(home.ok(&["list"]), "", "run removed its job");
 }
+
+#[test]
+fn run_with_a_timeout_kills_the_tree_and_fails_with_the_reason() {
+    let home = TestHome::new();
+    let marker = home.path().join("grandchild.pid");
+    let line = format!(
+        "sleep 30 & echo $! > '{}'; sleep 30",
+        marker.to_str().expect("utf-8 path")
+    );
+    let begin = Instant::now();
+    let r = home.run(&["run", "--timeout", "1s", "-c", &line]);
+    let took = begin.elapsed();
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("timed out after 1s"), "{}", r.stderr);
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    assert!(took >= Duration::from_secs(1), "took {took:?}");
+    let pid: u32 = std::fs::read_to_string(&marker)
+        .expect("marker")
+        .trim()
+        .parse()
+        .expect("pid");
+    assert!(
+        eventually(Duration::from_secs(10), || !alive(pid)),
+        "the job's background sleep {pid} lives on"
+    );
+}
+
+#[test]
+fn a_started_job_past_its_timeout_is_failed_not_stopped() {
+    let home = TestHome::new();
+    let id = home.start(&["--timeout", "500ms", "--", "sleep", "30"]);
+    home.ok(&["wait", &id.to_string(), "--timeout", "10"]);
+    let job = home.job(id);
+    assert_eq!(job["state"], "Failed", "{job}");
+    assert_eq!(job["reason"], "timed out after 500ms", "{job}");
+}
+
+#[test]
+fn a_batch_times_out_only_its_slow_item() {
+    let home = TestHome::new();
+    let file = home.path().join("items");
+    std::fs::write(&file, "0\n30\n0\n").expect("items");
+    let id = home.start(&[
+        "--each",
+        file.to_str().expect("utf-8 path"),
+        "--timeout",
+        "1",
+        "--",
+        "sleep",
+        "{}",
+    ]);
+    home.ok(&["wait", &id.to_string(), "--timeout", "20"]);
+    let parent = home.job(id);
+    assert_eq!(parent["state"], "Failed", "{parent}");
+    let kids: Vec<serde_json::Value> = parent["children"]
+        .as_array()
+        .expect("children")
+        .iter()
+        .map(|c| home.job(c.as_u64().expect("id")))
+        .collect();
+    let states: Vec<&str> = kids
+        .iter()
+        .map(|k| k["state"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(states, ["Completed", "Failed", "Completed"], "{kids:?}");
+    assert_eq!(kids[1]["reason"], "timed out after 1s");
+}
+
+#[test]
+fn a_malformed_timeout_is_a_usage_error() {
+    let home = TestHome::new();
+    for bad in ["abc", "0", "5x", "-1s", ""] {
+        let r = home.run(&["start", "--timeout", bad, "--", "true"]);
+        assert_eq!(r.code, 2, "--timeout {bad:?}: {}", r.stderr);
+    }
+    assert_eq!(home.ok(&["list"]), "", "nothing started");
+}
+
+#[test]
+fn wait_returns_on_blocked_and_wait_force_only_on_finished() {
+    let plugin = crate::plugins::fixture_plugins().join("libfixture_plugin.so");
+    let home = TestHome::new();
+    let r = jobctl_tests::finish(
+        home.cmd(&["daemon", "start", "--plugin"])
+            .arg(&plugin)
+            .spawn()
+            .expect("spawn"),
+        jobctl_tests::COMMAND_TIMEOUT,
+        "daemon start",
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let id = home.start(&["--type", "FixtureJob", "-c", r#"[["block", 3000]]"#]);
+    let ids = id.to_string();
+    assert!(
+        eventually(Duration::from_secs(10), || home.job(id)["state"]
+            == "Blocked"),
+        "{}",
+        home.job(id)
+    );
+    let out = home.ok(&["wait", &ids, "--timeout", "10"]);
+    assert!(
+        out.contains("Blocked"),
+        "plain wait returns on Blocked: {out}"
+    );
+    let r = home.run(&["wait", "--force", &ids, "--timeout", "0.5"]);
+    assert_eq!(
+        r.code, 124,
+        "wait --force goes on while Blocked: {}",
+        r.stderr
+    );
+    let out = home.ok(&["wait", "--force", &ids, "--timeout", "20"]);
+    assert!(out.contains("Completed"), "{out}");
+    assert_eq!(home.job(id)["state"], "Completed");
+}
+
+#[test]
+fn stop_prints_the_stopped_rows_and_quiet_prints_nothing() {
+    let home = TestHome::new();
+    let a = home
+        .start(&["--name", "pass-a", "--", "sleep", "30"])
+        .to_string();
+    let b = home
+        .start(&["--name", "pass-b", "--", "sleep", "30"])
+        .to_string();
+    let out = home.ok(&["stop", &a]);
+    let rows: Vec<&str> = out.lines().skip(2).collect();
+    assert_eq!(rows.len(), 1, "{out}");
+    assert!(rows[0].starts_with(&format!("{a} ")), "{out}");
+    assert!(
+        rows[0].contains("pass-a") && rows[0].contains("Stopped"),
+        "{out}"
+    );
+    assert_eq!(home.ok(&["stop", "-q", &b]), "");
+    assert_eq!(home.job(b.parse().expect("id"))["state"], "Stopped");
+}

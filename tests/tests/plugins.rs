@@ -7,7 +7,7 @@ use jobctl_tests::{finish, jobctl_bin, TestHome, COMMAND_TIMEOUT};
 
 /// Builds the fixture plugins (examples of `jobs-plugin-fixture`) next to
 /// the jobctl binary and returns their folder.
-fn fixture_plugins() -> PathBuf {
+pub(crate) fn fixture_plugins() -> PathBuf {
     let profile_dir = jobctl_bin().parent().expect("profile dir").to_path_buf();
     let target = profile_dir.parent().expect("target dir");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());

@@ -228,3 +228,42 @@ fn remote_jobs_fan_out_to_hosts() {
     let r = run(&home, &sshd, &["start", "--host", &h1, "-e", "1"]);
     assert_eq!(r.code, 2, "scripts do not run remotely: {}", r.stderr);
 }
+
+#[test]
+fn a_remote_timeout_fails_the_host_child_and_kills_the_remote_tree() {
+    let sshd = Sshd::start();
+    let home = TestHome::new();
+    let h1 = format!("127.0.0.1:{}", sshd.port);
+    let marker = home.path().join("remote-sleep.pid");
+    let line = format!(
+        "sleep 30 & echo $! > '{}'; sleep 30",
+        marker.to_str().expect("utf-8 path")
+    );
+    let id: u64 = ok(
+        &home,
+        &sshd,
+        &["start", "-q", "--timeout", "1", "--host", &h1, "-c", &line],
+    )
+    .trim()
+    .parse()
+    .expect("an id");
+    ok(
+        &home,
+        &sshd,
+        &["wait", "--force", &id.to_string(), "--timeout", "20"],
+    );
+    let parent = home.job(id);
+    assert_eq!(parent["state"], "Failed", "{parent}");
+    let child = home.job(parent["children"][0].as_u64().expect("child"));
+    assert_eq!(child["state"], "Failed", "{child}");
+    assert_eq!(child["reason"], "timed out after 1s", "{child}");
+    let pid: u32 = std::fs::read_to_string(&marker)
+        .expect("marker")
+        .trim()
+        .parse()
+        .expect("pid");
+    assert!(
+        eventually(Duration::from_secs(10), || !jobctl_tests::alive(pid)),
+        "the remote sleep {pid} lives on"
+    );
+}

@@ -307,6 +307,7 @@ impl Inner {
             return;
         }
         self.spawn_job(id, async move { executor.run(spec.made()?, ctx).await });
+        self.arm_timeout(t, id);
         // Its children may have queued while it waited.
         self.pump(t, &Pool::Children(id));
     }
@@ -461,7 +462,12 @@ impl Inner {
         let Some(e) = t.jobs.get_mut(&id) else {
             return;
         };
-        if result.is_err() && !e.stop_requested && e.info.children.is_empty() {
+        let timed_out = e.timed_out.is_some();
+        // A timed-out attempt is a failure; a user's stop is not.
+        if (timed_out || (result.is_err() && !e.stop_requested))
+            && e.info.state != JobState::Stopping
+            && e.info.children.is_empty()
+        {
             if let Some(retry) = e.retry.as_mut().filter(|r| r.left > 0) {
                 retry.left -= 1;
                 let spec = retry.spec.rerun();
@@ -473,8 +479,11 @@ impl Inner {
                 let executor = Arc::clone(&e.executor);
                 let ctx = self.context(&e.cell);
                 ctx.information(format!("attempt {attempt} of {total}"));
-                drop(t);
+                e.timed_out = None;
+                e.stop_requested = false;
+                e.cell.stop.reset();
                 self.spawn_job(id, async move { executor.run(spec.made()?, ctx).await });
+                self.arm_timeout(&mut t, id);
                 return;
             }
         }
@@ -491,7 +500,7 @@ impl Inner {
         } else {
             e.returned = Some(result);
         }
-        let failed = matches!(e.returned, Some(Err(_))) && !e.stop_requested;
+        let failed = matches!(e.returned, Some(Err(_))) && !e.stop_requested && !timed_out;
         let children: Vec<JobId> = e.info.children.clone();
         if failed {
             // A parent whose own work failed takes its children down with it.
@@ -538,6 +547,7 @@ impl Inner {
             .count();
         let exit_code = *e.cell.exit_code.lock().unwrap_or_else(|p| p.into_inner());
         let (state, reason, code) = match returned {
+            _ if e.timed_out.is_some() => (JobState::Failed, e.timed_out.clone(), exit_code),
             _ if e.stop_requested => {
                 let reason = e.stop_reason.clone().or(returned.err().map(|f| f.reason));
                 (JobState::Stopped, reason, exit_code)
@@ -586,6 +596,9 @@ impl Inner {
         if self.transition(t, id, state).is_err() {
             return;
         }
+        if let Some(timer) = t.jobs.get_mut(&id).and_then(|e| e.timer.take()) {
+            timer.abort();
+        }
         if state == JobState::Failed {
             if let Some(p) = t.info(id).and_then(|i| i.parent) {
                 // Before the slot frees: a halted batch starts no one else.
@@ -608,6 +621,54 @@ impl Inner {
             self.derive_running_state(t, p);
             self.try_finalize(t, p);
         }
+    }
+
+    /// Starts the clock of a job's attempt that has a timeout: when it
+    /// passes and the same attempt still runs, the job is stopped and will
+    /// end Failed. The timer holds the session weakly: a session dropped
+    /// meanwhile is not kept alive by it.
+    fn arm_timeout(self: &Arc<Self>, t: &mut Table, id: JobId) {
+        let Some(e) = t.jobs.get_mut(&id) else {
+            return;
+        };
+        let Some(limit) = e.timeout else {
+            return;
+        };
+        let attempt = e.info.attempts;
+        let weak = Arc::downgrade(self);
+        let timer = self.handle.spawn(async move {
+            tokio::time::sleep(limit).await;
+            if let Some(inner) = weak.upgrade() {
+                inner.time_out(id, attempt, limit);
+            }
+        });
+        if let Some(old) = e.timer.replace(timer.abort_handle()) {
+            old.abort();
+        }
+    }
+
+    /// The clock of attempt `attempt` of job `id` ran out.
+    fn time_out(self: &Arc<Self>, id: JobId, attempt: u32, limit: std::time::Duration) {
+        let mut t = self.lock();
+        let Some(e) = t.jobs.get_mut(&id) else {
+            return;
+        };
+        if e.info.state.is_finished()
+            || e.info.attempts != attempt
+            || e.returned.is_some()
+            || e.stop_requested
+        {
+            return;
+        }
+        e.timed_out = Some(format!("timed out after {}", crate::format_duration(limit)));
+        e.stop_requested = true;
+        e.cell.stop.trigger();
+        let children = e.info.children.clone();
+        for c in children {
+            self.request_stop_locked(&mut t, c);
+        }
+        drop(t);
+        self.bump();
     }
 
     pub(crate) fn request_stop_locked(self: &Arc<Self>, t: &mut Table, id: JobId) {
@@ -672,8 +733,10 @@ impl Entry {
             total: spec.retries + 1,
         });
         let child_limit = spec.child_throttle;
+        let timeout = spec.timeout;
         let mut entry = Entry::new(info, cell, executor, Some(spec), child_limit);
         entry.retry = retry;
+        entry.timeout = timeout;
         entry
     }
 }
