@@ -46,22 +46,17 @@ pub(crate) fn run(cli: Cli) -> Result<i32> {
         }
         Command::Stop(Lazy(s)) => {
             let mut c = Client::connect_or_start(&home()?, &[])?;
-            let stopped = expect_done(c.call(Op::Stop(SelectRequest {
+            let resp = c.call(Op::Stop(SelectRequest {
                 ids: s.ids,
                 name: s.name,
                 state: s.state,
-            }))?)?;
+            }))?;
+            let Response::Jobs(stopped) = resp else {
+                return Err(unexpected(resp));
+            };
+            // As PowerShell's `Stop-Job -PassThru`: the rows as `list`.
             if !s.quiet && !stopped.is_empty() {
-                // As PowerShell's `Stop-Job -PassThru`: the rows as `list`.
-                let resp = c.call(Op::List(ListRequest {
-                    ids: stopped,
-                    include_children: true,
-                    ..ListRequest::default()
-                }))?;
-                let Response::Jobs(jobs) = resp else {
-                    return Err(unexpected(resp));
-                };
-                stdout_table(&jobs)?;
+                stdout_table(&stopped)?;
             }
             Ok(exit::SUCCESS)
         }

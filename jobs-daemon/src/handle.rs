@@ -72,13 +72,25 @@ pub(crate) async fn handle(
         },
         Op::Stop(s) => {
             let ids = select(d, &s)?;
+            // A job removed meanwhile (a `run` following it removes it once
+            // it ended) is stopped all the same: it is left out of the rows.
+            let gone = |e: &jobs_core::Error| e.kind() == jobs_core::ErrorKind::NoSuchJob;
             for &id in &ids {
-                d.session.request_stop(id)?;
+                match d.session.request_stop(id) {
+                    Err(e) if !gone(&e) => return Err(e.into()),
+                    _ => {}
+                }
             }
+            let mut rows = Vec::with_capacity(ids.len());
             for &id in &ids {
-                d.session.wait_finished(id).await?;
+                match d.session.wait_finished(id).await {
+                    Ok(row) => rows.push(row),
+                    Err(e) if gone(&e) => {}
+                    Err(e) => return Err(e.into()),
+                }
             }
-            Response::Done(ids)
+            // The rows as they were when each job ended.
+            Response::Jobs(rows)
         }
         Op::Remove(r) => Response::Done(remove(d, r).await?),
         Op::Status => Response::Status {
