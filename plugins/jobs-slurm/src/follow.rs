@@ -257,8 +257,12 @@ impl Follower {
                 self.saved.err_read += chunk.len() as u64;
                 self.ctx.emit(Record::bytes(Stream::Error, chunk));
             }
-            let (dir, saved) = (self.dir.clone(), self.saved.clone());
-            if let Err(e) = blocking(move || dir.save(&saved)).await {
+            // Saved in place, not on a blocking thread: a session that
+            // closes right after receiving these records must find their
+            // offsets saved (a blocking task still queued when the runtime
+            // shuts down never runs), and this is a write of a few bytes
+            // and a rename.
+            if let Err(e) = self.dir.save(&self.saved) {
                 self.warn_read(e);
             }
             if !more {
