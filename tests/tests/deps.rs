@@ -28,7 +28,14 @@ fn reason(home: &TestHome, job: u64) -> String {
 
 /// A shell line that waits until `file` exists (the test's go signal).
 fn until(file: &Path) -> String {
-    format!("while [ ! -e '{}' ]; do sleep 0.05; done", file.display())
+    // Also ends once the test's folder is gone (removed when the test ends,
+    // passed or failed), so no job outlives its test.
+    let dir = file.parent().unwrap_or(file);
+    format!(
+        "while [ ! -e '{}' ] && [ -d '{}' ]; do sleep 0.05; done",
+        file.display(),
+        dir.display()
+    )
 }
 
 #[test]
