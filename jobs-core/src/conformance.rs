@@ -195,6 +195,24 @@ pub fn stop_running_job(subject: &dyn Subject) {
     assert_eq!(again.state, JobState::Stopped);
 }
 
+/// A job that outlives its time limit is stopped and ends Failed with the
+/// reason `timed out after …`, promptly; its work does not go on.
+pub fn timeout_fails_the_job(subject: &dyn Subject) {
+    let s = session(subject);
+    let id = s
+        .start(subject.sleep(60).timeout(Duration::from_millis(500)))
+        .expect("start");
+    let t0 = Instant::now();
+    let out = s
+        .wait_blocking(&[id], WaitMode::All, Some(Duration::from_secs(30)))
+        .expect("wait");
+    assert!(!out.timed_out, "the time limit did not end the job");
+    let info = s.info(id).expect("info");
+    assert_eq!(info.state, JobState::Failed, "{info:?}");
+    assert_eq!(info.reason.as_deref(), Some("timed out after 500ms"));
+    assert!(t0.elapsed() < Duration::from_secs(25), "took {:?}", t0.elapsed());
+}
+
 /// Remove refuses a running job, forced remove stops it, a removed job is gone.
 pub fn remove_refused_then_forced(subject: &dyn Subject) {
     let s = session(subject);
@@ -295,7 +313,8 @@ macro_rules! conformance_tests {
             remove_refused_then_forced,
             throttle_queues,
             close_stops_running,
-            dependencies_wait_and_decide
+            dependencies_wait_and_decide,
+            timeout_fails_the_job
         );
     };
     (@cases $subject:expr; $($case:ident),*) => {
