@@ -475,12 +475,20 @@ fn receive(home: &Home, a: ReceiveArgs) -> Result<i32> {
 fn receive_ordered(c: &mut Client, a: &ReceiveArgs) -> Result<Option<Vec<JobInfo>>> {
     let mut rows = Vec::new();
     let mut seen = std::collections::HashSet::new();
-    for &id in &a.ids {
-        let resp = c.call(Op::Show { id })?;
-        let Response::Shown { job, .. } = resp else {
-            return Err(unexpected(resp));
-        };
-        let mut sources = vec![(id, true)];
+    // The rows alone (`list`): each names its children's ids, and `show`
+    // would send every child's row too.
+    let resp = c.call(Op::List(ListRequest {
+        ids: a.ids.clone(),
+        include_children: true,
+        ..ListRequest::default()
+    }))?;
+    let Response::Jobs(mut jobs) = resp else {
+        return Err(unexpected(resp));
+    };
+    // In the order the ids were given.
+    jobs.sort_by_key(|j| a.ids.iter().position(|&id| id == j.id));
+    for job in jobs {
+        let mut sources = vec![(job.id, true)];
         sources.extend(job.children.iter().map(|&c| (c, false)));
         for (source, own) in sources {
             if !seen.insert(source) {

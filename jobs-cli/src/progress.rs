@@ -11,7 +11,7 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use jobs_core::BATCH_TYPE;
 use jobs_protocol::home::Home;
-use jobs_protocol::{ChildCounts, Op, Response};
+use jobs_protocol::{ChildCounts, ListRequest, Op, Response};
 
 use crate::client::Client;
 
@@ -40,9 +40,15 @@ pub(crate) fn show(home: &Home, ids: &[u64]) -> Option<Progress> {
         return None;
     }
     let mut side = Client::connect(home).ok().flatten()?;
-    let batch = ids.iter().copied().find(|&id| {
-        matches!(side.call(Op::Show { id }), Ok(Response::Shown { job, .. }) if job.type_name == BATCH_TYPE)
-    })?;
+    // The rows alone (`list`), not `show`: a batch's children rows can be
+    // 100,000 of them.
+    let batch = match side.call(Op::List(ListRequest {
+        ids: ids.to_vec(),
+        ..ListRequest::default()
+    })) {
+        Ok(Response::Jobs(rows)) => rows.into_iter().find(|j| j.type_name == BATCH_TYPE)?.id,
+        _ => return None,
+    };
     let stop = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&stop);
     let thread = std::thread::Builder::new()

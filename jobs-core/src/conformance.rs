@@ -210,7 +210,11 @@ pub fn timeout_fails_the_job(subject: &dyn Subject) {
     let info = s.info(id).expect("info");
     assert_eq!(info.state, JobState::Failed, "{info:?}");
     assert_eq!(info.reason.as_deref(), Some("timed out after 500ms"));
-    assert!(t0.elapsed() < Duration::from_secs(25), "took {:?}", t0.elapsed());
+    assert!(
+        t0.elapsed() < Duration::from_secs(25),
+        "took {:?}",
+        t0.elapsed()
+    );
 }
 
 /// Remove refuses a running job, forced remove stops it, a removed job is gone.
