@@ -492,3 +492,21 @@ fn wait_of_a_batch_shows_a_progress_line_on_a_terminal_only() {
     assert_eq!(plain.code, 0);
     assert!(!plain.stderr.contains("done"), "{}", plain.stderr);
 }
+
+/// Text in braces that is no replacement string stays as written, as GNU
+/// parallel leaves it.
+#[test]
+fn an_unknown_replacement_string_stays_as_text() {
+    let home = TestHome::new();
+    let file = input(&home, "items", b"a\n");
+    let out = home.ok(&[
+        "run",
+        "--each",
+        file.to_str().expect("utf-8 path"),
+        "--",
+        "echo",
+        "{x}",
+        "{}",
+    ]);
+    assert_eq!(out, "{x} a\n");
+}
