@@ -110,6 +110,12 @@ pub(crate) async fn handle(
             return Ok(false);
         }
         Op::Plugins => Response::Plugins(d.types.clone()),
+        Op::Events(_) => {
+            return Err(Fail::new(
+                ErrorCode::Failed,
+                "this daemon does not serve events",
+            ))
+        }
     };
     Ok(send(wr, &resp, &[]).await.is_ok())
 }

@@ -28,13 +28,13 @@ pub mod home;
 use std::ffi::OsString;
 use std::io::{self, Read, Write};
 
-use jobs_core::{JobId, JobInfo, JobState, PayloadKind, Stream};
+use jobs_core::{JobEvent, JobId, JobInfo, JobState, PayloadKind, Stream};
 use serde::{Deserialize, Serialize};
 
 /// The protocol version both sides must speak.
 /// Version 4: `start` names the jobs it waits for (`after`, `after_any`),
 /// which an older daemon would ignore and start the job at once.
-pub const PROTOCOL_VERSION: u32 = 4;
+pub const PROTOCOL_VERSION: u32 = 5;
 /// The largest header of a request the daemon accepts (an environment
 /// block goes in the blob).
 pub const MAX_HEADER: usize = 4 << 20;
@@ -127,6 +127,20 @@ pub enum Op {
     Shutdown,
     /// The executor types and loaded plugins.
     Plugins,
+    /// State-change events: [`Response::Events`] pages, then
+    /// [`Response::End`] unless following.
+    Events(EventsRequest),
+}
+
+/// `events`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct EventsRequest {
+    /// Only these jobs' events (all when empty).
+    pub ids: Vec<JobId>,
+    /// Only events after this sequence number.
+    pub since: Option<u64>,
+    /// Go on as changes happen.
+    pub follow: bool,
 }
 
 /// What a job runs.
@@ -387,6 +401,8 @@ pub enum Response {
     },
     /// The executor types.
     Plugins(Vec<TypeEntry>),
+    /// State-change events, oldest first.
+    Events(Vec<JobEvent>),
     /// Something went wrong.
     Error {
         /// What kind of failure (decides the exit code).
