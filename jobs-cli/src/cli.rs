@@ -103,6 +103,12 @@ pub(crate) enum Command {
     #[command(after_help = "Examples:\n  jobctl plugins")]
     Plugins,
 
+    /// A full-screen live view of the session's jobs, kept live by its events.
+    #[command(
+        after_help = "The job table with a progress bar per job that reports progress (a batch's done/total), children folded under their parent, the selected job's latest output (read with --keep: nothing is received), counts per state and the daemon's pid.\n\nKeys: Up/Down (or k/j), Page Up/Down, Home/End select; Enter unfolds a parent or shows the job's details; Right/Left unfold/fold; s stops and r removes the selected job (after y); p/c suspend/resume; / filters by name or command (Enter keeps, Esc clears); q quits.\n\nNeeds a terminal (exit 2 otherwise); NO_COLOR turns colours off.\n\nExamples:\n  jobctl top\n  NO_COLOR=1 jobctl top"
+    )]
+    Top,
+
     /// Print a shell completion script.
     #[command(
         after_help = "Examples:\n  jobctl completions bash > ~/.local/share/bash-completion/completions/jobctl\n  jobctl completions zsh > ~/.zfunc/_jobctl"

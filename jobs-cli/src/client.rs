@@ -189,6 +189,7 @@ fn waits_by_design(op: &Op) -> bool {
         Op::Wait(_) | Op::Stop(_) | Op::Shutdown => true,
         Op::Receive(r) => r.wait,
         Op::Remove(r) => r.force,
+        Op::Events(e) => e.follow,
         _ => false,
     }
 }

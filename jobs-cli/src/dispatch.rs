@@ -76,6 +76,7 @@ pub(crate) fn run(cli: Cli) -> Result<i32> {
         Command::Run(Lazy(args)) => run_job(&home()?, args),
         Command::Daemon { action } => daemon(&home()?, action),
         Command::Plugins => plugins(&home()?),
+        Command::Top => crate::top::run(&home()?),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(shell, &mut cmd, "jobctl", &mut io::stdout());

@@ -22,6 +22,7 @@ mod progress;
 mod render;
 mod stdout;
 mod summary;
+mod top;
 mod view;
 
 use clap::Parser;

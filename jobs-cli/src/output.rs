@@ -319,11 +319,7 @@ impl RecordWriter {
                 }
                 return false;
             }
-            Stream::Error => "",
-            Stream::Warning => "WARNING: ",
-            Stream::Verbose => "VERBOSE: ",
-            Stream::Debug => "DEBUG: ",
-            Stream::Information => "INFO: ",
+            other => stream_prefix(other),
         };
         self.clear_progress();
         let mut text = payload.to_display_bytes();
@@ -384,9 +380,21 @@ impl RecordWriter {
     }
 }
 
+/// What a record of a stream other than output and progress is prefixed
+/// with on a terminal (`WARNING: `); nothing for errors.
+pub(crate) fn stream_prefix(stream: Stream) -> &'static str {
+    match stream {
+        Stream::Warning => "WARNING: ",
+        Stream::Verbose => "VERBOSE: ",
+        Stream::Debug => "DEBUG: ",
+        Stream::Information => "INFO: ",
+        Stream::Output | Stream::Error | Stream::Progress => "",
+    }
+}
+
 /// A payload from its wire kind and bytes; one that does not decode as its
 /// kind says is shown as what it is, text or bytes, rather than dropped.
-fn decode(kind: PayloadKind, bytes: Vec<u8>) -> Payload {
+pub(crate) fn decode(kind: PayloadKind, bytes: Vec<u8>) -> Payload {
     Payload::decode(kind, bytes).unwrap_or_else(|e| match String::from_utf8(e.into_bytes()) {
         Ok(s) => Payload::Text(s),
         Err(e) => Payload::Bytes(e.into_bytes()),

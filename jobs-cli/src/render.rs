@@ -71,7 +71,9 @@ fn bool_word(b: bool) -> &'static str {
     }
 }
 
-fn cells(info: &JobInfo) -> [String; 7] {
+/// A job's row as the table's cells, in [`HEADERS`] order, each on one
+/// line with what a terminal would act on escaped.
+pub(crate) fn cells(info: &JobInfo) -> [String; 7] {
     [
         info.id.to_string(),
         one_line(&info.name),
