@@ -1,0 +1,175 @@
+//! What the host does with executables beyond the suite: bytes, a crash,
+//! a wrong protocol version, a file others could write.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jobs_core::{JobSpec, JobState, ReceiveOptions, Session, WaitMode};
+use jobs_exec::ExecutableExecutor;
+
+use crate::support::{install, job, py_shell};
+
+fn session(e: Arc<ExecutableExecutor>) -> Session {
+    let s = Session::new().expect("session");
+    s.register(e);
+    s
+}
+
+fn finish(s: &Session, id: jobs_core::JobId) -> jobs_core::JobInfo {
+    let w = s
+        .wait_blocking(&[id], WaitMode::All, Some(Duration::from_secs(60)))
+        .expect("wait");
+    assert!(!w.timed_out, "job {id} did not end");
+    s.info(id).expect("info")
+}
+
+#[test]
+fn output_arrives_byte_for_byte_with_the_exit_code() {
+    let s = session(Arc::clone(py_shell()));
+    let id = s
+        .start(job(r"printf 'a\377b\000c'; printf 'oops\n' >&2"))
+        .expect("start");
+    let info = finish(&s, id);
+    assert_eq!(info.state, JobState::Completed, "{:?}", info.reason);
+    assert_eq!(info.exit_code, Some(0));
+    let recs = s
+        .receive(&[id], ReceiveOptions::default())
+        .expect("receive");
+    let out: Vec<u8> = recs
+        .iter()
+        .filter(|r| r.record.stream == jobs_core::Stream::Output)
+        .flat_map(|r| r.record.payload.to_display_bytes())
+        .collect();
+    assert_eq!(out, b"a\xffb\x00c");
+    assert!(recs
+        .iter()
+        .any(|r| r.record.stream == jobs_core::Stream::Error));
+}
+
+#[test]
+fn a_program_runs_in_the_given_folder_with_the_given_environment() {
+    let s = session(Arc::clone(py_shell()));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spec = JobSpec::new("py-shell", "sh -c ...").params(serde_json::json!({
+        "work": {"program": {"argv": ["sh", "-c", "pwd; echo \"$ONLY\"; exit 4"]}},
+        "cwd": dir.path().to_str().expect("utf-8"),
+        "env": [["ONLY", "this"], ["PATH", "/usr/bin:/bin"]],
+    }));
+    let id = s.start(spec).expect("start");
+    let info = finish(&s, id);
+    assert_eq!(info.state, JobState::Failed);
+    assert_eq!(info.exit_code, Some(4));
+    assert!(info
+        .reason
+        .as_deref()
+        .is_some_and(|r| r.contains("exited with status 4")));
+    let recs = s
+        .receive(&[id], ReceiveOptions::default())
+        .expect("receive");
+    let lines = jobs_core::conformance::output_lines(&recs);
+    let canon = dir.path().canonicalize().expect("canon");
+    assert_eq!(lines, [canon.to_str().expect("utf-8"), "this"]);
+}
+
+/// An executor in sh that says hello, writes its pid as each job's output,
+/// and then does nothing more: its jobs run until it dies.
+const SILENT: &str = r#"#!/bin/sh
+echo '{"msg":"hello","protocol":1}'
+while read -r line; do
+  case "$line" in
+    *'"start"'*)
+      job=${line#*\"job\":\"}; job=${job%%\"*}
+      printf '{"msg":"record","job":"%s","text":"%s"}\n' "$job" "$$" ;;
+  esac
+done
+"#;
+
+#[test]
+fn a_crash_fails_the_running_jobs_and_the_next_job_restarts_it() {
+    let file = install("silent", "silent", SILENT);
+    let e = Arc::new(ExecutableExecutor::new("silent", file));
+    let s = session(Arc::clone(&e));
+    let a = s.start(JobSpec::new("silent", "one")).expect("start");
+    let b = s.start(JobSpec::new("silent", "two")).expect("start");
+    let pid = wait_pid(&s, a);
+    assert_eq!(wait_pid(&s, b), pid, "one process serves both jobs");
+    kill9(pid);
+    for id in [a, b] {
+        let info = finish(&s, id);
+        assert_eq!(info.state, JobState::Failed);
+        let reason = info.reason.unwrap_or_default();
+        assert!(
+            reason.starts_with("executor silent exited: killed by signal 9 (SIGKILL)"),
+            "{reason}"
+        );
+    }
+    let c = s.start(JobSpec::new("silent", "three")).expect("start");
+    let again = wait_pid(&s, c);
+    assert_ne!(again, pid, "a new process runs the next job");
+    s.stop_blocking(c).expect("stop");
+}
+
+fn wait_pid(s: &Session, id: jobs_core::JobId) -> u32 {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let recs = s
+            .receive(
+                &[id],
+                ReceiveOptions {
+                    keep: true,
+                    ..Default::default()
+                },
+            )
+            .expect("receive");
+        if let Some(line) = jobs_core::conformance::output_lines(&recs).first() {
+            return line.trim().parse().expect("a pid");
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "job {id} wrote no pid"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn kill9(pid: u32) {
+    let st = std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(st.success());
+}
+
+#[test]
+fn a_wrong_protocol_version_is_refused_naming_both() {
+    let file = install(
+        "v99",
+        "v99",
+        "#!/bin/sh\necho '{\"msg\":\"hello\",\"protocol\":99}'\nexec cat >/dev/null\n",
+    );
+    let s = session(Arc::new(ExecutableExecutor::new("v99", file)));
+    let id = s.start(JobSpec::new("v99", "x")).expect("start");
+    let info = finish(&s, id);
+    assert_eq!(info.state, JobState::Failed);
+    let reason = info.reason.unwrap_or_default();
+    assert_eq!(
+        reason,
+        "executor v99 refused: it speaks executor protocol version 99, this jobctl speaks version 1"
+    );
+}
+
+#[test]
+fn an_executable_others_may_write_is_not_started() {
+    use std::os::unix::fs::PermissionsExt;
+    let file = install("writable", "open", "#!/bin/sh\nexit 0\n");
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    let s = session(Arc::new(ExecutableExecutor::new("open", file)));
+    let id = s.start(JobSpec::new("open", "x")).expect("start");
+    let info = finish(&s, id);
+    let reason = info.reason.unwrap_or_default();
+    assert!(
+        reason.starts_with("executor open not started:")
+            && reason.contains("writable by its group or others (mode 0777)"),
+        "{reason}"
+    );
+}
