@@ -30,6 +30,8 @@ const STOP_GRACE: Duration = Duration::from_secs(10);
 /// How long an executable that closed its stdout may take to exit before
 /// it is killed.
 const EXIT_GRACE: Duration = Duration::from_secs(2);
+/// How often the exit of a process is looked for (see [`watch_exit`]).
+const WATCH_EVERY: Duration = Duration::from_millis(100);
 
 /// A job's end, as the executable (or its death) decided it.
 type Outcome = Result<(), JobFailure>;
@@ -169,9 +171,13 @@ impl Shared {
     }
 
     /// The process is gone: every job it ran fails with `why`.
+    /// Only the first call counts.
     fn close(&self, why: String) {
         let jobs = {
             let mut t = lock(&self.table);
+            if t.closed.is_some() {
+                return;
+            }
             t.closed = Some(why.clone());
             std::mem::take(&mut t.jobs)
         };
@@ -325,6 +331,11 @@ impl ExecutableExecutor {
             std::thread::Builder::new()
                 .name(format!("exec-{name}-out"))
                 .spawn(move || read_stdout(&sh, pid, stdout, hello_tx, &ch, &stderr_done))?;
+            let sh = Arc::clone(&shared);
+            let ch = Arc::clone(&child);
+            std::thread::Builder::new()
+                .name(format!("exec-{name}-wait"))
+                .spawn(move || watch_exit(&sh, &ch))?;
             Ok(())
         })();
         let instance = Instance { shared, tx, child };
@@ -536,10 +547,7 @@ fn read_stdout(
     let status = reap(child);
     // Its last stderr line says why, if it said anything.
     let _ = stderr_done.recv_timeout(EXIT_GRACE);
-    let mut why = format!("executor {name} exited: {}", describe(status));
-    if let Some(last) = lock(&shared.last_stderr).take() {
-        why = format!("{why} (its last stderr line: {})", clip(&last));
-    }
+    let why = exit_reason(shared, status);
     if let Some(tx) = hello_tx.take() {
         let _ = tx.send(Err(format!(
             "it exited before its hello: {}",
@@ -547,6 +555,44 @@ fn read_stdout(
         )));
     }
     shared.close(why);
+}
+
+/// Why the jobs of a process that ended fail: `executor NAME exited:
+/// STATUS`, with its last stderr line.
+fn exit_reason(shared: &Shared, status: Option<ExitStatus>) -> String {
+    let why = format!("executor {} exited: {}", shared.name, describe(status));
+    match lock(&shared.last_stderr).take() {
+        Some(last) => format!("{why} (its last stderr line: {})", clip(&last)),
+        None => why,
+    }
+}
+
+/// Watches for the process's exit, for an executable whose stdout
+/// outlives it (held by a job it left running): the stdout reader, which
+/// sees the end first otherwise, is given [`EXIT_GRACE`] to close the
+/// table before this does.
+fn watch_exit(shared: &Shared, child: &Mutex<Child>) {
+    loop {
+        std::thread::sleep(WATCH_EVERY);
+        if lock(&shared.table).closed.is_some() {
+            return;
+        }
+        match lock(child).try_wait() {
+            Ok(None) => continue,
+            Ok(Some(status)) => {
+                let begin = Instant::now();
+                while begin.elapsed() < EXIT_GRACE {
+                    if lock(&shared.table).closed.is_some() {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                shared.close(exit_reason(shared, Some(status)));
+                return;
+            }
+            Err(_) => return,
+        }
+    }
 }
 
 /// Waits for the process, killing it if it outlives its stdout by more

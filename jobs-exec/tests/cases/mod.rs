@@ -71,45 +71,55 @@ fn a_program_runs_in_the_given_folder_with_the_given_environment() {
     assert_eq!(lines, [canon.to_str().expect("utf-8"), "this"]);
 }
 
-/// An executor in sh that says hello, writes its pid as each job's output,
-/// and then does nothing more: its jobs run until it dies.
-const SILENT: &str = r#"#!/bin/sh
+/// An executor in sh that says hello and, for each job, starts a `sleep`
+/// that inherits its stdout (as a careless executor's job would) and
+/// writes its own pid and the sleep's as the job's output; then nothing
+/// more: its jobs run until it dies.
+const CARELESS: &str = r#"#!/bin/sh
 echo '{"msg":"hello","protocol":1}'
 while read -r line; do
   case "$line" in
     *'"start"'*)
       job=${line#*\"job\":\"}; job=${job%%\"*}
-      printf '{"msg":"record","job":"%s","text":"%s"}\n' "$job" "$$" ;;
+      sleep 120 &
+      printf '{"msg":"record","job":"%s","text":"%s %s"}\n' "$job" "$$" "$!" ;;
   esac
 done
 "#;
 
 #[test]
 fn a_crash_fails_the_running_jobs_and_the_next_job_restarts_it() {
-    let file = install("silent", "silent", SILENT);
-    let e = Arc::new(ExecutableExecutor::new("silent", file));
+    let file = install("careless", "careless", CARELESS);
+    let e = Arc::new(ExecutableExecutor::new("careless", file));
     let s = session(Arc::clone(&e));
-    let a = s.start(JobSpec::new("silent", "one")).expect("start");
-    let b = s.start(JobSpec::new("silent", "two")).expect("start");
-    let pid = wait_pid(&s, a);
-    assert_eq!(wait_pid(&s, b), pid, "one process serves both jobs");
+    let a = s.start(JobSpec::new("careless", "one")).expect("start");
+    let b = s.start(JobSpec::new("careless", "two")).expect("start");
+    let (pid, sleep_a) = pids(&s, a);
+    let (pid_b, sleep_b) = pids(&s, b);
+    assert_eq!(pid_b, pid, "one process serves both jobs");
+    // Its stdout stays open (the sleeps hold it): its exit is seen anyway.
     kill9(pid);
     for id in [a, b] {
         let info = finish(&s, id);
         assert_eq!(info.state, JobState::Failed);
         let reason = info.reason.unwrap_or_default();
-        assert!(
-            reason.starts_with("executor silent exited: killed by signal 9 (SIGKILL)"),
-            "{reason}"
+        assert_eq!(
+            reason,
+            "executor careless exited: killed by signal 9 (SIGKILL)"
         );
     }
-    let c = s.start(JobSpec::new("silent", "three")).expect("start");
-    let again = wait_pid(&s, c);
+    kill9(sleep_a);
+    kill9(sleep_b);
+    let c = s.start(JobSpec::new("careless", "three")).expect("start");
+    let (again, sleep_c) = pids(&s, c);
     assert_ne!(again, pid, "a new process runs the next job");
-    s.stop_blocking(c).expect("stop");
+    kill9(again);
+    kill9(sleep_c);
+    assert_eq!(finish(&s, c).state, JobState::Failed);
 }
 
-fn wait_pid(s: &Session, id: jobs_core::JobId) -> u32 {
+/// The executor's pid and the job's sleep's, as the job wrote them.
+fn pids(s: &Session, id: jobs_core::JobId) -> (u32, u32) {
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
         let recs = s
@@ -122,11 +132,15 @@ fn wait_pid(s: &Session, id: jobs_core::JobId) -> u32 {
             )
             .expect("receive");
         if let Some(line) = jobs_core::conformance::output_lines(&recs).first() {
-            return line.trim().parse().expect("a pid");
+            let p: Vec<u32> = line
+                .split_whitespace()
+                .map(|p| p.parse().expect("a pid"))
+                .collect();
+            return (p[0], p[1]);
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "job {id} wrote no pid"
+            "job {id} wrote no pids"
         );
         std::thread::sleep(Duration::from_millis(20));
     }
