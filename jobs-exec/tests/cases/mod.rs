@@ -9,6 +9,8 @@ use jobs_exec::ExecutableExecutor;
 
 use crate::support::{install, job, py_shell};
 
+mod readme;
+
 fn session(e: Arc<ExecutableExecutor>) -> Session {
     let s = Session::new().expect("session");
     s.register(e);
