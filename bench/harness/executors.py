@@ -55,7 +55,7 @@ def executors(ctx):
     for r in sorted(results, key=lambda r: order.index(r["function"]) if r["function"] in order else 99):
         extra = None
         if r is not base:
-            extra = f"+{(r['median_ns'] - base['median_ns']) / 1e6:.2f} ms per job"
+            extra = f"{(r['median_ns'] - base['median_ns']) / 1e6:+.2f} ms per job"
         row = c.row(names.get(r["function"], r["function"]), unit="ns", note=extra)
         row.status = OK
         row.fixed = (r["median_ns"], r["low_ns"], r["high_ns"])
