@@ -258,14 +258,6 @@ impl ExecutableExecutor {
         &self.path
     }
 
-    /// The pid of the running process, if one runs.
-    pub async fn pid(&self) -> Option<u32> {
-        let cur = self.current.lock().await;
-        cur.as_ref()
-            .filter(|i| lock(&i.shared.table).closed.is_none())
-            .map(|i| lock(&i.child).id())
-    }
-
     /// Starts the executable and waits for its hello.
     async fn spawn(&self) -> Result<Instance, JobFailure> {
         let name = &self.name;

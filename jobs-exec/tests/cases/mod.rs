@@ -19,7 +19,7 @@ fn session(e: Arc<ExecutableExecutor>) -> Session {
 
 fn finish(s: &Session, id: jobs_core::JobId) -> jobs_core::JobInfo {
     let w = s
-        .wait_blocking(&[id], WaitMode::All, Some(Duration::from_secs(60)))
+        .wait_blocking(&[id], WaitMode::All, Some(Duration::from_secs(120)))
         .expect("wait");
     assert!(!w.timed_out, "job {id} did not end");
     s.info(id).expect("info")
@@ -188,4 +188,46 @@ fn an_executable_others_may_write_is_not_started() {
             && reason.contains("writable by its group or others (mode 0777)"),
         "{reason}"
     );
+}
+
+#[test]
+fn a_stopped_job_that_ignores_sigterm_is_killed_after_the_grace() {
+    let s = session(Arc::clone(py_shell()));
+    let id = s
+        .start(job("trap '' TERM; echo ready; sleep 300; echo survived"))
+        .expect("start");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let recs = s
+            .receive(
+                &[id],
+                ReceiveOptions {
+                    keep: true,
+                    ..Default::default()
+                },
+            )
+            .expect("receive");
+        if !jobs_core::conformance::output_lines(&recs).is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the job never got ready"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let begin = std::time::Instant::now();
+    s.stop_blocking(id).expect("stop");
+    let info = finish(&s, id);
+    assert_eq!(info.state, JobState::Stopped, "{:?}", info.reason);
+    // Long before the sleep ends, and not before the 2 s grace.
+    let took = begin.elapsed();
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(120),
+        "{took:?}"
+    );
+    let recs = s
+        .receive(&[id], ReceiveOptions::default())
+        .expect("receive");
+    assert_eq!(jobs_core::conformance::output_lines(&recs), ["ready"]);
 }
