@@ -226,7 +226,8 @@ impl Instance {
 ///
 /// The file is checked by the plugin loader's trust rule
 /// ([`jobs_core::plugin::check_trusted`]) every time it is started.
-/// Its stderr goes to the log (`tracing`, target `jobs_exec`).
+/// Its stderr goes to the log (`tracing`, target `jobs_exec::executor`),
+/// a line each.
 pub struct ExecutableExecutor {
     name: String,
     path: PathBuf,
@@ -368,8 +369,8 @@ impl ExecutableExecutor {
     /// needed) and sends its start line.
     async fn open(&self, start: Vec<u8>, ctx: &Arc<JobContext>) -> Result<Opened, JobFailure> {
         let mut cur = self.current.lock().await;
-        // A process found dead is replaced once; one that dies between its
-        // hello and the job's registration fails the job.
+        // A process found dead is started again; if the new one is gone
+        // before the job is registered, once more; then the job fails.
         for _ in 0..2 {
             let alive = cur
                 .as_ref()
