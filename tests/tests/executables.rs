@@ -193,3 +193,35 @@ fn a_hello_of_another_protocol_version_is_refused_naming_both_versions() {
     let log = std::fs::read_to_string(home.path().join("daemon.log")).unwrap_or_default();
     assert!(log.contains(want), "{log}");
 }
+
+#[test]
+fn executables_are_found_in_the_folders_of_jobctl_executor_path() {
+    let home = TestHome::new();
+    let dir = tempfile::Builder::new()
+        .prefix("jobctl-executors-")
+        .permissions(std::fs::Permissions::from_mode(0o700))
+        .tempdir()
+        .expect("temp dir");
+    let file = dir.path().join("pyx");
+    std::fs::copy(py_shell(), &file).expect("copy py-shell");
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    // The daemon this command starts reads the variable.
+    let r = jobctl_tests::finish(
+        home.cmd(&["run", "--type", "pyx", "-c", "echo via the path"])
+            .env(
+                "JOBCTL_EXECUTOR_PATH",
+                format!("/no/such/folder:{}", dir.path().display()),
+            )
+            .spawn()
+            .expect("spawn jobctl"),
+        jobctl_tests::COMMAND_TIMEOUT,
+        "jobctl run --type pyx",
+    );
+    assert_eq!(r.code, 0, "{} {}", r.stderr, home.log_tail(20));
+    assert_eq!(r.text(), "via the path\n");
+    let listed = home.ok(&["plugins"]);
+    assert!(
+        listed.contains("not loaded: cannot read /no/such/folder"),
+        "{listed}"
+    );
+}
