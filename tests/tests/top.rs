@@ -186,6 +186,21 @@ fn top_follows_the_session_and_stops_a_job() {
     tmux.wait_for(&home, "cancelled", |s| s.contains("cancelled"));
     assert_eq!(home.job(fresh)["state"], "Stopped");
 
+    // A resize to 80×24 redraws to fit: the table gives up columns, the
+    // status and help lines stay at the bottom.
+    let resized = tmux.tmux(&["resize-window", "-t", "top", "-x", "80", "-y", "24"]);
+    assert!(resized.status.success(), "{resized:?}");
+    let s = tmux.wait_for(&home, "the view at 80x24", |s| {
+        s.lines().count() <= 24
+            && s.lines().nth(22).is_some_and(|l| l.contains("daemon pid"))
+            && !s.lines().any(|l| l.contains("Location"))
+    });
+    assert!(
+        row(&s, "fresh").is_some_and(|r| r.contains(&"Stopped")),
+        "{s}"
+    );
+    assert!(s.lines().all(|l| l.chars().count() <= 80), "{s}");
+
     // q gives the terminal back as it was.
     tmux.key("q");
     let s = tmux.wait_for(&home, "the shell again", |s| s.contains("top-exit=0"));
