@@ -102,6 +102,9 @@ pub(crate) struct Model {
     counts_stale: HashSet<JobId>,
     /// The selected job's output tail.
     tail: Option<(JobId, Vec<String>)>,
+    /// A finished job whose tail was read after it finished: it is not
+    /// read again until an event says the job changed.
+    tail_final: Option<JobId>,
     /// Jobs seen in events and never as rows.
     unknown: BTreeSet<JobId>,
     /// Known rows that changed and are asked for again once on screen.
@@ -137,6 +140,7 @@ impl Model {
             counts: HashMap::new(),
             counts_stale: HashSet::new(),
             tail: None,
+            tail_final: None,
             unknown: BTreeSet::new(),
             changed: HashSet::new(),
             confirm: None,
@@ -164,23 +168,33 @@ impl Model {
             }
             match row.parent {
                 None => {
+                    // The lines change with a new job, a filtered one, or
+                    // an unfolded parent's new children.
+                    let same = self.filter.is_empty()
+                        && self.top.get(&id).is_some_and(|old| {
+                            !self.expanded.contains(&id) || old.children == row.children
+                        });
+                    if !same {
+                        self.lines_stale = true;
+                    }
                     self.top.insert(id, row);
                 }
                 Some(p) => {
-                    self.child_of.insert(id, p);
+                    if self.child_of.insert(id, p).is_none() {
+                        self.counts_stale.insert(p);
+                    }
                     if let Some(parent) = self.top.get_mut(&p) {
                         if let Err(at) = parent.children.binary_search(&id) {
                             parent.children.insert(at, id);
+                            self.lines_stale |= self.expanded.contains(&p);
                         }
                     }
-                    self.counts_stale.insert(p);
                     if self.expanded.contains(&p) {
                         self.children.insert(id, row);
                     }
                 }
             }
         }
-        self.lines_stale = true;
     }
 
     /// Forgets a job (removed, or gone when asked for).
@@ -212,6 +226,9 @@ impl Model {
     /// Applies state changes, oldest first.
     pub(crate) fn events(&mut self, events: Vec<JobEvent>) {
         for e in events {
+            if self.tail_final == Some(e.id) {
+                self.tail_final = None;
+            }
             let Some(state) = e.to else {
                 self.forget(e.id);
                 continue;
@@ -251,7 +268,13 @@ impl Model {
             }
         }
         self.progress.extend(r.progress);
-        if r.tail.is_some() {
+        if let Some((id, _)) = &r.tail {
+            let id = *id;
+            let finished = r
+                .rows
+                .iter()
+                .any(|row| row.id == id && row.state.is_finished());
+            self.tail_final = finished.then_some(id);
             self.tail = r.tail;
         }
         let known: Vec<JobInfo> = r
@@ -459,7 +482,7 @@ impl Model {
             .map(|l| l.id)
             .collect();
         Wanted {
-            output: self.selected,
+            output: self.selected.filter(|&s| self.tail_final != Some(s)),
             progress,
         }
     }
@@ -618,6 +641,33 @@ pub(crate) mod tests {
         m.set_fold(false);
         m.refresh();
         assert_eq!(m.line_count(), 2);
+    }
+
+    #[test]
+    fn a_finished_jobs_tail_is_read_until_read_after_it_finished() {
+        let mut m = Model::new(vec![job(1, "a", "x"), job(2, "b", "y")], None);
+        m.set_height(10);
+        m.refresh();
+        assert_eq!(m.wanted().output, Some(1));
+        let mut done = job(1, "a", "x");
+        done.state = JobState::Completed;
+        m.records(Records {
+            tail: Some((1, vec!["out".into()])),
+            progress: HashMap::new(),
+            rows: vec![done],
+        });
+        assert_eq!(m.tail(), Some(&["out".to_string()][..]));
+        assert_eq!(m.wanted().output, None);
+        // Another job's tail, then back: read again.
+        m.move_by(1);
+        assert_eq!(m.wanted().output, Some(2));
+        m.records(Records {
+            tail: Some((2, vec![])),
+            progress: HashMap::new(),
+            rows: vec![job(2, "b", "y")],
+        });
+        m.move_by(-1);
+        assert_eq!(m.wanted().output, Some(1));
     }
 
     #[test]
