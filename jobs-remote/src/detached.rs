@@ -168,6 +168,9 @@ pub(crate) fn drive(
         caller: task.caller.clone(),
     };
     let mut conn: Option<Connected> = None;
+    // Why the start was not confirmed, when the connection failed after
+    // the command may have started: the folder then tells.
+    let mut unconfirmed: Option<String> = None;
     if launch {
         let c = connect::connect(&r).map_err(|e| e.to_failure())?;
         if ctx.stop_requested() {
@@ -183,7 +186,7 @@ pub(crate) fn drive(
             op_timeout,
         );
         match started {
-            Ok(a) if a.status == 0 => {}
+            Ok(a) if a.status == 0 => conn = Some(c),
             Ok(a) => {
                 connect::close(c, true);
                 return Err(JobFailure::new(format!(
@@ -194,14 +197,12 @@ pub(crate) fn drive(
             }
             Err(e) => {
                 connect::close(c, false);
-                return Err(JobFailure::new(format!(
-                    "host {host}: cannot start the detached job: {e}"
-                )));
+                unconfirmed = Some(e);
             }
         }
-        // Launched: from now on a session re-attaches rather than starts.
+        // (Perhaps) launched: from now on a session re-attaches rather
+        // than starts.
         ctx.emit_checkpointed(Vec::new(), cp.encode());
-        conn = Some(c);
     } else if let Some(stored) = ctx
         .checkpoint()
         .and_then(|b| serde_json::from_slice::<Checkpoint>(&b).ok())
@@ -259,9 +260,14 @@ pub(crate) fn drive(
             TailEnd::Done => return finish(c, &r, &id, ctx, op_timeout),
             TailEnd::Gone => {
                 connect::close(c, true);
-                return Err(JobFailure::new(format!(
-                    "host {host}: the detached job's folder ~/.cache/jobctl/jobs/{id} is gone"
-                )));
+                return Err(JobFailure::new(match unconfirmed {
+                    Some(why) => format!(
+                        "host {host}: the detached job did not start (connection lost while starting it: {why})"
+                    ),
+                    None => format!(
+                        "host {host}: the detached job's folder ~/.cache/jobctl/jobs/{id} is gone"
+                    ),
+                }));
             }
             TailEnd::Stop => conn = Some(c),
             TailEnd::Lost(why) => {

@@ -3,6 +3,7 @@
 # $HOME/.cache/jobctl/jobs/ID (mode 0700): stdout, stderr, pid (the process
 # group of the job, led by the supervisor) and status (the exit status,
 # written once the command ended; 128+N for death by signal N).
+# dash's kill takes no `--`: a group is `kill -SIG -PGID`.
 # Exit codes of this script are its own: 86 the folder is gone, 90 the
 # folder cannot be made, 0 done.
 op=$1 id=$2
@@ -71,15 +72,15 @@ stop)
 	# $1: seconds between SIGTERM and SIGKILL. Then the folder goes.
 	[ -d "$d" ] || exit 86
 	p=$(cat "$d/pid" 2>/dev/null)
-	if [ -n "$p" ] && kill -0 -- "-$p" 2>/dev/null; then
-		kill -TERM -- "-$p" 2>/dev/null
-		kill -CONT -- "-$p" 2>/dev/null
+	if [ -n "$p" ] && kill -0 "-$p" 2>/dev/null; then
+		kill -TERM "-$p" 2>/dev/null
+		kill -CONT "-$p" 2>/dev/null
 		i=0
-		while kill -0 -- "-$p" 2>/dev/null && [ $i -lt $(($1 * 10)) ]; do
+		while kill -0 "-$p" 2>/dev/null && [ $i -lt $(($1 * 10)) ]; do
 			nap
 			i=$((i + 1))
 		done
-		kill -KILL -- "-$p" 2>/dev/null && echo killed
+		kill -KILL "-$p" 2>/dev/null && echo killed
 	fi
 	rm -rf "$d"
 	;;
