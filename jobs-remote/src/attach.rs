@@ -128,7 +128,9 @@ pub(crate) fn tail(
     session.set_timeout(0);
     session.set_keepalive(
         true,
-        u32::try_from(p.keepalive.as_secs()).unwrap_or(u32::MAX).max(1),
+        u32::try_from(p.keepalive.as_secs())
+            .unwrap_or(u32::MAX)
+            .max(1),
     );
     session.set_blocking(false);
     let mut buf = vec![0u8; 64 * 1024];
@@ -197,7 +199,11 @@ fn pump(
     let mut got = false;
     let mut budget = BUDGET;
     let stream_id = if i == 0 { 0 } else { 1 };
-    let kind = if i == 0 { Stream::Output } else { Stream::Error };
+    let kind = if i == 0 {
+        Stream::Output
+    } else {
+        Stream::Error
+    };
     while budget > 0 {
         match ch.stream(stream_id).read(buf) {
             Ok(0) => return Ok((got, true)),
@@ -263,10 +269,103 @@ fn idle(conn: &Connected, last_rx: &mut Instant, p: &TailParams<'_>) -> Result<(
 mod tests {
     use super::*;
 
+    /// Runs one operation of the supervisor with this machine's `sh`, as
+    /// sshd would, with `home` as `$HOME`.
+    fn local_op(
+        home: &std::path::Path,
+        op: &str,
+        id: &str,
+        args: &[&str],
+        stdin: &str,
+    ) -> (i32, String, String) {
+        use std::process::{Command, Stdio};
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(SUPERVISOR)
+            .arg("jobctl")
+            .arg(op)
+            .arg(id)
+            .args(args)
+            .env("HOME", home)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("sh runs");
+        let mut input = child.stdin.take().expect("stdin");
+        input.write_all(stdin.as_bytes()).expect("write stdin");
+        drop(input);
+        let out = child.wait_with_output().expect("sh ends");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    fn group_alive(pgid: i32) -> bool {
+        // Signal 0 to the group: whether any member (zombies too) is left.
+        nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pgid), None).is_ok()
+    }
+
+    #[test]
+    fn the_supervisor_runs_a_command_apart_and_hands_its_files_over_from_offsets() {
+        let home = tempfile::tempdir().expect("tempdir");
+        let (code, pid, err) = local_op(
+            home.path(),
+            "start",
+            "j1",
+            &[],
+            "printf 'a\\nb\\n'; printf 'e\\n' >&2; sleep 0.3; printf 'c\\n'; exit 3",
+        );
+        assert_eq!(code, 0, "{err}");
+        let pgid: i32 = pid.trim().parse().expect("the group id");
+        assert_ne!(
+            nix::unistd::getpgrp().as_raw(),
+            pgid,
+            "the command has a process group of its own"
+        );
+        let dir = home.path().join(".cache/jobctl/jobs/j1");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&dir)
+            .expect("folder")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700);
+        // From offsets 2 and 0: what is left of stdout, all of stderr,
+        // until the status is there.
+        let (code, out, err) = local_op(home.path(), "tail", "j1", &["2", "0"], "");
+        assert_eq!((code, out.as_str(), err.as_str()), (0, "b\nc\n", "e\n"));
+        let (code, status, _) = local_op(home.path(), "status", "j1", &[], "");
+        assert_eq!((code, status.trim()), (0, "3"));
+        local_op(home.path(), "remove", "j1", &[], "");
+        assert!(!dir.exists());
+        let (code, _, _) = local_op(home.path(), "tail", "j1", &["0", "0"], "");
+        assert_eq!(code, GONE, "a folder that is gone says so");
+    }
+
+    #[test]
+    fn the_supervisor_stops_the_whole_group_and_removes_the_folder() {
+        let home = tempfile::tempdir().expect("tempdir");
+        let (code, pid, err) =
+            local_op(home.path(), "start", "j2", &[], "sleep 60 & sleep 60; wait");
+        assert_eq!(code, 0, "{err}");
+        let pgid: i32 = pid.trim().parse().expect("the group id");
+        assert!(group_alive(pgid));
+        let (code, _, err) = local_op(home.path(), "stop", "j2", &["5"], "");
+        assert_eq!(code, 0, "{err}");
+        let gone = (0..100).any(|_| {
+            std::thread::sleep(Duration::from_millis(50));
+            !group_alive(pgid)
+        });
+        assert!(gone, "the group {pgid} lives on");
+        assert!(!home.path().join(".cache/jobctl/jobs/j2").exists());
+    }
+
     #[test]
     fn an_operation_line_quotes_its_arguments() {
         let line = op_line("tail", "1234", &["0".into(), "it's".into()]);
         assert!(line.starts_with("sh -c '"), "{line}");
-        assert!(line.ends_with(r" jobctl tail 1234 '0' 'it'\''s'"), "{line}");
+        assert!(line.ends_with(r" jobctl tail 1234 0 'it'\''s'"), "{line}");
     }
 }

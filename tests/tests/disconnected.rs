@@ -147,14 +147,7 @@ impl Netns {
     /// Cuts the link, on the namespace's side (never the host's: the
     /// route would go and traffic leave the machine).
     fn cut(&self) {
-        assert!(ip(&[
-            "-n",
-            &self.name,
-            "link",
-            "set",
-            &self.inner,
-            "down"
-        ]));
+        assert!(ip(&["-n", &self.name, "link", "set", &self.inner, "down"]));
     }
 
     /// Mends the link.
@@ -210,8 +203,12 @@ fn reach(home: &TestHome, id: u64, state: &str, within: Duration) {
 /// Waits until a child's output arrives: it was launched and is attached.
 fn streaming(home: &TestHome, sshd: &Sshd, child: u64) {
     assert!(
-        eventually(LONG, || !ok(home, sshd, &["receive", &child.to_string(), "--keep"])
-            .is_empty()),
+        eventually(LONG, || !ok(
+            home,
+            sshd,
+            &["receive", &child.to_string(), "--keep"]
+        )
+        .is_empty()),
         "job {child} never streamed: {}",
         home.job(child)
     );
@@ -386,7 +383,11 @@ fn a_network_cut_makes_a_detached_job_disconnected_then_running_with_nothing_los
         noticed < Duration::from_secs(15),
         "Disconnected only after {noticed:?}"
     );
-    assert_eq!(field(&home, id, "state"), "Disconnected", "the parent says so");
+    assert_eq!(
+        field(&home, id, "state"),
+        "Disconnected",
+        "the parent says so"
+    );
     // `wait` returns on Disconnected.
     ok(&home, &sshd, &["wait", &id.to_string(), "--timeout", "10"]);
     assert!(
@@ -408,7 +409,12 @@ fn a_network_cut_makes_a_detached_job_disconnected_then_running_with_nothing_los
         &sshd,
         &["wait", "--force", &id.to_string(), "--timeout", "60"],
     );
-    assert_eq!(field(&home, child, "state"), "Completed", "{}", home.job(child));
+    assert_eq!(
+        field(&home, child, "state"),
+        "Completed",
+        "{}",
+        home.job(child)
+    );
     let got = ok(&home, &sshd, &["receive", &id.to_string()]);
     assert_lines(&got, &numbered("n", 150), 0);
     ok(&home, &sshd, &["rm", &id.to_string()]);
@@ -435,7 +441,8 @@ fn stop_reaches_a_disconnected_job_over_a_new_connection_and_rm_leaves_no_folder
     // The stop has to connect anew; the link comes back while it tries.
     let mut stop = {
         let mut c = home.cmd(&["stop", &id.to_string()]);
-        c.env("HOME", sshd.client_home()).env_remove("SSH_AUTH_SOCK");
+        c.env("HOME", sshd.client_home())
+            .env_remove("SSH_AUTH_SOCK");
         c.spawn().expect("spawn stop")
     };
     std::thread::sleep(Duration::from_millis(1500));
@@ -449,7 +456,12 @@ fn stop_reaches_a_disconnected_job_over_a_new_connection_and_rm_leaves_no_folder
         "jobctl stop",
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert_eq!(field(&home, child, "state"), "Stopped", "{}", home.job(child));
+    assert_eq!(
+        field(&home, child, "state"),
+        "Stopped",
+        "{}",
+        home.job(child)
+    );
     assert!(
         eventually(Duration::from_secs(10), || group_members(pgid).is_empty()),
         "the remote group {pgid} lives on ({}): {:?}",
@@ -471,11 +483,10 @@ fn a_host_cut_for_good_stays_disconnected_while_the_other_completes() {
     let home = TestHome::new();
     // One client home knows both hosts: the far sshd's, which the near
     // one learns (its host key, and the client's key to let in).
-    let mut known = std::fs::read_to_string(far.client_home().join(".ssh/known_hosts"))
-        .expect("known_hosts");
+    let mut known =
+        std::fs::read_to_string(far.client_home().join(".ssh/known_hosts")).expect("known_hosts");
     known.push_str(
-        &std::fs::read_to_string(near.client_home().join(".ssh/known_hosts"))
-            .expect("known_hosts"),
+        &std::fs::read_to_string(near.client_home().join(".ssh/known_hosts")).expect("known_hosts"),
     );
     std::fs::write(far.client_home().join(".ssh/known_hosts"), known).expect("write");
     near.authorize(&far.client_home().join(".ssh/id_ed25519.pub"));
@@ -487,10 +498,19 @@ fn a_host_cut_for_good_stays_disconnected_while_the_other_completes() {
     assert_eq!(kids.len(), 2);
     streaming(&home, &far, kids[1]);
     ns.cut();
-    ok(&home, &far, &["wait", "--force", &kids[0].to_string(), "--timeout", "60"]);
+    ok(
+        &home,
+        &far,
+        &["wait", "--force", &kids[0].to_string(), "--timeout", "60"],
+    );
     assert_eq!(field(&home, kids[0], "state"), "Completed");
     reach(&home, kids[1], "Disconnected", Duration::from_secs(20));
-    assert_eq!(field(&home, id, "state"), "Disconnected", "{}", home.job(id));
+    assert_eq!(
+        field(&home, id, "state"),
+        "Disconnected",
+        "{}",
+        home.job(id)
+    );
     let r = run(&home, &far, &["wait", &id.to_string(), "--timeout", "10"]);
     assert_eq!(r.code, 0, "wait returns on Disconnected: {}", r.stderr);
     assert!(r.text().contains("Disconnected"), "{}", r.text());
