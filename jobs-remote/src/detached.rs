@@ -14,6 +14,7 @@
 //! stopped, its folder is removed.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -30,6 +31,8 @@ use crate::spec::{Caller, HostTask};
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 /// The longest wait between two re-attach attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// The pause between two connects of a stop.
+const STOP_RETRY: Duration = Duration::from_secs(1);
 /// How often a waiting thread looks at stop requests.
 const SLICE: Duration = Duration::from_millis(50);
 
@@ -55,6 +58,8 @@ pub(crate) struct Wake {
     asked: Mutex<bool>,
     cv: Condvar,
     attempts: tokio::sync::watch::Sender<u64>,
+    /// Whether the child streams its files now (nothing to re-attach).
+    attached: AtomicBool,
 }
 
 impl Wake {
@@ -63,6 +68,7 @@ impl Wake {
             asked: Mutex::new(false),
             cv: Condvar::new(),
             attempts: tokio::sync::watch::Sender::new(0),
+            attached: AtomicBool::new(false),
         }
     }
 
@@ -120,6 +126,9 @@ impl Wakers {
         let Some(wake) = self.lock().get(id).cloned() else {
             return false;
         };
+        if wake.attached.load(Ordering::SeqCst) {
+            return true;
+        }
         let mut rx = wake.attempts.subscribe();
         rx.mark_unchanged();
         *wake.asked.lock().unwrap_or_else(|p| p.into_inner()) = true;
@@ -234,6 +243,8 @@ pub(crate) fn drive(
         .encode()
     };
     let mut backoff = FIRST_BACKOFF;
+    // Whether the job shows Disconnected (said once per loss).
+    let mut down = false;
     loop {
         if ctx.stop_requested() {
             wake.attempted();
@@ -244,7 +255,7 @@ pub(crate) fn drive(
             None => match connect::connect(&r) {
                 Ok(c) => c,
                 Err(e) => {
-                    disconnected(ctx, &host, e.message());
+                    disconnected(ctx, &host, e.message(), &mut down);
                     wake.attempted();
                     wake.wait(backoff, ctx);
                     backoff = (backoff * 2).min(MAX_BACKOFF);
@@ -252,12 +263,22 @@ pub(crate) fn drive(
                 }
             },
         };
-        if !ctx.stop_requested() {
-            let _ = ctx.set_disconnected(false);
+        if !ctx.stop_requested() && ctx.set_disconnected(false).is_ok() {
+            down = false;
         }
+        wake.attached.store(true, Ordering::SeqCst);
         wake.attempted();
-        match tail(&c, &params, &mut cp.offsets, ctx, &encode) {
-            TailEnd::Done => return finish(c, &r, &id, ctx, op_timeout),
+        let end = tail(&c, &params, &mut cp.offsets, ctx, &encode);
+        wake.attached.store(false, Ordering::SeqCst);
+        match end {
+            TailEnd::Done => match finish(c, &r, &id, ctx, op_timeout) {
+                Ok(result) => return result,
+                Err((c, why)) => {
+                    connect::close(c, false);
+                    disconnected(ctx, &host, &why, &mut down);
+                    wake.wait(FIRST_BACKOFF, ctx);
+                }
+            },
             TailEnd::Gone => {
                 connect::close(c, true);
                 return Err(JobFailure::new(match unconfirmed {
@@ -272,7 +293,7 @@ pub(crate) fn drive(
             TailEnd::Stop => conn = Some(c),
             TailEnd::Lost(why) => {
                 connect::close(c, false);
-                disconnected(ctx, &host, &why);
+                disconnected(ctx, &host, &why, &mut down);
                 backoff = FIRST_BACKOFF;
                 wake.wait(backoff, ctx);
                 backoff *= 2;
@@ -281,60 +302,60 @@ pub(crate) fn drive(
     }
 }
 
-/// Marks the job Disconnected, saying so once per loss.
-fn disconnected(ctx: &JobContext, host: &str, why: &str) {
-    if ctx.stop_requested() {
+/// Marks the job Disconnected, saying so once per loss (`down`).
+fn disconnected(ctx: &JobContext, host: &str, why: &str, down: &mut bool) {
+    if ctx.stop_requested() || *down {
         return;
     }
     if ctx.set_disconnected(true).is_ok() {
+        *down = true;
         ctx.warning(format!(
             "host {host}: disconnected ({why}); the job goes on there, re-attaching"
         ));
     }
 }
 
-/// Everything was read: the exit status, then the folder goes.
+/// Everything was read: the exit status, then the folder goes. `Err`:
+/// the connection failed first (the caller re-attaches and comes back).
 fn finish(
     c: Connected,
     r: &Resolved,
     id: &str,
     ctx: &JobContext,
     timeout: Duration,
-) -> Result<(), JobFailure> {
-    let status = run_op(&c.session, "status", id, &[], b"", timeout);
-    let result = match status {
-        Ok(a) if a.status == 0 => {
-            let text = String::from_utf8_lossy(&a.stdout);
-            match text.trim().parse::<i32>() {
-                Ok(0) => {
-                    ctx.set_exit_code(0);
-                    Ok(())
-                }
-                Ok(code) => {
-                    ctx.set_exit_code(code);
-                    Err(JobFailure::exited(code))
-                }
-                Err(_) => Err(JobFailure::new(format!(
-                    "host {}: the detached job's status file holds {:?}",
-                    r.written,
-                    text.trim()
-                ))),
-            }
-        }
-        Ok(a) => Err(JobFailure::new(format!(
+) -> Result<Result<(), JobFailure>, (Connected, String)> {
+    let status = match run_op(&c.session, "status", id, &[], b"", timeout) {
+        Ok(a) => a,
+        Err(why) => return Err((c, why)),
+    };
+    let text = String::from_utf8_lossy(&status.stdout);
+    let result = if status.status != 0 {
+        Err(JobFailure::new(format!(
             "host {}: cannot read the detached job's exit status (status {})",
-            r.written, a.status
-        ))),
-        Err(e) => Err(JobFailure::new(format!(
-            "host {}: cannot read the detached job's exit status: {e}",
-            r.written
-        ))),
+            r.written, status.status
+        )))
+    } else {
+        match text.trim().parse::<i32>() {
+            Ok(0) => {
+                ctx.set_exit_code(0);
+                Ok(())
+            }
+            Ok(code) => {
+                ctx.set_exit_code(code);
+                Err(JobFailure::exited(code))
+            }
+            Err(_) => Err(JobFailure::new(format!(
+                "host {}: the detached job's status file holds {:?}",
+                r.written,
+                text.trim()
+            ))),
+        }
     };
     if result.is_ok() || status_read(&result) {
         let _ = run_op(&c.session, "remove", id, &[], b"", timeout);
     }
     connect::close(c, true);
-    result
+    Ok(result)
 }
 
 /// Whether a result carries the job's own exit status (so its folder has
@@ -364,7 +385,7 @@ fn stop(
     let answer = match answer {
         Some(a) => a,
         None => {
-            let c = connect::connect(r).map_err(|e| {
+            let c = connect_for_stop(r).map_err(|e| {
                 JobFailure::new(format!(
                     "{}; the detached job may still run there",
                     e.to_failure().reason
@@ -391,6 +412,20 @@ fn stop(
             r.written,
             String::from_utf8_lossy(&answer.stderr).trim()
         ))),
+    }
+}
+
+/// Connects for a stop: a host that is down now may be back within the
+/// connect timeout, so a refused or unroutable connect is tried again
+/// each second until then.
+fn connect_for_stop(r: &Resolved) -> Result<Connected, crate::RemoteError> {
+    let until = Instant::now() + r.connect_timeout;
+    loop {
+        match connect::connect(r) {
+            Ok(c) => return Ok(c),
+            Err(e) if Instant::now() + STOP_RETRY >= until => return Err(e),
+            Err(_) => std::thread::sleep(STOP_RETRY),
+        }
     }
 }
 

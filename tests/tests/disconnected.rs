@@ -346,6 +346,13 @@ fn a_detached_remote_job_survives_daemon_sigkills_and_every_line_arrives_once() 
             home.job(child)
         );
     }
+    // Ending the session leaves it running too; the next one re-attaches.
+    ok(&home, &sshd, &["daemon", "stop"]);
+    assert!(
+        !group_members(pgid).is_empty() || folder.join("status").is_file(),
+        "seed {seed}: the remote command died with the session"
+    );
+    ok(&home, &sshd, &["list"]);
     ok(
         &home,
         &sshd,
@@ -396,6 +403,7 @@ fn a_network_cut_makes_a_detached_job_disconnected_then_running_with_nothing_los
     );
     ns.mend();
     ok(&home, &sshd, &["connect", &id.to_string()]);
+
     assert!(
         eventually(LONG, || matches!(
             field(&home, child, "state").as_str(),
@@ -415,8 +423,15 @@ fn a_network_cut_makes_a_detached_job_disconnected_then_running_with_nothing_los
         "{}",
         home.job(child)
     );
-    let got = ok(&home, &sshd, &["receive", &id.to_string()]);
-    assert_lines(&got, &numbered("n", 150), 0);
+    let r = run(&home, &sshd, &["receive", &id.to_string()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_lines(&r.text(), &numbered("n", 150), 0);
+    assert_eq!(
+        r.stderr.matches("disconnected").count(),
+        1,
+        "one warning for one loss, however many attempts: {}",
+        r.stderr
+    );
     ok(&home, &sshd, &["rm", &id.to_string()]);
     assert!(!folder.exists(), "the remote folder is gone");
 }
