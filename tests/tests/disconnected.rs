@@ -386,6 +386,7 @@ fn a_network_cut_makes_a_detached_job_disconnected_then_running_with_nothing_los
     // Keepalive every 2 s, two unanswered: Disconnected within about 5 s.
     reach(&home, child, "Disconnected", Duration::from_secs(20));
     let noticed = cut_at.elapsed();
+    eprintln!("Disconnected {noticed:?} after the cut");
     assert!(
         noticed < Duration::from_secs(15),
         "Disconnected only after {noticed:?}"
@@ -402,7 +403,9 @@ fn a_network_cut_makes_a_detached_job_disconnected_then_running_with_nothing_los
         "the remote command lives on while the link is down"
     );
     ns.mend();
+    let mended_at = Instant::now();
     ok(&home, &sshd, &["connect", &id.to_string()]);
+    eprintln!("connect returned {:?} after the mend", mended_at.elapsed());
 
     assert!(
         eventually(LONG, || matches!(
