@@ -168,14 +168,27 @@ pub(crate) fn drive(
     wake: &Wake,
     launch: bool,
 ) -> Result<(), JobFailure> {
-    let r = resolve(task, options)?;
-    let id = ctx.instance_id().to_string();
-    let host = r.written.clone();
-    let op_timeout = r.connect_timeout.max(Duration::from_secs(10));
     let mut cp = Checkpoint {
         offsets: [0, 0],
         caller: task.caller.clone(),
     };
+    if !launch {
+        if let Some(stored) = ctx
+            .checkpoint()
+            .and_then(|b| serde_json::from_slice::<Checkpoint>(&b).ok())
+        {
+            cp = stored;
+        }
+    }
+    // The identity of the user who started the job, whoever started this
+    // session: the executor's own settings first, then the caller's.
+    let mut o = options.clone();
+    o.home = o.home.or_else(|| cp.caller.home.clone());
+    o.agent_socket = o.agent_socket.or_else(|| cp.caller.agent_socket.clone());
+    let r = resolve(task, &o)?;
+    let id = ctx.instance_id().to_string();
+    let host = r.written.clone();
+    let op_timeout = r.connect_timeout.max(Duration::from_secs(10));
     let mut conn: Option<Connected> = None;
     // Why the start was not confirmed, when the connection failed after
     // the command may have started: the folder then tells.
@@ -212,21 +225,7 @@ pub(crate) fn drive(
         // (Perhaps) launched: from now on a session re-attaches rather
         // than starts.
         ctx.emit_checkpointed(Vec::new(), cp.encode());
-    } else if let Some(stored) = ctx
-        .checkpoint()
-        .and_then(|b| serde_json::from_slice::<Checkpoint>(&b).ok())
-    {
-        cp = stored;
     }
-    let r = if launch || cp.caller.is_empty() {
-        r
-    } else {
-        // The identity of the user who started the job, as the first start.
-        let mut o = options.clone();
-        o.home = o.home.or_else(|| cp.caller.home.clone());
-        o.agent_socket = o.agent_socket.or_else(|| cp.caller.agent_socket.clone());
-        resolve(task, &o)?
-    };
     let params = TailParams {
         id: &id,
         keepalive: r.keepalive_interval,

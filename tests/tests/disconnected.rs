@@ -334,8 +334,17 @@ fn a_detached_remote_job_survives_daemon_sigkills_and_every_line_arrives_once() 
             !group_members(pgid).is_empty() || folder.join("status").is_file(),
             "seed {seed}, round {round}: the remote command died with the daemon"
         );
-        // Any command brings the daemon back; it re-attaches by itself.
-        ok(&home, &sshd, &["list"]);
+        // Any command brings the daemon back; it re-attaches by itself,
+        // with the SSH identity of the user who started the job even when
+        // the command that starts it has none.
+        let mut list = home.cmd(&["list"]);
+        list.env("HOME", "/nonexistent").env_remove("SSH_AUTH_SOCK");
+        let r = jobctl_tests::finish(
+            list.spawn().expect("spawn list"),
+            jobctl_tests::COMMAND_TIMEOUT,
+            "list",
+        );
+        assert_eq!(r.code, 0, "{}", r.stderr);
         assert!(
             eventually(LONG, || {
                 let state = field(&home, child, "state");
