@@ -549,3 +549,42 @@ fn a_host_cut_for_good_stays_disconnected_while_the_other_completes() {
     ok(&home, &far, &["stop", &id.to_string()]);
     ok(&home, &far, &["rm", &id.to_string()]);
 }
+
+#[test]
+fn a_host_whose_folder_is_gone_at_re_attach_fails_its_child_naming_the_host() {
+    let sshd = Sshd::start();
+    let home = TestHome::new();
+    let h1 = format!("127.0.0.1:{}", sshd.port);
+    let id = start(&home, &sshd, &h1, &printer("g", 30, "0.1"));
+    let child = children(&home, id)[0];
+    let folder = remote_folder(&home, &sshd, &h1, child);
+    let pgid = remote_group(&folder);
+    streaming(&home, &sshd, child);
+    let pid = home.daemon_pid().expect("the daemon runs");
+    kill9(pid);
+    assert!(
+        eventually(Duration::from_secs(10), || !jobctl_tests::alive(pid)),
+        "the daemon is gone"
+    );
+    // The command goes on writing to files no folder holds any more.
+    std::fs::remove_dir_all(&folder).expect("remove the remote folder");
+    ok(&home, &sshd, &["list"]);
+    ok(
+        &home,
+        &sshd,
+        &["wait", "--force", &id.to_string(), "--timeout", "60"],
+    );
+    let row = home.job(child);
+    assert_eq!(row["state"], "Failed", "{row}");
+    let reason = row["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains(&h1) && reason.contains("gone"),
+        "the reason names the host: {reason}"
+    );
+    assert_eq!(field(&home, id, "state"), "Failed");
+    // Its command ends by itself within 3 s; nothing is left behind.
+    assert!(
+        eventually(LONG, || group_members(pgid).is_empty()),
+        "the remote command ends"
+    );
+}
