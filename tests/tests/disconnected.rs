@@ -266,6 +266,30 @@ fn group_members(pgid: i32) -> Vec<u32> {
     out
 }
 
+/// The processes whose parent is `parent`, from /proc.
+fn children_of(parent: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for e in dir.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        if ppid == Some(parent) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
 /// Lines `prefix0` .. `prefix{n-1}`, each with its newline.
 fn numbered(prefix: &str, n: u32) -> String {
     (0..n).map(|i| format!("{prefix}{i}\n")).collect()
@@ -586,5 +610,47 @@ fn a_host_whose_folder_is_gone_at_re_attach_fails_its_child_naming_the_host() {
     assert!(
         eventually(LONG, || group_members(pgid).is_empty()),
         "the remote command ends"
+    );
+}
+
+#[test]
+fn a_connection_killed_on_the_host_is_re_attached_with_nothing_lost() {
+    let sshd = Sshd::start();
+    let home = TestHome::new();
+    let h1 = format!("127.0.0.1:{}", sshd.port);
+    let id = start(&home, &sshd, &h1, &printer("k", 60, "0.1"));
+    let child = children(&home, id)[0];
+    let folder = remote_folder(&home, &sshd, &h1, child);
+    let pgid = remote_group(&folder);
+    streaming(&home, &sshd, child);
+    // What an sshd restart or an admin does to a session: its sshd
+    // process dies, and the connection with it.
+    let sessions = children_of(sshd.pid());
+    assert!(!sessions.is_empty(), "the job's connection has its sshd");
+    for p in sessions {
+        kill9(p);
+    }
+    assert!(
+        !group_members(pgid).is_empty(),
+        "the remote command does not depend on the connection"
+    );
+    ok(
+        &home,
+        &sshd,
+        &["wait", "--force", &id.to_string(), "--timeout", "60"],
+    );
+    assert_eq!(
+        field(&home, child, "state"),
+        "Completed",
+        "{}",
+        home.job(child)
+    );
+    let r = run(&home, &sshd, &["receive", &id.to_string()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_lines(&r.text(), &numbered("k", 60), 0);
+    assert!(
+        r.stderr.contains("disconnected"),
+        "the loss was seen and said: {}",
+        r.stderr
     );
 }

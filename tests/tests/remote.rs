@@ -120,6 +120,11 @@ impl Sshd {
         &self.home
     }
 
+    /// The listening sshd's pid.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Lets the holder of this public key log in too.
     pub(crate) fn authorize(&self, public_key: &Path) {
         let key = std::fs::read_to_string(public_key).expect("public key");
