@@ -54,6 +54,7 @@ pub(crate) fn register(
         .collect();
     let mut types = types;
     types.extend(load_plugins(session, home, plugins));
+    types.extend(load_executables(session, home));
     Ok((types, remote))
 }
 
@@ -106,6 +107,49 @@ fn load_plugins(session: &Session, home: &Home, extra: &[PathBuf]) -> Vec<TypeEn
         // With its cause: the message names the file, the source says why.
         let e = anyhow::Error::new(e);
         tracing::warn!("plugin not loaded: {e:#}");
+        out.push(TypeEntry {
+            type_name: "-".into(),
+            source: format!("not loaded: {e:#}"),
+            version: None,
+        });
+    }
+    out
+}
+
+/// Registers the executables of the home's `executors` folder and of
+/// `JOBCTL_EXECUTOR_PATH` (started at their first job); one that is refused
+/// or whose type is taken is logged and listed, not fatal.
+fn load_executables(session: &Session, home: &Home) -> Vec<TypeEntry> {
+    let var = std::env::var_os("JOBCTL_EXECUTOR_PATH");
+    let scan = jobs_exec::scan(&jobs_exec::search_path(home.dir(), var.as_deref()));
+    let taken: Vec<String> = session.executor_types();
+    let mut out = Vec::new();
+    for f in scan.executors {
+        let source = format!("executable {}", f.path.display());
+        if taken.iter().any(|t| t.eq_ignore_ascii_case(&f.name)) {
+            tracing::warn!(
+                "executable {}: type {} is taken; not used",
+                f.path.display(),
+                f.name
+            );
+            out.push(TypeEntry {
+                type_name: f.name,
+                source: format!("{source} (not used: the type is taken)"),
+                version: None,
+            });
+            continue;
+        }
+        tracing::info!("executor {} is {}", f.name, f.path.display());
+        session.register(f.executor);
+        out.push(TypeEntry {
+            type_name: f.name,
+            source,
+            version: None,
+        });
+    }
+    for e in scan.errors {
+        let e = anyhow::Error::new(e);
+        tracing::warn!("executable not used: {e:#}");
         out.push(TypeEntry {
             type_name: "-".into(),
             source: format!("not loaded: {e:#}"),
