@@ -398,6 +398,9 @@ fn a_detached_remote_job_survives_daemon_sigkills_and_every_line_arrives_once() 
         eventually(Duration::from_secs(10), || !folder.exists()),
         "the remote folder is removed once everything was read"
     );
+    let r = run(&home, &sshd, &["connect", &id.to_string()]);
+    assert_eq!(r.code, 1, "a finished job has nothing to connect");
+    assert!(r.stderr.contains("nothing to connect"), "{}", r.stderr);
     ok(&home, &sshd, &["rm", &id.to_string()]);
 }
 
