@@ -81,30 +81,44 @@ impl Sshd {
             .map(|h| format!("[{h}]:{port} {key}\n"))
             .collect();
         std::fs::write(home.join(".ssh/known_hosts"), known).expect("known_hosts");
-        let mut cmd = match netns {
-            Some(ns) => {
-                let mut c = Command::new("ip");
-                c.args(["netns", "exec", ns, "/usr/sbin/sshd"]);
-                c
-            }
-            None => Command::new("/usr/sbin/sshd"),
-        };
-        let child = cmd
-            .args(["-D", "-e", "-f"])
-            .arg(d.join("sshd_config"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("sshd");
         let probe = hosts.last().cloned().unwrap_or_else(|| "127.0.0.1".into());
-        assert!(
-            eventually(Duration::from_secs(10), || std::net::TcpStream::connect((
-                probe.as_str(),
-                port
-            ))
-            .is_ok()),
-            "sshd listens"
-        );
+        let log = d.join("sshd.log");
+        let mut child = None;
+        // `ip netns exec` now and then fails as it sets up its mounts while
+        // another runs: an sshd that exited is started again.
+        for _ in 0..3 {
+            let mut cmd = match netns {
+                Some(ns) => {
+                    let mut c = Command::new("ip");
+                    c.args(["netns", "exec", ns, "/usr/sbin/sshd"]);
+                    c
+                }
+                None => Command::new("/usr/sbin/sshd"),
+            };
+            let mut c = cmd
+                .args(["-D", "-e", "-f"])
+                .arg(d.join("sshd_config"))
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&log).expect("sshd log"))
+                .spawn()
+                .expect("sshd");
+            let listens = eventually(Duration::from_secs(10), || {
+                std::net::TcpStream::connect((probe.as_str(), port)).is_ok()
+                    || c.try_wait().ok().flatten().is_some()
+            }) && c.try_wait().ok().flatten().is_none();
+            if listens {
+                child = Some(c);
+                break;
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let child = child.unwrap_or_else(|| {
+            panic!(
+                "sshd does not listen: {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            )
+        });
         Sshd {
             child,
             port,
