@@ -24,12 +24,13 @@ pub(crate) fn type_name_of(word: &str) -> String {
     }
 }
 
-/// Registers the built-in executors and the plugins; returns the types.
+/// Registers the built-in executors and the plugins; returns the types
+/// and the remote executor (for `connect`).
 pub(crate) fn register(
     session: &Session,
     home: &Home,
     plugins: &[PathBuf],
-) -> Result<Vec<TypeEntry>> {
+) -> Result<(Vec<TypeEntry>, std::sync::Arc<jobs_remote::SshExecutor>)> {
     session.register(std::sync::Arc::new(
         // One I/O thread: with the daemon's single worker, a second one only
         // added wake-ups per job, and a 1 GiB receive streams as fast.
@@ -40,7 +41,8 @@ pub(crate) fn register(
     session.register(std::sync::Arc::new(
         jobs_script::ScriptExecutor::new().limits(script_limits()),
     ));
-    session.register(std::sync::Arc::new(jobs_remote::SshExecutor::new()));
+    let remote = std::sync::Arc::new(jobs_remote::SshExecutor::with_options(remote_options()));
+    session.register(remote.clone());
     let types: Vec<TypeEntry> = session
         .executor_types()
         .into_iter()
@@ -53,7 +55,24 @@ pub(crate) fn register(
     let mut types = types;
     types.extend(load_plugins(session, home, plugins));
     types.extend(load_executables(session, home));
-    Ok(types)
+    Ok((types, remote))
+}
+
+/// The remote executor's options: the defaults, with
+/// `JOBCTL_DETACHED_KEEPALIVE` (seconds between keepalives of a detached
+/// remote job's connection; two silent ones make it Disconnected) when set.
+fn remote_options() -> jobs_remote::SshOptions {
+    let options = jobs_remote::SshOptions::default();
+    match std::env::var("JOBCTL_DETACHED_KEEPALIVE")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+    {
+        Some(secs) => options.detached_keepalive(
+            std::time::Duration::from_secs(secs),
+            jobs_remote::DEFAULT_DETACHED_KEEPALIVE_COUNT,
+        ),
+        None => options,
+    }
 }
 
 /// Loads the plugins of the home's folder, `JOBCTL_PLUGIN_PATH` and
@@ -393,12 +412,6 @@ fn remote_spec(req: &StartRequest, vars: &[(OsString, OsString)]) -> Result<JobS
             "a remote job needs --host HOST",
         ));
     }
-    if req.detached {
-        return Err(Fail::new(
-            ErrorCode::Usage,
-            "remote jobs cannot be detached",
-        ));
-    }
     let line = remote_command_line(&req.work)?;
     // The caller's SSH identity, not the daemon's: the daemon was started
     // by whichever command came first, with its HOME and agent.
@@ -413,7 +426,9 @@ fn remote_spec(req: &StartRequest, vars: &[(OsString, OsString)]) -> Result<JobS
         home: var("HOME"),
         agent_socket: var("SSH_AUTH_SOCK"),
     };
-    let mut spec = jobs_remote::RemoteSpec::new(req.hosts.clone(), line).caller(caller);
+    let mut spec = jobs_remote::RemoteSpec::new(req.hosts.clone(), line)
+        .caller(caller)
+        .detached(req.detached);
     spec.check_hosts().map_err(|e| {
         Fail::new(
             ErrorCode::Usage,

@@ -6,6 +6,7 @@ mod bytes;
 mod crash;
 mod daemon;
 mod deps;
+mod disconnected;
 mod executables;
 mod hosts;
 mod lifecycle;
