@@ -227,3 +227,35 @@ fn top_refuses_without_a_terminal() {
     assert_eq!(r.code, 2, "{r:?}");
     assert!(r.stderr.contains("terminal"), "{}", r.stderr);
 }
+
+#[test]
+fn top_gives_the_terminal_back_on_sigterm() {
+    let home = TestHome::new();
+    home.start(&["--name", "sleeper", "--", "sleep", "300"]);
+    let tmux = Tmux::new(&home);
+    let cmd = format!("{} top; echo top-exit=$?", jobctl_bin().display());
+    tmux.type_text(&cmd, true);
+    tmux.wait_for(&home, "the table", |s| row(s, "sleeper").is_some());
+    let shell = tmux.tmux(&["display-message", "-p", "-t", "top", "#{pane_pid}"]);
+    let shell = String::from_utf8_lossy(&shell.stdout).trim().to_string();
+    let children = Command::new("pgrep")
+        .args(["-P", &shell])
+        .output()
+        .expect("pgrep runs");
+    let top = String::from_utf8_lossy(&children.stdout);
+    let top: i32 = top
+        .split_whitespace()
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no child of the pane's shell {shell}: {children:?}"));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(top),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("kill -TERM");
+    let s = tmux.wait_for(&home, "the shell again", |s| s.contains("top-exit="));
+    assert!(s.contains("top-exit=143"), "{s}");
+    assert!(!s.contains("PSJobTypeName"), "{s}");
+    let alt = tmux.tmux(&["display-message", "-p", "-t", "top", "#{alternate_on}"]);
+    assert_eq!(String::from_utf8_lossy(&alt.stdout).trim(), "0");
+}

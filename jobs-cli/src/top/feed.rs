@@ -46,6 +46,8 @@ pub(crate) enum Msg {
     Records(Records),
     /// An action's outcome, for the status line.
     Done(String),
+    /// SIGTERM, SIGHUP or SIGINT: end the view, giving the terminal back.
+    Signal(i32),
 }
 
 /// The records of the jobs on screen, as read (kept) at one moment.
@@ -113,6 +115,22 @@ pub(crate) fn input(tx: Sender<Msg>) {
             }
         }
     }
+}
+
+/// Turns SIGTERM, SIGHUP and SIGINT into a message, so that the view ends
+/// through its loop and gives the terminal back rather than dying in raw
+/// mode on the alternate screen.
+pub(crate) fn signals(tx: Sender<Msg>) -> std::io::Result<()> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])?;
+    std::thread::Builder::new()
+        .name("top-signals".into())
+        .spawn(move || {
+            if let Some(sig) = signals.forever().next() {
+                let _ = tx.send(Msg::Signal(sig));
+            }
+        })?;
+    Ok(())
 }
 
 /// Follows the event stream of `c`, which has sent its request, until it

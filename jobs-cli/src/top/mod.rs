@@ -79,6 +79,7 @@ pub(crate) fn run(home: &Home) -> Result<i32> {
         let (home, want, tx) = (home.clone(), Arc::clone(&want), tx.clone());
         move || feed::records(home, want, tx)
     })?;
+    feed::signals(tx.clone()).context("cannot handle signals")?;
     let mut screen = Screen::enter()?;
     spawn("top-input", {
         let tx = tx.clone();
@@ -104,6 +105,8 @@ pub(crate) fn run(home: &Home) -> Result<i32> {
                     match handle(msg, &mut m, history_end) {
                         Step::Go => {}
                         Step::Quit => return Ok(exit::SUCCESS),
+                        // As a shell reports a command a signal ended.
+                        Step::Signal(sig) => return Ok(128 + sig),
                         Step::Act(a) => {
                             let (home, tx) = (home.clone(), tx.clone());
                             spawn("top-action", move || feed::act(home, a, tx))?;
@@ -146,6 +149,7 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<()> {
 enum Step {
     Go,
     Quit,
+    Signal(i32),
     Act(Action),
     Clear,
 }
@@ -164,6 +168,7 @@ fn handle(msg: Msg, m: &mut Model, history_end: SystemTime) -> Step {
         Msg::EventsLost(why) => m.note = format!("not live: {why}"),
         Msg::Records(r) => m.records(r),
         Msg::Done(text) => m.note = text,
+        Msg::Signal(sig) => return Step::Signal(sig),
     }
     Step::Go
 }
