@@ -6,9 +6,11 @@
 
 mod batch;
 mod deps;
+mod events;
 mod lifecycle;
 
 pub use batch::{default_batch_throttle, BatchSpec, Halt, HaltWhen, BATCH_TYPE};
+pub use events::{EventStream, Lagged};
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -19,6 +21,7 @@ use tokio::runtime::{Handle, Runtime};
 use tokio::sync::watch;
 
 use crate::cell::JobCell;
+use crate::store::RowChange;
 use crate::throttle::Throttle;
 use crate::{
     Error, JobContext, JobExecutor, JobFailure, JobId, JobInfo, JobSpec, JobState, MemoryStore,
@@ -49,6 +52,8 @@ pub(crate) struct Inner {
     pub(crate) table: Mutex<Table>,
     pub(crate) store: Arc<dyn Store>,
     pub(crate) seq: Arc<AtomicU64>,
+    /// State-change events: their numbering and subscribers.
+    pub(crate) events: events::Events,
     executors: RwLock<HashMap<String, Arc<dyn JobExecutor>>>,
     /// Bumped on every state change and every job added or removed.
     pub(crate) changed: watch::Sender<u64>,
@@ -263,6 +268,7 @@ impl SessionBuilder {
         };
         let store = self.store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
         let max_seq = store.max_seq()?;
+        let events = events::Events::new(store.max_event_seq()?);
         Ok(Session {
             inner: Arc::new(Inner {
                 table: Mutex::new(Table {
@@ -277,6 +283,7 @@ impl SessionBuilder {
                 }),
                 store,
                 seq: Arc::new(AtomicU64::new(max_seq)),
+                events,
                 executors: RwLock::new(HashMap::new()),
                 changed: watch::Sender::new(0),
                 handle,
@@ -400,7 +407,7 @@ impl Session {
             if let Some(e) = t.jobs.remove(&j) {
                 todo.extend(e.info.children.iter().copied());
                 e.cell.bump();
-                if let Err(err) = self.inner.store.delete_job(j) {
+                if let Err(err) = self.inner.record_removal(&e.info) {
                     result = Err(Error::from(err));
                 }
             }
@@ -498,6 +505,7 @@ impl Session {
                 }
             }
             if !info.state.is_finished() {
+                let was = info.state;
                 match &executor {
                     Some(ex) if info.parent.is_none() && ex.resumable(&info) => {
                         info.state = JobState::Running;
@@ -510,7 +518,13 @@ impl Session {
                         cell.closed.store(true, Ordering::Release);
                     }
                 }
-                self.inner.store.save_job(&info)?;
+                if was == info.state {
+                    self.inner.store.save_job(&info)?;
+                } else {
+                    // The end of a job with its session is a state change too.
+                    self.inner
+                        .record_change(RowChange::Save(&info), &info, Some(was))?;
+                }
             } else {
                 cell.closed.store(true, Ordering::Release);
             }
@@ -568,7 +582,7 @@ impl Inner {
         info.exit_code = None;
         info.has_more_data = true;
         info.begin.get_or_insert_with(SystemTime::now);
-        self.store.save_job(&info)?;
+        self.record_change(RowChange::Save(&info), &info, None)?;
         let pool = Pool::Type(type_key(&info.type_name));
         let cell = Arc::new(JobCell::new(id, info.instance_id));
         t.jobs
