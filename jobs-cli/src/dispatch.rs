@@ -75,6 +75,7 @@ pub(crate) fn run(cli: Cli) -> Result<i32> {
         }
         Command::Run(Lazy(args)) => run_job(&home()?, args),
         Command::Daemon { action } => daemon(&home()?, action),
+        Command::Events(Lazy(args)) => crate::events::events(&home()?, args),
         Command::Plugins => plugins(&home()?),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
@@ -167,6 +168,7 @@ fn start_request(args: &StartArgs, hosts: Vec<String>) -> Result<StartRequest> {
         after: args.after.clone(),
         after_any: args.after_any.clone(),
         timeout: args.timeout,
+        on_finish: args.on_finish.clone(),
     })
 }
 

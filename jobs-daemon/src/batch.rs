@@ -120,6 +120,8 @@ impl Template {
             after: Vec::new(),
             after_any: Vec::new(),
             timeout: req.timeout,
+            // The batch's hook runs once, when the parent finishes.
+            on_finish: None,
         };
         executors::job_spec(child, &self.env, None)
     }

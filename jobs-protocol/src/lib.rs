@@ -207,6 +207,10 @@ pub struct StartRequest {
     /// remote job) may run before it is stopped and fails.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<std::time::Duration>,
+    /// `--on-finish`: a shell line the daemon runs when the job finishes
+    /// (a daemon before it ignores it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_finish: Option<String>,
 }
 
 impl StartRequest {
