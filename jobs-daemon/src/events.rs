@@ -22,7 +22,11 @@ const PAGE: usize = 1000;
 const LIVE_PAGE: usize = 256;
 
 /// Answers `events`; `Ok(false)` closes the connection.
-pub(crate) async fn serve(d: &Daemon, req: EventsRequest, (rd, wr): Conn<'_>) -> Result<bool, Fail> {
+pub(crate) async fn serve(
+    d: &Daemon,
+    req: EventsRequest,
+    (rd, wr): Conn<'_>,
+) -> Result<bool, Fail> {
     let mut live = req.follow.then(|| d.session.subscribe());
     let mut cursor = Cursor {
         last: req.since.unwrap_or(0),

@@ -221,7 +221,10 @@ impl Hooks {
         let dir = match jobs_core::plugin::check_folder(&dir) {
             Ok(d) => d,
             Err(e) => {
-                warn!("hooks folder refused, no hook of it runs: {:#}", anyhow::Error::new(e));
+                warn!(
+                    "hooks folder refused, no hook of it runs: {:#}",
+                    anyhow::Error::new(e)
+                );
                 return Vec::new();
             }
         };

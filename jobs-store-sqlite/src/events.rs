@@ -107,9 +107,8 @@ pub(crate) fn insert(
     let Some(high) = events.iter().map(|e| e.seq).max() else {
         return Ok(None);
     };
-    let key = |v: u64| {
-        i64::try_from(v).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
-    };
+    let key =
+        |v: u64| i64::try_from(v).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)));
     let mut ins =
         tx.prepare_cached("INSERT OR REPLACE INTO events (seq, job, data) VALUES (?1, ?2, ?3)")?;
     for e in events {
@@ -186,7 +185,8 @@ pub(crate) fn read(
 
 /// Sets a job's finish hook (the daemon's `start --on-finish`).
 pub(crate) fn set_on_finish(tx: &Transaction, job: JobId, line: &[u8]) -> rusqlite::Result<()> {
-    let key = i64::try_from(job).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+    let key =
+        i64::try_from(job).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
     tx.prepare_cached("INSERT OR REPLACE INTO on_finish (job, line) VALUES (?1, ?2)")?
         .execute(params![key, line])?;
     Ok(())
@@ -201,7 +201,10 @@ pub(crate) fn on_finish_all(conn: &Connection) -> Result<Vec<(JobId, Vec<u8>)>, 
     let mut rows = stmt.query([]).map_err(fail)?;
     let mut out = Vec::new();
     while let Some(r) = rows.next().map_err(fail)? {
-        out.push((from_sql_int(r.get(0).map_err(fail)?)?, r.get(1).map_err(fail)?));
+        out.push((
+            from_sql_int(r.get(0).map_err(fail)?)?,
+            r.get(1).map_err(fail)?,
+        ));
     }
     Ok(out)
 }

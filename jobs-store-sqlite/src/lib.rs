@@ -353,8 +353,10 @@ impl SqliteStore {
                 let row = JobRow::encode(info)?;
                 self.shared.write(&mut db, |tx| {
                     row.write(tx)?;
-                    tx.prepare_cached("INSERT OR REPLACE INTO waiting (job, spec) VALUES (?1, ?2)")?
-                        .execute(params![row.id_key, spec])?;
+                    tx.prepare_cached(
+                        "INSERT OR REPLACE INTO waiting (job, spec) VALUES (?1, ?2)",
+                    )?
+                    .execute(params![row.id_key, spec])?;
                     Ok(())
                 })
             }

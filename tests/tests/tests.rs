@@ -6,6 +6,7 @@ mod bytes;
 mod crash;
 mod daemon;
 mod deps;
+mod events;
 mod hosts;
 mod lifecycle;
 mod load;
