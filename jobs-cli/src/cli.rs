@@ -400,6 +400,13 @@ pub(crate) struct ReceiveArgs {
     /// Records are consumed once the whole view was written.
     #[arg(long, conflicts_with = "json")]
     pub gather: bool,
+    /// Write the jobs' state changes among their records, in order: a
+    /// job's start before its records, its end after them. With --json a
+    /// line `{"id":ID,"event":{"from":..,"to":..,"reason":..}}` on stdout;
+    /// otherwise a line to stderr, `EVENT: job 3 (build) Running ->
+    /// Completed`, beside the other non-output records.
+    #[arg(long, conflicts_with_all = ["ordered", "tag", "gather"])]
+    pub write_events: bool,
 }
 
 /// `wait` options.

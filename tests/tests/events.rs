@@ -430,3 +430,58 @@ fn a_hooks_folder_others_may_write_is_refused() {
     let log = std::fs::read_to_string(home.path().join("daemon.log")).expect("log");
     assert!(log.contains("writable by its group or others"), "{log}");
 }
+
+#[test]
+fn receive_writes_a_jobs_state_changes_among_its_records_in_order() {
+    let home = TestHome::new();
+    let id = home.start(&["-c", "echo a; sleep 0.5; echo b; exit 2"]);
+    let r = home.run(&[
+        "receive",
+        &id.to_string(),
+        "--wait",
+        "--keep",
+        "--write-events",
+        "--json",
+    ]);
+    let lines = read_json_lines(&r.text());
+    let shape: Vec<String> = lines
+        .iter()
+        .map(|l| match l.get("event") {
+            Some(e) => format!("event {} -> {}", e["from"], e["to"]),
+            None => format!("record {}", l["data"]),
+        })
+        .collect();
+    assert_eq!(
+        shape,
+        [
+            r#"event null -> "NotStarted""#,
+            r#"event "NotStarted" -> "Running""#,
+            r#"record "a\n""#,
+            r#"record "b\n""#,
+            r#"event "Running" -> "Failed""#,
+        ],
+        "{}",
+        r.text()
+    );
+    assert!(lines.iter().all(|l| l["id"] == id));
+    assert_eq!(lines[4]["event"]["reason"], "exited with status 2");
+    // For people: stdout stays the job's output byte for byte, the
+    // changes go to stderr.
+    let r = home.run(&["receive", &id.to_string(), "--write-events"]);
+    assert_eq!(r.text(), "a\nb\n");
+    let events: Vec<&str> = r
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("EVENT: "))
+        .collect();
+    assert_eq!(
+        events,
+        [
+            format!("EVENT: job {id} (Job{id}) (new) -> NotStarted"),
+            format!("EVENT: job {id} (Job{id}) NotStarted -> Running"),
+            format!("EVENT: job {id} (Job{id}) Running -> Failed: exited with status 2"),
+        ],
+        "{}",
+        r.stderr
+    );
+}
