@@ -408,7 +408,7 @@ impl Session {
                 todo.extend(e.info.children.iter().copied());
                 e.cell.bump();
                 if let Err(err) = self.inner.record_removal(&e.info) {
-                    result = Err(Error::from(err));
+                    result = Err(err);
                 }
             }
         }
