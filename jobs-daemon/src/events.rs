@@ -57,7 +57,8 @@ pub(crate) async fn serve(
                 // The session is gone: the daemon is ending.
                 None => return Ok(false),
                 Some(Ok(ev)) => page.push(ev),
-                Some(Err(_)) => {
+                Some(Err(lagged_by)) => {
+                    tracing::info!("an events reader {lagged_by}; sending them from the store");
                     lagged = true;
                     break;
                 }

@@ -485,3 +485,63 @@ fn receive_writes_a_jobs_state_changes_among_its_records_in_order() {
         r.stderr
     );
 }
+
+#[test]
+fn a_follower_that_reads_late_misses_nothing_and_repeats_nothing() {
+    const ITEMS: usize = 5000;
+    let home = TestHome::new();
+    let items: String = (1..=ITEMS).map(|i| format!("{i}\n")).collect();
+    let list = home.path().join("items");
+    std::fs::write(&list, items).expect("items");
+    // Its output is not read until the batch is over: far more events than
+    // the pipe, the socket and the live channel hold (15,003 here, 4,096 in
+    // the channel) pile up meanwhile.
+    let follower = Follower::start_unread(&home);
+    let batch = home.start(&["--each", &list.display().to_string(), "--", "true"]);
+    home.ok(&["wait", &batch.to_string(), "--timeout", "600"]);
+    let stored = read_json_lines(&home.ok(&["events", "--json"]));
+    assert_eq!(stored.len(), 3 * (ITEMS + 1), "3 events per job");
+    let live = follower.read(stored.len());
+    assert_strictly_increasing(&live);
+    assert_eq!(live, stored);
+    // What the live channel dropped for it came from the store.
+    let log = std::fs::read_to_string(home.path().join("daemon.log")).expect("log");
+    assert!(
+        log.contains("an events reader fell behind"),
+        "the follower never fell behind: the test did not test the catch-up"
+    );
+}
+
+impl Follower {
+    /// A follower whose output is read only by [`Follower::read`].
+    fn start_unread(home: &TestHome) -> Follower {
+        let child = home
+            .cmd(&["events", "--follow", "--json"])
+            .spawn()
+            .expect("spawn events --follow");
+        Follower {
+            child,
+            lines: Arc::new(Mutex::new(Vec::new())),
+        }
+    }
+
+    /// Reads `n` lines of its output.
+    fn read(mut self, n: usize) -> Vec<Value> {
+        let out = self.child.stdout.take().expect("piped stdout");
+        let reader = std::thread::spawn(move || {
+            BufReader::new(out)
+                .lines()
+                .take(n)
+                .map(|l| serde_json::from_str::<Value>(&l.expect("a line")).expect("JSON"))
+                .collect::<Vec<_>>()
+        });
+        let pid = self.child.id();
+        // Bounds a hang: the follower is killed if the lines never come.
+        let watchdog = std::thread::spawn(move || {
+            std::thread::sleep(PATIENCE);
+            kill9(pid);
+        });
+        drop(watchdog);
+        reader.join().expect("reader")
+    }
+}
