@@ -124,7 +124,7 @@ async fn serve_forever(home: Home, plugins: Vec<PathBuf>, limits: Limits) -> Res
         .runtime(tokio::runtime::Handle::current())
         .build()
         .context("cannot open the session")?;
-    let types = executors::register(&session, &home, &plugins)?;
+    let (types, remote) = executors::register(&session, &home, &plugins)?;
     // Before the restore: jobs it ends with the previous session finish too.
     let (hook_events, last_event) = (session.subscribe(), session.last_event());
     let restored = session.restore().context("cannot restore the job table")?;
@@ -144,6 +144,7 @@ async fn serve_forever(home: Home, plugins: Vec<PathBuf>, limits: Limits) -> Res
         hooks,
         session,
         types,
+        remote,
         closing: AtomicBool::new(false),
         exit: Notify::new(),
         idle: limits.idle,

@@ -18,7 +18,8 @@
 //! it missed from the store: no hook is lost, none runs twice.
 //!
 //! The hooks folder obeys the plugins folder's rule
-//! ([`jobs_core::plugin::check_folder`]): it and the folders above it
+//! ([`jobs_core::plugin::check_folder`] for the folder,
+//! [`jobs_core::plugin::check_trusted`] for each hook): it and the folders above it
 //! belong to the daemon's user (or root) and nobody else may write them;
 //! each hook file likewise. A folder that breaks the rule is logged and no
 //! hook of it runs; the jobs' own `--on-finish` lines still do (they came
@@ -242,11 +243,12 @@ impl Hooks {
                 std::fs::symlink_metadata(p)
                     .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
             })
-            .filter(|p| match jobs_core::plugin::check_file(p) {
-                Ok(()) => true,
+            // Run by the path checked: its folder admits no one else's files.
+            .filter_map(|p| match jobs_core::plugin::check_trusted(&p) {
+                Ok(checked) => Some(checked),
                 Err(e) => {
                     warn!("hook refused: {:#}", anyhow::Error::new(e));
-                    false
+                    None
                 }
             })
             .collect();

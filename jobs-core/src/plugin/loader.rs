@@ -257,23 +257,6 @@ pub fn check_folder(dir: &Path) -> Result<PathBuf, PluginError> {
     Ok(real)
 }
 
-/// Checks a file of a folder [`check_folder`] accepted, by the same rule:
-/// not a symbolic link, owned by this user or root, writable by no one
-/// else.
-pub fn check_file(path: &Path) -> Result<(), PluginError> {
-    let meta = std::fs::symlink_metadata(path).map_err(|e| PluginError::Io {
-        path: path.to_path_buf(),
-        source: e,
-    })?;
-    if meta.is_symlink() {
-        return Err(PluginError::Insecure {
-            path: path.to_path_buf(),
-            rule: Insecurity::Symlink,
-        });
-    }
-    check_entry(path, path, &meta, false)
-}
-
 /// The plugin file checked and held open: the library is loaded through
 /// this descriptor, so the file checked is the file loaded.
 struct CheckedFile {
@@ -329,6 +312,16 @@ fn open_checked(given: &Path) -> Result<CheckedFile, PluginError> {
     check_entry(&path, &path, &meta, false)?;
     check_folders(&path, &dir)?;
     Ok(CheckedFile { path, file })
+}
+
+/// Checks `path` by the rules [`load`] applies before opening a library
+/// (a regular file, not a symbolic link; it and every folder above it
+/// owned by this process's user or root and writable by no one else,
+/// except a sticky folder above its own folder), without loading it.
+/// Returns the path with its folder made canonical. For hosts that run
+/// other kinds of extensions (such as executables) by the same trust rule.
+pub fn check_trusted(path: impl AsRef<Path>) -> Result<PathBuf, PluginError> {
+    open_checked(path.as_ref()).map(|checked| checked.path)
 }
 
 /// The name under which the dynamic loader opens `file`'s descriptor.

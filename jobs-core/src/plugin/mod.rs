@@ -81,5 +81,5 @@ pub use abi::{ABI_VERSION, CORE_VERSION};
 pub use export::Export;
 #[cfg(feature = "plugin-host")]
 pub use loader::{
-    check_file, check_folder, load, scan, Insecurity, LoadedPlugin, PluginError, Scan,
+    check_folder, check_trusted, load, scan, Insecurity, LoadedPlugin, PluginError, Scan,
 };
