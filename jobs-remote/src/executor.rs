@@ -13,6 +13,7 @@ use crate::exec;
 use crate::options::SshOptions;
 use crate::pool::{Pool, PoolKey};
 use crate::spec::{HostTask, Params, RemoteSpec, TYPE_NAME};
+use crate::spread;
 
 /// Runs a shell line on remote hosts over SSH: `RemoteJob`.
 ///
@@ -32,6 +33,8 @@ use crate::spec::{HostTask, Params, RemoteSpec, TYPE_NAME};
 pub struct SshExecutor {
     options: Arc<SshOptions>,
     pool: Arc<Pool>,
+    /// The batches spread over hosts (see `spread.rs`).
+    spread: Arc<spread::Groups>,
 }
 
 impl Default for SshExecutor {
@@ -51,6 +54,7 @@ impl SshExecutor {
         SshExecutor {
             pool: Arc::new(Pool::new(&options)),
             options: Arc::new(options),
+            spread: Arc::default(),
         }
     }
 
@@ -228,6 +232,11 @@ impl JobExecutor for SshExecutor {
     }
 
     async fn run(&self, spec: JobSpec, ctx: JobContext) -> Result<(), JobFailure> {
+        if let Some(item) = spread::spec_of(&spec.params) {
+            let options = spread::with_caller(&self.options, &item.caller);
+            let pool = Arc::downgrade(&self.pool);
+            return spread::run(&self.spread, options, pool, item, ctx).await;
+        }
         let params: Params = serde_json::from_value(spec.params).map_err(|e| {
             JobFailure::new(format!(
                 "invalid RemoteJob parameters (expected hosts and a command): {e}"
@@ -240,6 +249,9 @@ impl JobExecutor for SshExecutor {
     }
 
     fn location(&self, spec: &JobSpec) -> String {
+        if let Some(item) = spread::spec_of(&spec.params) {
+            return item.hosts.join(",");
+        }
         match serde_json::from_value::<Params>(spec.params.clone()) {
             Ok(Params::Parent(p)) => p.hosts.join(","),
             Ok(Params::Child(t)) => t.host,

@@ -76,6 +76,7 @@ mod known_hosts;
 mod options;
 mod pool;
 mod spec;
+mod spread;
 
 pub use error::{ErrorKind, RemoteError, UNREACHABLE_EXIT_CODE};
 pub use executor::SshExecutor;
@@ -85,3 +86,4 @@ pub use options::{
     DEFAULT_STOP_GRACE,
 };
 pub use spec::{Caller, RemoteSpec, DEFAULT_THROTTLE, TYPE_NAME};
+pub use spread::{SpreadSpec, DEFAULT_SLOTS};
