@@ -657,7 +657,9 @@ mod tests {
             .check()
             .expect_err("bad port");
         assert_eq!(e.host(), "b:0");
-        let spec = SpreadSpec::new(["a", "b"], "uptime", "g").slots(3).into_job_spec();
+        let spec = SpreadSpec::new(["a", "b"], "uptime", "g")
+            .slots(3)
+            .into_job_spec();
         assert_eq!(spec.type_name, TYPE_NAME);
         assert_eq!(spec.location.as_deref(), Some("a,b"));
         let back = spec_of(&spec.params).expect("a spread item's params");

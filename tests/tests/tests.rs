@@ -12,5 +12,6 @@ mod load;
 mod plugins;
 mod receive;
 mod remote;
+mod spread;
 mod store;
 mod trust;
