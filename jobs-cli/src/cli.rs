@@ -257,7 +257,7 @@ pub(crate) struct StartArgs {
     /// default for --each with --host; a host that cannot be reached takes
     /// no more items and its item goes to another host.
     #[arg(long, value_name = "N", requires = "each", requires = "host_source", value_parser = parse_slots)]
-    pub slots: Option<usize>,
+    pub slots: Option<std::num::NonZeroU16>,
     /// With --each and --host: run every item on every host (each item a
     /// remote job with a child per host; GNU parallel's --onall).
     #[arg(
@@ -327,12 +327,10 @@ fn parse_halt(s: &str) -> Result<String, String> {
     s.parse::<jobs_core::Halt>().map(|_| s.to_string())
 }
 
-/// `--slots N`: a whole number, at least 1.
-fn parse_slots(s: &str) -> Result<usize, String> {
-    match s.parse::<usize>() {
-        Ok(n) if n >= 1 => Ok(n),
-        _ => Err(format!("'{s}' is not a number of slots (1 or more)")),
-    }
+/// `--slots N`: a whole number from 1 to 65535.
+fn parse_slots(s: &str) -> Result<std::num::NonZeroU16, String> {
+    s.parse()
+        .map_err(|_| format!("'{s}' is not a number of slots (1 to 65535)"))
 }
 
 fn parse_state(s: &str) -> Result<JobState, String> {

@@ -28,11 +28,8 @@ pub(crate) struct Spread {
 
 impl Spread {
     /// Whether the batch `req` with `each` spreads its items over hosts;
-    /// `--slots` without hosts, or `--slots 0`, is a usage error.
+    /// `--slots` or `--onall` without hosts is a usage error.
     pub(crate) fn of(req: &StartRequest, each: &Each) -> Result<Option<Spread>, Fail> {
-        if each.slots == Some(0) {
-            return Err(Fail::new(ErrorCode::Usage, "--slots must be at least 1"));
-        }
         if req.hosts.is_empty() {
             if each.slots.is_some() || each.on_all {
                 return Err(Fail::new(
@@ -53,7 +50,9 @@ impl Spread {
         }
         Ok(Some(Spread {
             group: Uuid::new_v4(),
-            slots: each.slots.unwrap_or(jobs_remote::DEFAULT_SLOTS),
+            slots: each
+                .slots
+                .map_or(jobs_remote::DEFAULT_SLOTS, |n| usize::from(n.get())),
         }))
     }
 

@@ -59,7 +59,7 @@ fn items_spread_over_hosts_run_once_within_slots_and_leave_a_host_cut_off() {
         "a=$(echo $SSH_CONNECTION | cut -d' ' -f3); echo $a >> {marks}/{{}}; s=; \
          for n in 1 2; do mkdir {locks}/$a.$n 2>/dev/null && {{ s=$n; break; }}; done; \
          [ -n \"$s\" ] || echo \"$a {{}}\" >> {over}; echo \"$a $s\" >> {slots}; \
-         sleep 0.3; [ -z \"$s\" ] || rmdir {locks}/$a.$s; \
+         sleep 1; [ -z \"$s\" ] || rmdir {locks}/$a.$s; \
          case {{}} in i050) exit 3;; esac",
         marks = marks.display(),
         locks = locks.display(),
