@@ -42,6 +42,15 @@
 //! after [`SshOptions::pool_idle_timeout`] (30 s; zero turns pooling off),
 //! beyond 4 per host and 128 in all, and when the executor is dropped.
 //!
+//! A job whose params are a [`SpreadSpec`] is one item of a batch spread
+//! over hosts (GNU parallel's `-S`): it runs once, on the least busy host
+//! of its list with a free slot (at most `slots` items of the batch at
+//! once per host), waiting while all are busy. A host that cannot be used
+//! before the command starts takes no more items of the batch, and the item
+//! moves to another one, counting an attempt and setting its location to
+//! the host it runs on; with no host left it fails naming each host's
+//! error. The batch's items keep one connection per slot while they run.
+//!
 //! # Example
 //! ```no_run
 //! use std::sync::Arc;
