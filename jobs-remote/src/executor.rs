@@ -102,15 +102,7 @@ impl SshExecutor {
     }
 
     async fn run_child(&self, task: HostTask, ctx: JobContext) -> Result<(), JobFailure> {
-        let options = if task.caller.is_empty() {
-            Arc::clone(&self.options)
-        } else {
-            // The executor's own settings first, then the caller's.
-            let mut o = SshOptions::clone(&self.options);
-            o.home = o.home.or_else(|| task.caller.home.clone());
-            o.agent_socket = o.agent_socket.or_else(|| task.caller.agent_socket.clone());
-            Arc::new(o)
-        };
+        let options = task.caller.over(&self.options);
         // Weak: a running command does not keep the pool of a dropped
         // executor alive; its connection then just closes.
         let pool = Arc::downgrade(&self.pool);
@@ -233,7 +225,7 @@ impl JobExecutor for SshExecutor {
 
     async fn run(&self, spec: JobSpec, ctx: JobContext) -> Result<(), JobFailure> {
         if let Some(item) = spread::spec_of(&spec.params) {
-            let options = spread::with_caller(&self.options, &item.caller);
+            let options = item.caller.over(&self.options);
             let pool = Arc::downgrade(&self.pool);
             return spread::run(&self.spread, options, pool, item, ctx).await;
         }

@@ -534,18 +534,6 @@ fn try_host(
     Tried::Ran(result)
 }
 
-/// The executor's options with the caller's home and agent where the
-/// executor sets none.
-pub(crate) fn with_caller(options: &Arc<SshOptions>, caller: &Caller) -> Arc<SshOptions> {
-    if caller.is_empty() {
-        return Arc::clone(options);
-    }
-    let mut o = SshOptions::clone(options);
-    o.home = o.home.or_else(|| caller.home.clone());
-    o.agent_socket = o.agent_socket.or_else(|| caller.agent_socket.clone());
-    Arc::new(o)
-}
-
 /// Retires the leased host: it could not be used, and nothing ran.
 fn retire(lease: &mut Lease, e: RemoteError) -> Tried {
     lease.retire = Some(e.clone());
