@@ -40,7 +40,7 @@ use tokio::sync::Notify;
 
 use crate::config;
 use crate::connect::{self, Connected};
-use crate::error::{ErrorKind, HostErr, RemoteError};
+use crate::error::{ErrorKind, HostErr, RemoteError, UNREACHABLE_EXIT_CODE};
 use crate::exec;
 use crate::options::SshOptions;
 use crate::pool::{Pool, PoolKey};
@@ -249,10 +249,17 @@ impl Group {
                         .iter()
                         .filter_map(|h| h.retired.as_ref().map(ToString::to_string))
                         .collect();
-                    return Err(JobFailure::new(format!(
-                        "no host can take the item: {}",
-                        why.join("; ")
-                    )));
+                    let mut failure =
+                        JobFailure::new(format!("no host can take the item: {}", why.join("; ")));
+                    // As a host's child: 255 when none could be reached at all.
+                    if st.hosts.iter().all(|h| {
+                        h.retired
+                            .as_ref()
+                            .is_some_and(|e| e.kind().is_unreachable())
+                    }) {
+                        failure.exit_code = Some(UNREACHABLE_EXIT_CODE);
+                    }
+                    return Err(failure);
                 }
                 let free = st
                     .hosts
@@ -618,6 +625,24 @@ mod tests {
                 e.reason,
                 "no host can take the item: host a: connection refused; host b: no identity accepted"
             );
+            // A login refused is no unreachable host: no 255.
+            assert_eq!(e.exit_code, None);
+        });
+    }
+
+    #[test]
+    fn an_item_with_every_host_unreachable_exits_255() {
+        rt().block_on(async {
+            let (_groups, m) = group(&["a"], 1);
+            let mut a = m.group.acquire().await.expect("a");
+            a.retire = Some(RemoteError::new(
+                "a",
+                ErrorKind::ConnectTimeout,
+                "connect timed out",
+            ));
+            drop(a);
+            let e = m.group.acquire().await.err().expect("no host left");
+            assert_eq!(e.exit_code, Some(UNREACHABLE_EXIT_CODE));
         });
     }
 

@@ -192,6 +192,15 @@ fn an_item_with_no_reachable_host_fails_naming_each_host() {
     ]);
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert_eq!(r.text(), "");
+    // Unreachable, as a host's child that could not connect.
+    assert!(
+        r.stderr
+            .lines()
+            .last()
+            .is_some_and(|l| l.starts_with("0 ok, 2 unreachable")),
+        "{}",
+        r.stderr
+    );
     let id = f.start(&[
         "--each",
         &items.to_string_lossy(),
@@ -205,6 +214,7 @@ fn an_item_with_no_reachable_host_fails_naming_each_host() {
     for c in all[&id]["children"].as_array().expect("children") {
         let child = &all[&c.as_u64().expect("id")];
         assert_eq!(child["state"], "Failed");
+        assert_eq!(child["exit_code"], 255);
         let reason = child["reason"].as_str().expect("reason");
         assert!(
             reason.starts_with("no host can take the item: "),
