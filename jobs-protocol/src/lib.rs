@@ -119,6 +119,9 @@ pub enum Op {
     Wait(WaitRequest),
     /// Stops jobs.
     Stop(SelectRequest),
+    /// Re-attaches detached remote jobs whose connection is lost, now;
+    /// answered with their rows once each host's attempt was made.
+    Connect(SelectRequest),
     /// Removes jobs.
     Remove(RemoveRequest),
     /// The daemon's pid.

@@ -42,6 +42,7 @@
 //! after [`SshOptions::pool_idle_timeout`] (30 s; zero turns pooling off),
 //! beyond 4 per host and 128 in all, and when the executor is dropped.
 //!
+//! # Items spread over hosts
 //! A job whose params are a [`SpreadSpec`] is one item of a batch spread
 //! over hosts (GNU parallel's `-S`): it runs once, on the least busy host
 //! of its list with a free slot (at most `slots` items of the batch at
@@ -50,6 +51,27 @@
 //! moves to another one, counting an attempt and setting its location to
 //! the host it runs on; with no host left it fails naming each host's
 //! error. The batch's items keep one connection per slot while they run.
+//!
+//! # Detached jobs
+//! A [`RemoteSpec::detached`] job runs each host's command under a small
+//! supervisor written in POSIX sh and sent with the command (nothing to
+//! install on the host): in its own session and process group (`setsid`),
+//! with its stdout, stderr, process group and exit status in files under
+//! `~/.cache/jobctl/jobs/<child's instance id>/` on the host (mode 0700).
+//! The command outlives the connection and the session. A child streams
+//! the files as they grow; when its connection is lost (keepalive every
+//! [`SshOptions::detached_keepalive_interval`], 2 s by default, or an
+//! error), the child turns Disconnected (its parent too, unless a child
+//! Failed) and re-attaches by itself, after 1 s and then doubling waits up
+//! to 60 s, or at once on [`SshExecutor::connect_now`]. A session restored
+//! from a durable store resumes the children that were running
+//! ([`JobExecutor::resume`](jobs_core::JobExecutor::resume)). Each file
+//! resumes at the offset stored with the records read up to it (the job's
+//! checkpoint), so every byte reaches the job exactly once. A stop, even of
+//! a Disconnected child, reaches the host over a new connection, ends the
+//! remote group (SIGTERM, SIGKILL after the grace) and removes the folder;
+//! the folder also goes once the end was read in full. A host whose folder
+//! is gone at re-attach fails its child with a reason naming the host.
 //!
 //! # Example
 //! ```no_run
@@ -73,10 +95,12 @@
 //! # Ok::<(), jobs_core::Error>(())
 //! ```
 
+mod attach;
 mod auth;
 mod base64;
 mod config;
 mod connect;
+mod detached;
 mod error;
 mod exec;
 mod executor;
@@ -90,7 +114,8 @@ mod spread;
 pub use error::{ErrorKind, RemoteError, UNREACHABLE_EXIT_CODE};
 pub use executor::SshExecutor;
 pub use options::{
-    SshOptions, DEFAULT_CONNECT_TIMEOUT, DEFAULT_KEEPALIVE_COUNT, DEFAULT_KEEPALIVE_INTERVAL,
+    SshOptions, DEFAULT_CONNECT_TIMEOUT, DEFAULT_DETACHED_KEEPALIVE_COUNT,
+    DEFAULT_DETACHED_KEEPALIVE_INTERVAL, DEFAULT_KEEPALIVE_COUNT, DEFAULT_KEEPALIVE_INTERVAL,
     DEFAULT_POOL_IDLE_TIMEOUT, DEFAULT_POOL_MAX_IDLE, DEFAULT_POOL_MAX_IDLE_PER_HOST,
     DEFAULT_STOP_GRACE,
 };
