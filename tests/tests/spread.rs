@@ -90,8 +90,14 @@ fn items_spread_over_hosts_run_once_within_slots_and_leave_a_host_cut_off() {
     let on_h02_at_cut = ran_on(&marks, "127.0.0.2");
     assert!(on_h02_at_cut >= 1, "h02 ran items before the cut");
 
-    let r = f.run(&["wait", &id.to_string()]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    // A slow machine may take longer than one command's time limit: wait
+    // in steps (a hang still ends the test).
+    let done = (0..6).any(|_| {
+        let r = f.run(&["wait", &id.to_string(), "--timeout", "50"]);
+        assert!(r.code == 0 || r.code == 124, "{}", r.stderr);
+        r.code == 0
+    });
+    assert!(done, "the batch ended within 5 minutes");
     let all = rows(&f);
     let parent = &all[&id];
     assert_eq!(parent["type"], "BatchJob");
