@@ -15,5 +15,6 @@ mod load;
 mod plugins;
 mod receive;
 mod remote;
+mod spread;
 mod store;
 mod trust;
