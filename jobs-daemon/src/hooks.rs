@@ -8,8 +8,8 @@
 //! three empty when there is none), runs in the home with no standard
 //! input, in a process group of its own, and gets [`DEFAULT_TIMEOUT`]
 //! (`JOBCTL_HOOK_TIMEOUT` in the daemon's environment sets another) before
-//! its group is killed. Its output and its exit status go to the daemon's
-//! log. Hooks are not jobs: they change no job and are not in the table.
+//! its group is killed. Its output (the first 64 KiB of each stream) and
+//! its exit status go to the daemon's log. Hooks are not jobs: they change no job and are not in the table.
 //!
 //! Hooks follow the session's events (see `events`), so a hook never
 //! delays a job or a request: finished jobs queue their hooks in a bounded
@@ -289,7 +289,7 @@ impl Hooks {
             .stderr(Stdio::piped())
             .process_group(0)
             .kill_on_drop(true);
-        let child = match cmd.spawn() {
+        let mut child = match cmd.spawn() {
             Ok(c) => c,
             Err(e) => {
                 warn!(job, "hook {label} did not start: {e}");
@@ -297,18 +297,30 @@ impl Hooks {
             }
         };
         let pid = child.id();
-        match tokio::time::timeout(self.timeout, child.wait_with_output()).await {
-            Ok(Ok(out)) => {
-                for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let (out, err) = (child.stdout.take(), child.stderr.take());
+        let done = async {
+            let (out, err, status) = tokio::join!(logged(out), logged(err), child.wait());
+            status.map(|s| (out, err, s))
+        };
+        match tokio::time::timeout(self.timeout, done).await {
+            Ok(Ok((out, err, status))) => {
+                for line in String::from_utf8_lossy(&out.0).lines() {
                     info!(job, "hook {label}: {line}");
                 }
-                for line in String::from_utf8_lossy(&out.stderr).lines() {
+                for line in String::from_utf8_lossy(&err.0).lines() {
                     warn!(job, "hook {label} (stderr): {line}");
                 }
-                if out.status.success() {
-                    info!(job, "hook {label} ended: {}", out.status);
+                if out.1 + err.1 > 0 {
+                    warn!(
+                        job,
+                        "hook {label}: {} more bytes of output not logged",
+                        out.1 + err.1
+                    );
+                }
+                if status.success() {
+                    info!(job, "hook {label} ended: {status}");
                 } else {
-                    warn!(job, "hook {label} failed: {}", out.status);
+                    warn!(job, "hook {label} failed: {status}");
                 }
             }
             Ok(Err(e)) => warn!(job, "hook {label}: {e}"),
@@ -328,6 +340,24 @@ impl Hooks {
             }
         }
     }
+}
+
+/// How much of a hook's stdout, and of its stderr, goes to the log.
+const LOGGED: u64 = 64 << 10;
+
+/// The first [`LOGGED`] bytes of a hook's pipe, and how many more it
+/// wrote (read and dropped, so the hook never blocks on a full pipe).
+async fn logged(pipe: Option<impl tokio::io::AsyncRead + Unpin>) -> (Vec<u8>, u64) {
+    use tokio::io::AsyncReadExt;
+    let Some(mut pipe) = pipe else {
+        return (Vec::new(), 0);
+    };
+    let mut kept = Vec::new();
+    let _ = (&mut pipe).take(LOGGED).read_to_end(&mut kept).await;
+    let more = tokio::io::copy(&mut pipe, &mut tokio::io::sink())
+        .await
+        .unwrap_or(0);
+    (kept, more)
 }
 
 fn all_last(events: &[JobEvent]) -> u64 {
