@@ -346,3 +346,57 @@ fn rows_of(c: &mut Client, ids: Vec<JobId>) -> Result<(Vec<jobs_core::JobInfo>, 
         Err(e) => Err(e),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use model::tests::job;
+
+    fn press(m: &mut Model, c: KeyCode) -> Step {
+        key(KeyEvent::new(c, KeyModifiers::NONE), m)
+    }
+
+    #[test]
+    fn destructive_keys_ask_first() {
+        let mut m = Model::new(vec![job(1, "a", "x"), job(2, "b", "y")], None);
+        m.set_height(10);
+        m.refresh();
+        press(&mut m, KeyCode::Down);
+        assert!(matches!(press(&mut m, KeyCode::Char('s')), Step::Go));
+        assert_eq!(m.confirm, Some(Confirm::Stop(2)));
+        assert!(matches!(press(&mut m, KeyCode::Char('n')), Step::Go));
+        assert_eq!((m.confirm, m.note.as_str()), (None, "cancelled"));
+        press(&mut m, KeyCode::Char('r'));
+        assert!(matches!(
+            press(&mut m, KeyCode::Char('y')),
+            Step::Act(Action::Remove(2))
+        ));
+        press(&mut m, KeyCode::Char('s'));
+        assert!(matches!(
+            press(&mut m, KeyCode::Char('y')),
+            Step::Act(Action::Stop(2))
+        ));
+        assert!(matches!(press(&mut m, KeyCode::Char('q')), Step::Quit));
+    }
+
+    #[test]
+    fn slash_types_a_filter_and_esc_clears_it() {
+        let mut m = Model::new(vec![job(1, "build", "make"), job(2, "test", "x")], None);
+        m.set_height(10);
+        press(&mut m, KeyCode::Char('/'));
+        for c in "tes".chars() {
+            press(&mut m, KeyCode::Char(c));
+        }
+        // `q` is text while the filter is typed.
+        assert!(matches!(press(&mut m, KeyCode::Char('q')), Step::Go));
+        press(&mut m, KeyCode::Backspace);
+        press(&mut m, KeyCode::Enter);
+        m.refresh();
+        assert_eq!((m.filter.as_str(), m.editing), ("tes", false));
+        assert_eq!(m.window().iter().map(|l| l.id).collect::<Vec<_>>(), [2]);
+        press(&mut m, KeyCode::Esc);
+        m.refresh();
+        assert_eq!(m.line_count(), 2);
+        assert!(matches!(press(&mut m, KeyCode::Esc), Step::Quit));
+    }
+}
