@@ -93,6 +93,8 @@ NUMBERS = {
     "output": "4",
     "remote_fanout": "5a",
     "remote_sequential": "5b",
+    "remote_scale": "5c",
+    "remote_scale_cpu": "5d",
     "chain": "6",
     "batch": "7a",
     "batch_large": "7b",
