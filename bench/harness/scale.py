@@ -9,7 +9,8 @@
     rusage of the waited process tree, from wait4); for jobctl the client
     commands' (the same way) plus the daemon's CPU for the job (utime +
     stime + its reaped children's, from /proc/PID/stat before and after).
-    The sshd side is the same server for every tool and is not counted.
+    The sshd side is the same server for every tool and is not counted
+    (its CPU is in the wall row's note: it shares the cores).
     Also the daemon's peak RSS (VmHWM) after each repetition.
 
 Targets (from the contract): jobctl at most 0.5x the faster peer's wall
@@ -17,6 +18,7 @@ time and 0.25x its client CPU, the daemon's peak RSS under 150 MiB.
 """
 
 import os
+import statistics
 import subprocess
 import tempfile
 import threading
@@ -85,28 +87,40 @@ class Tool:
         for r in self.rows():
             r.skip(status, why)
 
-    def measure(self, ctx, once):
-        """Runs `once` (returning (wall, cpu, rss or None)) ctx.reps times, after a warm-up."""
+    def measure(self, ctx, once, server):
+        """Runs `once` (returning (wall, cpu, rss or None)) ctx.reps times, after a warm-up.
+
+        `server` is the sshd's pid: its CPU (it reaps the per-connection
+        processes) during the repetitions goes into the wall row's note, as
+        the same 2 cores serve both sides."""
         t0 = time.monotonic()
+        sshd = []
         try:
             once()
             for _ in range(ctx.reps):
+                before = proc_cpu(server)
                 wall, cpu, rss = once()
+                sshd.append(proc_cpu(server) - before)
                 self.wall.samples.append(wall)
                 self.cpu.samples.append(cpu)
                 if self.rss is not None:
                     self.rss.samples.append(rss)
                 if len(self.wall.samples) >= 2 and time.monotonic() - t0 > ctx.row_budget:
                     break
+        except OSError as e:
+            self.skip(FAILED, f"cannot read /proc: {e}")
         except Failed as e:
             for r in self.rows():
                 r.samples.clear()
             self.skip(FAILED, e)
+        if self.wall.status == OK and sshd:
+            self.wall.note = f"sshd side: {statistics.median(sshd):.2f} s CPU"
         if self.wall.status == OK:
             ctx.log(
                 f"  {self.name}: wall " + " ".join(f"{s:.2f}" for s in self.wall.samples)
                 + " s; CPU " + " ".join(f"{s:.2f}" for s in self.cpu.samples) + " s"
                 + ("; RSS " + " ".join(f"{s:.0f}" for s in self.rss.samples) + " MiB" if self.rss else "")
+                + "; sshd CPU " + " ".join(f"{s:.2f}" for s in sshd) + " s"
             )
         else:
             ctx.log(f"  {self.name}: {self.wall.status}: {self.wall.reason}")
@@ -167,13 +181,13 @@ def measure_peers(ctx, sshd, pdsh, pssh):
             f"out=$({path} -f {FAN} -w {','.join(hosts)} true 2>&1); "
             '[ -z "$out" ] || { echo "$out" >&2; exit 1; }'
         )
-        pdsh.measure(ctx, lambda: run_cpu(script, env=env) + (None,))
+        pdsh.measure(ctx, lambda: run_cpu(script, env=env) + (None,), sshd.pid)
     else:
         pdsh.skip(SKIPPED, ctx.peers.why("pdsh"))
     path = ctx.peers.get("parallel-ssh")
     if path:
         cmd = [path, "-p", str(FAN), "-x", f"-F {cfg}", "-H", " ".join(hosts), "true"]
-        pssh.measure(ctx, lambda: run_cpu(cmd) + (None,))
+        pssh.measure(ctx, lambda: run_cpu(cmd) + (None,), sshd.pid)
     else:
         pssh.skip(SKIPPED, ctx.peers.why("parallel-ssh"))
 
@@ -201,4 +215,4 @@ def measure_jobctl(ctx, sshd, jc):
             s.check_all(1)
             return t, client + daemon, rss
 
-    jc.measure(ctx, once)
+    jc.measure(ctx, once, sshd.pid)
