@@ -1,10 +1,10 @@
-"""Comparison 5c/5d: remote fan-out at operator scale (full run only).
+"""Comparisons 5d and 5e: remote fan-out at operator scale (full run only).
 
-5c. `true` on 200 "hosts" (aliases of one loopback sshd, see sshd.py), 64
+5d. `true` on 200 "hosts" (aliases of one loopback sshd, see sshd.py), 64
     connections at a time: jobctl (one remote job, 200 children, throttle
     64) against pdsh -f 64 and parallel-ssh -p 64; wall-clock seconds. The
     baseline is the faster of the two peers in this run.
-5d. The client-side CPU of the same repetitions (user + system seconds):
+5e. The client-side CPU of the same repetitions (user + system seconds):
     for pdsh and parallel-ssh their own and their ssh children's (the
     rusage of the waited process tree, from wait4); for jobctl the client
     commands' (the same way) plus the daemon's CPU for the job (utime +
@@ -127,7 +127,7 @@ class Tool:
 
 
 def remote_scale(ctx):
-    """Comparisons 5c and 5d (two Comparison objects)."""
+    """Comparisons 5d and 5e (two Comparison objects)."""
     wall = Comparison(
         "remote_scale",
         f"remote: `true` on {HOSTS} hosts, {FAN} at a time",
