@@ -329,6 +329,26 @@ mod tests {
     }
 
     #[test]
+    fn the_config_is_read_again_once_it_changed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = dir.path().join("cfg");
+        std::fs::write(&cfg, "Host h\n  HostName first\n").expect("write");
+        let options = SshOptions::default().home(dir.path()).ssh_config(&cfg);
+        assert_eq!(resolve("h", &options).expect("resolve").hostname, "first");
+        // Served from the parse just made: the same file, unchanged.
+        assert_eq!(resolve("h", &options).expect("resolve").hostname, "first");
+        std::fs::write(&cfg, "Host h\n  HostName second.example\n").expect("write");
+        assert_eq!(
+            resolve("h", &options).expect("resolve").hostname,
+            "second.example"
+        );
+        let other = dir.path().join("other");
+        std::fs::write(&other, "Host h\n  HostName third\n").expect("write");
+        let options = SshOptions::default().home(dir.path()).ssh_config(&other);
+        assert_eq!(resolve("h", &options).expect("resolve").hostname, "third");
+    }
+
+    #[test]
     fn proxy_jump_is_refused_clearly() {
         let dir = tempfile::tempdir().expect("tempdir");
         let cfg = dir.path().join("cfg");
