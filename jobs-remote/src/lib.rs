@@ -91,7 +91,9 @@
 //! cores did not finish 300 of 1,000 simultaneous handshakes within the
 //! 10 s connect timeout (with `ConnectTimeout 120` all did). That is the
 //! servers' (here one machine's) limit, not the client's; the default
-//! throttle of 32 stays, and `--throttle` raises it where servers cope.
+//! throttle of 32 stays (with it the 1,000 hosts all completed `true` in
+//! 14 s, at 36 threads, 339 descriptors and 41 MiB), and `--throttle`
+//! raises it where servers cope.
 //!
 //! # Example
 //! ```no_run
