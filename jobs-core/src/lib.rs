@@ -37,7 +37,9 @@
 //! children's records, each tagged with the child's id.
 //!
 //! **Wait, stop, remove.** [`Session::wait`] blocks until all or any jobs
-//! are done, or a timeout passes (the jobs keep running). [`Session::stop`]
+//! are done, or a timeout passes (the jobs keep running).
+//! [`Session::suspend`] pauses running jobs (Suspending, then Suspended)
+//! where their executor can, and [`Session::resume`] lets them go on. [`Session::stop`]
 //! ends a job; [`Session::remove`] deletes a finished one and refuses a
 //! running one unless forced. Closing or dropping the session stops its
 //! running jobs.
@@ -124,7 +126,7 @@ pub use context::JobContext;
 pub use duration::{format_duration, parse_duration, ParseDurationError};
 pub use error::{Error, ErrorKind, StoreError};
 pub use event::JobEvent;
-pub use executor::JobExecutor;
+pub use executor::{JobExecutor, SuspendError};
 pub use failure::{panic_message, JobFailure};
 pub use info::{command_line, JobId, JobInfo};
 pub use paths::state_dir;

@@ -7,6 +7,7 @@
 mod batch;
 mod deps;
 mod lifecycle;
+mod suspend;
 
 pub use batch::{default_batch_throttle, BatchSpec, Halt, HaltWhen, BATCH_TYPE};
 
@@ -101,6 +102,8 @@ struct Entry {
     /// Set while the job is being removed: its dependents learn it `was
     /// removed` rather than stopped.
     removing: bool,
+    /// The time limit's clock as a suspend paused it (`session/suspend.rs`).
+    clock: suspend::Clock,
 }
 
 /// Another attempt of a failed job.
@@ -197,6 +200,7 @@ impl Entry {
             timer: None,
             waiting: false,
             removing: false,
+            clock: suspend::Clock::default(),
         }
     }
 

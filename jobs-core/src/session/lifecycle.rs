@@ -265,7 +265,9 @@ impl Inner {
     /// be waiting for other jobs, or queued behind its own throttle).
     pub(super) fn pump(self: &Arc<Self>, t: &mut Table, pool: &Pool) {
         if let Pool::Children(p) = pool {
-            if t.jobs.get(p).is_some_and(|pe| pe.pending.is_some()) {
+            if t.jobs.get(p).is_some_and(|pe| {
+                pe.pending.is_some() || super::suspend::is_paused(pe.info.state)
+            }) {
                 return;
             }
         }
@@ -274,7 +276,7 @@ impl Inner {
         }
     }
 
-    fn context(self: &Arc<Self>, cell: &Arc<JobCell>) -> JobContext {
+    pub(super) fn context(self: &Arc<Self>, cell: &Arc<JobCell>) -> JobContext {
         JobContext {
             cell: Arc::clone(cell),
             host: Arc::downgrade(self) as Weak<dyn JobHost>,
@@ -593,6 +595,12 @@ impl Inner {
             // the work did run.
             let _ = self.transition(t, id, JobState::Running);
         }
+        if matches!(from, Some(JobState::Suspending | JobState::Suspended))
+            && state == JobState::Completed
+        {
+            // A suspended parent whose last children ended: it ran.
+            let _ = self.transition(t, id, JobState::Running);
+        }
         if self.transition(t, id, state).is_err() {
             return;
         }
@@ -619,6 +627,7 @@ impl Inner {
         self.pump(t, &pool);
         if let Pool::Children(p) = pool {
             self.derive_running_state(t, p);
+            self.derive_suspension(t, p);
             self.try_finalize(t, p);
         }
     }
@@ -627,7 +636,7 @@ impl Inner {
     /// passes and the same attempt still runs, the job is stopped and will
     /// end Failed. The timer holds the session weakly: a session dropped
     /// meanwhile is not kept alive by it.
-    fn arm_timeout(self: &Arc<Self>, t: &mut Table, id: JobId) {
+    pub(super) fn arm_timeout(self: &Arc<Self>, t: &mut Table, id: JobId) {
         let Some(e) = t.jobs.get_mut(&id) else {
             return;
         };
@@ -635,9 +644,11 @@ impl Inner {
             return;
         };
         let attempt = e.info.attempts;
+        // What a suspend left of the limit, else all of it.
+        let left = e.clock.start(limit);
         let weak = Arc::downgrade(self);
         let timer = self.handle.spawn(async move {
-            tokio::time::sleep(limit).await;
+            tokio::time::sleep(left).await;
             if let Some(inner) = weak.upgrade() {
                 inner.time_out(id, attempt, limit);
             }
@@ -700,9 +711,13 @@ impl Inner {
             }
             return;
         }
+        let paused = super::suspend::is_paused(e.info.state);
         let _ = self.transition(t, id, JobState::Stopping);
         if let Some(e) = t.jobs.get(&id) {
             e.cell.stop.trigger();
+        }
+        if paused {
+            self.continue_stopped(t, id);
         }
         for c in children {
             self.request_stop_locked(t, c);
