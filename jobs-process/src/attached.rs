@@ -81,6 +81,7 @@ pub(crate) async fn run(ex: Lent, spec: ProcessSpec, ctx: JobContext) -> Result<
             "cannot register the job with the process watcher: {e}"
         )));
     }
+    let _paused = ex.groups.register(&ctx, pgid);
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();

@@ -111,6 +111,7 @@ pub(crate) async fn run(
     let start = proc_stat(pid).map(|s| s.start_time).unwrap_or(0);
     write_atomic(&dir, "pid", &format!("{pid} {start}\n"))
         .map_err(|e| fail("write the pid file", e))?;
+    let _paused = ex.groups.register(&ctx, i32::try_from(pid).unwrap_or(0));
 
     let mut tail = Tail::open(&dir, [0; 3]).map_err(|e| fail("open the output files", e))?;
     let exited = loop {
@@ -160,6 +161,7 @@ pub(crate) async fn resume(ex: Lent, dir: PathBuf, ctx: JobContext) -> Result<()
     let offsets = read_offsets(&dir, &ctx);
     let mut tail = Tail::open(&dir, offsets).map_err(|e| broken(e.to_string()))?;
     let alive = || proc_stat(pid).is_some_and(|s| s.start_time == start && !s.gone());
+    let _paused = alive().then(|| ex.groups.register(&ctx, i32::try_from(pid).unwrap_or(0)));
     let result = loop {
         if let Some(code) = read_exit(&dir) {
             tail.finish(&ctx);
