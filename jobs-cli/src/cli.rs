@@ -76,6 +76,18 @@ pub(crate) enum Command {
     )]
     Stop(Lazy<SelectArgs>),
 
+    /// Suspend running jobs (process groups get SIGSTOP); print their rows.
+    #[command(
+        after_help = "Suspending, then Suspended, as PowerShell's Suspend-Job: a process job's whole group gets SIGSTOP (a remote job's remote group likewise), a script job pauses at its next operation, a batch starts no new children and suspends its running ones. A suspended job's --timeout clock pauses. `wait` returns on Suspended; `wait --force` does not. A job that is not Running is refused (exit 1), and so is a type that cannot suspend (the message names it); a refused request changes no job.\n\nExamples:\n  jobctl suspend 3\n  jobctl suspend -q --name 'build*'"
+    )]
+    Suspend(Lazy<SelectArgs>),
+
+    /// Resume suspended jobs (process groups get SIGCONT); print their rows.
+    #[command(
+        after_help = "Running again, as PowerShell's Resume-Job; a batch starts its queued children again. A job that is not Suspended is refused (exit 1) and no job changes.\n\nExamples:\n  jobctl resume 3\n  jobctl resume --state Suspended"
+    )]
+    Resume(Lazy<SelectArgs>),
+
     /// Delete finished jobs and their cached records.
     #[command(
         visible_alias = "rm",
@@ -390,7 +402,7 @@ pub(crate) struct WaitArgs {
     pub force: bool,
 }
 
-/// Jobs by id and/or filters (`stop`).
+/// Jobs by id and/or filters (`stop`, `suspend`, `resume`).
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("which").required(true).multiple(true).args(["ids", "name", "state"])))]
 pub(crate) struct SelectArgs {
@@ -402,7 +414,7 @@ pub(crate) struct SelectArgs {
     /// Jobs in this state.
     #[arg(long, value_name = "STATE", value_parser = parse_state)]
     pub state: Option<JobState>,
-    /// Print nothing (by default the stopped jobs' rows, as `list`).
+    /// Print nothing (by default the jobs' rows afterwards, as `list`).
     #[arg(short, long)]
     pub quiet: bool,
 }
@@ -480,6 +492,8 @@ mod tests {
             ("receive", "Write what jobs produced"),
             ("wait", "Wait until jobs are finished"),
             ("stop", "Stop jobs"),
+            ("suspend", "Suspend running jobs"),
+            ("resume", "Resume suspended jobs"),
             ("remove", "Delete finished jobs"),
             ("run", "Start a job, stream its output"),
         ];

@@ -8,7 +8,9 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::CommandFactory;
 use jobs_core::{JobInfo, JobState};
 
-use crate::cli::{Cli, Command, DaemonAction, Lazy, ListArgs, ReceiveArgs, StartArgs};
+use crate::cli::{
+    Cli, Command, DaemonAction, Lazy, ListArgs, ReceiveArgs, SelectArgs, StartArgs,
+};
 use crate::client::{self, Client};
 use crate::exit::{self, Exit};
 use crate::hosts;
@@ -60,6 +62,8 @@ pub(crate) fn run(cli: Cli) -> Result<i32> {
             }
             Ok(exit::SUCCESS)
         }
+        Command::Suspend(Lazy(s)) => passthru(&home()?, s, Op::Suspend),
+        Command::Resume(Lazy(s)) => passthru(&home()?, s, Op::Resume),
         Command::Remove(Lazy(r)) => {
             let mut c = Client::connect_or_start(&home()?, &[])?;
             expect_done(c.call(Op::Remove(RemoveRequest {
@@ -93,6 +97,24 @@ fn expect_done(r: Response) -> Result<Vec<u64>> {
         Response::Done(ids) => Ok(ids),
         other => Err(unexpected(other)),
     }
+}
+
+/// `suspend` and `resume`: asks `op` of the selected jobs and prints
+/// their rows afterwards (as `-PassThru`), unless `-q`.
+fn passthru(home: &Home, s: SelectArgs, op: fn(SelectRequest) -> Op) -> Result<i32> {
+    let mut c = Client::connect_or_start(home, &[])?;
+    let resp = c.call(op(SelectRequest {
+        ids: s.ids,
+        name: s.name,
+        state: s.state,
+    }))?;
+    let Response::Jobs(rows) = resp else {
+        return Err(unexpected(resp));
+    };
+    if !s.quiet && !rows.is_empty() {
+        stdout_table(&rows)?;
+    }
+    Ok(exit::SUCCESS)
 }
 
 fn stdout_table(jobs: &[JobInfo]) -> Result<()> {

@@ -92,6 +92,8 @@ pub(crate) async fn handle(
             // The rows as they were when each job ended.
             Response::Jobs(rows)
         }
+        Op::Suspend(s) => Response::Jobs(d.session.suspend(&select(d, &s)?).await?),
+        Op::Resume(s) => Response::Jobs(d.session.resume(&select(d, &s)?).await?),
         Op::Remove(r) => Response::Done(remove(d, r).await?),
         Op::Status => Response::Status {
             pid: std::process::id(),

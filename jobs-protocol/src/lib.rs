@@ -34,7 +34,8 @@ use serde::{Deserialize, Serialize};
 /// The protocol version both sides must speak.
 /// Version 4: `start` names the jobs it waits for (`after`, `after_any`),
 /// which an older daemon would ignore and start the job at once.
-pub const PROTOCOL_VERSION: u32 = 5;
+/// Version 6: `suspend` and `resume`.
+pub const PROTOCOL_VERSION: u32 = 6;
 /// The largest header of a request the daemon accepts (an environment
 /// block goes in the blob).
 pub const MAX_HEADER: usize = 4 << 20;
@@ -119,6 +120,10 @@ pub enum Op {
     Wait(WaitRequest),
     /// Stops jobs.
     Stop(SelectRequest),
+    /// Suspends jobs: [`Response::Jobs`], their rows afterwards.
+    Suspend(SelectRequest),
+    /// Resumes suspended jobs: [`Response::Jobs`], their rows afterwards.
+    Resume(SelectRequest),
     /// Removes jobs.
     Remove(RemoveRequest),
     /// The daemon's pid.

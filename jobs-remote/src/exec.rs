@@ -316,6 +316,8 @@ fn drive(
     };
     let mut filter = StdoutFilter::new();
     let mut stop = StopPhase::None;
+    // The pause the remote group has (SIGSTOP sent, not yet SIGCONT).
+    let mut paused = false;
     let mut out_eof = false;
     let mut err_eof = false;
     let result: Result<(), RemoteError> = loop {
@@ -370,6 +372,16 @@ fn drive(
                     }
                 }
                 StopPhase::None => {}
+            }
+        }
+        // A suspend or resume (a stop lifts the pause: SIGCONT after the
+        // SIGTERM above, so the group acts on it).
+        let want = ctx.stop_token().is_paused();
+        if want != paused {
+            if let Some(pgid) = filter.pgid {
+                runner.signal_group(pgid, if want { "STOP" } else { "CONT" });
+                paused = want;
+                ctx.stop_token().set_applied(want);
             }
         }
         if got_out || got_err {

@@ -2,9 +2,10 @@
 //! each child drives its host's SSH session on a thread of its own.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Weak};
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, Weak};
 
-use jobs_core::{async_trait, JobContext, JobExecutor, JobFailure, JobSpec};
+use jobs_core::{async_trait, JobContext, JobExecutor, JobFailure, JobSpec, SuspendError};
 
 use crate::config;
 use crate::connect;
@@ -32,6 +33,9 @@ use crate::spec::{HostTask, Params, RemoteSpec, TYPE_NAME};
 pub struct SshExecutor {
     options: Arc<SshOptions>,
     pool: Arc<Pool>,
+    /// The instance ids of running host jobs: the ones whose thread
+    /// confirms a suspend (see [`SshExecutor::suspend`]).
+    hosts: Arc<Mutex<HashSet<u128>>>,
 }
 
 impl Default for SshExecutor {
@@ -51,6 +55,7 @@ impl SshExecutor {
         SshExecutor {
             pool: Arc::new(Pool::new(&options)),
             options: Arc::new(options),
+            hosts: Arc::default(),
         }
     }
 
@@ -235,7 +240,13 @@ impl JobExecutor for SshExecutor {
         })?;
         match params {
             Params::Parent(remote) => self.run_parent(remote, ctx).await,
-            Params::Child(task) => self.run_child(task, ctx).await,
+            Params::Child(task) => {
+                let key = ctx.instance_id().as_u128();
+                self.hosts_lock().insert(key);
+                let result = self.run_child(task, ctx).await;
+                self.hosts_lock().remove(&key);
+                result
+            }
         }
     }
 
@@ -246,4 +257,57 @@ impl JobExecutor for SshExecutor {
             Err(_) => String::new(),
         }
     }
+
+    /// A host's job is suspended with `kill -STOP` to its remote process
+    /// group, sent over a second channel by the host's thread, and resumed
+    /// with `kill -CONT`. (A parent is suspended through its children.)
+    fn can_suspend(&self) -> bool {
+        true
+    }
+
+    /// Waits until the host's thread sent the signal. A job whose run has
+    /// not begun yet (or a parent that has opened no child yet: the
+    /// session starts none while it is suspended) has nothing to confirm:
+    /// its thread sends SIGSTOP as soon as the command reports its group.
+    async fn suspend(&self, ctx: &JobContext) -> Result<(), SuspendError> {
+        if !self.is_host(ctx) {
+            return Ok(());
+        }
+        confirmed(ctx, true).await
+    }
+
+    async fn resume_suspended(&self, ctx: &JobContext) -> Result<(), SuspendError> {
+        if !self.is_host(ctx) {
+            return Ok(());
+        }
+        confirmed(ctx, false).await
+    }
+}
+
+impl SshExecutor {
+    fn hosts_lock(&self) -> std::sync::MutexGuard<'_, HashSet<u128>> {
+        self.hosts.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn is_host(&self, ctx: &JobContext) -> bool {
+        self.hosts_lock().contains(&ctx.instance_id().as_u128())
+    }
+}
+
+/// How long a suspend or resume waits for the host's thread to have sent
+/// the signal (it looks every poll tick; a command still connecting sends
+/// it once it reported its process group).
+const PAUSE_CONFIRM: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// Waits until the host's thread applied the pause as the session set it.
+async fn confirmed(ctx: &JobContext, paused: bool) -> Result<(), SuspendError> {
+    let what = if paused { "suspend" } else { "resume" };
+    tokio::time::timeout(PAUSE_CONFIRM, ctx.stop_token().applied(paused))
+        .await
+        .map_err(|_| {
+            SuspendError::Failed(format!(
+                "the remote command did not take the {what} within {}s",
+                PAUSE_CONFIRM.as_secs()
+            ))
+        })
 }

@@ -324,6 +324,10 @@ impl Inner {
         if self.transition(t, id, JobState::Running).is_err() {
             return;
         }
+        if let Some(e) = t.jobs.get(&id) {
+            // A parent paused as a leaf (before it opened children).
+            e.cell.stop.set_paused(false);
+        }
         self.arm_timeout(t, id);
         self.pump(t, &Pool::Children(id));
     }
