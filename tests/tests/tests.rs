@@ -13,4 +13,5 @@ mod plugins;
 mod receive;
 mod remote;
 mod store;
+mod suspend;
 mod trust;
