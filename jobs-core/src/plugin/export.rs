@@ -82,6 +82,7 @@ impl Export {
             type_name: executor.type_name().to_string(),
             default_throttle: executor.default_throttle(),
             reports_start: executor.reports_start(),
+            can_suspend: executor.can_suspend(),
         })
         .map_err(|e| e.to_string())?;
         Ok(Plugged {
@@ -125,6 +126,8 @@ static VTABLE: PluginVTable = PluginVTable {
     stop,
     free_job,
     free_buf,
+    suspend: Some(suspend),
+    resume_suspended: Some(resume_suspended),
 };
 
 /// A job of the plugin's session, exported to the host behind an opaque
@@ -520,6 +523,40 @@ unsafe extern "C" fn stop(handle: *const c_void) -> i32 {
         job.session.request_stop(job.id).map_err(|e| chain(&e))?;
         Ok((OK, Vec::new()))
     })
+}
+
+unsafe extern "C" fn suspend(handle: *const c_void, err: *mut ByteBuf) -> i32 {
+    // SAFETY: the table's contract: `err` is null or writable.
+    let err = unsafe { out_slot(err) };
+    // SAFETY: the table's contract: `handle` is a live job.
+    let job = unsafe { job(handle) };
+    guarded(err, || pause(job?, true))
+}
+
+unsafe extern "C" fn resume_suspended(handle: *const c_void, err: *mut ByteBuf) -> i32 {
+    // SAFETY: the table's contract: `err` is null or writable.
+    let err = unsafe { out_slot(err) };
+    // SAFETY: the table's contract: `handle` is a live job.
+    let job = unsafe { job(handle) };
+    guarded(err, || pause(job?, false))
+}
+
+/// `suspend` and `resume_suspended`: the plugin's session suspends or
+/// resumes the job, on the plugin's runtime, while the host's thread waits.
+fn pause(job: &ExportedJob, paused: bool) -> Result<(i32, Vec<u8>), String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (session, id) = (job.session.clone(), job.id);
+    job.session.runtime().spawn(async move {
+        let r = if paused {
+            session.suspend(&[id]).await
+        } else {
+            session.resume(&[id]).await
+        };
+        let _ = tx.send(r.map(|_| ()).map_err(|e| chain(&e)));
+    });
+    rx.recv()
+        .map_err(|_| "the plugin's runtime dropped the request".to_string())??;
+    Ok((OK, Vec::new()))
 }
 
 unsafe extern "C" fn free_job(handle: *mut c_void) {
