@@ -227,3 +227,47 @@ fn bad_requests_are_refused_and_change_no_job() {
     assert_eq!(r.code, 2, "naming no job is a usage error: {}", r.stderr);
     home.ok(&["stop", &running]);
 }
+
+#[test]
+fn a_c_plugin_job_is_suspended_and_resumed_through_the_abi() {
+    use std::os::unix::fs::PermissionsExt;
+    let home = TestHome::new();
+    let plugins = home.path().join("plugins");
+    std::fs::create_dir(&plugins).expect("plugins folder");
+    std::fs::set_permissions(&plugins, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    crate::plugins::build_c_plugin(&plugins);
+    let jc = |a: &[&str]| home.run(a);
+    let id = home
+        .start(&["--type", "CShellJob", "-c", COUNTER])
+        .to_string();
+    suspend_cycle(&jc, &id, 30);
+}
+
+#[test]
+fn a_type_that_cannot_suspend_is_refused_naming_it() {
+    let plugin = crate::plugins::fixture_plugins().join("libfixture_plugin.so");
+    let home = TestHome::new();
+    let mut start = home.cmd(&["daemon", "start", "--plugin"]);
+    start.arg(&plugin);
+    let r = jobctl_tests::finish(
+        start.spawn().expect("spawn"),
+        jobctl_tests::COMMAND_TIMEOUT,
+        "daemon start",
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let jc = |a: &[&str]| home.run(a);
+    let id = home
+        .start(&["--type", "FixtureJob", "-c", r#"[["sleep", 60000]]"#])
+        .to_string();
+    assert!(eventually(Duration::from_secs(20), || state(&jc, &id)
+        == "Running"));
+    let r = home.run(&["suspend", &id]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("jobs of type FixtureJob cannot be suspended"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(state(&jc, &id), "Running");
+    home.ok(&["stop", &id]);
+}

@@ -687,6 +687,123 @@ mod tests {
         unsafe { (vt.free_job)(job) };
     }
 
+    /// Emits the words of its command, 50 ms apart, pausing while suspended.
+    struct Pausable;
+
+    #[async_trait]
+    impl JobExecutor for Pausable {
+        fn type_name(&self) -> &str {
+            "PausableJob"
+        }
+        async fn run(&self, spec: JobSpec, ctx: JobContext) -> Result<(), JobFailure> {
+            for w in spec.command.split_whitespace() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                ctx.stop_token().unpaused().await;
+                ctx.output(w);
+            }
+            Ok(())
+        }
+        fn can_suspend(&self) -> bool {
+            true
+        }
+        async fn suspend(&self, _ctx: &JobContext) -> Result<(), crate::SuspendError> {
+            Ok(())
+        }
+        async fn resume_suspended(&self, _ctx: &JobContext) -> Result<(), crate::SuspendError> {
+            Ok(())
+        }
+    }
+
+    fn make_pausable() -> Arc<dyn JobExecutor> {
+        Arc::new(Pausable)
+    }
+
+    static PAUSABLE: Export = Export::new(make_pausable);
+    static PAUSABLE_HEADER: PluginHeader = PluginHeader::new(&PAUSABLE, "pausable", "1.0.0");
+
+    /// Starts a job of `command` through a header's table.
+    fn start_job(header: &PluginHeader, command: &str) -> *mut c_void {
+        // SAFETY: the header's table is a static of this module.
+        let vt = unsafe { &*header.vtable };
+        let spec =
+            serde_json::to_vec(&WireSpec::from_spec(&JobSpec::new("x", command))).expect("spec");
+        let mut job: *mut c_void = std::ptr::null_mut();
+        let mut err = ByteBuf::empty();
+        // SAFETY: the instance is the header's; the pointers are live locals.
+        let code = unsafe {
+            (vt.start)(
+                header.instance,
+                spec.as_ptr(),
+                spec.len(),
+                None,
+                std::ptr::null(),
+                &mut job,
+                &mut err,
+            )
+        };
+        assert_eq!(code, OK, "{}", String::from_utf8_lossy(&take(err)));
+        job
+    }
+
+    fn state_of(job: *const c_void) -> JobState {
+        let mut out = ByteBuf::empty();
+        // SAFETY: `job` is live; `out` is a live local.
+        assert_eq!(unsafe { (status)(job, &mut out) }, OK);
+        let st: WireStatus = serde_json::from_slice(&take(out)).expect("status");
+        st.state
+    }
+
+    #[test]
+    fn suspend_and_resume_cross_to_the_plugins_session() {
+        // SAFETY: the header's table is the static above.
+        let vt = unsafe { &*PAUSABLE_HEADER.vtable };
+        let mut out = ByteBuf::empty();
+        // SAFETY: the instance is the header's; `out` is a live local.
+        assert_eq!(unsafe { (vt.describe)(PAUSABLE_HEADER.instance, &mut out) }, OK);
+        let d: WireDescribe = serde_json::from_slice(&take(out)).expect("describe");
+        assert!(d.can_suspend);
+        let job = start_job(&PAUSABLE_HEADER, "a b c d e f g h i j");
+        let (suspend, resume) = (
+            vt.suspend.expect("suspend"),
+            vt.resume_suspended.expect("resume"),
+        );
+        let mut err = ByteBuf::empty();
+        // SAFETY: `job` is live; `err` is a live local.
+        let code = unsafe { suspend(job, &mut err) };
+        assert_eq!(code, OK, "{}", String::from_utf8_lossy(&take(err)));
+        assert_eq!(state_of(job), JobState::Suspended);
+        let mut err = ByteBuf::empty();
+        // SAFETY: as above.
+        let code = unsafe { resume(job, &mut err) };
+        assert_eq!(code, OK, "{}", String::from_utf8_lossy(&take(err)));
+        assert_eq!(state_of(job), JobState::Running);
+        let mut out = ByteBuf::empty();
+        // SAFETY: `job` is live; `out` is a live local.
+        while unsafe { (vt.pull)(job, 10_000, &mut out) } != PULL_FINISHED {
+            take(std::mem::replace(&mut out, ByteBuf::empty()));
+        }
+        take(out);
+        assert_eq!(state_of(job), JobState::Completed);
+        // SAFETY: released once; not used afterwards.
+        unsafe { (vt.free_job)(job) };
+    }
+
+    #[test]
+    fn a_suspend_the_executor_cannot_do_is_an_error_naming_the_type() {
+        // SAFETY: the header's table is the static above.
+        let vt = unsafe { &*HEADER.vtable };
+        let job = start_job(&HEADER, "a b c d e f g h i j");
+        let mut err = ByteBuf::empty();
+        // SAFETY: `job` is live; `err` is a live local.
+        let code = unsafe { vt.suspend.expect("suspend")(job, &mut err) };
+        assert_eq!(code, ERR);
+        let msg = String::from_utf8(take(err)).expect("utf-8");
+        assert!(msg.contains("SlowJob cannot be suspended"), "{msg}");
+        assert_eq!(state_of(job), JobState::Running);
+        // SAFETY: released once; not used afterwards.
+        unsafe { (vt.free_job)(job) };
+    }
+
     #[test]
     fn errors_come_back_as_messages_not_panics() {
         // SAFETY: the header's table is the static above.
