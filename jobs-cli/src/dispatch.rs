@@ -8,9 +8,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::CommandFactory;
 use jobs_core::{JobInfo, JobState};
 
-use crate::cli::{
-    Cli, Command, DaemonAction, Lazy, ListArgs, ReceiveArgs, SelectArgs, StartArgs,
-};
+use crate::cli::{Cli, Command, DaemonAction, Lazy, ListArgs, ReceiveArgs, SelectArgs, StartArgs};
 use crate::client::{self, Client};
 use crate::exit::{self, Exit};
 use crate::hosts;

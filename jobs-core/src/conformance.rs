@@ -344,10 +344,15 @@ pub fn suspend_and_resume(subject: &dyn Subject) {
     let err = s.suspend_blocking(&[id]).map(|r| r[0].state);
     assert_eq!(err.expect("suspend again"), JobState::Suspended);
     let rows = s.resume_blocking(&[id]).expect("resume");
-    assert!(matches!(rows[0].state, JobState::Running | JobState::Completed));
+    assert!(matches!(
+        rows[0].state,
+        JobState::Running | JobState::Completed
+    ));
     wait_all(&s, &[id], 60);
     assert_eq!(s.info(id).expect("info").state, JobState::Completed);
-    let err = s.resume_blocking(&[id]).expect_err("resume of a finished job");
+    let err = s
+        .resume_blocking(&[id])
+        .expect_err("resume of a finished job");
     assert_eq!(err.kind(), ErrorKind::WrongState);
 
     let id = s.start(subject.sleep(60)).expect("start");

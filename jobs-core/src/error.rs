@@ -67,7 +67,7 @@ enum Repr {
     CannotSuspend {
         id: JobId,
         #[source]
-        source: crate::SuspendError,
+        source: SuspendError,
     },
     #[error("job {id} is {state}: {what}")]
     WrongState {
@@ -110,7 +110,7 @@ impl Error {
         Error(Repr::Closed)
     }
 
-    pub(crate) fn cannot_suspend(id: JobId, source: crate::SuspendError) -> Self {
+    pub(crate) fn cannot_suspend(id: JobId, source: SuspendError) -> Self {
         Error(Repr::CannotSuspend { id, source })
     }
 
@@ -186,6 +186,30 @@ impl Error {
 impl From<StoreError> for Error {
     fn from(e: StoreError) -> Self {
         Error(Repr::Store(e))
+    }
+}
+
+/// Why an executor did not suspend or resume a job.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SuspendError {
+    /// Jobs of this type cannot be suspended.
+    #[error("jobs of type {type_name} cannot be suspended")]
+    Unsupported {
+        /// The executor's type name.
+        type_name: String,
+    },
+    /// The executor tried and failed.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl SuspendError {
+    /// The refusal of a type that cannot suspend.
+    pub fn unsupported(type_name: impl Into<String>) -> Self {
+        SuspendError::Unsupported {
+            type_name: type_name.into(),
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 
-use crate::{JobContext, JobFailure, JobInfo, JobSpec};
+use crate::{JobContext, JobFailure, JobInfo, JobSpec, SuspendError};
 
 /// Runs jobs somewhere. The session owns everything else.
 ///
@@ -82,29 +82,5 @@ pub trait JobExecutor: Send + Sync + 'static {
     /// Lets a suspended job's work go on. Default: unsupported.
     async fn resume_suspended(&self, _ctx: &JobContext) -> Result<(), SuspendError> {
         Err(SuspendError::unsupported(self.type_name()))
-    }
-}
-
-/// Why an executor did not suspend or resume a job.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum SuspendError {
-    /// Jobs of this type cannot be suspended.
-    #[error("jobs of type {type_name} cannot be suspended")]
-    Unsupported {
-        /// The executor's type name.
-        type_name: String,
-    },
-    /// The executor tried and failed.
-    #[error("{0}")]
-    Failed(String),
-}
-
-impl SuspendError {
-    /// The refusal of a type that cannot suspend.
-    pub fn unsupported(type_name: impl Into<String>) -> Self {
-        SuspendError::Unsupported {
-            type_name: type_name.into(),
-        }
     }
 }

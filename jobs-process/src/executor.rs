@@ -5,9 +5,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use jobs_core::{
-    async_trait, JobContext, JobExecutor, JobFailure, JobInfo, JobSpec, SuspendError,
-};
+use jobs_core::{async_trait, JobContext, JobExecutor, JobFailure, JobInfo, JobSpec, SuspendError};
 use nix::sys::signal::Signal;
 use tokio::runtime::{Handle, Runtime};
 

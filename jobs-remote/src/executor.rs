@@ -1,8 +1,8 @@
 //! `SshExecutor`: a parent job per start that opens one child job per host;
 //! each child drives its host's SSH session on a thread of its own.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use jobs_core::{async_trait, JobContext, JobExecutor, JobFailure, JobSpec, SuspendError};

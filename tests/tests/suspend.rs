@@ -30,7 +30,7 @@ fn state(jc: Jobctl, id: &str) -> String {
     let out = ok(jc, &["list", id, "--json", "--include-children"]);
     let rows: serde_json::Value = serde_json::from_str(&out).expect("JSON");
     rows.as_array()
-        .and_then(|a| a.iter().find(|j| j["id"].to_string() == id))
+        .and_then(|a| a.iter().find(|j| j["id"].as_u64() == id.parse().ok()))
         .map(|j| j["state"].as_str().unwrap_or_default().to_string())
         .unwrap_or_else(|| panic!("job {id} not in {out}"))
 }
@@ -62,7 +62,10 @@ fn suspend_cycle(jc: Jobctl, id: &str, total: usize) {
     assert_eq!(r.code, 124, "wait --force waits on: {}", r.stderr);
     assert_eq!(state(jc, id), "Suspended");
 
-    assert!(ok(jc, &["resume", "-q", id]).is_empty(), "-q prints nothing");
+    assert!(
+        ok(jc, &["resume", "-q", id]).is_empty(),
+        "-q prints nothing"
+    );
     assert!(
         eventually(Duration::from_secs(30), || lines(jc, id) > after),
         "the counter did not go on after resume"
@@ -181,7 +184,9 @@ fn a_suspended_job_is_stopped_and_its_group_does_not_stay_stopped() {
     }));
     ok(&jc, &["suspend", &id]);
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
-    let st = stat.rsplit_once(')').map(|(_, r)| r.trim_start().chars().next());
+    let st = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r.trim_start().chars().next());
     assert_eq!(st, Some(Some('T')), "the process is not stopped: {stat}");
     let out = ok(&jc, &["stop", &id]);
     assert!(out.contains("Stopped"), "{out}");
@@ -208,7 +213,11 @@ fn bad_requests_are_refused_and_change_no_job() {
         "{}",
         r.stderr
     );
-    assert_eq!(state(&jc, &running), "Running", "a refused request changed a job");
+    assert_eq!(
+        state(&jc, &running),
+        "Running",
+        "a refused request changed a job"
+    );
     assert_eq!(state(&jc, &done), "Completed");
 
     let r = home.run(&["resume", &running]);
@@ -259,12 +268,12 @@ fn a_type_that_cannot_suspend_is_refused_naming_it() {
     let id = home
         .start(&["--type", "FixtureJob", "-c", r#"[["sleep", 60000]]"#])
         .to_string();
-    assert!(eventually(Duration::from_secs(20), || state(&jc, &id)
-        == "Running"));
+    assert!(eventually(Duration::from_secs(20), || state(&jc, &id) == "Running"));
     let r = home.run(&["suspend", &id]);
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(
-        r.stderr.contains("jobs of type FixtureJob cannot be suspended"),
+        r.stderr
+            .contains("jobs of type FixtureJob cannot be suspended"),
         "{}",
         r.stderr
     );

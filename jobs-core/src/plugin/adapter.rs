@@ -212,7 +212,11 @@ impl ImportedJob {
     /// The table's `suspend` (`paused`) or `resume_suspended`.
     fn pause(&self, paused: bool) -> Result<(), String> {
         let vt = self.fns.vtable;
-        let f = if paused { vt.suspend } else { vt.resume_suspended };
+        let f = if paused {
+            vt.suspend
+        } else {
+            vt.resume_suspended
+        };
         let Some(f) = f else {
             return Err("the plugin has no suspend functions".into());
         };
@@ -301,7 +305,10 @@ impl PluginExecutor {
         // Unregistered however `drive` ends, dropped future included: the
         // registry's reference must not keep the plugin's job from being
         // released (and so stopped) with it.
-        let _registered = Registered { executor: self, key };
+        let _registered = Registered {
+            executor: self,
+            key,
+        };
         drive(&job, notify, ctx, reports_start).await
     }
 

@@ -759,7 +759,8 @@ mod tests {
         let vt = unsafe { &*PAUSABLE_HEADER.vtable };
         let mut out = ByteBuf::empty();
         // SAFETY: the instance is the header's; `out` is a live local.
-        assert_eq!(unsafe { (vt.describe)(PAUSABLE_HEADER.instance, &mut out) }, OK);
+        let code = unsafe { (vt.describe)(PAUSABLE_HEADER.instance, &mut out) };
+        assert_eq!(code, OK);
         let d: WireDescribe = serde_json::from_slice(&take(out)).expect("describe");
         assert!(d.can_suspend);
         let job = start_job(&PAUSABLE_HEADER, "a b c d e f g h i j");

@@ -265,9 +265,10 @@ impl Inner {
     /// be waiting for other jobs, or queued behind its own throttle).
     pub(super) fn pump(self: &Arc<Self>, t: &mut Table, pool: &Pool) {
         if let Pool::Children(p) = pool {
-            if t.jobs.get(p).is_some_and(|pe| {
-                pe.pending.is_some() || super::suspend::is_paused(pe.info.state)
-            }) {
+            if t.jobs
+                .get(p)
+                .is_some_and(|pe| pe.pending.is_some() || super::suspend::is_paused(pe.info.state))
+            {
                 return;
             }
         }

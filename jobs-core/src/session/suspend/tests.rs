@@ -122,7 +122,10 @@ fn suspend_pauses_and_resume_goes_on_to_completion() {
         .expect("wait");
     assert!(forced.timed_out);
     // Suspending again changes nothing.
-    assert_eq!(s.suspend_blocking(&[id]).expect("again")[0].state, JobState::Suspended);
+    assert_eq!(
+        s.suspend_blocking(&[id]).expect("again")[0].state,
+        JobState::Suspended
+    );
     let rows = s.resume_blocking(&[id]).expect("resume");
     assert_eq!(rows[0].state, JobState::Running);
     wait_for(&s, id, JobState::is_finished);
@@ -157,7 +160,10 @@ fn wrong_states_are_refused_and_nothing_changes() {
 
     let e = s.suspend_blocking(&[running, done]).expect_err("finished");
     assert_eq!(e.kind(), ErrorKind::WrongState);
-    assert_eq!((e.job(), e.state()), (Some(done), Some(JobState::Completed)));
+    assert_eq!(
+        (e.job(), e.state()),
+        (Some(done), Some(JobState::Completed))
+    );
     assert_eq!(s.info(running).expect("info").state, JobState::Running);
 
     let e = s.resume_blocking(&[running]).expect_err("running");
