@@ -416,7 +416,7 @@ impl Session {
 
     /// Requests a stop of every job that is not finished and waits until
     /// they all are. Detached jobs are left running (they outlive the
-    /// session), and so are jobs that wait for others when the store keeps
+    /// session; a suspended one is continued, see `session/suspend.rs`), and so are jobs that wait for others when the store keeps
     /// them ([`Store::keeps_waiting_specs`]): they wait again once the store
     /// is restored.
     pub async fn close(&self) {
@@ -443,6 +443,7 @@ impl Session {
         for id in ids {
             let _ = self.wait_finished(id).await;
         }
+        self.continue_detached().await;
     }
 
     /// Blocking [`close`](Session::close), for programs without a runtime.
@@ -504,7 +505,7 @@ impl Session {
             if !info.state.is_finished() {
                 match &executor {
                     Some(ex) if info.parent.is_none() && ex.resumable(&info) => {
-                        info.state = JobState::Running;
+                        info.state = suspend::restored_state(info.state, &cell);
                         resume.push(id);
                     }
                     _ => {

@@ -280,3 +280,23 @@ fn a_type_that_cannot_suspend_is_refused_naming_it() {
     assert_eq!(state(&jc, &id), "Running");
     home.ok(&["stop", &id]);
 }
+
+#[test]
+fn a_suspended_detached_job_stays_suspended_across_a_daemon_restart() {
+    let home = TestHome::new();
+    let jc = |a: &[&str]| home.run(a);
+    let id = home.start(&["--detached", "-c", COUNTER]).to_string();
+    assert!(eventually(Duration::from_secs(30), || lines(&jc, &id) >= 2));
+    ok(&jc, &["suspend", &id]);
+    home.ok(&["daemon", "stop"]);
+    // The next command starts a daemon that takes the job over.
+    assert_eq!(state(&jc, &id), "Suspended");
+    std::thread::sleep(Duration::from_millis(300));
+    let before = lines(&jc, &id);
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(lines(&jc, &id), before, "the counter moved while suspended");
+    ok(&jc, &["resume", &id]);
+    let out = ok(&jc, &["wait", &id, "--force", "--timeout", "60"]);
+    assert!(out.contains("Completed"), "{out}");
+    assert_eq!(lines(&jc, &id), 30);
+}

@@ -165,6 +165,31 @@ impl Session {
         }
     }
 
+    /// At the session's close: lets the work of suspended detached jobs go
+    /// on, their rows still Suspended. A process group left stopped by a
+    /// host that exits would be an orphaned stopped group, which the
+    /// kernel sends SIGHUP (ending a job that does not catch it) and then
+    /// SIGCONT; continued first, the job lives on, and the next session
+    /// suspends it again as it takes it over.
+    pub(super) async fn continue_detached(&self) {
+        let calls: Vec<Call> = {
+            let t = self.inner.lock();
+            t.jobs
+                .values()
+                .filter(|e| e.info.detached && is_paused(e.info.state))
+                .filter(|e| e.info.children.is_empty() && e.executor.can_suspend())
+                .map(|e| Call {
+                    id: e.info.id,
+                    executor: Arc::clone(&e.executor),
+                    ctx: self.inner.context(&e.cell),
+                })
+                .collect()
+        };
+        for call in calls {
+            let _ = call.executor.resume_suspended(&call.ctx).await;
+        }
+    }
+
     /// Blocking [`suspend`](Session::suspend).
     pub fn suspend_blocking(&self, ids: &[JobId]) -> Result<Vec<JobInfo>, Error> {
         self.block_on(self.suspend(ids))
@@ -391,6 +416,19 @@ impl Inner {
         self.handle.spawn(async move {
             let _ = executor.resume_suspended(&ctx).await;
         });
+    }
+}
+
+/// The state a running job of a previous session is taken over in: a
+/// suspended one stays Suspended, its pause set again (a detached process
+/// group is still stopped; its executor stops it again as it takes over),
+/// any other is Running.
+pub(super) fn restored_state(was: JobState, cell: &crate::cell::JobCell) -> JobState {
+    if is_paused(was) {
+        cell.stop.set_paused(true);
+        JobState::Suspended
+    } else {
+        JobState::Running
     }
 }
 
