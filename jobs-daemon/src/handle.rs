@@ -15,7 +15,7 @@ use crate::fail::Fail;
 use crate::receive::receive;
 use crate::shared::Daemon;
 use crate::wire::{client_gone, send, Conn};
-use crate::{batch, executors};
+use crate::{batch, connect, executors};
 
 /// Answers one request; `Ok(false)` closes the connection.
 pub(crate) async fn handle(
@@ -95,6 +95,7 @@ pub(crate) async fn handle(
         Op::Suspend(s) => Response::Jobs(d.session.suspend(&select(d, &s)?).await?),
         Op::Resume(s) => Response::Jobs(d.session.resume(&select(d, &s)?).await?),
         Op::Remove(r) => Response::Done(remove(d, r).await?),
+        Op::Connect(s) => Response::Jobs(connect::connect(d, select(d, &s)?).await?),
         Op::Status => Response::Status {
             pid: std::process::id(),
         },

@@ -25,6 +25,7 @@
 //! ```
 
 mod batch;
+mod connect;
 mod daemon;
 mod executors;
 mod fail;

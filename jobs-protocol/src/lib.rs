@@ -124,6 +124,9 @@ pub enum Op {
     Suspend(SelectRequest),
     /// Resumes suspended jobs: [`Response::Jobs`], their rows afterwards.
     Resume(SelectRequest),
+    /// Re-attaches detached remote jobs whose connection is lost, now;
+    /// answered with their rows once each host's attempt was made.
+    Connect(SelectRequest),
     /// Removes jobs.
     Remove(RemoveRequest),
     /// The daemon's pid.
