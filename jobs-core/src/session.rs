@@ -416,9 +416,10 @@ impl Session {
 
     /// Requests a stop of every job that is not finished and waits until
     /// they all are. Detached jobs are left running (they outlive the
-    /// session; a suspended one is continued, see `session/suspend.rs`), and so are jobs that wait for others when the store keeps
-    /// them ([`Store::keeps_waiting_specs`]): they wait again once the store
-    /// is restored.
+    /// session; a suspended one is continued, see `session/suspend.rs`),
+    /// and so are jobs that wait for others when the store keeps them
+    /// ([`Store::keeps_waiting_specs`]): they wait again once the store is
+    /// restored.
     pub async fn close(&self) {
         self.inner.closing.store(true, Ordering::Release);
         let ids: Vec<JobId> = {
