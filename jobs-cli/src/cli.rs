@@ -37,7 +37,7 @@ pub(crate) struct Cli {
 pub(crate) enum Command {
     /// Start a job and return at once, printing its row.
     #[command(
-        after_help = concat!("Examples:\n  jobctl start -- sleep 60\n  jobctl start -q -c 'make test > log 2>&1'\n  jobctl start --name build --cwd ~/src/app -- cargo build\n  jobctl start --type thread -e 'emit(6 * 7)'\n  jobctl start --host web1,web2 -- uptime\n  jobctl start --host 'web[01-20]' --exclude web13 -- uptime\n  jobctl start --host @db -- uptime\n  jobctl start --hosts-of 7 --state Failed -- uptime\n  jobctl start --env RUST_LOG=debug -- ./server\n\n", hosts_help!())
+        after_help = concat!("Examples:\n  jobctl start -- sleep 60\n  jobctl start -q -c 'make test > log 2>&1'\n  jobctl start --name build --cwd ~/src/app -- cargo build\n  jobctl start --type thread -e 'emit(6 * 7)'\n  jobctl start --host web1,web2 -- uptime\n  jobctl start --host 'web[01-20]' --exclude web13 -- uptime\n  jobctl start --host @db -- uptime\n  jobctl start --hosts-of 7 --state Failed -- uptime\n  ls *.wav | jobctl start --each - --host 'node[1-4]' --slots 2 -- flac {}\n  jobctl start --env RUST_LOG=debug -- ./server\n\nWith --each and --host the items are spread over the hosts: each runs once, on one host, at most --slots N (default 1) at a time per host, as GNU parallel's -S; a host that cannot be reached takes no more items and its item goes to another (its attempts and location say so). --onall runs every item on every host instead.\n\n", hosts_help!())
     )]
     Start(Lazy<StartArgs>),
 
@@ -270,6 +270,21 @@ pub(crate) struct StartArgs {
     /// With --each: run a failing item up to N more times.
     #[arg(long, value_name = "N", requires = "each", default_value_t = 0)]
     pub retries: u32,
+    /// With --each and --host: at most N items at a time per host (default
+    /// 1). Each item runs once, on one host (GNU parallel's -S), the
+    /// default for --each with --host; a host that cannot be reached takes
+    /// no more items and its item goes to another host.
+    #[arg(long, value_name = "N", requires = "each", requires = "host_source", value_parser = parse_slots)]
+    pub slots: Option<std::num::NonZeroU16>,
+    /// With --each and --host: run every item on every host (each item a
+    /// remote job with a child per host; GNU parallel's --onall).
+    #[arg(
+        long = "onall",
+        requires = "each",
+        requires = "host_source",
+        conflicts_with = "slots"
+    )]
+    pub on_all: bool,
     /// The directory the job runs in (default: the current one).
     #[arg(long, value_name = "DIR")]
     pub cwd: Option<PathBuf>,
@@ -331,6 +346,12 @@ impl clap::builder::TypedValueParser for EnvParser {
 /// Checks `--halt` as the daemon will read it; sends it as written.
 fn parse_halt(s: &str) -> Result<String, String> {
     s.parse::<jobs_core::Halt>().map(|_| s.to_string())
+}
+
+/// `--slots N`: a whole number from 1 to 65535.
+fn parse_slots(s: &str) -> Result<std::num::NonZeroU16, String> {
+    s.parse()
+        .map_err(|_| format!("'{s}' is not a number of slots (1 to 65535)"))
 }
 
 fn parse_state(s: &str) -> Result<JobState, String> {

@@ -220,6 +220,8 @@ fn start_job(c: &mut Client, args: &StartArgs, hosts: Vec<String>) -> Result<Job
             null: args.null,
             halt: args.halt.clone(),
             retries: args.retries,
+            slots: args.slots,
+            on_all: args.on_all,
         });
     }
     if let Some(file) = &args.input {

@@ -4,6 +4,7 @@
 //! `session/lifecycle.rs`; queries in `query.rs`, receive in `receive.rs`,
 //! wait in `wait.rs`.
 
+mod attempts;
 mod batch;
 mod deps;
 mod lifecycle;

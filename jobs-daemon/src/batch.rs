@@ -21,6 +21,7 @@ use jobs_protocol::{Each, ErrorCode, StartRequest, Work};
 use crate::executors;
 use crate::fail::Fail;
 use crate::shared::Daemon;
+use crate::spread::Spread;
 
 /// Starts the batch of `req`: `env` is the encoded environment, `input`
 /// the items as read. Every child's spec is built (and bad input refused)
@@ -48,8 +49,10 @@ pub(crate) fn start(
         ),
         None => None,
     };
+    let spread = Spread::of(&req, &each)?;
     let items = item_spans(input, each.null);
     let template = Arc::new(Template {
+        spread,
         req,
         env: env.to_vec(),
         input: input.to_vec(),
@@ -79,17 +82,22 @@ pub(crate) fn start(
     Ok(d.session.start_batch(BatchSpec {
         name: req.name.clone(),
         command: executors::command_line(&req.work),
-        throttle: req.throttle,
+        throttle: req
+            .throttle
+            .or_else(|| spread.map(|s| s.throttle(req.hosts.len()))),
         children,
         halt,
         after: req.after.clone(),
         after_any: req.after_any.clone(),
+        instance_id: spread.map(|s| s.group),
     })?)
 }
 
 /// What every child of a batch is made from: the request, the caller's
 /// environment and the input, shared by the children's specs.
 struct Template {
+    /// Set when the items are spread over the hosts.
+    spread: Option<Spread>,
     req: StartRequest,
     env: Vec<u8>,
     input: Vec<u8>,
@@ -121,7 +129,10 @@ impl Template {
             after_any: Vec::new(),
             timeout: req.timeout,
         };
-        executors::job_spec(child, &self.env, None)
+        match &self.spread {
+            Some(spread) => spread.child(&child, &self.env),
+            None => executors::job_spec(child, &self.env, None),
+        }
     }
 }
 

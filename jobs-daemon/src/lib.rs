@@ -34,6 +34,7 @@ mod limits;
 mod receive;
 mod serve;
 mod shared;
+mod spread;
 mod wire;
 
 use std::ffi::OsString;

@@ -288,6 +288,14 @@ pub struct Each {
     /// `--retries N`: more attempts for each failing child.
     #[serde(default)]
     pub retries: u32,
+    /// `--slots N` with `--host`: each item runs once, on one host, at
+    /// most N at a time per host (none: 1). Small, so a start request
+    /// stays small.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slots: Option<std::num::NonZeroU16>,
+    /// `--onall` with `--host`: each item runs on every host.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub on_all: bool,
 }
 
 /// `list`: the filters of `jobs_core::JobFilter`.

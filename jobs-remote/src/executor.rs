@@ -17,6 +17,7 @@ use crate::exec;
 use crate::options::SshOptions;
 use crate::pool::{Pool, PoolKey};
 use crate::spec::{HostTask, Params, RemoteSpec, TYPE_NAME};
+use crate::spread;
 
 /// Runs a shell line on remote hosts over SSH: `RemoteJob`.
 ///
@@ -39,6 +40,8 @@ pub struct SshExecutor {
     /// The instance ids of running host jobs: the ones whose thread
     /// confirms a suspend (see [`SshExecutor::suspend`]).
     hosts: Arc<Mutex<HashSet<u128>>>,
+    /// The batches spread over hosts (see `spread.rs`).
+    spread: Arc<spread::Groups>,
     wakers: Arc<Wakers>,
 }
 
@@ -60,6 +63,7 @@ impl SshExecutor {
             pool: Arc::new(Pool::new(&options)),
             options: Arc::new(options),
             hosts: Arc::default(),
+            spread: Arc::default(),
             wakers: Arc::default(),
         }
     }
@@ -110,15 +114,7 @@ impl SshExecutor {
 
     /// The executor's options completed by the job's caller.
     fn caller_options(&self, task: &HostTask) -> Arc<SshOptions> {
-        if task.caller.is_empty() {
-            Arc::clone(&self.options)
-        } else {
-            // The executor's own settings first, then the caller's.
-            let mut o = SshOptions::clone(&self.options);
-            o.home = o.home.or_else(|| task.caller.home.clone());
-            o.agent_socket = o.agent_socket.or_else(|| task.caller.agent_socket.clone());
-            Arc::new(o)
-        }
+        task.caller.over(&self.options)
     }
 
     async fn run_parent(&self, spec: RemoteSpec, ctx: JobContext) -> Result<(), JobFailure> {
@@ -281,6 +277,11 @@ impl JobExecutor for SshExecutor {
     }
 
     async fn run(&self, spec: JobSpec, ctx: JobContext) -> Result<(), JobFailure> {
+        if let Some(item) = spread::spec_of(&spec.params) {
+            let options = item.caller.over(&self.options);
+            let pool = Arc::downgrade(&self.pool);
+            return spread::run(&self.spread, options, pool, item, ctx).await;
+        }
         let params: Params = serde_json::from_value(spec.params).map_err(|e| {
             JobFailure::new(format!(
                 "invalid RemoteJob parameters (expected hosts and a command): {e}"
@@ -321,6 +322,9 @@ impl JobExecutor for SshExecutor {
     }
 
     fn location(&self, spec: &JobSpec) -> String {
+        if let Some(item) = spread::spec_of(&spec.params) {
+            return item.hosts.join(",");
+        }
         match serde_json::from_value::<Params>(spec.params.clone()) {
             Ok(Params::Parent(p)) => p.hosts.join(","),
             Ok(Params::Child(t)) => t.host,

@@ -14,6 +14,7 @@ mod load;
 mod plugins;
 mod receive;
 mod remote;
+mod spread;
 mod store;
 mod suspend;
 mod trust;

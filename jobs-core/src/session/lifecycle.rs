@@ -819,4 +819,8 @@ impl JobHost for Inner {
     fn children_finished(&self, id: JobId) -> bool {
         Inner::children_finished(self, id)
     }
+
+    fn count_attempt(&self, id: JobId) -> Result<u32, Error> {
+        Inner::count_attempt(self, id)
+    }
 }
