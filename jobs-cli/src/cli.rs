@@ -117,6 +117,12 @@ pub(crate) enum Command {
         action: DaemonAction,
     },
 
+    /// The session's state changes: every job's creation, transitions and removal.
+    #[command(
+        after_help = "Each line: the event's number (session-wide, only growing), its time, the job's id and name, the state before and after (`(new)` for a job's creation, `(removed)` for its removal), and the reason and exit code where there are some. Events survive a daemon restart: --since resumes a reader exactly where it stopped.\n\nExamples:\n  jobctl events\n  jobctl events 3 --json\n  jobctl events --follow\n  jobctl events --since 120 --follow --json"
+    )]
+    Events(Lazy<EventsArgs>),
+
     /// The executor types the session has: built-in ones and plugins.
     #[command(after_help = "Examples:\n  jobctl plugins")]
     Plugins,
@@ -310,6 +316,13 @@ pub(crate) struct StartArgs {
     /// (repeatable or comma-separated).
     #[arg(long = "after-any", value_name = "ID", value_delimiter = ',')]
     pub after_any: Vec<u64>,
+    /// Run this shell line when the job finishes (Completed, Failed or
+    /// Stopped), with JOBCTL_JOB_ID, JOBCTL_JOB_NAME, JOBCTL_JOB_TYPE,
+    /// JOBCTL_JOB_STATE, JOBCTL_JOB_EXIT_CODE, JOBCTL_JOB_REASON and
+    /// JOBCTL_HOME set; it gets 60 s, its output goes to the daemon's log,
+    /// and it never changes the job. Kept with the job across a restart.
+    #[arg(long, value_name = "SHELL LINE")]
+    pub on_finish: Option<String>,
     /// Print the job's id alone.
     #[arg(short, long)]
     pub quiet: bool,
@@ -389,6 +402,22 @@ pub(crate) struct ListArgs {
     pub json: bool,
 }
 
+/// `events` options.
+#[derive(Debug, Args)]
+pub(crate) struct EventsArgs {
+    /// Only these jobs' events (default: every job's).
+    pub ids: Vec<u64>,
+    /// Only the events numbered above SEQ (the last one a reader saw).
+    #[arg(long, value_name = "SEQ")]
+    pub since: Option<u64>,
+    /// Go on as changes happen, until interrupted.
+    #[arg(long)]
+    pub follow: bool,
+    /// One JSON object per event and line.
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// `receive` options.
 #[derive(Debug, Args)]
 pub(crate) struct ReceiveArgs {
@@ -423,6 +452,13 @@ pub(crate) struct ReceiveArgs {
     /// Records are consumed once the whole view was written.
     #[arg(long, conflicts_with = "json")]
     pub gather: bool,
+    /// Write the jobs' state changes among their records, in order: a
+    /// job's start before its records, its end after them. With --json a
+    /// line `{"id":ID,"event":{"from":..,"to":..,"reason":..}}` on stdout;
+    /// otherwise a line to stderr, `EVENT: job 3 (build) Running ->
+    /// Completed`, beside the other non-output records.
+    #[arg(long, conflicts_with_all = ["ordered", "tag", "gather"])]
+    pub write_events: bool,
 }
 
 /// `wait` options.

@@ -128,6 +128,8 @@ impl Template {
             after: Vec::new(),
             after_any: Vec::new(),
             timeout: req.timeout,
+            // The batch's hook runs once, when the parent finishes.
+            on_finish: None,
         };
         match &self.spread {
             Some(spread) => spread.child(&child, &self.env),

@@ -15,7 +15,7 @@ use crate::fail::Fail;
 use crate::receive::receive;
 use crate::shared::Daemon;
 use crate::wire::{client_gone, send, Conn};
-use crate::{batch, connect, executors};
+use crate::{batch, connect, events, executors};
 
 /// Answers one request; `Ok(false)` closes the connection.
 pub(crate) async fn handle(
@@ -34,15 +34,20 @@ pub(crate) async fn handle(
                 .map_err(|e| Fail::new(ErrorCode::Protocol, e))?;
             let (env, items, input) = (parts.env, parts.items, parts.input);
             check_env(env).map_err(|e| Fail::new(ErrorCode::Failed, e.to_string()))?;
+            let on_finish = start.on_finish.take();
             let id = match start.each.take() {
                 Some(_) if input.is_some() => return Err(Fail::new(
                     ErrorCode::Usage,
                     "--input does not go with --each: a batch's children read no standard input",
                 )),
-                Some(each) => batch::start(d, start, each, env, items)?,
+                Some(each) => d
+                    .hooks
+                    .start_with(on_finish, || batch::start(d, start, each, env, items))?,
                 None => {
                     let input = input.map(|i| std::ffi::OsString::from_vec(i.to_vec()));
-                    d.session.start(executors::job_spec(start, env, input)?)?
+                    let spec = executors::job_spec(start, env, input)?;
+                    d.hooks
+                        .start_with(on_finish, || Ok(d.session.start(spec)?))?
                 }
             };
             Response::Started(d.session.info(id)?)
@@ -113,12 +118,7 @@ pub(crate) async fn handle(
             return Ok(false);
         }
         Op::Plugins => Response::Plugins(d.types.clone()),
-        Op::Events(_) => {
-            return Err(Fail::new(
-                ErrorCode::Failed,
-                "this daemon does not serve events",
-            ))
-        }
+        Op::Events(e) => return events::serve(d, e, (rd, wr)).await,
     };
     Ok(send(wr, &resp, &[]).await.is_ok())
 }

@@ -12,6 +12,8 @@ use tracing::info;
 pub(crate) struct Daemon {
     /// The job table.
     pub(crate) session: Session,
+    /// What runs when a job finishes.
+    pub(crate) hooks: std::sync::Arc<crate::hooks::Hooks>,
     /// The executor types, for `plugins`.
     pub(crate) types: Vec<TypeEntry>,
     /// The remote executor: `connect` re-attaches its detached jobs.

@@ -82,6 +82,9 @@ impl Request {
 }
 
 /// What a client asks for.
+// One is read per request and handled by value: a `start`'s size costs
+// nothing worth a box at every use.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Op {
@@ -215,6 +218,10 @@ pub struct StartRequest {
     /// remote job) may run before it is stopped and fails.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<std::time::Duration>,
+    /// `--on-finish`: a shell line the daemon runs when the job finishes
+    /// (a daemon before it ignores it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_finish: Option<String>,
 }
 
 impl StartRequest {

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use jobs_core::JobId;
 
+use crate::events::EventRow;
 use crate::row::{JobRow, Row};
 
 /// How long an appended record may wait in memory before it is written.
@@ -59,6 +60,8 @@ pub(super) struct Pending {
     pub(super) jobs: BTreeMap<JobId, JobRow>,
     /// Executors' checkpoints, written with the rows buffered before them.
     pub(super) checkpoints: BTreeMap<JobId, Vec<u8>>,
+    /// State-change events, written with the job rows buffered with them.
+    pub(super) events: Vec<EventRow>,
     pub(super) bytes: usize,
     pub(super) per_job: HashMap<JobId, usize>,
     /// When the oldest buffered row arrived.
@@ -113,7 +116,27 @@ impl Pending {
 
     /// Nothing buffered: no records and no job rows.
     pub(super) fn is_empty(&self) -> bool {
-        self.rows.is_empty() && self.jobs.is_empty() && self.checkpoints.is_empty()
+        self.rows.is_empty()
+            && self.jobs.is_empty()
+            && self.checkpoints.is_empty()
+            && self.events.is_empty()
+    }
+
+    /// Buffers events, to be written with the next batch.
+    pub(super) fn push_events(&mut self, events: Vec<EventRow>) {
+        if !events.is_empty() {
+            self.since.get_or_insert_with(Instant::now);
+            self.events.extend(events);
+        }
+    }
+
+    /// Puts back events a failed write took, ahead of those buffered since.
+    pub(super) fn restore_events(&mut self, mut taken: Vec<EventRow>) {
+        if !taken.is_empty() {
+            taken.append(&mut self.events);
+            self.events = taken;
+            self.since.get_or_insert_with(Instant::now);
+        }
     }
 
     /// Sets a job's checkpoint, to be written with the next batch.
@@ -155,7 +178,7 @@ impl Pending {
     /// After rows left: the interval runs from the oldest row left (job
     /// rows keep the time they set).
     fn since_oldest(&mut self) {
-        if self.jobs.is_empty() && self.checkpoints.is_empty() {
+        if self.jobs.is_empty() && self.checkpoints.is_empty() && self.events.is_empty() {
             self.since = self.rows.first().map(|r| r.at);
         }
     }

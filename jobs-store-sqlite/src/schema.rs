@@ -4,14 +4,16 @@
 //! record's payload is in its job's data file); a version 1 file is upgraded
 //! in place when it is opened, its rows keep their bytes in `data`. Version 3
 //! added `checkpoints`, version 4 `waiting` (the specs of jobs that wait for
-//! others); an older file gets the new table, empty.
+//! others), version 5 `events` (the session's state changes) and `on_finish`
+//! (the daemon's per-job finish hooks); an older file gets the new tables,
+//! empty, and its events are numbered from 1.
 
 use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension};
 
 /// The schema version this build reads and writes.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// How long a statement waits for another connection's lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -106,7 +108,16 @@ pub(super) fn init(conn: &Connection) -> Result<u64, InitError> {
                  job INTEGER PRIMARY KEY,
                  spec BLOB NOT NULL
              );
-             PRAGMA user_version = 4;
+             CREATE TABLE IF NOT EXISTS events (
+                 seq INTEGER PRIMARY KEY,
+                 job INTEGER NOT NULL,
+                 data TEXT NOT NULL
+             );
+             CREATE TABLE IF NOT EXISTS on_finish (
+                 job INTEGER PRIMARY KEY,
+                 line BLOB NOT NULL
+             );
+             PRAGMA user_version = 5;
              COMMIT;",
         )?;
     } else if version < SCHEMA_VERSION {
@@ -124,7 +135,8 @@ pub(super) fn init(conn: &Connection) -> Result<u64, InitError> {
 
 /// Brings an older file to the current version, once, whoever else opens
 /// it: version 2 added where bulk bytes live, version 3 the executors'
-/// checkpoints, version 4 the specs of waiting jobs.
+/// checkpoints, version 4 the specs of waiting jobs, version 5 the events
+/// and the finish hooks.
 fn upgrade(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch("BEGIN IMMEDIATE")?;
     let done = (|| {
@@ -152,6 +164,20 @@ fn upgrade(conn: &Connection) -> rusqlite::Result<()> {
                      spec BLOB NOT NULL
                  );
                  PRAGMA user_version = 4;",
+            )?;
+        }
+        if version <= 4 {
+            conn.execute_batch(
+                "CREATE TABLE IF NOT EXISTS events (
+                     seq INTEGER PRIMARY KEY,
+                     job INTEGER NOT NULL,
+                     data TEXT NOT NULL
+                 );
+                 CREATE TABLE IF NOT EXISTS on_finish (
+                     job INTEGER PRIMARY KEY,
+                     line BLOB NOT NULL
+                 );
+                 PRAGMA user_version = 5;",
             )?;
         }
         Ok(())

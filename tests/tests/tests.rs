@@ -7,6 +7,7 @@ mod crash;
 mod daemon;
 mod deps;
 mod disconnected;
+mod events;
 mod executables;
 mod hosts;
 mod lifecycle;
