@@ -137,6 +137,7 @@ async fn serve_forever(home: Home, plugins: Vec<PathBuf>, limits: Limits) -> Res
     let listener = bind(&home)?;
     let daemon = Arc::new(Daemon {
         session,
+        store: Arc::clone(&store),
         types,
         closing: AtomicBool::new(false),
         exit: Notify::new(),

@@ -14,7 +14,8 @@
 //! signals); `limits` what each client may take (idle time, connections,
 //! descriptors); `serve` one connection, `wire` its framing, `handle` the
 //! requests, `receive` the paged, acknowledged receive; `executors` the
-//! registry and the translation of a `start` request into a job spec.
+//! registry and the translation of a `start` request into a job spec;
+//! `restart` starts jobs (keeping each one's request) and starts them again.
 //!
 //! # Example
 //! ```no_run
@@ -31,6 +32,7 @@ mod fail;
 mod handle;
 mod limits;
 mod receive;
+mod restart;
 mod serve;
 mod shared;
 mod wire;

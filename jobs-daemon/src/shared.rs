@@ -12,6 +12,9 @@ use tracing::info;
 pub(crate) struct Daemon {
     /// The job table.
     pub(crate) session: Session,
+    /// The session's store, for what the daemon keeps beside the table
+    /// (the requests `restart` replays).
+    pub(crate) store: std::sync::Arc<jobs_store_sqlite::SqliteStore>,
     /// The executor types, for `plugins`.
     pub(crate) types: Vec<TypeEntry>,
     /// Set once the session is ending: no new jobs.

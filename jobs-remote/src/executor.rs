@@ -84,6 +84,7 @@ impl SshExecutor {
                 .params(params)
                 .location(host.clone());
             child.timeout = spec.timeout;
+            child.timeout_shown = spec.timeout_shown.clone();
             if let Err(e) = ctx.start_child(child) {
                 if ctx.stop_requested() {
                     break;

@@ -36,6 +36,10 @@ pub struct RemoteSpec {
     /// has none, so hosts waiting behind the throttle get their full time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<std::time::Duration>,
+    /// How the reason shows the time limit (its
+    /// [`JobSpec::timeout_shown`](jobs_core::JobSpec::timeout_shown)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_shown: Option<String>,
 }
 
 /// Whose SSH identity a job uses: the home directory (for `~`, the ssh
@@ -74,6 +78,7 @@ impl RemoteSpec {
             throttle: None,
             caller: Caller::default(),
             timeout: None,
+            timeout_shown: None,
         }
     }
 

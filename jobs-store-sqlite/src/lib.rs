@@ -41,11 +41,15 @@
 //! - `meta`: the highest sequence number ever stored, which outlives the
 //!   deletion of the records that carried it.
 //! - `checkpoints`: per job, what a resumable executor needs to go on.
-//! - `waiting`: per job that waits for others, the spec it will run
-//!   (jobs-core's bytes), written in the same transaction as the job's
-//!   first row and deleted at once when the job starts, so a restore starts
-//!   a waiting job, and never one that had started already. A finished row
-//!   deletes it too.
+//! - `specs`: per job, what it was started from. `waiting`: for a job that
+//!   waits for others, the spec it will run (jobs-core's bytes), written in
+//!   the same transaction as the job's first row and cleared at once when
+//!   the job starts, so a restore starts a waiting job, and never one that
+//!   had started already (a finished row clears it too). `request`: the
+//!   start request as its caller made it (the daemon's bytes: work, options,
+//!   directory, environment, items), which `restart` replays; written right
+//!   after the job's first row (see [`SqliteStore::save_request`]) and kept
+//!   until the job is deleted.
 //!
 //! Bulk output goes beside the database, in `<database>-records/<job>.bin`,
 //! one append-only file per job: a plain file write instead of a trip
@@ -155,6 +159,34 @@ impl std::fmt::Debug for SqliteStore {
 }
 
 impl SqliteStore {
+    /// Keeps the request job `job` was started with (bytes its caller made:
+    /// `restart` replays them), written at once, until the job is deleted.
+    /// A crash between the job's first row and this write leaves a job
+    /// without a request: it cannot be restarted, and says so.
+    pub fn save_request(&self, job: JobId, request: &[u8]) -> Result<(), StoreError> {
+        let key = sql_int(job)?;
+        self.shared.write(&mut self.shared.db(), |tx| {
+            tx.prepare_cached(
+                "INSERT INTO specs (job, request) VALUES (?1, ?2)
+                 ON CONFLICT (job) DO UPDATE SET request = excluded.request",
+            )?
+            .execute(params![key, request])?;
+            Ok(())
+        })
+    }
+
+    /// The request job `job` was started with, if the store keeps one
+    /// (see [`save_request`](Self::save_request)).
+    pub fn request(&self, job: JobId) -> Result<Option<Vec<u8>>, StoreError> {
+        let key = sql_int(job)?;
+        let db = self.shared.db();
+        db.conn
+            .prepare_cached("SELECT request FROM specs WHERE job = ?1")
+            .and_then(|mut s| s.query_row([key], |r| r.get(0)).optional())
+            .map(Option::flatten)
+            .map_err(|e| StoreError::new(format!("cannot read job {job}'s start request"), Sql(e)))
+    }
+
     /// Opens (creating if need be) the store at `path` with default options.
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
         SqliteStore::open_with(path, StoreOptions::default())
@@ -455,8 +487,11 @@ impl Store for SqliteStore {
         let row = JobRow::encode(info)?;
         self.shared.write(&mut self.shared.db(), |tx| {
             row.write(tx)?;
-            tx.prepare_cached("INSERT OR REPLACE INTO waiting (job, spec) VALUES (?1, ?2)")?
-                .execute(params![row.id_key, spec])?;
+            tx.prepare_cached(
+                "INSERT INTO specs (job, waiting) VALUES (?1, ?2)
+                 ON CONFLICT (job) DO UPDATE SET waiting = excluded.waiting",
+            )?
+            .execute(params![row.id_key, spec])?;
             Ok(())
         })
     }
@@ -469,8 +504,9 @@ impl Store for SqliteStore {
         let key = sql_int(job)?;
         let db = self.shared.db();
         db.conn
-            .prepare_cached("SELECT spec FROM waiting WHERE job = ?1")
+            .prepare_cached("SELECT waiting FROM specs WHERE job = ?1")
             .and_then(|mut s| s.query_row([key], |r| r.get(0)).optional())
+            .map(Option::flatten)
             .map_err(|e| StoreError::new(format!("cannot read job {job}'s waiting spec"), Sql(e)))
     }
 
@@ -502,7 +538,8 @@ impl Store for SqliteStore {
             .map_err(fail)?;
         tx.execute("DELETE FROM checkpoints WHERE job = ?1", [key])
             .map_err(fail)?;
-        forget_waiting(&tx, key).map_err(fail)?;
+        tx.execute("DELETE FROM specs WHERE job = ?1", [key])
+            .map_err(fail)?;
         tx.commit().map_err(fail)?;
         db.has.remove(&id);
         {
@@ -804,9 +841,9 @@ mod sql;
 /// The reason of a job whose row in the store could not be read.
 pub const UNREADABLE_REASON: &str = "unreadable in the store";
 
-/// Deletes a job's waiting spec, if it has one.
+/// Clears a job's waiting spec, if it has one.
 fn forget_waiting(tx: &Transaction, key: i64) -> rusqlite::Result<()> {
-    tx.prepare_cached("DELETE FROM waiting WHERE job = ?1")?
+    tx.prepare_cached("UPDATE specs SET waiting = NULL WHERE job = ?1")?
         .execute([key])?;
     Ok(())
 }

@@ -4,14 +4,17 @@
 //! record's payload is in its job's data file); a version 1 file is upgraded
 //! in place when it is opened, its rows keep their bytes in `data`. Version 3
 //! added `checkpoints`, version 4 `waiting` (the specs of jobs that wait for
-//! others); an older file gets the new table, empty.
+//! others); an older file gets the new table, empty. Version 5 replaced
+//! `waiting` by `specs`: per job, the spec it waits to run (`waiting`, as
+//! before) and the request it was started with (`request`, which `restart`
+//! replays); a version 4 file's waiting specs move there.
 
 use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension};
 
 /// The schema version this build reads and writes.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// How long a statement waits for another connection's lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -102,11 +105,12 @@ pub(super) fn init(conn: &Connection) -> Result<u64, InitError> {
                  job INTEGER PRIMARY KEY,
                  data BLOB NOT NULL
              );
-             CREATE TABLE IF NOT EXISTS waiting (
+             CREATE TABLE IF NOT EXISTS specs (
                  job INTEGER PRIMARY KEY,
-                 spec BLOB NOT NULL
+                 waiting BLOB,
+                 request BLOB
              );
-             PRAGMA user_version = 4;
+             PRAGMA user_version = 5;
              COMMIT;",
         )?;
     } else if version < SCHEMA_VERSION {
@@ -124,7 +128,8 @@ pub(super) fn init(conn: &Connection) -> Result<u64, InitError> {
 
 /// Brings an older file to the current version, once, whoever else opens
 /// it: version 2 added where bulk bytes live, version 3 the executors'
-/// checkpoints, version 4 the specs of waiting jobs.
+/// checkpoints, version 4 the specs of waiting jobs, version 5 moved them
+/// into `specs`, beside the requests jobs were started with.
 fn upgrade(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch("BEGIN IMMEDIATE")?;
     let done = (|| {
@@ -152,6 +157,18 @@ fn upgrade(conn: &Connection) -> rusqlite::Result<()> {
                      spec BLOB NOT NULL
                  );
                  PRAGMA user_version = 4;",
+            )?;
+        }
+        if version <= 4 {
+            conn.execute_batch(
+                "CREATE TABLE IF NOT EXISTS specs (
+                     job INTEGER PRIMARY KEY,
+                     waiting BLOB,
+                     request BLOB
+                 );
+                 INSERT OR REPLACE INTO specs (job, waiting) SELECT job, spec FROM waiting;
+                 DROP TABLE waiting;
+                 PRAGMA user_version = 5;",
             )?;
         }
         Ok(())

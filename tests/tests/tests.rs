@@ -12,5 +12,6 @@ mod load;
 mod plugins;
 mod receive;
 mod remote;
+mod restart;
 mod store;
 mod trust;
