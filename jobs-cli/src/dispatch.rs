@@ -224,7 +224,7 @@ fn start_job(c: &mut Client, args: &StartArgs, hosts: Vec<String>) -> Result<Job
         read_all(file, "--input", "the input", env_len, &mut blob)?;
         req.input_len = Some((blob.len() - before) as u64);
     }
-    c.send(Op::Start(req), &blob)?;
+    c.send(Op::Start(Box::new(req)), &blob)?;
     match c.recv()?.0 {
         Response::Started(info) => Ok(info),
         other => Err(unexpected(other)),

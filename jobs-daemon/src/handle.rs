@@ -23,7 +23,7 @@ pub(crate) async fn handle(
 ) -> Result<bool, Fail> {
     let resp = match op {
         Op::Start(start) => {
-            let id = restart::start(d, start, blob, None)?;
+            let id = restart::start(d, *start, blob, None)?;
             Response::Started(d.session.info(id)?)
         }
         Op::List(l) => Response::Jobs(d.session.get(&filter(l))?),

@@ -88,7 +88,7 @@ impl Request {
 #[serde(rename_all = "snake_case")]
 pub enum Op {
     /// Starts a job; the blob holds the environment (`K=V\0` entries).
-    Start(StartRequest),
+    Start(Box<StartRequest>),
     /// The job table, filtered.
     List(ListRequest),
     /// One job and its children.
