@@ -525,6 +525,16 @@ mod tests {
     }
 
     #[test]
+    fn a_time_limit_shows_as_written_with_plain_seconds_marked() {
+        let shown = |s: &str| parse_limit(s).map(|(_, shown)| shown);
+        assert_eq!(shown("90"), Ok("90s".to_string()));
+        assert_eq!(shown("1h30m"), Ok("1h30m".to_string()));
+        assert_eq!(shown("90s"), Ok("90s".to_string()));
+        assert_eq!(parse_limit("90").map(|(d, _)| d.as_secs()), Ok(90));
+        assert!(parse_limit("abc").is_err());
+    }
+
+    #[test]
     fn start_needs_exactly_one_kind_of_work() {
         assert!(Cli::try_parse_from(["jobctl", "start"]).is_err());
         assert!(Cli::try_parse_from(["jobctl", "start", "-c", "x", "-e", "y"]).is_err());
