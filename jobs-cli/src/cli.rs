@@ -37,7 +37,7 @@ pub(crate) struct Cli {
 pub(crate) enum Command {
     /// Start a job and return at once, printing its row.
     #[command(
-        after_help = concat!("Examples:\n  jobctl start -- sleep 60\n  jobctl start -q -c 'make test > log 2>&1'\n  jobctl start --name build --cwd ~/src/app -- cargo build\n  jobctl start --type thread -e 'emit(6 * 7)'\n  jobctl start --host web1,web2 -- uptime\n  jobctl start --host 'web[01-20]' --exclude web13 -- uptime\n  jobctl start --host @db -- uptime\n  jobctl start --env RUST_LOG=debug -- ./server\n\n", hosts_help!())
+        after_help = concat!("Examples:\n  jobctl start -- sleep 60\n  jobctl start -q -c 'make test > log 2>&1'\n  jobctl start --name build --cwd ~/src/app -- cargo build\n  jobctl start --type thread -e 'emit(6 * 7)'\n  jobctl start --host web1,web2 -- uptime\n  jobctl start --host 'web[01-20]' --exclude web13 -- uptime\n  jobctl start --host @db -- uptime\n  jobctl start --hosts-of 7 --state Failed -- uptime\n  jobctl start --env RUST_LOG=debug -- ./server\n\n", hosts_help!())
     )]
     Start(Lazy<StartArgs>),
 
@@ -197,6 +197,7 @@ pub(crate) enum DaemonAction {
 /// What `start` and `run` take.
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("work").required(true).args(["argv", "shell", "script", "script_file"])))]
+#[command(group(ArgGroup::new("host_source").args(["hosts", "hosts_of"])))]
 pub(crate) struct StartArgs {
     /// The program and its arguments, after `--`.
     #[arg(last = true, value_name = "PROGRAM [ARGS]", value_parser = clap::value_parser!(OsString))]
@@ -221,9 +222,18 @@ pub(crate) struct StartArgs {
     /// Repeatable.
     #[arg(long = "host", value_name = "PATTERN")]
     pub hosts: Vec<String>,
-    /// With --host: leave out the hosts this pattern names (repeatable).
-    #[arg(long, value_name = "PATTERN", requires = "hosts")]
+    /// With --host or --hosts-of: leave out the hosts this pattern names
+    /// (repeatable).
+    #[arg(long, value_name = "PATTERN", requires = "host_source")]
     pub exclude: Vec<String>,
+    /// Remote hosts: those of an earlier remote job's children, in the
+    /// order they ran (with --state, only the children in that state):
+    /// `--hosts-of 7 --state Failed` reruns on the hosts that failed.
+    #[arg(long = "hosts-of", value_name = "ID")]
+    pub hosts_of: Option<u64>,
+    /// With --hosts-of: only the hosts whose child is in this state.
+    #[arg(long = "state", value_name = "STATE", value_parser = parse_state, requires = "hosts_of")]
+    pub hosts_state: Option<JobState>,
     /// How many jobs of this type (or hosts of a remote job, or children
     /// of a batch: default the number of CPUs) run at once.
     #[arg(long, value_name = "N")]

@@ -166,14 +166,14 @@ fn start_request(args: &StartArgs, hosts: Vec<String>) -> Result<StartRequest> {
             "a thread job runs scripts only: give the script with -e SCRIPT or --script FILE, or use --type process for a program or a shell line"
         )));
     }
-    if !args.hosts.is_empty()
+    if (!args.hosts.is_empty() || args.hosts_of.is_some())
         && args.type_name.as_deref().is_some_and(|t| {
             !(t.eq_ignore_ascii_case("remote") || t.eq_ignore_ascii_case("RemoteJob"))
         })
     {
         return Err(anyhow!(Exit::new(
             exit::USAGE,
-            "--host runs a remote job: it does not go with another --type"
+            "--host and --hosts-of run a remote job: they do not go with another --type"
         )));
     }
     Ok(StartRequest {
@@ -270,6 +270,7 @@ fn read_all(file: &Path, flag: &str, what: &str, env_len: usize, blob: &mut Vec<
 fn start(home: &Home, args: StartArgs) -> Result<i32> {
     let hosts = hosts::resolve(home, &args.hosts, &args.exclude)?;
     let mut c = Client::connect_or_start(home, &[])?;
+    let hosts = hosts::of_job(home, &mut c, &args, hosts)?;
     let info = start_job(&mut c, &args, hosts)?;
     if args.quiet {
         ignore_closed(writeln!(io::stdout(), "{}", info.id))?;
@@ -606,6 +607,7 @@ fn run_job(home: &Home, args: StartArgs) -> Result<i32> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     let hosts = hosts::resolve(home, &args.hosts, &args.exclude)?;
     let mut c = Client::connect_or_start(home, &[])?;
+    let hosts = hosts::of_job(home, &mut c, &args, hosts)?;
     let signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]).ok();
     let info = start_job(&mut c, &args, hosts)?;
     let id = info.id;

@@ -15,7 +15,10 @@ use std::error::Error as _;
 use anyhow::{anyhow, Result};
 use jobs_hostlist::{expand, Groups, GroupsError};
 use jobs_protocol::home::Home;
+use jobs_protocol::{Op, Response};
 
+use crate::cli::StartArgs;
+use crate::client::Client;
 use crate::exit::{self, Exit};
 
 /// The file of host groups in a session's home.
@@ -47,4 +50,39 @@ pub(crate) fn resolve(home: &Home, patterns: &[String], exclude: &[String]) -> R
         }
         anyhow!(Exit::new(exit::USAGE, message))
     })
+}
+
+/// With `--hosts-of ID`: the hosts of job ID's children (in `--state`, if
+/// given), less `--exclude`; else `hosts` unchanged. A job that is not a
+/// remote parent, or has no child in that state, is a usage error.
+pub(crate) fn of_job(
+    home: &Home,
+    c: &mut Client,
+    args: &StartArgs,
+    hosts: Vec<String>,
+) -> Result<Vec<String>> {
+    let Some(id) = args.hosts_of else {
+        return Ok(hosts);
+    };
+    let resp = c.call(Op::Show { id })?;
+    let Response::Shown { job, children, .. } = resp else {
+        return Err(anyhow!("unexpected answer from the daemon: {resp:?}"));
+    };
+    let usage = |m: String| anyhow!(Exit::new(exit::USAGE, format!("--hosts-of {id}: {m}")));
+    if job.type_name != "RemoteJob" || children.is_empty() {
+        return Err(usage(format!(
+            "job {id} ({}) is a {}, not a remote job with hosts",
+            job.name, job.type_name
+        )));
+    }
+    let picked: Vec<String> = children
+        .iter()
+        .filter(|ch| args.hosts_state.is_none_or(|s| ch.state == s))
+        .map(|ch| ch.location.clone())
+        .collect();
+    if picked.is_empty() {
+        let state = args.hosts_state.map(|s| s.to_string()).unwrap_or_default();
+        return Err(usage(format!("no host of job {id} is {state}")));
+    }
+    resolve(home, &picked, &args.exclude)
 }

@@ -150,6 +150,86 @@ fn run_and_receive_wait_end_with_a_folded_summary() {
     assert!(!r.stderr.contains(" ok"), "{}", r.stderr);
 }
 
+#[test]
+fn hosts_of_reruns_on_exactly_the_hosts_in_a_state() {
+    let f = Fleet::new(6);
+    // h02 and h04 fail, h06 is unreachable (Failed too).
+    let line =
+        format!("{WHERE}; case $SSH_CONNECTION in *' 127.0.0.2 '*|*' 127.0.0.4 '*) exit 3;; esac");
+    let first = f.start(&["--host", "h[01-06]", "-c", &line]).to_string();
+    let _ = f.run(&["wait", &first]);
+
+    let r = f.run(&[
+        "run",
+        "--hosts-of",
+        &first,
+        "--state",
+        "Failed",
+        "--exclude",
+        "h06",
+        "-c",
+        WHERE,
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(sorted_lines(&r.text()), ["127.0.0.2", "127.0.0.4"]);
+
+    // Without --state: every host of the job, in its order.
+    let id = f.start(&["--hosts-of", &first, "--exclude", "h06", "-c", WHERE]);
+    let _ = f.ok(&["wait", &id.to_string()]);
+    let job = f.home.job(id);
+    assert_eq!(job["type"], "RemoteJob", "{job}");
+    let locations: Vec<String> = job["children"]
+        .as_array()
+        .expect("children")
+        .iter()
+        .map(|c| {
+            f.home.job(c.as_u64().expect("id"))["location"]
+                .as_str()
+                .expect("loc")
+                .to_string()
+        })
+        .collect();
+    assert_eq!(locations, ["h01", "h02", "h03", "h04", "h05"]);
+
+    // Bad input: a state no host is in, a job that is not remote, an
+    // unknown job, --state without --hosts-of, --host with --hosts-of.
+    let r = f.run(&[
+        "start",
+        "--hosts-of",
+        &id.to_string(),
+        "--state",
+        "Failed",
+        "-c",
+        "true",
+    ]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!("no host of job {id} is Failed")),
+        "{}",
+        r.stderr
+    );
+    let local = f.start(&["-c", "true"]).to_string();
+    let r = f.run(&["start", "--hosts-of", &local, "-c", "true"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("not a remote job"), "{}", r.stderr);
+    let r = f.run(&["start", "--hosts-of", "999", "-c", "true"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("no job with id 999"), "{}", r.stderr);
+    let r = f.run(&["start", "--state", "Failed", "-c", "true"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    let r = f.run(&["start", "--hosts-of", &first, "--host", "h01", "-c", "true"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    let rows = f.ok(&["list", "--json"]);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&rows)
+            .expect("json")
+            .as_array()
+            .map(Vec::len),
+        Some(3),
+        "the first job, the second and the local one (`run` removes its own); none started by bad input: {rows}"
+    );
+}
+
 /// 20 hosts: h04 and h05 print something else, h20 is unreachable.
 const TWO_KINDS: &str = "case $SSH_CONNECTION in *' 127.0.0.4 '*|*' 127.0.0.5 '*) echo other;; *) echo same; printf lines;; esac";
 
