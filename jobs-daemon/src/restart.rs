@@ -23,7 +23,7 @@ use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
 use std::sync::atomic::Ordering;
 
-use jobs_core::{default_batch_throttle, JobId, JobInfo, JobState, BATCH_TYPE};
+use jobs_core::{default_batch_throttle, Halt, JobId, JobInfo, JobState, BATCH_TYPE};
 use jobs_protocol::{check_env, encode, read_frame, ErrorCode, RestartRequest, StartRequest};
 
 use crate::fail::Fail;
@@ -192,11 +192,14 @@ fn rerun_failed(
         return Ok(info.clone());
     }
     let throttle = req.throttle.unwrap_or_else(default_batch_throttle);
+    // As the first start read it (a restored batch has lost it).
+    let halt = each.halt.as_deref().and_then(|h| h.parse::<Halt>().ok());
     let specs = batch::rerun_specs(req, &each, (&env, &items), &indices)?;
     d.session.rerun_children(
         info.id,
         ids.into_iter().zip(specs).collect(),
         Some(throttle),
+        halt,
     )?;
     Ok(d.session.info(info.id)?)
 }

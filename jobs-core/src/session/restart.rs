@@ -13,7 +13,7 @@
 
 use std::sync::atomic::Ordering;
 
-use super::{type_key, Pool, Retry, Session};
+use super::{type_key, Halt, Pool, Retry, Session};
 use crate::{Error, JobId, JobInfo, JobSpec, JobState};
 
 impl Session {
@@ -21,13 +21,15 @@ impl Session {
     /// of `children` (a child id with the spec it runs) must be one of its
     /// children and be Failed or Stopped. `throttle`, if given, sets how many
     /// of the parent's children run at once (a parent restored from a store
-    /// has lost the limit it started with). Returns the rows as they are
-    /// once the children are queued.
+    /// has lost the limit it started with), and `halt`, if given, its halt
+    /// rule (likewise). Returns the rows as they are once the children are
+    /// queued.
     pub fn rerun_children(
         &self,
         parent: JobId,
         children: Vec<(JobId, JobSpec)>,
         throttle: Option<usize>,
+        halt: Option<Halt>,
     ) -> Result<Vec<JobInfo>, Error> {
         let inner = &self.inner;
         let mut t = inner.lock();
@@ -74,6 +76,9 @@ impl Session {
             pe.cell.closed.store(false, Ordering::Release);
             if let Some(limit) = throttle {
                 pe.children.set_limit(limit.max(1));
+            }
+            if halt.is_some() {
+                pe.halt = halt;
             }
         }
         // It holds a slot of its type's throttle again, which its end frees.

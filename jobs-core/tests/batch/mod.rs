@@ -404,15 +404,15 @@ fn rerun_children_runs_the_failed_ones_again_in_place() {
     let kids = s.info(id).expect("info").children;
     assert_eq!(s.info(id).expect("info").state, JobState::Failed);
     let err = s
-        .rerun_children(id, vec![(kids[1], flaky("fail:0:b", 0))], None)
+        .rerun_children(id, vec![(kids[1], flaky("fail:0:b", 0))], None, None)
         .expect_err("a completed child does not run again");
     assert_eq!(err.kind(), jobs_core::ErrorKind::InvalidInput);
     let err = s
-        .rerun_children(kids[0], vec![], None)
+        .rerun_children(kids[0], vec![], None, None)
         .expect_err("a child is no batch");
     assert_eq!(err.kind(), jobs_core::ErrorKind::ChildJob);
 
-    s.rerun_children(id, vec![(kids[0], flaky("fail:1:a", 0))], Some(1))
+    s.rerun_children(id, vec![(kids[0], flaky("fail:1:a", 0))], Some(1), None)
         .expect("rerun");
     wait_all(&s, id);
     let parent = s.info(id).expect("info");
@@ -441,7 +441,10 @@ fn a_stop_during_the_retry_delay_ends_the_retries_at_once() {
     let info = s.stop_blocking(id).expect("stop");
     assert_eq!(info.state, JobState::Stopped, "{info:?}");
     assert_eq!(info.attempts, 1, "{info:?}");
-    assert!(begin.elapsed() < Duration::from_secs(300), "the delay held the stop");
+    assert!(
+        begin.elapsed() < Duration::from_secs(300),
+        "the delay held the stop"
+    );
 
     // A short delay passes, then the next attempt runs.
     let mut spec = flaky("fail:1:y", 1);
