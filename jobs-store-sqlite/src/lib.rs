@@ -47,9 +47,9 @@
 //!   the job starts, so a restore starts a waiting job, and never one that
 //!   had started already (a finished row clears it too). `request`: the
 //!   start request as its caller made it (the daemon's bytes: work, options,
-//!   directory, environment, items), which `restart` replays; written right
-//!   after the job's first row (see [`SqliteStore::save_request`]) and kept
-//!   until the job is deleted.
+//!   directory, environment, items), which `restart` replays; written with
+//!   the batch after the job's first row (see [`SqliteStore::save_request`])
+//!   and kept until the job is deleted.
 //!
 //! Bulk output goes beside the database, in `<database>-records/<job>.bin`,
 //! one append-only file per job: a plain file write instead of a trip
@@ -160,24 +160,24 @@ impl std::fmt::Debug for SqliteStore {
 
 impl SqliteStore {
     /// Keeps the request job `job` was started with (bytes its caller made:
-    /// `restart` replays them), written at once, until the job is deleted.
-    /// A crash between the job's first row and this write leaves a job
-    /// without a request: it cannot be restarted, and says so.
+    /// `restart` replays them) until the job is deleted. It rides with the
+    /// next batch, as records do: on disk within the flush interval, so a
+    /// SIGKILL in that window leaves a job without a request, which then
+    /// cannot be restarted (and says so).
     pub fn save_request(&self, job: JobId, request: &[u8]) -> Result<(), StoreError> {
-        let key = sql_int(job)?;
-        self.shared.write(&mut self.shared.db(), |tx| {
-            tx.prepare_cached(
-                "INSERT INTO specs (job, request) VALUES (?1, ?2)
-                 ON CONFLICT (job) DO UPDATE SET request = excluded.request",
-            )?
-            .execute(params![key, request])?;
-            Ok(())
-        })
+        sql_int(job)?;
+        if self.shared.pending().push_request(job, request.to_vec()) {
+            self.shared.wake.notify_one();
+        }
+        Ok(())
     }
 
     /// The request job `job` was started with, if the store keeps one
     /// (see [`save_request`](Self::save_request)).
     pub fn request(&self, job: JobId) -> Result<Option<Vec<u8>>, StoreError> {
+        if let Some(data) = self.shared.pending().requests.get(&job) {
+            return Ok(Some(data.clone()));
+        }
         let key = sql_int(job)?;
         let db = self.shared.db();
         db.conn
@@ -336,9 +336,11 @@ impl Shared {
         db: &mut Db,
         extra: impl FnOnce(&Transaction) -> rusqlite::Result<()>,
     ) -> Result<(), StoreError> {
-        let (rows, jobs, checkpoints) = {
+        let (rows, jobs, checkpoints, requests) = {
             let mut p = self.pending();
-            (p.take(), p.take_jobs(), std::mem::take(&mut p.checkpoints))
+            let (rows, jobs) = (p.take(), p.take_jobs());
+            let checkpoints = std::mem::take(&mut p.checkpoints);
+            (rows, jobs, checkpoints, std::mem::take(&mut p.requests))
         };
         self.room.notify_all();
         // The bytes first, then the rows that point at them; the buffered
@@ -354,6 +356,17 @@ impl Shared {
                          ON CONFLICT (job) DO UPDATE SET data = excluded.data",
                     )?;
                     for (job, data) in &checkpoints {
+                        let key = i64::try_from(*job)
+                            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+                        put.execute(params![key, data])?;
+                    }
+                }
+                if !requests.is_empty() {
+                    let mut put = tx.prepare_cached(
+                        "INSERT INTO specs (job, request) VALUES (?1, ?2)
+                         ON CONFLICT (job) DO UPDATE SET request = excluded.request",
+                    )?;
+                    for (job, data) in &requests {
                         let key = i64::try_from(*job)
                             .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
                         put.execute(params![key, data])?;
@@ -389,6 +402,7 @@ impl Shared {
                 }
                 p.restore_jobs(jobs);
                 p.restore_checkpoints(checkpoints);
+                p.restore_requests(requests);
                 Err(e)
             }
         }
@@ -546,6 +560,7 @@ impl Store for SqliteStore {
             let mut p = self.shared.pending();
             p.jobs.remove(&id);
             p.checkpoints.remove(&id);
+            p.requests.remove(&id);
             p.retain(|r| r.job != id);
         }
         db.files.remove(id)?;
