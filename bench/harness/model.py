@@ -96,6 +96,7 @@ NUMBERS = {
     "chain": "6",
     "batch": "7a",
     "batch_large": "7b",
+    "executors": "8",
 }
 
 

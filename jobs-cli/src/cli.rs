@@ -82,6 +82,12 @@ pub(crate) enum Command {
     )]
     Restart(Lazy<RestartArgs>),
 
+    /// Re-attach detached remote jobs now; print their rows.
+    #[command(
+        after_help = "A detached remote job (start --host ... --detached) whose connection was lost shows Disconnected and re-attaches by itself, after 1 s, then doubling waits up to 60 s; connect makes each of its hosts try now and returns once they did.\n\nExamples:\n  jobctl connect 3\n  jobctl connect --state Disconnected"
+    )]
+    Connect(Lazy<SelectArgs>),
+
     /// Delete finished jobs and their cached records.
     #[command(
         visible_alias = "rm",
@@ -274,7 +280,10 @@ pub(crate) struct StartArgs {
     /// input; without it, a job's stdin is /dev/null. Process jobs.
     #[arg(long, value_name = "FILE|-")]
     pub input: Option<PathBuf>,
-    /// The job outlives the session (its daemon).
+    /// The job outlives the session (its daemon). With --host, each host
+    /// runs the command under a supervisor, with its output in
+    /// ~/.cache/jobctl/jobs/ID/ there: it outlives the connection too, shows
+    /// Disconnected when the link is lost and re-attaches (see `connect`).
     #[arg(long)]
     pub detached: bool,
     /// Wait, NotStarted, until these jobs end Completed (repeatable or
@@ -424,7 +433,7 @@ pub(crate) struct SelectArgs {
     /// Jobs in this state.
     #[arg(long, value_name = "STATE", value_parser = parse_state)]
     pub state: Option<JobState>,
-    /// Print nothing (by default the stopped jobs' rows, as `list`).
+    /// Print nothing (by default the jobs' rows, as `list`).
     #[arg(short, long)]
     pub quiet: bool,
 }

@@ -82,6 +82,22 @@ pub(crate) fn run(cli: Cli) -> Result<i32> {
             }
             Ok(exit::SUCCESS)
         }
+        Command::Connect(Lazy(s)) => {
+            let mut c = Client::connect_or_start(&home()?, &[])?;
+            let resp = c.call(Op::Connect(SelectRequest {
+                ids: s.ids,
+                name: s.name,
+                state: s.state,
+                ..SelectRequest::default()
+            }))?;
+            let Response::Jobs(rows) = resp else {
+                return Err(unexpected(resp));
+            };
+            if !s.quiet && !rows.is_empty() {
+                stdout_table(&rows)?;
+            }
+            Ok(exit::SUCCESS)
+        }
         Command::Remove(Lazy(r)) => {
             let mut c = Client::connect_or_start(&home()?, &[])?;
             expect_done(c.call(Op::Remove(RemoveRequest {

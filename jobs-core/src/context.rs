@@ -22,6 +22,8 @@ pub(crate) trait JobHost: Send + Sync {
     fn set_location(&self, id: JobId, location: String) -> Result<(), Error>;
     /// Marks a job Blocked or Running again.
     fn set_blocked(&self, id: JobId, blocked: bool) -> Result<(), Error>;
+    /// Marks a job Disconnected or Running again.
+    fn set_disconnected(&self, id: JobId, disconnected: bool) -> Result<(), Error>;
     /// Opens a child job of `parent`.
     fn start_child(self: Arc<Self>, spec: JobSpec, parent: JobId) -> Result<JobId, Error>;
     /// Whether every child of `id` opened so far is finished.
@@ -237,6 +239,14 @@ impl JobContext {
     pub fn set_blocked(&self, blocked: bool) -> Result<(), Error> {
         let inner = self.host.upgrade().ok_or(Error::closed())?;
         inner.set_blocked(self.cell.id, blocked)
+    }
+
+    /// Marks the job Disconnected (`true`: the work goes on somewhere this
+    /// side cannot reach now) or Running again (`false`). A parent with a
+    /// Disconnected child and no Failed one shows Disconnected.
+    pub fn set_disconnected(&self, disconnected: bool) -> Result<(), Error> {
+        let inner = self.host.upgrade().ok_or(Error::closed())?;
+        inner.set_disconnected(self.cell.id, disconnected)
     }
 
     /// Opens a child job of this job. A spec with an empty type name runs on

@@ -33,8 +33,10 @@
 //! **Children.** A job may open child jobs ([`JobContext::start_child`]):
 //! one per remote host, say. A parent's state follows its children the way
 //! PowerShell's does (any child Failed makes it Failed, else any Stopped
-//! Stopped, else Completed), and receiving from a parent returns its
-//! children's records, each tagged with the child's id.
+//! Stopped, else Completed); while it runs it shows Blocked if a child is
+//! Blocked, else Disconnected if a child is Disconnected and none Failed.
+//! Receiving from a parent returns its children's records, each tagged with
+//! the child's id.
 //!
 //! **Wait, stop, remove.** [`Session::wait`] blocks until all or any jobs
 //! are done, or a timeout passes (the jobs keep running). [`Session::stop`]

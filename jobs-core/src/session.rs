@@ -519,8 +519,10 @@ impl Session {
                 }
             }
             if !info.state.is_finished() {
+                // A child is resumed only with its parent (loaded before it).
+                let parent_resumed = info.parent.is_none_or(|p| resume.contains(&p));
                 match &executor {
-                    Some(ex) if info.parent.is_none() && ex.resumable(&info) => {
+                    Some(ex) if parent_resumed && ex.resumable(&info) => {
                         info.state = JobState::Running;
                         resume.push(id);
                     }

@@ -123,7 +123,7 @@ async fn serve_forever(home: Home, plugins: Vec<PathBuf>, limits: Limits) -> Res
         .runtime(tokio::runtime::Handle::current())
         .build()
         .context("cannot open the session")?;
-    let types = executors::register(&session, &home, &plugins)?;
+    let (types, remote) = executors::register(&session, &home, &plugins)?;
     let restored = session.restore().context("cannot restore the job table")?;
     if !restored.is_empty() {
         info!(jobs = restored.len(), "restored the job table");
@@ -139,6 +139,7 @@ async fn serve_forever(home: Home, plugins: Vec<PathBuf>, limits: Limits) -> Res
         session,
         store: Arc::clone(&store),
         types,
+        remote,
         closing: AtomicBool::new(false),
         exit: Notify::new(),
         idle: limits.idle,

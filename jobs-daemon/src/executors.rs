@@ -24,12 +24,13 @@ pub(crate) fn type_name_of(word: &str) -> String {
     }
 }
 
-/// Registers the built-in executors and the plugins; returns the types.
+/// Registers the built-in executors and the plugins; returns the types
+/// and the remote executor (for `connect`).
 pub(crate) fn register(
     session: &Session,
     home: &Home,
     plugins: &[PathBuf],
-) -> Result<Vec<TypeEntry>> {
+) -> Result<(Vec<TypeEntry>, std::sync::Arc<jobs_remote::SshExecutor>)> {
     session.register(std::sync::Arc::new(
         // One I/O thread: with the daemon's single worker, a second one only
         // added wake-ups per job, and a 1 GiB receive streams as fast.
@@ -40,7 +41,8 @@ pub(crate) fn register(
     session.register(std::sync::Arc::new(
         jobs_script::ScriptExecutor::new().limits(script_limits()),
     ));
-    session.register(std::sync::Arc::new(jobs_remote::SshExecutor::new()));
+    let remote = std::sync::Arc::new(jobs_remote::SshExecutor::with_options(remote_options()));
+    session.register(remote.clone());
     let types: Vec<TypeEntry> = session
         .executor_types()
         .into_iter()
@@ -52,7 +54,25 @@ pub(crate) fn register(
         .collect();
     let mut types = types;
     types.extend(load_plugins(session, home, plugins));
-    Ok(types)
+    types.extend(load_executables(session, home));
+    Ok((types, remote))
+}
+
+/// The remote executor's options: the defaults, with
+/// `JOBCTL_DETACHED_KEEPALIVE` (seconds between keepalives of a detached
+/// remote job's connection; two silent ones make it Disconnected) when set.
+fn remote_options() -> jobs_remote::SshOptions {
+    let options = jobs_remote::SshOptions::default();
+    match std::env::var("JOBCTL_DETACHED_KEEPALIVE")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+    {
+        Some(secs) => options.detached_keepalive(
+            std::time::Duration::from_secs(secs),
+            jobs_remote::DEFAULT_DETACHED_KEEPALIVE_COUNT,
+        ),
+        None => options,
+    }
 }
 
 /// Loads the plugins of the home's folder, `JOBCTL_PLUGIN_PATH` and
@@ -87,6 +107,49 @@ fn load_plugins(session: &Session, home: &Home, extra: &[PathBuf]) -> Vec<TypeEn
         // With its cause: the message names the file, the source says why.
         let e = anyhow::Error::new(e);
         tracing::warn!("plugin not loaded: {e:#}");
+        out.push(TypeEntry {
+            type_name: "-".into(),
+            source: format!("not loaded: {e:#}"),
+            version: None,
+        });
+    }
+    out
+}
+
+/// Registers the executables of the home's `executors` folder and of
+/// `JOBCTL_EXECUTOR_PATH` (started at their first job); one that is refused
+/// or whose type is taken is logged and listed, not fatal.
+fn load_executables(session: &Session, home: &Home) -> Vec<TypeEntry> {
+    let var = std::env::var_os("JOBCTL_EXECUTOR_PATH");
+    let scan = jobs_exec::scan(&jobs_exec::search_path(home.dir(), var.as_deref()));
+    let taken: Vec<String> = session.executor_types();
+    let mut out = Vec::new();
+    for f in scan.executors {
+        let source = format!("executable {}", f.path.display());
+        if taken.iter().any(|t| t.eq_ignore_ascii_case(&f.name)) {
+            tracing::warn!(
+                "executable {}: type {} is taken; not used",
+                f.path.display(),
+                f.name
+            );
+            out.push(TypeEntry {
+                type_name: f.name,
+                source: format!("{source} (not used: the type is taken)"),
+                version: None,
+            });
+            continue;
+        }
+        tracing::info!("executor {} is {}", f.name, f.path.display());
+        session.register(f.executor);
+        out.push(TypeEntry {
+            type_name: f.name,
+            source,
+            version: None,
+        });
+    }
+    for e in scan.errors {
+        let e = anyhow::Error::new(e);
+        tracing::warn!("executable not used: {e:#}");
         out.push(TypeEntry {
             type_name: "-".into(),
             source: format!("not loaded: {e:#}"),
@@ -360,12 +423,6 @@ fn remote_spec(req: &StartRequest, vars: &[(OsString, OsString)]) -> Result<JobS
             "a remote job needs --host HOST",
         ));
     }
-    if req.detached {
-        return Err(Fail::new(
-            ErrorCode::Usage,
-            "remote jobs cannot be detached",
-        ));
-    }
     let line = remote_command_line(&req.work)?;
     // The caller's SSH identity, not the daemon's: the daemon was started
     // by whichever command came first, with its HOME and agent.
@@ -380,7 +437,9 @@ fn remote_spec(req: &StartRequest, vars: &[(OsString, OsString)]) -> Result<JobS
         home: var("HOME"),
         agent_socket: var("SSH_AUTH_SOCK"),
     };
-    let mut spec = jobs_remote::RemoteSpec::new(req.hosts.clone(), line).caller(caller);
+    let mut spec = jobs_remote::RemoteSpec::new(req.hosts.clone(), line)
+        .caller(caller)
+        .detached(req.detached);
     spec.check_hosts().map_err(|e| {
         Fail::new(
             ErrorCode::Usage,

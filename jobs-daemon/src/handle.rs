@@ -12,7 +12,7 @@ use crate::fail::Fail;
 use crate::receive::receive;
 use crate::shared::Daemon;
 use crate::wire::{client_gone, send, Conn};
-use crate::{executors, restart};
+use crate::{connect, executors, restart};
 
 /// Answers one request; `Ok(false)` closes the connection.
 pub(crate) async fn handle(
@@ -77,6 +77,7 @@ pub(crate) async fn handle(
             Response::Jobs(rows)
         }
         Op::Remove(r) => Response::Done(remove(d, r).await?),
+        Op::Connect(s) => Response::Jobs(connect::connect(d, select(d, &s)?).await?),
         Op::Status => Response::Status {
             pid: std::process::id(),
         },

@@ -26,6 +26,7 @@
 //! ```
 
 mod batch;
+mod connect;
 mod daemon;
 mod executors;
 mod fail;

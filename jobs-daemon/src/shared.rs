@@ -17,6 +17,8 @@ pub(crate) struct Daemon {
     pub(crate) store: std::sync::Arc<jobs_store_sqlite::SqliteStore>,
     /// The executor types, for `plugins`.
     pub(crate) types: Vec<TypeEntry>,
+    /// The remote executor: `connect` re-attaches its detached jobs.
+    pub(crate) remote: std::sync::Arc<jobs_remote::SshExecutor>,
     /// Set once the session is ending: no new jobs.
     pub(crate) closing: AtomicBool,
     /// Wakes the accept loop to exit.

@@ -125,6 +125,9 @@ pub enum Op {
     /// Starts finished jobs again from their stored requests; answered
     /// with the new (or rerun) jobs' rows.
     Restart(RestartRequest),
+    /// Re-attaches detached remote jobs whose connection is lost, now;
+    /// answered with their rows once each host's attempt was made.
+    Connect(SelectRequest),
     /// Removes jobs.
     Remove(RemoveRequest),
     /// The daemon's pid.

@@ -50,11 +50,11 @@ fn wrap_stdin() -> String {
     format!("printf '{PGID_MARKER}%s\\n' \"$$\"; eval \"$(cat)\"")
 }
 
-fn is_would_block(e: &std::io::Error) -> bool {
+pub(crate) fn is_would_block(e: &std::io::Error) -> bool {
     e.kind() == std::io::ErrorKind::WouldBlock
 }
 
-fn ssh_would_block(e: &ssh2::Error) -> bool {
+pub(crate) fn ssh_would_block(e: &ssh2::Error) -> bool {
     // LIBSSH2_ERROR_EAGAIN
     e.code() == ssh2::ErrorCode::Session(-37)
 }

@@ -4,10 +4,11 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 
-use jobs_core::{async_trait, JobContext, JobExecutor, JobFailure, JobSpec};
+use jobs_core::{async_trait, JobContext, JobExecutor, JobFailure, JobInfo, JobSpec, JobState};
 
 use crate::config;
 use crate::connect;
+use crate::detached::{self, Wakers};
 use crate::error::HostErr;
 use crate::exec;
 use crate::options::SshOptions;
@@ -32,6 +33,7 @@ use crate::spec::{HostTask, Params, RemoteSpec, TYPE_NAME};
 pub struct SshExecutor {
     options: Arc<SshOptions>,
     pool: Arc<Pool>,
+    wakers: Arc<Wakers>,
 }
 
 impl Default for SshExecutor {
@@ -51,6 +53,7 @@ impl SshExecutor {
         SshExecutor {
             pool: Arc::new(Pool::new(&options)),
             options: Arc::new(options),
+            wakers: Arc::default(),
         }
     }
 
@@ -65,6 +68,52 @@ impl SshExecutor {
         self.pool.idle_count()
     }
 
+    /// Makes the detached child job with this instance id re-attach now
+    /// if its connection is lost, and waits (up to `limit`) for that
+    /// attempt. `false` if no detached child with that id runs here.
+    pub async fn connect_now(&self, instance_id: &str, limit: std::time::Duration) -> bool {
+        self.wakers.connect_now(instance_id, limit).await
+    }
+
+    /// Runs (`launch`) or re-attaches to a detached child on a thread of
+    /// its own; the thread also carries out stop requests.
+    async fn run_detached(
+        &self,
+        task: HostTask,
+        ctx: JobContext,
+        launch: bool,
+    ) -> Result<(), JobFailure> {
+        let options = self.caller_options(&task);
+        let (wake, registered) = self.wakers.register(ctx.instance_id().to_string());
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name(format!("ssh {} (detached)", task.host))
+            .spawn(move || {
+                let r = detached::drive(&task, &options, &ctx, &wake, launch);
+                drop(registered);
+                let _ = tx.send(r);
+            })
+            .map_err(|e| JobFailure::new(format!("cannot start a thread for the host: {e}")))?;
+        rx.await.unwrap_or_else(|_| {
+            Err(JobFailure::new(
+                "the host's SSH thread ended without a result (it panicked)",
+            ))
+        })
+    }
+
+    /// The executor's options completed by the job's caller.
+    fn caller_options(&self, task: &HostTask) -> Arc<SshOptions> {
+        if task.caller.is_empty() {
+            Arc::clone(&self.options)
+        } else {
+            // The executor's own settings first, then the caller's.
+            let mut o = SshOptions::clone(&self.options);
+            o.home = o.home.or_else(|| task.caller.home.clone());
+            o.agent_socket = o.agent_socket.or_else(|| task.caller.agent_socket.clone());
+            Arc::new(o)
+        }
+    }
+
     async fn run_parent(&self, spec: RemoteSpec, ctx: JobContext) -> Result<(), JobFailure> {
         if spec.hosts.is_empty() {
             return Err(JobFailure::new("no hosts given"));
@@ -77,12 +126,14 @@ impl SshExecutor {
                 host: host.clone(),
                 command: spec.command.clone(),
                 caller: spec.caller.clone(),
+                detached: spec.detached,
             };
             let params = serde_json::to_value(&task)
                 .map_err(|e| JobFailure::new(format!("cannot encode the host's task: {e}")))?;
             let mut child = JobSpec::new("", spec.command.clone())
                 .params(params)
-                .location(host.clone());
+                .location(host.clone())
+                .detached(spec.detached);
             child.timeout = spec.timeout;
             child.timeout_shown = spec.timeout_shown.clone();
             if let Err(e) = ctx.start_child(child) {
@@ -99,15 +150,10 @@ impl SshExecutor {
     }
 
     async fn run_child(&self, task: HostTask, ctx: JobContext) -> Result<(), JobFailure> {
-        let options = if task.caller.is_empty() {
-            Arc::clone(&self.options)
-        } else {
-            // The executor's own settings first, then the caller's.
-            let mut o = SshOptions::clone(&self.options);
-            o.home = o.home.or_else(|| task.caller.home.clone());
-            o.agent_socket = o.agent_socket.or_else(|| task.caller.agent_socket.clone());
-            Arc::new(o)
-        };
+        if task.detached {
+            return self.run_detached(task, ctx, true).await;
+        }
+        let options = self.caller_options(&task);
         // Weak: a running command does not keep the pool of a dropped
         // executor alive; its connection then just closes.
         let pool = Arc::downgrade(&self.pool);
@@ -238,6 +284,28 @@ impl JobExecutor for SshExecutor {
             Params::Parent(remote) => self.run_parent(remote, ctx).await,
             Params::Child(task) => self.run_child(task, ctx).await,
         }
+    }
+
+    /// A detached remote job that was running: the parent waits for its
+    /// children again, and each child that had started re-attaches.
+    fn resumable(&self, info: &JobInfo) -> bool {
+        info.detached
+            && info.type_name.eq_ignore_ascii_case(TYPE_NAME)
+            && (info.parent.is_none() || info.state != JobState::NotStarted)
+    }
+
+    async fn resume(&self, info: JobInfo, ctx: JobContext) -> Result<(), JobFailure> {
+        if info.parent.is_none() {
+            ctx.wait_children().await;
+            return Ok(());
+        }
+        let task = HostTask {
+            host: info.location,
+            command: info.command,
+            caller: Default::default(),
+            detached: true,
+        };
+        self.run_detached(task, ctx, false).await
     }
 
     fn location(&self, spec: &JobSpec) -> String {

@@ -42,6 +42,27 @@
 //! after [`SshOptions::pool_idle_timeout`] (30 s; zero turns pooling off),
 //! beyond 4 per host and 128 in all, and when the executor is dropped.
 //!
+//! # Detached jobs
+//! A [`RemoteSpec::detached`] job runs each host's command under a small
+//! supervisor written in POSIX sh and sent with the command (nothing to
+//! install on the host): in its own session and process group (`setsid`),
+//! with its stdout, stderr, process group and exit status in files under
+//! `~/.cache/jobctl/jobs/<child's instance id>/` on the host (mode 0700).
+//! The command outlives the connection and the session. A child streams
+//! the files as they grow; when its connection is lost (keepalive every
+//! [`SshOptions::detached_keepalive_interval`], 2 s by default, or an
+//! error), the child turns Disconnected (its parent too, unless a child
+//! Failed) and re-attaches by itself, after 1 s and then doubling waits up
+//! to 60 s, or at once on [`SshExecutor::connect_now`]. A session restored
+//! from a durable store resumes the children that were running
+//! ([`JobExecutor::resume`](jobs_core::JobExecutor::resume)). Each file
+//! resumes at the offset stored with the records read up to it (the job's
+//! checkpoint), so every byte reaches the job exactly once. A stop, even of
+//! a Disconnected child, reaches the host over a new connection, ends the
+//! remote group (SIGTERM, SIGKILL after the grace) and removes the folder;
+//! the folder also goes once the end was read in full. A host whose folder
+//! is gone at re-attach fails its child with a reason naming the host.
+//!
 //! # Example
 //! ```no_run
 //! use std::sync::Arc;
@@ -64,10 +85,12 @@
 //! # Ok::<(), jobs_core::Error>(())
 //! ```
 
+mod attach;
 mod auth;
 mod base64;
 mod config;
 mod connect;
+mod detached;
 mod error;
 mod exec;
 mod executor;
@@ -80,7 +103,8 @@ mod spec;
 pub use error::{ErrorKind, RemoteError, UNREACHABLE_EXIT_CODE};
 pub use executor::SshExecutor;
 pub use options::{
-    SshOptions, DEFAULT_CONNECT_TIMEOUT, DEFAULT_KEEPALIVE_COUNT, DEFAULT_KEEPALIVE_INTERVAL,
+    SshOptions, DEFAULT_CONNECT_TIMEOUT, DEFAULT_DETACHED_KEEPALIVE_COUNT,
+    DEFAULT_DETACHED_KEEPALIVE_INTERVAL, DEFAULT_KEEPALIVE_COUNT, DEFAULT_KEEPALIVE_INTERVAL,
     DEFAULT_POOL_IDLE_TIMEOUT, DEFAULT_POOL_MAX_IDLE, DEFAULT_POOL_MAX_IDLE_PER_HOST,
     DEFAULT_STOP_GRACE,
 };

@@ -10,6 +10,12 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(15);
 /// Unanswered keepalive intervals after which a peer counts as gone.
 pub const DEFAULT_KEEPALIVE_COUNT: u32 = 3;
+/// The keepalive interval of detached jobs' connections: short, so that a
+/// dead link shows Disconnected within seconds.
+pub const DEFAULT_DETACHED_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(2);
+/// Unanswered keepalive intervals after which a detached job's connection
+/// counts as lost.
+pub const DEFAULT_DETACHED_KEEPALIVE_COUNT: u32 = 2;
 /// How long a stopped command gets between SIGTERM and SIGKILL.
 pub const DEFAULT_STOP_GRACE: Duration = Duration::from_secs(2);
 
@@ -56,6 +62,12 @@ pub struct SshOptions {
     pub agent_socket: Option<PathBuf>,
     /// Time between SIGTERM and SIGKILL to the remote process group on stop.
     pub stop_grace: Duration,
+    /// The keepalive interval of a detached job's connection (default
+    /// 2 s); it wins over the ssh config's.
+    pub detached_keepalive_interval: Duration,
+    /// Silent keepalive intervals after which a detached job's connection
+    /// counts as lost and the job Disconnected (default 2).
+    pub detached_keepalive_count: u32,
     /// How long an authenticated connection whose command ended cleanly
     /// is kept, idle, for the next command with the same host, port, user,
     /// keys and host key policy (default 30 s). Zero turns pooling off:
@@ -83,6 +95,8 @@ impl Default for SshOptions {
             use_agent: true,
             agent_socket: None,
             stop_grace: DEFAULT_STOP_GRACE,
+            detached_keepalive_interval: DEFAULT_DETACHED_KEEPALIVE_INTERVAL,
+            detached_keepalive_count: DEFAULT_DETACHED_KEEPALIVE_COUNT,
             pool_idle_timeout: DEFAULT_POOL_IDLE_TIMEOUT,
             pool_max_idle_per_host: DEFAULT_POOL_MAX_IDLE_PER_HOST,
             pool_max_idle: DEFAULT_POOL_MAX_IDLE,
@@ -145,6 +159,14 @@ impl SshOptions {
     pub fn agent_socket(mut self, socket: impl Into<PathBuf>) -> Self {
         self.agent_socket = Some(socket.into());
         self.use_agent = true;
+        self
+    }
+
+    /// Sets the keepalive of detached jobs' connections: the interval
+    /// (at least 1 s) and how many silent intervals make a job Disconnected.
+    pub fn detached_keepalive(mut self, interval: Duration, count: u32) -> Self {
+        self.detached_keepalive_interval = interval.max(Duration::from_secs(1));
+        self.detached_keepalive_count = count.max(1);
         self
     }
 

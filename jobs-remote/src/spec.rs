@@ -40,6 +40,11 @@ pub struct RemoteSpec {
     /// [`JobSpec::timeout_shown`](jobs_core::JobSpec::timeout_shown)).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_shown: Option<String>,
+    /// Whether each host's command runs detached: under a supervisor on
+    /// the host, outliving the connection and the session (see the crate
+    /// docs).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub detached: bool,
 }
 
 /// Whose SSH identity a job uses: the home directory (for `~`, the ssh
@@ -79,7 +84,14 @@ impl RemoteSpec {
             caller: Caller::default(),
             timeout: None,
             timeout_shown: None,
+            detached: false,
         }
+    }
+
+    /// Runs each host's command detached (see [`RemoteSpec::detached`]).
+    pub fn detached(mut self, detached: bool) -> Self {
+        self.detached = detached;
+        self
     }
 
     /// Sets whose SSH identity the job uses.
@@ -116,11 +128,13 @@ impl RemoteSpec {
         let location = self.hosts.join(",");
         let throttle = self.throttle.unwrap_or(DEFAULT_THROTTLE).max(1);
         let command = self.command.clone();
+        let detached = self.detached;
         let params = serde_json::to_value(&self).unwrap_or(serde_json::Value::Null);
         JobSpec::new(TYPE_NAME, command)
             .params(params)
             .child_throttle(throttle)
             .location(location)
+            .detached(detached)
     }
 }
 
@@ -132,6 +146,8 @@ pub(crate) struct HostTask {
     pub(crate) command: String,
     #[serde(default, skip_serializing_if = "Caller::is_empty")]
     pub(crate) caller: Caller,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) detached: bool,
 }
 
 /// A job's params: a parent's [`RemoteSpec`] or a child's host task.

@@ -161,6 +161,7 @@ impl TestHome {
         c.args(args)
             .env("JOBCTL_HOME", self.dir.path())
             .env_remove("JOBCTL_PLUGIN_PATH")
+            .env_remove("JOBCTL_EXECUTOR_PATH")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

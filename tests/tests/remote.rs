@@ -36,6 +36,22 @@ impl Sshd {
     /// 16, sshd's limit), each a host of its own with its line in
     /// known_hosts.
     pub(crate) fn start_on(addresses: u8) -> Sshd {
+        // sshd takes at most 16 listen addresses; past that, all of them
+        // (key logins only, for the test's own key).
+        let listen: String = if addresses > 16 {
+            "ListenAddress 0.0.0.0\n".into()
+        } else {
+            (1..=addresses)
+                .map(|n| format!("ListenAddress 127.0.0.{n}\n"))
+                .collect()
+        };
+        let hosts: Vec<String> = (1..=addresses).map(|n| format!("127.0.0.{n}")).collect();
+        Sshd::start_with(&listen, &hosts, None)
+    }
+
+    /// An sshd with these `ListenAddress` lines, known (known_hosts) as
+    /// each of `hosts`, run inside the network namespace `netns` if given.
+    pub(crate) fn start_with(listen: &str, hosts: &[String], netns: Option<&str>) -> Sshd {
         let dir = tempfile::tempdir().expect("dir");
         let d = dir.path();
         let home = d.join("home");
@@ -49,15 +65,6 @@ impl Sshd {
             .local_addr()
             .expect("addr")
             .port();
-        // sshd takes at most 16 listen addresses; past that, all of them
-        // (key logins only, for the test's own key).
-        let listen: String = if addresses > 16 {
-            "ListenAddress 0.0.0.0\n".into()
-        } else {
-            (1..=addresses)
-                .map(|n| format!("ListenAddress 127.0.0.{n}\n"))
-                .collect()
-        };
         let config = format!(
             "Port {port}\n{listen}HostKey {d}/host_ed25519\nPidFile {d}/sshd.pid\nAuthorizedKeysFile {d}/authorized_keys\nStrictModes no\nPasswordAuthentication no\nMaxStartups 200\nMaxSessions 200\n",
             d = d.display()
@@ -69,25 +76,49 @@ impl Sshd {
             .take(2)
             .collect::<Vec<_>>()
             .join(" ");
-        let known: String = (1..=addresses)
-            .map(|n| format!("[127.0.0.{n}]:{port} {key}\n"))
+        let known: String = hosts
+            .iter()
+            .map(|h| format!("[{h}]:{port} {key}\n"))
             .collect();
         std::fs::write(home.join(".ssh/known_hosts"), known).expect("known_hosts");
-        let child = Command::new("/usr/sbin/sshd")
-            .args(["-D", "-e", "-f"])
-            .arg(d.join("sshd_config"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("sshd");
-        assert!(
-            eventually(Duration::from_secs(10), || std::net::TcpStream::connect((
-                format!("127.0.0.{addresses}").as_str(),
-                port
-            ))
-            .is_ok()),
-            "sshd listens"
-        );
+        let probe = hosts.last().cloned().unwrap_or_else(|| "127.0.0.1".into());
+        let log = d.join("sshd.log");
+        let mut child = None;
+        // `ip netns exec` now and then fails as it sets up its mounts while
+        // another runs: an sshd that exited is started again.
+        for _ in 0..3 {
+            let mut cmd = match netns {
+                Some(ns) => {
+                    let mut c = Command::new("ip");
+                    c.args(["netns", "exec", ns, "/usr/sbin/sshd"]);
+                    c
+                }
+                None => Command::new("/usr/sbin/sshd"),
+            };
+            let mut c = cmd
+                .args(["-D", "-e", "-f"])
+                .arg(d.join("sshd_config"))
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&log).expect("sshd log"))
+                .spawn()
+                .expect("sshd");
+            let listens = eventually(Duration::from_secs(10), || {
+                std::net::TcpStream::connect((probe.as_str(), port)).is_ok()
+                    || c.try_wait().ok().flatten().is_some()
+            }) && c.try_wait().ok().flatten().is_none();
+            if listens {
+                child = Some(c);
+                break;
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let child = child.unwrap_or_else(|| {
+            panic!(
+                "sshd does not listen: {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            )
+        });
         Sshd {
             child,
             port,
@@ -101,6 +132,20 @@ impl Sshd {
     /// The client's `$HOME` (`.ssh/` holds the key and known_hosts).
     pub(crate) fn client_home(&self) -> &Path {
         &self.home
+    }
+
+    /// The listening sshd's pid.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Lets the holder of this public key log in too.
+    pub(crate) fn authorize(&self, public_key: &Path) {
+        let key = std::fs::read_to_string(public_key).expect("public key");
+        let path = self._dir.path().join("authorized_keys");
+        let mut keys = std::fs::read_to_string(&path).expect("authorized_keys");
+        keys.push_str(&key);
+        std::fs::write(path, keys).expect("authorized_keys");
     }
 }
 

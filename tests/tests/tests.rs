@@ -6,6 +6,8 @@ mod bytes;
 mod crash;
 mod daemon;
 mod deps;
+mod disconnected;
+mod executables;
 mod hosts;
 mod lifecycle;
 mod load;

@@ -281,6 +281,16 @@ fn open_checked(given: &Path) -> Result<CheckedFile, PluginError> {
     Ok(CheckedFile { path, file })
 }
 
+/// Checks `path` by the rules [`load`] applies before opening a library
+/// (a regular file, not a symbolic link; it and every folder above it
+/// owned by this process's user or root and writable by no one else,
+/// except a sticky folder above its own folder), without loading it.
+/// Returns the path with its folder made canonical. For hosts that run
+/// other kinds of extensions (such as executables) by the same trust rule.
+pub fn check_trusted(path: impl AsRef<Path>) -> Result<PathBuf, PluginError> {
+    open_checked(path.as_ref()).map(|checked| checked.path)
+}
+
 /// The name under which the dynamic loader opens `file`'s descriptor.
 fn descriptor_path(file: &File) -> String {
     let fd = file.as_raw_fd();

@@ -80,4 +80,4 @@ pub use abi::{ABI_VERSION, CORE_VERSION};
 #[doc(hidden)]
 pub use export::Export;
 #[cfg(feature = "plugin-host")]
-pub use loader::{load, scan, Insecurity, LoadedPlugin, PluginError, Scan};
+pub use loader::{check_trusted, load, scan, Insecurity, LoadedPlugin, PluginError, Scan};

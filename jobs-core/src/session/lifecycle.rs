@@ -431,22 +431,55 @@ impl Inner {
         Ok(())
     }
 
-    /// A running parent is Blocked while any child is Blocked.
+    pub(crate) fn set_disconnected(&self, id: JobId, disconnected: bool) -> Result<(), Error> {
+        let mut t = self.lock();
+        let to = if disconnected {
+            JobState::Disconnected
+        } else {
+            JobState::Running
+        };
+        self.transition(&mut t, id, to)?;
+        if let Some(p) = t.jobs.get(&id).and_then(|e| e.info.parent) {
+            self.derive_running_state(&mut t, p);
+        }
+        Ok(())
+    }
+
+    /// A running parent is Blocked while any child is Blocked, else
+    /// Disconnected while any child is Disconnected and none Failed.
     fn derive_running_state(&self, t: &mut Table, parent: JobId) {
         let Some(pe) = t.jobs.get(&parent) else {
             return;
         };
-        let any_blocked = pe
-            .info
-            .children
-            .iter()
-            .any(|c| t.jobs.get(c).map(|e| e.info.state) == Some(JobState::Blocked));
-        let to = match (pe.info.state, any_blocked) {
-            (JobState::Running, true) => JobState::Blocked,
-            (JobState::Blocked, false) => JobState::Running,
-            _ => return,
+        let has = |s: JobState| {
+            pe.info
+                .children
+                .iter()
+                .any(|c| t.jobs.get(c).map(|e| e.info.state) == Some(s))
         };
-        let _ = self.transition(t, parent, to);
+        let want = if has(JobState::Blocked) {
+            JobState::Blocked
+        } else if has(JobState::Disconnected) && !has(JobState::Failed) {
+            JobState::Disconnected
+        } else {
+            JobState::Running
+        };
+        let from = pe.info.state;
+        if from == want
+            || !matches!(
+                from,
+                JobState::Running | JobState::Blocked | JobState::Disconnected
+            )
+        {
+            return;
+        }
+        // Blocked and Disconnected pass through Running.
+        if from != JobState::Running {
+            let _ = self.transition(t, parent, JobState::Running);
+        }
+        if want != JobState::Running {
+            let _ = self.transition(t, parent, want);
+        }
     }
 
     pub(crate) fn children_finished(&self, id: JobId) -> bool {
@@ -650,6 +683,11 @@ impl Inner {
         if self.transition(t, id, state).is_err() {
             return;
         }
+        if let Some(p) = t.info(id).and_then(|i| i.parent) {
+            // A finished child may have been what held its parent
+            // Blocked or Disconnected.
+            self.derive_running_state(t, p);
+        }
         if let Some(timer) = t.jobs.get_mut(&id).and_then(|e| e.timer.take()) {
             timer.abort();
         }
@@ -808,6 +846,10 @@ impl JobHost for Inner {
 
     fn set_blocked(&self, id: JobId, blocked: bool) -> Result<(), Error> {
         Inner::set_blocked(self, id, blocked)
+    }
+
+    fn set_disconnected(&self, id: JobId, disconnected: bool) -> Result<(), Error> {
+        Inner::set_disconnected(self, id, disconnected)
     }
 
     fn start_child(self: Arc<Self>, spec: JobSpec, parent: JobId) -> Result<JobId, Error> {

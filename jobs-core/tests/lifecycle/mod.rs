@@ -339,6 +339,57 @@ fn parent_stop_stops_children_and_blocked_child_blocks_parent() {
 }
 
 #[test]
+fn a_disconnected_child_makes_its_parent_disconnected_until_it_is_back() {
+    let s = session();
+    let parent = s
+        .start(spec(json!([[
+            "children",
+            [
+                child(json!([["disconnect", 3000], ["sleep", 20000]]), "d"),
+                child(json!([["out", "ok"]]), "c")
+            ]
+        ]])))
+        .expect("start");
+    wait_state(&s, parent, JobState::Disconnected);
+    let out = s
+        .wait_blocking(&[parent], WaitMode::All, Some(Duration::from_secs(10)))
+        .expect("wait");
+    assert!(!out.timed_out, "wait returns for a Disconnected job");
+    let kids = s.info(parent).expect("info").children;
+    assert_eq!(
+        s.info(kids[0]).expect("child").state,
+        JobState::Disconnected
+    );
+    // Back: the child, and with it the parent, run again.
+    wait_state(&s, kids[0], JobState::Running);
+    wait_state(&s, parent, JobState::Running);
+    s.request_stop(parent).expect("stop");
+    let info = s.block_on(s.wait_finished(parent)).expect("wait finished");
+    assert_eq!(info.state, JobState::Stopped);
+}
+
+#[test]
+fn a_failed_child_outweighs_a_disconnected_one() {
+    let s = session();
+    let parent = s
+        .start(spec(json!([[
+            "children",
+            [
+                child(json!([["disconnect", 20000]]), "d"),
+                child(json!([["sleep", 300], ["fail", "gone"]]), "f")
+            ]
+        ]])))
+        .expect("start");
+    wait_state(&s, parent, JobState::Disconnected);
+    let kids = s.info(parent).expect("info").children;
+    wait_state(&s, kids[1], JobState::Failed);
+    assert_eq!(s.info(parent).expect("info").state, JobState::Running);
+    s.request_stop(parent).expect("stop");
+    let info = s.block_on(s.wait_finished(parent)).expect("wait finished");
+    assert_eq!(info.state, JobState::Stopped);
+}
+
+#[test]
 fn child_throttle_limits_concurrent_children() {
     let s = session();
     let kids: Vec<serde_json::Value> = (0..4)

@@ -75,6 +75,15 @@ impl JobExecutor for TestExecutor {
                         _ = ctx.stopped() => return Ok(()),
                     }
                 }
+                "disconnect" => {
+                    ctx.set_disconnected(true).expect("disconnect");
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_millis(step[1].as_u64().unwrap_or(0))) => {
+                            ctx.set_disconnected(false).expect("reconnect");
+                        }
+                        _ = ctx.stopped() => return Ok(()),
+                    }
+                }
                 "children" => {
                     for child in step[1].as_array().cloned().unwrap_or_default() {
                         let mut cs = spec_from(&child);

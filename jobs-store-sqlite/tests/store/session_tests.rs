@@ -137,3 +137,77 @@ fn a_session_over_the_store_receives_keeps_and_restores() {
     session.remove_blocking(done, false).expect("remove");
     assert!(session.info(done).is_err());
 }
+
+/// Takes over detached jobs of an earlier session: a parent waits for its
+/// children again, a child says it was resumed.
+struct Resumer;
+
+#[async_trait]
+impl JobExecutor for Resumer {
+    fn type_name(&self) -> &str {
+        "Resumer"
+    }
+
+    async fn run(&self, _spec: JobSpec, _ctx: JobContext) -> Result<(), JobFailure> {
+        Ok(())
+    }
+
+    fn resumable(&self, info: &jobs_core::JobInfo) -> bool {
+        info.detached
+    }
+
+    async fn resume(&self, info: jobs_core::JobInfo, ctx: JobContext) -> Result<(), JobFailure> {
+        if info.parent.is_none() {
+            ctx.wait_children().await;
+        } else {
+            ctx.output("resumed");
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn a_child_is_resumed_with_its_parent_and_only_then() {
+    let p = place();
+    {
+        let store = SqliteStore::open(&p.path).expect("open");
+        let job = |id: u64, parent: Option<u64>, children: Vec<u64>, detached: bool| {
+            let mut i = info(id, JobState::Running);
+            i.type_name = "Resumer".into();
+            i.parent = parent;
+            i.children = children;
+            i.detached = detached;
+            i
+        };
+        // A detached parent and its child; a parent that cannot be resumed
+        // with a child that could.
+        store.save_job(&job(1, None, vec![2], true)).expect("save");
+        store
+            .save_job(&job(2, Some(1), vec![], true))
+            .expect("save");
+        store.save_job(&job(3, None, vec![4], false)).expect("save");
+        store
+            .save_job(&job(4, Some(3), vec![], true))
+            .expect("save");
+    }
+    let store = SqliteStore::open(&p.path).expect("open store");
+    let session = Session::builder()
+        .store(Arc::new(store))
+        .build()
+        .expect("session");
+    session.register(Arc::new(Resumer));
+    session.restore().expect("restore");
+    session
+        .wait_blocking(&[1], WaitMode::All, Some(Duration::from_secs(60)))
+        .expect("wait");
+    assert_eq!(session.info(1).expect("info").state, JobState::Completed);
+    let out = session
+        .receive(&[2], ReceiveOptions::default())
+        .expect("receive");
+    assert_eq!(out[0].record.payload.to_display_bytes(), b"resumed");
+    for id in [3, 4] {
+        let i = session.info(id).expect("info");
+        assert_eq!(i.state, JobState::Failed, "job {id}");
+        assert_eq!(i.reason.as_deref(), Some(SESSION_ENDED_REASON));
+    }
+}
