@@ -93,6 +93,7 @@ NUMBERS = {
     "output": "4",
     "remote_fanout": "5a",
     "remote_sequential": "5b",
+    "remote_spread": "5c",
     "chain": "6",
     "batch": "7a",
     "batch_large": "7b",

@@ -6,6 +6,9 @@
 5b. `true` 200 times in a row on one host: jobctl (start + wait per
     command), against plain `ssh` per command and `ssh` over one
     ControlMaster connection (connection reuse).
+5c. (full run only) 1,000 items of `true` spread over 4 hosts, 4 at a time
+    per host: `jobctl start --each - --host ... --slots 4` against GNU
+    parallel `-S 4/HOST,...` with the same hosts and slots.
 """
 
 import os
@@ -158,3 +161,81 @@ def sequential(ctx, c, sshd):
             return t
 
     repeat(ctx, row, once, reps=ctx.slow_reps)
+
+
+def spread(ctx):
+    """Comparison 5c (full run only): a batch's items spread over hosts."""
+    n, hosts, slots = 1000, 4, 4
+    c = Comparison(
+        "remote_spread",
+        f"remote: {n:,} items of `true` over {hosts} hosts, {slots} at a time per host",
+        f"{n} items, each run once on one of {hosts} ssh aliases of one loopback sshd, "
+        f"at most {slots} at once per host; figures are wall-clock time per item",
+    )
+    ctx.log(c.title)
+    base = c.row(f"parallel -S {slots}/HOST x {hosts} (baseline)", per=n)
+    row = c.row(f"jobctl start --each - --host ({hosts}) --slots {slots}, then wait", per=n)
+    if ctx.quick:
+        for r in (base, row):
+            r.skip(SKIPPED, "full run only")
+        return c
+    missing = [t for t in ("sshd", "ssh", "parallel") if not ctx.peers.get(t)]
+    if missing:
+        for r in (base, row):
+            r.skip(SKIPPED, ctx.peers.why(missing[0]))
+        return c
+    try:
+        with LoopbackSshd(ctx, hosts, name="sshd-spread") as sshd:
+            if sshd.masked:
+                c.notes.append(sshd.masked)
+            c.notes.append(sshd.kex_note)
+            spread_rows(ctx, c, sshd, base, row, n, slots)
+    except Failed as e:
+        for r in (base, row):
+            if not r.samples:
+                r.skip(FAILED, f"loopback sshd: {e}")
+    return c
+
+
+def spread_rows(ctx, c, sshd, base, row, n, slots):
+    c.set_baseline(base)
+    logins = ",".join(f"{slots}/{h}" for h in sshd.hosts)
+    gp = ctx.peers.get("parallel")
+    repeat(
+        ctx,
+        base,
+        lambda: timed(
+            f"seq {n} | {gp} --will-cite -S {logins} --ssh 'ssh -F {sshd.config}' true",
+            timeout=900,
+        ),
+    )
+    env = dict(os.environ, HOME=sshd.home)
+    why = jobctl_remote_reason(ctx, env)
+    if why:
+        row.skip(*why)
+        return
+    hosts = ",".join(sshd.hosts)
+
+    def once():
+        with ctx.jobctl.session("spread", env) as s:
+            script = (
+                f'seq {n} | "$J" start -q --each - --host {hosts} --slots {slots} -- true >/dev/null\n'
+                '"$J" wait >/dev/null\n'
+            )
+            t = timed(script, env=dict(s.env, J=s.binary), timeout=900)
+            jobs = s.jobs()
+            if len(jobs) != 1 or jobs[0].get("state") != "Completed" or len(jobs[0].get("children", [])) != n:
+                j = jobs[0] if jobs else {}
+                raise Failed(
+                    f"expected one Completed batch of {n} items, got {len(jobs)} row(s): "
+                    f"{j.get('state')} {j.get('reason') or ''}"
+                )
+            return t
+
+    repeat(ctx, row, once)
+    c.notes.append(
+        f"GNU parallel: `seq {n} | parallel -S {slots}/a1,...,{slots}/a4 --ssh 'ssh -F CFG' true` "
+        "(a new ssh connection per item); jobctl: `seq N | jobctl start -q --each - --host "
+        f"a1,...,a4 --slots {slots} -- true; jobctl wait` (a kept connection per slot); "
+        "the daemon starts before the clock"
+    )

@@ -30,11 +30,12 @@ def free_port():
 class LoopbackSshd:
     """Use as a context manager; `config` is the client config, `home` the temp HOME."""
 
-    def __init__(self, ctx, hosts=50):
+    def __init__(self, ctx, hosts=50, name="sshd"):
         self.ctx = ctx
         self.hosts = [f"a{i}" for i in range(1, hosts + 1)]
-        self.dir = os.path.join(ctx.work, "sshd")
-        self.home = os.path.join(ctx.work, "sshhome")
+        # Its own folders under the run's: several servers in one run.
+        self.dir = os.path.join(ctx.work, name)
+        self.home = os.path.join(ctx.work, f"{name}-home")
         self.config = os.path.join(self.home, ".ssh", "config")
         self.port = None
         self.pid = None

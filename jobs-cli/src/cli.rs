@@ -37,7 +37,7 @@ pub(crate) struct Cli {
 pub(crate) enum Command {
     /// Start a job and return at once, printing its row.
     #[command(
-        after_help = concat!("Examples:\n  jobctl start -- sleep 60\n  jobctl start -q -c 'make test > log 2>&1'\n  jobctl start --name build --cwd ~/src/app -- cargo build\n  jobctl start --type thread -e 'emit(6 * 7)'\n  jobctl start --host web1,web2 -- uptime\n  jobctl start --host 'web[01-20]' --exclude web13 -- uptime\n  jobctl start --host @db -- uptime\n  jobctl start --hosts-of 7 --state Failed -- uptime\n  jobctl start --env RUST_LOG=debug -- ./server\n\n", hosts_help!())
+        after_help = concat!("Examples:\n  jobctl start -- sleep 60\n  jobctl start -q -c 'make test > log 2>&1'\n  jobctl start --name build --cwd ~/src/app -- cargo build\n  jobctl start --type thread -e 'emit(6 * 7)'\n  jobctl start --host web1,web2 -- uptime\n  jobctl start --host 'web[01-20]' --exclude web13 -- uptime\n  jobctl start --host @db -- uptime\n  jobctl start --hosts-of 7 --state Failed -- uptime\n  ls *.wav | jobctl start --each - --host 'node[1-4]' --slots 2 -- flac {}\n  jobctl start --env RUST_LOG=debug -- ./server\n\nWith --each and --host the items are spread over the hosts: each runs once, on one host, at most --slots N (default 1) at a time per host, as GNU parallel's -S; a host that cannot be reached takes no more items and its item goes to another (its attempts and location say so). --onall runs every item on every host instead.\n\n", hosts_help!())
     )]
     Start(Lazy<StartArgs>),
 
@@ -110,6 +110,12 @@ pub(crate) enum Command {
         #[command(subcommand)]
         action: DaemonAction,
     },
+
+    /// The session's state changes: every job's creation, transitions and removal.
+    #[command(
+        after_help = "Each line: the event's number (session-wide, only growing), its time, the job's id and name, the state before and after (`(new)` for a job's creation, `(removed)` for its removal), and the reason and exit code where there are some. Events survive a daemon restart: --since resumes a reader exactly where it stopped.\n\nExamples:\n  jobctl events\n  jobctl events 3 --json\n  jobctl events --follow\n  jobctl events --since 120 --follow --json"
+    )]
+    Events(Lazy<EventsArgs>),
 
     /// The executor types the session has: built-in ones and plugins.
     #[command(after_help = "Examples:\n  jobctl plugins")]
@@ -270,6 +276,21 @@ pub(crate) struct StartArgs {
     /// `5m`, `500ms`); the job stays Running meanwhile.
     #[arg(long, value_name = "DURATION", requires = "retries", value_parser = parse_timeout)]
     pub retry_delay: Option<std::time::Duration>,
+    /// With --each and --host: at most N items at a time per host (default
+    /// 1). Each item runs once, on one host (GNU parallel's -S), the
+    /// default for --each with --host; a host that cannot be reached takes
+    /// no more items and its item goes to another host.
+    #[arg(long, value_name = "N", requires = "each", requires = "host_source", value_parser = parse_slots)]
+    pub slots: Option<std::num::NonZeroU16>,
+    /// With --each and --host: run every item on every host (each item a
+    /// remote job with a child per host; GNU parallel's --onall).
+    #[arg(
+        long = "onall",
+        requires = "each",
+        requires = "host_source",
+        conflicts_with = "slots"
+    )]
+    pub on_all: bool,
     /// The directory the job runs in (default: the current one).
     #[arg(long, value_name = "DIR")]
     pub cwd: Option<PathBuf>,
@@ -295,6 +316,13 @@ pub(crate) struct StartArgs {
     /// (repeatable or comma-separated).
     #[arg(long = "after-any", value_name = "ID", value_delimiter = ',')]
     pub after_any: Vec<u64>,
+    /// Run this shell line when the job finishes (Completed, Failed or
+    /// Stopped), with JOBCTL_JOB_ID, JOBCTL_JOB_NAME, JOBCTL_JOB_TYPE,
+    /// JOBCTL_JOB_STATE, JOBCTL_JOB_EXIT_CODE, JOBCTL_JOB_REASON and
+    /// JOBCTL_HOME set; it gets 60 s, its output goes to the daemon's log,
+    /// and it never changes the job. Kept with the job across a restart.
+    #[arg(long, value_name = "SHELL LINE")]
+    pub on_finish: Option<String>,
     /// Print the job's id alone.
     #[arg(short, long)]
     pub quiet: bool,
@@ -333,6 +361,12 @@ fn parse_halt(s: &str) -> Result<String, String> {
     s.parse::<jobs_core::Halt>().map(|_| s.to_string())
 }
 
+/// `--slots N`: a whole number from 1 to 65535.
+fn parse_slots(s: &str) -> Result<std::num::NonZeroU16, String> {
+    s.parse()
+        .map_err(|_| format!("'{s}' is not a number of slots (1 to 65535)"))
+}
+
 fn parse_state(s: &str) -> Result<JobState, String> {
     s.parse::<JobState>().map_err(|e| e.to_string())
 }
@@ -364,6 +398,22 @@ pub(crate) struct ListArgs {
     #[arg(long)]
     pub include_children: bool,
     /// Print a JSON array.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `events` options.
+#[derive(Debug, Args)]
+pub(crate) struct EventsArgs {
+    /// Only these jobs' events (default: every job's).
+    pub ids: Vec<u64>,
+    /// Only the events numbered above SEQ (the last one a reader saw).
+    #[arg(long, value_name = "SEQ")]
+    pub since: Option<u64>,
+    /// Go on as changes happen, until interrupted.
+    #[arg(long)]
+    pub follow: bool,
+    /// One JSON object per event and line.
     #[arg(long)]
     pub json: bool,
 }
@@ -402,6 +452,13 @@ pub(crate) struct ReceiveArgs {
     /// Records are consumed once the whole view was written.
     #[arg(long, conflicts_with = "json")]
     pub gather: bool,
+    /// Write the jobs' state changes among their records, in order: a
+    /// job's start before its records, its end after them. With --json a
+    /// line `{"id":ID,"event":{"from":..,"to":..,"reason":..}}` on stdout;
+    /// otherwise a line to stderr, `EVENT: job 3 (build) Running ->
+    /// Completed`, beside the other non-output records.
+    #[arg(long, conflicts_with_all = ["ordered", "tag", "gather"])]
+    pub write_events: bool,
 }
 
 /// `wait` options.

@@ -188,6 +188,7 @@ fn waits_by_design(op: &Op) -> bool {
     match op {
         Op::Wait(_) | Op::Stop(_) | Op::Shutdown => true,
         Op::Receive(r) => r.wait,
+        Op::Events(e) => e.follow,
         Op::Remove(r) => r.force,
         _ => false,
     }

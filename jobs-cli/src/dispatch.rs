@@ -114,6 +114,7 @@ pub(crate) fn run(cli: Cli) -> Result<i32> {
         }
         Command::Run(Lazy(args)) => run_job(&home()?, args),
         Command::Daemon { action } => daemon(&home()?, action),
+        Command::Events(Lazy(args)) => crate::events::events(&home()?, args),
         Command::Plugins => plugins(&home()?),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
@@ -209,6 +210,7 @@ fn start_request(args: &StartArgs, hosts: Vec<String>) -> Result<StartRequest> {
         timeout_shown: args.timeout.as_ref().map(|(_, shown)| shown.clone()),
         retries: args.retries,
         retry_delay: args.retry_delay,
+        on_finish: args.on_finish.clone(),
     })
 }
 
@@ -227,6 +229,8 @@ fn start_job(c: &mut Client, args: &StartArgs, hosts: Vec<String>) -> Result<Job
             null: args.null,
             halt: args.halt.clone(),
             retries: args.retries,
+            slots: args.slots,
+            on_all: args.on_all,
         });
     }
     if let Some(file) = &args.input {
@@ -349,13 +353,16 @@ fn receive_stream(
     c: &mut Client,
     req: ReceiveRequest,
     w: &mut RecordWriter,
+    mut feed: Option<&mut crate::events::EventFeed>,
 ) -> Result<Option<Vec<JobInfo>>> {
     c.send(Op::Receive(req), &[])?;
     let mut blob = Vec::new();
     loop {
         let resp = c.recv_into(&mut blob)?;
         match resp {
-            Response::Page(parts) => match w.write_page(&parts, &blob)? {
+            Response::Page(parts) => match write_events(&mut feed, w, false)
+                .and_then(|()| Ok(w.write_page(&parts, &blob)?))?
+            {
                 Written::All => c.send(
                     Op::Ack {
                         written: parts.len(),
@@ -385,6 +392,7 @@ fn receive_stream(
                 )?;
             }
             Response::End(rows) => {
+                write_events(&mut feed, w, true)?;
                 for r in &rows {
                     if r.state == JobState::Failed {
                         let reason = r.reason.as_deref().unwrap_or("failed");
@@ -402,6 +410,22 @@ fn receive_stream(
             other => return Err(unexpected(other)),
         }
     }
+}
+
+/// Writes the events `feed` has ready (at the `end`: all it has left).
+fn write_events(
+    feed: &mut Option<&mut crate::events::EventFeed>,
+    w: &mut RecordWriter,
+    end: bool,
+) -> Result<()> {
+    let Some(f) = feed.as_deref_mut() else {
+        return Ok(());
+    };
+    let events = if end { f.rest()? } else { f.ready() };
+    for ev in &events {
+        w.event(ev).context("cannot write to stdout")?;
+    }
+    Ok(())
 }
 
 /// Consumes the first `shown` records a receive of `ids` gives, writing
@@ -472,6 +496,15 @@ fn receive(home: &Home, a: ReceiveArgs) -> Result<i32> {
     } else {
         None
     };
+    let mut feed = if a.write_events {
+        let mut ids = a.ids.clone();
+        if !a.no_recurse {
+            ids.extend(children_of(&mut c, &a.ids)?);
+        }
+        Some(crate::events::EventFeed::start(home, ids, a.wait)?)
+    } else {
+        None
+    };
     let rows = if a.ordered {
         receive_ordered(&mut c, &a)?
     } else {
@@ -485,6 +518,7 @@ fn receive(home: &Home, a: ReceiveArgs) -> Result<i32> {
                 no_recurse: a.no_recurse,
             },
             &mut w,
+            feed.as_mut(),
         )?
     };
     if a.gather && rows.is_some() {
@@ -510,6 +544,22 @@ fn receive(home: &Home, a: ReceiveArgs) -> Result<i32> {
         }))?)?;
     }
     Ok(exit::SUCCESS)
+}
+
+/// The children of `ids` (and theirs), from the job table.
+fn children_of(c: &mut Client, ids: &[u64]) -> Result<Vec<u64>> {
+    let resp = c.call(Op::List(ListRequest {
+        ids: ids.to_vec(),
+        include_children: true,
+        ..ListRequest::default()
+    }))?;
+    let Response::Jobs(jobs) = resp else {
+        return Err(unexpected(resp));
+    };
+    Ok(jobs
+        .iter()
+        .flat_map(|j| j.children.iter().copied())
+        .collect())
 }
 
 /// `receive --ordered`: for each job, its own records, then each child's
@@ -548,6 +598,7 @@ fn receive_ordered(c: &mut Client, a: &ReceiveArgs) -> Result<Option<Vec<JobInfo
                 },
                 // Each receive counts what it delivered from its own start.
                 &mut RecordWriter::new(a.json, View::Plain).context("cannot open stdout")?,
+                None,
             )?;
             match got {
                 Some(r) => rows.extend(r),
@@ -638,6 +689,7 @@ fn run_job(home: &Home, args: StartArgs) -> Result<i32> {
             no_recurse: false,
         },
         &mut w,
+        None,
     )?;
     let Some(rows) = rows else {
         return Ok(exit::SUCCESS);

@@ -367,6 +367,43 @@ impl RecordWriter {
         }
     }
 
+    /// Writes a job's state change among its records (`receive
+    /// --write-events`): with `--json` a line on stdout,
+    /// `{"id":ID,"event":{"from":..,"to":..,"reason":..}}`; otherwise a
+    /// line to stderr, `EVENT: job 3 (build) Running -> Failed: reason`.
+    /// A closed stdout is left for the next record to notice.
+    pub(crate) fn event(&mut self, ev: &jobs_core::JobEvent) -> io::Result<()> {
+        if self.json {
+            // In the order CLI.md writes it.
+            let line = format!(
+                r#"{{"id":{},"event":{{"from":{},"to":{},"reason":{}}}}}"#,
+                ev.id,
+                serde_json::json!(ev.from),
+                serde_json::json!(ev.to),
+                serde_json::json!(ev.reason),
+            );
+            self.out_buf.extend_from_slice(line.as_bytes());
+            self.out_buf.push(b'\n');
+            return match self.flush() {
+                Err(e) if !is_pipe_closed(&e) => Err(e),
+                _ => Ok(()),
+            };
+        }
+        let from = ev.from.map_or("(new)".to_string(), |s| s.to_string());
+        let to = ev.to.map_or("(removed)".to_string(), |s| s.to_string());
+        let reason = ev
+            .reason
+            .as_deref()
+            .map(|r| format!(": {}", crate::render::visible(r)))
+            .unwrap_or_default();
+        self.note(&format!(
+            "EVENT: job {} ({}) {from} -> {to}{reason}",
+            ev.id,
+            crate::render::visible(&ev.name)
+        ));
+        Ok(())
+    }
+
     /// Clears a progress bar and writes a line to stderr.
     pub(crate) fn note(&mut self, line: &str) {
         self.clear_progress();

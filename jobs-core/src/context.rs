@@ -28,6 +28,8 @@ pub(crate) trait JobHost: Send + Sync {
     fn start_child(self: Arc<Self>, spec: JobSpec, parent: JobId) -> Result<JobId, Error>;
     /// Whether every child of `id` opened so far is finished.
     fn children_finished(&self, id: JobId) -> bool;
+    /// Counts another attempt the executor began (see `session/attempts.rs`).
+    fn count_attempt(&self, id: JobId) -> Result<u32, Error>;
 }
 
 /// An executor's handle on the job it runs: emit records, see stop
@@ -233,6 +235,14 @@ impl JobContext {
     pub fn set_location(&self, location: impl Into<String>) -> Result<(), Error> {
         let inner = self.host.upgrade().ok_or(Error::closed())?;
         inner.set_location(self.cell.id, location.into())
+    }
+
+    /// Counts one more attempt of the job's work, begun by the executor
+    /// itself (say on another host after the first could not be reached),
+    /// and returns the job's new `attempts`. Retries left stay left.
+    pub fn count_attempt(&self) -> Result<u32, Error> {
+        let inner = self.host.upgrade().ok_or(Error::closed())?;
+        inner.count_attempt(self.cell.id)
     }
 
     /// Marks the job Blocked (`true`) or Running again (`false`).

@@ -137,12 +137,12 @@ pub use record::{
     Received, Record, RenderFn, Stream,
 };
 pub use session::{
-    default_batch_throttle, BatchSpec, Halt, HaltWhen, Session, SessionBuilder, BATCH_TYPE,
-    SESSION_ENDED_REASON,
+    default_batch_throttle, BatchSpec, EventStream, Halt, HaltWhen, Lagged, Session,
+    SessionBuilder, BATCH_TYPE, SESSION_ENDED_REASON,
 };
 pub use shell::{shell_quote, shell_quote_bytes};
 pub use signal::{parse_signal, signal_word};
 pub use spec::{JobSpec, SpecMaker};
 pub use state::{JobState, ParseStateError};
-pub use store::{MemoryStore, Store};
+pub use store::{MemoryStore, RowChange, Store};
 pub use wait::{WaitMode, WaitOutcome, WaitUntil};

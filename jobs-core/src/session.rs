@@ -4,12 +4,15 @@
 //! `session/lifecycle.rs`; queries in `query.rs`, receive in `receive.rs`,
 //! wait in `wait.rs`.
 
+mod attempts;
 mod batch;
 mod deps;
+mod events;
 mod lifecycle;
 mod restart;
 
 pub use batch::{default_batch_throttle, BatchSpec, Halt, HaltWhen, BATCH_TYPE};
+pub use events::{EventStream, Lagged};
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -20,6 +23,7 @@ use tokio::runtime::{Handle, Runtime};
 use tokio::sync::watch;
 
 use crate::cell::JobCell;
+use crate::store::RowChange;
 use crate::throttle::Throttle;
 use crate::{
     Error, JobContext, JobExecutor, JobFailure, JobId, JobInfo, JobSpec, JobState, MemoryStore,
@@ -50,6 +54,8 @@ pub(crate) struct Inner {
     pub(crate) table: Mutex<Table>,
     pub(crate) store: Arc<dyn Store>,
     pub(crate) seq: Arc<AtomicU64>,
+    /// State-change events: their numbering and subscribers.
+    pub(crate) events: events::Events,
     executors: RwLock<HashMap<String, Arc<dyn JobExecutor>>>,
     /// Bumped on every state change and every job added or removed.
     pub(crate) changed: watch::Sender<u64>,
@@ -267,6 +273,7 @@ impl SessionBuilder {
         };
         let store = self.store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
         let max_seq = store.max_seq()?;
+        let events = events::Events::new(store.max_event_seq()?);
         Ok(Session {
             inner: Arc::new(Inner {
                 table: Mutex::new(Table {
@@ -281,6 +288,7 @@ impl SessionBuilder {
                 }),
                 store,
                 seq: Arc::new(AtomicU64::new(max_seq)),
+                events,
                 executors: RwLock::new(HashMap::new()),
                 changed: watch::Sender::new(0),
                 handle,
@@ -421,8 +429,8 @@ impl Session {
             if let Some(e) = t.jobs.remove(&j) {
                 todo.extend(e.info.children.iter().copied());
                 e.cell.bump();
-                if let Err(err) = self.inner.store.delete_job(j) {
-                    result = Err(Error::from(err));
+                if let Err(err) = self.inner.record_removal(&e.info) {
+                    result = Err(err);
                 }
             }
         }
@@ -519,6 +527,7 @@ impl Session {
                 }
             }
             if !info.state.is_finished() {
+                let was = info.state;
                 // A child is resumed only with its parent (loaded before it).
                 let parent_resumed = info.parent.is_none_or(|p| resume.contains(&p));
                 match &executor {
@@ -533,7 +542,13 @@ impl Session {
                         cell.closed.store(true, Ordering::Release);
                     }
                 }
-                self.inner.store.save_job(&info)?;
+                if was == info.state {
+                    self.inner.store.save_job(&info)?;
+                } else {
+                    // The end of a job with its session is a state change too.
+                    self.inner
+                        .record_change(RowChange::Save(&info), &info, Some(was))?;
+                }
             } else {
                 cell.closed.store(true, Ordering::Release);
             }
@@ -591,7 +606,7 @@ impl Inner {
         info.exit_code = None;
         info.has_more_data = true;
         info.begin.get_or_insert_with(SystemTime::now);
-        self.store.save_job(&info)?;
+        self.record_change(RowChange::Save(&info), &info, None)?;
         let pool = Pool::Type(type_key(&info.type_name));
         let cell = Arc::new(JobCell::new(id, info.instance_id));
         t.jobs

@@ -9,7 +9,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
-use crate::{JobId, JobInfo, Record, StoreError};
+use crate::{JobEvent, JobId, JobInfo, Record, StoreError};
 
 /// Where a session keeps job rows and records.
 ///
@@ -131,6 +131,34 @@ pub trait Store: Send + Sync + 'static {
         Ok(())
     }
 
+    /// Makes a change of the job table and appends the events that
+    /// describe it (numbered by the session, increasing across calls).
+    ///
+    /// A durable store writes both in one transaction, so a reader never
+    /// sees an event for a state the table does not have, and a crash keeps
+    /// both or neither. A change that may wait for the next batch
+    /// ([`RowChange::SaveSoon`]) takes its events with it. Events are kept
+    /// after their job's deletion; a store may drop the oldest once it holds
+    /// many (the SQLite store keeps the last 100,000 at least). The default
+    /// makes the change and keeps no events.
+    fn write_events(&self, change: RowChange<'_>, events: &[JobEvent]) -> Result<(), StoreError> {
+        let _ = events;
+        change.apply(self)
+    }
+
+    /// The highest event number the store ever held (0 if none): the
+    /// session numbers its events after it.
+    fn max_event_seq(&self) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+
+    /// Up to `limit` stored events numbered above `after`, oldest first,
+    /// including those not yet on disk.
+    fn read_events(&self, after: u64, limit: usize) -> Result<Vec<JobEvent>, StoreError> {
+        let _ = (after, limit);
+        Ok(Vec::new())
+    }
+
     /// Removes and returns up to `limit` of the job's oldest records: a
     /// consuming receive. The default reads, then discards what it read; a
     /// store that can hand records over without copying them overrides it.
@@ -140,6 +168,33 @@ pub trait Store: Send + Sync + 'static {
             self.discard(job, *last)?;
         }
         Ok(recs)
+    }
+}
+
+/// A change of the job table that state-change events describe: what
+/// [`Store::write_events`] writes together with them.
+#[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
+pub enum RowChange<'a> {
+    /// [`Store::save_job`].
+    Save(&'a JobInfo),
+    /// [`Store::save_job_soon`].
+    SaveSoon(&'a JobInfo),
+    /// [`Store::save_waiting_job`], with the spec.
+    SaveWaiting(&'a JobInfo, &'a [u8]),
+    /// [`Store::delete_job`].
+    Delete(JobId),
+}
+
+impl RowChange<'_> {
+    /// Makes the change alone, through the store's plain methods.
+    pub fn apply<S: Store + ?Sized>(self, store: &S) -> Result<(), StoreError> {
+        match self {
+            RowChange::Save(info) => store.save_job(info),
+            RowChange::SaveSoon(info) => store.save_job_soon(info),
+            RowChange::SaveWaiting(info, spec) => store.save_waiting_job(info, spec),
+            RowChange::Delete(id) => store.delete_job(id),
+        }
     }
 }
 

@@ -8,6 +8,7 @@ mod conformance {
 
 mod batch;
 mod deps;
+mod events;
 mod lifecycle;
 mod timeout;
 mod wait;

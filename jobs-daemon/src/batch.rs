@@ -21,6 +21,7 @@ use jobs_protocol::{Each, ErrorCode, StartRequest, Work};
 use crate::executors;
 use crate::fail::Fail;
 use crate::shared::Daemon;
+use crate::spread::Spread;
 
 /// Starts the batch of `req`: `env` is the encoded environment, `input`
 /// the items as read. Every child's spec is built (and bad input refused)
@@ -48,7 +49,8 @@ pub(crate) fn start(
         ),
         None => None,
     };
-    let template = Template::new(req, env, input, each.null);
+    let template = Template::new(req, (env, input), &each, None)?;
+    let spread = template.spread;
     // Every child's spec is built once here, so bad input is refused
     // before anything starts; a queued child then keeps only a light spec
     // that builds its full one again when it launches.
@@ -60,12 +62,15 @@ pub(crate) fn start(
     Ok(d.session.start_batch(BatchSpec {
         name: req.name.clone(),
         command: executors::command_line(&req.work),
-        throttle: req.throttle,
+        throttle: req
+            .throttle
+            .or_else(|| spread.map(|s| s.throttle(req.hosts.len()))),
         children,
         halt,
         after: req.after.clone(),
         after_any: req.after_any.clone(),
         restarted_from,
+        instance_id: spread.map(|s| s.group),
     })?)
 }
 
@@ -75,9 +80,10 @@ pub(crate) fn rerun_specs(
     req: StartRequest,
     each: &Each,
     (env, input): (&[u8], &[u8]),
+    group: uuid::Uuid,
     indices: &[usize],
 ) -> Result<Vec<JobSpec>, Fail> {
-    let template = Template::new(req, env, input, each.null);
+    let template = Template::new(req, (env, input), each, Some(group))?;
     indices
         .iter()
         .map(|&index| {
@@ -116,6 +122,8 @@ fn light_spec(template: &Arc<Template>, each: &Each, index: usize) -> Result<Job
 /// What every child of a batch is made from: the request, the caller's
 /// environment and the input, shared by the children's specs.
 struct Template {
+    /// Set when the items are spread over the hosts.
+    spread: Option<Spread>,
     req: StartRequest,
     env: Vec<u8>,
     input: Vec<u8>,
@@ -124,13 +132,25 @@ struct Template {
 }
 
 impl Template {
-    fn new(req: StartRequest, env: &[u8], input: &[u8], null: bool) -> Arc<Template> {
-        Arc::new(Template {
+    /// The template of the batch `req` started; `group`, if given, is the
+    /// group its items spread over hosts share (a rerun's: its batch's).
+    fn new(
+        req: StartRequest,
+        (env, input): (&[u8], &[u8]),
+        each: &Each,
+        group: Option<uuid::Uuid>,
+    ) -> Result<Arc<Template>, Fail> {
+        let mut spread = Spread::of(&req, each)?;
+        if let (Some(s), Some(g)) = (spread.as_mut(), group) {
+            s.group = g;
+        }
+        Ok(Arc::new(Template {
+            spread,
             req,
             env: env.to_vec(),
             input: input.to_vec(),
-            items: item_spans(input, null),
-        })
+            items: item_spans(input, each.null),
+        }))
     }
 
     fn item(&self, index: usize) -> &[u8] {
@@ -158,8 +178,13 @@ impl Template {
             timeout_shown: req.timeout_shown.clone(),
             retries: 0,
             retry_delay: None,
+            // The batch's hook runs once, when the parent finishes.
+            on_finish: None,
         };
-        executors::job_spec(child, &self.env, None)
+        match &self.spread {
+            Some(spread) => spread.child(&child, &self.env),
+            None => executors::job_spec(child, &self.env, None),
+        }
     }
 }
 

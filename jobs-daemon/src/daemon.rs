@@ -29,6 +29,7 @@ use jobs_protocol::home::{open_private, Access, Home};
 use jobs_store_sqlite::SqliteStore;
 
 use crate::executors;
+use crate::hooks::Hooks;
 use crate::limits::{self, AcceptLog, Limits};
 use crate::serve;
 use crate::shared::Daemon;
@@ -124,6 +125,8 @@ async fn serve_forever(home: Home, plugins: Vec<PathBuf>, limits: Limits) -> Res
         .build()
         .context("cannot open the session")?;
     let (types, remote) = executors::register(&session, &home, &plugins)?;
+    // Before the restore: jobs it ends with the previous session finish too.
+    let (hook_events, last_event) = (session.subscribe(), session.last_event());
     let restored = session.restore().context("cannot restore the job table")?;
     if !restored.is_empty() {
         info!(jobs = restored.len(), "restored the job table");
@@ -134,8 +137,11 @@ async fn serve_forever(home: Home, plugins: Vec<PathBuf>, limits: Limits) -> Res
             "job {id} is unreadable in the store ({why}): kept as Failed"
         );
     }
+    let hooks = Hooks::new(home.dir(), Arc::clone(&store))?;
+    Arc::clone(&hooks).spawn(session.clone(), hook_events, last_event);
     let listener = bind(&home)?;
     let daemon = Arc::new(Daemon {
+        hooks,
         session,
         store: Arc::clone(&store),
         types,

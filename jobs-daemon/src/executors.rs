@@ -179,7 +179,10 @@ fn plugin_search_path(
 
 /// The job's environment: the caller's (`K=V\0` entries, read in place),
 /// with `--env` on top.
-fn environment(env: &[u8], overrides: &[(OsString, OsString)]) -> Vec<(OsString, OsString)> {
+pub(crate) fn environment(
+    env: &[u8],
+    overrides: &[(OsString, OsString)],
+) -> Vec<(OsString, OsString)> {
     let overridden = |k: &[u8]| overrides.iter().any(|(o, _)| o.as_bytes() == k);
     let mut vars: Vec<(OsString, OsString)> = env_entries(env)
         .filter(|(k, _)| !overridden(k))
@@ -212,7 +215,7 @@ pub(crate) fn command_line(work: &Work) -> String {
 
 /// The command a remote host runs: text, since it crosses SSH as a shell
 /// line; a program or line that is not UTF-8 is refused rather than changed.
-fn remote_command_line(work: &Work) -> Result<String, Fail> {
+pub(crate) fn remote_command_line(work: &Work) -> Result<String, Fail> {
     let utf8 = |s: &OsString| {
         s.to_str().map(str::to_owned).ok_or_else(|| {
             Fail::new(
@@ -424,21 +427,8 @@ fn remote_spec(req: &StartRequest, vars: &[(OsString, OsString)]) -> Result<JobS
         ));
     }
     let line = remote_command_line(&req.work)?;
-    // The caller's SSH identity, not the daemon's: the daemon was started
-    // by whichever command came first, with its HOME and agent.
-    let var = |name: &str| {
-        vars.iter()
-            .rev()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| PathBuf::from(v))
-            .filter(|p| !p.as_os_str().is_empty())
-    };
-    let caller = jobs_remote::Caller {
-        home: var("HOME"),
-        agent_socket: var("SSH_AUTH_SOCK"),
-    };
     let mut spec = jobs_remote::RemoteSpec::new(req.hosts.clone(), line)
-        .caller(caller)
+        .caller(caller(vars))
         .detached(req.detached);
     spec.check_hosts().map_err(|e| {
         Fail::new(
@@ -454,6 +444,23 @@ fn remote_spec(req: &StartRequest, vars: &[(OsString, OsString)]) -> Result<JobS
         spec.timeout_shown = req.timeout_shown.clone();
     }
     Ok(spec.into_job_spec())
+}
+
+/// Whose SSH identity a remote job uses: the caller's (`HOME`,
+/// `SSH_AUTH_SOCK` of its environment), not the daemon's, which was
+/// started by whichever command came first.
+pub(crate) fn caller(vars: &[(OsString, OsString)]) -> jobs_remote::Caller {
+    let var = |name: &str| {
+        vars.iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| PathBuf::from(v))
+            .filter(|p| !p.as_os_str().is_empty())
+    };
+    jobs_remote::Caller {
+        home: var("HOME"),
+        agent_socket: var("SSH_AUTH_SOCK"),
+    }
 }
 
 /// A thread job: scripts only (the client refuses anything else first).

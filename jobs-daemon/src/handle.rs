@@ -12,7 +12,7 @@ use crate::fail::Fail;
 use crate::receive::receive;
 use crate::shared::Daemon;
 use crate::wire::{client_gone, send, Conn};
-use crate::{connect, executors, restart};
+use crate::{connect, events, executors, restart};
 
 /// Answers one request; `Ok(false)` closes the connection.
 pub(crate) async fn handle(
@@ -95,12 +95,7 @@ pub(crate) async fn handle(
             return Ok(false);
         }
         Op::Plugins => Response::Plugins(d.types.clone()),
-        Op::Events(_) => {
-            return Err(Fail::new(
-                ErrorCode::Failed,
-                "this daemon does not serve events",
-            ))
-        }
+        Op::Events(e) => return events::serve(d, e, (rd, wr)).await,
     };
     Ok(send(wr, &resp, &[]).await.is_ok())
 }

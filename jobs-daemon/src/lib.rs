@@ -13,7 +13,8 @@
 //! Modules: `daemon` is the process's life (lock, runtime, socket,
 //! signals); `limits` what each client may take (idle time, connections,
 //! descriptors); `serve` one connection, `wire` its framing, `handle` the
-//! requests, `receive` the paged, acknowledged receive; `executors` the
+//! requests, `receive` the paged, acknowledged receive; `events` the state changes; `hooks`
+//! the programs run when a job finishes; `executors` the
 //! registry and the translation of a `start` request into a job spec;
 //! `restart` starts jobs (keeping each one's request) and starts them again.
 //!
@@ -28,14 +29,17 @@
 mod batch;
 mod connect;
 mod daemon;
+mod events;
 mod executors;
 mod fail;
 mod handle;
+mod hooks;
 mod limits;
 mod receive;
 mod restart;
 mod serve;
 mod shared;
+mod spread;
 mod wire;
 
 use std::ffi::OsString;

@@ -9,7 +9,8 @@
 //! What a restart keeps and drops:
 //! - kept: the type, the work, the hosts, the items, the directory and the
 //!   environment as captured at the first start, the name, the throttle,
-//!   the time limit, the retries and their delay, the input, `--detached`;
+//!   the time limit, the retries and their delay, the input, `--detached`,
+//!   `--on-finish`;
 //! - dropped: `--after` and `--after-any`. A restart is asked for once the
 //!   job is over, so the jobs it waited for are long decided (or removed):
 //!   waiting again would either run at once or fail for a dependency that
@@ -48,6 +49,7 @@ pub(crate) fn start(
     let (env, items, input) = (parts.env, parts.items, parts.input);
     check_env(env).map_err(|e| Fail::new(ErrorCode::Failed, e.to_string()))?;
     let kept = encode(&req, blob);
+    let on_finish = req.on_finish.take();
     let id = match req.each.take() {
         Some(_) if input.is_some() => {
             return Err(Fail::new(
@@ -55,12 +57,15 @@ pub(crate) fn start(
                 "--input does not go with --each: a batch's children read no standard input",
             ))
         }
-        Some(each) => batch::start(d, req, each, (env, items), restarted_from)?,
+        Some(each) => d.hooks.start_with(on_finish, || {
+            batch::start(d, req, each, (env, items), restarted_from)
+        })?,
         None => {
             let input = input.map(|i| OsString::from_vec(i.to_vec()));
             let mut spec = executors::job_spec(req, env, input)?;
             spec.restarted_from = restarted_from;
-            d.session.start(spec)?
+            d.hooks
+                .start_with(on_finish, || Ok(d.session.start(spec)?))?
         }
     };
     // The job runs whatever happens here: a request that cannot be kept
@@ -194,7 +199,7 @@ fn rerun_failed(
     let throttle = req.throttle.unwrap_or_else(default_batch_throttle);
     // As the first start read it (a restored batch has lost it).
     let halt = each.halt.as_deref().and_then(|h| h.parse::<Halt>().ok());
-    let specs = batch::rerun_specs(req, &each, (&env, &items), &indices)?;
+    let specs = batch::rerun_specs(req, &each, (&env, &items), info.instance_id, &indices)?;
     d.session.rerun_children(
         info.id,
         ids.into_iter().zip(specs).collect(),

@@ -15,6 +15,8 @@ pub(crate) struct Daemon {
     /// The session's store, for what the daemon keeps beside the table
     /// (the requests `restart` replays).
     pub(crate) store: std::sync::Arc<jobs_store_sqlite::SqliteStore>,
+    /// What runs when a job finishes.
+    pub(crate) hooks: std::sync::Arc<crate::hooks::Hooks>,
     /// The executor types, for `plugins`.
     pub(crate) types: Vec<TypeEntry>,
     /// The remote executor: `connect` re-attaches its detached jobs.

@@ -84,6 +84,9 @@ impl Request {
 }
 
 /// What a client asks for.
+// One is read per request and handled by value: a `start`'s size costs
+// nothing worth a box at every use.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Op {
@@ -227,6 +230,10 @@ pub struct StartRequest {
     /// `--retry-delay`: the wait before each new attempt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_delay: Option<std::time::Duration>,
+    /// `--on-finish`: a shell line the daemon runs when the job finishes
+    /// (a daemon before it ignores it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_finish: Option<String>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -314,6 +321,14 @@ pub struct Each {
     /// `--retries N`: more attempts for each failing child.
     #[serde(default)]
     pub retries: u32,
+    /// `--slots N` with `--host`: each item runs once, on one host, at
+    /// most N at a time per host (none: 1). Small, so a start request
+    /// stays small.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slots: Option<std::num::NonZeroU16>,
+    /// `--onall` with `--host`: each item runs on every host.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub on_all: bool,
 }
 
 /// `list`: the filters of `jobs_core::JobFilter`.

@@ -14,6 +14,7 @@ use crate::exec;
 use crate::options::SshOptions;
 use crate::pool::{Pool, PoolKey};
 use crate::spec::{HostTask, Params, RemoteSpec, TYPE_NAME};
+use crate::spread;
 
 /// Runs a shell line on remote hosts over SSH: `RemoteJob`.
 ///
@@ -33,6 +34,8 @@ use crate::spec::{HostTask, Params, RemoteSpec, TYPE_NAME};
 pub struct SshExecutor {
     options: Arc<SshOptions>,
     pool: Arc<Pool>,
+    /// The batches spread over hosts (see `spread.rs`).
+    spread: Arc<spread::Groups>,
     wakers: Arc<Wakers>,
 }
 
@@ -53,6 +56,7 @@ impl SshExecutor {
         SshExecutor {
             pool: Arc::new(Pool::new(&options)),
             options: Arc::new(options),
+            spread: Arc::default(),
             wakers: Arc::default(),
         }
     }
@@ -103,15 +107,7 @@ impl SshExecutor {
 
     /// The executor's options completed by the job's caller.
     fn caller_options(&self, task: &HostTask) -> Arc<SshOptions> {
-        if task.caller.is_empty() {
-            Arc::clone(&self.options)
-        } else {
-            // The executor's own settings first, then the caller's.
-            let mut o = SshOptions::clone(&self.options);
-            o.home = o.home.or_else(|| task.caller.home.clone());
-            o.agent_socket = o.agent_socket.or_else(|| task.caller.agent_socket.clone());
-            Arc::new(o)
-        }
+        task.caller.over(&self.options)
     }
 
     async fn run_parent(&self, spec: RemoteSpec, ctx: JobContext) -> Result<(), JobFailure> {
@@ -275,6 +271,11 @@ impl JobExecutor for SshExecutor {
     }
 
     async fn run(&self, spec: JobSpec, ctx: JobContext) -> Result<(), JobFailure> {
+        if let Some(item) = spread::spec_of(&spec.params) {
+            let options = item.caller.over(&self.options);
+            let pool = Arc::downgrade(&self.pool);
+            return spread::run(&self.spread, options, pool, item, ctx).await;
+        }
         let params: Params = serde_json::from_value(spec.params).map_err(|e| {
             JobFailure::new(format!(
                 "invalid RemoteJob parameters (expected hosts and a command): {e}"
@@ -309,6 +310,9 @@ impl JobExecutor for SshExecutor {
     }
 
     fn location(&self, spec: &JobSpec) -> String {
+        if let Some(item) = spread::spec_of(&spec.params) {
+            return item.hosts.join(",");
+        }
         match serde_json::from_value::<Params>(spec.params.clone()) {
             Ok(Params::Parent(p)) => p.hosts.join(","),
             Ok(Params::Child(t)) => t.host,

@@ -42,6 +42,16 @@
 //! after [`SshOptions::pool_idle_timeout`] (30 s; zero turns pooling off),
 //! beyond 4 per host and 128 in all, and when the executor is dropped.
 //!
+//! # Items spread over hosts
+//! A job whose params are a [`SpreadSpec`] is one item of a batch spread
+//! over hosts (GNU parallel's `-S`): it runs once, on the least busy host
+//! of its list with a free slot (at most `slots` items of the batch at
+//! once per host), waiting while all are busy. A host that cannot be used
+//! before the command starts takes no more items of the batch, and the item
+//! moves to another one, counting an attempt and setting its location to
+//! the host it runs on; with no host left it fails naming each host's
+//! error. The batch's items keep one connection per slot while they run.
+//!
 //! # Detached jobs
 //! A [`RemoteSpec::detached`] job runs each host's command under a small
 //! supervisor written in POSIX sh and sent with the command (nothing to
@@ -99,6 +109,7 @@ mod known_hosts;
 mod options;
 mod pool;
 mod spec;
+mod spread;
 
 pub use error::{ErrorKind, RemoteError, UNREACHABLE_EXIT_CODE};
 pub use executor::SshExecutor;
@@ -109,3 +120,4 @@ pub use options::{
     DEFAULT_STOP_GRACE,
 };
 pub use spec::{Caller, RemoteSpec, DEFAULT_THROTTLE, TYPE_NAME};
+pub use spread::{SpreadSpec, DEFAULT_SLOTS};

@@ -2,11 +2,13 @@
 //! a host string (`host`, `user@host`, `user@host:port`, `[v6]:port`) reads.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use jobs_core::JobSpec;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ErrorKind, RemoteError};
+use crate::options::SshOptions;
 
 /// The type name of remote jobs.
 pub const TYPE_NAME: &str = "RemoteJob";
@@ -68,6 +70,18 @@ impl Caller {
     /// Whether nothing is set.
     pub fn is_empty(&self) -> bool {
         self.home.is_none() && self.agent_socket.is_none()
+    }
+
+    /// The executor's `options` with this caller's home and agent where
+    /// they set none: the executor's own settings first.
+    pub(crate) fn over(&self, options: &Arc<SshOptions>) -> Arc<SshOptions> {
+        if self.is_empty() {
+            return Arc::clone(options);
+        }
+        let mut o = SshOptions::clone(options);
+        o.home = o.home.or_else(|| self.home.clone());
+        o.agent_socket = o.agent_socket.or_else(|| self.agent_socket.clone());
+        Arc::new(o)
     }
 }
 

@@ -41,6 +41,10 @@
 //! - `meta`: the highest sequence number ever stored, which outlives the
 //!   deletion of the records that carried it.
 //! - `checkpoints`: per job, what a resumable executor needs to go on.
+//! - `events`: the session's state changes, numbered, each written with
+//!   the job row it describes; the last 100,000 at least are kept (see the
+//!   `events` module for what a crash keeps).
+//! - `on_finish`: per job, the shell line the daemon runs when it finishes.
 //! - `specs`: per job, what it was started from. `waiting`: for a job that
 //!   waits for others, the spec it will run (jobs-core's bytes), written in
 //!   the same transaction as the job's first row and cleared at once when
@@ -96,7 +100,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use jobs_core::{JobId, JobInfo, Record, Store, StoreError};
+use events::{EventRow, Kept};
+use jobs_core::{JobEvent, JobId, JobInfo, Record, RowChange, Store, StoreError};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use files::DataFiles;
@@ -118,6 +123,9 @@ const VACUUM_STEP: i64 = 2048;
 /// that neither appends nor job rows wait for it).
 const CHECKPOINT_BYTES: usize = 16 << 20;
 
+/// How many of the latest events the store keeps at least.
+pub const KEEP_EVENTS: usize = 100_000;
+
 /// A [`Store`] in an SQLite database file.
 pub struct SqliteStore {
     shared: Arc<Shared>,
@@ -138,6 +146,8 @@ struct Shared {
     max_seq: AtomicU64,
     /// About how much was written since the last checkpoint.
     wal_bytes: AtomicUsize,
+    /// How many of the latest events are kept at least.
+    keep_events: AtomicUsize,
     opts: StoreOptions,
 }
 
@@ -148,6 +158,8 @@ struct Db {
     has: HashMap<JobId, bool>,
     /// The jobs the last `load_jobs` could not read, and why.
     unreadable: Vec<(JobId, String)>,
+    /// What the `events` table holds.
+    events: Kept,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -208,18 +220,22 @@ impl SqliteStore {
                  '{mode}'); put JOBCTL_HOME on a local file system"
             )),
         })?;
+        let kept = Kept::load(&conn)
+            .map_err(|e| StoreError::new(format!("cannot open the store {shown}"), Sql(e)))?;
         let shared = Arc::new(Shared {
             db: Mutex::new(Db {
                 conn,
                 files: DataFiles::new(files::dir_of(path)),
                 has: HashMap::new(),
                 unreadable: Vec::new(),
+                events: kept,
             }),
             pending: Mutex::new(Pending::default()),
             wake: Condvar::new(),
             room: Condvar::new(),
             max_seq: AtomicU64::new(max_seq),
             wal_bytes: AtomicUsize::new(0),
+            keep_events: AtomicUsize::new(KEEP_EVENTS),
             opts,
         });
         let checkpointer = connect(path)
@@ -303,6 +319,136 @@ impl SqliteStore {
     pub fn flush(&self) -> Result<(), StoreError> {
         self.shared.write(&mut self.shared.db(), |_| Ok(()))
     }
+
+    /// Keeps at least the last `n` events (default [`KEEP_EVENTS`]); once
+    /// a tenth more are stored, the oldest go.
+    pub fn keep_events(&self, n: usize) {
+        self.shared.keep_events.store(n.max(1), Ordering::Relaxed);
+    }
+
+    /// Keeps a job's finish hook (the shell line of the daemon's `start
+    /// --on-finish`), written at once; it goes with the job's deletion.
+    pub fn set_on_finish(&self, job: JobId, line: &[u8]) -> Result<(), StoreError> {
+        self.shared.write(&mut self.shared.db(), |tx| {
+            events::set_on_finish(tx, job, line)
+        })
+    }
+
+    /// Every job's finish hook, by job.
+    pub fn on_finish_hooks(&self) -> Result<Vec<(JobId, Vec<u8>)>, StoreError> {
+        events::on_finish_all(&self.shared.db().conn)
+    }
+
+    /// Makes a change of the job table with its events (see
+    /// [`Store::write_events`]): at once, in one transaction with whatever
+    /// is buffered, or buffered together for a row that may wait. A
+    /// buffered change whose events pass the numbers reserved on disk is
+    /// written at once instead (see the `events` module).
+    fn change_with_events(
+        &self,
+        change: RowChange<'_>,
+        evs: Vec<EventRow>,
+    ) -> Result<(), StoreError> {
+        let mut db = self.shared.db();
+        let past_reserve = evs.iter().any(|e| e.seq > db.events.reserved);
+        if let RowChange::SaveSoon(info) = change {
+            let row = JobRow::encode(info)?;
+            let mut p = self.shared.pending();
+            let wake = p.push_job(row);
+            p.push_events(evs);
+            drop(p);
+            if past_reserve {
+                return self.shared.write(&mut db, |_| Ok(()));
+            }
+            if wake {
+                self.shared.wake.notify_one();
+            }
+            return Ok(());
+        }
+        let ours: Vec<u64> = evs.iter().map(|e| e.seq).collect();
+        self.shared.pending().push_events(evs);
+        let written = match change {
+            RowChange::Save(info) => {
+                let row = JobRow::encode(info)?;
+                let done = info.state.is_finished() && info.has_dependencies();
+                // Records appended before the row go in the same transaction:
+                // a finished row on disk means all the job's records are there too.
+                self.shared.write(&mut db, |tx| {
+                    row.write(tx)?;
+                    if done {
+                        forget_waiting(tx, row.id_key)?;
+                    }
+                    Ok(())
+                })
+            }
+            RowChange::SaveWaiting(info, spec) => {
+                let row = JobRow::encode(info)?;
+                self.shared.write(&mut db, |tx| {
+                    row.write(tx)?;
+                    tx.prepare_cached(
+                        "INSERT INTO specs (job, waiting) VALUES (?1, ?2)
+                         ON CONFLICT (job) DO UPDATE SET waiting = excluded.waiting",
+                    )?
+                    .execute(params![row.id_key, spec])?;
+                    Ok(())
+                })
+            }
+            RowChange::Delete(id) => self.delete_locked(&mut db, id),
+            _ => Err(StoreError::msg("a change this store does not know")),
+        };
+        if written.is_err() {
+            // Not written with their row: not written at all.
+            self.shared
+                .pending()
+                .events
+                .retain(|e| !ours.contains(&e.seq));
+        }
+        written
+    }
+
+    /// Deletes a job's row, records, checkpoint, specs and finish
+    /// hook, with whatever is buffered of other jobs, in one transaction.
+    fn delete_locked(&self, db: &mut Db, id: JobId) -> Result<(), StoreError> {
+        let key = sql_int(id)?;
+        let fail = |e| StoreError::new(format!("cannot delete job {id} from the store"), Sql(e));
+        {
+            // Its buffered rows would only be written to be deleted.
+            let mut p = self.shared.pending();
+            p.jobs.remove(&id);
+            p.checkpoints.remove(&id);
+            p.requests.remove(&id);
+            p.retain(|r| r.job != id);
+        }
+        self.shared.write(db, |tx| {
+            tx.execute("DELETE FROM records WHERE job = ?1", [key])?;
+            tx.execute("DELETE FROM jobs WHERE id = ?1", [key])?;
+            tx.execute("DELETE FROM checkpoints WHERE job = ?1", [key])?;
+            tx.execute("DELETE FROM on_finish WHERE job = ?1", [key])?;
+            tx.execute("DELETE FROM specs WHERE job = ?1", [key])?;
+            Ok(())
+        })?;
+        db.has.remove(&id);
+        {
+            // Appended while the transaction ran: gone with the job too.
+            let mut p = self.shared.pending();
+            p.jobs.remove(&id);
+            p.checkpoints.remove(&id);
+            p.requests.remove(&id);
+            p.retain(|r| r.job != id);
+        }
+        db.files.remove(id)?;
+        // Give a large output's space back once its job is gone, in the
+        // background: the caller may hold the session's table.
+        let free: i64 = db
+            .conn
+            .pragma_query_value(None, "freelist_count", |r| r.get(0))
+            .map_err(fail)?;
+        if free > VACUUM_PAGES {
+            self.shared.pending().vacuum = true;
+            self.shared.wake.notify_one();
+        }
+        Ok(())
+    }
 }
 
 impl Drop for SqliteStore {
@@ -336,17 +482,31 @@ impl Shared {
         db: &mut Db,
         extra: impl FnOnce(&Transaction) -> rusqlite::Result<()>,
     ) -> Result<(), StoreError> {
-        let (rows, jobs, checkpoints, requests) = {
+        let (rows, jobs, checkpoints, events, requests) = {
             let mut p = self.pending();
-            let (rows, jobs) = (p.take(), p.take_jobs());
-            let checkpoints = std::mem::take(&mut p.checkpoints);
-            (rows, jobs, checkpoints, std::mem::take(&mut p.requests))
+            let events = std::mem::take(&mut p.events);
+            let requests = std::mem::take(&mut p.requests);
+            (
+                p.take(),
+                p.take_jobs(),
+                std::mem::take(&mut p.checkpoints),
+                events,
+                requests,
+            )
         };
+        let keep = self.keep_events.load(Ordering::Relaxed);
+        let mut kept_next = None;
         self.room.notify_all();
         // The bytes first, then the rows that point at them; the buffered
         // job rows before `extra`, which may write a newer one.
-        let placed = db.files.place(&rows).and_then(|spans| {
-            write_rows(&mut db.conn, &rows, &spans, |tx| {
+        let Db {
+            conn,
+            files,
+            events: kept,
+            ..
+        } = db;
+        let placed = files.place(&rows).and_then(|spans| {
+            write_rows(conn, &rows, &spans, |tx| {
                 for job in jobs.values() {
                     job.write(tx)?;
                 }
@@ -372,11 +532,13 @@ impl Shared {
                         put.execute(params![key, data])?;
                     }
                 }
+                kept_next = events::insert(tx, &events, kept, keep)?;
                 extra(tx)
             })
         });
         match placed {
             Ok(()) => {
+                db.events.after(kept_next);
                 for r in &rows {
                     db.has.insert(r.job, true);
                 }
@@ -402,6 +564,7 @@ impl Shared {
                 }
                 p.restore_jobs(jobs);
                 p.restore_checkpoints(checkpoints);
+                p.restore_events(events);
                 p.restore_requests(requests);
                 Err(e)
             }
@@ -542,39 +705,7 @@ impl Store for SqliteStore {
     }
 
     fn delete_job(&self, id: JobId) -> Result<(), StoreError> {
-        let key = sql_int(id)?;
-        let fail = |e| StoreError::new(format!("cannot delete job {id} from the store"), Sql(e));
-        let mut db = self.shared.db();
-        let tx = db.conn.transaction().map_err(fail)?;
-        tx.execute("DELETE FROM records WHERE job = ?1", [key])
-            .map_err(fail)?;
-        tx.execute("DELETE FROM jobs WHERE id = ?1", [key])
-            .map_err(fail)?;
-        tx.execute("DELETE FROM checkpoints WHERE job = ?1", [key])
-            .map_err(fail)?;
-        tx.execute("DELETE FROM specs WHERE job = ?1", [key])
-            .map_err(fail)?;
-        tx.commit().map_err(fail)?;
-        db.has.remove(&id);
-        {
-            let mut p = self.shared.pending();
-            p.jobs.remove(&id);
-            p.checkpoints.remove(&id);
-            p.requests.remove(&id);
-            p.retain(|r| r.job != id);
-        }
-        db.files.remove(id)?;
-        // Give a large output's space back once its job is gone, in the
-        // background: the caller may hold the session's table.
-        let free: i64 = db
-            .conn
-            .pragma_query_value(None, "freelist_count", |r| r.get(0))
-            .map_err(fail)?;
-        if free > VACUUM_PAGES {
-            self.shared.pending().vacuum = true;
-            self.shared.wake.notify_one();
-        }
-        Ok(())
+        self.write_events(RowChange::Delete(id), &[])
     }
 
     fn load_jobs(&self) -> Result<Vec<JobInfo>, StoreError> {
@@ -620,6 +751,27 @@ impl Store for SqliteStore {
 
     fn max_seq(&self) -> Result<u64, StoreError> {
         Ok(self.shared.max_seq.load(Ordering::SeqCst))
+    }
+
+    fn write_events(&self, change: RowChange<'_>, events: &[JobEvent]) -> Result<(), StoreError> {
+        let rows = events
+            .iter()
+            .map(EventRow::encode)
+            .collect::<Result<Vec<_>, _>>()?;
+        self.change_with_events(change, rows)
+    }
+
+    fn max_event_seq(&self) -> Result<u64, StoreError> {
+        let db = self.shared.db();
+        let stored = events::max_seq(&db.conn, &db.events)?;
+        let buffered = self.shared.pending().events.iter().map(|e| e.seq).max();
+        Ok(stored.max(buffered.unwrap_or(0)))
+    }
+
+    fn read_events(&self, after: u64, limit: usize) -> Result<Vec<JobEvent>, StoreError> {
+        let db = self.shared.db();
+        let buffered = self.shared.pending().events.clone();
+        events::read(&db.conn, &buffered, after, limit)
     }
 
     fn append(&self, job: JobId, seq: u64, record: Record) -> Result<(), StoreError> {
@@ -846,6 +998,7 @@ fn delete_through(db: &mut Db, job: JobId, through: u64) -> Result<(), StoreErro
     Ok(())
 }
 
+mod events;
 mod files;
 mod pending;
 pub mod pool;

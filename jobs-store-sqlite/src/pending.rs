@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use jobs_core::JobId;
 
+use crate::events::EventRow;
 use crate::row::{JobRow, Row};
 
 /// How long an appended record may wait in memory before it is written.
@@ -61,6 +62,8 @@ pub(super) struct Pending {
     pub(super) checkpoints: BTreeMap<JobId, Vec<u8>>,
     /// Jobs' start requests, written with the next batch.
     pub(super) requests: BTreeMap<JobId, Vec<u8>>,
+    /// State-change events, written with the job rows buffered with them.
+    pub(super) events: Vec<EventRow>,
     pub(super) bytes: usize,
     pub(super) per_job: HashMap<JobId, usize>,
     /// When the oldest buffered row arrived.
@@ -118,6 +121,7 @@ impl Pending {
         self.rows.is_empty()
             && self.jobs.is_empty()
             && self.checkpoints.is_empty()
+            && self.events.is_empty()
             && self.requests.is_empty()
     }
 
@@ -136,6 +140,23 @@ impl Pending {
             self.requests.entry(id).or_insert(data);
         }
         if !self.requests.is_empty() {
+            self.since.get_or_insert_with(Instant::now);
+        }
+    }
+
+    /// Buffers events, to be written with the next batch.
+    pub(super) fn push_events(&mut self, events: Vec<EventRow>) {
+        if !events.is_empty() {
+            self.since.get_or_insert_with(Instant::now);
+            self.events.extend(events);
+        }
+    }
+
+    /// Puts back events a failed write took, ahead of those buffered since.
+    pub(super) fn restore_events(&mut self, mut taken: Vec<EventRow>) {
+        if !taken.is_empty() {
+            taken.append(&mut self.events);
+            self.events = taken;
             self.since.get_or_insert_with(Instant::now);
         }
     }
@@ -179,7 +200,11 @@ impl Pending {
     /// After rows left: the interval runs from the oldest row left (job
     /// rows keep the time they set).
     fn since_oldest(&mut self) {
-        if self.jobs.is_empty() && self.checkpoints.is_empty() && self.requests.is_empty() {
+        if self.jobs.is_empty()
+            && self.checkpoints.is_empty()
+            && self.events.is_empty()
+            && self.requests.is_empty()
+        {
             self.since = self.rows.first().map(|r| r.at);
         }
     }

@@ -4,17 +4,19 @@
 //! record's payload is in its job's data file); a version 1 file is upgraded
 //! in place when it is opened, its rows keep their bytes in `data`. Version 3
 //! added `checkpoints`, version 4 `waiting` (the specs of jobs that wait for
-//! others); an older file gets the new table, empty. Version 5 replaced
-//! `waiting` by `specs`: per job, the spec it waits to run (`waiting`, as
-//! before) and the request it was started with (`request`, which `restart`
-//! replays); a version 4 file's waiting specs move there.
+//! others), version 5 `events` (the session's state changes) and `on_finish`
+//! (the daemon's per-job finish hooks); an older file gets the new tables,
+//! empty, and its events are numbered from 1. Version 6 replaced `waiting`
+//! by `specs`: per job, the spec it waits to run (`waiting`, as before) and
+//! the request it was started with (`request`, which `restart` replays); a
+//! version 5 file's waiting specs move there.
 
 use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension};
 
 /// The schema version this build reads and writes.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// How long a statement waits for another connection's lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -110,7 +112,16 @@ pub(super) fn init(conn: &Connection) -> Result<u64, InitError> {
                  waiting BLOB,
                  request BLOB
              );
-             PRAGMA user_version = 5;
+             CREATE TABLE IF NOT EXISTS events (
+                 seq INTEGER PRIMARY KEY,
+                 job INTEGER NOT NULL,
+                 data TEXT NOT NULL
+             );
+             CREATE TABLE IF NOT EXISTS on_finish (
+                 job INTEGER PRIMARY KEY,
+                 line BLOB NOT NULL
+             );
+             PRAGMA user_version = 6;
              COMMIT;",
         )?;
     } else if version < SCHEMA_VERSION {
@@ -128,8 +139,9 @@ pub(super) fn init(conn: &Connection) -> Result<u64, InitError> {
 
 /// Brings an older file to the current version, once, whoever else opens
 /// it: version 2 added where bulk bytes live, version 3 the executors'
-/// checkpoints, version 4 the specs of waiting jobs, version 5 moved them
-/// into `specs`, beside the requests jobs were started with.
+/// checkpoints, version 4 the specs of waiting jobs, version 5 the events
+/// and the finish hooks, version 6 moved the waiting specs into `specs`,
+/// beside the requests jobs were started with.
 fn upgrade(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch("BEGIN IMMEDIATE")?;
     let done = (|| {
@@ -161,6 +173,20 @@ fn upgrade(conn: &Connection) -> rusqlite::Result<()> {
         }
         if version <= 4 {
             conn.execute_batch(
+                "CREATE TABLE IF NOT EXISTS events (
+                     seq INTEGER PRIMARY KEY,
+                     job INTEGER NOT NULL,
+                     data TEXT NOT NULL
+                 );
+                 CREATE TABLE IF NOT EXISTS on_finish (
+                     job INTEGER PRIMARY KEY,
+                     line BLOB NOT NULL
+                 );
+                 PRAGMA user_version = 5;",
+            )?;
+        }
+        if version <= 5 {
+            conn.execute_batch(
                 "CREATE TABLE IF NOT EXISTS specs (
                      job INTEGER PRIMARY KEY,
                      waiting BLOB,
@@ -168,7 +194,7 @@ fn upgrade(conn: &Connection) -> rusqlite::Result<()> {
                  );
                  INSERT OR REPLACE INTO specs (job, waiting) SELECT job, spec FROM waiting;
                  DROP TABLE waiting;
-                 PRAGMA user_version = 5;",
+                 PRAGMA user_version = 6;",
             )?;
         }
         Ok(())

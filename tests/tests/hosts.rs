@@ -2,52 +2,7 @@
 //! groups, the closing summary, `receive --tag` and `receive --gather`,
 //! against a private sshd listening on many loopback addresses.
 
-use std::fmt::Write as _;
-
-use jobctl_tests::TestHome;
-
-use crate::remote::{ok, run, Sshd};
-
-/// Hosts `h01`…`hNN` in the client's ssh config, each its own address
-/// `127.0.0.N`; the last one has no sshd (port 1: connection refused).
-struct Fleet {
-    sshd: Sshd,
-    home: TestHome,
-}
-
-impl Fleet {
-    fn new(hosts: u8) -> Fleet {
-        let sshd = Sshd::start_on(hosts - 1);
-        let mut config = String::new();
-        for n in 1..=hosts {
-            let port = if n == hosts { 1 } else { sshd.port };
-            let _ = write!(
-                config,
-                "Host h{n:02}\n  HostName 127.0.0.{n}\n  Port {port}\n"
-            );
-        }
-        std::fs::write(sshd.client_home().join(".ssh/config"), config).expect("ssh config");
-        Fleet {
-            sshd,
-            home: TestHome::new(),
-        }
-    }
-
-    fn run(&self, args: &[&str]) -> jobctl_tests::Run {
-        run(&self.home, &self.sshd, args)
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        ok(&self.home, &self.sshd, args)
-    }
-
-    /// `jobctl start -q ARGS` as the ssh user; the id.
-    fn start(&self, args: &[&str]) -> u64 {
-        let mut all = vec!["start", "-q"];
-        all.extend_from_slice(args);
-        self.ok(&all).trim().parse().expect("an id")
-    }
-}
+use crate::remote::Fleet;
 
 /// The address the command's host listens on.
 const WHERE: &str = "echo $SSH_CONNECTION | cut -d' ' -f3";

@@ -1,5 +1,6 @@
 //! Remote jobs through jobctl, against a private sshd on loopback.
 
+use std::fmt::Write as _;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -168,6 +169,66 @@ pub(crate) fn ok(home: &TestHome, sshd: &Sshd, args: &[&str]) -> String {
     let r = run(home, sshd, args);
     assert_eq!(r.code, 0, "jobctl {} failed: {}", args.join(" "), r.stderr);
     r.text()
+}
+
+/// Hosts `h01`…`hNN` in the client's ssh config, each its own address
+/// `127.0.0.N`; the last one has no sshd (port 1: connection refused).
+pub(crate) struct Fleet {
+    pub(crate) sshd: Sshd,
+    pub(crate) home: TestHome,
+    hosts: u8,
+}
+
+impl Fleet {
+    pub(crate) fn new(hosts: u8) -> Fleet {
+        let sshd = Sshd::start_on(hosts - 1);
+        let fleet = Fleet {
+            sshd,
+            home: TestHome::new(),
+            hosts,
+        };
+        fleet.write_config(&[hosts]);
+        fleet
+    }
+
+    /// Points the aliases `down` (by number) at port 1, where nothing
+    /// listens: from the next connection on, they cannot be reached.
+    pub(crate) fn cut(&self, down: &[u8]) {
+        let mut all = down.to_vec();
+        all.push(self.hosts);
+        self.write_config(&all);
+    }
+
+    fn write_config(&self, down: &[u8]) {
+        let mut config = String::new();
+        for n in 1..=self.hosts {
+            let port = if down.contains(&n) { 1 } else { self.sshd.port };
+            let _ = write!(
+                config,
+                "Host h{n:02}\n  HostName 127.0.0.{n}\n  Port {port}\n"
+            );
+        }
+        // Whole or not at all: a reader never sees half a file.
+        let path = self.sshd.client_home().join(".ssh/config");
+        let tmp = path.with_extension("new");
+        std::fs::write(&tmp, config).expect("ssh config");
+        std::fs::rename(&tmp, &path).expect("ssh config");
+    }
+
+    pub(crate) fn run(&self, args: &[&str]) -> jobctl_tests::Run {
+        run(&self.home, &self.sshd, args)
+    }
+
+    pub(crate) fn ok(&self, args: &[&str]) -> String {
+        ok(&self.home, &self.sshd, args)
+    }
+
+    /// `jobctl start -q ARGS` as the ssh user; the id.
+    pub(crate) fn start(&self, args: &[&str]) -> u64 {
+        let mut all = vec!["start", "-q"];
+        all.extend_from_slice(args);
+        self.ok(&all).trim().parse().expect("an id")
+    }
 }
 
 #[test]

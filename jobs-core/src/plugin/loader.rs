@@ -198,6 +198,65 @@ fn trusted_owner(owner: u32, user: u32) -> bool {
     owner == user || owner == 0
 }
 
+/// Checks one file or folder against the loader's rule (see [`load`]):
+/// owned by this user or root, writable by no one else (a sticky folder
+/// may be when `sticky_ok`). A refusal names `subject`.
+fn check_entry(
+    subject: &Path,
+    at: &Path,
+    meta: &std::fs::Metadata,
+    sticky_ok: bool,
+) -> Result<(), PluginError> {
+    let user = effective_uid();
+    let refuse = |rule| PluginError::Insecure {
+        path: subject.to_path_buf(),
+        rule,
+    };
+    if !trusted_owner(meta.uid(), user) {
+        return Err(refuse(Insecurity::Owner {
+            at: at.to_path_buf(),
+            uid: meta.uid(),
+            user,
+        }));
+    }
+    let mode = meta.mode() & 0o7777;
+    let sticky = mode & 0o1000 != 0;
+    if mode & 0o022 != 0 && !(sticky_ok && sticky) {
+        return Err(refuse(Insecurity::Writable {
+            at: at.to_path_buf(),
+            mode,
+        }));
+    }
+    Ok(())
+}
+
+/// Checks the canonical folder `dir` and every folder above it; a
+/// refusal names `subject`.
+fn check_folders(subject: &Path, dir: &Path) -> Result<(), PluginError> {
+    for (i, folder) in dir.ancestors().enumerate() {
+        let meta = std::fs::symlink_metadata(folder).map_err(|e| PluginError::Io {
+            path: folder.to_path_buf(),
+            source: e,
+        })?;
+        check_entry(subject, folder, &meta, i > 0)?;
+    }
+    Ok(())
+}
+
+/// Checks a folder of files this process will run (a plugins folder, the
+/// daemon's hooks folder) by the rule [`load`] applies to a plugin's
+/// folders: it and every folder above it belong to this process's user or
+/// root and are writable by no one else, except that a folder above it may
+/// be sticky. Returns the folder's canonical path.
+pub fn check_folder(dir: &Path) -> Result<PathBuf, PluginError> {
+    let real = std::fs::canonicalize(dir).map_err(|e| PluginError::Io {
+        path: dir.to_path_buf(),
+        source: e,
+    })?;
+    check_folders(dir, &real)?;
+    Ok(real)
+}
+
 /// The plugin file checked and held open: the library is loaded through
 /// this descriptor, so the file checked is the file loaded.
 struct CheckedFile {
@@ -250,34 +309,8 @@ fn open_checked(given: &Path) -> Result<CheckedFile, PluginError> {
     if !meta.is_file() {
         return Err(not_a_file(&path));
     }
-    let user = effective_uid();
-    let refuse = |rule| PluginError::Insecure {
-        path: path.clone(),
-        rule,
-    };
-    let check = |at: &Path, meta: &std::fs::Metadata, sticky_ok: bool| {
-        if !trusted_owner(meta.uid(), user) {
-            return Err(refuse(Insecurity::Owner {
-                at: at.to_path_buf(),
-                uid: meta.uid(),
-                user,
-            }));
-        }
-        let mode = meta.mode() & 0o7777;
-        let sticky = mode & 0o1000 != 0;
-        if mode & 0o022 != 0 && !(sticky_ok && sticky) {
-            return Err(refuse(Insecurity::Writable {
-                at: at.to_path_buf(),
-                mode,
-            }));
-        }
-        Ok(())
-    };
-    check(&path, &meta, false)?;
-    for (i, folder) in dir.ancestors().enumerate() {
-        let meta = std::fs::symlink_metadata(folder).map_err(|e| io(folder, e))?;
-        check(folder, &meta, i > 0)?;
-    }
+    check_entry(&path, &path, &meta, false)?;
+    check_folders(&path, &dir)?;
     Ok(CheckedFile { path, file })
 }
 

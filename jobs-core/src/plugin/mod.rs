@@ -80,4 +80,6 @@ pub use abi::{ABI_VERSION, CORE_VERSION};
 #[doc(hidden)]
 pub use export::Export;
 #[cfg(feature = "plugin-host")]
-pub use loader::{check_trusted, load, scan, Insecurity, LoadedPlugin, PluginError, Scan};
+pub use loader::{
+    check_folder, check_trusted, load, scan, Insecurity, LoadedPlugin, PluginError, Scan,
+};

@@ -14,6 +14,7 @@ use uuid::Uuid;
 use super::{type_key, Entry, Halt, HaltWhen, Inner, Pool, Retry, Table};
 use crate::cell::JobCell;
 use crate::context::JobHost;
+use crate::store::RowChange;
 use crate::throttle::Throttle;
 use crate::{Error, JobContext, JobFailure, JobId, JobInfo, JobSpec, JobState};
 
@@ -189,12 +190,16 @@ impl Inner {
         // or, waiting with a spec the store keeps, still waiting).
         // (A batch's children are written together once all exist, before
         // the caller hears of the batch.)
-        if save_rows {
-            match spec.to_stored().filter(|_| waits && parent.is_none()) {
-                Some(kept) => self.store.save_waiting_job(&info, &kept)?,
-                None => self.store.save_job(&info)?,
-            }
-        }
+        // Its creation is an event, written with the row. A batch's child
+        // rides with the store's next batch instead: its row is written
+        // again with the others by `save_batch`.
+        let kept = spec.to_stored().filter(|_| waits && parent.is_none());
+        let change = match (&kept, save_rows) {
+            (Some(kept), true) => RowChange::SaveWaiting(&info, kept),
+            (None, true) => RowChange::Save(&info),
+            (_, false) => RowChange::SaveSoon(&info),
+        };
+        self.record_change(change, &info, None)?;
         let pool = match parent {
             Some(p) => Pool::Children(p),
             None => Pool::Type(type_key(&type_name)),
@@ -380,18 +385,19 @@ impl Inner {
         }
         // A finished row is written at once; a live state may ride with the
         // store's next batch.
-        let save = if to.is_finished() {
-            self.store.save_job(&e.info)
+        let change = if to.is_finished() {
+            RowChange::Save(&e.info)
         } else {
-            self.store.save_job_soon(&e.info)
+            RowChange::SaveSoon(&e.info)
         };
+        let save = self.record_change(change, &e.info, Some(from));
         e.cell.bump();
         let parent = e.info.parent;
         if let Some(p) = parent.and_then(|p| t.jobs.get(&p)) {
             p.cell.bump();
         }
         self.bump();
-        save.map_err(Error::from)
+        save
     }
 
     pub(crate) fn set_running(&self, id: JobId) -> Result<(), Error> {
@@ -858,5 +864,9 @@ impl JobHost for Inner {
 
     fn children_finished(&self, id: JobId) -> bool {
         Inner::children_finished(self, id)
+    }
+
+    fn count_attempt(&self, id: JobId) -> Result<u32, Error> {
+        Inner::count_attempt(self, id)
     }
 }

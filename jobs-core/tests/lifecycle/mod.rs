@@ -630,3 +630,28 @@ fn a_spec_may_carry_the_instance_id_the_job_takes() {
     assert_ne!(s.info(b).expect("info").instance_id, given);
     wait(&s, &[a, b]);
 }
+
+#[test]
+fn an_attempt_the_executor_counts_shows_in_attempts_and_leaves_the_retries() {
+    let s = session();
+    let mut sp = spec(json!([["attempt"], ["fail", "no luck"]]));
+    sp.retries = 1;
+    let id = s.start(sp).expect("start");
+    s.wait_blocking(&[id], WaitMode::All, Some(Duration::from_secs(30)))
+        .expect("wait");
+    let info = s.info(id).expect("info");
+    assert_eq!(info.state, JobState::Failed);
+    // Two runs (the retry was kept), each counting one more attempt.
+    assert_eq!(info.attempts, 4);
+    let texts: Vec<String> = s
+        .receive(&[id], ReceiveOptions::default())
+        .expect("receive")
+        .iter()
+        .map(|r| String::from_utf8_lossy(&r.record.payload.to_display_bytes()).into_owned())
+        .collect();
+    assert_eq!(
+        texts,
+        ["now attempt 2", "attempt 3 of 3", "now attempt 4"],
+        "the retry's announcement counts the executor's attempt too"
+    );
+}

@@ -119,6 +119,10 @@ impl JobExecutor for TestExecutor {
                     .set_location(step[1].as_str().unwrap_or(""))
                     .expect("set_location"),
                 "exit" => ctx.set_exit_code(step[1].as_i64().unwrap_or(0) as i32),
+                "attempt" => {
+                    let n = ctx.count_attempt().expect("count_attempt");
+                    ctx.output(format!("now attempt {n}"));
+                }
                 other => return Err(JobFailure::new(format!("unknown step {other}"))),
             }
         }

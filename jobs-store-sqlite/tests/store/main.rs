@@ -15,6 +15,7 @@ mod files {
 mod crash_tests;
 mod deps_tests;
 mod drain_tests;
+mod events_tests;
 mod file_tests;
 mod session_tests;
 mod soon_tests;

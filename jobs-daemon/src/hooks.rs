@@ -1,0 +1,365 @@
+//! Hooks: programs the daemon runs when a job reaches a finished state
+//! (Completed, Failed, Stopped): the job's own `start --on-finish` shell
+//! line, and every executable of `$JOBCTL_HOME/hooks/`, in name order.
+//!
+//! A hook learns the job from its environment (the daemon's, plus
+//! `JOBCTL_JOB_ID`, `JOBCTL_JOB_NAME`, `JOBCTL_JOB_TYPE`, `JOBCTL_JOB_STATE`,
+//! `JOBCTL_JOB_EXIT_CODE`, `JOBCTL_JOB_REASON` and `JOBCTL_HOME`; the last
+//! three empty when there is none), runs in the home with no standard
+//! input, in a process group of its own, and gets [`DEFAULT_TIMEOUT`]
+//! (`JOBCTL_HOOK_TIMEOUT` in the daemon's environment sets another) before
+//! its group is killed. Its output (the first 64 KiB of each stream) and
+//! its exit status go to the daemon's log. Hooks are not jobs: they change no job and are not in the table.
+//!
+//! Hooks follow the session's events (see `events`), so a hook never
+//! delays a job or a request: finished jobs queue their hooks in a bounded
+//! queue, [`CONCURRENT`] run at once, and a burst waits its turn. A queue
+//! that is full makes the event reader fall behind, which then reads what
+//! it missed from the store: no hook is lost, none runs twice.
+//!
+//! The hooks folder obeys the plugins folder's rule
+//! ([`jobs_core::plugin::check_folder`] for the folder,
+//! [`jobs_core::plugin::check_trusted`] for each hook): it and the folders above it
+//! belong to the daemon's user (or root) and nobody else may write them;
+//! each hook file likewise. A folder that breaks the rule is logged and no
+//! hook of it runs; the jobs' own `--on-finish` lines still do (they came
+//! through the session's socket, from its user).
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use jobs_core::{EventStream, JobEvent, JobId, Session};
+use jobs_store_sqlite::SqliteStore;
+use tokio::sync::{mpsc, Semaphore};
+use tracing::{info, warn};
+
+use crate::fail::Fail;
+
+/// How long a hook may run before it is killed.
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How many hooks run at once.
+const CONCURRENT: usize = 4;
+
+/// How many hook runs may wait.
+const QUEUE: usize = 1024;
+
+/// The hooks of a session: the jobs' finish lines and the hooks folder.
+pub(crate) struct Hooks {
+    home: PathBuf,
+    store: Arc<SqliteStore>,
+    /// The `--on-finish` lines, by job.
+    lines: Mutex<HashMap<JobId, Vec<u8>>>,
+    timeout: Duration,
+}
+
+/// One hook to run for one finished job.
+struct Run {
+    what: What,
+    env: Vec<(&'static str, String)>,
+    job: JobId,
+}
+
+enum What {
+    Line(Vec<u8>),
+    File(PathBuf),
+}
+
+impl What {
+    fn label(&self) -> String {
+        match self {
+            What::Line(l) => format!("--on-finish '{}'", String::from_utf8_lossy(l)),
+            What::File(p) => p.display().to_string(),
+        }
+    }
+}
+
+impl Hooks {
+    /// The hooks of the session in `home`, with the finish lines `store`
+    /// kept across restarts.
+    pub(crate) fn new(home: &Path, store: Arc<SqliteStore>) -> anyhow::Result<Arc<Hooks>> {
+        let lines = store.on_finish_hooks()?.into_iter().collect();
+        let timeout = match std::env::var("JOBCTL_HOOK_TIMEOUT") {
+            Ok(v) => jobs_core::parse_duration(&v).unwrap_or_else(|e| {
+                warn!("JOBCTL_HOOK_TIMEOUT={v} is not a duration ({e}); hooks get 60s");
+                DEFAULT_TIMEOUT
+            }),
+            Err(_) => DEFAULT_TIMEOUT,
+        };
+        Ok(Arc::new(Hooks {
+            home: home.to_path_buf(),
+            store,
+            lines: Mutex::new(lines),
+            timeout,
+        }))
+    }
+
+    fn lines(&self) -> std::sync::MutexGuard<'_, HashMap<JobId, Vec<u8>>> {
+        // Each use is one insert, get or remove: a panic leaves it whole.
+        self.lines.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Starts a job with `start` and gives it its finish line, if any.
+    /// The line is in place before the job can be seen finishing: the
+    /// event reader looks it up under the same lock.
+    pub(crate) fn start_with(
+        &self,
+        line: Option<String>,
+        start: impl FnOnce() -> Result<JobId, Fail>,
+    ) -> Result<JobId, Fail> {
+        let Some(line) = line else {
+            return start();
+        };
+        let mut lines = self.lines();
+        let id = start()?;
+        lines.insert(id, line.clone().into_bytes());
+        drop(lines);
+        self.store
+            .set_on_finish(id, line.as_bytes())
+            .map_err(|e| Fail::from(jobs_core::Error::from(e)))?;
+        Ok(id)
+    }
+
+    /// Follows the session's events from `rx` (subscribed when the last
+    /// event was `from`) and runs the hooks of each finished job.
+    pub(crate) fn spawn(self: Arc<Self>, session: Session, rx: EventStream, from: u64) {
+        let (tx, queue) = mpsc::channel(QUEUE);
+        tokio::spawn(Arc::clone(&self).run_queue(queue));
+        tokio::spawn(self.follow(session, rx, from, tx));
+    }
+
+    async fn follow(
+        self: Arc<Self>,
+        session: Session,
+        mut rx: EventStream,
+        mut last: u64,
+        tx: mpsc::Sender<Run>,
+    ) {
+        loop {
+            let Some(next) = rx.next().await else {
+                return;
+            };
+            let events = match next {
+                Ok(ev) => vec![ev],
+                Err(lagged) => {
+                    warn!("hooks: {lagged}; reading them from the store");
+                    let mut all = Vec::new();
+                    loop {
+                        match session.events_after(last.max(all_last(&all)), 1000) {
+                            Ok(page) if page.is_empty() => break,
+                            Ok(page) => all.extend(page),
+                            Err(e) => {
+                                warn!("hooks: cannot read the events: {e}");
+                                break;
+                            }
+                        }
+                    }
+                    all
+                }
+            };
+            for ev in events {
+                if ev.seq <= last {
+                    continue;
+                }
+                last = ev.seq;
+                for run in self.runs(&ev) {
+                    if tx.send(run).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The hooks an event calls for: none unless the job just finished.
+    fn runs(&self, ev: &JobEvent) -> Vec<Run> {
+        let Some(state) = ev.to else {
+            self.lines().remove(&ev.id);
+            return Vec::new();
+        };
+        if !state.is_finished() {
+            return Vec::new();
+        }
+        let env = vec![
+            ("JOBCTL_JOB_ID", ev.id.to_string()),
+            ("JOBCTL_JOB_NAME", ev.name.clone()),
+            ("JOBCTL_JOB_TYPE", ev.type_name.clone()),
+            ("JOBCTL_JOB_STATE", state.to_string()),
+            (
+                "JOBCTL_JOB_EXIT_CODE",
+                ev.exit_code.map(|c| c.to_string()).unwrap_or_default(),
+            ),
+            ("JOBCTL_JOB_REASON", ev.reason.clone().unwrap_or_default()),
+            ("JOBCTL_HOME", self.home.display().to_string()),
+        ];
+        let mut out = Vec::new();
+        if let Some(line) = self.lines().get(&ev.id).cloned() {
+            out.push(What::Line(line));
+        }
+        out.extend(self.folder_hooks().into_iter().map(What::File));
+        out.into_iter()
+            .map(|what| Run {
+                what,
+                env: env.clone(),
+                job: ev.id,
+            })
+            .collect()
+    }
+
+    /// The executables of the hooks folder, in name order; none (logged)
+    /// when the folder or a file breaks the plugins folder's rule.
+    fn folder_hooks(&self) -> Vec<PathBuf> {
+        let dir = self.home.join("hooks");
+        if !dir.is_dir() {
+            return Vec::new();
+        }
+        let dir = match jobs_core::plugin::check_folder(&dir) {
+            Ok(d) => d,
+            Err(e) => {
+                warn!(
+                    "hooks folder refused, no hook of it runs: {:#}",
+                    anyhow::Error::new(e)
+                );
+                return Vec::new();
+            }
+        };
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) => {
+                warn!("cannot read the hooks folder {}: {e}", dir.display());
+                return Vec::new();
+            }
+        };
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| {
+                std::fs::symlink_metadata(p)
+                    .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            })
+            // Run by the path checked: its folder admits no one else's files.
+            .filter_map(|p| match jobs_core::plugin::check_trusted(&p) {
+                Ok(checked) => Some(checked),
+                Err(e) => {
+                    warn!("hook refused: {:#}", anyhow::Error::new(e));
+                    None
+                }
+            })
+            .collect();
+        files.sort();
+        files
+    }
+
+    /// Runs queued hooks, [`CONCURRENT`] at a time.
+    async fn run_queue(self: Arc<Self>, mut queue: mpsc::Receiver<Run>) {
+        let slots = Arc::new(Semaphore::new(CONCURRENT));
+        while let Some(run) = queue.recv().await {
+            let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
+                return;
+            };
+            let me = Arc::clone(&self);
+            tokio::spawn(async move {
+                me.run(run).await;
+                drop(slot);
+            });
+        }
+    }
+
+    async fn run(&self, run: Run) {
+        let label = run.what.label();
+        let job = run.job;
+        let mut cmd = match &run.what {
+            What::Line(line) => {
+                let mut c = tokio::process::Command::new("/bin/sh");
+                c.arg("-c").arg(OsStr::from_bytes(line));
+                c
+            }
+            What::File(path) => tokio::process::Command::new(path),
+        };
+        cmd.envs(run.env)
+            .current_dir(&self.home)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true);
+        let mut child = match cmd.spawn() {
+            Ok(c) => c,
+            Err(e) => {
+                warn!(job, "hook {label} did not start: {e}");
+                return;
+            }
+        };
+        let pid = child.id();
+        let (out, err) = (child.stdout.take(), child.stderr.take());
+        let done = async {
+            let (out, err, status) = tokio::join!(logged(out), logged(err), child.wait());
+            status.map(|s| (out, err, s))
+        };
+        match tokio::time::timeout(self.timeout, done).await {
+            Ok(Ok((out, err, status))) => {
+                for line in String::from_utf8_lossy(&out.0).lines() {
+                    info!(job, "hook {label}: {line}");
+                }
+                for line in String::from_utf8_lossy(&err.0).lines() {
+                    warn!(job, "hook {label} (stderr): {line}");
+                }
+                if out.1 + err.1 > 0 {
+                    warn!(
+                        job,
+                        "hook {label}: {} more bytes of output not logged",
+                        out.1 + err.1
+                    );
+                }
+                if status.success() {
+                    info!(job, "hook {label} ended: {status}");
+                } else {
+                    warn!(job, "hook {label} failed: {status}");
+                }
+            }
+            Ok(Err(e)) => warn!(job, "hook {label}: {e}"),
+            Err(_) => {
+                // Its whole group: a shell's children too.
+                if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
+                    let _ = nix::sys::signal::killpg(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
+                warn!(
+                    job,
+                    "hook {label} killed after {}",
+                    jobs_core::format_duration(self.timeout)
+                );
+            }
+        }
+    }
+}
+
+/// How much of a hook's stdout, and of its stderr, goes to the log.
+const LOGGED: u64 = 64 << 10;
+
+/// The first [`LOGGED`] bytes of a hook's pipe, and how many more it
+/// wrote (read and dropped, so the hook never blocks on a full pipe).
+async fn logged(pipe: Option<impl tokio::io::AsyncRead + Unpin>) -> (Vec<u8>, u64) {
+    use tokio::io::AsyncReadExt;
+    let Some(mut pipe) = pipe else {
+        return (Vec::new(), 0);
+    };
+    let mut kept = Vec::new();
+    let _ = (&mut pipe).take(LOGGED).read_to_end(&mut kept).await;
+    let more = tokio::io::copy(&mut pipe, &mut tokio::io::sink())
+        .await
+        .unwrap_or(0);
+    (kept, more)
+}
+
+fn all_last(events: &[JobEvent]) -> u64 {
+    events.last().map_or(0, |e| e.seq)
+}
