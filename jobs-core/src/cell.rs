@@ -13,6 +13,18 @@ use uuid::Uuid;
 
 use crate::JobId;
 
+/// How a stop asks a job's work to end, for executors that can: the first
+/// signal to send (default SIGTERM) and how long to wait before SIGKILL
+/// (default: the executor's grace period). An executor that cannot signal
+/// ignores both and stops as it always does.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StopOptions {
+    /// The first signal (a number, as `kill -N`); none: SIGTERM.
+    pub signal: Option<i32>,
+    /// The time between the first signal and SIGKILL; none: the executor's.
+    pub grace: Option<Duration>,
+}
+
 /// A stop request, seen from the job's side: a flag to check, a future to
 /// await, and a blocking wait for plain threads. Cloning shares the request.
 #[derive(Clone)]
@@ -31,6 +43,7 @@ struct StopInner {
     tx: watch::Sender<bool>,
     lock: Mutex<()>,
     cv: Condvar,
+    options: Mutex<StopOptions>,
 }
 
 impl fmt::Debug for StopToken {
@@ -58,6 +71,7 @@ impl StopToken {
                 tx: watch::Sender::new(false),
                 lock: Mutex::new(()),
                 cv: Condvar::new(),
+                options: Mutex::new(StopOptions::default()),
             }),
         }
     }
@@ -72,8 +86,22 @@ impl StopToken {
         self.inner.cv.notify_all();
     }
 
+    /// Says how the stop requested next should end the work (see
+    /// [`StopOptions`]); a stop already under way keeps its own.
+    pub(crate) fn set_options(&self, options: StopOptions) {
+        if !self.is_stopped() {
+            *self.inner.options.lock().unwrap_or_else(|p| p.into_inner()) = options;
+        }
+    }
+
+    /// How the requested stop should end the work.
+    pub fn options(&self) -> StopOptions {
+        *self.inner.options.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Withdraws the request, for another attempt of the same job.
     pub(crate) fn reset(&self) {
+        *self.inner.options.lock().unwrap_or_else(|p| p.into_inner()) = StopOptions::default();
         let _g = self.inner.lock.lock().unwrap_or_else(|p| p.into_inner());
         self.inner.flag.store(false, Ordering::SeqCst);
         self.inner.tx.send_replace(false);

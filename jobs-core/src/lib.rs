@@ -123,7 +123,7 @@ pub mod os_serde;
 pub mod plugin;
 
 pub use async_trait::async_trait;
-pub use cell::StopToken;
+pub use cell::{StopOptions, StopToken};
 pub use context::JobContext;
 pub use duration::{format_duration, parse_duration, ParseDurationError};
 pub use error::{Error, ErrorKind, StoreError, SuspendError};
@@ -143,6 +143,7 @@ pub use session::{
     SessionBuilder, BATCH_TYPE, SESSION_ENDED_REASON,
 };
 pub use shell::{shell_quote, shell_quote_bytes};
+pub use signal::{parse_signal, signal_word};
 pub use spec::{JobSpec, SpecMaker};
 pub use state::{JobState, ParseStateError};
 pub use store::{MemoryStore, RowChange, Store};

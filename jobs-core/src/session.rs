@@ -10,6 +10,7 @@ mod deps;
 mod events;
 mod lifecycle;
 mod suspend;
+mod restart;
 
 pub use batch::{default_batch_throttle, BatchSpec, Halt, HaltWhen, BATCH_TYPE};
 pub use events::{EventStream, Lagged};
@@ -96,8 +97,9 @@ struct Entry {
     halted: Option<String>,
     /// The reason a stop requested by the session (not the user) gives.
     stop_reason: Option<String>,
-    /// How long each attempt may run (`JobSpec::timeout`).
-    timeout: Option<std::time::Duration>,
+    /// How long each attempt may run (`JobSpec::timeout`), and how the
+    /// reason shows it (`JobSpec::timeout_shown`).
+    timeout: Option<(std::time::Duration, Option<String>)>,
     /// Once the attempt's time passed: the reason it fails with.
     timed_out: Option<String>,
     /// The running attempt's clock, cancelled once the job ends.
@@ -117,6 +119,8 @@ struct Retry {
     spec: JobSpec,
     left: u32,
     total: u32,
+    /// The wait before each new attempt.
+    delay: Option<std::time::Duration>,
 }
 
 /// The throttle a job queues behind: its type's, or its parent's.
@@ -365,6 +369,23 @@ impl Session {
     pub fn request_stop(&self, id: JobId) -> Result<(), Error> {
         let mut t = self.inner.lock();
         t.check(&[id])?;
+        self.inner.request_stop_locked(&mut t, id);
+        Ok(())
+    }
+
+    /// [`request_stop`](Session::request_stop), saying how the work should
+    /// end (the first signal, the grace before SIGKILL) to the executors of
+    /// the job and its children that can signal.
+    pub fn request_stop_with(&self, id: JobId, options: crate::StopOptions) -> Result<(), Error> {
+        let mut t = self.inner.lock();
+        t.check(&[id])?;
+        let mut all = Vec::new();
+        t.with_descendants(id, &mut all);
+        for j in all {
+            if let Some(cell) = t.cell(j) {
+                cell.stop.set_options(options);
+            }
+        }
         self.inner.request_stop_locked(&mut t, id);
         Ok(())
     }

@@ -29,8 +29,8 @@ use std::time::Duration;
 
 use jobs_core::{JobContext, JobFailure, Record, Stream};
 
-use crate::attached::{humanize, status_result, CHUNK};
-use crate::group::{proc_stat, sleep, terminate_group};
+use crate::attached::{status_result, CHUNK};
+use crate::group::{proc_stat, sleep, Ending};
 use crate::lent::Lent;
 use crate::records::LineDecoder;
 use crate::spawn::{check_cwd, resolve_program, spawn, Launch};
@@ -135,9 +135,10 @@ pub(crate) async fn run(
         ))),
         None => {
             let pgid = i32::try_from(pid).unwrap_or(0);
-            let (killed, _) = tokio::join!(terminate_group(&io, pgid, ex.grace), child.wait());
+            let ending = Ending::of(ctx.stop_options(), ex.grace);
+            let (killed, _) = tokio::join!(ending.terminate(&io, pgid), child.wait());
             tail.finish(&ctx);
-            stopped_result(killed, ex.grace)
+            stopped_result(killed, ending)
         }
     };
     let _ = std::fs::remove_dir_all(&dir);
@@ -180,9 +181,10 @@ pub(crate) async fn resume(ex: Lent, dir: PathBuf, ctx: JobContext) -> Result<()
         tokio::select! {
             _ = ctx.stopped() => {
                 let pgid = i32::try_from(pid).unwrap_or(0);
-                let killed = alive() && terminate_group(&io, pgid, ex.grace).await;
+                let ending = Ending::of(ctx.stop_options(), ex.grace);
+                let killed = alive() && ending.terminate(&io, pgid).await;
                 tail.finish(&ctx);
-                break stopped_result(killed, ex.grace);
+                break stopped_result(killed, ending);
             }
             _ = sleep(&io, TAIL) => tail.pump(&ctx),
         }
@@ -191,12 +193,9 @@ pub(crate) async fn resume(ex: Lent, dir: PathBuf, ctx: JobContext) -> Result<()
     result
 }
 
-fn stopped_result(killed: bool, grace: Duration) -> Result<(), JobFailure> {
+fn stopped_result(killed: bool, ending: Ending) -> Result<(), JobFailure> {
     if killed {
-        Err(JobFailure::new(format!(
-            "did not end within {} of SIGTERM: killed with SIGKILL",
-            humanize(grace)
-        )))
+        Err(ending.killed())
     } else {
         Ok(())
     }

@@ -252,7 +252,9 @@ pub(crate) fn drive(
     loop {
         if ctx.stop_requested() {
             wake.attempted();
-            return stop(conn, &r, &id, options.stop_grace, op_timeout);
+            // `jobctl stop --grace`; the supervisor's first signal is TERM.
+            let grace = ctx.stop_options().grace.unwrap_or(options.stop_grace);
+            return stop(conn, &r, &id, grace, op_timeout);
         }
         let c = match conn.take() {
             Some(c) => c,

@@ -354,11 +354,14 @@ fn drive(
             };
             match &mut stop {
                 StopPhase::Requested { at, term_sent } => {
+                    // `jobctl stop --signal --grace`, else TERM and ours.
+                    let how = ctx.stop_options();
                     if let (false, Some(pgid)) = (*term_sent, filter.pgid) {
-                        runner.signal_group(pgid, "TERM");
+                        let first = how.signal.map_or("TERM".into(), jobs_core::signal_word);
+                        runner.signal_group(pgid, &first);
                         *term_sent = true;
                     }
-                    if at.elapsed() >= stop_grace {
+                    if at.elapsed() >= how.grace.unwrap_or(stop_grace) {
                         if let Some(pgid) = filter.pgid {
                             runner.signal_group(pgid, "KILL");
                         }

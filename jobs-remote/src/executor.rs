@@ -138,6 +138,7 @@ impl SshExecutor {
                 .location(host.clone())
                 .detached(spec.detached);
             child.timeout = spec.timeout;
+            child.timeout_shown = spec.timeout_shown.clone();
             if let Err(e) = ctx.start_child(child) {
                 if ctx.stop_requested() {
                     break;

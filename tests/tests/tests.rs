@@ -15,6 +15,7 @@ mod load;
 mod plugins;
 mod receive;
 mod remote;
+mod restart;
 mod spread;
 mod store;
 mod suspend;
