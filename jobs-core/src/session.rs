@@ -9,8 +9,8 @@ mod batch;
 mod deps;
 mod events;
 mod lifecycle;
-mod suspend;
 mod restart;
+mod suspend;
 
 pub use batch::{default_batch_throttle, BatchSpec, Halt, HaltWhen, BATCH_TYPE};
 pub use events::{EventStream, Lagged};

@@ -222,14 +222,17 @@ impl Runner<'_> {
         Ok(())
     }
 
-    /// Runs `kill -SIG -- -PGID` over a second channel, blocking briefly.
+    /// Runs `kill -SIG -PGID` over a second channel, blocking briefly. No
+    /// `--`: dash, `/bin/sh` on Debian, takes it for a pid ("Illegal
+    /// number"), and a negative pid after a signal is a group in every
+    /// POSIX shell.
     fn signal_group(&self, pgid: i64, sig: &str) {
         self.session.set_blocking(true);
         self.session.set_timeout(5_000);
         let run = || -> Result<(), ssh2::Error> {
             let mut ch = self.session.channel_session()?;
             ch.exec(&format!(
-                "kill -{sig} -- -{pgid} 2>/dev/null || kill -{sig} {pgid} 2>/dev/null; true"
+                "kill -{sig} -{pgid} 2>/dev/null || kill -{sig} {pgid} 2>/dev/null; true"
             ))?;
             ch.send_eof()?;
             let mut sink = Vec::new();
