@@ -15,6 +15,8 @@ mod load;
 mod plugins;
 mod receive;
 mod remote;
+mod restart;
 mod spread;
 mod store;
+mod suspend;
 mod trust;
