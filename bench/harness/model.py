@@ -94,6 +94,8 @@ NUMBERS = {
     "remote_fanout": "5a",
     "remote_sequential": "5b",
     "remote_spread": "5c",
+    "remote_scale": "5d",
+    "remote_scale_cpu": "5e",
     "chain": "6",
     "batch": "7a",
     "batch_large": "7b",

@@ -62,7 +62,10 @@ class LoopbackSshd:
                 f"Port {self.port}\nListenAddress 127.0.0.1\nHostKey {d}/host_ed25519\n"
                 f"PidFile {d}/sshd.pid\nAuthorizedKeysFile {d}/authorized_keys\n"
                 "StrictModes no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
-                "UsePAM no\nMaxStartups 200\nMaxSessions 200\nUseDNS no\n"
+                "UsePAM no\nUseDNS no\nMaxSessions 200\n"
+                # Unauthenticated connections at once before sshd drops new
+                # ones: at least one per host, so a full fan-out is never throttled.
+                f"MaxStartups {max(200, len(self.hosts))}\n"
             )
         try:
             os.makedirs("/run/sshd", exist_ok=True)

@@ -72,9 +72,27 @@ pub(crate) enum Command {
 
     /// Stop jobs and terminate their process trees; print their rows.
     #[command(
-        after_help = "Examples:\n  jobctl stop 3\n  jobctl stop -q --name 'build*'\n  jobctl stop --state Running"
+        after_help = "Process and remote jobs get the first signal (--signal, default TERM) on their whole process group, then KILL once the grace (--grace, default 5s) has passed; other job types stop as they always do.\n\nExamples:\n  jobctl stop 3\n  jobctl stop -q --name 'build*'\n  jobctl stop --state Running\n  jobctl stop 3 --signal INT --grace 30s"
     )]
-    Stop(Lazy<SelectArgs>),
+    Stop(Lazy<StopArgs>),
+
+    /// Start finished jobs again as new jobs from their stored specs; print the new rows.
+    #[command(
+        after_help = "A job restarts with what it was started with: its type, command, items, hosts, the directory and environment captured at its first start, and its options (name, throttle, timeout, retries and delay, input, --detached), also after a daemon restart. It does not wait again for the jobs it waited for (--after, --after-any): those are decided already. The new job's JSON has `restarted_from`. A job that is not finished is refused (exit 1).\n\nWith --failed, a batch (start --each) reruns in place only its Failed and Stopped children: they go back to NotStarted, their attempts count on, and the batch is Running again; its row is printed.\n\nExamples:\n  jobctl restart 3\n  jobctl restart -q 3 4\n  jobctl restart 7 --failed"
+    )]
+    Restart(Lazy<RestartArgs>),
+
+    /// Suspend running jobs (process groups get SIGSTOP); print their rows.
+    #[command(
+        after_help = "Suspending, then Suspended, as PowerShell's Suspend-Job: a process job's whole group gets SIGSTOP (a remote job's remote group likewise), a script job pauses at its next operation, a batch starts no new children and suspends its running ones. A suspended job's --timeout clock pauses. `wait` returns on Suspended; `wait --force` does not. A job that is not Running is refused (exit 1), and so is a type that cannot suspend (the message names it); a refused request changes no job.\n\nExamples:\n  jobctl suspend 3\n  jobctl suspend -q --name 'build*'"
+    )]
+    Suspend(Lazy<SelectArgs>),
+
+    /// Resume suspended jobs (process groups get SIGCONT); print their rows.
+    #[command(
+        after_help = "Running again, as PowerShell's Resume-Job; a batch starts its queued children again. A job that is not Suspended is refused (exit 1) and no job changes.\n\nExamples:\n  jobctl resume 3\n  jobctl resume --state Suspended"
+    )]
+    Resume(Lazy<SelectArgs>),
 
     /// Re-attach detached remote jobs now; print their rows.
     #[command(
@@ -261,15 +279,21 @@ pub(crate) struct StartArgs {
     /// the running ones too (`now`).
     #[arg(long, value_name = "now|soon,fail=N", requires = "each", value_parser = parse_halt)]
     pub halt: Option<String>,
-    /// Stop the job and fail it (`timed out after 1m30s`, the duration
-    /// normalized) once it ran this long: `90` (seconds), `90s`, `5m`,
+    /// Stop the job and fail it (`timed out after 90s`, the duration as
+    /// written) once it ran this long: `90` (seconds), `90s`, `5m`,
     /// `1h30m`, `500ms`. Per item with --each, per host with --host; the
     /// clock starts when the job starts running.
-    #[arg(long, value_name = "DURATION", value_parser = parse_timeout)]
-    pub timeout: Option<std::time::Duration>,
-    /// With --each: run a failing item up to N more times.
-    #[arg(long, value_name = "N", requires = "each", default_value_t = 0)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_limit)]
+    pub timeout: Option<(std::time::Duration, String)>,
+    /// Run a failed job up to N more times (with --each, each failing
+    /// item); each new attempt is announced by an information record
+    /// `attempt K of M`. Stopping the job ends its retries.
+    #[arg(long, value_name = "N", default_value_t = 0)]
     pub retries: u32,
+    /// With --retries: wait this long before each new attempt (`30`, `30s`,
+    /// `5m`, `500ms`); the job stays Running meanwhile.
+    #[arg(long, value_name = "DURATION", requires = "retries", value_parser = parse_timeout)]
+    pub retry_delay: Option<std::time::Duration>,
     /// With --each and --host: at most N items at a time per host (default
     /// 1). Each item runs once, on one host (GNU parallel's -S), the
     /// default for --each with --host; a host that cannot be reached takes
@@ -472,7 +496,7 @@ pub(crate) struct WaitArgs {
     pub force: bool,
 }
 
-/// Jobs by id and/or filters (`stop`).
+/// Jobs by id and/or filters (`stop`, `suspend`, `resume`).
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("which").required(true).multiple(true).args(["ids", "name", "state"])))]
 pub(crate) struct SelectArgs {
@@ -484,9 +508,42 @@ pub(crate) struct SelectArgs {
     /// Jobs in this state.
     #[arg(long, value_name = "STATE", value_parser = parse_state)]
     pub state: Option<JobState>,
-    /// Print nothing (by default the jobs' rows, as `list`).
+    /// Print nothing (by default the jobs' rows afterwards, as `list`).
     #[arg(short, long)]
     pub quiet: bool,
+}
+
+/// `stop` options.
+#[derive(Debug, Args)]
+pub(crate) struct StopArgs {
+    /// Which jobs.
+    #[command(flatten)]
+    pub select: SelectArgs,
+    /// The first signal: a name with or without SIG (TERM, INT, HUP, USR1,
+    /// ...) or a number (default TERM).
+    #[arg(long, value_name = "SIG", value_parser = parse_signal)]
+    pub signal: Option<i32>,
+    /// How long after the first signal KILL follows (default 5s).
+    #[arg(long, value_name = "DURATION", value_parser = parse_timeout)]
+    pub grace: Option<std::time::Duration>,
+}
+
+/// `restart` options.
+#[derive(Debug, Args)]
+pub(crate) struct RestartArgs {
+    /// The jobs.
+    #[arg(required = true)]
+    pub ids: Vec<u64>,
+    /// Rerun, in place, only the Failed and Stopped children of a batch.
+    #[arg(long)]
+    pub failed: bool,
+    /// Print the ids alone.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+fn parse_signal(s: &str) -> Result<i32, String> {
+    jobs_core::parse_signal(s)
 }
 
 /// `remove` options.
@@ -509,7 +566,20 @@ pub(crate) struct RemoveArgs {
     pub force: bool,
 }
 
-/// `--timeout`: a duration as [`jobs_core::parse_duration`] reads it.
+/// `start --timeout`: the duration, and how a reason shows it: as written,
+/// with `s` added to a plain number of seconds (`90` shows as `90s`).
+fn parse_limit(s: &str) -> Result<(std::time::Duration, String), String> {
+    let limit = parse_timeout(s)?;
+    let t = s.trim();
+    let shown = if t.bytes().all(|b| b.is_ascii_digit()) {
+        format!("{t}s")
+    } else {
+        t.to_string()
+    };
+    Ok((limit, shown))
+}
+
+/// A duration as [`jobs_core::parse_duration`] reads it.
 fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
     jobs_core::parse_duration(s).map_err(|e| e.to_string())
 }
@@ -549,6 +619,16 @@ mod tests {
     }
 
     #[test]
+    fn a_time_limit_shows_as_written_with_plain_seconds_marked() {
+        let shown = |s: &str| parse_limit(s).map(|(_, shown)| shown);
+        assert_eq!(shown("90"), Ok("90s".to_string()));
+        assert_eq!(shown("1h30m"), Ok("1h30m".to_string()));
+        assert_eq!(shown("90s"), Ok("90s".to_string()));
+        assert_eq!(parse_limit("90").map(|(d, _)| d.as_secs()), Ok(90));
+        assert!(parse_limit("abc").is_err());
+    }
+
+    #[test]
     fn start_needs_exactly_one_kind_of_work() {
         assert!(Cli::try_parse_from(["jobctl", "start"]).is_err());
         assert!(Cli::try_parse_from(["jobctl", "start", "-c", "x", "-e", "y"]).is_err());
@@ -562,6 +642,9 @@ mod tests {
             ("receive", "Write what jobs produced"),
             ("wait", "Wait until jobs are finished"),
             ("stop", "Stop jobs"),
+            ("suspend", "Suspend running jobs"),
+            ("resume", "Resume suspended jobs"),
+            ("restart", "Start finished jobs again"),
             ("remove", "Delete finished jobs"),
             ("run", "Start a job, stream its output"),
         ];

@@ -8,7 +8,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::CommandFactory;
 use jobs_core::{JobInfo, JobState};
 
-use crate::cli::{Cli, Command, DaemonAction, Lazy, ListArgs, ReceiveArgs, StartArgs};
+use crate::cli::{Cli, Command, DaemonAction, Lazy, ListArgs, ReceiveArgs, SelectArgs, StartArgs};
 use crate::client::{self, Client};
 use crate::exit::{self, Exit};
 use crate::hosts;
@@ -19,8 +19,8 @@ use crate::summary;
 use crate::view::{Gatherer, Names, Tagger};
 use jobs_protocol::home::Home;
 use jobs_protocol::{
-    encode_env, Each, ListRequest, Op, ReceiveRequest, RemoveRequest, Response, SelectRequest,
-    StartRequest, WaitRequest, Work, MAX_START_INPUT,
+    encode_env, Each, ListRequest, Op, ReceiveRequest, RemoveRequest, Response, RestartRequest,
+    SelectRequest, StartRequest, WaitRequest, Work, MAX_START_INPUT,
 };
 
 /// Runs the command line; returns the exit code.
@@ -44,12 +44,17 @@ pub(crate) fn run(cli: Cli) -> Result<i32> {
             };
             wait(&home()?, args.ids, args.any, args.force, timeout_ms)
         }
-        Command::Stop(Lazy(s)) => {
+        Command::Stop(Lazy(a)) => {
+            let s = a.select;
             let mut c = Client::connect_or_start(&home()?, &[])?;
             let resp = c.call(Op::Stop(SelectRequest {
                 ids: s.ids,
                 name: s.name,
                 state: s.state,
+                signal: a.signal,
+                grace_ms: a
+                    .grace
+                    .map(|g| g.as_millis().try_into().unwrap_or(u64::MAX)),
             }))?;
             let Response::Jobs(stopped) = resp else {
                 return Err(unexpected(resp));
@@ -60,12 +65,32 @@ pub(crate) fn run(cli: Cli) -> Result<i32> {
             }
             Ok(exit::SUCCESS)
         }
+        Command::Suspend(Lazy(s)) => passthru(&home()?, s, Op::Suspend),
+        Command::Resume(Lazy(s)) => passthru(&home()?, s, Op::Resume),
+        Command::Restart(Lazy(r)) => {
+            let mut c = Client::connect_or_start(&home()?, &[])?;
+            let resp = c.call(Op::Restart(RestartRequest {
+                ids: r.ids,
+                failed: r.failed,
+            }))?;
+            let Response::Jobs(rows) = resp else {
+                return Err(unexpected(resp));
+            };
+            if r.quiet {
+                let ids: String = rows.iter().map(|j| format!("{}\n", j.id)).collect();
+                ignore_closed(io::stdout().lock().write_all(ids.as_bytes()))?;
+            } else {
+                stdout_table(&rows)?;
+            }
+            Ok(exit::SUCCESS)
+        }
         Command::Connect(Lazy(s)) => {
             let mut c = Client::connect_or_start(&home()?, &[])?;
             let resp = c.call(Op::Connect(SelectRequest {
                 ids: s.ids,
                 name: s.name,
                 state: s.state,
+                ..SelectRequest::default()
             }))?;
             let Response::Jobs(rows) = resp else {
                 return Err(unexpected(resp));
@@ -82,6 +107,7 @@ pub(crate) fn run(cli: Cli) -> Result<i32> {
                     ids: r.ids,
                     name: r.name,
                     state: r.state,
+                    ..SelectRequest::default()
                 },
                 all: r.all,
                 force: r.force,
@@ -110,6 +136,25 @@ fn expect_done(r: Response) -> Result<Vec<u64>> {
         Response::Done(ids) => Ok(ids),
         other => Err(unexpected(other)),
     }
+}
+
+/// `suspend` and `resume`: asks `op` of the selected jobs and prints
+/// their rows afterwards (as `-PassThru`), unless `-q`.
+fn passthru(home: &Home, s: SelectArgs, op: fn(SelectRequest) -> Op) -> Result<i32> {
+    let mut c = Client::connect_or_start(home, &[])?;
+    let resp = c.call(op(SelectRequest {
+        ids: s.ids,
+        name: s.name,
+        state: s.state,
+        ..SelectRequest::default()
+    }))?;
+    let Response::Jobs(rows) = resp else {
+        return Err(unexpected(resp));
+    };
+    if !s.quiet && !rows.is_empty() {
+        stdout_table(&rows)?;
+    }
+    Ok(exit::SUCCESS)
 }
 
 fn stdout_table(jobs: &[JobInfo]) -> Result<()> {
@@ -183,7 +228,10 @@ fn start_request(args: &StartArgs, hosts: Vec<String>) -> Result<StartRequest> {
         input_len: None,
         after: args.after.clone(),
         after_any: args.after_any.clone(),
-        timeout: args.timeout,
+        timeout: args.timeout.as_ref().map(|(limit, _)| *limit),
+        timeout_shown: args.timeout.as_ref().map(|(_, shown)| shown.clone()),
+        retries: args.retries,
+        retry_delay: args.retry_delay,
         on_finish: args.on_finish.clone(),
     })
 }
@@ -218,7 +266,7 @@ fn start_job(c: &mut Client, args: &StartArgs, hosts: Vec<String>) -> Result<Job
         read_all(file, "--input", "the input", env_len, &mut blob)?;
         req.input_len = Some((blob.len() - before) as u64);
     }
-    c.send(Op::Start(req), &blob)?;
+    c.send(Op::Start(Box::new(req)), &blob)?;
     match c.recv()?.0 {
         Response::Started(info) => Ok(info),
         other => Err(unexpected(other)),

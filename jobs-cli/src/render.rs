@@ -251,6 +251,7 @@ mod tests {
             attempts: 0,
             after: Vec::new(),
             after_any: Vec::new(),
+            restarted_from: None,
         }
     }
 

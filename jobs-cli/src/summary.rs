@@ -122,6 +122,7 @@ mod tests {
             attempts: 1,
             after: Vec::new(),
             after_any: Vec::new(),
+            restarted_from: None,
         }
     }
 

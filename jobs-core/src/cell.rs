@@ -13,6 +13,18 @@ use uuid::Uuid;
 
 use crate::JobId;
 
+/// How a stop asks a job's work to end, for executors that can: the first
+/// signal to send (default SIGTERM) and how long to wait before SIGKILL
+/// (default: the executor's grace period). An executor that cannot signal
+/// ignores both and stops as it always does.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StopOptions {
+    /// The first signal (a number, as `kill -N`); none: SIGTERM.
+    pub signal: Option<i32>,
+    /// The time between the first signal and SIGKILL; none: the executor's.
+    pub grace: Option<Duration>,
+}
+
 /// A stop request, seen from the job's side: a flag to check, a future to
 /// await, and a blocking wait for plain threads. Cloning shares the request.
 #[derive(Clone)]
@@ -22,9 +34,16 @@ pub struct StopToken {
 
 struct StopInner {
     flag: AtomicBool,
+    /// A suspend is in force (see `session/suspend.rs`): work that pauses
+    /// cooperatively waits at its next pause point.
+    paused: AtomicBool,
+    /// The pause as the work applied it, for executors that pause from a
+    /// thread of their own and say when they did.
+    applied: watch::Sender<bool>,
     tx: watch::Sender<bool>,
     lock: Mutex<()>,
     cv: Condvar,
+    options: Mutex<StopOptions>,
 }
 
 impl fmt::Debug for StopToken {
@@ -47,23 +66,42 @@ impl StopToken {
         StopToken {
             inner: Arc::new(StopInner {
                 flag: AtomicBool::new(false),
+                paused: AtomicBool::new(false),
+                applied: watch::Sender::new(false),
                 tx: watch::Sender::new(false),
                 lock: Mutex::new(()),
                 cv: Condvar::new(),
+                options: Mutex::new(StopOptions::default()),
             }),
         }
     }
 
-    /// Requests the stop (idempotent).
+    /// Requests the stop (idempotent). A stop ends any pause: paused work
+    /// wakes up to see it.
     pub fn trigger(&self) {
         let _g = self.inner.lock.lock().unwrap_or_else(|p| p.into_inner());
         self.inner.flag.store(true, Ordering::SeqCst);
+        self.inner.paused.store(false, Ordering::SeqCst);
         self.inner.tx.send_replace(true);
         self.inner.cv.notify_all();
     }
 
+    /// Says how the stop requested next should end the work (see
+    /// [`StopOptions`]); a stop already under way keeps its own.
+    pub(crate) fn set_options(&self, options: StopOptions) {
+        if !self.is_stopped() {
+            *self.inner.options.lock().unwrap_or_else(|p| p.into_inner()) = options;
+        }
+    }
+
+    /// How the requested stop should end the work.
+    pub fn options(&self) -> StopOptions {
+        *self.inner.options.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Withdraws the request, for another attempt of the same job.
     pub(crate) fn reset(&self) {
+        *self.inner.options.lock().unwrap_or_else(|p| p.into_inner()) = StopOptions::default();
         let _g = self.inner.lock.lock().unwrap_or_else(|p| p.into_inner());
         self.inner.flag.store(false, Ordering::SeqCst);
         self.inner.tx.send_replace(false);
@@ -72,6 +110,99 @@ impl StopToken {
     /// Whether a stop was requested.
     pub fn is_stopped(&self) -> bool {
         self.inner.flag.load(Ordering::SeqCst)
+    }
+
+    /// Sets or lifts the pause of a suspended job, waking paused threads.
+    pub(crate) fn set_paused(&self, paused: bool) {
+        let _g = self.inner.lock.lock().unwrap_or_else(|p| p.into_inner());
+        self.inner.paused.store(paused, Ordering::SeqCst);
+        self.inner.cv.notify_all();
+        // An async waiter on the stop future is woken to look again too.
+        self.inner.tx.send_modify(|_| {});
+    }
+
+    /// Whether the job is suspended: cooperative work waits at its next
+    /// pause point ([`pause_point`](Self::pause_point)).
+    pub fn is_paused(&self) -> bool {
+        self.inner.paused.load(Ordering::SeqCst) && !self.is_stopped()
+    }
+
+    /// Blocks the calling thread while the job is suspended; returns at
+    /// once when it is not, and as soon as it is resumed or stopped. For
+    /// code on plain threads: a script engine calls it between operations.
+    pub fn pause_point(&self) {
+        if !self.is_paused() {
+            return;
+        }
+        let guard = self.inner.lock.lock().unwrap_or_else(|p| p.into_inner());
+        let _g = self
+            .inner
+            .cv
+            .wait_while(guard, |_| self.is_paused())
+            .unwrap_or_else(|p| p.into_inner());
+    }
+
+    /// Resolves once the job is not suspended (resumed or stopped).
+    pub async fn unpaused(&self) {
+        let mut rx = self.inner.tx.subscribe();
+        while self.is_paused() {
+            if rx.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Says that the work applied the pause as it now stands (`true`: it
+    /// is paused), for an executor whose `suspend` waits until it did
+    /// ([`applied`](Self::applied)).
+    pub fn set_applied(&self, paused: bool) {
+        self.inner.applied.send_replace(paused);
+    }
+
+    /// Resolves once the work said it applied `paused`
+    /// ([`set_applied`](Self::set_applied)), or a stop was requested.
+    pub async fn applied(&self, paused: bool) {
+        let mut rx = self.inner.applied.subscribe();
+        let mut stop = self.inner.tx.subscribe();
+        loop {
+            if *rx.borrow_and_update() == paused || self.is_stopped() {
+                return;
+            }
+            tokio::select! {
+                r = rx.changed() => if r.is_err() { return },
+                r = stop.changed() => if r.is_err() { return },
+            }
+        }
+    }
+
+    /// Sleeps for `d` of running time, or until a stop: time spent
+    /// suspended does not count. Returns whether a stop was requested.
+    /// For code on plain threads (a script's `sleep`).
+    pub fn sleep_running(&self, d: Duration) -> bool {
+        let mut left = d;
+        loop {
+            self.pause_point();
+            if self.is_stopped() {
+                return true;
+            }
+            let began = std::time::Instant::now();
+            let guard = self.inner.lock.lock().unwrap_or_else(|p| p.into_inner());
+            let (_g, res) = self
+                .inner
+                .cv
+                .wait_timeout_while(guard, left, |_| !self.is_stopped() && !self.is_paused())
+                .unwrap_or_else(|p| p.into_inner());
+            if self.is_stopped() {
+                return true;
+            }
+            if res.timed_out() {
+                return false;
+            }
+            left = left.saturating_sub(began.elapsed());
+            if left.is_zero() {
+                return false;
+            }
+        }
     }
 
     /// Resolves once a stop is requested.

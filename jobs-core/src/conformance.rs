@@ -14,7 +14,7 @@
 //! subject's executor and checks one rule: output and completion, consuming
 //! vs keeping receive, `has_more_data`, ordering, failure reasons, wait
 //! all/any/timeout, stop, remove refused and forced, throttle queueing,
-//! close, and dependencies.
+//! close, dependencies, and suspend/resume (or its refusal).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -303,6 +303,71 @@ pub fn dependencies_wait_and_decide(subject: &dyn Subject) {
     );
 }
 
+/// Suspend and resume, for an executor that
+/// [can suspend](JobExecutor::can_suspend): a suspended job is Suspended
+/// and stays so past the end its work would have reached (wait returns on
+/// it; waiting for a finished state does not), completes once resumed,
+/// and a suspended job can be stopped. For one that cannot: the suspend
+/// is refused naming the type, and the job runs on unchanged.
+pub fn suspend_and_resume(subject: &dyn Subject) {
+    let s = session(subject);
+    let ex = subject.executor();
+    if !ex.can_suspend() {
+        let id = s.start(subject.sleep(60)).expect("start");
+        wait_state(&s, id, JobState::Running, 30);
+        let err = s.suspend_blocking(&[id]).expect_err("suspend must refuse");
+        assert_eq!(err.kind(), ErrorKind::CannotSuspend);
+        let line = crate::error::chain(&err);
+        assert!(line.contains(ex.type_name()), "{line}");
+        assert_eq!(s.info(id).expect("info").state, JobState::Running);
+        s.stop_blocking(id).expect("stop");
+        return;
+    }
+    let id = s.start(subject.sleep(1)).expect("start");
+    wait_state(&s, id, JobState::Running, 30);
+    let rows = s.suspend_blocking(&[id]).expect("suspend");
+    assert_eq!(rows[0].state, JobState::Suspended);
+    let out = s
+        .wait_blocking(&[id], WaitMode::All, Some(Duration::from_secs(10)))
+        .expect("wait");
+    assert!(!out.timed_out, "wait did not return on Suspended");
+    let forced = s
+        .block_on(s.wait_until(
+            &[id],
+            WaitMode::All,
+            crate::WaitUntil::Finished,
+            Some(Duration::from_secs(2)),
+        ))
+        .expect("wait --force");
+    assert!(forced.timed_out, "a suspended job finished: {forced:?}");
+    assert_eq!(s.info(id).expect("info").state, JobState::Suspended);
+    let err = s.suspend_blocking(&[id]).map(|r| r[0].state);
+    assert_eq!(err.expect("suspend again"), JobState::Suspended);
+    let rows = s.resume_blocking(&[id]).expect("resume");
+    assert!(matches!(
+        rows[0].state,
+        JobState::Running | JobState::Completed
+    ));
+    wait_all(&s, &[id], 60);
+    assert_eq!(s.info(id).expect("info").state, JobState::Completed);
+    let err = s
+        .resume_blocking(&[id])
+        .expect_err("resume of a finished job");
+    assert_eq!(err.kind(), ErrorKind::WrongState);
+
+    let id = s.start(subject.sleep(60)).expect("start");
+    wait_state(&s, id, JobState::Running, 30);
+    s.suspend_blocking(&[id]).expect("suspend");
+    let t0 = Instant::now();
+    let info = s.stop_blocking(id).expect("stop");
+    assert_eq!(info.state, JobState::Stopped);
+    assert!(
+        t0.elapsed() < Duration::from_secs(20),
+        "stop of a suspended job took {:?}",
+        t0.elapsed()
+    );
+}
+
 /// Generates one `#[test]` per conformance case for a [`Subject`] value.
 #[macro_export]
 macro_rules! conformance_tests {
@@ -318,7 +383,8 @@ macro_rules! conformance_tests {
             throttle_queues,
             close_stops_running,
             dependencies_wait_and_decide,
-            timeout_fails_the_job
+            timeout_fails_the_job,
+            suspend_and_resume
         );
     };
     (@cases $subject:expr; $($case:ident),*) => {

@@ -204,6 +204,12 @@ impl JobContext {
         self.cell.stop.stopped().await
     }
 
+    /// How the requested stop should end the work: the first signal and
+    /// the grace before SIGKILL, as `jobctl stop --signal --grace` asked.
+    pub fn stop_options(&self) -> crate::StopOptions {
+        self.cell.stop.options()
+    }
+
     /// The job's stop token, to hand to a thread or a script engine.
     pub fn stop_token(&self) -> StopToken {
         self.cell.stop.clone()

@@ -25,6 +25,11 @@ pub enum ErrorKind {
     Runtime,
     /// The session is closed.
     Closed,
+    /// The job's type cannot suspend, or its executor failed to.
+    CannotSuspend,
+    /// The job is in a state the operation does not apply to (a suspend
+    /// of a finished job, a resume of a running one).
+    WrongState,
 }
 
 /// The error of a session operation: branch on [`Error::kind`], read the
@@ -58,6 +63,18 @@ enum Repr {
     Runtime(#[source] std::io::Error),
     #[error("the session is closed")]
     Closed,
+    #[error("cannot suspend job {id}")]
+    CannotSuspend {
+        id: JobId,
+        #[source]
+        source: SuspendError,
+    },
+    #[error("job {id} is {state}: {what}")]
+    WrongState {
+        id: JobId,
+        state: JobState,
+        what: &'static str,
+    },
 }
 
 impl Error {
@@ -93,6 +110,14 @@ impl Error {
         Error(Repr::Closed)
     }
 
+    pub(crate) fn cannot_suspend(id: JobId, source: SuspendError) -> Self {
+        Error(Repr::CannotSuspend { id, source })
+    }
+
+    pub(crate) fn wrong_state(id: JobId, state: JobState, what: &'static str) -> Self {
+        Error(Repr::WrongState { id, state, what })
+    }
+
     /// The kind of error, to branch on.
     pub fn kind(&self) -> ErrorKind {
         match &self.0 {
@@ -105,6 +130,8 @@ impl Error {
             Repr::Store(_) => ErrorKind::Store,
             Repr::Runtime(_) => ErrorKind::Runtime,
             Repr::Closed => ErrorKind::Closed,
+            Repr::CannotSuspend { .. } => ErrorKind::CannotSuspend,
+            Repr::WrongState { .. } => ErrorKind::WrongState,
         }
     }
 
@@ -117,18 +144,22 @@ impl Error {
             Repr::NoSuchJob(id)
             | Repr::NotFinished { id, .. }
             | Repr::IllegalTransition { id, .. }
-            | Repr::ChildJob { id, .. } => Some(*id),
+            | Repr::ChildJob { id, .. }
+            | Repr::CannotSuspend { id, .. }
+            | Repr::WrongState { id, .. } => Some(*id),
             _ => None,
         }
     }
 
     /// The job's state when the operation was refused
-    /// ([`NotFinished`](ErrorKind::NotFinished), and the state it was in for
+    /// ([`NotFinished`](ErrorKind::NotFinished),
+    /// [`WrongState`](ErrorKind::WrongState), and the state it was in for
     /// [`IllegalTransition`](ErrorKind::IllegalTransition)).
     pub fn state(&self) -> Option<JobState> {
         match &self.0 {
             Repr::NotFinished { state, .. } => Some(*state),
             Repr::IllegalTransition { from, .. } => Some(*from),
+            Repr::WrongState { state, .. } => Some(*state),
             _ => None,
         }
     }
@@ -155,6 +186,30 @@ impl Error {
 impl From<StoreError> for Error {
     fn from(e: StoreError) -> Self {
         Error(Repr::Store(e))
+    }
+}
+
+/// Why an executor did not suspend or resume a job.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SuspendError {
+    /// Jobs of this type cannot be suspended.
+    #[error("jobs of type {type_name} cannot be suspended")]
+    Unsupported {
+        /// The executor's type name.
+        type_name: String,
+    },
+    /// The executor tried and failed.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl SuspendError {
+    /// The refusal of a type that cannot suspend.
+    pub fn unsupported(type_name: impl Into<String>) -> Self {
+        SuspendError::Unsupported {
+            type_name: type_name.into(),
+        }
     }
 }
 

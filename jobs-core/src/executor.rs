@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 
-use crate::{JobContext, JobFailure, JobInfo, JobSpec};
+use crate::{JobContext, JobFailure, JobInfo, JobSpec, SuspendError};
 
 /// Runs jobs somewhere. The session owns everything else.
 ///
@@ -20,6 +20,15 @@ use crate::{JobContext, JobFailure, JobInfo, JobSpec};
 ///   threads of the executor's own (or `spawn_blocking`).
 /// - Records emitted after `run` returned are dropped.
 /// - A panic in `run` fails that job only, with the panic message as reason.
+/// - Suspend and resume are optional ([`can_suspend`](JobExecutor::can_suspend)).
+///   The session owns the states (Suspending, Suspended, Running again)
+///   and sets the job's pause ([`StopToken::is_paused`](crate::StopToken::is_paused))
+///   before it calls [`suspend`](JobExecutor::suspend), and lifts it
+///   before [`resume_suspended`](JobExecutor::resume_suspended). Work that
+///   pauses cooperatively (a script between operations) needs nothing
+///   more; work elsewhere (a process group, a remote group) is paused by
+///   these two calls. A stop of a suspended job lifts the pause, then
+///   triggers the stop as for a running job: `run` must still end.
 #[async_trait]
 pub trait JobExecutor: Send + Sync + 'static {
     /// The type name shown in `PSJobTypeName` (`BackgroundJob`, ...).
@@ -55,5 +64,23 @@ pub trait JobExecutor: Send + Sync + 'static {
     /// Takes over a job of a previous session, as `run` would have gone on.
     async fn resume(&self, _info: JobInfo, _ctx: JobContext) -> Result<(), JobFailure> {
         Err(JobFailure::new("this job type cannot be resumed"))
+    }
+
+    /// Whether this executor can suspend and resume its jobs. The session
+    /// asks before it changes anything, and refuses a suspend of a type
+    /// that cannot with [`ErrorKind::CannotSuspend`](crate::ErrorKind::CannotSuspend).
+    fn can_suspend(&self) -> bool {
+        false
+    }
+
+    /// Pauses a running job's work (`ctx` is the job's context, as `run`
+    /// has it); returns once it is paused. Default: unsupported.
+    async fn suspend(&self, _ctx: &JobContext) -> Result<(), SuspendError> {
+        Err(SuspendError::unsupported(self.type_name()))
+    }
+
+    /// Lets a suspended job's work go on. Default: unsupported.
+    async fn resume_suspended(&self, _ctx: &JobContext) -> Result<(), SuspendError> {
+        Err(SuspendError::unsupported(self.type_name()))
     }
 }

@@ -71,6 +71,10 @@ pub struct JobInfo {
     /// [`JobSpec::after_any`](crate::JobSpec::after_any)).
     #[serde(default)]
     pub after_any: Vec<JobId>,
+    /// The job this one was restarted from (`jobctl restart`): a new job
+    /// made from that job's stored spec.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restarted_from: Option<JobId>,
 }
 
 impl JobInfo {
@@ -140,6 +144,7 @@ mod tests {
             attempts: 0,
             after: vec![1, 2],
             after_any: vec![],
+            restarted_from: None,
         };
         let v = serde_json::to_value(&info).expect("ser");
         assert_eq!(v["type"], "BackgroundJob");

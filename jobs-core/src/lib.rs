@@ -39,7 +39,9 @@
 //! the child's id.
 //!
 //! **Wait, stop, remove.** [`Session::wait`] blocks until all or any jobs
-//! are done, or a timeout passes (the jobs keep running). [`Session::stop`]
+//! are done, or a timeout passes (the jobs keep running).
+//! [`Session::suspend`] pauses running jobs (Suspending, then Suspended)
+//! where their executor can, and [`Session::resume`] lets them go on. [`Session::stop`]
 //! ends a job; [`Session::remove`] deletes a finished one and refuses a
 //! running one unless forced. Closing or dropping the session stops its
 //! running jobs.
@@ -121,10 +123,10 @@ pub mod os_serde;
 pub mod plugin;
 
 pub use async_trait::async_trait;
-pub use cell::StopToken;
+pub use cell::{StopOptions, StopToken};
 pub use context::JobContext;
 pub use duration::{format_duration, parse_duration, ParseDurationError};
-pub use error::{Error, ErrorKind, StoreError};
+pub use error::{Error, ErrorKind, StoreError, SuspendError};
 pub use event::JobEvent;
 pub use executor::JobExecutor;
 pub use failure::{panic_message, JobFailure};
@@ -141,6 +143,7 @@ pub use session::{
     SessionBuilder, BATCH_TYPE, SESSION_ENDED_REASON,
 };
 pub use shell::{shell_quote, shell_quote_bytes};
+pub use signal::{parse_signal, signal_word};
 pub use spec::{JobSpec, SpecMaker};
 pub use state::{JobState, ParseStateError};
 pub use store::{MemoryStore, RowChange, Store};

@@ -9,6 +9,8 @@ mod batch;
 mod deps;
 mod events;
 mod lifecycle;
+mod restart;
+mod suspend;
 
 pub use batch::{default_batch_throttle, BatchSpec, Halt, HaltWhen, BATCH_TYPE};
 pub use events::{EventStream, Lagged};
@@ -95,8 +97,9 @@ struct Entry {
     halted: Option<String>,
     /// The reason a stop requested by the session (not the user) gives.
     stop_reason: Option<String>,
-    /// How long each attempt may run (`JobSpec::timeout`).
-    timeout: Option<std::time::Duration>,
+    /// How long each attempt may run (`JobSpec::timeout`), and how the
+    /// reason shows it (`JobSpec::timeout_shown`).
+    timeout: Option<(std::time::Duration, Option<String>)>,
     /// Once the attempt's time passed: the reason it fails with.
     timed_out: Option<String>,
     /// The running attempt's clock, cancelled once the job ends.
@@ -107,6 +110,8 @@ struct Entry {
     /// Set while the job is being removed: its dependents learn it `was
     /// removed` rather than stopped.
     removing: bool,
+    /// The time limit's clock as a suspend paused it (`session/suspend.rs`).
+    clock: suspend::Clock,
 }
 
 /// Another attempt of a failed job.
@@ -114,6 +119,8 @@ struct Retry {
     spec: JobSpec,
     left: u32,
     total: u32,
+    /// The wait before each new attempt.
+    delay: Option<std::time::Duration>,
 }
 
 /// The throttle a job queues behind: its type's, or its parent's.
@@ -203,6 +210,7 @@ impl Entry {
             timer: None,
             waiting: false,
             removing: false,
+            clock: suspend::Clock::default(),
         }
     }
 
@@ -365,6 +373,23 @@ impl Session {
         Ok(())
     }
 
+    /// [`request_stop`](Session::request_stop), saying how the work should
+    /// end (the first signal, the grace before SIGKILL) to the executors of
+    /// the job and its children that can signal.
+    pub fn request_stop_with(&self, id: JobId, options: crate::StopOptions) -> Result<(), Error> {
+        let mut t = self.inner.lock();
+        t.check(&[id])?;
+        let mut all = Vec::new();
+        t.with_descendants(id, &mut all);
+        for j in all {
+            if let Some(cell) = t.cell(j) {
+                cell.stop.set_options(options);
+            }
+        }
+        self.inner.request_stop_locked(&mut t, id);
+        Ok(())
+    }
+
     /// Stops a job and waits until it is finished; returns its final row.
     pub async fn stop(&self, id: JobId) -> Result<JobInfo, Error> {
         self.request_stop(id)?;
@@ -420,9 +445,10 @@ impl Session {
 
     /// Requests a stop of every job that is not finished and waits until
     /// they all are. Detached jobs are left running (they outlive the
-    /// session), and so are jobs that wait for others when the store keeps
-    /// them ([`Store::keeps_waiting_specs`]): they wait again once the store
-    /// is restored.
+    /// session; a suspended one is continued, see `session/suspend.rs`),
+    /// and so are jobs that wait for others when the store keeps them
+    /// ([`Store::keeps_waiting_specs`]): they wait again once the store is
+    /// restored.
     pub async fn close(&self) {
         self.inner.closing.store(true, Ordering::Release);
         let ids: Vec<JobId> = {
@@ -447,6 +473,7 @@ impl Session {
         for id in ids {
             let _ = self.wait_finished(id).await;
         }
+        self.continue_detached().await;
     }
 
     /// Blocking [`close`](Session::close), for programs without a runtime.
@@ -511,7 +538,7 @@ impl Session {
                 let parent_resumed = info.parent.is_none_or(|p| resume.contains(&p));
                 match &executor {
                     Some(ex) if parent_resumed && ex.resumable(&info) => {
-                        info.state = JobState::Running;
+                        info.state = suspend::restored_state(info.state, &cell);
                         resume.push(id);
                     }
                     _ => {

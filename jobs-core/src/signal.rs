@@ -41,3 +41,54 @@ const NAMES: &[(i32, &str)] = &[
     (libc::SIGPWR, "SIGPWR"),
     (libc::SIGSYS, "SIGSYS"),
 ];
+
+/// Reads a signal as `kill` takes it: a name with or without the `SIG`
+/// prefix, in any case (`INT`, `SIGINT`, `int`), or a number this platform
+/// has (`2`). Returns its number.
+pub fn parse_signal(s: &str) -> Result<i32, String> {
+    let t = s.trim();
+    if let Ok(n) = t.parse::<i32>() {
+        return match signal_name(n) {
+            Some(_) => Ok(n),
+            None => Err(format!("{s:?} is not a signal number of this system")),
+        };
+    }
+    let upper = t.to_ascii_uppercase();
+    let name = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
+    NAMES
+        .iter()
+        .find(|(_, n)| *n == name)
+        .map(|(num, _)| *num)
+        .ok_or_else(|| format!("{s:?} is not a signal name or number (e.g. TERM, INT, HUP, 9)"))
+}
+
+/// The name of signal `sig` without its `SIG` prefix (`TERM`), as `kill -s`
+/// takes it; the number itself for one this platform does not name.
+pub fn signal_word(sig: i32) -> String {
+    match signal_name(sig) {
+        Some(n) => n.trim_start_matches("SIG").to_string(),
+        None => sig.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals_read_by_name_with_or_without_prefix_or_by_number() {
+        assert_eq!(parse_signal("INT"), Ok(libc::SIGINT));
+        assert_eq!(parse_signal("sigint"), Ok(libc::SIGINT));
+        assert_eq!(parse_signal("SIGHUP"), Ok(libc::SIGHUP));
+        assert_eq!(parse_signal("usr1"), Ok(libc::SIGUSR1));
+        assert_eq!(parse_signal("9"), Ok(libc::SIGKILL));
+        assert!(parse_signal("NOPE").is_err());
+        assert!(parse_signal("999").is_err());
+        assert!(parse_signal("").is_err());
+        assert_eq!(signal_word(libc::SIGTERM), "TERM");
+    }
+}

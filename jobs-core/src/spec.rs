@@ -44,13 +44,22 @@ pub struct JobSpec {
     /// announced by an information record `attempt K of M`). A job with an
     /// in-process payload runs once: the payload cannot be run again.
     pub retries: u32,
+    /// How long to wait before each new attempt (none: start it at once).
+    /// The job stays Running meanwhile; a stop during the wait ends the
+    /// retries at once and the job ends Stopped.
+    pub retry_delay: Option<std::time::Duration>,
+    /// The job this one restarts (shown in [`JobInfo::restarted_from`](crate::JobInfo::restarted_from)).
+    pub restarted_from: Option<JobId>,
     /// How long the job may run (each attempt, from when it starts
     /// running, not while it waits). When it passes, the session stops the
     /// job (as a user's stop does, killing its tree) and the job ends Failed
-    /// with the reason `timed out after 1m30s` (the duration normalized, see
-    /// [`format_duration`](crate::format_duration)); with retries left, it is
-    /// a failure as any other. See [`JobSpec::timeout`].
+    /// with the reason `timed out after 90s` ([`timeout_shown`](field@JobSpec::timeout_shown),
+    /// else the duration normalized by [`format_duration`](crate::format_duration));
+    /// with retries left, it is a failure as any other. See [`JobSpec::timeout`].
     pub timeout: Option<std::time::Duration>,
+    /// How the time limit is shown in the reason, as its user wrote it
+    /// (`90s` for `--timeout 90`, `1h30m`); none: normalized.
+    pub timeout_shown: Option<String>,
     /// Jobs that must all end Completed before this one starts; if one
     /// ends Failed or Stopped, or is removed, this job ends Failed without
     /// running. See [`JobSpec::after`].
@@ -84,7 +93,10 @@ impl JobSpec {
             instance_id: None,
             item: None,
             retries: 0,
+            retry_delay: None,
+            restarted_from: None,
             timeout: None,
+            timeout_shown: None,
             after: Vec::new(),
             after_any: Vec::new(),
             make: None,
@@ -201,7 +213,10 @@ impl fmt::Debug for JobSpec {
             .field("instance_id", &self.instance_id)
             .field("item", &self.item)
             .field("retries", &self.retries)
+            .field("retry_delay", &self.retry_delay)
+            .field("restarted_from", &self.restarted_from)
             .field("timeout", &self.timeout)
+            .field("timeout_shown", &self.timeout_shown)
             .field("make", &self.make.as_ref().map(|_| "…"))
             .field("after", &self.after)
             .field("after_any", &self.after_any)
@@ -225,7 +240,10 @@ impl JobSpec {
             instance_id: self.instance_id,
             item: self.item.clone(),
             retries: self.retries,
+            retry_delay: self.retry_delay,
+            restarted_from: self.restarted_from,
             timeout: self.timeout,
+            timeout_shown: self.timeout_shown.clone(),
             after: self.after.clone(),
             after_any: self.after_any.clone(),
             make: self.make.clone(),
@@ -259,7 +277,10 @@ impl JobSpec {
             instance_id: self.instance_id,
             item: self.item.clone(),
             retries: self.retries,
+            retry_delay: self.retry_delay,
+            restarted_from: self.restarted_from,
             timeout: self.timeout,
+            timeout_shown: self.timeout_shown.clone(),
             after: self.after.clone(),
             after_any: self.after_any.clone(),
         };
@@ -282,7 +303,10 @@ impl JobSpec {
             instance_id: s.instance_id,
             item: s.item,
             retries: s.retries,
+            retry_delay: s.retry_delay,
+            restarted_from: s.restarted_from,
             timeout: s.timeout,
+            timeout_shown: s.timeout_shown,
             after: s.after,
             after_any: s.after_any,
             make: None,
@@ -305,7 +329,13 @@ struct StoredSpec {
     item: Option<String>,
     retries: u32,
     #[serde(default)]
+    retry_delay: Option<std::time::Duration>,
+    #[serde(default)]
+    restarted_from: Option<JobId>,
+    #[serde(default)]
     timeout: Option<std::time::Duration>,
+    #[serde(default)]
+    timeout_shown: Option<String>,
     #[serde(default)]
     after: Vec<JobId>,
     #[serde(default)]

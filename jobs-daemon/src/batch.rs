@@ -30,8 +30,8 @@ pub(crate) fn start(
     d: &Daemon,
     req: StartRequest,
     each: Each,
-    env: &[u8],
-    input: &[u8],
+    (env, input): (&[u8], &[u8]),
+    restarted_from: Option<JobId>,
 ) -> Result<JobId, Fail> {
     if req.detached {
         return Err(Fail::new(
@@ -49,34 +49,14 @@ pub(crate) fn start(
         ),
         None => None,
     };
-    let spread = Spread::of(&req, &each)?;
-    let items = item_spans(input, each.null);
-    let template = Arc::new(Template {
-        spread,
-        req,
-        env: env.to_vec(),
-        input: input.to_vec(),
-        items,
-    });
+    let template = Template::new(req, (env, input), &each, None)?;
+    let spread = template.spread;
     // Every child's spec is built once here, so bad input is refused
     // before anything starts; a queued child then keeps only a light spec
     // that builds its full one again when it launches.
     let mut children = Vec::with_capacity(template.items.len());
     for index in 0..template.items.len() {
-        let full = template.child(index)?;
-        let mut light = JobSpec::new(full.type_name.clone(), full.command.clone());
-        light.location = full
-            .location
-            .clone()
-            .or_else(|| (!template.req.hosts.is_empty()).then(|| template.req.hosts.join(",")));
-        light.item = Some(String::from_utf8_lossy(template.item(index)).into_owned());
-        light.retries = each.retries;
-        light.timeout = template.req.timeout;
-        let t = Arc::clone(&template);
-        light.make = Some(Arc::new(move |_: &JobSpec| {
-            t.child(index).map_err(|f| JobFailure::new(f.message))
-        }));
-        children.push(light);
+        children.push(light_spec(&template, &each, index)?);
     }
     let req = &template.req;
     Ok(d.session.start_batch(BatchSpec {
@@ -89,8 +69,54 @@ pub(crate) fn start(
         halt,
         after: req.after.clone(),
         after_any: req.after_any.clone(),
+        restarted_from,
         instance_id: spread.map(|s| s.group),
     })?)
+}
+
+/// The light specs of the children for items `indices` (from 0) of the
+/// batch `req` started (`restart --failed`), built as `start` built them.
+pub(crate) fn rerun_specs(
+    req: StartRequest,
+    each: &Each,
+    (env, input): (&[u8], &[u8]),
+    group: uuid::Uuid,
+    indices: &[usize],
+) -> Result<Vec<JobSpec>, Fail> {
+    let template = Template::new(req, (env, input), each, Some(group))?;
+    indices
+        .iter()
+        .map(|&index| {
+            if index >= template.items.len() {
+                return Err(Fail::new(
+                    ErrorCode::Failed,
+                    format!("the batch's stored input has no item {}", index + 1),
+                ));
+            }
+            light_spec(&template, each, index)
+        })
+        .collect()
+}
+
+/// The spec a queued child keeps: what `list` shows, its options, and how
+/// to build its full spec (checked here, built again when it launches).
+fn light_spec(template: &Arc<Template>, each: &Each, index: usize) -> Result<JobSpec, Fail> {
+    let full = template.child(index)?;
+    let mut light = JobSpec::new(full.type_name.clone(), full.command.clone());
+    light.location = full
+        .location
+        .clone()
+        .or_else(|| (!template.req.hosts.is_empty()).then(|| template.req.hosts.join(",")));
+    light.item = Some(String::from_utf8_lossy(template.item(index)).into_owned());
+    light.retries = each.retries.max(template.req.retries);
+    light.retry_delay = template.req.retry_delay;
+    light.timeout = template.req.timeout;
+    light.timeout_shown = template.req.timeout_shown.clone();
+    let t = Arc::clone(template);
+    light.make = Some(Arc::new(move |_: &JobSpec| {
+        t.child(index).map_err(|f| JobFailure::new(f.message))
+    }));
+    Ok(light)
 }
 
 /// What every child of a batch is made from: the request, the caller's
@@ -106,6 +132,27 @@ struct Template {
 }
 
 impl Template {
+    /// The template of the batch `req` started; `group`, if given, is the
+    /// group its items spread over hosts share (a rerun's: its batch's).
+    fn new(
+        req: StartRequest,
+        (env, input): (&[u8], &[u8]),
+        each: &Each,
+        group: Option<uuid::Uuid>,
+    ) -> Result<Arc<Template>, Fail> {
+        let mut spread = Spread::of(&req, each)?;
+        if let (Some(s), Some(g)) = (spread.as_mut(), group) {
+            s.group = g;
+        }
+        Ok(Arc::new(Template {
+            spread,
+            req,
+            env: env.to_vec(),
+            input: input.to_vec(),
+            items: item_spans(input, each.null),
+        }))
+    }
+
     fn item(&self, index: usize) -> &[u8] {
         let (start, end) = self.items[index];
         &self.input[start..end]
@@ -128,6 +175,9 @@ impl Template {
             after: Vec::new(),
             after_any: Vec::new(),
             timeout: req.timeout,
+            timeout_shown: req.timeout_shown.clone(),
+            retries: 0,
+            retry_delay: None,
             // The batch's hook runs once, when the parent finishes.
             on_finish: None,
         };

@@ -143,6 +143,7 @@ async fn serve_forever(home: Home, plugins: Vec<PathBuf>, limits: Limits) -> Res
     let daemon = Arc::new(Daemon {
         hooks,
         session,
+        store: Arc::clone(&store),
         types,
         remote,
         closing: AtomicBool::new(false),

@@ -297,6 +297,12 @@ pub(crate) fn job_spec(
         "BackgroundJob" => process_spec(&req, vars, input)?,
         "ThreadJob" => thread_spec(&req)?,
         "RemoteJob" => {
+            if req.retries > 0 {
+                return Err(Fail::new(
+                    ErrorCode::Usage,
+                    "--retries does not go with --host: a remote job's hosts are not run again",
+                ));
+            }
             let mut spec = remote_spec(&req, &vars)?;
             spec.name = req.name;
             spec.after = req.after;
@@ -316,7 +322,12 @@ pub(crate) fn job_spec(
     spec.after = req.after;
     spec.after_any = req.after_any;
     spec.timeout = req.timeout;
-    if spec.has_dependencies() {
+    spec.timeout_shown = req.timeout_shown;
+    spec.retries = req.retries;
+    spec.retry_delay = req.retry_delay;
+    // Another attempt runs the spec again, which an in-process payload
+    // cannot be.
+    if spec.has_dependencies() || spec.retries > 0 {
         keepable(&mut spec);
     }
     Ok(spec)
@@ -430,6 +441,7 @@ fn remote_spec(req: &StartRequest, vars: &[(OsString, OsString)]) -> Result<JobS
     }
     if let Some(limit) = req.timeout {
         spec = spec.timeout(limit);
+        spec.timeout_shown = req.timeout_shown.clone();
     }
     Ok(spec.into_job_spec())
 }

@@ -1,13 +1,10 @@
 //! Answers each request of a connection: the operations on the session.
 
-use std::os::unix::ffi::OsStringExt;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use jobs_core::{JobFilter, JobId, WaitMode, WaitUntil};
 use jobs_protocol::{
-    check_env, ChildCounts, ErrorCode, ListRequest, Op, RemoveRequest, Response, SelectRequest,
-    WaitRequest,
+    ChildCounts, ErrorCode, ListRequest, Op, RemoveRequest, Response, SelectRequest, WaitRequest,
 };
 use tokio::net::unix::OwnedReadHalf;
 
@@ -15,7 +12,7 @@ use crate::fail::Fail;
 use crate::receive::receive;
 use crate::shared::Daemon;
 use crate::wire::{client_gone, send, Conn};
-use crate::{batch, connect, events, executors};
+use crate::{connect, events, executors, restart};
 
 /// Answers one request; `Ok(false)` closes the connection.
 pub(crate) async fn handle(
@@ -25,31 +22,8 @@ pub(crate) async fn handle(
     (rd, wr): Conn<'_>,
 ) -> Result<bool, Fail> {
     let resp = match op {
-        Op::Start(mut start) => {
-            if d.closing.load(Ordering::SeqCst) {
-                return Err(Fail::new(ErrorCode::Failed, "the session is ending"));
-            }
-            let parts = start
-                .parts(blob)
-                .map_err(|e| Fail::new(ErrorCode::Protocol, e))?;
-            let (env, items, input) = (parts.env, parts.items, parts.input);
-            check_env(env).map_err(|e| Fail::new(ErrorCode::Failed, e.to_string()))?;
-            let on_finish = start.on_finish.take();
-            let id = match start.each.take() {
-                Some(_) if input.is_some() => return Err(Fail::new(
-                    ErrorCode::Usage,
-                    "--input does not go with --each: a batch's children read no standard input",
-                )),
-                Some(each) => d
-                    .hooks
-                    .start_with(on_finish, || batch::start(d, start, each, env, items))?,
-                None => {
-                    let input = input.map(|i| std::ffi::OsString::from_vec(i.to_vec()));
-                    let spec = executors::job_spec(start, env, input)?;
-                    d.hooks
-                        .start_with(on_finish, || Ok(d.session.start(spec)?))?
-                }
-            };
+        Op::Start(start) => {
+            let id = restart::start(d, *start, blob, None)?;
             Response::Started(d.session.info(id)?)
         }
         Op::List(l) => Response::Jobs(d.session.get(&filter(l))?),
@@ -75,13 +49,18 @@ pub(crate) async fn handle(
             Some(r) => r,
             None => return Ok(false),
         },
+        Op::Restart(r) => Response::Jobs(restart::restart(d, r)?),
         Op::Stop(s) => {
             let ids = select(d, &s)?;
+            let options = jobs_core::StopOptions {
+                signal: s.signal,
+                grace: s.grace_ms.map(Duration::from_millis),
+            };
             // A job removed meanwhile (a `run` following it removes it once
             // it ended) is stopped all the same: it is left out of the rows.
             let gone = |e: &jobs_core::Error| e.kind() == jobs_core::ErrorKind::NoSuchJob;
             for &id in &ids {
-                match d.session.request_stop(id) {
+                match d.session.request_stop_with(id, options) {
                     Err(e) if !gone(&e) => return Err(e.into()),
                     _ => {}
                 }
@@ -97,6 +76,8 @@ pub(crate) async fn handle(
             // The rows as they were when each job ended.
             Response::Jobs(rows)
         }
+        Op::Suspend(s) => Response::Jobs(d.session.suspend(&select(d, &s)?).await?),
+        Op::Resume(s) => Response::Jobs(d.session.resume(&select(d, &s)?).await?),
         Op::Remove(r) => Response::Done(remove(d, r).await?),
         Op::Connect(s) => Response::Jobs(connect::connect(d, select(d, &s)?).await?),
         Op::Status => Response::Status {

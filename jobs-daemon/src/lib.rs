@@ -15,7 +15,8 @@
 //! descriptors); `serve` one connection, `wire` its framing, `handle` the
 //! requests, `receive` the paged, acknowledged receive; `events` the state changes; `hooks`
 //! the programs run when a job finishes; `executors` the
-//! registry and the translation of a `start` request into a job spec.
+//! registry and the translation of a `start` request into a job spec;
+//! `restart` starts jobs (keeping each one's request) and starts them again.
 //!
 //! # Example
 //! ```no_run
@@ -35,6 +36,7 @@ mod handle;
 mod hooks;
 mod limits;
 mod receive;
+mod restart;
 mod serve;
 mod shared;
 mod spread;

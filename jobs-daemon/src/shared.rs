@@ -12,6 +12,9 @@ use tracing::info;
 pub(crate) struct Daemon {
     /// The job table.
     pub(crate) session: Session,
+    /// The session's store, for what the daemon keeps beside the table
+    /// (the requests `restart` replays).
+    pub(crate) store: std::sync::Arc<jobs_store_sqlite::SqliteStore>,
     /// What runs when a job finishes.
     pub(crate) hooks: std::sync::Arc<crate::hooks::Hooks>,
     /// The executor types, for `plugins`.

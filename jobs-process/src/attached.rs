@@ -15,7 +15,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::unix::pipe;
 use tokio::runtime::Handle;
 
-use crate::group::{group_alive, signal_group, sleep, terminate_group};
+use crate::group::{group_alive, signal_group, sleep, terminate_group, Ending};
 use crate::lent::Lent;
 use crate::records::{failure_reason, LineDecoder};
 use crate::spawn::{check_cwd, spawn, Launch};
@@ -81,6 +81,7 @@ pub(crate) async fn run(ex: Lent, spec: ProcessSpec, ctx: JobContext) -> Result<
             "cannot register the job with the process watcher: {e}"
         )));
     }
+    let _paused = ex.groups.register(&ctx, pgid);
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
@@ -135,12 +136,10 @@ pub(crate) async fn run(ex: Lent, spec: ProcessSpec, ctx: JobContext) -> Result<
                 }
             }
             None => {
-                let (killed, _) = tokio::join!(terminate_group(&io, pgid, ex.grace), child.wait());
+                let ending = Ending::of(ctx.stop_options(), ex.grace);
+                let (killed, _) = tokio::join!(ending.terminate(&io, pgid), child.wait());
                 if killed {
-                    Err(JobFailure::new(format!(
-                        "did not end within {} of SIGTERM: killed with SIGKILL",
-                        humanize(ex.grace)
-                    )))
+                    Err(ending.killed())
                 } else {
                     Ok(())
                 }
@@ -181,14 +180,6 @@ pub(crate) fn status_result(st: ExitStatus, ctx: &JobContext) -> Result<(), JobF
         }
         (None, Some(sig)) => Err(JobFailure::signaled(sig)),
         (None, None) => Err(JobFailure::new(format!("ended with {st}"))),
-    }
-}
-
-pub(crate) fn humanize(d: Duration) -> String {
-    if d.subsec_millis() == 0 {
-        format!("{}s", d.as_secs())
-    } else {
-        format!("{}ms", d.as_millis())
     }
 }
 

@@ -29,8 +29,8 @@ use std::time::Duration;
 
 use jobs_core::{JobContext, JobFailure, Record, Stream};
 
-use crate::attached::{humanize, status_result, CHUNK};
-use crate::group::{proc_stat, sleep, terminate_group};
+use crate::attached::{status_result, CHUNK};
+use crate::group::{proc_stat, sleep, Ending};
 use crate::lent::Lent;
 use crate::records::LineDecoder;
 use crate::spawn::{check_cwd, resolve_program, spawn, Launch};
@@ -111,6 +111,7 @@ pub(crate) async fn run(
     let start = proc_stat(pid).map(|s| s.start_time).unwrap_or(0);
     write_atomic(&dir, "pid", &format!("{pid} {start}\n"))
         .map_err(|e| fail("write the pid file", e))?;
+    let _paused = ex.groups.register(&ctx, i32::try_from(pid).unwrap_or(0));
 
     let mut tail = Tail::open(&dir, [0; 3]).map_err(|e| fail("open the output files", e))?;
     let exited = loop {
@@ -134,9 +135,10 @@ pub(crate) async fn run(
         ))),
         None => {
             let pgid = i32::try_from(pid).unwrap_or(0);
-            let (killed, _) = tokio::join!(terminate_group(&io, pgid, ex.grace), child.wait());
+            let ending = Ending::of(ctx.stop_options(), ex.grace);
+            let (killed, _) = tokio::join!(ending.terminate(&io, pgid), child.wait());
             tail.finish(&ctx);
-            stopped_result(killed, ex.grace)
+            stopped_result(killed, ending)
         }
     };
     let _ = std::fs::remove_dir_all(&dir);
@@ -160,6 +162,7 @@ pub(crate) async fn resume(ex: Lent, dir: PathBuf, ctx: JobContext) -> Result<()
     let offsets = read_offsets(&dir, &ctx);
     let mut tail = Tail::open(&dir, offsets).map_err(|e| broken(e.to_string()))?;
     let alive = || proc_stat(pid).is_some_and(|s| s.start_time == start && !s.gone());
+    let _paused = alive().then(|| ex.groups.register(&ctx, i32::try_from(pid).unwrap_or(0)));
     let result = loop {
         if let Some(code) = read_exit(&dir) {
             tail.finish(&ctx);
@@ -178,9 +181,10 @@ pub(crate) async fn resume(ex: Lent, dir: PathBuf, ctx: JobContext) -> Result<()
         tokio::select! {
             _ = ctx.stopped() => {
                 let pgid = i32::try_from(pid).unwrap_or(0);
-                let killed = alive() && terminate_group(&io, pgid, ex.grace).await;
+                let ending = Ending::of(ctx.stop_options(), ex.grace);
+                let killed = alive() && ending.terminate(&io, pgid).await;
                 tail.finish(&ctx);
-                break stopped_result(killed, ex.grace);
+                break stopped_result(killed, ending);
             }
             _ = sleep(&io, TAIL) => tail.pump(&ctx),
         }
@@ -189,12 +193,9 @@ pub(crate) async fn resume(ex: Lent, dir: PathBuf, ctx: JobContext) -> Result<()
     result
 }
 
-fn stopped_result(killed: bool, grace: Duration) -> Result<(), JobFailure> {
+fn stopped_result(killed: bool, ending: Ending) -> Result<(), JobFailure> {
     if killed {
-        Err(JobFailure::new(format!(
-            "did not end within {} of SIGTERM: killed with SIGKILL",
-            humanize(grace)
-        )))
+        Err(ending.killed())
     } else {
         Ok(())
     }

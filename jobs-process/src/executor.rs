@@ -5,10 +5,12 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use jobs_core::{async_trait, JobContext, JobExecutor, JobFailure, JobInfo, JobSpec};
+use jobs_core::{async_trait, JobContext, JobExecutor, JobFailure, JobInfo, JobSpec, SuspendError};
+use nix::sys::signal::Signal;
 use tokio::runtime::{Handle, Runtime};
 
 use crate::lent::Lent;
+use crate::pause::Groups;
 use crate::spec::{ProcessSpec, TYPE_NAME};
 use crate::watcher::Watcher;
 use crate::{attached, detached};
@@ -33,6 +35,7 @@ pub struct ProcessExecutor {
     pub(crate) watcher: Arc<Watcher>,
     io: Mutex<Option<Runtime>>,
     io_threads: usize,
+    groups: Arc<Groups>,
 }
 
 impl std::fmt::Debug for ProcessExecutor {
@@ -61,6 +64,7 @@ impl ProcessExecutor {
             watcher: Arc::new(Watcher::new(DEFAULT_GRACE)),
             io: Mutex::new(None),
             io_threads: DEFAULT_IO_THREADS,
+            groups: Arc::default(),
         }
     }
 
@@ -113,6 +117,7 @@ impl ProcessExecutor {
             grace: self.grace,
             watcher: Arc::clone(&self.watcher),
             io: self.io()?,
+            groups: Arc::clone(&self.groups),
         })
     }
 
@@ -191,5 +196,21 @@ impl JobExecutor for ProcessExecutor {
     async fn resume(&self, info: JobInfo, ctx: JobContext) -> Result<(), JobFailure> {
         let dir = self.detached_job_dir(&info.instance_id);
         detached::resume(self.lend()?, dir, ctx).await
+    }
+
+    /// SIGSTOP to the job's whole process group (attached or detached).
+    fn can_suspend(&self) -> bool {
+        true
+    }
+
+    async fn suspend(&self, ctx: &JobContext) -> Result<(), SuspendError> {
+        self.groups.signal(ctx, Signal::SIGSTOP);
+        Ok(())
+    }
+
+    /// SIGCONT to the job's whole process group.
+    async fn resume_suspended(&self, ctx: &JobContext) -> Result<(), SuspendError> {
+        self.groups.signal(ctx, Signal::SIGCONT);
+        Ok(())
     }
 }

@@ -78,7 +78,54 @@ pub(crate) fn proc_stat(pid: u32) -> Option<ProcStat> {
 /// Returns once no process of the group is alive (or a SIGKILLed one did not
 /// disappear within a few seconds); `true` if SIGKILL was needed.
 pub(crate) async fn terminate_group(io: &Handle, pgid: i32, grace: Duration) -> bool {
-    signal_group(pgid, Signal::SIGTERM);
+    terminate_group_with(io, pgid, Signal::SIGTERM, grace).await
+}
+
+/// How a stop ends a job's group: the stop's own first signal and grace
+/// (`jobctl stop --signal --grace`), else SIGTERM and the executor's grace.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Ending {
+    /// The first signal.
+    pub(crate) signal: Signal,
+    /// The time between it and SIGKILL.
+    pub(crate) grace: Duration,
+}
+
+impl Ending {
+    /// The ending a stop with `options` asks for; `grace` is the executor's.
+    pub(crate) fn of(options: jobs_core::StopOptions, grace: Duration) -> Self {
+        Ending {
+            signal: options
+                .signal
+                .and_then(|n| Signal::try_from(n).ok())
+                .unwrap_or(Signal::SIGTERM),
+            grace: options.grace.unwrap_or(grace),
+        }
+    }
+
+    /// Ends the group this way; `true` if SIGKILL was needed.
+    pub(crate) async fn terminate(self, io: &Handle, pgid: i32) -> bool {
+        terminate_group_with(io, pgid, self.signal, self.grace).await
+    }
+
+    /// The reason of a job this ending had to kill.
+    pub(crate) fn killed(self) -> jobs_core::JobFailure {
+        jobs_core::JobFailure::new(format!(
+            "did not end within {} of {}: killed with SIGKILL",
+            humanize(self.grace),
+            self.signal.as_str()
+        ))
+    }
+}
+
+/// [`terminate_group`] with another first signal than SIGTERM.
+pub(crate) async fn terminate_group_with(
+    io: &Handle,
+    pgid: i32,
+    first: Signal,
+    grace: Duration,
+) -> bool {
+    signal_group(pgid, first);
     // A stopped process (SIGSTOP, SIGTSTP) only acts on SIGTERM once continued.
     signal_group(pgid, Signal::SIGCONT);
     let deadline = Instant::now() + grace;
@@ -94,6 +141,15 @@ pub(crate) async fn terminate_group(io: &Handle, pgid: i32, grace: Duration) -> 
         sleep(io, POLL).await;
     }
     true
+}
+
+/// A duration as a stop's reason shows it: `5s`, `1500ms`.
+pub(crate) fn humanize(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
 }
 
 /// A tokio sleep on the executor's own runtime (whose timer always runs,

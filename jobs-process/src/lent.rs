@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use tokio::runtime::Handle;
 
+use crate::pause::Groups;
 use crate::watcher::Watcher;
 
 /// The executor's settings and shared parts, as one job's run sees them.
@@ -17,4 +18,6 @@ pub(crate) struct Lent {
     pub(crate) watcher: Arc<Watcher>,
     /// The runtime the job's pipes and timers run on.
     pub(crate) io: Handle,
+    /// Where the job registers its process group, for suspend and resume.
+    pub(crate) groups: Arc<Groups>,
 }

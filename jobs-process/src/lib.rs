@@ -128,6 +128,7 @@ mod detached;
 mod executor;
 mod group;
 mod lent;
+mod pause;
 mod records;
 mod spawn;
 mod spec;

@@ -34,7 +34,11 @@ use serde::{Deserialize, Serialize};
 /// The protocol version both sides must speak.
 /// Version 4: `start` names the jobs it waits for (`after`, `after_any`),
 /// which an older daemon would ignore and start the job at once.
-pub const PROTOCOL_VERSION: u32 = 5;
+/// Version 5: `events`, `connect`, `start --on-finish`.
+/// Version 6: `suspend`, `resume` and `restart`; `start` carries retries and
+/// their delay, `stop` its signal and grace, which an older daemon would
+/// ignore.
+pub const PROTOCOL_VERSION: u32 = 6;
 /// The largest header of a request the daemon accepts (an environment
 /// block goes in the blob).
 pub const MAX_HEADER: usize = 4 << 20;
@@ -88,7 +92,7 @@ impl Request {
 #[serde(rename_all = "snake_case")]
 pub enum Op {
     /// Starts a job; the blob holds the environment (`K=V\0` entries).
-    Start(StartRequest),
+    Start(Box<StartRequest>),
     /// The job table, filtered.
     List(ListRequest),
     /// One job and its children.
@@ -122,6 +126,13 @@ pub enum Op {
     Wait(WaitRequest),
     /// Stops jobs.
     Stop(SelectRequest),
+    /// Suspends jobs: [`Response::Jobs`], their rows afterwards.
+    Suspend(SelectRequest),
+    /// Resumes suspended jobs: [`Response::Jobs`], their rows afterwards.
+    Resume(SelectRequest),
+    /// Starts finished jobs again from their stored requests; answered
+    /// with the new (or rerun) jobs' rows.
+    Restart(RestartRequest),
     /// Re-attaches detached remote jobs whose connection is lost, now;
     /// answered with their rows once each host's attempt was made.
     Connect(SelectRequest),
@@ -213,10 +224,35 @@ pub struct StartRequest {
     /// remote job) may run before it is stopped and fails.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<std::time::Duration>,
+    /// How a failure's reason shows the time limit: as the user wrote it
+    /// (`90s` for `--timeout 90`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_shown: Option<String>,
+    /// `--retries`: how many more times a failed job runs (for a batch,
+    /// each child: see also [`Each::retries`]).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub retries: u32,
+    /// `--retry-delay`: the wait before each new attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_delay: Option<std::time::Duration>,
     /// `--on-finish`: a shell line the daemon runs when the job finishes
     /// (a daemon before it ignores it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_finish: Option<String>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// `restart`: the jobs, or with `failed` a batch's Failed and Stopped
+/// children, in place.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RestartRequest {
+    /// The jobs.
+    pub ids: Vec<JobId>,
+    /// Rerun a batch's Failed and Stopped children in place instead.
+    pub failed: bool,
 }
 
 impl StartRequest {
@@ -358,6 +394,12 @@ pub struct SelectRequest {
     pub name: Option<String>,
     /// State.
     pub state: Option<JobState>,
+    /// `stop --signal`: the first signal (default SIGTERM).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<i32>,
+    /// `stop --grace`: milliseconds between the first signal and SIGKILL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grace_ms: Option<u64>,
 }
 
 /// `remove`.

@@ -120,6 +120,11 @@ impl Wakers {
         )
     }
 
+    /// Whether a detached child with this instance id runs here.
+    pub(crate) fn runs(&self, id: &str) -> bool {
+        self.lock().contains_key(id)
+    }
+
     /// Makes the child re-attach now if it waits to; resolves once its
     /// next attempt was made, or after `limit`. `false`: no such child runs.
     pub(crate) async fn connect_now(&self, id: &str, limit: Duration) -> bool {
@@ -247,7 +252,9 @@ pub(crate) fn drive(
     loop {
         if ctx.stop_requested() {
             wake.attempted();
-            return stop(conn, &r, &id, options.stop_grace, op_timeout);
+            // `jobctl stop --grace`; the supervisor's first signal is TERM.
+            let grace = ctx.stop_options().grace.unwrap_or(options.stop_grace);
+            return stop(conn, &r, &id, grace, op_timeout);
         }
         let c = match conn.take() {
             Some(c) => c,

@@ -222,14 +222,17 @@ impl Runner<'_> {
         Ok(())
     }
 
-    /// Runs `kill -SIG -- -PGID` over a second channel, blocking briefly.
+    /// Runs `kill -SIG -PGID` over a second channel, blocking briefly. No
+    /// `--`: dash, `/bin/sh` on Debian, takes it for a pid ("Illegal
+    /// number"), and a negative pid after a signal is a group in every
+    /// POSIX shell.
     fn signal_group(&self, pgid: i64, sig: &str) {
         self.session.set_blocking(true);
         self.session.set_timeout(5_000);
         let run = || -> Result<(), ssh2::Error> {
             let mut ch = self.session.channel_session()?;
             ch.exec(&format!(
-                "kill -{sig} -- -{pgid} 2>/dev/null || kill -{sig} {pgid} 2>/dev/null; true"
+                "kill -{sig} -{pgid} 2>/dev/null || kill -{sig} {pgid} 2>/dev/null; true"
             ))?;
             ch.send_eof()?;
             let mut sink = Vec::new();
@@ -316,6 +319,8 @@ fn drive(
     };
     let mut filter = StdoutFilter::new();
     let mut stop = StopPhase::None;
+    // The pause the remote group has (SIGSTOP sent, not yet SIGCONT).
+    let mut paused = false;
     let mut out_eof = false;
     let mut err_eof = false;
     let result: Result<(), RemoteError> = loop {
@@ -352,11 +357,14 @@ fn drive(
             };
             match &mut stop {
                 StopPhase::Requested { at, term_sent } => {
+                    // `jobctl stop --signal --grace`, else TERM and ours.
+                    let how = ctx.stop_options();
                     if let (false, Some(pgid)) = (*term_sent, filter.pgid) {
-                        runner.signal_group(pgid, "TERM");
+                        let first = how.signal.map_or("TERM".into(), jobs_core::signal_word);
+                        runner.signal_group(pgid, &first);
                         *term_sent = true;
                     }
-                    if at.elapsed() >= stop_grace {
+                    if at.elapsed() >= how.grace.unwrap_or(stop_grace) {
                         if let Some(pgid) = filter.pgid {
                             runner.signal_group(pgid, "KILL");
                         }
@@ -370,6 +378,16 @@ fn drive(
                     }
                 }
                 StopPhase::None => {}
+            }
+        }
+        // A suspend or resume (a stop lifts the pause: SIGCONT after the
+        // SIGTERM above, so the group acts on it).
+        let want = ctx.stop_token().is_paused();
+        if want != paused {
+            if let Some(pgid) = filter.pgid {
+                runner.signal_group(pgid, if want { "STOP" } else { "CONT" });
+                paused = want;
+                ctx.stop_token().set_applied(want);
             }
         }
         if got_out || got_err {

@@ -1,10 +1,13 @@
 //! `SshExecutor`: a parent job per start that opens one child job per host;
 //! each child drives its host's SSH session on a thread of its own.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, Weak};
 
-use jobs_core::{async_trait, JobContext, JobExecutor, JobFailure, JobInfo, JobSpec, JobState};
+use jobs_core::{
+    async_trait, JobContext, JobExecutor, JobFailure, JobInfo, JobSpec, JobState, SuspendError,
+};
 
 use crate::config;
 use crate::connect;
@@ -34,6 +37,9 @@ use crate::spread;
 pub struct SshExecutor {
     options: Arc<SshOptions>,
     pool: Arc<Pool>,
+    /// The instance ids of running host jobs: the ones whose thread
+    /// confirms a suspend (see [`SshExecutor::suspend`]).
+    hosts: Arc<Mutex<HashSet<u128>>>,
     /// The batches spread over hosts (see `spread.rs`).
     spread: Arc<spread::Groups>,
     wakers: Arc<Wakers>,
@@ -56,6 +62,7 @@ impl SshExecutor {
         SshExecutor {
             pool: Arc::new(Pool::new(&options)),
             options: Arc::new(options),
+            hosts: Arc::default(),
             spread: Arc::default(),
             wakers: Arc::default(),
         }
@@ -131,6 +138,7 @@ impl SshExecutor {
                 .location(host.clone())
                 .detached(spec.detached);
             child.timeout = spec.timeout;
+            child.timeout_shown = spec.timeout_shown.clone();
             if let Err(e) = ctx.start_child(child) {
                 if ctx.stop_requested() {
                     break;
@@ -282,7 +290,13 @@ impl JobExecutor for SshExecutor {
         })?;
         match params {
             Params::Parent(remote) => self.run_parent(remote, ctx).await,
-            Params::Child(task) => self.run_child(task, ctx).await,
+            Params::Child(task) => {
+                let key = ctx.instance_id().as_u128();
+                self.hosts_lock().insert(key);
+                let result = self.run_child(task, ctx).await;
+                self.hosts_lock().remove(&key);
+                result
+            }
         }
     }
 
@@ -318,4 +332,64 @@ impl JobExecutor for SshExecutor {
             Err(_) => String::new(),
         }
     }
+
+    /// A host's job is suspended with `kill -STOP` to its remote process
+    /// group, sent over a second channel by the host's thread, and resumed
+    /// with `kill -CONT`. (A parent is suspended through its children.)
+    fn can_suspend(&self) -> bool {
+        true
+    }
+
+    /// Waits until the host's thread sent the signal. A job whose run has
+    /// not begun yet (or a parent that has opened no child yet: the
+    /// session starts none while it is suspended) has nothing to confirm:
+    /// its thread sends SIGSTOP as soon as the command reports its group.
+    async fn suspend(&self, ctx: &JobContext) -> Result<(), SuspendError> {
+        if self.wakers.runs(&ctx.instance_id().to_string()) {
+            // Its command runs under the remote supervisor, reached by
+            // operations over new connections; no operation pauses it yet.
+            return Err(SuspendError::Failed(
+                "a detached remote job cannot be suspended".into(),
+            ));
+        }
+        if !self.is_host(ctx) {
+            return Ok(());
+        }
+        confirmed(ctx, true).await
+    }
+
+    async fn resume_suspended(&self, ctx: &JobContext) -> Result<(), SuspendError> {
+        if !self.is_host(ctx) {
+            return Ok(());
+        }
+        confirmed(ctx, false).await
+    }
+}
+
+impl SshExecutor {
+    fn hosts_lock(&self) -> std::sync::MutexGuard<'_, HashSet<u128>> {
+        self.hosts.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn is_host(&self, ctx: &JobContext) -> bool {
+        self.hosts_lock().contains(&ctx.instance_id().as_u128())
+    }
+}
+
+/// How long a suspend or resume waits for the host's thread to have sent
+/// the signal (it looks every poll tick; a command still connecting sends
+/// it once it reported its process group).
+const PAUSE_CONFIRM: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// Waits until the host's thread applied the pause as the session set it.
+async fn confirmed(ctx: &JobContext, paused: bool) -> Result<(), SuspendError> {
+    let what = if paused { "suspend" } else { "resume" };
+    tokio::time::timeout(PAUSE_CONFIRM, ctx.stop_token().applied(paused))
+        .await
+        .map_err(|_| {
+            SuspendError::Failed(format!(
+                "the remote command did not take the {what} within {}s",
+                PAUSE_CONFIRM.as_secs()
+            ))
+        })
 }

@@ -73,6 +73,28 @@
 //! the folder also goes once the end was read in full. A host whose folder
 //! is gone at re-attach fails its child with a reason naming the host.
 //!
+//! # Scale: one thread per host holds at 1,000 hosts
+//! Measured with `bench/remote-many` (one job, `--throttle 1000`, `sleep 5`
+//! on 1,000 aliases of one loopback sshd, 2 cores at load 6 to 49): the
+//! daemon peaked at 1,003 threads, 2,024 open descriptors (two per host;
+//! the daemon raises its soft open-files limit to the hard one at start)
+//! and 147 MiB resident (VmHWM), 999 of 1,000 children Completed (one
+//! `Failed getting banner` from the overloaded sshd). A thread's 2 MiB
+//! stack is virtual: resident stacks came to 5 MiB for 346 threads, about
+//! 15 KiB each; the rest per host is the connection itself (libssh2 and
+//! OpenSSL state, a 64 KiB read buffer), which tasks on an async runtime
+//! would hold as well. So hosts keep their own threads. Before, each
+//! host's thread parsed `~/.ssh/config` itself: with a block per host that
+//! is memory and CPU in the square of the hosts (640 MiB to 1.1 GiB
+//! resident at 1,000); the config is now parsed once and shared. What does
+//! not hold at 1,000 at once is the handshakes' CPU: one sshd on 2 busy
+//! cores did not finish 300 of 1,000 simultaneous handshakes within the
+//! 10 s connect timeout (with `ConnectTimeout 120` all did). That is the
+//! servers' (here one machine's) limit, not the client's; the default
+//! throttle of 32 stays (with it the 1,000 hosts all completed `true` in
+//! 14 s, at 36 threads, 339 descriptors and 41 MiB), and `--throttle`
+//! raises it where servers cope.
+//!
 //! # Example
 //! ```no_run
 //! use std::sync::Arc;

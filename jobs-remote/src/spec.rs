@@ -38,6 +38,10 @@ pub struct RemoteSpec {
     /// has none, so hosts waiting behind the throttle get their full time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<std::time::Duration>,
+    /// How the reason shows the time limit (its
+    /// [`JobSpec::timeout_shown`](jobs_core::JobSpec::timeout_shown)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_shown: Option<String>,
     /// Whether each host's command runs detached: under a supervisor on
     /// the host, outliving the connection and the session (see the crate
     /// docs).
@@ -93,6 +97,7 @@ impl RemoteSpec {
             throttle: None,
             caller: Caller::default(),
             timeout: None,
+            timeout_shown: None,
             detached: false,
         }
     }

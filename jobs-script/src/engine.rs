@@ -108,7 +108,8 @@ fn sleep(stop: &StopToken, seconds: f64) -> Result<(), Box<EvalAltResult>> {
     let d = Duration::try_from_secs_f64(seconds.max(0.0)).map_err(|_| -> Box<EvalAltResult> {
         format!("sleep: {seconds} is not a number of seconds").into()
     })?;
-    if stop.wait_timeout(d) {
+    // Time spent suspended does not count: the sleep pauses with the job.
+    if stop.sleep_running(d) {
         Err(terminated())
     } else {
         Ok(())
@@ -128,6 +129,8 @@ pub fn engine(limits: &Limits, sink: Arc<dyn Sink>, stop: StopToken) -> Engine {
     let s = stop.clone();
     let max_memory = limits.or(&Limits::defaults()).max_memory.filter(|&m| m > 0);
     e.on_progress(move |ops| {
+        // A suspended job pauses here, between two operations.
+        s.pause_point();
         if s.is_stopped() {
             return Some(Dynamic::UNIT);
         }

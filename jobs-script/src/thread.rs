@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use jobs_core::{
     async_trait, Error, JobContext, JobExecutor, JobFailure, JobInfo, JobSpec, Live, Payload,
-    Record, Session, Stream,
+    Record, Session, Stream, SuspendError,
 };
 use jobs_thread::{ThreadExecutor, ThreadJob, ThreadWork, TYPE_NAME};
 use rhai::Dynamic;
@@ -156,5 +156,17 @@ impl JobExecutor for ScriptExecutor {
 
     fn resumable(&self, _info: &JobInfo) -> bool {
         false
+    }
+
+    fn can_suspend(&self) -> bool {
+        self.threads.can_suspend()
+    }
+
+    async fn suspend(&self, ctx: &JobContext) -> Result<(), SuspendError> {
+        self.threads.suspend(ctx).await
+    }
+
+    async fn resume_suspended(&self, ctx: &JobContext) -> Result<(), SuspendError> {
+        self.threads.resume_suspended(ctx).await
     }
 }

@@ -114,6 +114,7 @@ fn save_jobs(c: &mut Criterion) {
         attempts: 0,
         after: Vec::new(),
         after_any: Vec::new(),
+        restarted_from: None,
     };
     let n = 1000u64;
     let mut g = c.benchmark_group("save_job");

@@ -45,11 +45,15 @@
 //!   the job row it describes; the last 100,000 at least are kept (see the
 //!   `events` module for what a crash keeps).
 //! - `on_finish`: per job, the shell line the daemon runs when it finishes.
-//! - `waiting`: per job that waits for others, the spec it will run
-//!   (jobs-core's bytes), written in the same transaction as the job's
-//!   first row and deleted at once when the job starts, so a restore starts
-//!   a waiting job, and never one that had started already. A finished row
-//!   deletes it too.
+//! - `specs`: per job, what it was started from. `waiting`: for a job that
+//!   waits for others, the spec it will run (jobs-core's bytes), written in
+//!   the same transaction as the job's first row and cleared at once when
+//!   the job starts, so a restore starts a waiting job, and never one that
+//!   had started already (a finished row clears it too). `request`: the
+//!   start request as its caller made it (the daemon's bytes: work, options,
+//!   directory, environment, items), which `restart` replays; written with
+//!   the batch after the job's first row (see [`SqliteStore::save_request`])
+//!   and kept until the job is deleted.
 //!
 //! Bulk output goes beside the database, in `<database>-records/<job>.bin`,
 //! one append-only file per job: a plain file write instead of a trip
@@ -167,6 +171,34 @@ impl std::fmt::Debug for SqliteStore {
 }
 
 impl SqliteStore {
+    /// Keeps the request job `job` was started with (bytes its caller made:
+    /// `restart` replays them) until the job is deleted. It rides with the
+    /// next batch, as records do: on disk within the flush interval, so a
+    /// SIGKILL in that window leaves a job without a request, which then
+    /// cannot be restarted (and says so).
+    pub fn save_request(&self, job: JobId, request: &[u8]) -> Result<(), StoreError> {
+        sql_int(job)?;
+        if self.shared.pending().push_request(job, request.to_vec()) {
+            self.shared.wake.notify_one();
+        }
+        Ok(())
+    }
+
+    /// The request job `job` was started with, if the store keeps one
+    /// (see [`save_request`](Self::save_request)).
+    pub fn request(&self, job: JobId) -> Result<Option<Vec<u8>>, StoreError> {
+        if let Some(data) = self.shared.pending().requests.get(&job) {
+            return Ok(Some(data.clone()));
+        }
+        let key = sql_int(job)?;
+        let db = self.shared.db();
+        db.conn
+            .prepare_cached("SELECT request FROM specs WHERE job = ?1")
+            .and_then(|mut s| s.query_row([key], |r| r.get(0)).optional())
+            .map(Option::flatten)
+            .map_err(|e| StoreError::new(format!("cannot read job {job}'s start request"), Sql(e)))
+    }
+
     /// Opens (creating if need be) the store at `path` with default options.
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
         SqliteStore::open_with(path, StoreOptions::default())
@@ -354,7 +386,8 @@ impl SqliteStore {
                 self.shared.write(&mut db, |tx| {
                     row.write(tx)?;
                     tx.prepare_cached(
-                        "INSERT OR REPLACE INTO waiting (job, spec) VALUES (?1, ?2)",
+                        "INSERT INTO specs (job, waiting) VALUES (?1, ?2)
+                         ON CONFLICT (job) DO UPDATE SET waiting = excluded.waiting",
                     )?
                     .execute(params![row.id_key, spec])?;
                     Ok(())
@@ -373,7 +406,7 @@ impl SqliteStore {
         written
     }
 
-    /// Deletes a job's row, records, checkpoint, waiting spec and finish
+    /// Deletes a job's row, records, checkpoint, specs and finish
     /// hook, with whatever is buffered of other jobs, in one transaction.
     fn delete_locked(&self, db: &mut Db, id: JobId) -> Result<(), StoreError> {
         let key = sql_int(id)?;
@@ -383,6 +416,7 @@ impl SqliteStore {
             let mut p = self.shared.pending();
             p.jobs.remove(&id);
             p.checkpoints.remove(&id);
+            p.requests.remove(&id);
             p.retain(|r| r.job != id);
         }
         self.shared.write(db, |tx| {
@@ -390,7 +424,8 @@ impl SqliteStore {
             tx.execute("DELETE FROM jobs WHERE id = ?1", [key])?;
             tx.execute("DELETE FROM checkpoints WHERE job = ?1", [key])?;
             tx.execute("DELETE FROM on_finish WHERE job = ?1", [key])?;
-            forget_waiting(tx, key)
+            tx.execute("DELETE FROM specs WHERE job = ?1", [key])?;
+            Ok(())
         })?;
         db.has.remove(&id);
         {
@@ -398,6 +433,7 @@ impl SqliteStore {
             let mut p = self.shared.pending();
             p.jobs.remove(&id);
             p.checkpoints.remove(&id);
+            p.requests.remove(&id);
             p.retain(|r| r.job != id);
         }
         db.files.remove(id)?;
@@ -446,14 +482,16 @@ impl Shared {
         db: &mut Db,
         extra: impl FnOnce(&Transaction) -> rusqlite::Result<()>,
     ) -> Result<(), StoreError> {
-        let (rows, jobs, checkpoints, events) = {
+        let (rows, jobs, checkpoints, events, requests) = {
             let mut p = self.pending();
             let events = std::mem::take(&mut p.events);
+            let requests = std::mem::take(&mut p.requests);
             (
                 p.take(),
                 p.take_jobs(),
                 std::mem::take(&mut p.checkpoints),
                 events,
+                requests,
             )
         };
         let keep = self.keep_events.load(Ordering::Relaxed);
@@ -478,6 +516,17 @@ impl Shared {
                          ON CONFLICT (job) DO UPDATE SET data = excluded.data",
                     )?;
                     for (job, data) in &checkpoints {
+                        let key = i64::try_from(*job)
+                            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+                        put.execute(params![key, data])?;
+                    }
+                }
+                if !requests.is_empty() {
+                    let mut put = tx.prepare_cached(
+                        "INSERT INTO specs (job, request) VALUES (?1, ?2)
+                         ON CONFLICT (job) DO UPDATE SET request = excluded.request",
+                    )?;
+                    for (job, data) in &requests {
                         let key = i64::try_from(*job)
                             .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
                         put.execute(params![key, data])?;
@@ -516,6 +565,7 @@ impl Shared {
                 p.restore_jobs(jobs);
                 p.restore_checkpoints(checkpoints);
                 p.restore_events(events);
+                p.restore_requests(requests);
                 Err(e)
             }
         }
@@ -614,8 +664,11 @@ impl Store for SqliteStore {
         let row = JobRow::encode(info)?;
         self.shared.write(&mut self.shared.db(), |tx| {
             row.write(tx)?;
-            tx.prepare_cached("INSERT OR REPLACE INTO waiting (job, spec) VALUES (?1, ?2)")?
-                .execute(params![row.id_key, spec])?;
+            tx.prepare_cached(
+                "INSERT INTO specs (job, waiting) VALUES (?1, ?2)
+                 ON CONFLICT (job) DO UPDATE SET waiting = excluded.waiting",
+            )?
+            .execute(params![row.id_key, spec])?;
             Ok(())
         })
     }
@@ -628,8 +681,9 @@ impl Store for SqliteStore {
         let key = sql_int(job)?;
         let db = self.shared.db();
         db.conn
-            .prepare_cached("SELECT spec FROM waiting WHERE job = ?1")
+            .prepare_cached("SELECT waiting FROM specs WHERE job = ?1")
             .and_then(|mut s| s.query_row([key], |r| r.get(0)).optional())
+            .map(Option::flatten)
             .map_err(|e| StoreError::new(format!("cannot read job {job}'s waiting spec"), Sql(e)))
     }
 
@@ -955,9 +1009,9 @@ mod sql;
 /// The reason of a job whose row in the store could not be read.
 pub const UNREADABLE_REASON: &str = "unreadable in the store";
 
-/// Deletes a job's waiting spec, if it has one.
+/// Clears a job's waiting spec, if it has one.
 fn forget_waiting(tx: &Transaction, key: i64) -> rusqlite::Result<()> {
-    tx.prepare_cached("DELETE FROM waiting WHERE job = ?1")?
+    tx.prepare_cached("UPDATE specs SET waiting = NULL WHERE job = ?1")?
         .execute([key])?;
     Ok(())
 }

@@ -60,6 +60,8 @@ pub(super) struct Pending {
     pub(super) jobs: BTreeMap<JobId, JobRow>,
     /// Executors' checkpoints, written with the rows buffered before them.
     pub(super) checkpoints: BTreeMap<JobId, Vec<u8>>,
+    /// Jobs' start requests, written with the next batch.
+    pub(super) requests: BTreeMap<JobId, Vec<u8>>,
     /// State-change events, written with the job rows buffered with them.
     pub(super) events: Vec<EventRow>,
     pub(super) bytes: usize,
@@ -120,6 +122,26 @@ impl Pending {
             && self.jobs.is_empty()
             && self.checkpoints.is_empty()
             && self.events.is_empty()
+            && self.requests.is_empty()
+    }
+
+    /// Keeps a job's start request, to be written with the next batch;
+    /// whether the buffer was empty (the flusher then needs a wake-up).
+    pub(super) fn push_request(&mut self, job: JobId, data: Vec<u8>) -> bool {
+        let was_empty = self.is_empty();
+        self.since.get_or_insert_with(Instant::now);
+        self.requests.insert(job, data);
+        was_empty
+    }
+
+    /// Puts back requests a failed write took, unless newer ones came.
+    pub(super) fn restore_requests(&mut self, taken: BTreeMap<JobId, Vec<u8>>) {
+        for (id, data) in taken {
+            self.requests.entry(id).or_insert(data);
+        }
+        if !self.requests.is_empty() {
+            self.since.get_or_insert_with(Instant::now);
+        }
     }
 
     /// Buffers events, to be written with the next batch.
@@ -178,7 +200,11 @@ impl Pending {
     /// After rows left: the interval runs from the oldest row left (job
     /// rows keep the time they set).
     fn since_oldest(&mut self) {
-        if self.jobs.is_empty() && self.checkpoints.is_empty() && self.events.is_empty() {
+        if self.jobs.is_empty()
+            && self.checkpoints.is_empty()
+            && self.events.is_empty()
+            && self.requests.is_empty()
+        {
             self.since = self.rows.first().map(|r| r.at);
         }
     }

@@ -128,6 +128,7 @@ impl JobRow {
             attempts: 0,
             after: Vec::new(),
             after_any: Vec::new(),
+            restarted_from: None,
         }
     }
 

@@ -6,14 +6,17 @@
 //! added `checkpoints`, version 4 `waiting` (the specs of jobs that wait for
 //! others), version 5 `events` (the session's state changes) and `on_finish`
 //! (the daemon's per-job finish hooks); an older file gets the new tables,
-//! empty, and its events are numbered from 1.
+//! empty, and its events are numbered from 1. Version 6 replaced `waiting`
+//! by `specs`: per job, the spec it waits to run (`waiting`, as before) and
+//! the request it was started with (`request`, which `restart` replays); a
+//! version 5 file's waiting specs move there.
 
 use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension};
 
 /// The schema version this build reads and writes.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// How long a statement waits for another connection's lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -104,9 +107,10 @@ pub(super) fn init(conn: &Connection) -> Result<u64, InitError> {
                  job INTEGER PRIMARY KEY,
                  data BLOB NOT NULL
              );
-             CREATE TABLE IF NOT EXISTS waiting (
+             CREATE TABLE IF NOT EXISTS specs (
                  job INTEGER PRIMARY KEY,
-                 spec BLOB NOT NULL
+                 waiting BLOB,
+                 request BLOB
              );
              CREATE TABLE IF NOT EXISTS events (
                  seq INTEGER PRIMARY KEY,
@@ -117,7 +121,7 @@ pub(super) fn init(conn: &Connection) -> Result<u64, InitError> {
                  job INTEGER PRIMARY KEY,
                  line BLOB NOT NULL
              );
-             PRAGMA user_version = 5;
+             PRAGMA user_version = 6;
              COMMIT;",
         )?;
     } else if version < SCHEMA_VERSION {
@@ -136,7 +140,8 @@ pub(super) fn init(conn: &Connection) -> Result<u64, InitError> {
 /// Brings an older file to the current version, once, whoever else opens
 /// it: version 2 added where bulk bytes live, version 3 the executors'
 /// checkpoints, version 4 the specs of waiting jobs, version 5 the events
-/// and the finish hooks.
+/// and the finish hooks, version 6 moved the waiting specs into `specs`,
+/// beside the requests jobs were started with.
 fn upgrade(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch("BEGIN IMMEDIATE")?;
     let done = (|| {
@@ -178,6 +183,18 @@ fn upgrade(conn: &Connection) -> rusqlite::Result<()> {
                      line BLOB NOT NULL
                  );
                  PRAGMA user_version = 5;",
+            )?;
+        }
+        if version <= 5 {
+            conn.execute_batch(
+                "CREATE TABLE IF NOT EXISTS specs (
+                     job INTEGER PRIMARY KEY,
+                     waiting BLOB,
+                     request BLOB
+                 );
+                 INSERT OR REPLACE INTO specs (job, waiting) SELECT job, spec FROM waiting;
+                 DROP TABLE waiting;
+                 PRAGMA user_version = 6;",
             )?;
         }
         Ok(())

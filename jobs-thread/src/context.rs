@@ -108,8 +108,10 @@ impl<T: Any + Send + Sync> ThreadContext<T> {
         self.ctx.stop_requested()
     }
 
-    /// `Err(Stopped)` once a stop was requested: `ctx.check_stop()?` in a loop.
+    /// `Err(Stopped)` once a stop was requested: `ctx.check_stop()?` in a
+    /// loop. While the job is suspended it first waits to be resumed.
     pub fn check_stop(&self) -> Result<(), Stopped> {
+        self.pause_point();
         if self.ctx.stop_requested() {
             Err(Stopped)
         } else {
@@ -117,10 +119,16 @@ impl<T: Any + Send + Sync> ThreadContext<T> {
         }
     }
 
-    /// Sleeps for `duration`, or less if a stop is requested meanwhile, in
-    /// which case it returns `Err(Stopped)`.
+    /// Waits while the job is suspended; returns at once otherwise.
+    pub fn pause_point(&self) {
+        self.ctx.stop_token().pause_point();
+    }
+
+    /// Sleeps for `duration` of running time (time suspended does not
+    /// count), or less if a stop is requested meanwhile, in which case it
+    /// returns `Err(Stopped)`.
     pub fn sleep(&self, duration: Duration) -> Result<(), Stopped> {
-        if self.ctx.stop_token().wait_timeout(duration) {
+        if self.ctx.stop_token().sleep_running(duration) {
             Err(Stopped)
         } else {
             Ok(())

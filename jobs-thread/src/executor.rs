@@ -7,7 +7,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Duration;
 
-use jobs_core::{async_trait, JobContext, JobExecutor, JobFailure, JobSpec};
+use jobs_core::{async_trait, JobContext, JobExecutor, JobFailure, JobSpec, SuspendError};
 use tokio::sync::oneshot;
 
 use crate::pool::Pool;
@@ -172,6 +172,24 @@ impl JobExecutor for ThreadExecutor {
             Ok(outcome) => settle(outcome),
             Err(_) => Err(JobFailure::new(abandoned_reason(self.grace))),
         }
+    }
+
+    /// Thread jobs pause cooperatively: a script between two operations
+    /// (and in `sleep`), a closure at its next pause point: its stop
+    /// token's `pause_point` or `sleep_running`, or `check_stop`, `sleep`
+    /// or `pause_point` of a [`ThreadContext`](crate::ThreadContext). A
+    /// closure with none goes on running while the job shows Suspended.
+    fn can_suspend(&self) -> bool {
+        true
+    }
+
+    async fn suspend(&self, _ctx: &JobContext) -> Result<(), SuspendError> {
+        // The session set the job's pause; the work sees it itself.
+        Ok(())
+    }
+
+    async fn resume_suspended(&self, _ctx: &JobContext) -> Result<(), SuspendError> {
+        Ok(())
     }
 }
 

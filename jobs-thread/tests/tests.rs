@@ -28,7 +28,8 @@ impl jobs_core::conformance::Subject for Subject {
     }
     fn sleep(&self, secs: u64) -> JobSpec {
         ThreadWork::new(move |ctx| {
-            ctx.stop_token().wait_timeout(Duration::from_secs(secs));
+            // Running time: a suspend pauses it.
+            ctx.stop_token().sleep_running(Duration::from_secs(secs));
             Ok(())
         })
         .into_spec("sleep")

@@ -7,7 +7,9 @@
  * byte-exact. Exit 0 ends the job Completed; another status Failed with
  * the reason "exited with status N: <last line of stderr>"; a signal
  * Failed with "killed by signal N". A stop sends SIGTERM to the group, and
- * SIGKILL after two seconds; the job ends Stopped.
+ * SIGKILL after two seconds; the job ends Stopped. Suspend and resume send
+ * SIGSTOP and SIGCONT to the group (a stop sends SIGCONT too, so that a
+ * suspended group acts on its SIGTERM).
  *
  * Build:  cc -std=c11 -O2 -fPIC -shared -pthread -fvisibility=hidden \
  *            -I../include -o libc_example.so c_example.c
@@ -573,7 +575,28 @@ static void request_stop(struct job *j) {
     if (j->stop_requested || j->state != RUNNING) return;
     j->stop_requested = 1;
     clock_gettime(CLOCK_MONOTONIC, &j->stop_at);
-    if (!j->reaped) kill(-j->pid, SIGTERM);
+    if (!j->reaped) {
+        kill(-j->pid, SIGTERM);
+        kill(-j->pid, SIGCONT);
+    }
+}
+
+/* SIGSTOP or SIGCONT to a running job's group. */
+static int32_t signal_running(const void *handle, int sig, jobctl_buf *err) {
+    struct job *j = (struct job *)handle;
+    if (j == NULL) return fail_with(err, "no job");
+    pthread_mutex_lock(&j->lock);
+    if (j->state == RUNNING && !j->reaped) kill(-j->pid, sig);
+    pthread_mutex_unlock(&j->lock);
+    return JOBCTL_OK;
+}
+
+static int32_t suspend(const void *handle, jobctl_buf *err) {
+    return signal_running(handle, SIGSTOP, err);
+}
+
+static int32_t resume_suspended(const void *handle, jobctl_buf *err) {
+    return signal_running(handle, SIGCONT, err);
 }
 
 static int32_t stop(const void *handle) {
@@ -601,7 +624,7 @@ static int32_t describe(const void *instance, jobctl_buf *out) {
     (void)instance;
     if (out == NULL) return JOBCTL_ERR;
     *out = buf_of("{\"type_name\":\"" TYPE_NAME "\",\"default_throttle\":null,"
-                  "\"reports_start\":false}");
+                  "\"reports_start\":false,\"can_suspend\":true}");
     return out->ptr != NULL ? JOBCTL_OK : JOBCTL_ERR;
 }
 
@@ -646,6 +669,8 @@ static const jobctl_vtable VTABLE = {
     .stop = stop,
     .free_job = free_job,
     .free_buf = free_buf,
+    .suspend = suspend,
+    .resume_suspended = resume_suspended,
 };
 
 #define STR(s) {(const uint8_t *)(s), sizeof(s) - 1}

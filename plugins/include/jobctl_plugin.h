@@ -1,5 +1,5 @@
 /*
- * jobctl_plugin.h: the jobctl executor plugin ABI, version 4, in C.
+ * jobctl_plugin.h: the jobctl executor plugin ABI, version 5, in C.
  *
  * A plugin is a shared library that exports one function,
  *
@@ -24,9 +24,16 @@
  *   its strings, the instance and the table are static and never freed;
  *   the library is never unloaded.
  * - Threads. Any function may be called from any host thread. Calls about
- *   one job (pull, status, stop, free_job) never overlap; calls about
- *   different jobs and the plugin-wide functions may run at once. No call
- *   blocks for long: run jobs on threads of your own.
+ *   one job (pull, status, stop, suspend, resume_suspended, free_job)
+ *   never overlap; calls about different jobs and the plugin-wide
+ *   functions may run at once. No call blocks for long: run jobs on
+ *   threads of your own.
+ * - Suspend. A plugin whose description says "can_suspend": true fills
+ *   suspend and resume_suspended; one that cannot leaves them NULL and
+ *   jobctl refuses to suspend its jobs, naming the type. jobctl owns the
+ *   states: keep reporting "Running" while suspended. A stop of a
+ *   suspended job is stop (end the work though it was paused), then
+ *   resume_suspended.
  * - Wake-up. Call wake(wake_data), from any thread, whenever a job has new
  *   records or a new state (at least once after it finished), until
  *   free_job returns; never after. It returns at once and never calls into
@@ -49,7 +56,7 @@ extern "C" {
 #endif
 
 /* The ABI version this header describes. */
-#define JOBCTL_ABI_VERSION 4
+#define JOBCTL_ABI_VERSION 5
 
 /* The header's first 8 bytes: "JOBSPLG" and a NUL. */
 #define JOBCTL_MAGIC "JOBSPLG"
@@ -115,7 +122,8 @@ typedef void (*jobctl_wake_fn)(const void *data);
  * "job" a handle that start/resume wrote. */
 typedef struct jobctl_vtable {
     /* Writes {"type_name": s, "default_throttle": n|null,
-     * "reports_start": bool} to out. Called once, after the header check. */
+     * "reports_start": bool, "can_suspend": bool} to out ("can_suspend"
+     * optional, false when absent). Called once, after the header check. */
     int32_t (*describe)(const void *instance, jobctl_buf *out);
     /* Writes the location (UTF-8, e.g. "localhost") of a job of the spec
      * (JSON) to out. */
@@ -152,6 +160,13 @@ typedef struct jobctl_vtable {
     void (*free_job)(void *job);
     /* Frees a buffer the plugin handed out (the struct is passed by value). */
     void (*free_buf)(jobctl_buf buf);
+    /* Pauses the job's work (e.g. SIGSTOP to its process group) and returns
+     * once it is paused: JOBCTL_OK, or JOBCTL_ERR with a message in err.
+     * NULL when the plugin cannot suspend. (ABI 5) */
+    int32_t (*suspend)(const void *job, jobctl_buf *err);
+    /* Lets a suspended job's work go on (SIGCONT), as suspend pauses it.
+     * NULL when the plugin cannot suspend. (ABI 5) */
+    int32_t (*resume_suspended)(const void *job, jobctl_buf *err);
 } jobctl_vtable;
 
 /* What jobs_plugin_header returns. */

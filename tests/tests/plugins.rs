@@ -61,7 +61,7 @@ fn plugins_load_list_and_run_jobs() {
 
 /// Builds the C executor (plugins/c-example, plain C against
 /// plugins/include/jobctl_plugin.h) with `cc` into `dir`.
-fn build_c_plugin(dir: &std::path::Path) -> PathBuf {
+pub(crate) fn build_c_plugin(dir: &std::path::Path) -> PathBuf {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let lib = dir.join("libc_example.so");
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());

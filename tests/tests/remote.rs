@@ -373,3 +373,38 @@ fn a_remote_timeout_fails_the_host_child_and_kills_the_remote_tree() {
         "the remote sleep {pid} lives on"
     );
 }
+
+/// Debian's `/bin/sh` is dash, whose `kill` takes no `--`: a stop must
+/// still reach the whole remote group, not its leader alone, when the
+/// server runs commands with dash (here forced by the server's config, as
+/// a login shell of `/bin/sh` would).
+#[test]
+fn a_stop_reaches_the_remote_group_under_a_dash_shell() {
+    let listen =
+        "ListenAddress 127.0.0.1\nForceCommand exec /bin/dash -c \"$SSH_ORIGINAL_COMMAND\"\n";
+    let sshd = Sshd::start_with(listen, &["127.0.0.1".to_string()], None);
+    let home = TestHome::new();
+    let h1 = format!("127.0.0.1:{}", sshd.port);
+    let marker = home.path().join("remote-sleep.pid");
+    let line = format!(
+        "sleep 60 & echo $! > '{}'; sleep 60",
+        marker.to_str().expect("utf-8 path")
+    );
+    let id = ok(&home, &sshd, &["start", "-q", "--host", &h1, "-c", &line]);
+    let id = id.trim();
+    assert!(
+        eventually(Duration::from_secs(20), || std::fs::read_to_string(&marker)
+            .is_ok_and(|s| s.ends_with('\n'))),
+        "the remote command did not start"
+    );
+    let pid: u32 = std::fs::read_to_string(&marker)
+        .expect("marker")
+        .trim()
+        .parse()
+        .expect("pid");
+    ok(&home, &sshd, &["stop", "-q", id]);
+    assert!(
+        eventually(Duration::from_secs(10), || !jobctl_tests::alive(pid)),
+        "the background sleep {pid} of the stopped remote job lives on"
+    );
+}

@@ -32,15 +32,25 @@
 //!   strings, the instance and the table are the plugin's static data and
 //!   are never freed: the host never unloads a plugin library.
 //! - **Job handles.** `start` and `resume` hand out an opaque handle; the
-//!   host passes it to `pull`, `status` and `stop` and releases it, once,
+//!   host passes it to `pull`, `status`, `stop`, `suspend` and
+//!   `resume_suspended` and releases it, once,
 //!   with `free_job`, after which it is never used again.
 //! - **Threads.** Every function may be called from any host thread.
-//!   Calls about one job (`pull`, `status`, `stop`, `free_job`) never
-//!   overlap one another; calls about different jobs, and the plugin-wide
+//!   Calls about one job (`pull`, `status`, `stop`, `suspend`,
+//!   `resume_suspended`, `free_job`) never overlap one another; calls about different jobs, and the plugin-wide
 //!   `describe`, `location`, `start`, `resumable` and `resume`, may run at
 //!   the same time on several threads. A plugin runs its jobs on threads of
-//!   its own: no call may block for long (only `pull` waits, up to the
-//!   timeout the host gives; the host gives 0).
+//!   its own: no call may block for long (`pull` waits up to the timeout
+//!   the host gives, and the host gives 0; `suspend` and `resume_suspended`
+//!   wait until the work is paused or goes on, which should be at once).
+//! - **Suspend.** A plugin whose description says `"can_suspend": true`
+//!   fills the table's `suspend` and `resume_suspended`; one that cannot
+//!   leaves them null (the host then refuses a suspend of its jobs, naming
+//!   the type, and never calls them; so it does when they are null whatever
+//!   the description says). The host owns the states: a job keeps
+//!   reporting `Running` through `pull` and `status` while suspended. A
+//!   stop of a suspended job is `stop` (the plugin must then end the work
+//!   even though it was paused), followed by `resume_suspended`.
 //! - **The wake-up function.** `start` and `resume` take a [`WakeFn`] and
 //!   its `data`. The plugin calls `wake(data)` from any of its threads
 //!   whenever the job has new records or a new state (at least once after
@@ -83,7 +93,9 @@ pub const MAGIC: [u8; 8] = *b"JOBSPLG\0";
 ///
 /// Version 4 made the boundary compiler-independent: the header no longer
 /// carries the jobs-core and `rustc` versions, and gained the table's size.
-pub const ABI_VERSION: u32 = 4;
+/// Version 5 added suspend and resume: the table's `suspend` and
+/// `resume_suspended`, and `can_suspend` in the description.
+pub const ABI_VERSION: u32 = 5;
 
 /// The symbol a plugin exports: `extern "C" fn() -> *const PluginHeader`.
 pub const ENTRY_SYMBOL: &str = "jobs_plugin_header";
@@ -223,9 +235,11 @@ pub type WakeFn = extern "C" fn(data: *const c_void);
 #[derive(Debug)]
 pub struct PluginVTable {
     /// Writes JSON `{"type_name": string, "default_throttle": number|null,
-    /// "reports_start": bool}` to `out`: the job type, the throttle the
-    /// host applies unless told otherwise, and whether a new job stays
-    /// NotStarted until `pull` says otherwise (else it is Running at once).
+    /// "reports_start": bool, "can_suspend": bool}` to `out`: the job type,
+    /// the throttle the host applies unless told otherwise, whether a new
+    /// job stays NotStarted until `pull` says otherwise (else it is Running
+    /// at once), and whether its jobs can be suspended (optional, false
+    /// when absent).
     /// The host calls it once, at load time, after the header check (a
     /// Rust plugin builds its executor and runtime then).
     pub describe: unsafe extern "C" fn(instance: *const c_void, out: *mut ByteBuf) -> i32,
@@ -289,4 +303,11 @@ pub struct PluginVTable {
     pub free_job: unsafe extern "C" fn(job: *mut c_void),
     /// Frees a buffer the plugin handed out.
     pub free_buf: unsafe extern "C" fn(buf: ByteBuf),
+    /// Pauses the job's work; returns once it is paused, or [`ERR`] with a
+    /// message in `err`. Null when the executor cannot suspend.
+    pub suspend: Option<unsafe extern "C" fn(job: *const c_void, err: *mut ByteBuf) -> i32>,
+    /// Lets a suspended job's work go on, as `suspend` pauses it. Null
+    /// when the executor cannot suspend.
+    pub resume_suspended:
+        Option<unsafe extern "C" fn(job: *const c_void, err: *mut ByteBuf) -> i32>,
 }

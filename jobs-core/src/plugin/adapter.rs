@@ -1,8 +1,9 @@
 //! The host side of a loaded plugin: safe calls over its function table,
 //! and the [`JobExecutor`] that runs jobs through it.
 
+use std::collections::HashMap;
 use std::ffi::c_void;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use tokio::sync::Notify;
@@ -12,7 +13,7 @@ use super::abi::{
     PULL_NOT_STARTED, PULL_RUNNING, PULL_STATUS_MASK,
 };
 use super::wire::{self, WireDescribe, WireSpec, WireStatus};
-use crate::{JobContext, JobExecutor, JobFailure, JobInfo, JobSpec, JobState};
+use crate::{JobContext, JobExecutor, JobFailure, JobInfo, JobSpec, JobState, SuspendError};
 
 /// A loaded plugin's instance and function table, after the header check.
 #[derive(Clone, Copy)]
@@ -125,6 +126,7 @@ impl PluginFns {
         Ok(ImportedJob {
             fns: *self,
             handle,
+            calls: Mutex::new(()),
             _notify: notify,
         })
     }
@@ -155,6 +157,10 @@ extern "C" fn wake(data: *const c_void) {
 struct ImportedJob {
     fns: PluginFns,
     handle: *mut c_void,
+    /// Held during each call about the job: the table's promise that such
+    /// calls never overlap, now that `suspend` comes from another task
+    /// than the one that pulls.
+    calls: Mutex<()>,
     _notify: Arc<Notify>,
 }
 
@@ -165,8 +171,13 @@ unsafe impl Send for ImportedJob {}
 unsafe impl Sync for ImportedJob {}
 
 impl ImportedJob {
+    fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.calls.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Pulls pending records into the context; returns the `PULL_*` status.
     fn pull(&self, ctx: &JobContext) -> Result<i32, String> {
+        let _g = self.lock();
         self.fns.with_buf(
             // SAFETY: `handle` is live until `drop`; `out` is a live buffer.
             |out| unsafe { (self.fns.vtable.pull)(self.handle, 0, out) },
@@ -183,6 +194,7 @@ impl ImportedJob {
     }
 
     fn status(&self) -> Result<WireStatus, String> {
+        let _g = self.lock();
         let bytes = self.fns.with_buf(
             // SAFETY: `handle` is live until `drop`; `out` is a live buffer.
             |out| unsafe { (self.fns.vtable.status)(self.handle, out) },
@@ -192,8 +204,27 @@ impl ImportedJob {
     }
 
     fn stop(&self) {
+        let _g = self.lock();
         // SAFETY: `handle` is live until `drop`.
         unsafe { (self.fns.vtable.stop)(self.handle) };
+    }
+
+    /// The table's `suspend` (`paused`) or `resume_suspended`.
+    fn pause(&self, paused: bool) -> Result<(), String> {
+        let vt = self.fns.vtable;
+        let f = if paused {
+            vt.suspend
+        } else {
+            vt.resume_suspended
+        };
+        let Some(f) = f else {
+            return Err("the plugin has no suspend functions".into());
+        };
+        let _g = self.lock();
+        self.fns
+            // SAFETY: `handle` is live until `drop`; `err` is a live buffer.
+            .with_buf(|err| unsafe { f(self.handle, err) }, PluginFns::text_result)
+            .map(|_| ())
     }
 }
 
@@ -205,6 +236,18 @@ impl Drop for ImportedJob {
     }
 }
 
+/// Removes a job from its executor's registry when dropped.
+struct Registered<'a> {
+    executor: &'a PluginExecutor,
+    key: u128,
+}
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        self.executor.jobs().remove(&self.key);
+    }
+}
+
 /// Runs jobs through a loaded plugin: to a session, an executor like any
 /// other.
 pub(crate) struct PluginExecutor {
@@ -212,6 +255,78 @@ pub(crate) struct PluginExecutor {
     pub(crate) type_name: String,
     pub(crate) default_throttle: Option<usize>,
     pub(crate) reports_start: bool,
+    /// The description says so and the table has both functions.
+    pub(crate) can_suspend: bool,
+    /// The running jobs by instance id, for `suspend` and `resume_suspended`.
+    jobs: Mutex<HashMap<u128, Arc<ImportedJob>>>,
+}
+
+impl PluginExecutor {
+    /// The executor of a plugin that described itself as `described`.
+    pub(crate) fn new(fns: PluginFns, described: WireDescribe) -> Self {
+        let vt = fns.vtable;
+        PluginExecutor {
+            fns,
+            type_name: described.type_name,
+            default_throttle: described.default_throttle,
+            reports_start: described.reports_start,
+            can_suspend: described.can_suspend
+                && vt.suspend.is_some()
+                && vt.resume_suspended.is_some(),
+            jobs: Mutex::default(),
+        }
+    }
+
+    fn jobs(&self) -> std::sync::MutexGuard<'_, HashMap<u128, Arc<ImportedJob>>> {
+        self.jobs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Follows an opened job to its end, registered meanwhile so that a
+    /// suspend reaches it. A job suspended before it was opened is paused
+    /// at once.
+    async fn follow(
+        &self,
+        job: ImportedJob,
+        notify: &Notify,
+        ctx: &JobContext,
+        reports_start: bool,
+    ) -> Result<(), JobFailure> {
+        let job = Arc::new(job);
+        let key = ctx.instance_id().as_u128();
+        {
+            let mut jobs = self.jobs();
+            jobs.insert(key, Arc::clone(&job));
+            if self.can_suspend && ctx.stop_token().is_paused() {
+                if let Err(m) = job.pause(true) {
+                    ctx.warning(format!("the plugin could not suspend the job: {m}"));
+                }
+            }
+        }
+        // Unregistered however `drive` ends, dropped future included: the
+        // registry's reference must not keep the plugin's job from being
+        // released (and so stopped) with it.
+        let _registered = Registered {
+            executor: self,
+            key,
+        };
+        drive(&job, notify, ctx, reports_start).await
+    }
+
+    /// Suspends or resumes the job of `ctx` through the table, on a
+    /// blocking thread (the plugin returns once the work is paused).
+    async fn pause(&self, ctx: &JobContext, paused: bool) -> Result<(), SuspendError> {
+        if !self.can_suspend {
+            return Err(SuspendError::unsupported(self.type_name.clone()));
+        }
+        let Some(job) = self.jobs().get(&ctx.instance_id().as_u128()).cloned() else {
+            // Not opened yet: `follow` pauses it as it registers.
+            return Ok(());
+        };
+        tokio::task::spawn_blocking(move || job.pause(paused))
+            .await
+            .map_err(|e| SuspendError::Failed(format!("the plugin call panicked: {e}")))?
+            .map_err(SuspendError::Failed)
+    }
 }
 
 fn failure(what: &str, msg: String) -> JobFailure {
@@ -255,7 +370,7 @@ impl JobExecutor for PluginExecutor {
             .fns
             .open(self.fns.vtable.start, &json, Arc::clone(&notify))
             .map_err(|m| failure("the plugin could not start the job", m))?;
-        drive(job, &notify, &ctx, self.reports_start).await
+        self.follow(job, &notify, &ctx, self.reports_start).await
     }
 
     fn resumable(&self, info: &JobInfo) -> bool {
@@ -274,14 +389,26 @@ impl JobExecutor for PluginExecutor {
             .open(self.fns.vtable.resume, &json, Arc::clone(&notify))
             .map_err(|m| failure("the plugin could not resume the job", m))?;
         // A resumed job is Running from the start.
-        drive(job, &notify, &ctx, false).await
+        self.follow(job, &notify, &ctx, false).await
+    }
+
+    fn can_suspend(&self) -> bool {
+        self.can_suspend
+    }
+
+    async fn suspend(&self, ctx: &JobContext) -> Result<(), SuspendError> {
+        self.pause(ctx, true).await
+    }
+
+    async fn resume_suspended(&self, ctx: &JobContext) -> Result<(), SuspendError> {
+        self.pause(ctx, false).await
     }
 }
 
 /// Follows a plugin's job to its end: its records, start, Blocked and
 /// location into `ctx`, a stop request to the plugin, and its end.
 async fn drive(
-    job: ImportedJob,
+    job: &ImportedJob,
     notify: &Notify,
     ctx: &JobContext,
     reports_start: bool,

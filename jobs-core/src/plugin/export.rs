@@ -82,6 +82,7 @@ impl Export {
             type_name: executor.type_name().to_string(),
             default_throttle: executor.default_throttle(),
             reports_start: executor.reports_start(),
+            can_suspend: executor.can_suspend(),
         })
         .map_err(|e| e.to_string())?;
         Ok(Plugged {
@@ -125,6 +126,8 @@ static VTABLE: PluginVTable = PluginVTable {
     stop,
     free_job,
     free_buf,
+    suspend: Some(suspend),
+    resume_suspended: Some(resume_suspended),
 };
 
 /// A job of the plugin's session, exported to the host behind an opaque
@@ -522,6 +525,40 @@ unsafe extern "C" fn stop(handle: *const c_void) -> i32 {
     })
 }
 
+unsafe extern "C" fn suspend(handle: *const c_void, err: *mut ByteBuf) -> i32 {
+    // SAFETY: the table's contract: `err` is null or writable.
+    let err = unsafe { out_slot(err) };
+    // SAFETY: the table's contract: `handle` is a live job.
+    let job = unsafe { job(handle) };
+    guarded(err, || pause(job?, true))
+}
+
+unsafe extern "C" fn resume_suspended(handle: *const c_void, err: *mut ByteBuf) -> i32 {
+    // SAFETY: the table's contract: `err` is null or writable.
+    let err = unsafe { out_slot(err) };
+    // SAFETY: the table's contract: `handle` is a live job.
+    let job = unsafe { job(handle) };
+    guarded(err, || pause(job?, false))
+}
+
+/// `suspend` and `resume_suspended`: the plugin's session suspends or
+/// resumes the job, on the plugin's runtime, while the host's thread waits.
+fn pause(job: &ExportedJob, paused: bool) -> Result<(i32, Vec<u8>), String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (session, id) = (job.session.clone(), job.id);
+    job.session.runtime().spawn(async move {
+        let r = if paused {
+            session.suspend(&[id]).await
+        } else {
+            session.resume(&[id]).await
+        };
+        let _ = tx.send(r.map(|_| ()).map_err(|e| chain(&e)));
+    });
+    rx.recv()
+        .map_err(|_| "the plugin's runtime dropped the request".to_string())??;
+    Ok((OK, Vec::new()))
+}
+
 unsafe extern "C" fn free_job(handle: *mut c_void) {
     if handle.is_null() {
         return;
@@ -646,6 +683,124 @@ mod tests {
         assert_eq!(unsafe { (status)(job, &mut out) }, OK);
         let st: WireStatus = serde_json::from_slice(&take(out)).expect("status");
         assert_eq!(st.state, JobState::Completed);
+        // SAFETY: released once; not used afterwards.
+        unsafe { (vt.free_job)(job) };
+    }
+
+    /// Emits the words of its command, 50 ms apart, pausing while suspended.
+    struct Pausable;
+
+    #[async_trait]
+    impl JobExecutor for Pausable {
+        fn type_name(&self) -> &str {
+            "PausableJob"
+        }
+        async fn run(&self, spec: JobSpec, ctx: JobContext) -> Result<(), JobFailure> {
+            for w in spec.command.split_whitespace() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                ctx.stop_token().unpaused().await;
+                ctx.output(w);
+            }
+            Ok(())
+        }
+        fn can_suspend(&self) -> bool {
+            true
+        }
+        async fn suspend(&self, _ctx: &JobContext) -> Result<(), crate::SuspendError> {
+            Ok(())
+        }
+        async fn resume_suspended(&self, _ctx: &JobContext) -> Result<(), crate::SuspendError> {
+            Ok(())
+        }
+    }
+
+    fn make_pausable() -> Arc<dyn JobExecutor> {
+        Arc::new(Pausable)
+    }
+
+    static PAUSABLE: Export = Export::new(make_pausable);
+    static PAUSABLE_HEADER: PluginHeader = PluginHeader::new(&PAUSABLE, "pausable", "1.0.0");
+
+    /// Starts a job of `command` through a header's table.
+    fn start_job(header: &PluginHeader, command: &str) -> *mut c_void {
+        // SAFETY: the header's table is a static of this module.
+        let vt = unsafe { &*header.vtable };
+        let spec =
+            serde_json::to_vec(&WireSpec::from_spec(&JobSpec::new("x", command))).expect("spec");
+        let mut job: *mut c_void = std::ptr::null_mut();
+        let mut err = ByteBuf::empty();
+        // SAFETY: the instance is the header's; the pointers are live locals.
+        let code = unsafe {
+            (vt.start)(
+                header.instance,
+                spec.as_ptr(),
+                spec.len(),
+                None,
+                std::ptr::null(),
+                &mut job,
+                &mut err,
+            )
+        };
+        assert_eq!(code, OK, "{}", String::from_utf8_lossy(&take(err)));
+        job
+    }
+
+    fn state_of(job: *const c_void) -> JobState {
+        let mut out = ByteBuf::empty();
+        // SAFETY: `job` is live; `out` is a live local.
+        assert_eq!(unsafe { (status)(job, &mut out) }, OK);
+        let st: WireStatus = serde_json::from_slice(&take(out)).expect("status");
+        st.state
+    }
+
+    #[test]
+    fn suspend_and_resume_cross_to_the_plugins_session() {
+        // SAFETY: the header's table is the static above.
+        let vt = unsafe { &*PAUSABLE_HEADER.vtable };
+        let mut out = ByteBuf::empty();
+        // SAFETY: the instance is the header's; `out` is a live local.
+        let code = unsafe { (vt.describe)(PAUSABLE_HEADER.instance, &mut out) };
+        assert_eq!(code, OK);
+        let d: WireDescribe = serde_json::from_slice(&take(out)).expect("describe");
+        assert!(d.can_suspend);
+        let job = start_job(&PAUSABLE_HEADER, "a b c d e f g h i j");
+        let (suspend, resume) = (
+            vt.suspend.expect("suspend"),
+            vt.resume_suspended.expect("resume"),
+        );
+        let mut err = ByteBuf::empty();
+        // SAFETY: `job` is live; `err` is a live local.
+        let code = unsafe { suspend(job, &mut err) };
+        assert_eq!(code, OK, "{}", String::from_utf8_lossy(&take(err)));
+        assert_eq!(state_of(job), JobState::Suspended);
+        let mut err = ByteBuf::empty();
+        // SAFETY: as above.
+        let code = unsafe { resume(job, &mut err) };
+        assert_eq!(code, OK, "{}", String::from_utf8_lossy(&take(err)));
+        assert_eq!(state_of(job), JobState::Running);
+        let mut out = ByteBuf::empty();
+        // SAFETY: `job` is live; `out` is a live local.
+        while unsafe { (vt.pull)(job, 10_000, &mut out) } != PULL_FINISHED {
+            take(std::mem::replace(&mut out, ByteBuf::empty()));
+        }
+        take(out);
+        assert_eq!(state_of(job), JobState::Completed);
+        // SAFETY: released once; not used afterwards.
+        unsafe { (vt.free_job)(job) };
+    }
+
+    #[test]
+    fn a_suspend_the_executor_cannot_do_is_an_error_naming_the_type() {
+        // SAFETY: the header's table is the static above.
+        let vt = unsafe { &*HEADER.vtable };
+        let job = start_job(&HEADER, "a b c d e f g h i j");
+        let mut err = ByteBuf::empty();
+        // SAFETY: `job` is live; `err` is a live local.
+        let code = unsafe { vt.suspend.expect("suspend")(job, &mut err) };
+        assert_eq!(code, ERR);
+        let msg = String::from_utf8(take(err)).expect("utf-8");
+        assert!(msg.contains("SlowJob cannot be suspended"), "{msg}");
+        assert_eq!(state_of(job), JobState::Running);
         // SAFETY: released once; not used afterwards.
         unsafe { (vt.free_job)(job) };
     }

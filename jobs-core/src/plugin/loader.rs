@@ -481,12 +481,7 @@ pub fn load(path: impl AsRef<Path>) -> Result<LoadedPlugin, PluginError> {
         version,
         file: path,
         type_name: described.type_name.clone(),
-        executor: Arc::new(PluginExecutor {
-            fns,
-            type_name: described.type_name,
-            default_throttle: described.default_throttle,
-            reports_start: described.reports_start,
-        }),
+        executor: Arc::new(PluginExecutor::new(fns, described)),
     })
 }
 

@@ -62,6 +62,8 @@ pub(crate) struct WireDescribe {
     pub(crate) default_throttle: Option<usize>,
     #[serde(default)]
     pub(crate) reports_start: bool,
+    #[serde(default)]
+    pub(crate) can_suspend: bool,
 }
 
 /// A job's state as the plugin sees it.

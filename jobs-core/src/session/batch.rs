@@ -38,6 +38,8 @@ pub struct BatchSpec {
     /// Jobs that must be finished before the batch starts, whatever their
     /// outcome (see [`JobSpec::after_any`]).
     pub after_any: Vec<JobId>,
+    /// The batch this one restarts (see [`JobSpec::restarted_from`]).
+    pub restarted_from: Option<JobId>,
     /// The parent's instance id (default: a fresh one), for children that
     /// name their batch before it starts.
     pub instance_id: Option<uuid::Uuid>,
@@ -146,6 +148,7 @@ impl Session {
         parent.payload = Some(Box::new(sealed));
         parent.after = batch.after;
         parent.after_any = batch.after_any;
+        parent.restarted_from = batch.restarted_from;
         parent.instance_id = batch.instance_id;
         // A batch that waits is decided once its children exist: if it
         // fails at once, they end with it rather than never being made.

@@ -183,6 +183,7 @@ impl Inner {
             attempts: 0,
             after: spec.after.clone(),
             after_any: spec.after_any.clone(),
+            restarted_from: spec.restarted_from,
         };
         // Written at once: the caller gets the id next, and a job it was
         // told about must be there after a crash (as ended with its host,
@@ -270,7 +271,10 @@ impl Inner {
     /// be waiting for other jobs, or queued behind its own throttle).
     pub(super) fn pump(self: &Arc<Self>, t: &mut Table, pool: &Pool) {
         if let Pool::Children(p) = pool {
-            if t.jobs.get(p).is_some_and(|pe| pe.pending.is_some()) {
+            if t.jobs
+                .get(p)
+                .is_some_and(|pe| pe.pending.is_some() || super::suspend::is_paused(pe.info.state))
+            {
                 return;
             }
         }
@@ -279,7 +283,7 @@ impl Inner {
         }
     }
 
-    fn context(self: &Arc<Self>, cell: &Arc<JobCell>) -> JobContext {
+    pub(super) fn context(self: &Arc<Self>, cell: &Arc<JobCell>) -> JobContext {
         JobContext {
             cell: Arc::clone(cell),
             host: Arc::downgrade(self) as Weak<dyn JobHost>,
@@ -297,7 +301,8 @@ impl Inner {
         };
         let executor = Arc::clone(&e.executor);
         let ctx = self.context(&e.cell);
-        e.info.attempts = 1;
+        // More than 1 for a child run again in place (`restart --failed`).
+        e.info.attempts += 1;
         if e.info.has_dependencies() && e.info.parent.is_none() {
             // Before the work starts: a restore must not run it again.
             if let Err(err) = self.store.forget_waiting_spec(id) {
@@ -510,19 +515,18 @@ impl Inner {
             if let Some(retry) = e.retry.as_mut().filter(|r| r.left > 0) {
                 retry.left -= 1;
                 let spec = retry.spec.rerun();
-                let total = retry.total;
-                e.info.attempts += 1;
-                let attempt = e.info.attempts;
+                let (total, delay) = (retry.total, retry.delay);
                 *e.cell.exit_code.lock().unwrap_or_else(|p| p.into_inner()) = None;
-                let _ = self.store.save_job_soon(&e.info);
-                let executor = Arc::clone(&e.executor);
-                let ctx = self.context(&e.cell);
-                ctx.information(format!("attempt {attempt} of {total}"));
                 e.timed_out = None;
                 e.stop_requested = false;
                 e.cell.stop.reset();
-                self.spawn_job(id, async move { executor.run(spec.made()?, ctx).await });
-                self.arm_timeout(&mut t, id);
+                if let Some(timer) = e.timer.take() {
+                    timer.abort();
+                }
+                match delay {
+                    None => self.start_attempt(&mut t, id, spec, total),
+                    Some(delay) => self.start_attempt_after(&t, id, spec, total, delay),
+                }
                 return;
             }
         }
@@ -548,6 +552,59 @@ impl Inner {
             }
         }
         self.try_finalize(&mut t, id);
+    }
+
+    /// Starts another attempt of a job whose last one failed, announcing it
+    /// with an information record `attempt K of M`.
+    fn start_attempt(self: &Arc<Self>, t: &mut Table, id: JobId, spec: JobSpec, total: u32) {
+        let Some(e) = t.jobs.get_mut(&id) else {
+            return;
+        };
+        e.info.attempts += 1;
+        let attempt = e.info.attempts;
+        let _ = self.store.save_job_soon(&e.info);
+        let executor = Arc::clone(&e.executor);
+        let ctx = self.context(&e.cell);
+        ctx.information(format!("attempt {attempt} of {total}"));
+        self.spawn_job(id, async move { executor.run(spec.made()?, ctx).await });
+        self.arm_timeout(t, id);
+    }
+
+    /// [`start_attempt`](Self::start_attempt) once `delay` passed. The job
+    /// stays Running meanwhile; a stop during the wait ends the retries at
+    /// once (the job then ends Stopped, as its `run` had returned). The task
+    /// holds the session weakly, as a timeout's does.
+    fn start_attempt_after(
+        self: &Arc<Self>,
+        t: &Table,
+        id: JobId,
+        spec: JobSpec,
+        total: u32,
+        delay: std::time::Duration,
+    ) {
+        let Some(stop) = t.cell(id).map(|c| c.stop.clone()) else {
+            return;
+        };
+        let weak = Arc::downgrade(self);
+        self.handle.spawn(async move {
+            let stopped = tokio::select! {
+                () = tokio::time::sleep(delay) => false,
+                () = stop.stopped() => true,
+            };
+            let Some(inner) = weak.upgrade() else {
+                return;
+            };
+            let mut t = inner.lock();
+            let stop_requested = t.jobs.get(&id).map(|e| e.stop_requested);
+            match stop_requested {
+                None => {}
+                Some(false) if !stopped => inner.start_attempt(&mut t, id, spec, total),
+                Some(_) => {
+                    drop(t);
+                    inner.run_returned(id, Ok(()));
+                }
+            }
+        });
     }
 
     /// Gives a job its final state once `run` returned and all its children
@@ -632,6 +689,12 @@ impl Inner {
             // the work did run.
             let _ = self.transition(t, id, JobState::Running);
         }
+        if matches!(from, Some(JobState::Suspending | JobState::Suspended))
+            && state == JobState::Completed
+        {
+            // A suspended parent whose last children ended: it ran.
+            let _ = self.transition(t, id, JobState::Running);
+        }
         if self.transition(t, id, state).is_err() {
             return;
         }
@@ -663,6 +726,7 @@ impl Inner {
         self.pump(t, &pool);
         if let Pool::Children(p) = pool {
             self.derive_running_state(t, p);
+            self.derive_suspension(t, p);
             self.try_finalize(t, p);
         }
     }
@@ -671,19 +735,22 @@ impl Inner {
     /// passes and the same attempt still runs, the job is stopped and will
     /// end Failed. The timer holds the session weakly: a session dropped
     /// meanwhile is not kept alive by it.
-    fn arm_timeout(self: &Arc<Self>, t: &mut Table, id: JobId) {
+    pub(super) fn arm_timeout(self: &Arc<Self>, t: &mut Table, id: JobId) {
         let Some(e) = t.jobs.get_mut(&id) else {
             return;
         };
-        let Some(limit) = e.timeout else {
+        let Some((limit, shown)) = e.timeout.clone() else {
             return;
         };
         let attempt = e.info.attempts;
+        // What a suspend left of the limit, else all of it.
+        let left = e.clock.start(limit);
         let weak = Arc::downgrade(self);
         let timer = self.handle.spawn(async move {
-            tokio::time::sleep(limit).await;
+            tokio::time::sleep(left).await;
             if let Some(inner) = weak.upgrade() {
-                inner.time_out(id, attempt, limit);
+                let shown = shown.unwrap_or_else(|| crate::format_duration(limit));
+                inner.time_out(id, attempt, &shown);
             }
         });
         if let Some(old) = e.timer.replace(timer.abort_handle()) {
@@ -692,7 +759,7 @@ impl Inner {
     }
 
     /// The clock of attempt `attempt` of job `id` ran out.
-    fn time_out(self: &Arc<Self>, id: JobId, attempt: u32, limit: std::time::Duration) {
+    fn time_out(self: &Arc<Self>, id: JobId, attempt: u32, limit: &str) {
         let mut t = self.lock();
         let Some(e) = t.jobs.get_mut(&id) else {
             return;
@@ -704,7 +771,7 @@ impl Inner {
         {
             return;
         }
-        e.timed_out = Some(format!("timed out after {}", crate::format_duration(limit)));
+        e.timed_out = Some(format!("timed out after {limit}"));
         e.stop_requested = true;
         e.cell.stop.trigger();
         let children = e.info.children.clone();
@@ -744,9 +811,13 @@ impl Inner {
             }
             return;
         }
+        let paused = super::suspend::is_paused(e.info.state);
         let _ = self.transition(t, id, JobState::Stopping);
         if let Some(e) = t.jobs.get(&id) {
             e.cell.stop.trigger();
+        }
+        if paused {
+            self.continue_stopped(t, id);
         }
         for c in children {
             self.request_stop_locked(t, c);
@@ -775,9 +846,10 @@ impl Entry {
             spec: spec.rerun(),
             left: spec.retries,
             total: spec.retries + 1,
+            delay: spec.retry_delay,
         });
         let child_limit = spec.child_throttle;
-        let timeout = spec.timeout;
+        let timeout = spec.timeout.map(|t| (t, spec.timeout_shown.clone()));
         let mut entry = Entry::new(info, cell, executor, Some(spec), child_limit);
         entry.retry = retry;
         entry.timeout = timeout;

@@ -389,3 +389,73 @@ fn a_halt_rule_is_read_strictly() {
         })
     );
 }
+
+#[test]
+fn rerun_children_runs_the_failed_ones_again_in_place() {
+    let (s, ex) = flaky_session();
+    let id = s
+        .start_batch(BatchSpec {
+            command: "x".into(),
+            children: vec![flaky("fail:1:a", 0), flaky("fail:0:b", 0)],
+            ..BatchSpec::default()
+        })
+        .expect("start");
+    wait_all(&s, id);
+    let kids = s.info(id).expect("info").children;
+    assert_eq!(s.info(id).expect("info").state, JobState::Failed);
+    let err = s
+        .rerun_children(id, vec![(kids[1], flaky("fail:0:b", 0))], None, None)
+        .expect_err("a completed child does not run again");
+    assert_eq!(err.kind(), jobs_core::ErrorKind::InvalidInput);
+    let err = s
+        .rerun_children(kids[0], vec![], None, None)
+        .expect_err("a child is no batch");
+    assert_eq!(err.kind(), jobs_core::ErrorKind::ChildJob);
+
+    s.rerun_children(id, vec![(kids[0], flaky("fail:1:a", 0))], Some(1), None)
+        .expect("rerun");
+    wait_all(&s, id);
+    let parent = s.info(id).expect("info");
+    assert_eq!(parent.state, JobState::Completed, "{parent:?}");
+    assert_eq!(parent.reason, None);
+    assert_eq!(parent.children, kids, "the same children");
+    let a = s.info(kids[0]).expect("a");
+    assert_eq!((a.state, a.attempts), (JobState::Completed, 2), "{a:?}");
+    let runs = ex.runs.lock().expect("runs").clone();
+    assert_eq!(runs.get("fail:1:a"), Some(&2));
+    assert_eq!(runs.get("fail:0:b"), Some(&1), "b did not run again");
+}
+
+#[test]
+fn a_stop_during_the_retry_delay_ends_the_retries_at_once() {
+    let (s, ex) = flaky_session();
+    let mut spec = flaky("fail:9:x", 5);
+    spec.retry_delay = Some(Duration::from_secs(600));
+    let id = s.start(spec).expect("start");
+    let begin = std::time::Instant::now();
+    while ex.runs.lock().expect("runs").get("fail:9:x").is_none() {
+        assert!(begin.elapsed() < Duration::from_secs(30), "never ran");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let info = s.stop_blocking(id).expect("stop");
+    assert_eq!(info.state, JobState::Stopped, "{info:?}");
+    assert_eq!(info.attempts, 1, "{info:?}");
+    assert!(
+        begin.elapsed() < Duration::from_secs(300),
+        "the delay held the stop"
+    );
+
+    // A short delay passes, then the next attempt runs.
+    let mut spec = flaky("fail:1:y", 1);
+    spec.retry_delay = Some(Duration::from_millis(300));
+    let id = s.start(spec).expect("start");
+    wait_all(&s, id);
+    let info = s.info(id).expect("info");
+    assert_eq!((info.state, info.attempts), (JobState::Completed, 2));
+    let took = info
+        .end
+        .and_then(|e| e.duration_since(info.begin.expect("begin")).ok())
+        .expect("times");
+    assert!(took >= Duration::from_millis(300), "{took:?}");
+}

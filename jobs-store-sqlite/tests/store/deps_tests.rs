@@ -152,3 +152,44 @@ fn a_job_that_had_started_is_not_started_again_by_a_restore() {
     assert_eq!(di.state, JobState::Failed);
     assert_eq!(di.reason.as_deref(), Some(SESSION_ENDED_REASON));
 }
+
+#[test]
+fn a_version_4_file_keeps_its_waiting_specs_beside_the_start_requests() {
+    let p = place();
+    {
+        let conn = rusqlite::Connection::open(&p.path).expect("raw open");
+        conn.execute_batch(
+            "CREATE TABLE jobs (id INTEGER PRIMARY KEY, parent INTEGER, name TEXT NOT NULL,
+                 type TEXT NOT NULL, state TEXT NOT NULL, info TEXT NOT NULL);
+             CREATE TABLE records (seq INTEGER PRIMARY KEY, job INTEGER NOT NULL,
+                 stream TEXT NOT NULL, kind TEXT NOT NULL, data BLOB NOT NULL,
+                 file_off INTEGER, file_len INTEGER);
+             CREATE INDEX records_job_seq ON records (job, seq);
+             CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+             CREATE TABLE checkpoints (job INTEGER PRIMARY KEY, data BLOB NOT NULL);
+             CREATE TABLE waiting (job INTEGER PRIMARY KEY, spec BLOB NOT NULL);
+             INSERT INTO waiting VALUES (7, x'7b7d');
+             PRAGMA user_version = 4;",
+        )
+        .expect("version 4 schema");
+    }
+    let store = SqliteStore::open(&p.path).expect("upgrade");
+    assert_eq!(store.waiting_spec(7).expect("spec"), Some(b"{}".to_vec()));
+    assert_eq!(store.request(7).expect("request"), None);
+    store.save_request(7, b"started so").expect("save request");
+    store.forget_waiting_spec(7).expect("forget");
+    assert_eq!(store.waiting_spec(7).expect("spec"), None);
+    assert_eq!(
+        store.request(7).expect("request"),
+        Some(b"started so".to_vec()),
+        "the request outlives the job's start"
+    );
+    drop(store);
+    let store = SqliteStore::open(&p.path).expect("reopen");
+    assert_eq!(
+        store.request(7).expect("request"),
+        Some(b"started so".to_vec())
+    );
+    store.delete_job(7).expect("delete");
+    assert_eq!(store.request(7).expect("request"), None);
+}

@@ -58,6 +58,7 @@ pub(super) fn info(id: u64, state: JobState) -> JobInfo {
         attempts: 0,
         after: Vec::new(),
         after_any: Vec::new(),
+        restarted_from: None,
     }
 }
 

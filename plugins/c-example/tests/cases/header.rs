@@ -77,7 +77,20 @@ fn facts() -> Vec<Fact> {
     layout!(
         "jobctl_vtable",
         PluginVTable,
-        [describe, location, start, resumable, resume, pull, status, stop, free_job, free_buf]
+        [
+            describe,
+            location,
+            start,
+            resumable,
+            resume,
+            pull,
+            status,
+            stop,
+            free_job,
+            free_buf,
+            suspend,
+            resume_suspended,
+        ]
     );
     // The prefix every version shares is the header's start.
     number(
