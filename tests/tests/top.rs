@@ -186,6 +186,22 @@ fn top_follows_the_session_and_stops_a_job() {
     tmux.wait_for(&home, "cancelled", |s| s.contains("cancelled"));
     assert_eq!(home.job(fresh)["state"], "Stopped");
 
+    // p suspends the selected job and c resumes it, with no question.
+    tmux.key("Up");
+    tmux.wait_for(&home, "sleeper selected", |s| {
+        s.contains("1 (sleeper): output")
+    });
+    tmux.key("p");
+    tmux.wait_for(&home, "sleeper suspended", |s| {
+        row(s, "sleeper").is_some_and(|r| r.contains(&"Suspended"))
+    });
+    assert_eq!(home.job(first)["state"], "Suspended");
+    tmux.key("c");
+    tmux.wait_for(&home, "sleeper running again", |s| {
+        row(s, "sleeper").is_some_and(|r| r.contains(&"Running"))
+    });
+    assert_eq!(home.job(first)["state"], "Running");
+
     // A resize to 80×24 redraws to fit: the table gives up columns, the
     // status and help lines stay at the bottom.
     let resized = tmux.tmux(&["resize-window", "-t", "top", "-x", "80", "-y", "24"]);

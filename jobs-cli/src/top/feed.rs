@@ -98,6 +98,10 @@ pub(crate) enum Action {
     Stop(JobId),
     /// `remove`.
     Remove(JobId),
+    /// `suspend`.
+    Suspend(JobId),
+    /// `resume`.
+    Resume(JobId),
 }
 
 /// Reads keys and resizes until the terminal goes away.
@@ -377,6 +381,14 @@ fn run_action(home: &Home, action: Action) -> Result<String> {
         }))? {
             Response::Done(_) => Ok(format!("removed job {id}")),
             other => bail!("unexpected reply to remove: {other:?}"),
+        },
+        Action::Suspend(id) => match c.call(Op::Suspend(select(id)))? {
+            Response::Jobs(_) => Ok(format!("suspended job {id}")),
+            other => bail!("unexpected reply to suspend: {other:?}"),
+        },
+        Action::Resume(id) => match c.call(Op::Resume(select(id)))? {
+            Response::Jobs(_) => Ok(format!("resumed job {id}")),
+            other => bail!("unexpected reply to resume: {other:?}"),
         },
     }
 }

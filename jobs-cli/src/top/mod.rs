@@ -240,8 +240,8 @@ fn key(k: KeyEvent, m: &mut Model) -> Step {
         KeyCode::Char('/') => m.editing = true,
         KeyCode::Char('s') => ask(m, Confirm::Stop),
         KeyCode::Char('r') => ask(m, Confirm::Remove),
-        KeyCode::Char('p') => m.note = "suspend is not supported by this daemon".into(),
-        KeyCode::Char('c') => m.note = "resume is not supported by this daemon".into(),
+        KeyCode::Char('p') => return act(m, Action::Suspend, "suspending"),
+        KeyCode::Char('c') => return act(m, Action::Resume, "resuming"),
         _ => {}
     }
     Step::Go
@@ -268,7 +268,21 @@ fn fold(m: &mut Model) {
 
 fn job_of(a: Action) -> JobId {
     match a {
-        Action::Stop(id) | Action::Remove(id) => id,
+        Action::Stop(id) | Action::Remove(id) | Action::Suspend(id) | Action::Resume(id) => id,
+    }
+}
+
+/// Runs an action on the selected job at once (it can be undone).
+fn act(m: &mut Model, a: fn(JobId) -> Action, what: &str) -> Step {
+    match m.selected() {
+        Some(id) => {
+            m.note = format!("{what} job {id}...");
+            Step::Act(a(id))
+        }
+        None => {
+            m.note = "no job selected".into();
+            Step::Go
+        }
     }
 }
 

@@ -567,6 +567,7 @@ pub(crate) mod tests {
             attempts: 0,
             after: Vec::new(),
             after_any: Vec::new(),
+            restarted_from: None,
         }
     }
 
