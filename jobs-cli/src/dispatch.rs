@@ -84,22 +84,7 @@ pub(crate) fn run(cli: Cli) -> Result<i32> {
             }
             Ok(exit::SUCCESS)
         }
-        Command::Connect(Lazy(s)) => {
-            let mut c = Client::connect_or_start(&home()?, &[])?;
-            let resp = c.call(Op::Connect(SelectRequest {
-                ids: s.ids,
-                name: s.name,
-                state: s.state,
-                ..SelectRequest::default()
-            }))?;
-            let Response::Jobs(rows) = resp else {
-                return Err(unexpected(resp));
-            };
-            if !s.quiet && !rows.is_empty() {
-                stdout_table(&rows)?;
-            }
-            Ok(exit::SUCCESS)
-        }
+        Command::Connect(Lazy(s)) => passthru(&home()?, s, Op::Connect),
         Command::Remove(Lazy(r)) => {
             let mut c = Client::connect_or_start(&home()?, &[])?;
             expect_done(c.call(Op::Remove(RemoveRequest {
@@ -138,7 +123,7 @@ fn expect_done(r: Response) -> Result<Vec<u64>> {
     }
 }
 
-/// `suspend` and `resume`: asks `op` of the selected jobs and prints
+/// `suspend`, `resume` and `connect`: asks `op` of the selected jobs and prints
 /// their rows afterwards (as `-PassThru`), unless `-q`.
 fn passthru(home: &Home, s: SelectArgs, op: fn(SelectRequest) -> Op) -> Result<i32> {
     let mut c = Client::connect_or_start(home, &[])?;

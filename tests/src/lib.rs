@@ -272,9 +272,9 @@ pub fn eventually(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
     }
 }
 
-/// Pids of the daemon processes serving `home`, found in /proc.
-pub fn daemons_of(home: &Path) -> Vec<u32> {
-    let want = home.as_os_str().as_encoded_bytes();
+/// The pids in /proc, each with what `read` makes of its file `name`
+/// (`stat`, `cmdline`) where it gives something.
+pub fn procs<T>(name: &str, mut read: impl FnMut(u32, &[u8]) -> Option<T>) -> Vec<T> {
     let mut out = Vec::new();
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return out;
@@ -283,16 +283,30 @@ pub fn daemons_of(home: &Path) -> Vec<u32> {
         let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
             continue;
         };
-        let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+        let Ok(bytes) = std::fs::read(format!("/proc/{pid}/{name}")) else {
             continue;
         };
-        let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
-        let is_daemon = args.first().is_some_and(|a| a.ends_with(b"jobctl-daemon"));
-        if is_daemon && args.contains(&want) && alive(pid) {
-            out.push(pid);
-        }
+        out.extend(read(pid, &bytes));
     }
     out
+}
+
+/// The fields of a /proc stat line after `(comm)`: state, ppid, pgrp, ...
+pub fn stat_fields(stat: &[u8]) -> Vec<String> {
+    let stat = String::from_utf8_lossy(stat);
+    stat.rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
+/// Pids of the daemon processes serving `home`, found in /proc.
+pub fn daemons_of(home: &Path) -> Vec<u32> {
+    let want = home.as_os_str().as_encoded_bytes();
+    procs("cmdline", |pid, cmdline| {
+        let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+        let is_daemon = args.first().is_some_and(|a| a.ends_with(b"jobctl-daemon"));
+        (is_daemon && args.contains(&want) && alive(pid)).then_some(pid)
+    })
 }
 
 /// Sends SIGKILL to a process.

@@ -243,51 +243,19 @@ fn remote_group(folder: &std::path::Path) -> i32 {
 
 /// The live (not zombie) processes of a process group, from /proc.
 fn group_members(pgid: i32) -> Vec<u32> {
-    let mut out = Vec::new();
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return out;
-    };
-    for e in dir.flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        // pid (comm) state ppid pgrp ...
-        let Some((_, rest)) = stat.rsplit_once(')') else {
-            continue;
-        };
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        if f.len() > 2 && f[2] == pgid.to_string() && !matches!(f[0], "Z" | "X") {
-            out.push(pid);
-        }
-    }
-    out
+    jobctl_tests::procs("stat", |pid, stat| {
+        let f = jobctl_tests::stat_fields(stat);
+        (f.len() > 2 && f[2] == pgid.to_string() && !matches!(f[0].as_str(), "Z" | "X"))
+            .then_some(pid)
+    })
 }
 
 /// The processes whose parent is `parent`, from /proc.
 fn children_of(parent: u32) -> Vec<u32> {
-    let mut out = Vec::new();
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return out;
-    };
-    for e in dir.flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        let ppid = stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
-            .and_then(|p| p.parse::<u32>().ok());
-        if ppid == Some(parent) {
-            out.push(pid);
-        }
-    }
-    out
+    jobctl_tests::procs("stat", |pid, stat| {
+        let f = jobctl_tests::stat_fields(stat);
+        (f.get(1).and_then(|p| p.parse::<u32>().ok()) == Some(parent)).then_some(pid)
+    })
 }
 
 /// Lines `prefix0` .. `prefix{n-1}`, each with its newline.
