@@ -269,8 +269,11 @@ fn top_gives_the_terminal_back_on_sigterm() {
         nix::sys::signal::Signal::SIGTERM,
     )
     .expect("kill -TERM");
-    let s = tmux.wait_for(&home, "the shell again", |s| s.contains("top-exit="));
-    assert!(s.contains("top-exit=143"), "{s}");
+    // The echo's line, not the typed command's.
+    let s = tmux.wait_for(&home, "the shell again", |s| {
+        s.lines().any(|l| l.starts_with("top-exit="))
+    });
+    assert!(s.lines().any(|l| l == "top-exit=143"), "{s}");
     assert!(!s.contains("PSJobTypeName"), "{s}");
     let alt = tmux.tmux(&["display-message", "-p", "-t", "top", "#{alternate_on}"]);
     assert_eq!(String::from_utf8_lossy(&alt.stdout).trim(), "0");
