@@ -510,28 +510,18 @@ impl Shared {
                 for job in jobs.values() {
                     job.write(tx)?;
                 }
-                if !checkpoints.is_empty() {
-                    let mut put = tx.prepare_cached(
-                        "INSERT INTO checkpoints (job, data) VALUES (?1, ?2)
-                         ON CONFLICT (job) DO UPDATE SET data = excluded.data",
-                    )?;
-                    for (job, data) in &checkpoints {
-                        let key = i64::try_from(*job)
-                            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
-                        put.execute(params![key, data])?;
-                    }
-                }
-                if !requests.is_empty() {
-                    let mut put = tx.prepare_cached(
-                        "INSERT INTO specs (job, request) VALUES (?1, ?2)
-                         ON CONFLICT (job) DO UPDATE SET request = excluded.request",
-                    )?;
-                    for (job, data) in &requests {
-                        let key = i64::try_from(*job)
-                            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
-                        put.execute(params![key, data])?;
-                    }
-                }
+                upsert_blobs(
+                    tx,
+                    "INSERT INTO checkpoints (job, data) VALUES (?1, ?2)
+                     ON CONFLICT (job) DO UPDATE SET data = excluded.data",
+                    &checkpoints,
+                )?;
+                upsert_blobs(
+                    tx,
+                    "INSERT INTO specs (job, request) VALUES (?1, ?2)
+                     ON CONFLICT (job) DO UPDATE SET request = excluded.request",
+                    &requests,
+                )?;
                 kept_next = events::insert(tx, &events, kept, keep)?;
                 extra(tx)
             })
@@ -1010,6 +1000,25 @@ mod sql;
 pub const UNREADABLE_REASON: &str = "unreadable in the store";
 
 /// Clears a job's waiting spec, if it has one.
+/// Writes one blob per job with `sql` (`?1` the job, `?2` the blob).
+fn upsert_blobs<'a>(
+    tx: &Transaction,
+    sql: &str,
+    blobs: impl IntoIterator<Item = (&'a JobId, &'a Vec<u8>)>,
+) -> rusqlite::Result<()> {
+    let mut blobs = blobs.into_iter().peekable();
+    if blobs.peek().is_none() {
+        return Ok(());
+    }
+    let mut put = tx.prepare_cached(sql)?;
+    for (job, data) in blobs {
+        let key = i64::try_from(*job)
+            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+        put.execute(params![key, data])?;
+    }
+    Ok(())
+}
+
 fn forget_waiting(tx: &Transaction, key: i64) -> rusqlite::Result<()> {
     tx.prepare_cached("UPDATE specs SET waiting = NULL WHERE job = ?1")?
         .execute([key])?;
