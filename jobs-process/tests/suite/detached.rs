@@ -84,7 +84,7 @@ fn detached_job_completes_and_stops_in_its_own_session() {
 
     let id = s
         .start(
-            ProcessSpec::shell("echo $$; sleep 1000")
+            ProcessSpec::shell("echo $$; exec sleep 1000")
                 .detached(true)
                 .into_job_spec(),
         )
@@ -111,7 +111,7 @@ fn detached_job_completes_and_stops_in_its_own_session() {
     // Closing the session leaves a running detached job alone.
     let id = s
         .start(
-            ProcessSpec::shell("echo $$; sleep 1000")
+            ProcessSpec::shell("echo $$; exec sleep 1000")
                 .detached(true)
                 .into_job_spec(),
         )
