@@ -597,3 +597,19 @@ fn a_hundred_jobs_finishing_at_once_queue_their_hooks_and_none_is_lost() {
         serde_json::from_str(&home.ok(&["list", "--json", "--include-children"])).expect("JSON");
     assert_eq!(table.as_array().map(Vec::len), Some(101));
 }
+
+/// A bad `--since` is a usage error before any daemon is asked; an id
+/// with no events (never was, or removed long ago) is an empty history.
+#[test]
+fn bad_events_arguments_are_usage_errors() {
+    let home = TestHome::new();
+    for bad in [
+        &["events", "--since", "abc"][..],
+        &["events", "--since", "-1"],
+    ] {
+        let r = home.run(bad);
+        assert_eq!(r.code, 2, "{bad:?}: {}", r.stderr);
+    }
+    assert_eq!(home.ok(&["daemon", "status"]), "not running\n");
+    assert_eq!(home.ok(&["events", "999"]), "");
+}
