@@ -226,11 +226,12 @@ pub(crate) fn show_json(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use jobs_core::JobState;
 
-    fn job(id: u64, name: &str, command: &str) -> JobInfo {
+    /// A running process job's row.
+    pub(crate) fn job(id: u64, name: &str, command: &str) -> JobInfo {
         JobInfo {
             id,
             instance_id: Default::default(),

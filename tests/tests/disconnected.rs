@@ -178,6 +178,30 @@ impl Drop for Netns {
     }
 }
 
+/// `wait --force ID`: the job is in a finished state.
+fn wait_finished(home: &TestHome, sshd: &Sshd, id: u64) {
+    ok(
+        home,
+        sshd,
+        &["wait", "--force", &id.to_string(), "--timeout", "60"],
+    );
+}
+
+/// Waits for the parent `id`, asserts its `child` Completed, and receives
+/// the parent (exit 0 asserted).
+fn completed_and_received(home: &TestHome, sshd: &Sshd, id: u64, child: u64) -> jobctl_tests::Run {
+    wait_finished(home, sshd, id);
+    assert_eq!(
+        field(home, child, "state"),
+        "Completed",
+        "{}",
+        home.job(child)
+    );
+    let r = run(home, sshd, &["receive", &id.to_string()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    r
+}
+
 fn field(home: &TestHome, id: u64, name: &str) -> String {
     home.job(id)[name].as_str().unwrap_or_default().to_string()
 }
@@ -354,11 +378,7 @@ fn a_detached_remote_job_survives_daemon_sigkills_and_every_line_arrives_once() 
         "seed {seed}: the remote command died with the session"
     );
     ok(&home, &sshd, &["list"]);
-    ok(
-        &home,
-        &sshd,
-        &["wait", "--force", &id.to_string(), "--timeout", "60"],
-    );
+    wait_finished(&home, &sshd, id);
     assert_eq!(field(&home, id, "state"), "Completed", "{}", home.job(id));
     let got = ok(&home, &sshd, &["receive", &id.to_string()]);
     assert_lines(&got, &numbered("line", 80), seed);
@@ -419,19 +439,7 @@ fn a_network_cut_makes_a_detached_job_disconnected_then_running_with_nothing_los
         "not back after the cut: {}",
         home.job(child)
     );
-    ok(
-        &home,
-        &sshd,
-        &["wait", "--force", &id.to_string(), "--timeout", "60"],
-    );
-    assert_eq!(
-        field(&home, child, "state"),
-        "Completed",
-        "{}",
-        home.job(child)
-    );
-    let r = run(&home, &sshd, &["receive", &id.to_string()]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = completed_and_received(&home, &sshd, id, child);
     assert_lines(&r.text(), &numbered("n", 150), 0);
     assert_eq!(
         r.stderr.matches("disconnected").count(),
@@ -564,11 +572,7 @@ fn a_host_whose_folder_is_gone_at_re_attach_fails_its_child_naming_the_host() {
     // The command goes on writing to files no folder holds any more.
     std::fs::remove_dir_all(&folder).expect("remove the remote folder");
     ok(&home, &sshd, &["list"]);
-    ok(
-        &home,
-        &sshd,
-        &["wait", "--force", &id.to_string(), "--timeout", "60"],
-    );
+    wait_finished(&home, &sshd, id);
     let row = home.job(child);
     assert_eq!(row["state"], "Failed", "{row}");
     let reason = row["reason"].as_str().unwrap_or_default();
@@ -605,19 +609,7 @@ fn a_connection_killed_on_the_host_is_re_attached_with_nothing_lost() {
         !group_members(pgid).is_empty(),
         "the remote command does not depend on the connection"
     );
-    ok(
-        &home,
-        &sshd,
-        &["wait", "--force", &id.to_string(), "--timeout", "60"],
-    );
-    assert_eq!(
-        field(&home, child, "state"),
-        "Completed",
-        "{}",
-        home.job(child)
-    );
-    let r = run(&home, &sshd, &["receive", &id.to_string()]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = completed_and_received(&home, &sshd, id, child);
     assert_lines(&r.text(), &numbered("k", 60), 0);
     assert!(
         r.stderr.contains("disconnected"),

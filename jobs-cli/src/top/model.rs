@@ -545,31 +545,7 @@ pub(crate) mod tests {
     use super::*;
     use std::time::SystemTime;
 
-    /// A running process job's row.
-    pub(crate) fn job(id: JobId, name: &str, command: &str) -> JobInfo {
-        JobInfo {
-            id,
-            instance_id: Default::default(),
-            name: name.into(),
-            type_name: "BackgroundJob".into(),
-            state: JobState::Running,
-            reason: None,
-            has_more_data: true,
-            location: "localhost".into(),
-            command: command.into(),
-            begin: None,
-            end: None,
-            exit_code: None,
-            parent: None,
-            children: vec![],
-            detached: false,
-            item: None,
-            attempts: 0,
-            after: Vec::new(),
-            after_any: Vec::new(),
-            restarted_from: None,
-        }
-    }
+    pub(crate) use crate::render::tests::job;
 
     fn event(id: JobId, to: Option<JobState>) -> JobEvent {
         JobEvent {

@@ -643,23 +643,7 @@ mod tests {
     fn pull_with_a_timeout_serves_a_host_without_wake_ups() {
         // SAFETY: the header's table is the static above.
         let vt = unsafe { &*HEADER.vtable };
-        let spec =
-            serde_json::to_vec(&WireSpec::from_spec(&JobSpec::new("x", "a b c"))).expect("spec");
-        let mut job: *mut c_void = std::ptr::null_mut();
-        let mut err = ByteBuf::empty();
-        // SAFETY: the instance is the header's; the pointers are live locals.
-        let code = unsafe {
-            (vt.start)(
-                HEADER.instance,
-                spec.as_ptr(),
-                spec.len(),
-                None,
-                std::ptr::null(),
-                &mut job,
-                &mut err,
-            )
-        };
-        assert_eq!(code, OK, "{}", String::from_utf8_lossy(&take(err)));
+        let job = start_job(&HEADER, "a b c");
         let mut words = Vec::new();
         let mut pulls = 0;
         loop {
