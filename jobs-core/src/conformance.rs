@@ -217,6 +217,31 @@ pub fn timeout_fails_the_job(subject: &dyn Subject) {
     );
 }
 
+/// A stop with a first signal and a grace ends a running job promptly,
+/// Stopped (an executor that cannot signal stops as it always does).
+pub fn stop_with_a_signal_and_a_grace(subject: &dyn Subject) {
+    let s = session(subject);
+    let id = s.start(subject.sleep(60)).expect("start");
+    wait_state(&s, id, JobState::Running, 30);
+    let t0 = Instant::now();
+    s.request_stop_with(
+        id,
+        crate::StopOptions {
+            signal: Some(2),
+            grace: Some(Duration::from_millis(500)),
+        },
+    )
+    .expect("stop");
+    wait_all(&s, &[id], 30);
+    let info = s.info(id).expect("info");
+    assert_eq!(info.state, JobState::Stopped, "{info:?}");
+    assert!(
+        t0.elapsed() < Duration::from_secs(25),
+        "took {:?}",
+        t0.elapsed()
+    );
+}
+
 /// Remove refuses a running job, forced remove stops it, a removed job is gone.
 pub fn remove_refused_then_forced(subject: &dyn Subject) {
     let s = session(subject);
@@ -384,6 +409,7 @@ macro_rules! conformance_tests {
             close_stops_running,
             dependencies_wait_and_decide,
             timeout_fails_the_job,
+            stop_with_a_signal_and_a_grace,
             suspend_and_resume
         );
     };
