@@ -46,11 +46,17 @@ pub(crate) async fn run(ex: Lent, spec: ProcessSpec, ctx: JobContext) -> Result<
     ex.watcher
         .ensure()
         .map_err(|e| JobFailure::new(format!("cannot start the process watcher: {e}")))?;
-    let (rec_read, rec_write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)
+    // Made non-blocking at birth (both ends), the writer's end made blocking
+    // again for the child: two calls fewer than tokio's checked conversion.
+    let (rec_read, rec_write) = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)
+        .and_then(|(r, w)| {
+            nix::fcntl::fcntl(w.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFL(OFlag::empty()))?;
+            Ok((r, w))
+        })
         .map_err(|e| JobFailure::new(format!("cannot create the records pipe: {e}")))?;
     let records = {
         let _g = io.enter();
-        pipe::Receiver::from_owned_fd(rec_read)
+        pipe::Receiver::from_owned_fd_unchecked(rec_read)
     }
     .map_err(|e| JobFailure::new(format!("cannot watch the records pipe: {e}")))?;
     let argv = spec.argv();
