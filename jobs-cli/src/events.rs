@@ -20,6 +20,7 @@ pub(crate) fn events(home: &Home, a: EventsArgs) -> Result<i32> {
             ids: a.ids,
             since: a.since,
             follow: a.follow,
+            live_only: false,
         }),
         &[],
     )?;
@@ -122,6 +123,7 @@ impl EventFeed {
                 ids: ids.clone(),
                 since: None,
                 follow,
+                live_only: false,
             }),
             &[],
         )?;
@@ -195,6 +197,7 @@ impl EventFeed {
                 ids: self.ids.clone(),
                 since: Some(self.last),
                 follow: false,
+                live_only: false,
             }),
             &[],
         )?;

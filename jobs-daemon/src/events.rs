@@ -32,6 +32,12 @@ pub(crate) async fn serve(
         last: req.since.unwrap_or(0),
         ids: req.ids,
     };
+    if req.live_only && live.is_some() {
+        cursor.last = d.session.last_event();
+        if send(wr, &Response::Events(Vec::new()), &[]).await.is_err() {
+            return Ok(false);
+        }
+    }
     loop {
         let page = cursor.stored(&d.session)?;
         if page.is_empty() {
