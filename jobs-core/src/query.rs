@@ -69,15 +69,25 @@ impl Session {
         let command = filter.command.as_deref().map(pattern).transpose()?;
         let t = self.inner.lock();
         t.check(&filter.ids)?;
+        // Named ids are looked up, in id order, each once; otherwise the
+        // table is read in order.
+        let mut named = filter.ids.clone();
+        named.sort_unstable();
+        named.dedup();
+        let rows: Box<dyn Iterator<Item = &JobInfo>> = if named.is_empty() {
+            Box::new(t.infos())
+        } else {
+            Box::new(named.iter().filter_map(|&id| t.info(id)))
+        };
         // Cheap filters first, on the table's own fields; `has_more_data`
         // (a store query per job) only for the jobs that pass them.
-        let mut picked: Vec<JobId> = Vec::new();
-        for i in t.infos() {
-            if filter.ids.is_empty() {
-                if i.parent.is_some() && !filter.include_children {
-                    continue;
-                }
-            } else if !filter.ids.contains(&i.id) {
+        let mut picked: Vec<JobId> = Vec::with_capacity(if named.is_empty() {
+            t.len()
+        } else {
+            named.len()
+        });
+        for i in rows {
+            if named.is_empty() && i.parent.is_some() && !filter.include_children {
                 continue;
             }
             if filter.state.is_some_and(|s| s != i.state) {
@@ -104,7 +114,10 @@ impl Session {
             }
             picked.push(i.id);
         }
-        let mut out: Vec<JobInfo> = Vec::new();
+        let mut out: Vec<JobInfo> = Vec::with_capacity(match filter.newest {
+            Some(n) => n.min(picked.len()),
+            None => picked.len(),
+        });
         match (filter.newest, filter.has_more_data) {
             (Some(n), None) => {
                 // Ids grow with start order, so the newest are the highest ids.
