@@ -71,7 +71,9 @@ pub(crate) struct Inner {
 /// only here; other modules read it through the methods below.
 pub(crate) struct Table {
     next_id: JobId,
-    jobs: BTreeMap<JobId, Entry>,
+    /// Boxed: an entry is large, and a table of thousands then moves
+    /// pointers, not entries, as it grows.
+    jobs: BTreeMap<JobId, Box<Entry>>,
     /// Per type (by [`type_key`], indexed by [`Pool::Type`]): top-level
     /// jobs only; children queue behind their parent's. A handful of types
     /// at most: a search through them costs less than hashing a key.
@@ -563,7 +565,7 @@ impl Session {
                     Inner::apply_type_throttle(&mut t, &pool, &spec, ex.as_ref());
                     let mut entry = Entry::for_spec(info, cell, ex, spec);
                     entry.waiting = true;
-                    t.jobs.insert(id, entry);
+                    t.jobs.insert(id, Box::new(entry));
                     continue;
                 }
             }
@@ -599,7 +601,7 @@ impl Session {
             };
             ids.push(id);
             t.jobs
-                .insert(id, Entry::new(info, cell, executor, None, None));
+                .insert(id, Box::new(Entry::new(info, cell, executor, None, None)));
         }
         for id in resume {
             if let Some(pool) = t.pool_of(id) {
@@ -651,7 +653,7 @@ impl Inner {
         let pool = t.type_pool(&info.type_name);
         let cell = Arc::new(JobCell::new(id, info.instance_id));
         t.jobs
-            .insert(id, Entry::new(info, cell, executor, None, None));
+            .insert(id, Box::new(Entry::new(info, cell, executor, None, None)));
         if let Some(throttle) = t.throttle(&pool) {
             throttle.occupy();
         }

@@ -133,8 +133,9 @@ impl Session {
         let mut done = Vec::with_capacity(ids.len());
         done.extend(
             ids.iter()
-                .filter(|&&id| t.state(id).is_some_and(|s| until.done(s)))
-                .filter_map(|&id| self.inner.snapshot(&t, id)),
+                .filter_map(|&id| t.info(id))
+                .filter(|info| until.done(info.state))
+                .map(|info| self.inner.snapshot_of(&t, info)),
         );
         WaitOutcome { done, timed_out }
     }

@@ -213,7 +213,7 @@ impl Inner {
         let cell = Arc::new(JobCell::new(id, info.instance_id));
         let mut entry = Entry::for_spec(info, cell, executor, spec);
         entry.waiting = waits;
-        t.jobs.insert(id, entry);
+        t.jobs.insert(id, Box::new(entry));
         if let Some(pe) = parent.and_then(|p| t.jobs.get_mut(&p)) {
             pe.info.children.push(id);
             if save_rows {
