@@ -17,7 +17,7 @@ pub use events::{EventStream, Lagged};
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
 use std::time::SystemTime;
 
 use tokio::runtime::{Handle, Runtime};
@@ -65,6 +65,9 @@ pub(crate) struct Inner {
     /// Set once the session is closing: a waiting job whose dependencies
     /// are decided then starts in the next session, not this one.
     closing: AtomicBool,
+    /// The session itself, for work handed to the runtime once the table's
+    /// lock is released (see [`TableGuard`]).
+    me: Weak<Inner>,
 }
 
 /// The jobs of a session, by id, and the throttles of their types. Changed
@@ -80,6 +83,9 @@ pub(crate) struct Table {
     throttles: Vec<(String, Throttle)>,
     /// The jobs that wait, by a job they wait for (see `session/deps.rs`).
     dependents: HashMap<JobId, Vec<JobId>>,
+    /// Work launched under the lock, handed to the runtime once the lock
+    /// is released (see [`TableGuard`]).
+    launches: Vec<lifecycle::Launch>,
 }
 
 struct Entry {
@@ -316,7 +322,7 @@ impl SessionBuilder {
         let max_seq = store.max_seq()?;
         let events = events::Events::new(store.max_event_seq()?);
         Ok(Session {
-            inner: Arc::new(Inner {
+            inner: Arc::new_cyclic(|me| Inner {
                 table: Mutex::new(Table {
                     next_id: 1,
                     jobs: BTreeMap::new(),
@@ -326,6 +332,7 @@ impl SessionBuilder {
                         .map(|(key, limit)| (key, Throttle::new(Some(limit))))
                         .collect(),
                     dependents: HashMap::new(),
+                    launches: Vec::new(),
                 }),
                 store,
                 seq: Arc::new(AtomicU64::new(max_seq)),
@@ -335,6 +342,7 @@ impl SessionBuilder {
                 handle,
                 runtime: Mutex::new(runtime),
                 closing: AtomicBool::new(false),
+                me: me.clone(),
             }),
         })
     }
@@ -664,6 +672,50 @@ impl Inner {
     }
 }
 
+/// The table, locked. Jobs launched meanwhile are handed to the runtime as
+/// it is released, not under the lock: a task that ends at once then finds
+/// the table free, rather than the starter still holding it.
+pub(crate) struct TableGuard<'a> {
+    guard: Option<MutexGuard<'a, Table>>,
+    inner: &'a Inner,
+}
+
+impl std::ops::Deref for TableGuard<'_> {
+    type Target = Table;
+    fn deref(&self) -> &Table {
+        self.guard
+            .as_deref()
+            .expect("held until the guard is dropped")
+    }
+}
+
+impl std::ops::DerefMut for TableGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Table {
+        self.guard
+            .as_deref_mut()
+            .expect("held until the guard is dropped")
+    }
+}
+
+impl Drop for TableGuard<'_> {
+    fn drop(&mut self) {
+        let Some(mut t) = self.guard.take() else {
+            return;
+        };
+        if t.launches.is_empty() {
+            return;
+        }
+        let launches = std::mem::take(&mut t.launches);
+        drop(t);
+        // Gone only while the session itself is dropped: nothing runs then.
+        if let Some(inner) = self.inner.me.upgrade() {
+            for launch in launches {
+                inner.spawn_launch(launch);
+            }
+        }
+    }
+}
+
 /// Stands in for the executor of a restored job whose type is not registered.
 struct Unregistered(String);
 
@@ -693,10 +745,13 @@ impl Drop for Inner {
 }
 
 impl Inner {
-    pub(crate) fn lock(&self) -> MutexGuard<'_, Table> {
+    pub(crate) fn lock(&self) -> TableGuard<'_> {
         // Every mutation of the table completes before any call that could
         // panic, so a poisoned lock still guards a consistent table.
-        self.table.lock().unwrap_or_else(|p| p.into_inner())
+        TableGuard {
+            guard: Some(self.table.lock().unwrap_or_else(|p| p.into_inner())),
+            inner: self,
+        }
     }
 
     pub(crate) fn bump(&self) {

@@ -319,7 +319,12 @@ impl Inner {
         if !executor.reports_start() && self.transition(t, id, JobState::Running).is_err() {
             return;
         }
-        self.spawn_job(id, async move { executor.run(spec.made()?, ctx).await });
+        t.launches.push(Launch {
+            id,
+            executor,
+            ctx,
+            work: Work::Run(spec),
+        });
         self.arm_timeout(t, id);
         // Its children may have queued while it waited.
         self.pump(t, &Pool::Children(id));
@@ -368,7 +373,30 @@ impl Inner {
         let executor = Arc::clone(&e.executor);
         let ctx = self.context(&e.cell);
         let info = e.info.clone();
-        self.spawn_job(id, async move { executor.resume(info, ctx).await });
+        t.launches.push(Launch {
+            id,
+            executor,
+            ctx,
+            work: Work::Resume(info),
+        });
+    }
+
+    /// Hands a launched job's work to the runtime (the table unlocked).
+    pub(super) fn spawn_launch(self: &Arc<Self>, launch: Launch) {
+        let Launch {
+            id,
+            executor,
+            ctx,
+            work,
+        } = launch;
+        match work {
+            Work::Run(spec) => {
+                self.spawn_job(id, async move { executor.run(spec.made()?, ctx).await })
+            }
+            Work::Resume(info) => {
+                self.spawn_job(id, async move { executor.resume(info, ctx).await })
+            }
+        }
     }
 
     /// Moves a job to a new state if the lifecycle allows, stamping times,
@@ -574,7 +602,12 @@ impl Inner {
         let executor = Arc::clone(&e.executor);
         let ctx = self.context(&e.cell);
         ctx.information(format!("attempt {attempt} of {total}"));
-        self.spawn_job(id, async move { executor.run(spec.made()?, ctx).await });
+        t.launches.push(Launch {
+            id,
+            executor,
+            ctx,
+            work: Work::Run(spec),
+        });
         self.arm_timeout(t, id);
     }
 
@@ -832,6 +865,22 @@ impl Inner {
         // A parent whose run already returned finalizes when children end.
         self.try_finalize(t, id);
     }
+}
+
+/// A job's work, launched under the table's lock and spawned once it is
+/// released (see `TableGuard`).
+pub(crate) struct Launch {
+    id: JobId,
+    executor: Arc<dyn crate::JobExecutor>,
+    ctx: JobContext,
+    work: Work,
+}
+
+/// What a launch runs: the job's work, or the resumption of a job of an
+/// earlier session.
+enum Work {
+    Run(JobSpec),
+    Resume(JobInfo),
 }
 
 /// A new random (version 4) instance id. The random bytes come from the
