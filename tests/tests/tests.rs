@@ -21,3 +21,4 @@ mod store;
 mod suspend;
 mod top;
 mod trust;
+mod waiting_batch;

@@ -193,7 +193,7 @@ impl Inner {
         // Its creation is an event, written with the row. A batch's child
         // rides with the store's next batch instead: its row is written
         // again with the others by `save_batch`.
-        let kept = spec.to_stored().filter(|_| waits && parent.is_none());
+        let kept = super::waiting_batch::stored(&spec).filter(|_| waits && parent.is_none());
         let change = match (&kept, save_rows) {
             (Some(kept), true) => RowChange::SaveWaiting(&info, kept),
             (None, true) => RowChange::Save(&info),
