@@ -15,6 +15,7 @@ mod load;
 mod plugins;
 mod receive;
 mod remote;
+mod remote_input;
 mod restart;
 mod spread;
 mod store;
