@@ -408,6 +408,31 @@ fn an_on_finish_line_runs_and_survives_a_restart() {
 }
 
 #[test]
+fn daemon_stop_runs_the_hooks_of_the_jobs_it_ends_before_it_returns() {
+    let home = TestHome::new();
+    let out = home.path().join("out");
+    std::fs::create_dir(&out).expect("out folder");
+    // Each line takes a while, so four of them run at once and the rest
+    // queue: the stop must wait for all of them.
+    let line = r#"sleep 0.5; echo "$JOBCTL_JOB_STATE" > "$JOBCTL_HOME/out/line.$JOBCTL_JOB_ID.tmp"
+mv "$JOBCTL_HOME/out/line.$JOBCTL_JOB_ID.tmp" "$JOBCTL_HOME/out/line.$JOBCTL_JOB_ID""#;
+    let ids: Vec<u64> = (0..6)
+        .map(|_| home.start(&["--on-finish", line, "--", "sleep", "300"]))
+        .collect();
+    for &id in &ids {
+        assert!(eventually(PATIENCE, || home.job(id)["state"] == "Running"));
+    }
+    home.ok(&["daemon", "stop"]);
+    for id in ids {
+        let file = out.join(format!("line.{id}"));
+        let text = std::fs::read_to_string(&file).unwrap_or_else(|e| {
+            panic!("the hook of job {id} did not run before the stop returned: {e}")
+        });
+        assert!(!text.trim().is_empty(), "job {id}: {text:?}");
+    }
+}
+
+#[test]
 fn a_hooks_folder_others_may_write_is_refused() {
     let home = TestHome::new();
     let out = hooks_folder(&home);
