@@ -55,9 +55,7 @@ fn wrap_stdin() -> String {
 /// time, as a pipe allows no more without reading past them), the rest of
 /// stdin is the command's.
 fn wrap_stdin_then_input(len: usize) -> String {
-    format!(
-        "printf '{PGID_MARKER}%s\\n' \"$$\"; eval \"$(dd bs=1 count={len} 2>/dev/null)\""
-    )
+    format!("printf '{PGID_MARKER}%s\\n' \"$$\"; eval \"$(dd bs=1 count={len} 2>/dev/null)\"")
 }
 
 /// The job's input on its way to the command's stdin, written as the
@@ -317,27 +315,27 @@ pub(crate) fn run(
     ctx: &JobContext,
     stop_grace: Duration,
 ) -> (Result<(), JobFailure>, Option<Connected>) {
-    let mut closed = false;
-    let mut reusable = false;
-    let result = drive(
-        &conn,
-        channel,
-        input,
-        r,
-        ctx,
-        stop_grace,
-        &mut closed,
-        &mut reusable,
-    );
-    if reusable && closed && !ctx.stop_requested() {
+    let mut end = Ending::default();
+    let result = drive(&conn, channel, input, r, ctx, stop_grace, &mut end);
+    if end.reusable && end.closed && !ctx.stop_requested() {
         return (result, Some(conn));
     }
     // Freeing a session closes its open channels and, in blocking mode,
     // waits for the peer's answer: bound that wait, and when the channel
     // did not close properly (peer gone, stop cut it short) shut the socket
     // first so nothing waits on a dead peer.
-    close(conn, closed);
+    close(conn, end.closed);
     (result, None)
+}
+
+/// How a command's channel ended, for whether its connection may serve
+/// another command.
+#[derive(Default)]
+struct Ending {
+    /// The channel closed properly.
+    closed: bool,
+    /// The command ended on its own with both streams at their end.
+    reusable: bool,
 }
 
 fn drive(
@@ -347,8 +345,7 @@ fn drive(
     r: &Resolved,
     ctx: &JobContext,
     stop_grace: Duration,
-    closed: &mut bool,
-    reusable: &mut bool,
+    end: &mut Ending,
 ) -> Result<(), JobFailure> {
     let he = HostErr {
         host: r.written.clone(),
@@ -484,7 +481,7 @@ fn drive(
     loop {
         match channel.wait_close() {
             Ok(()) => {
-                *closed = true;
+                end.closed = true;
                 break;
             }
             Err(e) if ssh_would_block(&e) => {
@@ -524,14 +521,14 @@ fn drive(
             // A name this side does not know: only the name to show.
             Err(_) => JobFailure::new(format!("killed by signal {name}")),
         };
-        *reusable = channel.eof();
+        end.reusable = channel.eof();
         return Err(failure);
     }
     let status = channel
         .exit_status()
         .map_err(|e| runner.lost(e.message()).to_failure())?;
     ctx.set_exit_code(status);
-    *reusable = channel.eof();
+    end.reusable = channel.eof();
     if status == 0 {
         Ok(())
     } else {

@@ -285,14 +285,7 @@ fn run_host(
             return Err(fail(e));
         }
     };
-    let (result, reusable) = exec::run(
-        conn,
-        channel,
-        input,
-        &resolved,
-        ctx,
-        options.stop_grace,
-    );
+    let (result, reusable) = exec::run(conn, channel, input, &resolved, ctx, options.stop_grace);
     if let Some(conn) = reusable {
         give_back(pool, key, conn);
     }

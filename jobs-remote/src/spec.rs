@@ -71,7 +71,9 @@ mod input_base64 {
         }
     }
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Vec<u8>>, D::Error> {
         match Option::<String>::deserialize(d)? {
             Some(text) => crate::base64::decode(&text)
                 .map(Some)
@@ -365,7 +367,9 @@ mod tests {
     #[test]
     fn the_input_travels_in_the_params_byte_for_byte() {
         let bytes: Vec<u8> = (0..=255u8).chain([0, 10, 255]).collect();
-        let spec = RemoteSpec::new(["a"], "cat").input(bytes.clone()).into_job_spec();
+        let spec = RemoteSpec::new(["a"], "cat")
+            .input(bytes.clone())
+            .into_job_spec();
         let back: Params = serde_json::from_value(spec.params).expect("params");
         assert!(matches!(back, Params::Parent(p) if p.input.as_deref() == Some(&bytes[..])));
         let none = RemoteSpec::new(["a"], "cat").into_job_spec();
