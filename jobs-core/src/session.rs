@@ -522,9 +522,14 @@ impl Session {
             let cell = Arc::new(JobCell::new(id, info.instance_id));
             let kept = match (&executor, info.state) {
                 (Some(_), JobState::NotStarted) if info.has_dependencies() => {
+                    // A batch restores whole or not at all, even one whose
+                    // row names no children yet.
                     self.inner.kept_spec(&info).filter(|_| {
-                        info.children.is_empty()
-                            || self.inner.restore_batch(&info, &states, &mut batches)
+                        if info.type_name == BATCH_TYPE {
+                            self.inner.restore_batch(&info, &states, &mut batches)
+                        } else {
+                            info.children.is_empty()
+                        }
                     })
                 }
                 _ => None,

@@ -126,7 +126,9 @@ pub(crate) fn rebuild_batch(store: &SqliteStore, info: &JobInfo) -> Option<Rebui
         Err(e) => return cannot(&e),
     };
     let (env, items) = (parts.env.to_vec(), parts.items.to_vec());
-    let indices: Vec<usize> = (0..info.children.len()).collect();
+    // Every item of the request: a row that names fewer children (a crash
+    // before they were all written) is then refused as a whole.
+    let indices: Vec<usize> = (0..batch::item_spans(&items, each.null).len()).collect();
     let halt = each.halt.as_deref().and_then(|h| h.parse::<Halt>().ok());
     match batch::rerun_specs(req, &each, (&env, &items), info.instance_id, &indices) {
         Ok(children) => Some(RebuiltBatch { children, halt }),
