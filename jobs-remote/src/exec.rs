@@ -78,7 +78,8 @@ impl Feed<'_> {
         while !self.done && self.sent < self.data.len() {
             let end = self.data.len().min(self.sent + 32 * 1024);
             match std::io::Write::write(channel, &self.data[self.sent..end]) {
-                Ok(0) => break,
+                // The window is full: more once the peer adjusts it.
+                Ok(0) => return moved,
                 Ok(n) => {
                     self.sent += n;
                     moved = true;

@@ -199,3 +199,46 @@ fn remote_input_is_refused_with_detached_and_with_each_before_anything_starts() 
     let listed = ok(&home, &sshd, &["list", "--json", "--include-children"]);
     assert_eq!(listed.trim(), "[]", "nothing started: {listed}");
 }
+
+/// A remote job that waits for another keeps its input across a SIGKILL of
+/// the daemon: it is part of the spec the store keeps.
+#[test]
+fn a_waiting_remote_job_keeps_its_input_across_a_sigkilled_daemon() {
+    let sshd = Sshd::start();
+    let home = TestHome::new();
+    let dir = tempfile::tempdir().expect("dir");
+    let go = dir.path().join("go");
+    let h1 = format!("127.0.0.1:{}", sshd.port);
+    let data = big_input();
+    let file = home.path().join("big");
+    std::fs::write(&file, &data).expect("write");
+    let start = |args: &[&str]| -> u64 {
+        let mut all = vec!["start", "-q"];
+        all.extend_from_slice(args);
+        ok(&home, &sshd, &all).trim().parse().expect("an id")
+    };
+    let a = start(&["--detached", "-c", &crate::deps::until(&go)]);
+    let after = a.to_string();
+    let path = file.to_str().expect("utf-8");
+    let r = start(&[
+        "--after",
+        &after,
+        "--input",
+        path,
+        "--host",
+        &h1,
+        "--",
+        "sha256sum",
+    ]);
+    crate::deps::crash(&home);
+    let row = home.job(r);
+    assert_eq!(row["state"], "NotStarted", "{row}");
+    std::fs::write(&go, "").expect("go");
+    ok(&home, &sshd, &["wait", &r.to_string()]);
+    let kids = children(&home, r);
+    assert_eq!(kids.len(), 1);
+    let row = home.job(kids[0]);
+    assert_eq!(row["state"], "Completed", "{row}");
+    let out = ok(&home, &sshd, &["receive", &kids[0].to_string()]);
+    assert_eq!(out.split_whitespace().next(), Some(sha256(&data).as_str()));
+}
