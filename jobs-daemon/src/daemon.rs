@@ -153,6 +153,7 @@ async fn serve_forever(home: Home, plugins: Vec<PathBuf>, limits: Limits) -> Res
         closing: AtomicBool::new(false),
         exit: Notify::new(),
         idle: limits.idle,
+        closed: tokio::sync::watch::channel(false).0,
     });
     // One slot per connection served; past them a client is told, not
     // left waiting.

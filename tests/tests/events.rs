@@ -65,6 +65,16 @@ impl Drop for Follower {
     }
 }
 
+/// The exit status of `child` once it ended on its own, within [`PATIENCE`].
+fn exited(child: &mut Child) -> Option<std::process::ExitStatus> {
+    let mut status = None;
+    eventually(PATIENCE, || {
+        status = child.try_wait().ok().flatten();
+        status.is_some()
+    });
+    status
+}
+
 /// The (from, to) pairs of job `id`'s events, in order.
 fn transitions(events: &[Value], id: u64) -> Vec<(Value, Value)> {
     events
@@ -430,6 +440,48 @@ mv "$JOBCTL_HOME/out/line.$JOBCTL_JOB_ID.tmp" "$JOBCTL_HOME/out/line.$JOBCTL_JOB
         });
         assert!(!text.trim().is_empty(), "job {id}: {text:?}");
     }
+}
+
+#[test]
+fn a_follower_gets_the_last_events_and_ends_when_the_daemon_stops() {
+    let home = TestHome::new();
+    let mut follower = Follower::start(&home);
+    let id = home.start(&["--", "sleep", "300"]);
+    follower.wait_for(id, Value::from("Running"));
+    home.ok(&["daemon", "stop"]);
+    // The stop ended the job: that event reached the follower, which then
+    // ended on its own, successfully.
+    let status = exited(&mut follower.child).expect("the follower ends when the daemon stops");
+    assert!(status.success(), "{status:?}");
+    let ends: Vec<Value> = follower
+        .seen()
+        .into_iter()
+        .filter(|e| {
+            e["id"] == id
+                && ["Completed", "Failed", "Stopped"].contains(&e["to"].as_str().unwrap_or(""))
+        })
+        .collect();
+    assert_eq!(ends.len(), 1, "{:?}", follower.seen());
+
+    // A daemon that dies leaves the follower with where to go on from.
+    let mut follower = Follower::start(&home);
+    let id = home.start(&["--", "sleep", "300"]);
+    follower.wait_for(id, Value::from("Running"));
+    let last = follower.seen().last().expect("an event")["seq"].clone();
+    let pid = home.daemon_pid().expect("the daemon runs");
+    kill9(pid);
+    let status = exited(&mut follower.child).expect("the follower ends when the daemon dies");
+    assert_eq!(status.code(), Some(1));
+    let mut err = String::new();
+    use std::io::Read;
+    follower
+        .child
+        .stderr
+        .take()
+        .expect("piped stderr")
+        .read_to_string(&mut err)
+        .expect("read stderr");
+    assert!(err.contains(&format!("--since {last}")), "{err}");
 }
 
 #[test]
