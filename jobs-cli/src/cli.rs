@@ -316,7 +316,9 @@ pub(crate) struct StartArgs {
     #[arg(long = "env", value_name = "K=V", value_parser = EnvParser)]
     pub env: Vec<(OsString, OsString)>,
     /// Feed FILE (`-`: this command's standard input) to the job's standard
-    /// input; without it, a job's stdin is /dev/null. Process jobs.
+    /// input; without it, a job's stdin is /dev/null. Process jobs, and
+    /// remote jobs (each host gets the same bytes); not with --each, nor
+    /// with --detached --host.
     #[arg(long, value_name = "FILE|-")]
     pub input: Option<PathBuf>,
     /// The job outlives the session (its daemon). With --host, each host

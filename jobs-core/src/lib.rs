@@ -139,8 +139,8 @@ pub use record::{
     Received, Record, RenderFn, Stream,
 };
 pub use session::{
-    default_batch_throttle, BatchSpec, EventStream, Halt, HaltWhen, Lagged, Session,
-    SessionBuilder, BATCH_TYPE, SESSION_ENDED_REASON,
+    default_batch_throttle, BatchRebuild, BatchSpec, EventStream, Halt, HaltWhen, Lagged,
+    RebuiltBatch, Session, SessionBuilder, BATCH_TYPE, SESSION_ENDED_REASON,
 };
 pub use shell::{shell_quote, shell_quote_bytes};
 pub use signal::{parse_signal, signal_word};

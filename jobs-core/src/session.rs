@@ -11,9 +11,11 @@ mod events;
 mod lifecycle;
 mod restart;
 mod suspend;
+mod waiting_batch;
 
 pub use batch::{default_batch_throttle, BatchSpec, Halt, HaltWhen, BATCH_TYPE};
 pub use events::{EventStream, Lagged};
+pub use waiting_batch::{BatchRebuild, RebuiltBatch};
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -65,6 +67,8 @@ pub(crate) struct Inner {
     /// Set once the session is closing: a waiting job whose dependencies
     /// are decided then starts in the next session, not this one.
     closing: AtomicBool,
+    /// How waiting batches are made again (`session/waiting_batch.rs`).
+    batch_rebuild: waiting_batch::Rebuild,
     /// The session itself, for work handed to the runtime once the table's
     /// lock is released (see [`TableGuard`]).
     me: Weak<Inner>,
@@ -342,6 +346,7 @@ impl SessionBuilder {
                 handle,
                 runtime: Mutex::new(runtime),
                 closing: AtomicBool::new(false),
+                batch_rebuild: Default::default(),
                 me: me.clone(),
             }),
         })
@@ -498,7 +503,6 @@ impl Session {
         self.inner.closing.store(true, Ordering::Release);
         let ids: Vec<JobId> = {
             let mut t = self.inner.lock();
-            let store = Arc::clone(&self.inner.store);
             let ids: Vec<JobId> = t
                 .jobs
                 .values()
@@ -506,7 +510,7 @@ impl Session {
                     e.info.parent.is_none()
                         && !e.info.state.is_finished()
                         && !e.info.detached
-                        && !e.waits_durably(store.as_ref())
+                        && !self.inner.keeps_waiting(e)
                 })
                 .map(|e| e.info.id)
                 .collect();
@@ -550,6 +554,8 @@ impl Session {
     /// table. Returns the ids of the loaded jobs.
     pub fn restore(&self) -> Result<Vec<JobId>, Error> {
         let jobs = self.inner.store.load_jobs()?;
+        let states: HashMap<JobId, JobState> = jobs.iter().map(|i| (i.id, i.state)).collect();
+        let mut batches = waiting_batch::Restored::default();
         let mut t = self.inner.lock();
         let mut ids = Vec::new();
         let mut resume = Vec::new();
@@ -561,10 +567,29 @@ impl Session {
             let cell = Arc::new(JobCell::new(id, info.instance_id));
             let kept = match (&executor, info.state) {
                 (Some(_), JobState::NotStarted) if info.has_dependencies() => {
-                    self.inner.kept_spec(&info)
+                    // A batch restores whole or not at all, even one whose
+                    // row names no children yet.
+                    self.inner.kept_spec(&info).filter(|_| {
+                        if info.type_name == BATCH_TYPE {
+                            self.inner.restore_batch(&info, &states, &mut batches)
+                        } else {
+                            info.children.is_empty()
+                        }
+                    })
                 }
                 _ => None,
             };
+            if let (Some(spec), Some(ex)) = (batches.children.remove(&id), &executor) {
+                // A waiting batch's child: it queues behind its parent again.
+                ids.push(id);
+                let parent = info.parent;
+                let entry = Entry::for_spec(info, cell, Arc::clone(ex), spec);
+                t.jobs.insert(id, Box::new(entry));
+                if let Some(throttle) = parent.and_then(|p| t.throttle(&Pool::Children(p))) {
+                    throttle.enqueue(id);
+                }
+                continue;
+            }
             if let Some(spec) = kept {
                 if let Some(ex) = executor {
                     ids.push(id);
@@ -619,6 +644,9 @@ impl Session {
             }
             self.inner.spawn_resume(&mut t, id);
         }
+        for (id, halt) in batches.halts {
+            t.set_halt(id, halt);
+        }
         for &id in &waiting {
             t.index_waiting(id);
         }
@@ -631,9 +659,10 @@ impl Session {
 
 impl Inner {
     /// The spec the store kept for a waiting top-level job, if it kept one
-    /// that reads back; a child or an unreadable spec cannot wait again.
+    /// that reads back; a child or an unreadable spec cannot wait again
+    /// (nor a parent, unless `session/waiting_batch.rs` restores it).
     fn kept_spec(&self, info: &JobInfo) -> Option<JobSpec> {
-        if info.parent.is_some() || !info.children.is_empty() {
+        if info.parent.is_some() {
             return None;
         }
         let bytes = self.store.waiting_spec(info.id).ok()??;

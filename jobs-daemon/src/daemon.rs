@@ -127,6 +127,10 @@ async fn serve_forever(home: Home, plugins: Vec<PathBuf>, limits: Limits) -> Res
     let (types, remote) = executors::register(&session, &home, &plugins)?;
     // Before the restore: jobs it ends with the previous session finish too.
     let (hook_events, last_event) = (session.subscribe(), session.last_event());
+    let kept = Arc::clone(&store);
+    session.rebuild_waiting_batches(Arc::new(move |info| {
+        crate::restart::rebuild_batch(&kept, info)
+    }));
     let restored = session.restore().context("cannot restore the job table")?;
     if !restored.is_empty() {
         info!(jobs = restored.len(), "restored the job table");

@@ -3,7 +3,7 @@
 //! for them.
 
 use std::ffi::{OsStr, OsString};
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::PathBuf;
 
 use anyhow::Result;
@@ -256,7 +256,7 @@ fn script_limits() -> jobs_script::Limits {
 
 /// Translates a `start` request into a spec for the executor it names.
 /// `env` is the encoded environment (`K=V\0` entries); `input`, if any,
-/// is the job's standard input (process jobs only).
+/// is the job's standard input (process and attached remote jobs).
 pub(crate) fn job_spec(
     req: StartRequest,
     env: &[u8],
@@ -280,10 +280,16 @@ pub(crate) fn job_spec(
         "RemoteJob".to_string()
     };
     if input.is_some() {
-        if type_name != "BackgroundJob" {
+        if type_name != "BackgroundJob" && type_name != "RemoteJob" {
             return Err(Fail::new(
                 ErrorCode::Usage,
-                format!("--input feeds process jobs only, not {type_name}"),
+                format!("--input feeds process and remote jobs only, not {type_name}"),
+            ));
+        }
+        if type_name == "RemoteJob" && req.detached {
+            return Err(Fail::new(
+                ErrorCode::Usage,
+                "--input does not go with --detached --host: a detached remote command's stdin is /dev/null on its host",
             ));
         }
         if matches!(req.work, Work::Script { .. }) {
@@ -303,7 +309,7 @@ pub(crate) fn job_spec(
                     "--retries does not go with --host: a remote job's hosts are not run again",
                 ));
             }
-            let mut spec = remote_spec(&req, &vars)?;
+            let mut spec = remote_spec(&req, &vars, input)?;
             spec.name = req.name;
             spec.after = req.after;
             spec.after_any = req.after_any;
@@ -419,7 +425,11 @@ fn script_worker_spec(work: &Work) -> Result<jobs_process::ProcessSpec, Fail> {
 
 /// A remote job: a shell line (or a program, quoted) on each host; the
 /// throttle bounds the hosts running at once.
-fn remote_spec(req: &StartRequest, vars: &[(OsString, OsString)]) -> Result<JobSpec, Fail> {
+fn remote_spec(
+    req: &StartRequest,
+    vars: &[(OsString, OsString)],
+    input: Option<OsString>,
+) -> Result<JobSpec, Fail> {
     if req.hosts.is_empty() {
         return Err(Fail::new(
             ErrorCode::Usage,
@@ -438,6 +448,9 @@ fn remote_spec(req: &StartRequest, vars: &[(OsString, OsString)]) -> Result<JobS
     })?;
     if let Some(t) = req.throttle {
         spec = spec.throttle(t);
+    }
+    if let Some(input) = input {
+        spec = spec.input(input.into_vec());
     }
     if let Some(limit) = req.timeout {
         spec = spec.timeout(limit);

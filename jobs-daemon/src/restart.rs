@@ -16,6 +16,10 @@
 //!   waiting again would either run at once or fail for a dependency that
 //!   has nothing to do with this run. The new job starts at once.
 //!
+//! The kept request also makes a waiting batch's children again when the
+//! daemon starts after a restart or a crash ([`rebuild_batch`]), so that
+//! the batch goes on waiting.
+//!
 //! Only a finished job restarts (a running one is refused: stop it or wait
 //! for it first); a child restarts through its parent. `--failed` is for a
 //! batch's parent: its Failed and Stopped children run again in place.
@@ -24,8 +28,9 @@ use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
 use std::sync::atomic::Ordering;
 
-use jobs_core::{default_batch_throttle, Halt, JobId, JobInfo, JobState, BATCH_TYPE};
+use jobs_core::{default_batch_throttle, Halt, JobId, JobInfo, JobState, RebuiltBatch, BATCH_TYPE};
 use jobs_protocol::{check_env, encode, read_frame, ErrorCode, RestartRequest, StartRequest};
+use jobs_store_sqlite::SqliteStore;
 
 use crate::fail::Fail;
 use crate::shared::Daemon;
@@ -49,6 +54,9 @@ pub(crate) fn start(
     let (env, items, input) = (parts.env, parts.items, parts.input);
     check_env(env).map_err(|e| Fail::new(ErrorCode::Failed, e.to_string()))?;
     let kept = encode(&req, blob);
+    // A waiting batch is made again from its request after a crash: the
+    // request is on disk before the caller hears of the batch.
+    let waiting_batch = req.each.is_some() && !(req.after.is_empty() && req.after_any.is_empty());
     let on_finish = req.on_finish.take();
     let id = match req.each.take() {
         Some(_) if input.is_some() => {
@@ -72,13 +80,60 @@ pub(crate) fn start(
     // only means it cannot be restarted, which `restart` then says.
     match kept {
         Ok(bytes) => {
-            if let Err(e) = d.store.save_request(id, &bytes) {
+            let saved = d.store.save_request(id, &bytes).and_then(|()| {
+                if waiting_batch {
+                    d.store.flush()?;
+                }
+                Ok(())
+            });
+            if let Err(e) = saved {
                 tracing::warn!(job = id, "cannot keep the job's start request: {e}");
             }
         }
         Err(e) => tracing::warn!(job = id, "cannot encode the job's start request: {e}"),
     }
     Ok(id)
+}
+
+/// Makes the children of a batch that waited when the previous session
+/// ended, from the start request kept for it: one spec per item, as the
+/// first start made them, and its halt rule (see jobs-core's
+/// `Session::rebuild_waiting_batches`). `None` when no usable request was
+/// kept: the batch then ends with its session.
+pub(crate) fn rebuild_batch(store: &SqliteStore, info: &JobInfo) -> Option<RebuiltBatch> {
+    let id = info.id;
+    let cannot = |why: &str| {
+        tracing::warn!(
+            job = id,
+            "a waiting batch cannot wait again ({why}): it ends with its session"
+        );
+        None
+    };
+    let bytes = match store.request(id) {
+        Ok(Some(bytes)) => bytes,
+        Ok(None) => return cannot("no start request was kept for it"),
+        Err(e) => return cannot(&e.to_string()),
+    };
+    let (req, blob): (StartRequest, Vec<u8>) = match read_frame(&mut bytes.as_slice()) {
+        Ok(frame) => frame,
+        Err(e) => return cannot(&format!("its start request is unreadable: {e}")),
+    };
+    let Some(each) = req.each.clone() else {
+        return cannot("its start request is not a batch's");
+    };
+    let parts = match req.parts(&blob) {
+        Ok(parts) => parts,
+        Err(e) => return cannot(&e),
+    };
+    let (env, items) = (parts.env.to_vec(), parts.items.to_vec());
+    // Every item of the request: a row that names fewer children (a crash
+    // before they were all written) is then refused as a whole.
+    let indices: Vec<usize> = (0..batch::item_spans(&items, each.null).len()).collect();
+    let halt = each.halt.as_deref().and_then(|h| h.parse::<Halt>().ok());
+    match batch::rerun_specs(req, &each, (&env, &items), info.instance_id, &indices) {
+        Ok(children) => Some(RebuiltBatch { children, halt }),
+        Err(f) => cannot(&f.message),
+    }
 }
 
 /// `restart`: every job is checked before any starts; then each starts

@@ -50,6 +50,58 @@ fn wrap_stdin() -> String {
     format!("printf '{PGID_MARKER}%s\\n' \"$$\"; eval \"$(cat)\"")
 }
 
+/// The wrapper for a long command of `len` bytes written to stdin ahead of
+/// the job's input: exactly those bytes are read (`dd` one byte at a
+/// time, as a pipe allows no more without reading past them), the rest of
+/// stdin is the command's.
+fn wrap_stdin_then_input(len: usize) -> String {
+    format!("printf '{PGID_MARKER}%s\\n' \"$$\"; eval \"$(dd bs=1 count={len} 2>/dev/null)\"")
+}
+
+/// The job's input on its way to the command's stdin, written as the
+/// channel's window allows, between reads, so that a command which
+/// answers while it reads (`cat`) never waits on us, nor we on it.
+struct Feed<'a> {
+    data: &'a [u8],
+    sent: usize,
+    /// End of file sent: nothing more to do.
+    done: bool,
+}
+
+impl Feed<'_> {
+    /// Writes what the channel takes now, then the end of file once all
+    /// is written. Whether anything went. A write the channel refuses
+    /// ends the feed: the command closed its end, or the connection is
+    /// lost, which the reads report.
+    fn pump(&mut self, channel: &mut Channel) -> bool {
+        let mut moved = false;
+        while !self.done && self.sent < self.data.len() {
+            let end = self.data.len().min(self.sent + 32 * 1024);
+            match std::io::Write::write(channel, &self.data[self.sent..end]) {
+                // The window is full: more once the peer adjusts it.
+                Ok(0) => return moved,
+                Ok(n) => {
+                    self.sent += n;
+                    moved = true;
+                }
+                Err(e) if is_would_block(&e) => return moved,
+                Err(_) => self.done = true,
+            }
+        }
+        if !self.done {
+            match channel.send_eof() {
+                Ok(()) => {
+                    self.done = true;
+                    moved = true;
+                }
+                Err(e) if ssh_would_block(&e) => {}
+                Err(_) => self.done = true,
+            }
+        }
+        moved
+    }
+}
+
 pub(crate) fn is_would_block(e: &std::io::Error) -> bool {
     e.kind() == std::io::ErrorKind::WouldBlock
 }
@@ -259,40 +311,42 @@ impl Runner<'_> {
 pub(crate) fn run(
     conn: Connected,
     channel: Channel,
+    input: Option<&[u8]>,
     r: &Resolved,
     ctx: &JobContext,
     stop_grace: Duration,
 ) -> (Result<(), JobFailure>, Option<Connected>) {
-    let mut closed = false;
-    let mut reusable = false;
-    let result = drive(
-        &conn,
-        channel,
-        r,
-        ctx,
-        stop_grace,
-        &mut closed,
-        &mut reusable,
-    );
-    if reusable && closed && !ctx.stop_requested() {
+    let mut end = Ending::default();
+    let result = drive(&conn, channel, input, r, ctx, stop_grace, &mut end);
+    if end.reusable && end.closed && !ctx.stop_requested() {
         return (result, Some(conn));
     }
     // Freeing a session closes its open channels and, in blocking mode,
     // waits for the peer's answer: bound that wait, and when the channel
     // did not close properly (peer gone, stop cut it short) shut the socket
     // first so nothing waits on a dead peer.
-    close(conn, closed);
+    close(conn, end.closed);
     (result, None)
+}
+
+/// How a command's channel ended, for whether its connection may serve
+/// another command.
+#[derive(Default)]
+struct Ending {
+    /// The channel closed properly.
+    closed: bool,
+    /// The command ended on its own with both streams at their end.
+    reusable: bool,
 }
 
 fn drive(
     conn: &Connected,
     mut channel: Channel,
+    input: Option<&[u8]>,
     r: &Resolved,
     ctx: &JobContext,
     stop_grace: Duration,
-    closed: &mut bool,
-    reusable: &mut bool,
+    end: &mut Ending,
 ) -> Result<(), JobFailure> {
     let he = HostErr {
         host: r.written.clone(),
@@ -318,6 +372,12 @@ fn drive(
         buf: vec![0; 64 * 1024],
     };
     let mut filter = StdoutFilter::new();
+    // Without input the end of file went with the command (`start`).
+    let mut feed = input.map(|data| Feed {
+        data,
+        sent: 0,
+        done: false,
+    });
     let mut stop = StopPhase::None;
     // The pause the remote group has (SIGSTOP sent, not yet SIGCONT).
     let mut paused = false;
@@ -337,6 +397,7 @@ fn drive(
         if got_out || got_err {
             runner.last_rx = Instant::now();
         }
+        let fed = feed.as_mut().is_some_and(|f| f.pump(&mut channel));
         if (out_eof && err_eof) || channel.eof() {
             // A last pass: the eof may have come with data behind it.
             if let Err(e) = runner.pump(&mut channel, 0, Some(&mut filter)) {
@@ -390,7 +451,7 @@ fn drive(
                 ctx.stop_token().set_applied(want);
             }
         }
-        if got_out || got_err {
+        if got_out || got_err || fed {
             continue;
         }
         if let Err(e) = runner.idle(TICK) {
@@ -414,13 +475,14 @@ fn drive(
             r.written
         )));
     }
-    // Teardown in order: eof was sent at start, both streams are drained;
+    // Teardown in order: eof was sent (at start, or after the input), both
+    // streams are drained;
     // now wait for the close, and only then read the exit status.
     let deadline = Instant::now() + r.connect_timeout.max(Duration::from_secs(5));
     loop {
         match channel.wait_close() {
             Ok(()) => {
-                *closed = true;
+                end.closed = true;
                 break;
             }
             Err(e) if ssh_would_block(&e) => {
@@ -460,14 +522,14 @@ fn drive(
             // A name this side does not know: only the name to show.
             Err(_) => JobFailure::new(format!("killed by signal {name}")),
         };
-        *reusable = channel.eof();
+        end.reusable = channel.eof();
         return Err(failure);
     }
     let status = channel
         .exit_status()
         .map_err(|e| runner.lost(e.message()).to_failure())?;
     ctx.set_exit_code(status);
-    *reusable = channel.eof();
+    end.reusable = channel.eof();
     if status == 0 {
         Ok(())
     } else {
@@ -491,10 +553,13 @@ pub(crate) fn open_channel(session: &Session, he: &HostErr) -> Result<Channel, R
         .map_err(|e| channel_err(he, "open a channel", e))
 }
 
-/// Starts the wrapped command on an open channel, with no stdin.
+/// Starts the wrapped command on an open channel. Without `input` the
+/// command gets no stdin (end of file at once); with it, stdin stays open
+/// for [`run`] to write the input to.
 pub(crate) fn start(
     mut channel: Channel,
     command: &str,
+    input: bool,
     he: &HostErr,
 ) -> Result<Channel, RemoteError> {
     let fail = |what: &str, e: ssh2::Error| channel_err(he, what, e);
@@ -504,14 +569,20 @@ pub(crate) fn start(
             .exec(&wrapped)
             .map_err(|e| fail("start the command", e))?;
     } else {
+        let wrapper = if input {
+            wrap_stdin_then_input(command.len())
+        } else {
+            wrap_stdin()
+        };
         channel
-            .exec(&wrap_stdin())
+            .exec(&wrapper)
             .map_err(|e| fail("start the command", e))?;
         std::io::Write::write_all(&mut channel, command.as_bytes())
             .map_err(|e| he.err(ErrorKind::Channel, format!("cannot send the command: {e}")))?;
     }
-    // The command gets no stdin.
-    channel.send_eof().map_err(|e| fail("close stdin", e))?;
+    if !input {
+        channel.send_eof().map_err(|e| fail("close stdin", e))?;
+    }
     Ok(channel)
 }
 

@@ -121,6 +121,13 @@ impl SshExecutor {
         if spec.hosts.is_empty() {
             return Err(JobFailure::new("no hosts given"));
         }
+        if spec.detached && spec.input.is_some() {
+            return Err(JobFailure::new(
+                "a detached remote job reads no input: its command's stdin is /dev/null on its host",
+            ));
+        }
+        // One copy, shared by the hosts' children.
+        let input: Option<HostInput> = spec.input.map(|bytes| HostInput(bytes.into()));
         for host in &spec.hosts {
             if ctx.stop_requested() {
                 break;
@@ -139,6 +146,9 @@ impl SshExecutor {
                 .detached(spec.detached);
             child.timeout = spec.timeout;
             child.timeout_shown = spec.timeout_shown.clone();
+            if let Some(input) = &input {
+                child.payload = Some(Box::new(input.clone()));
+            }
             if let Err(e) = ctx.start_child(child) {
                 if ctx.stop_requested() {
                     break;
@@ -152,7 +162,12 @@ impl SshExecutor {
         Ok(())
     }
 
-    async fn run_child(&self, task: HostTask, ctx: JobContext) -> Result<(), JobFailure> {
+    async fn run_child(
+        &self,
+        task: HostTask,
+        input: Option<HostInput>,
+        ctx: JobContext,
+    ) -> Result<(), JobFailure> {
         if task.detached {
             return self.run_detached(task, ctx, true).await;
         }
@@ -168,7 +183,15 @@ impl SshExecutor {
         std::thread::Builder::new()
             .name(name)
             .spawn(move || {
-                let _ = tx.send(run_host(&task, &options, &pool, &ctx, &started_in_thread));
+                let input = input.as_ref().map(|i| &i.0[..]);
+                let _ = tx.send(run_host(
+                    &task,
+                    input,
+                    &options,
+                    &pool,
+                    &ctx,
+                    &started_in_thread,
+                ));
             })
             .map_err(|e| JobFailure::new(format!("cannot start a thread for the host: {e}")))?;
         let lost = || {
@@ -191,11 +214,18 @@ impl SshExecutor {
     }
 }
 
+/// The bytes a host's command gets on its standard input (see
+/// [`RemoteSpec::input`]): the parent's, shared by its children, which
+/// carry them as their payload.
+#[derive(Clone, Debug)]
+struct HostInput(Arc<[u8]>);
+
 /// One host, start to end, on its own thread. `started` turns true just
 /// before the command may start; the stop check that follows it pairs with
 /// the async side's check of `started` after a stop.
 fn run_host(
     task: &HostTask,
+    input: Option<&[u8]>,
     options: &SshOptions,
     pool: &Weak<Pool>,
     ctx: &JobContext,
@@ -248,14 +278,14 @@ fn run_host(
             }
         }
     };
-    let channel = match exec::start(channel, &task.command, &he) {
+    let channel = match exec::start(channel, &task.command, input.is_some(), &he) {
         Ok(channel) => channel,
         Err(e) => {
             connect::close(conn, false);
             return Err(fail(e));
         }
     };
-    let (result, reusable) = exec::run(conn, channel, &resolved, ctx, options.stop_grace);
+    let (result, reusable) = exec::run(conn, channel, input, &resolved, ctx, options.stop_grace);
     if let Some(conn) = reusable {
         give_back(pool, key, conn);
     }
@@ -277,7 +307,12 @@ impl JobExecutor for SshExecutor {
         TYPE_NAME
     }
 
-    async fn run(&self, spec: JobSpec, ctx: JobContext) -> Result<(), JobFailure> {
+    async fn run(&self, mut spec: JobSpec, ctx: JobContext) -> Result<(), JobFailure> {
+        let input = spec
+            .payload
+            .take()
+            .and_then(|p| p.downcast::<HostInput>().ok())
+            .map(|i| *i);
         if let Some(item) = spread::spec_of(&spec.params) {
             let options = item.caller.over(&self.options);
             let pool = Arc::downgrade(&self.pool);
@@ -293,7 +328,7 @@ impl JobExecutor for SshExecutor {
             Params::Child(task) => {
                 let key = ctx.instance_id().as_u128();
                 self.hosts_lock().insert(key);
-                let result = self.run_child(task, ctx).await;
+                let result = self.run_child(task, input, ctx).await;
                 self.hosts_lock().remove(&key);
                 result
             }

@@ -47,6 +47,40 @@ pub struct RemoteSpec {
     /// docs).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub detached: bool,
+    /// Bytes written to each host's command's standard input, then end of
+    /// file (none: the command's stdin is empty). Not with
+    /// [`detached`](field@RemoteSpec::detached): a detached command's
+    /// stdin is `/dev/null` on its host (the job is refused). Kept as
+    /// base64 in the params.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "input_base64"
+    )]
+    pub input: Option<Vec<u8>>,
+}
+
+/// [`RemoteSpec::input`] as a base64 string in the params.
+mod input_base64 {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(v: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(bytes) => s.serialize_str(&crate::base64::encode(bytes, true)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Vec<u8>>, D::Error> {
+        match Option::<String>::deserialize(d)? {
+            Some(text) => crate::base64::decode(&text)
+                .map(Some)
+                .ok_or_else(|| serde::de::Error::custom("the input is not base64")),
+            None => Ok(None),
+        }
+    }
 }
 
 /// Whose SSH identity a job uses: the home directory (for `~`, the ssh
@@ -99,7 +133,15 @@ impl RemoteSpec {
             timeout: None,
             timeout_shown: None,
             detached: false,
+            input: None,
         }
+    }
+
+    /// Gives each host's command these bytes on its standard input (see
+    /// [`RemoteSpec::input`]).
+    pub fn input(mut self, bytes: Vec<u8>) -> Self {
+        self.input = Some(bytes);
+        self
     }
 
     /// Runs each host's command detached (see [`RemoteSpec::detached`]).
@@ -320,6 +362,18 @@ mod tests {
         assert!(matches!(back, Params::Parent(p) if p.hosts == ["a", "u@b:2"]));
         let default = RemoteSpec::new(["a"], "x").into_job_spec();
         assert_eq!(default.child_throttle, Some(DEFAULT_THROTTLE));
+    }
+
+    #[test]
+    fn the_input_travels_in_the_params_byte_for_byte() {
+        let bytes: Vec<u8> = (0..=255u8).chain([0, 10, 255]).collect();
+        let spec = RemoteSpec::new(["a"], "cat")
+            .input(bytes.clone())
+            .into_job_spec();
+        let back: Params = serde_json::from_value(spec.params).expect("params");
+        assert!(matches!(back, Params::Parent(p) if p.input.as_deref() == Some(&bytes[..])));
+        let none = RemoteSpec::new(["a"], "cat").into_job_spec();
+        assert!(none.params.get("input").is_none());
     }
 
     #[test]

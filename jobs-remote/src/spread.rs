@@ -529,14 +529,14 @@ fn try_host(
         }
     };
     // From here the command may have started: its outcome is the item's.
-    let channel = match exec::start(channel, command, &he) {
+    let channel = match exec::start(channel, command, false, &he) {
         Ok(channel) => channel,
         Err(e) => {
             connect::close(conn, false);
             return Tried::Ran(Err(e.to_failure()));
         }
     };
-    let (result, reusable) = exec::run(conn, channel, &resolved, ctx, options.stop_grace);
+    let (result, reusable) = exec::run(conn, channel, None, &resolved, ctx, options.stop_grace);
     lease.keep = reusable.map(|conn| (key, conn));
     Tried::Ran(result)
 }

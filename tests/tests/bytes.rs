@@ -129,7 +129,7 @@ fn input_reaches_the_jobs_stdin_byte_for_byte() {
                 "-e",
                 "1",
             ],
-            "process jobs only",
+            "process and remote jobs only",
         ),
     ] {
         let run = home.run(&args);

@@ -27,7 +27,7 @@ fn reason(home: &TestHome, job: u64) -> String {
 }
 
 /// A shell line that waits until `file` exists (the test's go signal).
-fn until(file: &Path) -> String {
+pub(crate) fn until(file: &Path) -> String {
     // Also ends once the test's folder is gone (removed when the test ends,
     // passed or failed), so no job outlives its test.
     let dir = file.parent().unwrap_or(file);
@@ -247,7 +247,7 @@ fn dependencies_cross_job_types_remote_then_process_then_thread() {
 }
 
 /// Kills the daemon with SIGKILL and waits until it is gone.
-fn crash(home: &TestHome) {
+pub(crate) fn crash(home: &TestHome) {
     let pid = home.daemon_pid().expect("the daemon runs");
     kill9(pid);
     assert!(

@@ -127,6 +127,13 @@ impl JobExecutor for BatchExecutor {
     }
 }
 
+/// Registers the batch parents' executor if the session has none yet.
+pub(super) fn register_executor(session: &Session) {
+    if session.inner.executor(BATCH_TYPE).is_err() {
+        session.register(Arc::new(BatchExecutor));
+    }
+}
+
 impl Session {
     /// Starts a batch: its parent job and, behind the parent's throttle, one
     /// child per spec. Returns the parent's id. Every child's type must be
@@ -137,9 +144,7 @@ impl Session {
                 self.inner.executor(&child.type_name)?;
             }
         }
-        if self.inner.executor(BATCH_TYPE).is_err() {
-            self.register(Arc::new(BatchExecutor));
-        }
+        register_executor(self);
         let throttle = batch.throttle.unwrap_or_else(default_batch_throttle);
         let (seal, sealed) = watch::channel(None::<bool>);
         let mut parent = JobSpec::new(BATCH_TYPE, batch.command);

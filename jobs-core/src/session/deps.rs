@@ -23,6 +23,8 @@
 //! the job's work starts: a crash can make a job that was about to start
 //! end as one whose session host ended, never run it twice. A job with an
 //! in-process payload (a closure) cannot be kept: it ends with its session.
+//! A batch is kept with its parent's spec and made again by its caller
+//! (`session/waiting_batch.rs`).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;

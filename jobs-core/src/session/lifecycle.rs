@@ -193,7 +193,7 @@ impl Inner {
         // rides with the store's next batch instead: its row is written
         // again with the others by `save_batch`.
         let kept = if waits && parent.is_none() {
-            spec.to_stored()
+            super::waiting_batch::stored(&spec)
         } else {
             None
         };
