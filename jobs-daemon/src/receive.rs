@@ -13,7 +13,7 @@ use std::collections::{HashSet, VecDeque};
 use std::ops::Range;
 use std::sync::Arc;
 
-use jobs_core::{JobFilter, JobId, ReceiveOptions, Received, Record, Stream};
+use jobs_core::{Follow, JobFilter, JobId, ReceiveOptions, Received, Record, Stream};
 use jobs_protocol::{
     encode_head, ErrorCode, Op, ReceiveRequest, Request, Response, WireRecord, PAGE_BYTES,
     PAGE_RECORDS,
@@ -241,6 +241,41 @@ async fn ack(
     Ok(Some(written))
 }
 
+/// How [`acks_until_records`] ended.
+enum Caught {
+    /// Records came (perhaps none: the jobs are finished and drained).
+    Records(Vec<Received>),
+    /// Every page in flight is acknowledged, and no record came.
+    Acked,
+    /// The client is going away.
+    Gone,
+}
+
+/// Reads the acks of the pages in flight as they come, until records come
+/// or every page is acknowledged. An ack is read only once its first bytes
+/// are there, and then whole: the records are never waited for in the
+/// middle of a frame.
+async fn acks_until_records(
+    d: &Daemon,
+    page: &mut Page,
+    keep: bool,
+    rd: &mut OwnedReadHalf,
+    follow: &mut Follow,
+) -> Result<Caught, Fail> {
+    while !page.inflight.is_empty() {
+        tokio::select! {
+            biased;
+            b = follow.next_batch(PAGE_RECORDS) => return Ok(Caught::Records(b?)),
+            ready = rd.readable() => {
+                if ready.is_err() || !read_ack(d, page, keep, rd).await? {
+                    return Ok(Caught::Gone);
+                }
+            }
+        }
+    }
+    Ok(Caught::Acked)
+}
+
 /// Once every page is acknowledged: asks the client to answer when its
 /// reader took what was written, and consumes what it says was delivered.
 /// Nothing to ask with `keep`, or when every record was delivered already.
@@ -288,6 +323,16 @@ pub(crate) async fn receive(
             b = follow.next_batch(PAGE_RECORDS) => b?,
             _ = std::future::ready(()) => Vec::new(),
         };
+        if batch.is_empty() && r.wait {
+            // Caught up with a job still writing: take the acks of the
+            // pages in flight as they come, and the next records as soon
+            // as there are some, so that the pages keep flowing.
+            match acks_until_records(d, &mut page, r.keep, rd, &mut follow).await? {
+                Caught::Records(b) => batch = b,
+                Caught::Gone => return Ok(false),
+                Caught::Acked => {}
+            }
+        }
         if batch.is_empty() && r.wait {
             // Waiting for more watches the connection: no ack may be
             // pending, and what the reader took is consumed first.
