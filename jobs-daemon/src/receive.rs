@@ -74,8 +74,9 @@ async fn send_page(wr: &mut OwnedWriteHalf, page: &mut Page) -> std::io::Result<
 }
 
 /// Pages sent ahead of the client's acks: the client writes one page while
-/// the next ones travel.
-const WINDOW: usize = 4;
+/// the next ones travel, and a daemon or client that waits for a CPU on a
+/// busy machine finds the other still busy rather than idle.
+const WINDOW: usize = 8;
 
 /// Payloads this large are sent from their own buffer; smaller ones are
 /// gathered into the page's buffer, so a page of small records is one write.
@@ -290,9 +291,11 @@ async fn settle(d: &Daemon, page: &mut Page, keep: bool, (rd, wr): Conn<'_>) -> 
     Ok(matches!(ack(d, page, keep, rd).await?, Some(written) if written > 0))
 }
 
-/// The socket send buffer a receive asks for: a page and more, so that a
-/// page goes out in one write and the client reads it in one wakeup.
-const SEND_BUFFER: usize = 2 * PAGE_BYTES;
+/// The socket send buffer a receive asks for (the kernel doubles it): a
+/// few pages, so that a page goes out in one write, the client reads it
+/// in one wakeup, and several wait in the socket while the daemon is not
+/// running.
+const SEND_BUFFER: usize = 4 * PAGE_BYTES;
 
 pub(crate) async fn receive(
     d: &Daemon,
