@@ -16,6 +16,8 @@ def fmt_value(v, unit):
         ns = v * 1e9
     elif unit == "ns":
         suffix, ns = "", v
+    elif unit == "CPU s":
+        return f"{v:.2f} {unit}"
     else:
         return f"{v:,.1f} {unit}"
     for scale, name in ((1e9, "s"), (1e6, "ms"), (1e3, "µs"), (1, "ns")):

@@ -13,7 +13,7 @@ use std::collections::{HashSet, VecDeque};
 use std::ops::Range;
 use std::sync::Arc;
 
-use jobs_core::{JobFilter, JobId, ReceiveOptions, Received, Record, Stream};
+use jobs_core::{Follow, JobFilter, JobId, ReceiveOptions, Received, Record, Stream};
 use jobs_protocol::{
     encode_head, ErrorCode, Op, ReceiveRequest, Request, Response, WireRecord, PAGE_BYTES,
     PAGE_RECORDS,
@@ -74,8 +74,9 @@ async fn send_page(wr: &mut OwnedWriteHalf, page: &mut Page) -> std::io::Result<
 }
 
 /// Pages sent ahead of the client's acks: the client writes one page while
-/// the next ones travel.
-const WINDOW: usize = 4;
+/// the next ones travel, and a daemon or client that waits for a CPU on a
+/// busy machine finds the other still busy rather than idle.
+const WINDOW: usize = 8;
 
 /// Payloads this large are sent from their own buffer; smaller ones are
 /// gathered into the page's buffer, so a page of small records is one write.
@@ -241,6 +242,41 @@ async fn ack(
     Ok(Some(written))
 }
 
+/// How [`acks_until_records`] ended.
+enum Caught {
+    /// Records came (perhaps none: the jobs are finished and drained).
+    Records(Vec<Received>),
+    /// Every page in flight is acknowledged, and no record came.
+    Acked,
+    /// The client is going away.
+    Gone,
+}
+
+/// Reads the acks of the pages in flight as they come, until records come
+/// or every page is acknowledged. An ack is read only once its first bytes
+/// are there, and then whole: the records are never waited for in the
+/// middle of a frame.
+async fn acks_until_records(
+    d: &Daemon,
+    page: &mut Page,
+    keep: bool,
+    rd: &mut OwnedReadHalf,
+    follow: &mut Follow,
+) -> Result<Caught, Fail> {
+    while !page.inflight.is_empty() {
+        tokio::select! {
+            biased;
+            b = follow.next_batch(PAGE_RECORDS) => return Ok(Caught::Records(b?)),
+            ready = rd.readable() => {
+                if ready.is_err() || !read_ack(d, page, keep, rd).await? {
+                    return Ok(Caught::Gone);
+                }
+            }
+        }
+    }
+    Ok(Caught::Acked)
+}
+
 /// Once every page is acknowledged: asks the client to answer when its
 /// reader took what was written, and consumes what it says was delivered.
 /// Nothing to ask with `keep`, or when every record was delivered already.
@@ -255,9 +291,11 @@ async fn settle(d: &Daemon, page: &mut Page, keep: bool, (rd, wr): Conn<'_>) -> 
     Ok(matches!(ack(d, page, keep, rd).await?, Some(written) if written > 0))
 }
 
-/// The socket send buffer a receive asks for: a page and more, so that a
-/// page goes out in one write and the client reads it in one wakeup.
-const SEND_BUFFER: usize = 2 * PAGE_BYTES;
+/// The socket send buffer a receive asks for (the kernel doubles it): a
+/// few pages, so that a page goes out in one write, the client reads it
+/// in one wakeup, and several wait in the socket while the daemon is not
+/// running.
+const SEND_BUFFER: usize = 4 * PAGE_BYTES;
 
 pub(crate) async fn receive(
     d: &Daemon,
@@ -288,6 +326,16 @@ pub(crate) async fn receive(
             b = follow.next_batch(PAGE_RECORDS) => b?,
             _ = std::future::ready(()) => Vec::new(),
         };
+        if batch.is_empty() && r.wait {
+            // Caught up with a job still writing: take the acks of the
+            // pages in flight as they come, and the next records as soon
+            // as there are some, so that the pages keep flowing.
+            match acks_until_records(d, &mut page, r.keep, rd, &mut follow).await? {
+                Caught::Records(b) => batch = b,
+                Caught::Gone => return Ok(false),
+                Caught::Acked => {}
+            }
+        }
         if batch.is_empty() && r.wait {
             // Waiting for more watches the connection: no ack may be
             // pending, and what the reader took is consumed first.

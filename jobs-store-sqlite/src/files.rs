@@ -7,7 +7,8 @@
 //! written. A crash in between leaves bytes past every row's end: they are
 //! never read, and the next write goes after them. Bytes stay in the file
 //! when their rows are discarded; the file is emptied once none of the job's
-//! rows are left, and removed with the job.
+//! rows are left (a large one is removed, and the next bytes go to a new
+//! one), and removed with the job.
 //!
 //! A data file is opened without following symlinks (`O_NOFOLLOW`): a
 //! symlink planted at its path is an error, not a way to have the daemon
@@ -35,6 +36,20 @@ pub(super) const FILE_THRESHOLD: usize = 4096;
 /// Open data files kept past which the cache is emptied (a file descriptor
 /// each).
 const MAX_OPEN: usize = 64;
+
+/// A data file this large is emptied by removing it and closing it on a
+/// thread of its own: the kernel drops a file's cached pages when it is
+/// truncated or its last descriptor closes, which for a gigabyte just
+/// written takes a good part of a second, and the caller holds the
+/// database lock (a receive's last acknowledgement waits for it).
+const CLOSE_APART: u64 = 64 << 20;
+
+/// Closes `file` on a thread of its own (here if none can be started).
+fn close_apart(file: File) {
+    let _ = std::thread::Builder::new()
+        .name("jobctl-close".into())
+        .spawn(move || drop(file));
+}
 
 /// The data files of one store.
 pub(super) struct DataFiles {
@@ -170,7 +185,14 @@ impl DataFiles {
     pub(super) fn empty(&mut self, job: JobId) -> Result<(), StoreError> {
         let path = self.path(job);
         if let Some(f) = self.get(job, false)? {
-            if f.end > 0 {
+            if f.end >= CLOSE_APART {
+                // The next bytes go to a new file at the path.
+                std::fs::remove_file(&path)
+                    .map_err(|e| StoreError::new(format!("cannot remove {}", path.display()), e))?;
+                if let Some(old) = self.open.remove(&job) {
+                    close_apart(old.file);
+                }
+            } else if f.end > 0 {
                 f.file
                     .set_len(0)
                     .map_err(|e| StoreError::new(format!("cannot empty {}", path.display()), e))?;

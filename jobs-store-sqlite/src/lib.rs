@@ -276,7 +276,7 @@ impl SqliteStore {
             // pace, as with a pipe) rather than write what it is about to
             // take. Never past the flush interval, then write as usual.
             let until = Instant::now() + opts.flush_interval;
-            while opts.full(&p) && p.draining(job, opts.flush_interval) {
+            while opts.full_for_receiver(&p) && p.draining(job, opts.flush_interval) {
                 let left = until.saturating_duration_since(Instant::now());
                 if left.is_zero() {
                     break;

@@ -42,6 +42,15 @@ impl StoreOptions {
             || p.bytes >= self.flush_bytes.saturating_mul(4)
     }
 
+    /// While a receiver takes a job's records as they come, its producer
+    /// waits past one batch's bytes rather than four: records then reach
+    /// the receiver before the flush interval has passed even when it is
+    /// slowed down (a record waits behind the buffer's bytes), and never
+    /// touch the disk.
+    pub(super) fn full_for_receiver(&self, p: &Pending) -> bool {
+        p.bytes >= self.flush_bytes || self.full(p)
+    }
+
     /// A batch is due by its size. While a receiver takes records as they
     /// come, their bytes do not count: only the flush interval, or many
     /// small records (cheap to write, costly to keep scanning), and a full

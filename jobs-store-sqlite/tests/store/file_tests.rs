@@ -144,6 +144,38 @@ fn discard_and_take_empty_the_data_file_once_no_rows_are_left() {
 }
 
 #[test]
+fn a_large_data_file_is_emptied_and_filled_again_from_the_start() {
+    let p = place();
+    let store = SqliteStore::open_with(&p.path, held()).expect("open");
+    // Past the size whose file is removed and closed apart.
+    let (n, len) = (66u64, 1 << 20);
+    for seq in 1..=n {
+        store
+            .append(1, seq, Record::bytes(Stream::Output, chunk(seq, len)))
+            .expect("append");
+    }
+    store.flush().expect("flush");
+    assert_eq!(file_len(&p.path, 1), n * len as u64);
+    store.discard(1, n - 1).expect("discard");
+    assert_eq!(
+        bytes_of(&store.read(1, 0, 10).expect("read")),
+        vec![(n, chunk(n, len))]
+    );
+    store.discard(1, n).expect("discard");
+    assert_eq!(file_len(&p.path, 1), 0);
+    assert!(!store.has_records(1).expect("has"));
+    store
+        .append(1, n + 1, Record::bytes(Stream::Output, chunk(n + 1, 5000)))
+        .expect("append");
+    store.flush().expect("flush");
+    assert_eq!(file_len(&p.path, 1), 5000);
+    assert_eq!(
+        bytes_of(&store.take(1, 10).expect("take")),
+        vec![(n + 1, chunk(n + 1, 5000))]
+    );
+}
+
+#[test]
 fn delete_job_removes_its_data_file() {
     let p = place();
     let store = SqliteStore::open_with(&p.path, held()).expect("open");
