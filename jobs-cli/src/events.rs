@@ -122,23 +122,35 @@ impl EventFeed {
             Op::Events(EventsRequest {
                 ids: ids.clone(),
                 since: None,
-                follow,
+                follow: false,
                 live_only: false,
             }),
             &[],
         )?;
         let (tx, rx) = std::sync::mpsc::channel();
-        // Not following: the stored events, read here before any record.
-        let mut first = Vec::new();
-        if !follow {
-            loop {
-                match c.recv()?.0 {
-                    Response::Events(page) => first.extend(page),
-                    Response::End(_) => break,
-                    other => anyhow::bail!("unexpected reply from the session daemon: {other:?}"),
-                }
+        // The stored events, read here before any record: a job that
+        // already runs has its start written before its first record.
+        let mut first: Vec<JobEvent> = Vec::new();
+        loop {
+            match c.recv()?.0 {
+                Response::Events(page) => first.extend(page),
+                Response::End(_) => break,
+                other => anyhow::bail!("unexpected reply from the session daemon: {other:?}"),
             }
-        } else {
+        }
+        if follow {
+            // Then the live ones, from the last stored one on, read by a
+            // thread.
+            let mut c = Client::connect_or_start(home, &[])?;
+            c.send(
+                Op::Events(EventsRequest {
+                    ids: ids.clone(),
+                    since: Some(first.last().map_or(0, |e| e.seq)),
+                    follow: true,
+                    live_only: false,
+                }),
+                &[],
+            )?;
             std::thread::spawn(move || {
                 while let Ok((Response::Events(page), _)) = c.recv() {
                     for ev in page {
