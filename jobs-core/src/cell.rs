@@ -5,7 +5,7 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -38,9 +38,13 @@ struct StopInner {
     /// cooperatively waits at its next pause point.
     paused: AtomicBool,
     /// The pause as the work applied it, for executors that pause from a
-    /// thread of their own and say when they did.
-    applied: watch::Sender<bool>,
-    tx: watch::Sender<bool>,
+    /// thread of their own and say when they did. Made on first use, as
+    /// `tx`: a channel costs hundreds of bytes, and most of a large
+    /// batch's jobs wait queued, never asked.
+    applied: OnceLock<watch::Sender<bool>>,
+    /// The stop flag for async waiters; made under `lock`, and sent to
+    /// under it, so that a waiter made as a stop comes never misses it.
+    tx: OnceLock<watch::Sender<bool>>,
     lock: Mutex<()>,
     cv: Condvar,
     options: Mutex<StopOptions>,
@@ -67,8 +71,8 @@ impl StopToken {
             inner: Arc::new(StopInner {
                 flag: AtomicBool::new(false),
                 paused: AtomicBool::new(false),
-                applied: watch::Sender::new(false),
-                tx: watch::Sender::new(false),
+                applied: OnceLock::new(),
+                tx: OnceLock::new(),
                 lock: Mutex::new(()),
                 cv: Condvar::new(),
                 options: Mutex::new(StopOptions::default()),
@@ -82,7 +86,9 @@ impl StopToken {
         let _g = self.inner.lock.lock().unwrap_or_else(|p| p.into_inner());
         self.inner.flag.store(true, Ordering::SeqCst);
         self.inner.paused.store(false, Ordering::SeqCst);
-        self.inner.tx.send_replace(true);
+        if let Some(tx) = self.inner.tx.get() {
+            tx.send_replace(true);
+        }
         self.inner.cv.notify_all();
     }
 
@@ -104,7 +110,25 @@ impl StopToken {
         *self.inner.options.lock().unwrap_or_else(|p| p.into_inner()) = StopOptions::default();
         let _g = self.inner.lock.lock().unwrap_or_else(|p| p.into_inner());
         self.inner.flag.store(false, Ordering::SeqCst);
-        self.inner.tx.send_replace(false);
+        if let Some(tx) = self.inner.tx.get() {
+            tx.send_replace(false);
+        }
+    }
+
+    /// The stop flag's channel, made on first use with the flag as it is.
+    fn tx(&self) -> &watch::Sender<bool> {
+        if let Some(tx) = self.inner.tx.get() {
+            return tx;
+        }
+        let _g = self.inner.lock.lock().unwrap_or_else(|p| p.into_inner());
+        self.inner
+            .tx
+            .get_or_init(|| watch::Sender::new(self.inner.flag.load(Ordering::SeqCst)))
+    }
+
+    /// The applied pause's channel, made on first use.
+    fn applied_tx(&self) -> &watch::Sender<bool> {
+        self.inner.applied.get_or_init(|| watch::Sender::new(false))
     }
 
     /// Whether a stop was requested.
@@ -118,7 +142,9 @@ impl StopToken {
         self.inner.paused.store(paused, Ordering::SeqCst);
         self.inner.cv.notify_all();
         // An async waiter on the stop future is woken to look again too.
-        self.inner.tx.send_modify(|_| {});
+        if let Some(tx) = self.inner.tx.get() {
+            tx.send_modify(|_| {});
+        }
     }
 
     /// Whether the job is suspended: cooperative work waits at its next
@@ -144,7 +170,7 @@ impl StopToken {
 
     /// Resolves once the job is not suspended (resumed or stopped).
     pub async fn unpaused(&self) {
-        let mut rx = self.inner.tx.subscribe();
+        let mut rx = self.tx().subscribe();
         while self.is_paused() {
             if rx.changed().await.is_err() {
                 return;
@@ -156,14 +182,14 @@ impl StopToken {
     /// is paused), for an executor whose `suspend` waits until it did
     /// ([`applied`](Self::applied)).
     pub fn set_applied(&self, paused: bool) {
-        self.inner.applied.send_replace(paused);
+        self.applied_tx().send_replace(paused);
     }
 
     /// Resolves once the work said it applied `paused`
     /// ([`set_applied`](Self::set_applied)), or a stop was requested.
     pub async fn applied(&self, paused: bool) {
-        let mut rx = self.inner.applied.subscribe();
-        let mut stop = self.inner.tx.subscribe();
+        let mut rx = self.applied_tx().subscribe();
+        let mut stop = self.tx().subscribe();
         loop {
             if *rx.borrow_and_update() == paused || self.is_stopped() {
                 return;
@@ -207,7 +233,7 @@ impl StopToken {
 
     /// Resolves once a stop is requested.
     pub async fn stopped(&self) {
-        let mut rx = self.inner.tx.subscribe();
+        let mut rx = self.tx().subscribe();
         // The sender lives in `self`, so `wait_for` cannot fail.
         let _ = rx.wait_for(|stopped| *stopped).await;
     }

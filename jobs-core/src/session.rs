@@ -71,7 +71,9 @@ pub(crate) struct Inner {
 /// only here; other modules read it through the methods below.
 pub(crate) struct Table {
     next_id: JobId,
-    jobs: BTreeMap<JobId, Entry>,
+    /// Boxed: a map node then holds pointers, not eleven entries of a
+    /// kilobyte each, most of them unused slack in a large batch.
+    jobs: BTreeMap<JobId, Box<Entry>>,
     /// Per type (by [`type_key`]): top-level jobs only; children queue
     /// behind their parent's.
     throttles: HashMap<String, Throttle>,
@@ -90,7 +92,8 @@ struct Entry {
     /// How many of this job's children run at once.
     children: Throttle,
     /// What another attempt runs, and how many are left.
-    retry: Option<Retry>,
+    /// Boxed: most jobs have none, and a spec is large.
+    retry: Option<Box<Retry>>,
     /// A batch's rule for stopping after failures.
     halt: Option<Halt>,
     /// Once the halt rule fired: the reason its stopped children get.
@@ -112,6 +115,11 @@ struct Entry {
     removing: bool,
     /// The time limit's clock as a suspend paused it (`session/suspend.rs`).
     clock: suspend::Clock,
+    /// Set for a batch's parent while none of its children ever was
+    /// Blocked, Disconnected, Suspending or Suspended: a child's end then
+    /// changes neither the parent's running state nor its suspension, and
+    /// the session skips looking at every child (`session/batch.rs`).
+    plain_children: bool,
 }
 
 /// Another attempt of a failed job.
@@ -211,6 +219,7 @@ impl Entry {
             waiting: false,
             removing: false,
             clock: suspend::Clock::default(),
+            plain_children: false,
         }
     }
 
@@ -528,7 +537,7 @@ impl Session {
                     Inner::apply_type_throttle(&mut t, &pool, &spec, ex.as_ref());
                     let mut entry = Entry::for_spec(info, cell, ex, spec);
                     entry.waiting = true;
-                    t.jobs.insert(id, entry);
+                    t.jobs.insert(id, Box::new(entry));
                     continue;
                 }
             }
@@ -564,10 +573,10 @@ impl Session {
             };
             ids.push(id);
             t.jobs
-                .insert(id, Entry::new(info, cell, executor, None, None));
+                .insert(id, Box::new(Entry::new(info, cell, executor, None, None)));
         }
         for id in resume {
-            if let Some(pool) = t.jobs.get(&id).map(Entry::pool) {
+            if let Some(pool) = t.jobs.get(&id).map(|e| e.pool()) {
                 if let Some(throttle) = t.throttle(&pool) {
                     throttle.occupy();
                 }
@@ -616,7 +625,7 @@ impl Inner {
         let pool = Pool::Type(type_key(&info.type_name));
         let cell = Arc::new(JobCell::new(id, info.instance_id));
         t.jobs
-            .insert(id, Entry::new(info, cell, executor, None, None));
+            .insert(id, Box::new(Entry::new(info, cell, executor, None, None)));
         if let Some(throttle) = t.throttle(&pool) {
             throttle.occupy();
         }

@@ -210,7 +210,7 @@ impl Inner {
         let cell = Arc::new(JobCell::new(id, info.instance_id));
         let mut entry = Entry::for_spec(info, cell, executor, spec);
         entry.waiting = waits;
-        t.jobs.insert(id, entry);
+        t.jobs.insert(id, Box::new(entry));
         if let Some(pe) = parent.and_then(|p| t.jobs.get_mut(&p)) {
             pe.info.children.push(id);
             if save_rows {
@@ -396,7 +396,8 @@ impl Inner {
         let save = self.record_change(change, &e.info, Some(from));
         e.cell.bump();
         let parent = e.info.parent;
-        if let Some(p) = parent.and_then(|p| t.jobs.get(&p)) {
+        if let Some(p) = parent.and_then(|p| t.jobs.get_mut(&p)) {
+            p.plain_children &= super::batch::plain(to);
             p.cell.bump();
         }
         self.bump();
@@ -616,7 +617,7 @@ impl Inner {
         let Some(returned) = e.returned.clone() else {
             return;
         };
-        if e.info.state.is_finished() {
+        if e.info.state.is_finished() || super::batch::last_child_runs(t, e) {
             return;
         }
         let mut child_failed: Option<(JobId, Option<String>)> = None;
@@ -701,7 +702,9 @@ impl Inner {
         if let Some(p) = t.info(id).and_then(|i| i.parent) {
             // A finished child may have been what held its parent
             // Blocked or Disconnected.
-            self.derive_running_state(t, p);
+            if !Self::plain_batch(t, p) {
+                self.derive_running_state(t, p);
+            }
         }
         if let Some(timer) = t.jobs.get_mut(&id).and_then(|e| e.timer.take()) {
             timer.abort();
@@ -717,7 +720,7 @@ impl Inner {
     }
 
     fn release_slot(self: &Arc<Self>, t: &mut Table, id: JobId) {
-        let Some(pool) = t.jobs.get(&id).map(Entry::pool) else {
+        let Some(pool) = t.jobs.get(&id).map(|e| e.pool()) else {
             return;
         };
         if let Some(throttle) = t.throttle(&pool) {
@@ -725,8 +728,10 @@ impl Inner {
         }
         self.pump(t, &pool);
         if let Pool::Children(p) = pool {
-            self.derive_running_state(t, p);
-            self.derive_suspension(t, p);
+            if !Self::plain_batch(t, p) {
+                self.derive_running_state(t, p);
+                self.derive_suspension(t, p);
+            }
             self.try_finalize(t, p);
         }
     }
@@ -842,11 +847,13 @@ impl Entry {
         executor: Arc<dyn crate::JobExecutor>,
         spec: JobSpec,
     ) -> Entry {
-        let retry = (spec.retries > 0 && spec.payload.is_none()).then(|| Retry {
-            spec: spec.rerun(),
-            left: spec.retries,
-            total: spec.retries + 1,
-            delay: spec.retry_delay,
+        let retry = (spec.retries > 0 && spec.payload.is_none()).then(|| {
+            Box::new(Retry {
+                spec: spec.rerun(),
+                left: spec.retries,
+                total: spec.retries + 1,
+                delay: spec.retry_delay,
+            })
         });
         let child_limit = spec.child_throttle;
         let timeout = spec.timeout.map(|t| (t, spec.timeout_shown.clone()));
