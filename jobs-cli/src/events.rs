@@ -20,13 +20,22 @@ pub(crate) fn events(home: &Home, a: EventsArgs) -> Result<i32> {
             ids: a.ids,
             since: a.since,
             follow: a.follow,
+            live_only: false,
         }),
         &[],
     )?;
     let mut out = io::stdout().lock();
+    let mut last = a.since.unwrap_or(0);
     loop {
-        match c.recv()?.0 {
+        let reply = c.recv().with_context(|| {
+            format!(
+                "the session daemon went away after event {last}; \
+                 `jobctl events --since {last}` goes on from there"
+            )
+        })?;
+        match reply.0 {
             Response::Events(page) => {
+                last = page.last().map_or(last, |e| e.seq);
                 let written = page
                     .iter()
                     .try_for_each(|ev| write_event(&mut out, ev, a.json))
@@ -38,7 +47,15 @@ pub(crate) fn events(home: &Home, a: EventsArgs) -> Result<i32> {
                     Err(e) => return Err(e).context("cannot write to stdout"),
                 }
             }
-            Response::End(_) => return Ok(exit::SUCCESS),
+            Response::End(_) => {
+                if a.follow {
+                    eprintln!(
+                        "jobctl: the session daemon stopped after event {last}; \
+                         `jobctl events --since {last} --follow` goes on from there"
+                    );
+                }
+                return Ok(exit::SUCCESS);
+            }
             other => anyhow::bail!("unexpected reply from the session daemon: {other:?}"),
         }
     }
@@ -106,6 +123,7 @@ impl EventFeed {
                 ids: ids.clone(),
                 since: None,
                 follow,
+                live_only: false,
             }),
             &[],
         )?;
@@ -179,6 +197,7 @@ impl EventFeed {
                 ids: self.ids.clone(),
                 since: Some(self.last),
                 follow: false,
+                live_only: false,
             }),
             &[],
         )?;

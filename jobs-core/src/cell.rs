@@ -4,11 +4,11 @@
 //! through them.
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 use uuid::Uuid;
 
 use crate::JobId;
@@ -38,16 +38,30 @@ struct StopInner {
     /// cooperatively waits at its next pause point.
     paused: AtomicBool,
     /// The pause as the work applied it, for executors that pause from a
-    /// thread of their own and say when they did. Made on first use, as
-    /// `tx`: a channel costs hundreds of bytes, and most of a large
-    /// batch's jobs wait queued, never asked.
-    applied: OnceLock<watch::Sender<bool>>,
-    /// The stop flag for async waiters; made under `lock`, and sent to
-    /// under it, so that a waiter made as a stop comes never misses it.
-    tx: OnceLock<watch::Sender<bool>>,
+    /// thread of their own and say when they did.
+    applied: AtomicBool,
+    /// Wakes async waiters after any of the three flags changed; they look
+    /// again (a plain `Notify`: no allocation of its own, unlike a channel).
+    notify: Notify,
     lock: Mutex<()>,
     cv: Condvar,
     options: Mutex<StopOptions>,
+}
+
+impl StopInner {
+    /// Resolves once `done` holds, looking again after every change.
+    async fn until(&self, done: impl Fn() -> bool) {
+        loop {
+            let notified = self.notify.notified();
+            let mut notified = std::pin::pin!(notified);
+            // Registered before the look: a change after it wakes us.
+            notified.as_mut().enable();
+            if done() {
+                return;
+            }
+            notified.await;
+        }
+    }
 }
 
 impl fmt::Debug for StopToken {
@@ -71,8 +85,8 @@ impl StopToken {
             inner: Arc::new(StopInner {
                 flag: AtomicBool::new(false),
                 paused: AtomicBool::new(false),
-                applied: OnceLock::new(),
-                tx: OnceLock::new(),
+                applied: AtomicBool::new(false),
+                notify: Notify::new(),
                 lock: Mutex::new(()),
                 cv: Condvar::new(),
                 options: Mutex::new(StopOptions::default()),
@@ -86,9 +100,7 @@ impl StopToken {
         let _g = self.inner.lock.lock().unwrap_or_else(|p| p.into_inner());
         self.inner.flag.store(true, Ordering::SeqCst);
         self.inner.paused.store(false, Ordering::SeqCst);
-        if let Some(tx) = self.inner.tx.get() {
-            tx.send_replace(true);
-        }
+        self.inner.notify.notify_waiters();
         self.inner.cv.notify_all();
     }
 
@@ -110,25 +122,7 @@ impl StopToken {
         *self.inner.options.lock().unwrap_or_else(|p| p.into_inner()) = StopOptions::default();
         let _g = self.inner.lock.lock().unwrap_or_else(|p| p.into_inner());
         self.inner.flag.store(false, Ordering::SeqCst);
-        if let Some(tx) = self.inner.tx.get() {
-            tx.send_replace(false);
-        }
-    }
-
-    /// The stop flag's channel, made on first use with the flag as it is.
-    fn tx(&self) -> &watch::Sender<bool> {
-        if let Some(tx) = self.inner.tx.get() {
-            return tx;
-        }
-        let _g = self.inner.lock.lock().unwrap_or_else(|p| p.into_inner());
-        self.inner
-            .tx
-            .get_or_init(|| watch::Sender::new(self.inner.flag.load(Ordering::SeqCst)))
-    }
-
-    /// The applied pause's channel, made on first use.
-    fn applied_tx(&self) -> &watch::Sender<bool> {
-        self.inner.applied.get_or_init(|| watch::Sender::new(false))
+        self.inner.notify.notify_waiters();
     }
 
     /// Whether a stop was requested.
@@ -142,9 +136,7 @@ impl StopToken {
         self.inner.paused.store(paused, Ordering::SeqCst);
         self.inner.cv.notify_all();
         // An async waiter on the stop future is woken to look again too.
-        if let Some(tx) = self.inner.tx.get() {
-            tx.send_modify(|_| {});
-        }
+        self.inner.notify.notify_waiters();
     }
 
     /// Whether the job is suspended: cooperative work waits at its next
@@ -170,35 +162,23 @@ impl StopToken {
 
     /// Resolves once the job is not suspended (resumed or stopped).
     pub async fn unpaused(&self) {
-        let mut rx = self.tx().subscribe();
-        while self.is_paused() {
-            if rx.changed().await.is_err() {
-                return;
-            }
-        }
+        self.inner.until(|| !self.is_paused()).await
     }
 
     /// Says that the work applied the pause as it now stands (`true`: it
     /// is paused), for an executor whose `suspend` waits until it did
     /// ([`applied`](Self::applied)).
     pub fn set_applied(&self, paused: bool) {
-        self.applied_tx().send_replace(paused);
+        self.inner.applied.store(paused, Ordering::SeqCst);
+        self.inner.notify.notify_waiters();
     }
 
     /// Resolves once the work said it applied `paused`
     /// ([`set_applied`](Self::set_applied)), or a stop was requested.
     pub async fn applied(&self, paused: bool) {
-        let mut rx = self.applied_tx().subscribe();
-        let mut stop = self.tx().subscribe();
-        loop {
-            if *rx.borrow_and_update() == paused || self.is_stopped() {
-                return;
-            }
-            tokio::select! {
-                r = rx.changed() => if r.is_err() { return },
-                r = stop.changed() => if r.is_err() { return },
-            }
-        }
+        self.inner
+            .until(|| self.inner.applied.load(Ordering::SeqCst) == paused || self.is_stopped())
+            .await
     }
 
     /// Sleeps for `d` of running time, or until a stop: time spent
@@ -233,9 +213,7 @@ impl StopToken {
 
     /// Resolves once a stop is requested.
     pub async fn stopped(&self) {
-        let mut rx = self.tx().subscribe();
-        // The sender lives in `self`, so `wait_for` cannot fail.
-        let _ = rx.wait_for(|stopped| *stopped).await;
+        self.inner.until(|| self.is_stopped()).await
     }
 
     /// Blocks the calling thread until a stop is requested or `timeout`
@@ -261,7 +239,7 @@ pub(crate) struct JobCell {
     /// are stored in the order of their sequence numbers.
     pub(crate) emit_lock: Mutex<()>,
     /// Bumped on every record and state change of this job.
-    pub(crate) changed: watch::Sender<u64>,
+    changes: Changes,
     pub(crate) stop: StopToken,
     pub(crate) exit_code: Mutex<Option<i32>>,
     pub(crate) store_error: Mutex<Option<String>>,
@@ -274,14 +252,99 @@ impl JobCell {
             instance_id,
             closed: AtomicBool::new(false),
             emit_lock: Mutex::new(()),
-            changed: watch::Sender::new(0),
+            changes: Changes::default(),
             stop: StopToken::new(),
             exit_code: Mutex::new(None),
             store_error: Mutex::new(None),
         }
     }
 
+    /// Tells the job's watchers that something changed. With none (the
+    /// common case: most jobs are never watched) it costs two atomic
+    /// operations, no lock.
     pub(crate) fn bump(&self) {
-        self.changed.send_modify(|v| *v = v.wrapping_add(1));
+        let c = &self.changes;
+        c.version.fetch_add(1, Ordering::SeqCst);
+        if c.watchers.load(Ordering::SeqCst) > 0 {
+            c.notify.notify_waiters();
+        }
     }
+
+    /// A watcher of the job's changes, from now on. Watch before looking at
+    /// what the change would be about (its state, its records): a change
+    /// made after the look then always wakes the watcher.
+    pub(crate) fn watch(self: &Arc<Self>) -> CellWatch {
+        self.changes.watchers.fetch_add(1, Ordering::SeqCst);
+        CellWatch {
+            seen: self.changes.version.load(Ordering::SeqCst),
+            cell: Arc::clone(self),
+        }
+    }
+}
+
+/// A job's change counter: its version and its watchers. Inline in the
+/// cell, so a job that nobody watches costs no allocation for it.
+///
+/// Every operation is sequentially consistent, so of a bump (version, then
+/// watchers) and a new watcher (watchers, then version) at least one sees
+/// the other: either the bump wakes the watcher, or the watcher's first
+/// look already sees the version the bump made.
+#[derive(Default)]
+struct Changes {
+    version: AtomicU64,
+    watchers: AtomicUsize,
+    notify: Notify,
+}
+
+/// Watches one job's changes (see [`JobCell::watch`]). Holds the cell, so
+/// a job removed meanwhile is seen by looking again (its removal bumps).
+pub(crate) struct CellWatch {
+    cell: Arc<JobCell>,
+    seen: u64,
+}
+
+impl CellWatch {
+    /// Resolves once the job changed since the watch began or the last
+    /// call returned.
+    pub(crate) async fn changed(&mut self) {
+        let c = &self.cell.changes;
+        loop {
+            let notified = c.notify.notified();
+            let mut notified = std::pin::pin!(notified);
+            notified.as_mut().enable();
+            let now = c.version.load(Ordering::SeqCst);
+            if now != self.seen {
+                self.seen = now;
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+impl Drop for CellWatch {
+    fn drop(&mut self) {
+        self.cell.changes.watchers.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Bumps a change counter (the session's), waking its receivers. With none
+/// it costs a fence and a load instead of the channel's eight notification
+/// locks.
+///
+/// The fence pairs with the one in [`subscribe`]: either the bump sees the
+/// new receiver, or the receiver's look that follows its subscription sees
+/// the change the bump announces, so no change is missed.
+pub(crate) fn bump(tx: &watch::Sender<u64>) {
+    std::sync::atomic::fence(Ordering::SeqCst);
+    if tx.receiver_count() > 0 {
+        tx.send_modify(|v| *v = v.wrapping_add(1));
+    }
+}
+
+/// Subscribes to a change counter bumped by [`bump`].
+pub(crate) fn subscribe(tx: &watch::Sender<u64>) -> watch::Receiver<u64> {
+    let rx = tx.subscribe();
+    std::sync::atomic::fence(Ordering::SeqCst);
+    rx
 }

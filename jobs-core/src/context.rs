@@ -273,14 +273,12 @@ impl JobContext {
             let Some(inner) = self.host.upgrade() else {
                 return;
             };
-            let mut rx = self.cell.changed.subscribe();
+            let mut rx = self.cell.watch();
             if inner.children_finished(self.cell.id) {
                 return;
             }
             drop(inner);
-            if rx.changed().await.is_err() {
-                return;
-            }
+            rx.changed().await;
         }
     }
 }

@@ -37,22 +37,36 @@ const GLOB_OPTS: MatchOptions = MatchOptions {
     require_literal_leading_dot: false,
 };
 
+/// A copy of a row with its derived `has_more_data`.
+fn with_more(info: &JobInfo, more: bool) -> JobInfo {
+    let mut row = info.clone();
+    row.has_more_data = more;
+    row
+}
+
 impl Inner {
     /// `has_more_data` as the model defines it: the job can still produce
     /// records, holds unreceived ones, or a child does.
     pub(crate) fn has_more_data(&self, t: &Table, id: JobId) -> bool {
-        let Some(info) = t.info(id) else {
-            return false;
-        };
+        t.info(id)
+            .is_some_and(|info| self.has_more_data_of(t, info))
+    }
+
+    /// [`has_more_data`](Self::has_more_data) of a row already at hand.
+    fn has_more_data_of(&self, t: &Table, info: &JobInfo) -> bool {
         !info.state.is_finished()
-            || self.store.has_records(id).unwrap_or(true)
+            || self.store.has_records(info.id).unwrap_or(true)
             || info.children.iter().any(|&c| self.has_more_data(t, c))
     }
 
     pub(crate) fn snapshot(&self, t: &Table, id: JobId) -> Option<JobInfo> {
-        let mut info = t.info(id)?.clone();
-        info.has_more_data = self.has_more_data(t, id);
-        Some(info)
+        t.info(id).map(|info| self.snapshot_of(t, info))
+    }
+
+    /// [`snapshot`](Self::snapshot) of a row already at hand.
+    pub(crate) fn snapshot_of(&self, t: &Table, info: &JobInfo) -> JobInfo {
+        let more = self.has_more_data_of(t, info);
+        with_more(info, more)
     }
 }
 
@@ -69,15 +83,25 @@ impl Session {
         let command = filter.command.as_deref().map(pattern).transpose()?;
         let t = self.inner.lock();
         t.check(&filter.ids)?;
+        // Named ids are looked up, in id order, each once; otherwise the
+        // table is read in order.
+        let mut named = filter.ids.clone();
+        named.sort_unstable();
+        named.dedup();
+        let rows: Box<dyn Iterator<Item = &JobInfo>> = if named.is_empty() {
+            Box::new(t.infos())
+        } else {
+            Box::new(named.iter().filter_map(|&id| t.info(id)))
+        };
         // Cheap filters first, on the table's own fields; `has_more_data`
         // (a store query per job) only for the jobs that pass them.
-        let mut picked: Vec<JobId> = Vec::new();
-        for i in t.infos() {
-            if filter.ids.is_empty() {
-                if i.parent.is_some() && !filter.include_children {
-                    continue;
-                }
-            } else if !filter.ids.contains(&i.id) {
+        let mut picked: Vec<&JobInfo> = Vec::with_capacity(if named.is_empty() {
+            t.len()
+        } else {
+            named.len()
+        });
+        for i in rows {
+            if named.is_empty() && i.parent.is_some() && !filter.include_children {
                 continue;
             }
             if filter.state.is_some_and(|s| s != i.state) {
@@ -102,32 +126,27 @@ impl Session {
             {
                 continue;
             }
-            picked.push(i.id);
+            picked.push(i);
         }
-        let mut out: Vec<JobInfo> = Vec::new();
-        match (filter.newest, filter.has_more_data) {
-            (Some(n), None) => {
+        // Rows are copied out only once picked for good.
+        let out = match (filter.newest, filter.has_more_data) {
+            (newest, None) => {
                 // Ids grow with start order, so the newest are the highest ids.
-                let skip = picked.len().saturating_sub(n);
-                out.extend(
-                    picked[skip..]
-                        .iter()
-                        .filter_map(|id| self.inner.snapshot(&t, *id)),
-                );
+                let skip = newest.map_or(0, |n| picked.len().saturating_sub(n));
+                picked[skip..]
+                    .iter()
+                    .map(|i| self.inner.snapshot_of(&t, i))
+                    .collect()
             }
-            (newest, more) => {
-                out.extend(
-                    picked
-                        .iter()
-                        .filter_map(|id| self.inner.snapshot(&t, *id))
-                        .filter(|info| more.is_none_or(|h| h == info.has_more_data)),
-                );
-                if let Some(n) = newest {
-                    let skip = out.len().saturating_sub(n);
-                    out.drain(..skip);
-                }
+            (newest, Some(want)) => {
+                let kept: Vec<&JobInfo> = picked
+                    .into_iter()
+                    .filter(|i| self.inner.has_more_data_of(&t, i) == want)
+                    .collect();
+                let skip = newest.map_or(0, |n| kept.len().saturating_sub(n));
+                kept[skip..].iter().map(|i| with_more(i, want)).collect()
             }
-        }
+        };
         Ok(out)
     }
 }

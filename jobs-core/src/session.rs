@@ -17,7 +17,7 @@ pub use events::{EventStream, Lagged};
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
 use std::time::SystemTime;
 
 use tokio::runtime::{Handle, Runtime};
@@ -65,20 +65,27 @@ pub(crate) struct Inner {
     /// Set once the session is closing: a waiting job whose dependencies
     /// are decided then starts in the next session, not this one.
     closing: AtomicBool,
+    /// The session itself, for work handed to the runtime once the table's
+    /// lock is released (see [`TableGuard`]).
+    me: Weak<Inner>,
 }
 
 /// The jobs of a session, by id, and the throttles of their types. Changed
 /// only here; other modules read it through the methods below.
 pub(crate) struct Table {
     next_id: JobId,
-    /// Boxed: a map node then holds pointers, not eleven entries of a
-    /// kilobyte each, most of them unused slack in a large batch.
+    /// Boxed: an entry is large, and a table of thousands then moves
+    /// pointers, not entries, as it grows.
     jobs: BTreeMap<JobId, Box<Entry>>,
-    /// Per type (by [`type_key`]): top-level jobs only; children queue
-    /// behind their parent's.
-    throttles: HashMap<String, Throttle>,
+    /// Per type (by [`type_key`], indexed by [`Pool::Type`]): top-level
+    /// jobs only; children queue behind their parent's. A handful of types
+    /// at most: a search through them costs less than hashing a key.
+    throttles: Vec<(String, Throttle)>,
     /// The jobs that wait, by a job they wait for (see `session/deps.rs`).
     dependents: HashMap<JobId, Vec<JobId>>,
+    /// Work launched under the lock, handed to the runtime once the lock
+    /// is released (see [`TableGuard`]).
+    launches: Vec<lifecycle::Launch>,
 }
 
 struct Entry {
@@ -131,9 +138,11 @@ struct Retry {
     delay: Option<std::time::Duration>,
 }
 
-/// The throttle a job queues behind: its type's, or its parent's.
+/// The throttle a job queues behind: its type's (an index into the
+/// table's throttles, see [`Table::type_pool`]), or its parent's.
+#[derive(Clone, Copy)]
 enum Pool {
-    Type(String),
+    Type(usize),
     Children(JobId),
 }
 
@@ -161,6 +170,11 @@ impl Table {
         }
     }
 
+    /// How many jobs the table holds (children included).
+    pub(crate) fn len(&self) -> usize {
+        self.jobs.len()
+    }
+
     /// Every row, in id order.
     pub(crate) fn infos(&self) -> impl Iterator<Item = &JobInfo> {
         self.jobs.values().map(|e| &e.info)
@@ -186,9 +200,43 @@ impl Table {
     }
 
     fn throttle(&mut self, pool: &Pool) -> Option<&mut Throttle> {
-        match pool {
-            Pool::Type(key) => Some(self.throttles.entry(key.clone()).or_default()),
-            Pool::Children(parent) => self.jobs.get_mut(parent).map(|e| &mut e.children),
+        match *pool {
+            Pool::Type(i) => self.throttles.get_mut(i).map(|(_, t)| t),
+            Pool::Children(parent) => self.jobs.get_mut(&parent).map(|e| &mut e.children),
+        }
+    }
+
+    /// The pool of a job type's throttle (case-insensitive), made on first use.
+    fn type_pool(&mut self, type_name: &str) -> Pool {
+        let found = self
+            .throttles
+            .iter()
+            .position(|(key, _)| key.eq_ignore_ascii_case(type_name));
+        Pool::Type(found.unwrap_or_else(|| {
+            self.throttles
+                .push((type_key(type_name), Throttle::default()));
+            self.throttles.len() - 1
+        }))
+    }
+
+    /// The pool a job queues behind: its parent's, or its type's.
+    fn pool_of(&mut self, id: JobId) -> Option<Pool> {
+        let info = &self.jobs.get(&id)?.info;
+        match info.parent {
+            Some(p) => Some(Pool::Children(p)),
+            None => {
+                let found = self
+                    .throttles
+                    .iter()
+                    .position(|(key, _)| key.eq_ignore_ascii_case(&info.type_name));
+                match found {
+                    Some(i) => Some(Pool::Type(i)),
+                    None => {
+                        let name = info.type_name.clone();
+                        Some(self.type_pool(&name))
+                    }
+                }
+            }
         }
     }
 }
@@ -220,13 +268,6 @@ impl Entry {
             removing: false,
             clock: suspend::Clock::default(),
             plain_children: false,
-        }
-    }
-
-    fn pool(&self) -> Pool {
-        match self.info.parent {
-            Some(p) => Pool::Children(p),
-            None => Pool::Type(type_key(&self.info.type_name)),
         }
     }
 }
@@ -288,7 +329,7 @@ impl SessionBuilder {
         let max_seq = store.max_seq()?;
         let events = events::Events::new(store.max_event_seq()?);
         Ok(Session {
-            inner: Arc::new(Inner {
+            inner: Arc::new_cyclic(|me| Inner {
                 table: Mutex::new(Table {
                     next_id: 1,
                     jobs: BTreeMap::new(),
@@ -298,6 +339,7 @@ impl SessionBuilder {
                         .map(|(key, limit)| (key, Throttle::new(Some(limit))))
                         .collect(),
                     dependents: HashMap::new(),
+                    launches: Vec::new(),
                 }),
                 store,
                 seq: Arc::new(AtomicU64::new(max_seq)),
@@ -307,6 +349,7 @@ impl SessionBuilder {
                 handle,
                 runtime: Mutex::new(runtime),
                 closing: AtomicBool::new(false),
+                me: me.clone(),
             }),
         })
     }
@@ -355,7 +398,7 @@ impl Session {
     /// at once if the new limit allows.
     pub fn set_throttle(&self, type_name: &str, limit: usize) {
         let mut t = self.inner.lock();
-        let pool = Pool::Type(type_key(type_name));
+        let pool = t.type_pool(type_name);
         if let Some(throttle) = t.throttle(&pool) {
             throttle.set_limit(limit.max(1));
         }
@@ -533,7 +576,7 @@ impl Session {
                 if let Some(ex) = executor {
                     ids.push(id);
                     waiting.push(id);
-                    let pool = Pool::Type(type_key(&info.type_name));
+                    let pool = t.type_pool(&info.type_name);
                     Inner::apply_type_throttle(&mut t, &pool, &spec, ex.as_ref());
                     let mut entry = Entry::for_spec(info, cell, ex, spec);
                     entry.waiting = true;
@@ -576,7 +619,7 @@ impl Session {
                 .insert(id, Box::new(Entry::new(info, cell, executor, None, None)));
         }
         for id in resume {
-            if let Some(pool) = t.jobs.get(&id).map(|e| e.pool()) {
+            if let Some(pool) = t.pool_of(id) {
                 if let Some(throttle) = t.throttle(&pool) {
                     throttle.occupy();
                 }
@@ -622,7 +665,7 @@ impl Inner {
         info.has_more_data = true;
         info.begin.get_or_insert_with(SystemTime::now);
         self.record_change(RowChange::Save(&info), &info, None)?;
-        let pool = Pool::Type(type_key(&info.type_name));
+        let pool = t.type_pool(&info.type_name);
         let cell = Arc::new(JobCell::new(id, info.instance_id));
         t.jobs
             .insert(id, Box::new(Entry::new(info, cell, executor, None, None)));
@@ -633,6 +676,50 @@ impl Inner {
         drop(t);
         self.bump();
         Ok(id)
+    }
+}
+
+/// The table, locked. Jobs launched meanwhile are handed to the runtime as
+/// it is released, not under the lock: a task that ends at once then finds
+/// the table free, rather than the starter still holding it.
+pub(crate) struct TableGuard<'a> {
+    guard: Option<MutexGuard<'a, Table>>,
+    inner: &'a Inner,
+}
+
+impl std::ops::Deref for TableGuard<'_> {
+    type Target = Table;
+    fn deref(&self) -> &Table {
+        self.guard
+            .as_deref()
+            .expect("held until the guard is dropped")
+    }
+}
+
+impl std::ops::DerefMut for TableGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Table {
+        self.guard
+            .as_deref_mut()
+            .expect("held until the guard is dropped")
+    }
+}
+
+impl Drop for TableGuard<'_> {
+    fn drop(&mut self) {
+        let Some(mut t) = self.guard.take() else {
+            return;
+        };
+        if t.launches.is_empty() {
+            return;
+        }
+        let launches = std::mem::take(&mut t.launches);
+        drop(t);
+        // Gone only while the session itself is dropped: nothing runs then.
+        if let Some(inner) = self.inner.me.upgrade() {
+            for launch in launches {
+                inner.spawn_launch(launch);
+            }
+        }
     }
 }
 
@@ -665,20 +752,31 @@ impl Drop for Inner {
 }
 
 impl Inner {
-    pub(crate) fn lock(&self) -> MutexGuard<'_, Table> {
+    pub(crate) fn lock(&self) -> TableGuard<'_> {
         // Every mutation of the table completes before any call that could
         // panic, so a poisoned lock still guards a consistent table.
-        self.table.lock().unwrap_or_else(|p| p.into_inner())
+        TableGuard {
+            guard: Some(self.table.lock().unwrap_or_else(|p| p.into_inner())),
+            inner: self,
+        }
     }
 
     pub(crate) fn bump(&self) {
-        self.changed.send_modify(|v| *v = v.wrapping_add(1));
+        crate::cell::bump(&self.changed);
     }
 
     fn executor(&self, type_name: &str) -> Result<Arc<dyn JobExecutor>, Error> {
         let map = self.executors.read().unwrap_or_else(|p| p.into_inner());
-        map.get(&type_key(type_name))
-            .cloned()
-            .ok_or_else(|| Error::unknown_type(type_name))
+        // The key lowered on the stack: no allocation for a usual name.
+        let mut buf = [0u8; 64];
+        let found = match buf.get_mut(..type_name.len()) {
+            Some(key) => {
+                key.copy_from_slice(type_name.as_bytes());
+                key.make_ascii_lowercase();
+                std::str::from_utf8(key).ok().and_then(|k| map.get(k))
+            }
+            None => map.get(&type_key(type_name)),
+        };
+        found.cloned().ok_or_else(|| Error::unknown_type(type_name))
     }
 }

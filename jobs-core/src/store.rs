@@ -146,6 +146,14 @@ pub trait Store: Send + Sync + 'static {
         change.apply(self)
     }
 
+    /// Whether the store keeps the events it is given by
+    /// [`write_events`](Store::write_events). One that does not (and does
+    /// not need them to write the change) says so, and the session builds
+    /// no event while nobody subscribes. By default `true`.
+    fn keeps_events(&self) -> bool {
+        true
+    }
+
     /// The highest event number the store ever held (0 if none): the
     /// session numbers its events after it.
     fn max_event_seq(&self) -> Result<u64, StoreError> {
@@ -288,6 +296,10 @@ impl Store for MemoryStore {
 
     fn has_records(&self, job: JobId) -> Result<bool, StoreError> {
         Ok(self.lock().get(&job).is_some_and(|q| !q.is_empty()))
+    }
+
+    fn keeps_events(&self) -> bool {
+        false
     }
 
     fn take(&self, job: JobId, limit: usize) -> Result<Vec<(u64, Record)>, StoreError> {

@@ -3,10 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::watch;
 use tokio::time::Instant;
-
-use crate::cell::JobCell;
 
 use crate::{Error, JobId, JobInfo, JobState, Session};
 
@@ -85,30 +82,34 @@ impl Session {
         };
         if mode == WaitMode::All {
             // One job at a time, each on its own change channel: waiting on
-            // N jobs costs O(N) overall, whatever else the session does.
-            let cells: Vec<Arc<JobCell>> = {
-                let t = self.inner.lock();
-                ids.iter().filter_map(|&id| t.cell(id).cloned()).collect()
-            };
-            for cell in cells {
-                loop {
-                    let mut rx = cell.changed.subscribe();
-                    let done = {
-                        let t = self.inner.lock();
-                        t.state(cell.id).is_none_or(|s| until.done(s))
-                    };
-                    if done {
-                        break;
+            // N jobs costs O(N) overall, whatever else the session does. The
+            // jobs already done are passed over under one lock.
+            let mut next = 0;
+            loop {
+                let waiting_on = {
+                    let t = self.inner.lock();
+                    while ids
+                        .get(next)
+                        .is_some_and(|&id| t.state(id).is_none_or(|s| until.done(s)))
+                    {
+                        next += 1;
                     }
-                    if !changed_before(&mut rx, deadline).await {
-                        return Ok(self.outcome(&ids, until, true));
+                    match ids.get(next).and_then(|&id| t.cell(id)) {
+                        // Subscribed under the lock: a change after the
+                        // look above wakes it.
+                        Some(cell) => cell.watch(),
+                        None => break,
                     }
+                };
+                let mut rx = waiting_on;
+                if !changed_before(rx.changed(), deadline).await {
+                    return Ok(self.outcome(&ids, until, true));
                 }
             }
             return Ok(self.outcome(&ids, until, false));
         }
         loop {
-            let mut rx = self.inner.changed.subscribe();
+            let mut rx = crate::cell::subscribe(&self.inner.changed);
             let any_done = ids.is_empty() || {
                 let t = self.inner.lock();
                 ids.iter()
@@ -117,7 +118,11 @@ impl Session {
             if any_done {
                 return Ok(self.outcome(&ids, until, false));
             }
-            if !changed_before(&mut rx, deadline).await {
+            let changed = async {
+                // The sender lives as long as the session.
+                let _ = rx.changed().await;
+            };
+            if !changed_before(changed, deadline).await {
                 return Ok(self.outcome(&ids, until, true));
             }
         }
@@ -125,11 +130,13 @@ impl Session {
 
     fn outcome(&self, ids: &[JobId], until: WaitUntil, timed_out: bool) -> WaitOutcome {
         let t = self.inner.lock();
-        let done = ids
-            .iter()
-            .filter_map(|id| self.inner.snapshot(&t, *id))
-            .filter(|info| until.done(info.state))
-            .collect();
+        let mut done = Vec::with_capacity(ids.len());
+        done.extend(
+            ids.iter()
+                .filter_map(|&id| t.info(id))
+                .filter(|info| until.done(info.state))
+                .map(|info| self.inner.snapshot_of(&t, info)),
+        );
         WaitOutcome { done, timed_out }
     }
 
@@ -150,7 +157,7 @@ impl Session {
             Arc::clone(t.cell(id).ok_or(Error::no_such_job(id))?)
         };
         loop {
-            let mut rx = cell.changed.subscribe();
+            let mut rx = cell.watch();
             {
                 let t = self.inner.lock();
                 match self.inner.snapshot(&t, id) {
@@ -159,26 +166,25 @@ impl Session {
                     None => return Err(Error::no_such_job(id)),
                 }
             }
-            if rx.changed().await.is_err() {
-                return self.info(id);
-            }
+            rx.changed().await;
         }
     }
 }
 
 /// Waits for a change; `false` if the deadline passed first.
-async fn changed_before(rx: &mut watch::Receiver<u64>, deadline: Option<Instant>) -> bool {
+async fn changed_before(
+    changed: impl std::future::Future<Output = ()>,
+    deadline: Option<Instant>,
+) -> bool {
     match deadline {
         Some(d) => {
             if Instant::now() >= d {
                 return false;
             }
-            tokio::time::timeout_at(d, rx.changed()).await.is_ok()
+            tokio::time::timeout_at(d, changed).await.is_ok()
         }
         None => {
-            // The sender lives as long as the session; an error means the
-            // job is gone, which the caller re-checks.
-            let _ = rx.changed().await;
+            changed.await;
             true
         }
     }

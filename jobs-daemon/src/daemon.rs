@@ -149,6 +149,7 @@ async fn serve_forever(home: Home, plugins: Vec<PathBuf>, limits: Limits) -> Res
         closing: AtomicBool::new(false),
         exit: Notify::new(),
         idle: limits.idle,
+        closed: tokio::sync::watch::channel(false).0,
     });
     // One slot per connection served; past them a client is told, not
     // left waiting.
@@ -187,6 +188,11 @@ async fn serve_forever(home: Home, plugins: Vec<PathBuf>, limits: Limits) -> Res
     drop(listener);
     let _ = fs::remove_file(home.socket());
     daemon.close().await;
+    // The jobs it ended have finished: their hooks run before it goes.
+    let last = daemon.session.last_event();
+    if daemon.hooks.drain(last, crate::hooks::STOP_WAIT).await {
+        info!("the hooks of the ended jobs have run");
+    }
     store
         .flush()
         .context("cannot write the last records to the job database")?;

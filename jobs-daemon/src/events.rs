@@ -32,6 +32,12 @@ pub(crate) async fn serve(
         last: req.since.unwrap_or(0),
         ids: req.ids,
     };
+    if req.live_only && live.is_some() {
+        cursor.last = d.session.last_event();
+        if send(wr, &Response::Events(Vec::new()), &[]).await.is_err() {
+            return Ok(false);
+        }
+    }
     loop {
         let page = cursor.stored(&d.session)?;
         if page.is_empty() {
@@ -48,6 +54,21 @@ pub(crate) async fn serve(
         let first = tokio::select! {
             ev = live.next() => ev,
             _ = client_gone(rd) => return Ok(false),
+            _ = d.session_ended() => {
+                // The daemon is stopping: every event is in the store by
+                // now; the reader gets the rest, then the end.
+                loop {
+                    let stored = cursor.stored(&d.session)?;
+                    if stored.is_empty() {
+                        break;
+                    }
+                    if send(wr, &Response::Events(stored), &[]).await.is_err() {
+                        return Ok(false);
+                    }
+                }
+                let _ = send(wr, &Response::End(Vec::new()), &[]).await;
+                return Ok(false);
+            }
         };
         let mut page = Vec::new();
         let mut lagged = false;

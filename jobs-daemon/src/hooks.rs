@@ -24,6 +24,11 @@
 //! each hook file likewise. A folder that breaks the rule is logged and no
 //! hook of it runs; the jobs' own `--on-finish` lines still do (they came
 //! through the session's socket, from its user).
+//!
+//! A daemon that stops (`daemon stop`, SIGTERM) first ends its jobs, then
+//! waits for their hooks, queued ones included, up to [`STOP_WAIT`]; a
+//! hook still running then is killed and logged. Jobs that a crash ended
+//! are decided at the next start, and their hooks run then.
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
@@ -31,12 +36,13 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use jobs_core::{EventStream, JobEvent, JobId, Session};
 use jobs_store_sqlite::SqliteStore;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, Notify, Semaphore};
 use tracing::{info, warn};
 
 use crate::fail::Fail;
@@ -50,6 +56,10 @@ const CONCURRENT: usize = 4;
 /// How many hook runs may wait.
 const QUEUE: usize = 1024;
 
+/// How long a stopping daemon waits for the hooks of the jobs it ended
+/// (`daemon stop` itself waits 30 s for the daemon to be gone).
+pub(crate) const STOP_WAIT: Duration = Duration::from_secs(20);
+
 /// The hooks of a session: the jobs' finish lines and the hooks folder.
 pub(crate) struct Hooks {
     home: PathBuf,
@@ -57,6 +67,14 @@ pub(crate) struct Hooks {
     /// The `--on-finish` lines, by job.
     lines: Mutex<HashMap<JobId, Vec<u8>>>,
     timeout: Duration,
+    /// The last event whose hooks are queued (or that had none).
+    seen: AtomicU64,
+    /// Hook runs queued or running.
+    busy: AtomicUsize,
+    /// Told when `seen` or `busy` changes.
+    changed: Notify,
+    /// The process groups of the hooks running now.
+    groups: Mutex<std::collections::HashSet<i32>>,
 }
 
 /// One hook to run for one finished job.
@@ -97,12 +115,21 @@ impl Hooks {
             store,
             lines: Mutex::new(lines),
             timeout,
+            seen: AtomicU64::new(0),
+            busy: AtomicUsize::new(0),
+            changed: Notify::new(),
+            groups: Mutex::default(),
         }))
     }
 
     fn lines(&self) -> std::sync::MutexGuard<'_, HashMap<JobId, Vec<u8>>> {
         // Each use is one insert, get or remove: a panic leaves it whole.
         self.lines.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn groups(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<i32>> {
+        // Each use is one insert, remove or walk: a panic leaves it whole.
+        self.groups.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Starts a job with `start` and gives it its finish line, if any.
@@ -129,6 +156,7 @@ impl Hooks {
     /// Follows the session's events from `rx` (subscribed when the last
     /// event was `from`) and runs the hooks of each finished job.
     pub(crate) fn spawn(self: Arc<Self>, session: Session, rx: EventStream, from: u64) {
+        self.seen.store(from, Ordering::SeqCst);
         let (tx, queue) = mpsc::channel(QUEUE);
         tokio::spawn(Arc::clone(&self).run_queue(queue));
         tokio::spawn(self.follow(session, rx, from, tx));
@@ -169,10 +197,13 @@ impl Hooks {
                 }
                 last = ev.seq;
                 for run in self.runs(&ev) {
+                    self.busy.fetch_add(1, Ordering::SeqCst);
                     if tx.send(run).await.is_err() {
                         return;
                     }
                 }
+                self.seen.store(last, Ordering::SeqCst);
+                self.changed.notify_waiters();
             }
         }
     }
@@ -267,7 +298,35 @@ impl Hooks {
             tokio::spawn(async move {
                 me.run(run).await;
                 drop(slot);
+                me.busy.fetch_sub(1, Ordering::SeqCst);
+                me.changed.notify_waiters();
             });
+        }
+    }
+
+    /// Waits until the hooks of every event up to `upto` have run, or
+    /// `limit` passed; says whether they all did.
+    pub(crate) async fn drain(&self, upto: u64, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            let busy = self.busy.load(Ordering::SeqCst);
+            if self.seen.load(Ordering::SeqCst) >= upto && busy == 0 {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || tokio::time::timeout(left, changed).await.is_err() {
+                warn!(
+                    "{busy} hook run(s) had not ended {} after the session closed: killed",
+                    jobs_core::format_duration(limit)
+                );
+                for &group in self.groups().iter() {
+                    kill_group(group);
+                }
+                return false;
+            }
         }
     }
 
@@ -296,13 +355,20 @@ impl Hooks {
                 return;
             }
         };
-        let pid = child.id();
+        let pid = child.id().and_then(|p| i32::try_from(p).ok());
+        if let Some(pid) = pid {
+            self.groups().insert(pid);
+        }
         let (out, err) = (child.stdout.take(), child.stderr.take());
         let done = async {
             let (out, err, status) = tokio::join!(logged(out), logged(err), child.wait());
             status.map(|s| (out, err, s))
         };
-        match tokio::time::timeout(self.timeout, done).await {
+        let ended = tokio::time::timeout(self.timeout, done).await;
+        if let Some(pid) = pid {
+            self.groups().remove(&pid);
+        }
+        match ended {
             Ok(Ok((out, err, status))) => {
                 for line in String::from_utf8_lossy(&out.0).lines() {
                     info!(job, "hook {label}: {line}");
@@ -326,11 +392,8 @@ impl Hooks {
             Ok(Err(e)) => warn!(job, "hook {label}: {e}"),
             Err(_) => {
                 // Its whole group: a shell's children too.
-                if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
-                    let _ = nix::sys::signal::killpg(
-                        nix::unistd::Pid::from_raw(pid),
-                        nix::sys::signal::Signal::SIGKILL,
-                    );
+                if let Some(pid) = pid {
+                    kill_group(pid);
                 }
                 warn!(
                     job,
@@ -358,6 +421,14 @@ async fn logged(pipe: Option<impl tokio::io::AsyncRead + Unpin>) -> (Vec<u8>, u6
         .await
         .unwrap_or(0);
     (kept, more)
+}
+
+/// Kills a hook's whole process group: a shell's children too.
+fn kill_group(pid: i32) {
+    let _ = nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    );
 }
 
 fn all_last(events: &[JobEvent]) -> u64 {

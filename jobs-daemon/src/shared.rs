@@ -27,6 +27,8 @@ pub(crate) struct Daemon {
     pub(crate) exit: Notify,
     /// How long a connection may sit between requests.
     pub(crate) idle: std::time::Duration,
+    /// True once the session has ended: every event is published.
+    pub(crate) closed: tokio::sync::watch::Sender<bool>,
 }
 
 impl Daemon {
@@ -36,5 +38,13 @@ impl Daemon {
             info!("ending the session");
         }
         self.session.close().await;
+        self.closed.send_replace(true);
+    }
+
+    /// Resolves once the session has ended and published its last event.
+    pub(crate) async fn session_ended(&self) {
+        let mut closed = self.closed.subscribe();
+        // An error means the sender is gone: the daemon is gone too.
+        let _ = closed.wait_for(|c| *c).await;
     }
 }

@@ -175,6 +175,11 @@ pub struct EventsRequest {
     pub since: Option<u64>,
     /// Go on as changes happen.
     pub follow: bool,
+    /// With `follow`: skip the stored history and send only what happens
+    /// from now on, after an empty [`Response::Events`] page that says the
+    /// reader is subscribed (a table read after it misses no change).
+    #[serde(default)]
+    pub live_only: bool,
 }
 
 /// What a job runs.

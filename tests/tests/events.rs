@@ -65,6 +65,16 @@ impl Drop for Follower {
     }
 }
 
+/// The exit status of `child` once it ended on its own, within [`PATIENCE`].
+fn exited(child: &mut Child) -> Option<std::process::ExitStatus> {
+    let mut status = None;
+    eventually(PATIENCE, || {
+        status = child.try_wait().ok().flatten();
+        status.is_some()
+    });
+    status
+}
+
 /// The (from, to) pairs of job `id`'s events, in order.
 fn transitions(events: &[Value], id: u64) -> Vec<(Value, Value)> {
     events
@@ -405,6 +415,73 @@ fn an_on_finish_line_runs_and_survives_a_restart() {
         std::fs::read_to_string(file(long)).expect("read").trim(),
         "Failed the session host ended while the job was running"
     );
+}
+
+#[test]
+fn daemon_stop_runs_the_hooks_of_the_jobs_it_ends_before_it_returns() {
+    let home = TestHome::new();
+    let out = home.path().join("out");
+    std::fs::create_dir(&out).expect("out folder");
+    // Each line takes a while, so four of them run at once and the rest
+    // queue: the stop must wait for all of them.
+    let line = r#"sleep 0.5; echo "$JOBCTL_JOB_STATE" > "$JOBCTL_HOME/out/line.$JOBCTL_JOB_ID.tmp"
+mv "$JOBCTL_HOME/out/line.$JOBCTL_JOB_ID.tmp" "$JOBCTL_HOME/out/line.$JOBCTL_JOB_ID""#;
+    let ids: Vec<u64> = (0..6)
+        .map(|_| home.start(&["--on-finish", line, "--", "sleep", "300"]))
+        .collect();
+    for &id in &ids {
+        assert!(eventually(PATIENCE, || home.job(id)["state"] == "Running"));
+    }
+    home.ok(&["daemon", "stop"]);
+    for id in ids {
+        let file = out.join(format!("line.{id}"));
+        let text = std::fs::read_to_string(&file).unwrap_or_else(|e| {
+            panic!("the hook of job {id} did not run before the stop returned: {e}")
+        });
+        assert!(!text.trim().is_empty(), "job {id}: {text:?}");
+    }
+}
+
+#[test]
+fn a_follower_gets_the_last_events_and_ends_when_the_daemon_stops() {
+    let home = TestHome::new();
+    let mut follower = Follower::start(&home);
+    let id = home.start(&["--", "sleep", "300"]);
+    follower.wait_for(id, Value::from("Running"));
+    home.ok(&["daemon", "stop"]);
+    // The stop ended the job: that event reached the follower, which then
+    // ended on its own, successfully.
+    let status = exited(&mut follower.child).expect("the follower ends when the daemon stops");
+    assert!(status.success(), "{status:?}");
+    let ends: Vec<Value> = follower
+        .seen()
+        .into_iter()
+        .filter(|e| {
+            e["id"] == id
+                && ["Completed", "Failed", "Stopped"].contains(&e["to"].as_str().unwrap_or(""))
+        })
+        .collect();
+    assert_eq!(ends.len(), 1, "{:?}", follower.seen());
+
+    // A daemon that dies leaves the follower with where to go on from.
+    let mut follower = Follower::start(&home);
+    let id = home.start(&["--", "sleep", "300"]);
+    follower.wait_for(id, Value::from("Running"));
+    let last = follower.seen().last().expect("an event")["seq"].clone();
+    let pid = home.daemon_pid().expect("the daemon runs");
+    kill9(pid);
+    let status = exited(&mut follower.child).expect("the follower ends when the daemon dies");
+    assert_eq!(status.code(), Some(1));
+    let mut err = String::new();
+    use std::io::Read;
+    follower
+        .child
+        .stderr
+        .take()
+        .expect("piped stderr")
+        .read_to_string(&mut err)
+        .expect("read stderr");
+    assert!(err.contains(&format!("--since {last}")), "{err}");
 }
 
 #[test]

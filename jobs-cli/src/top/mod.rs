@@ -17,7 +17,7 @@ mod screen;
 use std::io::IsTerminal;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
 use crossterm::event::{Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
@@ -34,10 +34,6 @@ use screen::Screen;
 
 /// The least time between two draws.
 const FRAME: Duration = Duration::from_millis(100);
-
-/// Events stamped this long before the view read the table are already in
-/// the rows it read (the stream starts with the session's stored history).
-const HISTORY_SLACK: Duration = Duration::from_secs(1);
 
 /// Runs the live view until `q`.
 pub(crate) fn run(home: &Home) -> Result<i32> {
@@ -59,10 +55,15 @@ pub(crate) fn run(home: &Home) -> Result<i32> {
             ids: Vec::new(),
             since: None,
             follow: true,
+            live_only: true,
         }),
         &[],
     )?;
-    let read_at = SystemTime::now();
+    // The empty first page: subscribed.
+    match stream.recv()?.0 {
+        Response::Events(_) => {}
+        other => return Err(anyhow!("unexpected reply to events: {other:?}")),
+    }
     let rows = match c.call(Op::List(ListRequest::default()))? {
         Response::Jobs(rows) => rows,
         other => return Err(anyhow!("unexpected reply to list: {other:?}")),
@@ -86,7 +87,6 @@ pub(crate) fn run(home: &Home) -> Result<i32> {
         move || feed::input(tx)
     })?;
     let theme = draw::Theme::from_env();
-    let history_end = read_at.checked_sub(HISTORY_SLACK).unwrap_or(read_at);
 
     let mut dirty = true;
     let mut drawn = Instant::now()
@@ -102,7 +102,7 @@ pub(crate) fn run(home: &Home) -> Result<i32> {
             Ok(msg) => {
                 let mut next = Some(msg);
                 while let Some(msg) = next {
-                    match handle(msg, &mut m, history_end) {
+                    match handle(msg, &mut m) {
                         Step::Go => {}
                         Step::Quit => return Ok(exit::SUCCESS),
                         // As a shell reports a command a signal ended.
@@ -154,7 +154,7 @@ enum Step {
     Clear,
 }
 
-fn handle(msg: Msg, m: &mut Model, history_end: SystemTime) -> Step {
+fn handle(msg: Msg, m: &mut Model) -> Step {
     match msg {
         Msg::Input(Event::Key(k)) if k.kind != KeyEventKind::Release => return key(k, m),
         Msg::Input(_) => {}
@@ -163,7 +163,7 @@ fn handle(msg: Msg, m: &mut Model, history_end: SystemTime) -> Step {
             return Step::Quit;
         }
         Msg::Events(evs) => {
-            m.events(evs.into_iter().filter(|e| e.time >= history_end).collect());
+            m.events(evs);
         }
         Msg::EventsLost(why) => m.note = format!("not live: {why}"),
         Msg::Records(r) => m.records(r),

@@ -360,7 +360,7 @@ fn watch(
 ) -> Result<*mut c_void, String> {
     let changed = {
         let t = p.session.inner.lock();
-        t.cell(id).ok_or("the job vanished")?.changed.subscribe()
+        t.cell(id).ok_or("the job vanished")?.watch()
     };
     let job = Arc::new(ExportedJob {
         session: p.session.clone(),
@@ -382,10 +382,7 @@ fn watch(
             if finished {
                 return;
             }
-            if changed.changed().await.is_err() {
-                watched.notify();
-                return;
-            }
+            changed.changed().await;
         }
     });
     Ok(Arc::into_raw(job) as *mut c_void)

@@ -188,7 +188,7 @@ impl Inner {
                 Decision::Run if self.closing.load(Ordering::Acquire) => {}
                 Decision::Run => {
                     t.unindex_waiting(id);
-                    let Some(pool) = t.jobs.get(&id).map(|e| e.pool()) else {
+                    let Some(pool) = t.pool_of(id) else {
                         continue;
                     };
                     if let Some(throttle) = t.throttle(&pool) {

@@ -8,7 +8,10 @@
 //! subscriber see events in the order of their numbers. A subscriber reads
 //! from a bounded channel: one that falls behind is told how many events it
 //! missed ([`Lagged`]) and never slows the jobs down. With nobody
-//! subscribed, publishing an event costs a counter and a failed send.
+//! subscribed and a store that keeps no events ([`Store::keeps_events`]),
+//! an event is only a number: it is not even built.
+//!
+//! [`Store::keeps_events`]: crate::Store::keeps_events
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
@@ -117,6 +120,10 @@ impl Session {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn subscribe(&self) -> EventStream {
+        // Under the table's lock, as events are numbered: whether an event
+        // is built for subscribers is decided on either side of this, never
+        // across it.
+        let _t = self.inner.lock();
         EventStream {
             rx: self.inner.events.tx.subscribe(),
         }
@@ -168,6 +175,11 @@ impl Inner {
             RowChange::Delete(_) => None,
             _ => Some(info.state),
         };
+        if self.events.tx.receiver_count() == 0 && !self.store.keeps_events() {
+            // Nobody to hand the event to: it only takes its number.
+            self.events.last.fetch_add(1, Ordering::SeqCst);
+            return change.apply(self.store.as_ref()).map_err(Error::from);
+        }
         let ev = self.event(info, from, to);
         // Published once stored: a reader that resumes from the store never
         // meets an event a subscriber saw but the store lost.

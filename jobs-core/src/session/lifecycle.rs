@@ -11,7 +11,7 @@ use std::time::SystemTime;
 
 use uuid::Uuid;
 
-use super::{type_key, Entry, Halt, HaltWhen, Inner, Pool, Retry, Table};
+use super::{Entry, Halt, HaltWhen, Inner, Pool, Retry, Table};
 use crate::cell::JobCell;
 use crate::context::JobHost;
 use crate::store::RowChange;
@@ -159,12 +159,11 @@ impl Inner {
         }
         let id = t.next_id;
         t.next_id += 1;
-        let type_name = executor.type_name().to_string();
         let info = JobInfo {
             id,
-            instance_id: spec.instance_id.unwrap_or_else(Uuid::new_v4),
+            instance_id: spec.instance_id.unwrap_or_else(new_instance_id),
             name: spec.name.clone().unwrap_or_else(|| format!("Job{id}")),
-            type_name: type_name.clone(),
+            type_name: executor.type_name().to_string(),
             state: JobState::NotStarted,
             reason: None,
             has_more_data: true,
@@ -193,7 +192,11 @@ impl Inner {
         // Its creation is an event, written with the row. A batch's child
         // rides with the store's next batch instead: its row is written
         // again with the others by `save_batch`.
-        let kept = spec.to_stored().filter(|_| waits && parent.is_none());
+        let kept = if waits && parent.is_none() {
+            spec.to_stored()
+        } else {
+            None
+        };
         let change = match (&kept, save_rows) {
             (Some(kept), true) => RowChange::SaveWaiting(&info, kept),
             (None, true) => RowChange::Save(&info),
@@ -202,7 +205,7 @@ impl Inner {
         self.record_change(change, &info, None)?;
         let pool = match parent {
             Some(p) => Pool::Children(p),
-            None => Pool::Type(type_key(&type_name)),
+            None => t.type_pool(executor.type_name()),
         };
         if parent.is_none() {
             Self::apply_type_throttle(&mut t, &pool, &spec, executor.as_ref());
@@ -316,7 +319,12 @@ impl Inner {
         if !executor.reports_start() && self.transition(t, id, JobState::Running).is_err() {
             return;
         }
-        self.spawn_job(id, async move { executor.run(spec.made()?, ctx).await });
+        t.launches.push(Launch {
+            id,
+            executor,
+            ctx,
+            work: Work::Run(spec),
+        });
         self.arm_timeout(t, id);
         // Its children may have queued while it waited.
         self.pump(t, &Pool::Children(id));
@@ -332,9 +340,14 @@ impl Inner {
     {
         let weak = Arc::downgrade(self);
         self.handle.spawn(async move {
-            let mut work = Box::pin(work);
+            // Pinned in the task itself (no box of its own), and dropped in
+            // place once done.
+            let mut work = std::pin::pin!(Some(work));
             let outcome = std::future::poll_fn(|cx| {
-                match std::panic::catch_unwind(AssertUnwindSafe(|| work.as_mut().poll(cx))) {
+                let Some(w) = work.as_mut().as_pin_mut() else {
+                    return Poll::Ready(Ok(Err(JobFailure::new("the job's work is gone"))));
+                };
+                match std::panic::catch_unwind(AssertUnwindSafe(|| w.poll(cx))) {
                     Ok(Poll::Pending) => Poll::Pending,
                     Ok(Poll::Ready(r)) => Poll::Ready(Ok(r)),
                     Err(panic) => Poll::Ready(Err(panic)),
@@ -342,7 +355,7 @@ impl Inner {
             })
             .await;
             // A future that panicked may panic again as it is dropped.
-            let dropped = std::panic::catch_unwind(AssertUnwindSafe(move || drop(work)));
+            let dropped = std::panic::catch_unwind(AssertUnwindSafe(|| work.set(None)));
             let result = match (outcome, dropped) {
                 (Ok(r), Ok(())) => r,
                 (Err(panic), _) | (Ok(_), Err(panic)) => Err(JobFailure::panicked(panic.as_ref())),
@@ -360,7 +373,30 @@ impl Inner {
         let executor = Arc::clone(&e.executor);
         let ctx = self.context(&e.cell);
         let info = e.info.clone();
-        self.spawn_job(id, async move { executor.resume(info, ctx).await });
+        t.launches.push(Launch {
+            id,
+            executor,
+            ctx,
+            work: Work::Resume(info),
+        });
+    }
+
+    /// Hands a launched job's work to the runtime (the table unlocked).
+    pub(super) fn spawn_launch(self: &Arc<Self>, launch: Launch) {
+        let Launch {
+            id,
+            executor,
+            ctx,
+            work,
+        } = launch;
+        match work {
+            Work::Run(spec) => {
+                self.spawn_job(id, async move { executor.run(spec.made()?, ctx).await })
+            }
+            Work::Resume(info) => {
+                self.spawn_job(id, async move { executor.resume(info, ctx).await })
+            }
+        }
     }
 
     /// Moves a job to a new state if the lifecycle allows, stamping times,
@@ -567,7 +603,12 @@ impl Inner {
         let executor = Arc::clone(&e.executor);
         let ctx = self.context(&e.cell);
         ctx.information(format!("attempt {attempt} of {total}"));
-        self.spawn_job(id, async move { executor.run(spec.made()?, ctx).await });
+        t.launches.push(Launch {
+            id,
+            executor,
+            ctx,
+            work: Work::Run(spec),
+        });
         self.arm_timeout(t, id);
     }
 
@@ -720,7 +761,7 @@ impl Inner {
     }
 
     fn release_slot(self: &Arc<Self>, t: &mut Table, id: JobId) {
-        let Some(pool) = t.jobs.get(&id).map(|e| e.pool()) else {
+        let Some(pool) = t.pool_of(id) else {
             return;
         };
         if let Some(throttle) = t.throttle(&pool) {
@@ -797,13 +838,12 @@ impl Inner {
         e.stop_requested = true;
         let children = e.info.children.clone();
         let parent = e.info.parent;
-        let pool = e.pool();
         if e.info.state == JobState::NotStarted && e.pending.is_some() {
             // Still queued or waiting: never ran, ends Stopped, and so do
             // the children queued behind it.
             e.pending = None;
             self.stop_waiting(t, id);
-            if let Some(throttle) = t.throttle(&pool) {
+            if let Some(throttle) = t.pool_of(id).and_then(|pool| t.throttle(&pool)) {
                 throttle.dequeue(id);
             }
             for c in children {
@@ -832,8 +872,55 @@ impl Inner {
     }
 }
 
+/// A job's work, launched under the table's lock and spawned once it is
+/// released (see `TableGuard`).
+pub(crate) struct Launch {
+    id: JobId,
+    executor: Arc<dyn crate::JobExecutor>,
+    ctx: JobContext,
+    work: Work,
+}
+
+/// What a launch runs: the job's work, or the resumption of a job of an
+/// earlier session.
+enum Work {
+    Run(JobSpec),
+    Resume(JobInfo),
+}
+
+/// A new random (version 4) instance id. The random bytes come from the
+/// OS a few kilobytes at a time, rather than one system call per job.
+fn new_instance_id() -> Uuid {
+    use std::cell::RefCell;
+    use std::io::Read;
+
+    const POOL: usize = 4096;
+    thread_local! {
+        static RANDOM: RefCell<(Vec<u8>, usize)> = const { RefCell::new((Vec::new(), 0)) };
+    }
+    let drawn = RANDOM.with(|r| {
+        let (buf, used) = &mut *r.borrow_mut();
+        if *used + 16 > buf.len() {
+            buf.resize(POOL, 0);
+            let filled = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(buf));
+            if filled.is_err() {
+                buf.clear();
+                return None;
+            }
+            *used = 0;
+        }
+        let bytes: [u8; 16] = buf.get(*used..*used + 16)?.try_into().ok()?;
+        *used += 16;
+        Some(uuid::Builder::from_random_bytes(bytes).into_uuid())
+    });
+    drawn.unwrap_or_else(Uuid::new_v4)
+}
+
 /// Drops the repeated ids of a list, keeping the first of each in place.
 fn unique(ids: &mut Vec<JobId>) {
+    if ids.len() < 2 {
+        return;
+    }
     let mut seen = std::collections::HashSet::new();
     ids.retain(|id| seen.insert(*id));
 }

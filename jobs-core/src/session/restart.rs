@@ -13,7 +13,7 @@
 
 use std::sync::atomic::Ordering;
 
-use super::{type_key, Halt, Pool, Retry, Session};
+use super::{Halt, Pool, Retry, Session};
 use crate::{Error, JobId, JobInfo, JobSpec, JobState};
 
 impl Session {
@@ -82,11 +82,11 @@ impl Session {
             }
         }
         // It holds a slot of its type's throttle again, which its end frees.
-        let pool = Pool::Type(type_key(
-            &t.info(parent)
-                .map(|i| i.type_name.clone())
-                .unwrap_or_default(),
-        ));
+        let type_name = t
+            .info(parent)
+            .map(|i| i.type_name.clone())
+            .unwrap_or_default();
+        let pool = t.type_pool(&type_name);
         if let Some(th) = t.throttle(&pool) {
             th.occupy();
         }
