@@ -1,11 +1,14 @@
 //! A job bound to its session: pipes for stdout, stderr and records, its
 //! group registered with the watcher, stop by SIGTERM then SIGKILL.
 
+use std::future::Future;
 use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::process::ExitStatusExt;
+use std::pin::Pin;
 use std::process::{ExitStatus, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::Duration;
 
 use jobs_core::{JobContext, JobFailure, Record, Stream};
@@ -13,6 +16,7 @@ use nix::fcntl::OFlag;
 use nix::sys::signal::Signal;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::unix::pipe;
+use tokio::process::Child;
 use tokio::runtime::Handle;
 
 use crate::group::{group_alive, signal_group, sleep, terminate_group, Ending};
@@ -42,11 +46,17 @@ pub(crate) async fn run(ex: Lent, spec: ProcessSpec, ctx: JobContext) -> Result<
     ex.watcher
         .ensure()
         .map_err(|e| JobFailure::new(format!("cannot start the process watcher: {e}")))?;
-    let (rec_read, rec_write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)
+    // Made non-blocking at birth (both ends), the writer's end made blocking
+    // again for the child: two calls fewer than tokio's checked conversion.
+    let (rec_read, rec_write) = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)
+        .and_then(|(r, w)| {
+            nix::fcntl::fcntl(w.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFL(OFlag::empty()))?;
+            Ok((r, w))
+        })
         .map_err(|e| JobFailure::new(format!("cannot create the records pipe: {e}")))?;
     let records = {
         let _g = io.enter();
-        pipe::Receiver::from_owned_fd(rec_read)
+        pipe::Receiver::from_owned_fd_unchecked(rec_read)
     }
     .map_err(|e| JobFailure::new(format!("cannot watch the records pipe: {e}")))?;
     let argv = spec.argv();
@@ -87,38 +97,39 @@ pub(crate) async fn run(ex: Lent, spec: ProcessSpec, ctx: JobContext) -> Result<
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
 
     let ctx = Arc::new(ctx);
-    // The pumps run as a task of the I/O runtime: a read is done on the
-    // thread that saw the pipe become readable, with no hop in between.
     let failure_slot = Arc::new(Mutex::new(None::<String>));
-    let pumps = io.spawn({
+    let traffic = Arc::new(Traffic::default());
+    let pumps: Pumps = Box::pin({
         let ctx = Arc::clone(&ctx);
         let failure = Arc::clone(&failure_slot);
+        let traffic = Arc::clone(&traffic);
         async move {
             tokio::join!(
-                pump_bytes(stdout, Stream::Output, Arc::clone(&ctx)),
-                pump_bytes(stderr, Stream::Error, Arc::clone(&ctx)),
+                pump_bytes(stdout, Stream::Output, Arc::clone(&ctx), &traffic),
+                pump_bytes(stderr, Stream::Error, Arc::clone(&ctx), &traffic),
                 pump_records(records, ctx, failure),
             );
+            traffic.closed.store(true, Ordering::Release);
         }
     });
-    let abort_pumps = pumps.abort_handle();
     let readers = async {
-        let pumps = async {
-            let _ = pumps.await;
-        };
         let linger = async {
             let _ = done_rx.await;
             sleep(&io, LINGER).await;
         };
+        // Biased: pumps already at end of file win without a linger timer
+        // ever being armed. Pipes still held open past the linger are
+        // abandoned, not read on (dropping the pumps closes them).
         tokio::select! {
-            _ = pumps => {}
+            biased;
+            _ = drive_pumps(&io, pumps, &traffic) => {}
             _ = linger => {}
         }
     };
 
     let supervise = async {
         let exited = tokio::select! {
-            st = child.wait() => Some(st),
+            st = exit_of(&mut child, &traffic) => Some(st),
             _ = ctx.stopped() => None,
         };
         let result = match exited {
@@ -161,8 +172,6 @@ pub(crate) async fn run(ex: Lent, spec: ProcessSpec, ctx: JobContext) -> Result<
         }
         (result, _) => result,
     };
-    // Pipes still held open past the linger are abandoned, not read on.
-    abort_pumps.abort();
     guard.release();
     result
 }
@@ -180,6 +189,97 @@ pub(crate) fn status_result(st: ExitStatus, ctx: &JobContext) -> Result<(), JobF
         }
         (None, Some(sig)) => Err(JobFailure::signaled(sig)),
         (None, None) => Err(JobFailure::new(format!("ended with {st}"))),
+    }
+}
+
+/// A job's output pumps: stdout, stderr and the records channel, read to
+/// their end.
+type Pumps = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Reads a job's output pumps to their end: inside the job's own run while
+/// the job writes little, on the I/O runtime once it writes a lot.
+///
+/// A quiet job's pipes then cost no task and no thread hop: the wake-up
+/// that reports its process's exit also finds its pipes at end of file. A
+/// busy writer's reads are done on the thread that saw the pipe become
+/// readable (the I/O runtime's), with no hop to the session's thread per
+/// read. Dropping this drops the pumps wherever they run.
+async fn drive_pumps(io: &Handle, mut pumps: Pumps, traffic: &Traffic) {
+    let done = std::future::poll_fn(|cx| match pumps.as_mut().poll(cx) {
+        Poll::Ready(()) => Poll::Ready(true),
+        Poll::Pending if traffic.busy() => Poll::Ready(false),
+        Poll::Pending => Poll::Pending,
+    })
+    .await;
+    if done {
+        return;
+    }
+    let task = AbortOnDrop(io.spawn(pumps));
+    task.finished().await;
+}
+
+/// Waits for the job's main process to exit. Once the job's pipes are all
+/// at end of file (most often because that process exited), an exited
+/// process is reaped right away rather than on the separate report of its
+/// exit, which comes a moment later: one wake-up of the job instead of two.
+fn exit_of<'a>(
+    child: &'a mut Child,
+    traffic: &'a Traffic,
+) -> impl Future<Output = std::io::Result<ExitStatus>> + 'a {
+    std::future::poll_fn(move |cx| {
+        {
+            let wait = std::pin::pin!(child.wait());
+            if let Poll::Ready(st) = wait.poll(cx) {
+                return Poll::Ready(st);
+            }
+        }
+        if traffic.closed.load(Ordering::Acquire) {
+            if let Some(st) = child.try_wait().transpose() {
+                return Poll::Ready(st);
+            }
+        }
+        Poll::Pending
+    })
+}
+
+/// How much a job's stdout and stderr have carried, to tell a busy writer,
+/// and whether all its pipes are at end of file.
+#[derive(Default)]
+struct Traffic {
+    reads: AtomicUsize,
+    bytes: AtomicUsize,
+    closed: AtomicBool,
+}
+
+/// Reads after which a job's pumps move to the I/O runtime.
+const BUSY_READS: usize = 32;
+/// Bytes after which a job's pumps move to the I/O runtime.
+const BUSY_BYTES: usize = 256 << 10;
+
+impl Traffic {
+    fn note(&self, n: usize) {
+        self.reads.fetch_add(1, Ordering::Relaxed);
+        self.bytes.fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn busy(&self) -> bool {
+        self.reads.load(Ordering::Relaxed) >= BUSY_READS
+            || self.bytes.load(Ordering::Relaxed) >= BUSY_BYTES
+    }
+}
+
+/// A task of the I/O runtime that is aborted when this is dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl AbortOnDrop {
+    async fn finished(mut self) {
+        let _ = (&mut self.0).await;
+    }
+}
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -227,6 +327,7 @@ async fn pump_bytes<R: AsyncRead + AsFd + Unpin>(
     reader: Option<R>,
     stream: Stream,
     ctx: Arc<JobContext>,
+    traffic: &Traffic,
 ) {
     let Some(mut reader) = reader else {
         return;
@@ -244,6 +345,7 @@ async fn pump_bytes<R: AsyncRead + AsFd + Unpin>(
             Ok(0) => return,
             Ok(n) => {
                 total += n;
+                traffic.note(n);
                 if n >= HAND_OVER {
                     // Hand the buffer itself over, no copy, and read into a
                     // new one. Its unused room goes back to the allocator:

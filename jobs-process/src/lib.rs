@@ -77,15 +77,19 @@
 //! killed by SIGKILL. `PR_SET_PDEATHSIG` needs `pre_exec` again and only
 //! covers the direct child, not grandchildren; a per-job supervisor process
 //! doubles the processes and the start cost of every job. So each executor
-//! starts one **watcher** on first use: a small `/bin/sh` loop in its own
-//! process group that reads `add PGID` / `del PGID` lines from a pipe whose
-//! write end only the executor holds. When that pipe reaches end of file,
-//! which the kernel guarantees when the host dies however it dies, the
-//! watcher sends SIGTERM to every group still registered, waits up to the
-//! grace period, and SIGKILLs the rest. A job is registered right after it
-//! is spawned and forgotten once its group is gone, so a reused group id is
-//! never signalled. The window between spawn and registration is a few
-//! microseconds of the host's own code.
+//! starts one **watcher** on first use: a small `/bin/sh` in its own process
+//! group that blocks reading a pipe whose write end only the executor holds.
+//! The groups to end are kept in a registry, an anonymous in-memory file of
+//! fixed slots that the executor writes in place (one `pwrite` when a job
+//! starts, one when it ends, waking nobody) and the watcher reads only at
+//! the end. When the pipe reaches end of file, which the kernel guarantees
+//! when the host dies however it dies, the watcher sends SIGTERM to every
+//! group in the registry, waits up to the grace period, and SIGKILLs the
+//! rest. A job is registered right after it is spawned and forgotten once
+//! its group is gone, so a reused group id is never signalled. The window
+//! between spawn and registration is a few microseconds of the host's own
+//! code. A watcher that dies is replaced at the next job start, on the same
+//! registry.
 //!
 //! # Detached jobs
 //! A spec with `detached: true` outlives its session. Its process writes

@@ -132,7 +132,13 @@ pub(crate) fn spawn(io: &Handle, spec: &ProcessSpec, launch: Launch) -> Result<C
     let Some((program, args)) = launch.argv.split_first() else {
         return Err(JobFailure::new("the job has no program to run"));
     };
-    let resolved = resolve_program(spec, program)?;
+    // An absolute path needs no lookup: the exec itself reports a missing
+    // or forbidden program, with the same error.
+    let resolved = if Path::new(program).is_absolute() {
+        PathBuf::from(program)
+    } else {
+        resolve_program(spec, program)?
+    };
     let mut cmd = Command::new(&resolved);
     cmd.arg0(program)
         .args(args)
