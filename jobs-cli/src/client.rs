@@ -225,7 +225,7 @@ impl Client {
     /// Sends a request. A `start`'s environment over the protocol's limits
     /// is refused here, before a byte is sent.
     pub(crate) fn send(&mut self, op: Op, blob: &[u8]) -> Result<()> {
-        if let Op::Start(start) = &op {
+        if let Op::Start(start) | Op::StartStreamed(start) = &op {
             let env = start.parts(blob).map_err(|e| anyhow!(e))?.env;
             check_env(env).map_err(|e| anyhow!(Exit::new(exit::FAILURE, e.to_string())))?;
         }

@@ -10,6 +10,7 @@ use jobs_core::{JobInfo, JobState};
 
 use crate::cli::{Cli, Command, DaemonAction, Lazy, ListArgs, ReceiveArgs, SelectArgs, StartArgs};
 use crate::client::{self, Client};
+use crate::each;
 use crate::exit::{self, Exit};
 use crate::hosts;
 use crate::output::{RecordWriter, View, Written};
@@ -230,7 +231,6 @@ fn start_job(c: &mut Client, args: &StartArgs, hosts: Vec<String>) -> Result<Job
     );
     let env_len = blob.len();
     if let Some(file) = &args.each {
-        read_all(file, "--each", "the items", env_len, &mut blob)?;
         req.each = Some(Each {
             env_len: env_len as u64,
             null: args.null,
@@ -239,6 +239,11 @@ fn start_job(c: &mut Client, args: &StartArgs, hosts: Vec<String>) -> Result<Job
             slots: args.slots,
             on_all: args.on_all,
         });
+        if args.input.is_none() {
+            each::send_batch(c, req, blob, file)?;
+            return started(c);
+        }
+        read_all(file, "--each", "the items", env_len, &mut blob)?;
     }
     if let Some(file) = &args.input {
         if args.each.as_deref() == Some(Path::new("-")) && file.as_os_str() == "-" {
@@ -252,6 +257,11 @@ fn start_job(c: &mut Client, args: &StartArgs, hosts: Vec<String>) -> Result<Job
         req.input_len = Some((blob.len() - before) as u64);
     }
     c.send(Op::Start(Box::new(req)), &blob)?;
+    started(c)
+}
+
+/// The daemon's answer to a start.
+fn started(c: &mut Client) -> Result<JobInfo> {
     match c.recv()?.0 {
         Response::Started(info) => Ok(info),
         other => Err(unexpected(other)),

@@ -15,6 +15,7 @@
 mod cli;
 mod client;
 mod dispatch;
+mod each;
 mod events;
 mod exit;
 mod hosts;

@@ -103,7 +103,8 @@ struct Entry {
     /// How many of this job's children run at once.
     children: Throttle,
     /// What another attempt runs, and how many are left.
-    retry: Option<Retry>,
+    /// Boxed: most jobs have none, and a spec is large.
+    retry: Option<Box<Retry>>,
     /// A batch's rule for stopping after failures.
     halt: Option<Halt>,
     /// Once the halt rule fired: the reason its stopped children get.
@@ -125,6 +126,11 @@ struct Entry {
     removing: bool,
     /// The time limit's clock as a suspend paused it (`session/suspend.rs`).
     clock: suspend::Clock,
+    /// Set for a batch's parent while none of its children ever was
+    /// Blocked, Disconnected, Suspending or Suspended: a child's end then
+    /// changes neither the parent's running state nor its suspension, and
+    /// the session skips looking at every child (`session/batch.rs`).
+    plain_children: bool,
 }
 
 /// Another attempt of a failed job.
@@ -265,6 +271,7 @@ impl Entry {
             waiting: false,
             removing: false,
             clock: suspend::Clock::default(),
+            plain_children: false,
         }
     }
 }

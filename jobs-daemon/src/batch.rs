@@ -101,7 +101,10 @@ pub(crate) fn rerun_specs(
 /// The spec a queued child keeps: what `list` shows, its options, and how
 /// to build its full spec (checked here, built again when it launches).
 fn light_spec(template: &Arc<Template>, each: &Each, index: usize) -> Result<JobSpec, Fail> {
-    let full = template.child(index)?;
+    // Checked without the environment: it only fills the spec, it never
+    // makes one fail, and reading it for every item of a large batch is
+    // most of the time its start takes.
+    let full = template.child_with(index, b"")?;
     let mut light = JobSpec::new(full.type_name.clone(), full.command.clone());
     light.location = full
         .location
@@ -160,6 +163,11 @@ impl Template {
 
     /// The full spec of the child for item `index` (from 0).
     fn child(&self, index: usize) -> Result<JobSpec, Fail> {
+        self.child_with(index, &self.env)
+    }
+
+    /// The spec of the child for item `index` with the environment `env`.
+    fn child_with(&self, index: usize, env: &[u8]) -> Result<JobSpec, Fail> {
         let req = &self.req;
         let child = StartRequest {
             work: expand(&req.work, self.item(index), index + 1),
@@ -182,8 +190,8 @@ impl Template {
             on_finish: None,
         };
         match &self.spread {
-            Some(spread) => spread.child(&child, &self.env),
-            None => executors::job_spec(child, &self.env, None),
+            Some(spread) => spread.child(&child, env),
+            None => executors::job_spec(child, env, None),
         }
     }
 }

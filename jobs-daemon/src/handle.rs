@@ -12,7 +12,7 @@ use crate::fail::Fail;
 use crate::receive::receive;
 use crate::shared::Daemon;
 use crate::wire::{client_gone, send, Conn};
-use crate::{connect, events, executors, restart};
+use crate::{connect, events, executors, restart, streamed};
 
 /// Answers one request; `Ok(false)` closes the connection.
 pub(crate) async fn handle(
@@ -25,6 +25,16 @@ pub(crate) async fn handle(
         Op::Start(start) => {
             let id = restart::start(d, *start, blob, None)?;
             Response::Started(d.session.info(id)?)
+        }
+        Op::StartStreamed(start) => {
+            let id = streamed::start(d, *start, blob, rd).await?;
+            Response::Started(d.session.info(id)?)
+        }
+        Op::Items { .. } => {
+            return Err(Fail::new(
+                ErrorCode::Protocol,
+                "items outside a streamed start",
+            ));
         }
         Op::List(l) => Response::Jobs(d.session.get(&filter(l))?),
         Op::Show { id } => {

@@ -40,6 +40,7 @@ mod restart;
 mod serve;
 mod shared;
 mod spread;
+mod streamed;
 mod wire;
 
 use std::ffi::OsString;

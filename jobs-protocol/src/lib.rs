@@ -60,6 +60,11 @@ pub const MAX_START_INPUT: usize = 32 << 20;
 /// The largest blob of a request: only a `start` has one, its environment
 /// and its input.
 pub const MAX_REQUEST_BLOB: usize = MAX_ENV_BYTES + MAX_START_INPUT;
+/// The bytes of items a client sends per frame of a streamed batch
+/// ([`Op::StartStreamed`]); a batch input larger than this is streamed.
+pub const ITEMS_CHUNK: usize = 4 << 20;
+/// The most bytes of items a streamed batch may have in all.
+pub const MAX_STREAMED_ITEMS: usize = 1 << 30;
 /// Payload bytes per receive page (a record larger than this is split).
 pub const PAGE_BYTES: usize = 1 << 20;
 /// Records per receive page.
@@ -147,6 +152,18 @@ pub enum Op {
     /// State-change events: [`Response::Events`] pages, then
     /// [`Response::End`] unless following.
     Events(EventsRequest),
+    /// A batch whose items are too many for one message: as [`Op::Start`]
+    /// with [`StartRequest::each`], the blob holding the environment and
+    /// the items' first bytes; the rest follow in [`Op::Items`] frames on
+    /// the same connection, and the daemon answers once the last came. A
+    /// daemon before it refuses the request rather than start part of it.
+    StartStreamed(Box<StartRequest>),
+    /// More items of an [`Op::StartStreamed`] batch, in the blob (up to
+    /// [`ITEMS_CHUNK`] bytes, cut anywhere); `end` on the last frame.
+    Items {
+        /// No frame follows.
+        end: bool,
+    },
 }
 
 /// `events`.

@@ -510,3 +510,77 @@ fn an_unknown_replacement_string_stays_as_text() {
     ]);
     assert_eq!(out, "{x} a\n");
 }
+
+/// An input past what one message takes (40 MiB, more than the 32 MiB a
+/// `start` carries whole) is streamed to the daemon and accepted whole:
+/// every item runs and sees its item byte for byte, from a file and from
+/// standard input.
+#[test]
+fn a_forty_mib_input_is_streamed_and_every_item_runs_whole() {
+    let home = TestHome::new();
+    // 40 items of 1 MiB: each starts and ends with its index.
+    let (n, len) = (40, 1 << 20);
+    let mut bytes = Vec::with_capacity(n * (len + 1));
+    for i in 1..=n {
+        let tag = format!("{i:08}");
+        bytes.extend_from_slice(tag.as_bytes());
+        bytes.extend(std::iter::repeat_n(b'x', len - 16));
+        bytes.extend_from_slice(tag.as_bytes());
+        bytes.push(b'\n');
+    }
+    assert!(bytes.len() > 40 << 20);
+    let file = input(&home, "items", &bytes);
+    let script =
+        "`${index} ${item.len()} ${item.sub_string(0, 8)} ${item.sub_string(item.len() - 8, 8)}`";
+    let want: BTreeSet<String> = (1..=n)
+        .map(|i| format!("{i} {len} {i:08} {i:08}"))
+        .collect();
+    let args = |each: &str| -> Vec<String> {
+        [
+            "start",
+            "-q",
+            "--each",
+            each,
+            "--type",
+            "thread",
+            "--throttle",
+            "4",
+            "-e",
+            script,
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    for (each, stdin) in [(file.to_str().expect("utf-8 path"), false), ("-", true)] {
+        let args = args(each);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut c = home.cmd(&args);
+        if stdin {
+            c.stdin(std::process::Stdio::piped());
+        }
+        let mut child = c.spawn().expect("spawn jobctl");
+        let feed = child.stdin.take().map(|mut to| {
+            let bytes = bytes.clone();
+            std::thread::spawn(move || std::io::Write::write_all(&mut to, &bytes))
+        });
+        let run = jobctl_tests::finish(child, jobctl_tests::COMMAND_TIMEOUT, "jobctl start");
+        if let Some(feed) = feed {
+            feed.join().expect("the feeder").expect("write the items");
+        }
+        assert_eq!(run.code, 0, "{each}: {}", run.stderr);
+        let id = run.text().trim().to_string();
+        home.ok(&["wait", &id]);
+        // The parent's row alone: the children's hold 1 MiB items each.
+        let rows: Vec<serde_json::Value> =
+            serde_json::from_str(&home.ok(&["list", &id, "--json"])).expect("JSON");
+        let parent = &rows[0];
+        assert_eq!(parent["state"], "Completed", "{each}: {parent}");
+        assert_eq!(parent["children"].as_array().map(Vec::len), Some(n));
+        let got: BTreeSet<String> = home
+            .ok(&["receive", &id])
+            .lines()
+            .map(str::to_string)
+            .collect();
+        assert_eq!(got, want, "{each}");
+    }
+}

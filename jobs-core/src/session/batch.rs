@@ -12,8 +12,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tokio::sync::watch;
 
-use super::Session;
-use crate::{Error, JobContext, JobExecutor, JobFailure, JobId, JobSpec};
+use super::{Entry, Inner, Session, Table};
+use crate::{Error, JobContext, JobExecutor, JobFailure, JobId, JobSpec, JobState};
 
 /// The type name of a batch's parent job.
 pub const BATCH_TYPE: &str = "BatchJob";
@@ -159,6 +159,9 @@ impl Session {
         // fails at once, they end with it rather than never being made.
         let waits = parent.has_dependencies();
         let id = self.inner.start_job_held(parent)?;
+        if let Some(e) = self.inner.lock().jobs.get_mut(&id) {
+            e.plain_children = true;
+        }
         if let Some(halt) = batch.halt {
             self.inner.set_halt(id, halt);
         }
@@ -187,5 +190,39 @@ impl Session {
             self.inner.release_waiting(id);
         }
         Ok(id)
+    }
+}
+
+/// Whether a child in state `s` leaves its batch's parent plain (see
+/// `Entry::plain_children`): none of the states that hold a parent Blocked,
+/// Disconnected or Suspended.
+pub(super) fn plain(s: JobState) -> bool {
+    !matches!(
+        s,
+        JobState::Blocked | JobState::Disconnected | JobState::Suspending | JobState::Suspended
+    )
+}
+
+/// Whether `parent`'s last child is not finished yet: its parent cannot be
+/// either, and a batch's children end about in order, so this one look
+/// spares a look at every child each time one ends.
+pub(super) fn last_child_runs(t: &Table, parent: &Entry) -> bool {
+    parent
+        .info
+        .children
+        .last()
+        .and_then(|c| t.state(*c))
+        .is_some_and(|s| !s.is_finished())
+}
+
+impl Inner {
+    /// Whether `parent` is a Running batch none of whose children ever was
+    /// Blocked, Disconnected or Suspended: a child's end then changes
+    /// neither its running state nor its suspension (the states a child
+    /// leaves when it ends only ever made it leave Running).
+    pub(super) fn plain_batch(t: &Table, parent: JobId) -> bool {
+        t.jobs
+            .get(&parent)
+            .is_some_and(|pe| pe.plain_children && pe.info.state == JobState::Running)
     }
 }

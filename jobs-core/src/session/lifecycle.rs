@@ -432,7 +432,8 @@ impl Inner {
         let save = self.record_change(change, &e.info, Some(from));
         e.cell.bump();
         let parent = e.info.parent;
-        if let Some(p) = parent.and_then(|p| t.jobs.get(&p)) {
+        if let Some(p) = parent.and_then(|p| t.jobs.get_mut(&p)) {
+            p.plain_children &= super::batch::plain(to);
             p.cell.bump();
         }
         self.bump();
@@ -657,7 +658,7 @@ impl Inner {
         let Some(returned) = e.returned.clone() else {
             return;
         };
-        if e.info.state.is_finished() {
+        if e.info.state.is_finished() || super::batch::last_child_runs(t, e) {
             return;
         }
         let mut child_failed: Option<(JobId, Option<String>)> = None;
@@ -742,7 +743,9 @@ impl Inner {
         if let Some(p) = t.info(id).and_then(|i| i.parent) {
             // A finished child may have been what held its parent
             // Blocked or Disconnected.
-            self.derive_running_state(t, p);
+            if !Self::plain_batch(t, p) {
+                self.derive_running_state(t, p);
+            }
         }
         if let Some(timer) = t.jobs.get_mut(&id).and_then(|e| e.timer.take()) {
             timer.abort();
@@ -766,8 +769,10 @@ impl Inner {
         }
         self.pump(t, &pool);
         if let Pool::Children(p) = pool {
-            self.derive_running_state(t, p);
-            self.derive_suspension(t, p);
+            if !Self::plain_batch(t, p) {
+                self.derive_running_state(t, p);
+                self.derive_suspension(t, p);
+            }
             self.try_finalize(t, p);
         }
     }
@@ -929,11 +934,13 @@ impl Entry {
         executor: Arc<dyn crate::JobExecutor>,
         spec: JobSpec,
     ) -> Entry {
-        let retry = (spec.retries > 0 && spec.payload.is_none()).then(|| Retry {
-            spec: spec.rerun(),
-            left: spec.retries,
-            total: spec.retries + 1,
-            delay: spec.retry_delay,
+        let retry = (spec.retries > 0 && spec.payload.is_none()).then(|| {
+            Box::new(Retry {
+                spec: spec.rerun(),
+                left: spec.retries,
+                total: spec.retries + 1,
+                delay: spec.retry_delay,
+            })
         });
         let child_limit = spec.child_throttle;
         let timeout = spec.timeout.map(|t| (t, spec.timeout_shown.clone()));

@@ -110,11 +110,13 @@ impl Session {
             }
             e.timeout = spec.timeout.map(|t| (t, spec.timeout_shown.clone()));
             // "attempt K of M" counts on from the attempts made so far.
-            e.retry = (spec.retries > 0 && spec.payload.is_none()).then(|| Retry {
-                spec: spec.rerun(),
-                left: spec.retries,
-                total: e.info.attempts + spec.retries + 1,
-                delay: spec.retry_delay,
+            e.retry = (spec.retries > 0 && spec.payload.is_none()).then(|| {
+                Box::new(Retry {
+                    spec: spec.rerun(),
+                    left: spec.retries,
+                    total: e.info.attempts + spec.retries + 1,
+                    delay: spec.retry_delay,
+                })
             });
             e.pending = Some(spec);
             *e.cell.exit_code.lock().unwrap_or_else(|p| p.into_inner()) = None;
