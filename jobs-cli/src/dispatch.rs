@@ -274,17 +274,7 @@ fn started(c: &mut Client) -> Result<JobInfo> {
 /// environment's `env_len`.
 fn read_all(file: &Path, flag: &str, what: &str, env_len: usize, blob: &mut Vec<u8>) -> Result<()> {
     let room = (env_len + MAX_START_INPUT).saturating_sub(blob.len());
-    let (mut input, shown): (Box<dyn Read>, String) = if file.as_os_str() == "-" {
-        (Box::new(io::stdin().lock()), "standard input".into())
-    } else {
-        let f = std::fs::File::open(file).map_err(|e| {
-            anyhow!(Exit::new(
-                exit::USAGE,
-                format!("{flag}: cannot read {}: {e}", file.display())
-            ))
-        })?;
-        (Box::new(f), file.display().to_string())
-    };
+    let (mut input, shown) = crate::each::open_input(file, flag)?;
     let start = blob.len();
     let read = input
         .by_ref()

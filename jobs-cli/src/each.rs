@@ -13,6 +13,21 @@ use jobs_protocol::{Op, StartRequest, ITEMS_CHUNK, MAX_STREAMED_ITEMS};
 use crate::client::Client;
 use crate::exit::{self, Exit};
 
+/// FILE of option `flag` opened for reading (`-`: standard input), and
+/// how to name it; a file that cannot be opened is a usage error.
+pub(crate) fn open_input(file: &Path, flag: &str) -> Result<(Box<dyn Read>, String)> {
+    if file.as_os_str() == "-" {
+        return Ok((Box::new(io::stdin().lock()), "standard input".into()));
+    }
+    let f = std::fs::File::open(file).map_err(|e| {
+        anyhow!(Exit::new(
+            exit::USAGE,
+            format!("{flag}: cannot read {}: {e}", file.display())
+        ))
+    })?;
+    Ok((Box::new(f), file.display().to_string()))
+}
+
 /// Sends the batch `req`, whose blob so far is the environment `blob`,
 /// with the items of FILE (`-`: standard input). The answer is the
 /// caller's to read.
@@ -22,17 +37,7 @@ pub(crate) fn send_batch(
     mut blob: Vec<u8>,
     file: &Path,
 ) -> Result<()> {
-    let (mut input, shown): (Box<dyn Read>, String) = if file.as_os_str() == "-" {
-        (Box::new(io::stdin().lock()), "standard input".into())
-    } else {
-        let f = std::fs::File::open(file).map_err(|e| {
-            anyhow!(Exit::new(
-                exit::USAGE,
-                format!("--each: cannot read {}: {e}", file.display())
-            ))
-        })?;
-        (Box::new(f), file.display().to_string())
-    };
+    let (mut input, shown) = open_input(file, "--each")?;
     let context = || format!("cannot read the items from {shown}");
     let env_len = blob.len();
     let whole = read_chunk(&mut input, &mut blob).with_context(context)?;

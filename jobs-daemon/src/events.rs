@@ -38,14 +38,8 @@ pub(crate) async fn serve(
             return Ok(false);
         }
     }
-    loop {
-        let page = cursor.stored(&d.session)?;
-        if page.is_empty() {
-            break;
-        }
-        if send(wr, &Response::Events(page), &[]).await.is_err() {
-            return Ok(false);
-        }
+    if !send_stored(&mut cursor, &d.session, wr).await? {
+        return Ok(false);
     }
     let Some(live) = live.as_mut() else {
         return Ok(send(wr, &Response::End(Vec::new()), &[]).await.is_ok());
@@ -57,14 +51,8 @@ pub(crate) async fn serve(
             _ = d.session_ended() => {
                 // The daemon is stopping: every event is in the store by
                 // now; the reader gets the rest, then the end.
-                loop {
-                    let stored = cursor.stored(&d.session)?;
-                    if stored.is_empty() {
-                        break;
-                    }
-                    if send(wr, &Response::Events(stored), &[]).await.is_err() {
-                        return Ok(false);
-                    }
+                if !send_stored(&mut cursor, &d.session, wr).await? {
+                    return Ok(false);
                 }
                 let _ = send(wr, &Response::End(Vec::new()), &[]).await;
                 return Ok(false);
@@ -99,15 +87,27 @@ pub(crate) async fn serve(
         if lagged {
             // What the channel dropped is in the store: sent from there in
             // order; the live ones it already holds are skipped as sent.
-            loop {
-                let stored = cursor.stored(&d.session)?;
-                if stored.is_empty() {
-                    break;
-                }
-                if send(wr, &Response::Events(stored), &[]).await.is_err() {
-                    return Ok(false);
-                }
+            if !send_stored(&mut cursor, &d.session, wr).await? {
+                return Ok(false);
             }
+        }
+    }
+}
+
+/// Sends the stored events after `cursor`, page by page; `Ok(false)` when
+/// the reader is gone.
+async fn send_stored(
+    cursor: &mut Cursor,
+    session: &Session,
+    wr: &mut tokio::net::unix::OwnedWriteHalf,
+) -> Result<bool, Fail> {
+    loop {
+        let page = cursor.stored(session)?;
+        if page.is_empty() {
+            return Ok(true);
+        }
+        if send(wr, &Response::Events(page), &[]).await.is_err() {
+            return Ok(false);
         }
     }
 }
