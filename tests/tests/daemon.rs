@@ -364,8 +364,27 @@ struct Frozen(u32);
 impl Frozen {
     fn new(pid: u32) -> Frozen {
         signal(pid, nix::sys::signal::Signal::SIGSTOP);
+        // The stop reaches each thread when it next runs: on a loaded
+        // machine a thread may still answer a request just after kill()
+        // returned. Frozen means every thread shows state T.
+        let frozen = eventually(COMMAND_TIMEOUT, || all_threads_stopped(pid));
+        assert!(frozen, "the daemon's threads did not all stop");
         Frozen(pid)
     }
+}
+
+/// Whether every thread of `pid` is stopped (state `T` in its stat).
+fn all_threads_stopped(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.filter_map(Result::ok).all(|t| {
+        std::fs::read_to_string(t.path().join("stat")).is_ok_and(|stat| {
+            // The state follows the command name, which ends with ')'.
+            stat.rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('T'))
+        })
+    })
 }
 
 impl Drop for Frozen {
