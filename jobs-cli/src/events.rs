@@ -117,27 +117,10 @@ pub(crate) struct EventFeed {
 impl EventFeed {
     /// Starts reading the events of `ids` (following them if `follow`).
     pub(crate) fn start(home: &Home, ids: Vec<u64>, follow: bool) -> Result<EventFeed> {
-        let mut c = Client::connect_or_start(home, &[])?;
-        c.send(
-            Op::Events(EventsRequest {
-                ids: ids.clone(),
-                since: None,
-                follow: false,
-                live_only: false,
-            }),
-            &[],
-        )?;
         let (tx, rx) = std::sync::mpsc::channel();
         // The stored events, read here before any record: a job that
         // already runs has its start written before its first record.
-        let mut first: Vec<JobEvent> = Vec::new();
-        loop {
-            match c.recv()?.0 {
-                Response::Events(page) => first.extend(page),
-                Response::End(_) => break,
-                other => anyhow::bail!("unexpected reply from the session daemon: {other:?}"),
-            }
-        }
+        let first = stored_events(home, &ids, None)?;
         if follow {
             // Then the live ones, from the last stored one on, read by a
             // thread.
@@ -203,25 +186,33 @@ impl EventFeed {
     /// came, those stored since, and the held ends.
     pub(crate) fn rest(&mut self) -> Result<Vec<JobEvent>> {
         let mut out = self.ready();
-        let mut c = Client::connect_or_start(&self.home, &[])?;
-        c.send(
-            Op::Events(EventsRequest {
-                ids: self.ids.clone(),
-                since: Some(self.last),
-                follow: false,
-                live_only: false,
-            }),
-            &[],
-        )?;
-        loop {
-            match c.recv()?.0 {
-                Response::Events(page) => out.extend(self.held_or_ready(page)),
-                Response::End(_) => break,
-                other => anyhow::bail!("unexpected reply from the session daemon: {other:?}"),
-            }
-        }
+        let stored = stored_events(&self.home, &self.ids, Some(self.last))?;
+        out.extend(self.held_or_ready(stored));
         out.append(&mut self.held);
         out.sort_by_key(|e| e.seq);
         Ok(out)
+    }
+}
+
+/// The stored events of `ids` (all jobs when empty) after `since`, read
+/// on a connection of their own.
+fn stored_events(home: &Home, ids: &[u64], since: Option<u64>) -> Result<Vec<JobEvent>> {
+    let mut c = Client::connect_or_start(home, &[])?;
+    c.send(
+        Op::Events(EventsRequest {
+            ids: ids.to_vec(),
+            since,
+            follow: false,
+            live_only: false,
+        }),
+        &[],
+    )?;
+    let mut out = Vec::new();
+    loop {
+        match c.recv()?.0 {
+            Response::Events(page) => out.extend(page),
+            Response::End(_) => return Ok(out),
+            other => anyhow::bail!("unexpected reply from the session daemon: {other:?}"),
+        }
     }
 }

@@ -319,13 +319,7 @@ impl Inner {
         if !executor.reports_start() && self.transition(t, id, JobState::Running).is_err() {
             return;
         }
-        t.launches.push(Launch {
-            id,
-            executor,
-            ctx,
-            work: Work::Run(spec),
-        });
-        self.arm_timeout(t, id);
+        self.launch_run(t, id, executor, ctx, spec);
         // Its children may have queued while it waited.
         self.pump(t, &Pool::Children(id));
     }
@@ -603,13 +597,7 @@ impl Inner {
         let executor = Arc::clone(&e.executor);
         let ctx = self.context(&e.cell);
         ctx.information(format!("attempt {attempt} of {total}"));
-        t.launches.push(Launch {
-            id,
-            executor,
-            ctx,
-            work: Work::Run(spec),
-        });
-        self.arm_timeout(t, id);
+        self.launch_run(t, id, executor, ctx, spec);
     }
 
     /// [`start_attempt`](Self::start_attempt) once `delay` passed. The job
@@ -775,6 +763,25 @@ impl Inner {
             }
             self.try_finalize(t, p);
         }
+    }
+
+    /// Queues the run of `spec` as job `id`'s work, launched once the
+    /// table's lock is released, and starts its timeout's clock.
+    fn launch_run(
+        self: &Arc<Self>,
+        t: &mut Table,
+        id: JobId,
+        executor: Arc<dyn crate::JobExecutor>,
+        ctx: JobContext,
+        spec: JobSpec,
+    ) {
+        t.launches.push(Launch {
+            id,
+            executor,
+            ctx,
+            work: Work::Run(spec),
+        });
+        self.arm_timeout(t, id);
     }
 
     /// Starts the clock of a job's attempt that has a timeout: when it
