@@ -194,6 +194,23 @@ fn waits_by_design(op: &Op) -> bool {
     }
 }
 
+/// How long a client waits for a daemon that went away as it connected
+/// to be gone for good.
+const DYING_WAIT: Duration = Duration::from_secs(10);
+
+/// Whether a failed exchange means the daemon went away before reading
+/// the request: the socket was closed or reset under it.
+fn going_away(e: &FrameError) -> bool {
+    match e {
+        FrameError::Closed => true,
+        FrameError::Io(e) => matches!(
+            e.kind(),
+            ErrorKind::ConnectionReset | ErrorKind::BrokenPipe | ErrorKind::UnexpectedEof
+        ),
+        _ => false,
+    }
+}
+
 fn lock_file(path: PathBuf) -> Result<File> {
     open_private(&path, Access::Write).with_context(|| format!("cannot open {}", path.display()))
 }
@@ -205,6 +222,31 @@ impl Client {
             return Ok(None);
         }
         try_connect(home)
+    }
+
+    /// Connects to a running daemon and asks its pid; `None` if none runs.
+    ///
+    /// A daemon killed a moment ago can still hold its socket until its
+    /// last thread is gone: the kernel accepts the connection and then
+    /// resets it. That daemon counts as gone, once its life lock is free.
+    pub(crate) fn connect_live(home: &Home) -> Result<Option<(Client, u32)>> {
+        let Some(mut c) = Client::connect(home)? else {
+            return Ok(None);
+        };
+        let sent = write_frame(&mut c.stream, &Request::new(Op::Status), &[]);
+        let read = sent
+            .map_err(FrameError::from)
+            .and_then(|()| read_frame::<Response>(&mut c.answer()));
+        match read {
+            Ok((Response::Status { pid }, _)) => Ok(Some((c, pid))),
+            Ok((Response::Error { kind, message }, _)) => Err(anyhow!(daemon_error(kind, message))),
+            Ok((other, _)) => bail!("unexpected reply from the session daemon: {other:?}"),
+            Err(e) if going_away(&e) => {
+                wait_daemon_gone(home, DYING_WAIT)?;
+                Ok(None)
+            }
+            Err(e) => Err(c.read_failed(e, false)),
+        }
     }
 
     /// Connects, starting the daemon first if it is not running.

@@ -724,8 +724,7 @@ fn run_job(home: &Home, args: StartArgs) -> Result<i32> {
 fn daemon(home: &Home, action: DaemonAction) -> Result<i32> {
     match action {
         DaemonAction::Start { plugins } => {
-            if let Some(mut c) = Client::connect(home)? {
-                let pid = status_pid(&mut c)?;
+            if let Some((_, pid)) = Client::connect_live(home)? {
                 if !plugins.is_empty() {
                     bail!("the session daemon already runs (pid {pid}); stop it to load plugins");
                 }
@@ -751,8 +750,8 @@ fn daemon(home: &Home, action: DaemonAction) -> Result<i32> {
             Ok(exit::SUCCESS)
         }
         DaemonAction::Status => {
-            match Client::connect(home)? {
-                Some(mut c) => println!("running, pid {}", status_pid(&mut c)?),
+            match Client::connect_live(home)? {
+                Some((_, pid)) => println!("running, pid {pid}"),
                 None => println!("not running"),
             }
             Ok(exit::SUCCESS)

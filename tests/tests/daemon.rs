@@ -33,6 +33,42 @@ fn daemon_start_status_stop() {
     assert!(home.daemon_pid().is_some_and(|p| p != pid));
 }
 
+/// A daemon killed a moment ago keeps its socket until its last thread is
+/// gone: the kernel accepts a connection, then resets it. `daemon start`
+/// and `daemon status` take that daemon for gone, not for an error.
+#[test]
+fn a_daemon_dying_as_it_is_asked_counts_as_gone() {
+    use nix::fcntl::{Flock, FlockArg};
+    let home = TestHome::new();
+    home.ok(&["daemon", "start"]);
+    home.ok(&["daemon", "stop"]);
+    for (args, want) in [
+        (["daemon", "status"], "not running\n"),
+        (["daemon", "start"], "running, pid "),
+    ] {
+        // A dying daemon: its socket listens (nobody accepts) and its
+        // life lock is held.
+        let lock = std::fs::OpenOptions::new()
+            .write(true)
+            .open(home.path().join("daemon.lock"))
+            .expect("daemon lock");
+        let life = Flock::lock(lock, FlockArg::LockExclusive).expect("flock");
+        let listener = std::os::unix::net::UnixListener::bind(home.socket()).expect("bind");
+        let child = home.cmd(&args).spawn().expect("spawn");
+        // The client connects and waits for an answer.
+        std::thread::sleep(Duration::from_millis(500));
+        drop(listener);
+        std::fs::remove_file(home.socket()).expect("socket");
+        std::thread::sleep(Duration::from_millis(200));
+        drop(life);
+        let r = finish(child, COMMAND_TIMEOUT, "daemon");
+        assert_eq!(r.code, 0, "{args:?}: {}", r.stderr);
+        let out = String::from_utf8_lossy(&r.stdout);
+        assert!(out.starts_with(want), "{args:?}: {out:?}");
+    }
+    assert!(home.daemon_pid().is_some());
+}
+
 #[test]
 fn concurrent_first_commands_start_one_daemon() {
     let home = TestHome::new();
