@@ -96,7 +96,8 @@ struct Entry {
     info: JobInfo,
     cell: Arc<JobCell>,
     executor: Arc<dyn JobExecutor>,
-    pending: Option<JobSpec>,
+    /// Boxed: a finished job (most of a large table) has none.
+    pending: Option<Box<JobSpec>>,
     stop_requested: bool,
     /// What `run` returned, once it did (a parent then waits for children).
     returned: Option<Result<(), JobFailure>>,
@@ -257,7 +258,7 @@ impl Entry {
             info,
             cell,
             executor,
-            pending,
+            pending: pending.map(Box::new),
             stop_requested: false,
             returned: None,
             children: Throttle::new(child_limit),

@@ -27,7 +27,10 @@ pub trait Store: Send + Sync + 'static {
     /// may write it with its next batch instead of at once, as long as a
     /// later `save_job` of the same job supersedes it. A crash in between
     /// loses only a state the restart reports anyway (the job was running
-    /// when its host ended). By default the same as `save_job`.
+    /// when its host ended). A store that waits writes what it holds of
+    /// other jobs with the next `save_job` at the latest: a batch's
+    /// children are saved soon, and are all on disk once their parent's
+    /// row is. By default the same as `save_job`.
     fn save_job_soon(&self, info: &JobInfo) -> Result<(), StoreError> {
         self.save_job(info)
     }

@@ -52,26 +52,50 @@ pub(crate) fn start(
     let template = Template::new(req, (env, input), &each, None)?;
     let spread = template.spread;
     // Every child's spec is built once here, so bad input is refused
-    // before anything starts; a queued child then keeps only a light spec
-    // that builds its full one again when it launches.
-    let mut children = Vec::with_capacity(template.items.len());
+    // before anything starts; then each is built again as its child is
+    // made, so that the batch never holds all of them at once. A queued
+    // child keeps only a light spec that builds its full one again when
+    // it launches.
     for index in 0..template.items.len() {
-        children.push(light_spec(&template, &each, index)?);
+        light_spec(&template, &each, index)?;
     }
+    let children = (0..template.items.len()).map(|index| {
+        light_spec(&template, &each, index).unwrap_or_else(|f| failing_spec(&template, f))
+    });
     let req = &template.req;
-    Ok(d.session.start_batch(BatchSpec {
-        name: req.name.clone(),
-        command: executors::command_line(&req.work),
-        throttle: req
-            .throttle
-            .or_else(|| spread.map(|s| s.throttle(req.hosts.len()))),
+    Ok(d.session.start_batch_with(
+        BatchSpec {
+            name: req.name.clone(),
+            command: executors::command_line(&req.work),
+            throttle: req
+                .throttle
+                .or_else(|| spread.map(|s| s.throttle(req.hosts.len()))),
+            children: Vec::new(),
+            halt,
+            after: req.after.clone(),
+            after_any: req.after_any.clone(),
+            restarted_from,
+            instance_id: spread.map(|s| s.group),
+        },
         children,
-        halt,
-        after: req.after.clone(),
-        after_any: req.after_any.clone(),
-        restarted_from,
-        instance_id: spread.map(|s| s.group),
-    })?)
+    )?)
+}
+
+/// The spec of a child whose spec could not be built a second time (it
+/// was once, from the same template, so this does not happen): the child
+/// fails with the reason when it launches rather than the batch being
+/// left half made.
+fn failing_spec(template: &Template, f: Fail) -> JobSpec {
+    let req = &template.req;
+    let type_name = match req.hosts.is_empty() {
+        true => executors::type_name_of(req.type_name.as_deref().unwrap_or("process")),
+        false => "RemoteJob".into(),
+    };
+    let mut spec = JobSpec::new(type_name, executors::command_line(&req.work));
+    spec.make = Some(Arc::new(move |_: &JobSpec| {
+        Err(JobFailure::new(f.message.clone()))
+    }));
+    spec
 }
 
 /// The light specs of the children for items `indices` (from 0) of the

@@ -139,6 +139,19 @@ impl Session {
     /// child per spec. Returns the parent's id. Every child's type must be
     /// registered; otherwise nothing starts.
     pub fn start_batch(&self, batch: BatchSpec) -> Result<JobId, Error> {
+        self.start_batch_with(batch, std::iter::empty())
+    }
+
+    /// [`start_batch`](Session::start_batch) with more children after
+    /// `batch.children`, each spec made as its child is: a batch of many
+    /// items then never holds all their specs at once. A child of `more`
+    /// whose type is not registered fails the batch once the children
+    /// before it exist (they end with it), so make sure of its types first.
+    pub fn start_batch_with(
+        &self,
+        batch: BatchSpec,
+        more: impl IntoIterator<Item = JobSpec>,
+    ) -> Result<JobId, Error> {
         for child in &batch.children {
             if !child.type_name.is_empty() {
                 self.inner.executor(&child.type_name)?;
@@ -166,7 +179,7 @@ impl Session {
             self.inner.set_halt(id, halt);
         }
         let base = batch.name.unwrap_or_else(|| format!("Job{id}"));
-        for (i, mut child) in batch.children.into_iter().enumerate() {
+        for (i, mut child) in batch.children.into_iter().chain(more).enumerate() {
             if child.name.is_none() {
                 child.name = Some(format!("{base}.{}", i + 1));
             }

@@ -55,23 +55,12 @@ impl Inner {
         self.start_job_saving(spec, Some(parent), false, true)
     }
 
-    /// Writes the rows of a batch's parent and children as they are now,
-    /// a few thousand per write of the store (one transaction each for
-    /// SQLite), so that a large batch neither writes row by row nor holds
-    /// all its rows twice.
+    /// Writes the rows of a batch's parent and children. Each child's row
+    /// was saved soon as it was made (with its event): the store writes
+    /// those with its next batches, and at the latest with the parent's row
+    /// (see [`Store::save_job_soon`](crate::Store::save_job_soon)), so
+    /// that no child row is encoded or written twice.
     pub(crate) fn save_batch(&self, id: JobId) -> Result<(), Error> {
-        const CHUNK: usize = 4096;
-        let children = match self.lock().jobs.get(&id) {
-            Some(e) => e.info.children.clone(),
-            None => return Ok(()),
-        };
-        for chunk in children.chunks(CHUNK) {
-            let rows: Vec<JobInfo> = {
-                let t = self.lock();
-                chunk.iter().filter_map(|c| t.info(*c).cloned()).collect()
-            };
-            self.store.save_jobs(&rows)?;
-        }
         // The parent last: a crash before it keeps children no parent names
         // (the restore fails them as ended with the session), never the
         // other way round.
@@ -159,26 +148,39 @@ impl Inner {
         }
         let id = t.next_id;
         t.next_id += 1;
+        let location = match &spec.location {
+            Some(_) => None,
+            None => Some(executor.location(&spec)),
+        };
+        // A spec made again at launch (`JobSpec::make`) gives the row what
+        // it shows rather than a copy: a queued child of a large batch then
+        // holds it once.
+        let (name, location, command, item) = if spec.make.is_some() {
+            let command = std::mem::take(&mut spec.command);
+            let location = location.or_else(|| spec.location.take());
+            (spec.name.take(), location, command, spec.item.take())
+        } else {
+            let location = location.or_else(|| spec.location.clone());
+            let command = spec.command.clone();
+            (spec.name.clone(), location, command, spec.item.clone())
+        };
         let info = JobInfo {
             id,
             instance_id: spec.instance_id.unwrap_or_else(new_instance_id),
-            name: spec.name.clone().unwrap_or_else(|| format!("Job{id}")),
+            name: name.unwrap_or_else(|| format!("Job{id}")),
             type_name: executor.type_name().to_string(),
             state: JobState::NotStarted,
             reason: None,
             has_more_data: true,
-            location: spec
-                .location
-                .clone()
-                .unwrap_or_else(|| executor.location(&spec)),
-            command: spec.command.clone(),
+            location: location.unwrap_or_default(),
+            command,
             begin: None,
             end: None,
             exit_code: None,
             parent,
             children: Vec::new(),
             detached: spec.detached,
-            item: spec.item.clone(),
+            item,
             attempts: 0,
             after: spec.after.clone(),
             after_any: spec.after_any.clone(),
@@ -299,7 +301,7 @@ impl Inner {
         let Some(e) = t.jobs.get_mut(&id) else {
             return;
         };
-        let Some(spec) = e.pending.take() else {
+        let Some(spec) = e.pending.take().map(|s| *s) else {
             return;
         };
         let executor = Arc::clone(&e.executor);
