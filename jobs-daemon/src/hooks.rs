@@ -173,39 +173,52 @@ impl Hooks {
             let Some(next) = rx.next().await else {
                 return;
             };
-            let events = match next {
-                Ok(ev) => vec![ev],
+            match next {
+                Ok(ev) => {
+                    if !self.take(ev, &mut last, &tx).await {
+                        return;
+                    }
+                }
                 Err(lagged) => {
                     warn!("hooks: {lagged}; reading them from the store");
-                    let mut all = Vec::new();
+                    // A page at a time: the flood that made us lag (a
+                    // large batch's) is never all in memory at once.
                     loop {
-                        match session.events_after(last.max(all_last(&all)), 1000) {
+                        let page = match session.events_after(last, 1000) {
                             Ok(page) if page.is_empty() => break,
-                            Ok(page) => all.extend(page),
+                            Ok(page) => page,
                             Err(e) => {
                                 warn!("hooks: cannot read the events: {e}");
                                 break;
                             }
+                        };
+                        for ev in page {
+                            if !self.take(ev, &mut last, &tx).await {
+                                return;
+                            }
                         }
                     }
-                    all
                 }
-            };
-            for ev in events {
-                if ev.seq <= last {
-                    continue;
-                }
-                last = ev.seq;
-                for run in self.runs(&ev) {
-                    self.busy.fetch_add(1, Ordering::SeqCst);
-                    if tx.send(run).await.is_err() {
-                        return;
-                    }
-                }
-                self.seen.store(last, Ordering::SeqCst);
-                self.changed.notify_waiters();
             }
         }
+    }
+
+    /// Queues the hooks of `ev` unless it was seen (`last` is the last
+    /// seen); `false` once the queue is gone.
+    async fn take(&self, ev: JobEvent, last: &mut u64, tx: &mpsc::Sender<Run>) -> bool {
+        if ev.seq <= *last {
+            return true;
+        }
+        *last = ev.seq;
+        for run in self.runs(&ev) {
+            self.busy.fetch_add(1, Ordering::SeqCst);
+            if tx.send(run).await.is_err() {
+                return false;
+            }
+        }
+        self.seen.store(*last, Ordering::SeqCst);
+        self.changed.notify_waiters();
+        true
     }
 
     /// The hooks an event calls for: none unless the job just finished.
@@ -429,8 +442,4 @@ fn kill_group(pid: i32) {
         nix::unistd::Pid::from_raw(pid),
         nix::sys::signal::Signal::SIGKILL,
     );
-}
-
-fn all_last(events: &[JobEvent]) -> u64 {
-    events.last().map_or(0, |e| e.seq)
 }
