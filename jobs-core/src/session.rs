@@ -8,6 +8,7 @@ mod attempts;
 mod batch;
 mod deps;
 mod events;
+mod interned;
 mod lifecycle;
 mod restart;
 mod suspend;
@@ -90,6 +91,8 @@ pub(crate) struct Table {
     /// Work launched under the lock, handed to the runtime once the lock
     /// is released (see [`TableGuard`]).
     launches: Vec<lifecycle::Launch>,
+    /// The type names and locations rows share.
+    names: interned::Interned,
 }
 
 struct Entry {
@@ -344,6 +347,7 @@ impl SessionBuilder {
                         .collect(),
                     dependents: HashMap::new(),
                     launches: Vec::new(),
+                    names: Default::default(),
                 }),
                 store,
                 seq: Arc::new(AtomicU64::new(max_seq)),
@@ -637,7 +641,7 @@ impl Session {
             }
             let executor = match executor {
                 Some(e) => e,
-                None => Arc::new(Unregistered(info.type_name.clone())),
+                None => Arc::new(Unregistered(info.type_name.to_string())),
             };
             ids.push(id);
             t.jobs

@@ -16,7 +16,7 @@ use crate::cell::JobCell;
 use crate::context::JobHost;
 use crate::store::RowChange;
 use crate::throttle::Throttle;
-use crate::{Error, JobContext, JobFailure, JobId, JobInfo, JobSpec, JobState};
+use crate::{Error, JobContext, JobFailure, JobId, JobInfo, JobSpec, JobState, SharedStr};
 
 impl Inner {
     pub(crate) fn start_job(
@@ -162,16 +162,19 @@ impl Inner {
         let info = JobInfo {
             id,
             instance_id: spec.instance_id.unwrap_or_else(new_instance_id),
-            name: spec.name.clone().unwrap_or_else(|| format!("Job{id}")),
-            type_name: executor.type_name().to_string(),
+            name: spec
+                .name
+                .as_deref()
+                .map_or_else(|| super::interned::default_name(id), SharedStr::from),
+            type_name: t.names.get(executor.type_name()),
             state: JobState::NotStarted,
             reason: None,
             has_more_data: true,
-            location: spec
-                .location
-                .clone()
-                .unwrap_or_else(|| executor.location(&spec)),
-            command: spec.command.clone(),
+            location: match &spec.location {
+                Some(l) => t.names.get(l),
+                None => t.names.get_owned(executor.location(&spec)),
+            },
+            command: SharedStr::from(spec.command.as_str()),
             begin: None,
             end: None,
             exit_code: None,
@@ -449,7 +452,7 @@ impl Inner {
         if e.info.location == location {
             return Ok(());
         }
-        e.info.location = location;
+        e.info.location = location.into();
         let saved = self.store.save_job_soon(&e.info);
         e.cell.bump();
         drop(t);
