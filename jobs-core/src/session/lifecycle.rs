@@ -330,29 +330,27 @@ impl Inner {
     /// Runs a job's work as a task, so that a panic fails that job only,
     /// and reports the outcome to the session. The work is polled in place,
     /// with each poll (and its drop) guarded against a panic, rather than
-    /// in a second task: one task and no hand-off per job.
+    /// in a second task: one task and no hand-off per job. The work is
+    /// boxed and polled from a closure (an async block would hold it twice):
+    /// the task stays small, quick to allocate and to move.
     fn spawn_job<F>(self: &Arc<Self>, id: JobId, work: F)
     where
         F: std::future::Future<Output = Result<(), JobFailure>> + Send + 'static,
     {
         let weak = Arc::downgrade(self);
-        self.handle.spawn(async move {
-            // Pinned in the task itself (no box of its own), and dropped in
-            // place once done.
-            let mut work = std::pin::pin!(Some(work));
-            let outcome = std::future::poll_fn(|cx| {
-                let Some(w) = work.as_mut().as_pin_mut() else {
-                    return Poll::Ready(Ok(Err(JobFailure::new("the job's work is gone"))));
-                };
-                match std::panic::catch_unwind(AssertUnwindSafe(|| w.poll(cx))) {
-                    Ok(Poll::Pending) => Poll::Pending,
-                    Ok(Poll::Ready(r)) => Poll::Ready(Ok(r)),
-                    Err(panic) => Poll::Ready(Err(panic)),
-                }
-            })
-            .await;
+        let mut work = Some(Box::pin(work));
+        self.handle.spawn(std::future::poll_fn(move |cx| {
+            let outcome = match work.as_mut() {
+                None => Ok(Err(JobFailure::new("the job's work is gone"))),
+                Some(w) => match std::panic::catch_unwind(AssertUnwindSafe(|| w.as_mut().poll(cx)))
+                {
+                    Ok(Poll::Pending) => return Poll::Pending,
+                    Ok(Poll::Ready(r)) => Ok(r),
+                    Err(panic) => Err(panic),
+                },
+            };
             // A future that panicked may panic again as it is dropped.
-            let dropped = std::panic::catch_unwind(AssertUnwindSafe(|| work.set(None)));
+            let dropped = std::panic::catch_unwind(AssertUnwindSafe(|| work = None));
             let result = match (outcome, dropped) {
                 (Ok(r), Ok(())) => r,
                 (Err(panic), _) | (Ok(_), Err(panic)) => Err(JobFailure::panicked(panic.as_ref())),
@@ -360,7 +358,8 @@ impl Inner {
             if let Some(inner) = weak.upgrade() {
                 inner.run_returned(id, result);
             }
-        });
+            Poll::Ready(())
+        }));
     }
 
     pub(super) fn spawn_resume(self: &Arc<Self>, t: &mut Table, id: JobId) {
