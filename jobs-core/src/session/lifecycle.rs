@@ -327,41 +327,6 @@ impl Inner {
         self.pump(t, &Pool::Children(id));
     }
 
-    /// Runs a job's work as a task, so that a panic fails that job only,
-    /// and reports the outcome to the session. The work is polled in place,
-    /// with each poll (and its drop) guarded against a panic, rather than
-    /// in a second task: one task and no hand-off per job. The work is
-    /// boxed and polled from a closure (an async block would hold it twice):
-    /// the task stays small, quick to allocate and to move.
-    fn spawn_job<F>(self: &Arc<Self>, id: JobId, work: F)
-    where
-        F: std::future::Future<Output = Result<(), JobFailure>> + Send + 'static,
-    {
-        let weak = Arc::downgrade(self);
-        let mut work = Some(Box::pin(work));
-        self.handle.spawn(std::future::poll_fn(move |cx| {
-            let outcome = match work.as_mut() {
-                None => Ok(Err(JobFailure::new("the job's work is gone"))),
-                Some(w) => match std::panic::catch_unwind(AssertUnwindSafe(|| w.as_mut().poll(cx)))
-                {
-                    Ok(Poll::Pending) => return Poll::Pending,
-                    Ok(Poll::Ready(r)) => Ok(r),
-                    Err(panic) => Err(panic),
-                },
-            };
-            // A future that panicked may panic again as it is dropped.
-            let dropped = std::panic::catch_unwind(AssertUnwindSafe(|| work = None));
-            let result = match (outcome, dropped) {
-                (Ok(r), Ok(())) => r,
-                (Err(panic), _) | (Ok(_), Err(panic)) => Err(JobFailure::panicked(panic.as_ref())),
-            };
-            if let Some(inner) = weak.upgrade() {
-                inner.run_returned(id, result);
-            }
-            Poll::Ready(())
-        }));
-    }
-
     pub(super) fn spawn_resume(self: &Arc<Self>, t: &mut Table, id: JobId) {
         let Some(e) = t.jobs.get(&id) else {
             return;
@@ -377,7 +342,13 @@ impl Inner {
         });
     }
 
-    /// Hands a launched job's work to the runtime (the table unlocked).
+    /// Hands a launched job's work to the runtime (the table unlocked), as
+    /// a task that reports the outcome to the session. The work is polled
+    /// in place, each poll (and its making, and its drop) guarded against a
+    /// panic so that a panic fails that job only: one task per job, no
+    /// hand-off. The task holds what the work is made of and polls the
+    /// work through the executor's box: no future is held twice, and the
+    /// task stays small, quick to allocate and to move.
     pub(super) fn spawn_launch(self: &Arc<Self>, launch: Launch) {
         let Launch {
             id,
@@ -385,14 +356,37 @@ impl Inner {
             ctx,
             work,
         } = launch;
-        match work {
-            Work::Run(spec) => {
-                self.spawn_job(id, async move { executor.run(spec.made()?, ctx).await })
+        let weak = Arc::downgrade(self);
+        self.handle.spawn(async move {
+            let made = std::panic::catch_unwind(AssertUnwindSafe(|| match work {
+                Work::Run(spec) => spec.made().map(|spec| executor.run(spec, ctx)),
+                Work::Resume(info) => Ok(executor.resume(info, ctx)),
+            }));
+            let outcome = match made {
+                Ok(Ok(mut run)) => {
+                    let polled = std::future::poll_fn(|cx| {
+                        match std::panic::catch_unwind(AssertUnwindSafe(|| run.as_mut().poll(cx))) {
+                            Ok(Poll::Pending) => Poll::Pending,
+                            Ok(Poll::Ready(r)) => Poll::Ready(Ok(r)),
+                            Err(panic) => Poll::Ready(Err(panic)),
+                        }
+                    })
+                    .await;
+                    // A future that panicked may panic again as it is dropped.
+                    let dropped = std::panic::catch_unwind(AssertUnwindSafe(|| drop(run)));
+                    match (polled, dropped) {
+                        (Ok(r), Ok(())) => Ok(r),
+                        (Err(panic), _) | (Ok(_), Err(panic)) => Err(panic),
+                    }
+                }
+                Ok(Err(failure)) => Ok(Err(failure)),
+                Err(panic) => Err(panic),
+            };
+            let result = outcome.unwrap_or_else(|panic| Err(JobFailure::panicked(panic.as_ref())));
+            if let Some(inner) = weak.upgrade() {
+                inner.run_returned(id, result);
             }
-            Work::Resume(info) => {
-                self.spawn_job(id, async move { executor.resume(info, ctx).await })
-            }
-        }
+        });
     }
 
     /// Moves a job to a new state if the lifecycle allows, stamping times,
