@@ -100,8 +100,8 @@ struct Entry {
     info: JobInfo,
     cell: Arc<JobCell>,
     executor: Arc<dyn JobExecutor>,
-    /// Boxed: a finished job (most of a large table) has none.
-    pending: Option<Box<JobSpec>>,
+    /// What it runs once launched (`session/batch.rs`); none once it was.
+    pending: Option<batch::Queued>,
     stop_requested: bool,
     /// What `run` returned, once it did (a parent then waits for children).
     returned: Option<Result<(), JobFailure>>,
@@ -262,7 +262,7 @@ impl Entry {
             info,
             cell,
             executor,
-            pending: pending.map(Box::new),
+            pending: pending.map(batch::Queued::new),
             stop_requested: false,
             returned: None,
             children: Throttle::new(child_limit),

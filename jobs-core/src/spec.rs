@@ -67,10 +67,12 @@ pub struct JobSpec {
     /// Jobs that must all be finished, whatever their outcome, before this
     /// one starts. See [`JobSpec::after_any`].
     pub after_any: Vec<JobId>,
-    /// Builds the spec the executor runs when the job launches, from this
-    /// one: a queued job then holds only what `list` shows (a batch of
-    /// 100,000 items does not hold 100,000 full specs). An error fails the
-    /// job with its reason, without running it.
+    /// Builds the spec the executor runs when the job launches: a queued
+    /// job then holds only what `list` shows and this maker (a batch of
+    /// 100,000 items does not hold 100,000 specs). Everything else of the
+    /// spec is taken when the job starts (its row, retries, time limit), so
+    /// the spec it is given at launch has only `make` set. An error fails
+    /// the job with its reason, without running it.
     pub make: Option<SpecMaker>,
 }
 

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use tokio::sync::watch;
 
 use super::{Entry, Inner, Session, Table};
-use crate::{Error, JobContext, JobExecutor, JobFailure, JobId, JobSpec, JobState};
+use crate::{Error, JobContext, JobExecutor, JobFailure, JobId, JobSpec, JobState, SpecMaker};
 
 /// The type name of a batch's parent job.
 pub const BATCH_TYPE: &str = "BatchJob";
@@ -237,5 +237,40 @@ impl Inner {
         t.jobs
             .get(&parent)
             .is_some_and(|pe| pe.plain_children && pe.info.state == JobState::Running)
+    }
+}
+
+/// What a queued job runs once launched: its spec, or, for a spec made
+/// again at launch ([`JobSpec::make`]), only the maker: what else the spec
+/// said was taken when the job started, so a queued child of a large batch
+/// holds a pointer rather than a spec.
+pub(super) enum Queued {
+    Spec(Box<JobSpec>),
+    Made(SpecMaker),
+}
+
+impl Queued {
+    pub(super) fn new(spec: JobSpec) -> Queued {
+        match &spec.make {
+            Some(make) if spec.payload.is_none() => Queued::Made(Arc::clone(make)),
+            _ => Queued::Spec(Box::new(spec)),
+        }
+    }
+
+    /// Whether the spec carries an in-process payload.
+    pub(super) fn has_payload(&self) -> bool {
+        matches!(self, Queued::Spec(s) if s.payload.is_some())
+    }
+
+    /// The spec to launch (for a maker, one with only `make` set).
+    pub(super) fn into_spec(self) -> JobSpec {
+        match self {
+            Queued::Spec(spec) => *spec,
+            Queued::Made(make) => {
+                let mut spec = JobSpec::new("", "");
+                spec.make = Some(make);
+                spec
+            }
+        }
     }
 }

@@ -163,7 +163,7 @@ impl Entry {
     pub(super) fn waits_durably(&self, store: &dyn crate::Store) -> bool {
         self.waiting
             && store.keeps_waiting_specs()
-            && self.pending.as_ref().is_some_and(|s| s.payload.is_none())
+            && self.pending.as_ref().is_some_and(|q| !q.has_payload())
             && self.info.parent.is_none()
     }
 }

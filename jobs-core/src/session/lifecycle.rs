@@ -302,7 +302,7 @@ impl Inner {
         let Some(e) = t.jobs.get_mut(&id) else {
             return;
         };
-        let Some(spec) = e.pending.take().map(|s| *s) else {
+        let Some(spec) = e.pending.take().map(super::batch::Queued::into_spec) else {
             return;
         };
         let executor = Arc::clone(&e.executor);

@@ -118,7 +118,7 @@ impl Session {
                     delay: spec.retry_delay,
                 })
             });
-            e.pending = Some(Box::new(spec));
+            e.pending = Some(super::batch::Queued::new(spec));
             *e.cell.exit_code.lock().unwrap_or_else(|p| p.into_inner()) = None;
             e.cell.stop.reset();
             e.cell.closed.store(false, Ordering::Release);
