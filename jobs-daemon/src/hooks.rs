@@ -331,6 +331,7 @@ impl Hooks {
     }
 
     async fn run(&self, run: Run) {
+        crate::reported::before_report();
         let label = run.what.label();
         let job = run.job;
         let mut cmd = match &run.what {
