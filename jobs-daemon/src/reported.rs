@@ -5,21 +5,22 @@
 //! costs no transaction per item. In exchange, everything that tells the
 //! outside world a job finished (a reply or page to a client, a hook)
 //! first calls [`before_report`], which writes those buffered rows if any
-//! are not on disk yet, and costs two atomic loads when none is. So a
+//! are not on disk yet, and costs a few atomic operations when none is. So a
 //! finished item that anyone heard of survives a SIGKILL of the daemon.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, Weak};
 
 use jobs_store_sqlite::SqliteStore;
 use tracing::warn;
 
-/// The daemon's store, once it buffers finished items.
-static STORE: OnceLock<Arc<SqliteStore>> = OnceLock::new();
+/// The daemon's store, once it buffers finished items (held weakly: the
+/// store still closes, and writes what it holds, when the daemon drops it).
+static STORE: OnceLock<Weak<SqliteStore>> = OnceLock::new();
 
 /// Has `store` buffer the finished rows of batch items, written before
 /// any report.
 pub(crate) fn defer_finished_items(store: &Arc<SqliteStore>) {
-    if STORE.set(Arc::clone(store)).is_ok() {
+    if STORE.set(Arc::downgrade(store)).is_ok() {
         store.defer_finished_items();
     }
 }
@@ -28,7 +29,7 @@ pub(crate) fn defer_finished_items(store: &Arc<SqliteStore>) {
 /// write is logged and the report goes on, as it did when a finished row
 /// failed to write in its own transaction.
 pub(crate) fn before_report() {
-    if let Some(store) = STORE.get() {
+    if let Some(store) = STORE.get().and_then(Weak::upgrade) {
         if let Err(e) = store.sync_finished_items() {
             warn!("cannot write the finished rows of batch items: {e}");
         }
