@@ -36,6 +36,7 @@ mod handle;
 mod hooks;
 mod limits;
 mod receive;
+mod reported;
 mod restart;
 mod serve;
 mod shared;
