@@ -448,6 +448,11 @@ impl Drop for GroupGuard {
         }
         let (io, pgid, grace) = (self.io.clone(), self.pgid, self.grace);
         let watcher = Arc::clone(&self.watcher);
+        // The first signal goes now: the runtime may be shutting down (a
+        // session's own, driving this job's I/O), and then never runs the
+        // task below; the watcher ends the group when the executor goes.
+        signal_group(pgid, Signal::SIGTERM);
+        signal_group(pgid, Signal::SIGCONT);
         self.io.spawn(async move {
             terminate_group(&io, pgid, grace).await;
             watcher.del(pgid);
