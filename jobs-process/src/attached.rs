@@ -170,14 +170,13 @@ pub(crate) async fn run(ex: Lent, spec: ProcessSpec, ctx: JobContext) -> Result<
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .take();
-    let result = match (result, reason) {
+    match (result, reason) {
         (Err(mut f), Some(reason)) if f.exit_code.is_some() => {
             f.reason = reason;
             Err(f)
         }
         (result, _) => result,
-    };
-    result
+    }
 }
 
 /// The job's result from its main process's exit status; sets the exit code.
