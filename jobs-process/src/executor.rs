@@ -26,7 +26,8 @@ pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
 /// One executor serves any number of jobs at once. Its process I/O runs on
 /// a small tokio runtime of its own (two threads by default, started on
 /// first use; see [`ProcessExecutor::io_threads`]), so
-/// it works under any session runtime, with or without an I/O driver.
+/// it works under any session runtime, with or without an I/O driver; or,
+/// with [`ProcessExecutor::on_session_runtime`], on the session's runtime.
 /// Dropping the executor ends the process trees of its jobs that are still
 /// running, detached ones excepted.
 pub struct ProcessExecutor {
