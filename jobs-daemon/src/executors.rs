@@ -313,6 +313,9 @@ pub(crate) fn job_spec(
             spec.name = req.name;
             spec.after = req.after;
             spec.after_any = req.after_any;
+            if spec.has_dependencies() {
+                keepable(&mut spec);
+            }
             // Per host: the children carry it (see `remote_spec`).
             return Ok(spec);
         }
@@ -341,9 +344,11 @@ pub(crate) fn job_spec(
 
 /// A job that waits for others goes on waiting after a daemon restart only
 /// if the store can keep its spec, which an in-process payload cannot be: a
-/// process job's payload becomes its params, and a script's payload is
-/// dropped (its params say the same, and the script executor reads them).
+/// process job's payload becomes its params, a remote job's input goes
+/// into its params, and a script's payload is dropped (its params say the
+/// same, and the script executor reads them).
 pub(crate) fn keepable(spec: &mut JobSpec) {
+    jobs_remote::RemoteSpec::keepable(spec);
     if let Some(payload) = spec.payload.take() {
         match payload.downcast::<jobs_process::ProcessSpec>() {
             Ok(ps) => spec.params = ps.to_params(),
@@ -505,6 +510,18 @@ mod tests {
         super::keepable(&mut script);
         assert!(script.payload.is_none());
         assert_eq!(script.params["script"], "1 + 1");
+    }
+
+    #[test]
+    fn a_waiting_remote_jobs_input_moves_from_its_payload_into_its_params() {
+        let mut spec = jobs_remote::RemoteSpec::new(["h"], "cat")
+            .input(vec![1u8, 2, 3])
+            .into_job_spec();
+        assert!(spec.payload.is_some() && spec.params.get("input").is_none());
+        super::keepable(&mut spec);
+        assert!(spec.payload.is_none());
+        assert_eq!(spec.params["input"], "AQID");
+        assert_eq!(spec.params["command"], "cat");
     }
 
     #[test]

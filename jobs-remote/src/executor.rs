@@ -16,7 +16,7 @@ use crate::error::HostErr;
 use crate::exec;
 use crate::options::SshOptions;
 use crate::pool::{Pool, PoolKey};
-use crate::spec::{HostTask, Params, RemoteSpec, TYPE_NAME};
+use crate::spec::{HostTask, Input, Params, RemoteSpec, TYPE_NAME};
 use crate::spread;
 
 /// Runs a shell line on remote hosts over SSH: `RemoteJob`.
@@ -117,17 +117,23 @@ impl SshExecutor {
         task.caller.over(&self.options)
     }
 
-    async fn run_parent(&self, spec: RemoteSpec, ctx: JobContext) -> Result<(), JobFailure> {
+    /// `input`: the spec's payload, else the input its params kept.
+    async fn run_parent(
+        &self,
+        mut spec: RemoteSpec,
+        input: Option<Input>,
+        ctx: JobContext,
+    ) -> Result<(), JobFailure> {
         if spec.hosts.is_empty() {
             return Err(JobFailure::new("no hosts given"));
         }
-        if spec.detached && spec.input.is_some() {
+        // One copy, shared by the hosts' children.
+        let input = input.or_else(|| spec.input.take().map(Input));
+        if spec.detached && input.is_some() {
             return Err(JobFailure::new(
                 "a detached remote job reads no input: its command's stdin is /dev/null on its host",
             ));
         }
-        // One copy, shared by the hosts' children.
-        let input: Option<HostInput> = spec.input.map(|bytes| HostInput(bytes.into()));
         for host in &spec.hosts {
             if ctx.stop_requested() {
                 break;
@@ -165,7 +171,7 @@ impl SshExecutor {
     async fn run_child(
         &self,
         task: HostTask,
-        input: Option<HostInput>,
+        input: Option<Input>,
         ctx: JobContext,
     ) -> Result<(), JobFailure> {
         if task.detached {
@@ -213,12 +219,6 @@ impl SshExecutor {
         rx.await.unwrap_or_else(|_| lost())
     }
 }
-
-/// The bytes a host's command gets on its standard input (see
-/// [`RemoteSpec::input`]): the parent's, shared by its children, which
-/// carry them as their payload.
-#[derive(Clone, Debug)]
-struct HostInput(Arc<[u8]>);
 
 /// One host, start to end, on its own thread. `started` turns true just
 /// before the command may start; the stop check that follows it pairs with
@@ -311,7 +311,7 @@ impl JobExecutor for SshExecutor {
         let input = spec
             .payload
             .take()
-            .and_then(|p| p.downcast::<HostInput>().ok())
+            .and_then(|p| p.downcast::<Input>().ok())
             .map(|i| *i);
         if let Some(item) = spread::spec_of(&spec.params) {
             let options = item.caller.over(&self.options);
@@ -324,7 +324,7 @@ impl JobExecutor for SshExecutor {
             ))
         })?;
         match params {
-            Params::Parent(remote) => self.run_parent(remote, ctx).await,
+            Params::Parent(remote) => self.run_parent(remote, input, ctx).await,
             Params::Child(task) => {
                 let key = ctx.instance_id().as_u128();
                 self.hosts_lock().insert(key);
