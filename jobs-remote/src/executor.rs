@@ -14,6 +14,7 @@ use crate::connect;
 use crate::detached::{self, Wakers};
 use crate::error::HostErr;
 use crate::exec;
+use crate::forget;
 use crate::options::SshOptions;
 use crate::pool::{Pool, PoolKey};
 use crate::spec::{HostTask, Input, Params, RemoteSpec, TYPE_NAME};
@@ -84,6 +85,41 @@ impl SshExecutor {
     /// attempt. `false` if no detached child with that id runs here.
     pub async fn connect_now(&self, instance_id: &str, limit: std::time::Duration) -> bool {
         self.wakers.connect_now(instance_id, limit).await
+    }
+
+    /// Whether a detached child whose stored checkpoint is `checkpoint`
+    /// may have left its folder on its host (it was launched, and its
+    /// folder was not seen deleted): see [`SshExecutor::forget_detached`].
+    pub fn detached_leftover(checkpoint: Option<&[u8]>) -> bool {
+        forget::may_be_left(checkpoint)
+    }
+
+    /// For a removed detached child: ends what still runs of it on `host`
+    /// and deletes its folder there (`instance_id` names it; `checkpoint`,
+    /// its stored checkpoint, says whose SSH identity it used), on a thread
+    /// of its own, best effort. Gives up after about `limit` (twice that
+    /// at most). `Err`: why the folder may still be there.
+    pub async fn forget_detached(
+        &self,
+        host: String,
+        instance_id: String,
+        checkpoint: Option<Vec<u8>>,
+        limit: std::time::Duration,
+    ) -> Result<(), String> {
+        let options = Arc::clone(&self.options);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name(format!("ssh {host} (cleanup)"))
+            .spawn(move || {
+                let r = forget::forget(&host, &instance_id, checkpoint.as_deref(), &options, limit);
+                let _ = tx.send(r);
+            })
+            .map_err(|e| format!("cannot start a thread for the host: {e}"))?;
+        match tokio::time::timeout(limit * 2, rx).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err("the cleanup's thread ended without a result (it panicked)".into()),
+            Err(_) => Err(format!("no answer within {}s", (limit * 2).as_secs())),
+        }
     }
 
     /// Runs (`launch`) or re-attaches to a detached child on a thread of
