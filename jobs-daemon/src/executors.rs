@@ -256,11 +256,12 @@ fn script_limits() -> jobs_script::Limits {
 
 /// Translates a `start` request into a spec for the executor it names.
 /// `env` is the encoded environment (`K=V\0` entries); `input`, if any,
-/// is the job's standard input (process and attached remote jobs).
+/// is the job's standard input (process and attached remote jobs), copied
+/// once into the spec.
 pub(crate) fn job_spec(
     req: StartRequest,
     env: &[u8],
-    input: Option<OsString>,
+    input: Option<&[u8]>,
 ) -> Result<JobSpec, Fail> {
     if req.throttle == Some(0) {
         return Err(Fail::new(ErrorCode::Usage, "--throttle must be at least 1"));
@@ -384,7 +385,7 @@ fn plugin_params(req: &StartRequest, vars: Vec<(OsString, OsString)>) -> serde_j
 fn process_spec(
     req: &StartRequest,
     vars: Vec<(OsString, OsString)>,
-    input: Option<OsString>,
+    input: Option<&[u8]>,
 ) -> Result<JobSpec, Fail> {
     use jobs_process::ProcessSpec;
     let mut ps = match &req.work {
@@ -396,8 +397,8 @@ fn process_spec(
     ps.env_clear = true;
     ps.env.extend(vars);
     ps.detached = req.detached;
-    if input.is_some() {
-        ps.stdin = input;
+    if let Some(bytes) = input {
+        ps.stdin = Some(OsString::from_vec(bytes.to_vec()));
     }
     let mut spec = ps.into_job_spec();
     if let Work::Script { .. } = &req.work {
@@ -433,7 +434,7 @@ fn script_worker_spec(work: &Work) -> Result<jobs_process::ProcessSpec, Fail> {
 fn remote_spec(
     req: &StartRequest,
     vars: &[(OsString, OsString)],
-    input: Option<OsString>,
+    input: Option<&[u8]>,
 ) -> Result<JobSpec, Fail> {
     if req.hosts.is_empty() {
         return Err(Fail::new(
@@ -455,7 +456,7 @@ fn remote_spec(
         spec = spec.throttle(t);
     }
     if let Some(input) = input {
-        spec = spec.input(input.into_vec());
+        spec = spec.input(input);
     }
     if let Some(limit) = req.timeout {
         spec = spec.timeout(limit);
