@@ -78,7 +78,7 @@ pub(crate) fn of_job(
     let picked: Vec<String> = children
         .iter()
         .filter(|ch| args.hosts_state.is_none_or(|s| ch.state == s))
-        .map(|ch| ch.location.clone())
+        .map(|ch| ch.location.to_string())
         .collect();
     if picked.is_empty() {
         let state = args.hosts_state.map(|s| s.to_string()).unwrap_or_default();

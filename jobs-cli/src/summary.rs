@@ -26,9 +26,9 @@ pub(crate) fn label(child: &JobInfo) -> String {
         return item.clone();
     }
     if child.type_name == "RemoteJob" && !child.location.is_empty() {
-        return child.location.clone();
+        return child.location.to_string();
     }
-    child.name.clone()
+    child.name.to_string()
 }
 
 /// Whether a remote child failed because its host was unreachable.

@@ -5,7 +5,7 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::{shell_quote, JobState};
+use crate::{shell_quote, JobState, SharedStr};
 
 /// A program's arguments as a command line a POSIX shell reads back the
 /// same way: how a job started from an argv shows its command.
@@ -27,10 +27,10 @@ pub struct JobInfo {
     /// Globally unique id.
     pub instance_id: Uuid,
     /// The job's name (default `Job<id>`).
-    pub name: String,
+    pub name: SharedStr,
     /// The executor's type name (`BackgroundJob`, `ThreadJob`, ...).
     #[serde(rename = "type")]
-    pub type_name: String,
+    pub type_name: SharedStr,
     /// The current state.
     pub state: JobState,
     /// Why the job failed (or was stopped abnormally), if it did.
@@ -38,9 +38,9 @@ pub struct JobInfo {
     /// Whether the job can still produce records or holds unreceived ones.
     pub has_more_data: bool,
     /// Where the job runs: `localhost`, a host, or an executor's own word.
-    pub location: String,
+    pub location: SharedStr,
     /// The command as the user wrote it.
-    pub command: String,
+    pub command: SharedStr,
     /// When the job first ran.
     #[serde(with = "opt_time")]
     pub begin: Option<SystemTime>,

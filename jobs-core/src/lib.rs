@@ -109,6 +109,7 @@ mod query;
 mod receive;
 mod record;
 mod session;
+mod shared_str;
 mod shell;
 mod signal;
 mod spec;
@@ -142,6 +143,7 @@ pub use session::{
     default_batch_throttle, BatchRebuild, BatchSpec, EventStream, Halt, HaltWhen, Lagged,
     RebuiltBatch, Session, SessionBuilder, BATCH_TYPE, SESSION_ENDED_REASON,
 };
+pub use shared_str::SharedStr;
 pub use shell::{shell_quote, shell_quote_bytes};
 pub use signal::{parse_signal, signal_word};
 pub use spec::{JobSpec, SpecMaker};

@@ -8,6 +8,8 @@ mod attempts;
 mod batch;
 mod deps;
 mod events;
+mod interned;
+mod job_map;
 mod lifecycle;
 mod restart;
 mod suspend;
@@ -17,7 +19,7 @@ pub use batch::{default_batch_throttle, BatchSpec, Halt, HaltWhen, BATCH_TYPE};
 pub use events::{EventStream, Lagged};
 pub use waiting_batch::{BatchRebuild, RebuiltBatch};
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
 use std::time::SystemTime;
@@ -80,7 +82,7 @@ pub(crate) struct Table {
     next_id: JobId,
     /// Boxed: an entry is large, and a table of thousands then moves
     /// pointers, not entries, as it grows.
-    jobs: BTreeMap<JobId, Box<Entry>>,
+    jobs: job_map::JobMap<Box<Entry>>,
     /// Per type (by [`type_key`], indexed by [`Pool::Type`]): top-level
     /// jobs only; children queue behind their parent's. A handful of types
     /// at most: a search through them costs less than hashing a key.
@@ -90,6 +92,8 @@ pub(crate) struct Table {
     /// Work launched under the lock, handed to the runtime once the lock
     /// is released (see [`TableGuard`]).
     launches: Vec<lifecycle::Launch>,
+    /// The type names and locations rows share.
+    names: interned::Interned,
 }
 
 struct Entry {
@@ -336,7 +340,7 @@ impl SessionBuilder {
             inner: Arc::new_cyclic(|me| Inner {
                 table: Mutex::new(Table {
                     next_id: 1,
-                    jobs: BTreeMap::new(),
+                    jobs: Default::default(),
                     throttles: self
                         .limits
                         .into_iter()
@@ -344,6 +348,7 @@ impl SessionBuilder {
                         .collect(),
                     dependents: HashMap::new(),
                     launches: Vec::new(),
+                    names: Default::default(),
                 }),
                 store,
                 seq: Arc::new(AtomicU64::new(max_seq)),
@@ -637,7 +642,7 @@ impl Session {
             }
             let executor = match executor {
                 Some(e) => e,
-                None => Arc::new(Unregistered(info.type_name.clone())),
+                None => Arc::new(Unregistered(info.type_name.to_string())),
             };
             ids.push(id);
             t.jobs
@@ -738,14 +743,17 @@ impl Drop for TableGuard<'_> {
         let Some(mut t) = self.guard.take() else {
             return;
         };
-        if t.launches.is_empty() {
-            return;
-        }
-        let launches = std::mem::take(&mut t.launches);
+        // A single launch (a job's start or end) leaves the list's room
+        // for the next.
+        let (one, many) = match t.launches.len() {
+            0 => return,
+            1 => (t.launches.pop(), Vec::new()),
+            _ => (None, std::mem::take(&mut t.launches)),
+        };
         drop(t);
         // Gone only while the session itself is dropped: nothing runs then.
         if let Some(inner) = self.inner.me.upgrade() {
-            for launch in launches {
+            for launch in one.into_iter().chain(many) {
                 inner.spawn_launch(launch);
             }
         }

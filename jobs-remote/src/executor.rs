@@ -385,8 +385,8 @@ impl JobExecutor for SshExecutor {
             return Ok(());
         }
         let task = HostTask {
-            host: info.location,
-            command: info.command,
+            host: info.location.into(),
+            command: info.command.into(),
             caller: Default::default(),
             detached: true,
         };

@@ -97,7 +97,7 @@ fn save_jobs(c: &mut Criterion) {
     let row = |id: u64| JobInfo {
         id,
         instance_id: uuid::Uuid::new_v4(),
-        name: format!("Job{id}"),
+        name: format!("Job{id}").into(),
         type_name: "BackgroundJob".into(),
         state: JobState::Running,
         reason: None,

@@ -74,8 +74,8 @@ pub(super) struct JobRow {
     pub(super) id: JobId,
     pub(super) id_key: i64,
     parent: Option<i64>,
-    name: String,
-    type_name: String,
+    name: jobs_core::SharedStr,
+    type_name: jobs_core::SharedStr,
     state: String,
     json: String,
 }
@@ -111,13 +111,13 @@ impl JobRow {
         JobInfo {
             id,
             instance_id: uuid::Uuid::nil(),
-            name,
-            type_name,
+            name: name.into(),
+            type_name: type_name.into(),
             state: jobs_core::JobState::Failed,
             reason: Some(crate::UNREADABLE_REASON.into()),
             has_more_data: false,
-            location: String::new(),
-            command: String::new(),
+            location: Default::default(),
+            command: Default::default(),
             begin: None,
             end: None,
             exit_code: None,
@@ -155,8 +155,8 @@ impl JobRow {
         .execute(params![
             self.id_key,
             self.parent,
-            self.name,
-            self.type_name,
+            self.name.as_str(),
+            self.type_name.as_str(),
             self.state,
             self.json
         ])?;

@@ -172,7 +172,7 @@ impl ExportedJob {
         let mut seen = self.location.lock().unwrap_or_else(|p| p.into_inner());
         let moved = *seen != info.location;
         if moved {
-            seen.clone_from(&info.location);
+            *seen = info.location.to_string();
         }
         (Some(info.state), moved)
     }
@@ -430,8 +430,8 @@ unsafe extern "C" fn resume(
     let info = unsafe { input(info, info_len) };
     hand_out(inst, wake, wake_data, job_out, err, |p| {
         let mut info = parse_info(info)?;
-        info.type_name = p.executor.type_name().to_string();
-        let location = info.location.clone();
+        info.type_name = p.executor.type_name().into();
+        let location = info.location.to_string();
         let id = p.session.inner.adopt(info).map_err(|e| chain(&e))?;
         Ok((id, location))
     })
@@ -504,7 +504,7 @@ unsafe extern "C" fn status(handle: *const c_void, out: *mut ByteBuf) -> i32 {
             state: info.state,
             reason: info.reason,
             exit_code: info.exit_code,
-            location: info.location,
+            location: info.location.into(),
         };
         serde_json::to_vec(&status)
             .map(|b| (OK, b))

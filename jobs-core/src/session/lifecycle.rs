@@ -16,7 +16,7 @@ use crate::cell::JobCell;
 use crate::context::JobHost;
 use crate::store::RowChange;
 use crate::throttle::Throttle;
-use crate::{Error, JobContext, JobFailure, JobId, JobInfo, JobSpec, JobState};
+use crate::{Error, JobContext, JobFailure, JobId, JobInfo, JobSpec, JobState, SharedStr};
 
 impl Inner {
     pub(crate) fn start_job(
@@ -162,16 +162,19 @@ impl Inner {
         let info = JobInfo {
             id,
             instance_id: spec.instance_id.unwrap_or_else(new_instance_id),
-            name: spec.name.clone().unwrap_or_else(|| format!("Job{id}")),
-            type_name: executor.type_name().to_string(),
+            name: spec
+                .name
+                .as_deref()
+                .map_or_else(|| super::interned::default_name(id), SharedStr::from),
+            type_name: t.names.get(executor.type_name()),
             state: JobState::NotStarted,
             reason: None,
             has_more_data: true,
-            location: spec
-                .location
-                .clone()
-                .unwrap_or_else(|| executor.location(&spec)),
-            command: spec.command.clone(),
+            location: match &spec.location {
+                Some(l) => t.names.get(l),
+                None => t.names.get_owned(executor.location(&spec)),
+            },
+            command: SharedStr::from(spec.command.as_str()),
             begin: None,
             end: None,
             exit_code: None,
@@ -324,42 +327,6 @@ impl Inner {
         self.pump(t, &Pool::Children(id));
     }
 
-    /// Runs a job's work as a task, so that a panic fails that job only,
-    /// and reports the outcome to the session. The work is polled in place,
-    /// with each poll (and its drop) guarded against a panic, rather than
-    /// in a second task: one task and no hand-off per job.
-    fn spawn_job<F>(self: &Arc<Self>, id: JobId, work: F)
-    where
-        F: std::future::Future<Output = Result<(), JobFailure>> + Send + 'static,
-    {
-        let weak = Arc::downgrade(self);
-        self.handle.spawn(async move {
-            // Pinned in the task itself (no box of its own), and dropped in
-            // place once done.
-            let mut work = std::pin::pin!(Some(work));
-            let outcome = std::future::poll_fn(|cx| {
-                let Some(w) = work.as_mut().as_pin_mut() else {
-                    return Poll::Ready(Ok(Err(JobFailure::new("the job's work is gone"))));
-                };
-                match std::panic::catch_unwind(AssertUnwindSafe(|| w.poll(cx))) {
-                    Ok(Poll::Pending) => Poll::Pending,
-                    Ok(Poll::Ready(r)) => Poll::Ready(Ok(r)),
-                    Err(panic) => Poll::Ready(Err(panic)),
-                }
-            })
-            .await;
-            // A future that panicked may panic again as it is dropped.
-            let dropped = std::panic::catch_unwind(AssertUnwindSafe(|| work.set(None)));
-            let result = match (outcome, dropped) {
-                (Ok(r), Ok(())) => r,
-                (Err(panic), _) | (Ok(_), Err(panic)) => Err(JobFailure::panicked(panic.as_ref())),
-            };
-            if let Some(inner) = weak.upgrade() {
-                inner.run_returned(id, result);
-            }
-        });
-    }
-
     pub(super) fn spawn_resume(self: &Arc<Self>, t: &mut Table, id: JobId) {
         let Some(e) = t.jobs.get(&id) else {
             return;
@@ -375,7 +342,13 @@ impl Inner {
         });
     }
 
-    /// Hands a launched job's work to the runtime (the table unlocked).
+    /// Hands a launched job's work to the runtime (the table unlocked), as
+    /// a task that reports the outcome to the session. The work is polled
+    /// in place, each poll (and its making, and its drop) guarded against a
+    /// panic so that a panic fails that job only: one task per job, no
+    /// hand-off. The task holds what the work is made of and polls the
+    /// work through the executor's box: no future is held twice, and the
+    /// task stays small, quick to allocate and to move.
     pub(super) fn spawn_launch(self: &Arc<Self>, launch: Launch) {
         let Launch {
             id,
@@ -383,14 +356,37 @@ impl Inner {
             ctx,
             work,
         } = launch;
-        match work {
-            Work::Run(spec) => {
-                self.spawn_job(id, async move { executor.run(spec.made()?, ctx).await })
+        let weak = Arc::downgrade(self);
+        self.handle.spawn(async move {
+            let made = std::panic::catch_unwind(AssertUnwindSafe(|| match work {
+                Work::Run(spec) => spec.made().map(|spec| executor.run(spec, ctx)),
+                Work::Resume(info) => Ok(executor.resume(info, ctx)),
+            }));
+            let outcome = match made {
+                Ok(Ok(mut run)) => {
+                    let polled = std::future::poll_fn(|cx| {
+                        match std::panic::catch_unwind(AssertUnwindSafe(|| run.as_mut().poll(cx))) {
+                            Ok(Poll::Pending) => Poll::Pending,
+                            Ok(Poll::Ready(r)) => Poll::Ready(Ok(r)),
+                            Err(panic) => Poll::Ready(Err(panic)),
+                        }
+                    })
+                    .await;
+                    // A future that panicked may panic again as it is dropped.
+                    let dropped = std::panic::catch_unwind(AssertUnwindSafe(|| drop(run)));
+                    match (polled, dropped) {
+                        (Ok(r), Ok(())) => Ok(r),
+                        (Err(panic), _) | (Ok(_), Err(panic)) => Err(panic),
+                    }
+                }
+                Ok(Err(failure)) => Ok(Err(failure)),
+                Err(panic) => Err(panic),
+            };
+            let result = outcome.unwrap_or_else(|panic| Err(JobFailure::panicked(panic.as_ref())));
+            if let Some(inner) = weak.upgrade() {
+                inner.run_returned(id, result);
             }
-            Work::Resume(info) => {
-                self.spawn_job(id, async move { executor.resume(info, ctx).await })
-            }
-        }
+        });
     }
 
     /// Moves a job to a new state if the lifecycle allows, stamping times,
@@ -449,7 +445,7 @@ impl Inner {
         if e.info.location == location {
             return Ok(());
         }
-        e.info.location = location;
+        e.info.location = location.into();
         let saved = self.store.save_job_soon(&e.info);
         e.cell.bump();
         drop(t);

@@ -30,7 +30,7 @@ fn a_job_waits_pending_while_the_node_is_full() {
     // Its location is the node list Slurm gave it, as told in the Verbose.
     let mut location = String::new();
     wait_until("the blocker's node list", 30, || {
-        location = s.info(blocker).expect("info").location;
+        location = s.info(blocker).expect("info").location.into();
         location != "slurm"
     });
     assert!(
