@@ -39,7 +39,7 @@ pub(crate) fn of(d: &Daemon, id: JobId) -> Vec<Leftover> {
         .filter_map(|c| {
             let checkpoint = d.store.checkpoint(c.id).ok().flatten();
             SshExecutor::detached_leftover(checkpoint.as_deref()).then(|| Leftover {
-                host: c.location,
+                host: c.location.to_string(),
                 instance: c.instance_id.to_string(),
                 checkpoint,
             })
