@@ -34,6 +34,7 @@ mod executors;
 mod fail;
 mod handle;
 mod hooks;
+mod leftovers;
 mod limits;
 mod receive;
 mod reported;
