@@ -237,8 +237,7 @@ impl Client {
         let read = write_frame(&mut &c.stream, &Request::new(Op::Status), &[])
             .map_err(FrameError::from)
             .and_then(|()| read_frame::<Response>(&mut answer));
-        let timed_out = answer.timed_out
-            || matches!(&read, Err(FrameError::Io(e)) if timed_out(e));
+        let timed_out = answer.timed_out || matches!(&read, Err(FrameError::Io(e)) if timed_out(e));
         match read {
             Err(e) if timed_out => Err(c.read_failed(e, true)),
             Ok((Response::Status { pid }, _)) => Ok(Some((c, pid))),
