@@ -230,14 +230,16 @@ impl Client {
     /// last thread is gone: the kernel accepts the connection and then
     /// resets it. That daemon counts as gone, once its life lock is free.
     pub(crate) fn connect_live(home: &Home) -> Result<Option<(Client, u32)>> {
-        let Some(mut c) = Client::connect(home)? else {
+        let Some(c) = Client::connect(home)? else {
             return Ok(None);
         };
-        let sent = write_frame(&mut c.stream, &Request::new(Op::Status), &[]);
-        let read = sent
+        let mut answer = c.answer();
+        let read = write_frame(&mut &c.stream, &Request::new(Op::Status), &[])
             .map_err(FrameError::from)
-            .and_then(|()| read_frame::<Response>(&mut c.answer()));
+            .and_then(|()| read_frame::<Response>(&mut answer));
+        let timed_out = answer.timed_out || matches!(&read, Err(FrameError::Io(e)) if timed_out(e));
         match read {
+            Err(e) if timed_out => Err(c.read_failed(e, true)),
             Ok((Response::Status { pid }, _)) => Ok(Some((c, pid))),
             Ok((Response::Error { kind, message }, _)) => Err(anyhow!(daemon_error(kind, message))),
             Ok((other, _)) => bail!("unexpected reply from the session daemon: {other:?}"),

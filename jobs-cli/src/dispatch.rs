@@ -120,6 +120,12 @@ fn unexpected(r: Response) -> anyhow::Error {
 fn expect_done(r: Response) -> Result<Vec<u64>> {
     match r {
         Response::Done(ids) => Ok(ids),
+        Response::Removed { ids, warnings } => {
+            for w in warnings {
+                eprintln!("jobctl: warning: {w}");
+            }
+            Ok(ids)
+        }
         other => Err(unexpected(other)),
     }
 }

@@ -328,7 +328,9 @@ impl SessionBuilder {
                 let rt = tokio::runtime::Builder::new_multi_thread()
                     .worker_threads(2)
                     .thread_name("jobs-session")
-                    .enable_time()
+                    // Time, and I/O when the build's tokio has it (an
+                    // executor may drive its I/O on this runtime).
+                    .enable_all()
                     .build()
                     .map_err(Error::runtime)?;
                 (rt.handle().clone(), Some(rt))

@@ -119,6 +119,7 @@ fn open_store(home: &Home) -> Result<Arc<SqliteStore>> {
 
 async fn serve_forever(home: Home, plugins: Vec<PathBuf>, limits: Limits) -> Result<()> {
     let store = open_store(&home)?;
+    crate::reported::defer_finished_items(&store);
     let session = Session::builder()
         .store(Arc::clone(&store) as Arc<dyn Store>)
         .runtime(tokio::runtime::Handle::current())

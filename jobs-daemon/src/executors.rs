@@ -256,11 +256,12 @@ fn script_limits() -> jobs_script::Limits {
 
 /// Translates a `start` request into a spec for the executor it names.
 /// `env` is the encoded environment (`K=V\0` entries); `input`, if any,
-/// is the job's standard input (process and attached remote jobs).
+/// is the job's standard input (process and attached remote jobs), copied
+/// once into the spec.
 pub(crate) fn job_spec(
     req: StartRequest,
     env: &[u8],
-    input: Option<OsString>,
+    input: Option<&[u8]>,
 ) -> Result<JobSpec, Fail> {
     if req.throttle == Some(0) {
         return Err(Fail::new(ErrorCode::Usage, "--throttle must be at least 1"));
@@ -313,6 +314,9 @@ pub(crate) fn job_spec(
             spec.name = req.name;
             spec.after = req.after;
             spec.after_any = req.after_any;
+            if spec.has_dependencies() {
+                keepable(&mut spec);
+            }
             // Per host: the children carry it (see `remote_spec`).
             return Ok(spec);
         }
@@ -341,9 +345,11 @@ pub(crate) fn job_spec(
 
 /// A job that waits for others goes on waiting after a daemon restart only
 /// if the store can keep its spec, which an in-process payload cannot be: a
-/// process job's payload becomes its params, and a script's payload is
-/// dropped (its params say the same, and the script executor reads them).
+/// process job's payload becomes its params, a remote job's input goes
+/// into its params, and a script's payload is dropped (its params say the
+/// same, and the script executor reads them).
 pub(crate) fn keepable(spec: &mut JobSpec) {
+    jobs_remote::RemoteSpec::keepable(spec);
     if let Some(payload) = spec.payload.take() {
         match payload.downcast::<jobs_process::ProcessSpec>() {
             Ok(ps) => spec.params = ps.to_params(),
@@ -379,7 +385,7 @@ fn plugin_params(req: &StartRequest, vars: Vec<(OsString, OsString)>) -> serde_j
 fn process_spec(
     req: &StartRequest,
     vars: Vec<(OsString, OsString)>,
-    input: Option<OsString>,
+    input: Option<&[u8]>,
 ) -> Result<JobSpec, Fail> {
     use jobs_process::ProcessSpec;
     let mut ps = match &req.work {
@@ -391,8 +397,8 @@ fn process_spec(
     ps.env_clear = true;
     ps.env.extend(vars);
     ps.detached = req.detached;
-    if input.is_some() {
-        ps.stdin = input;
+    if let Some(bytes) = input {
+        ps.stdin = Some(OsString::from_vec(bytes.to_vec()));
     }
     let mut spec = ps.into_job_spec();
     if let Work::Script { .. } = &req.work {
@@ -428,7 +434,7 @@ fn script_worker_spec(work: &Work) -> Result<jobs_process::ProcessSpec, Fail> {
 fn remote_spec(
     req: &StartRequest,
     vars: &[(OsString, OsString)],
-    input: Option<OsString>,
+    input: Option<&[u8]>,
 ) -> Result<JobSpec, Fail> {
     if req.hosts.is_empty() {
         return Err(Fail::new(
@@ -450,7 +456,7 @@ fn remote_spec(
         spec = spec.throttle(t);
     }
     if let Some(input) = input {
-        spec = spec.input(input.into_vec());
+        spec = spec.input(input);
     }
     if let Some(limit) = req.timeout {
         spec = spec.timeout(limit);
@@ -505,6 +511,18 @@ mod tests {
         super::keepable(&mut script);
         assert!(script.payload.is_none());
         assert_eq!(script.params["script"], "1 + 1");
+    }
+
+    #[test]
+    fn a_waiting_remote_jobs_input_moves_from_its_payload_into_its_params() {
+        let mut spec = jobs_remote::RemoteSpec::new(["h"], "cat")
+            .input(vec![1u8, 2, 3])
+            .into_job_spec();
+        assert!(spec.payload.is_some() && spec.params.get("input").is_none());
+        super::keepable(&mut spec);
+        assert!(spec.payload.is_none());
+        assert_eq!(spec.params["input"], "AQID");
+        assert_eq!(spec.params["command"], "cat");
     }
 
     #[test]

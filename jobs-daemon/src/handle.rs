@@ -12,7 +12,7 @@ use crate::fail::Fail;
 use crate::receive::receive;
 use crate::shared::Daemon;
 use crate::wire::{client_gone, send, Conn};
-use crate::{connect, events, executors, restart, streamed};
+use crate::{connect, events, executors, leftovers, restart, streamed};
 
 /// Answers one request; `Ok(false)` closes the connection.
 pub(crate) async fn handle(
@@ -88,7 +88,10 @@ pub(crate) async fn handle(
         }
         Op::Suspend(s) => Response::Jobs(d.session.suspend(&select(d, &s)?).await?),
         Op::Resume(s) => Response::Jobs(d.session.resume(&select(d, &s)?).await?),
-        Op::Remove(r) => Response::Done(remove(d, r).await?),
+        Op::Remove(r) => match remove(d, r).await? {
+            (ids, warnings) if warnings.is_empty() => Response::Done(ids),
+            (ids, warnings) => Response::Removed { ids, warnings },
+        },
         Op::Connect(s) => Response::Jobs(connect::connect(d, select(d, &s)?).await?),
         Op::Status => Response::Status {
             pid: std::process::id(),
@@ -156,13 +159,19 @@ async fn wait(
     }
 }
 
-async fn remove(d: &Daemon, r: RemoveRequest) -> Result<Vec<JobId>, Fail> {
+/// The jobs removed, and what their hosts may have kept of them.
+async fn remove(d: &Daemon, r: RemoveRequest) -> Result<(Vec<JobId>, Vec<String>), Fail> {
     let ids = select(d, &r.select)?;
     let mut removed = Vec::new();
     let mut refused = Vec::new();
+    let mut left = Vec::new();
     for id in ids {
+        let leftovers = leftovers::of(d, id);
         match d.session.remove(id, r.force).await {
-            Ok(()) => removed.push(id),
+            Ok(()) => {
+                removed.push(id);
+                left.extend(leftovers);
+            }
             Err(e) => match (e.kind(), e.state()) {
                 (jobs_core::ErrorKind::NotFinished, Some(state)) => {
                     let name = d.session.info(id).map(|i| i.name).unwrap_or_default();
@@ -175,9 +184,11 @@ async fn remove(d: &Daemon, r: RemoveRequest) -> Result<Vec<JobId>, Fail> {
             },
         }
     }
+    let warnings = leftovers::clean(d, left).await;
     if refused.is_empty() {
-        Ok(removed)
+        Ok((removed, warnings))
     } else {
+        refused.extend(warnings);
         Err(Fail::new(ErrorCode::Failed, refused.join("; ")))
     }
 }

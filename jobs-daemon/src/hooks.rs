@@ -248,6 +248,15 @@ impl Hooks {
         if !state.is_finished() {
             return Vec::new();
         }
+        let mut out = Vec::new();
+        if let Some(line) = self.lines().get(&ev.id).cloned() {
+            out.push(What::Line(line));
+        }
+        out.extend(self.folder_hooks().into_iter().map(What::File));
+        if out.is_empty() {
+            // The common case (a batch's items): no environment to build.
+            return Vec::new();
+        }
         let env = vec![
             ("JOBCTL_JOB_ID", ev.id.to_string()),
             ("JOBCTL_JOB_NAME", ev.name.clone()),
@@ -260,11 +269,6 @@ impl Hooks {
             ("JOBCTL_JOB_REASON", ev.reason.clone().unwrap_or_default()),
             ("JOBCTL_HOME", self.home.display().to_string()),
         ];
-        let mut out = Vec::new();
-        if let Some(line) = self.lines().get(&ev.id).cloned() {
-            out.push(What::Line(line));
-        }
-        out.extend(self.folder_hooks().into_iter().map(What::File));
         out.into_iter()
             .map(|what| Run {
                 what,
@@ -362,6 +366,7 @@ impl Hooks {
     }
 
     async fn run(&self, run: Run) {
+        crate::reported::before_report();
         let label = run.what.label();
         let job = run.job;
         let mut cmd = match &run.what {

@@ -40,6 +40,7 @@ async fn send_page(wr: &mut OwnedWriteHalf, page: &mut Page) -> std::io::Result<
     }
     let mut segments = std::mem::take(&mut page.segments);
     let mut result = Ok(());
+    crate::reported::before_report();
     if let Some(Segment::Gathered(r)) = segments.first() {
         if r.len() <= 64 << 10 {
             // A page of small records is one write.

@@ -24,8 +24,6 @@
 //! for it first); a child restarts through its parent. `--failed` is for a
 //! batch's parent: its Failed and Stopped children run again in place.
 
-use std::ffi::OsString;
-use std::os::unix::ffi::OsStringExt;
 use std::sync::atomic::Ordering;
 
 use jobs_core::{default_batch_throttle, Halt, JobId, JobInfo, JobState, RebuiltBatch, BATCH_TYPE};
@@ -69,7 +67,6 @@ pub(crate) fn start(
             batch::start(d, req, each, (env, items), restarted_from)
         })?,
         None => {
-            let input = input.map(|i| OsString::from_vec(i.to_vec()));
             let mut spec = executors::job_spec(req, env, input)?;
             spec.restarted_from = restarted_from;
             d.hooks

@@ -134,6 +134,7 @@ pub(crate) async fn send(
     blob: &[u8],
 ) -> std::io::Result<()> {
     let bytes = encode(resp, blob).map_err(std::io::Error::other)?;
+    crate::reported::before_report();
     wr.write_all(&bytes).await
 }
 

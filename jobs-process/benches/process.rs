@@ -1,7 +1,10 @@
 //! BackgroundJob costs against raw baselines measured in the same run:
 //!
 //! - `true/*`: one job of `/bin/true` (start + wait + receive + remove)
-//!   against `std::process::Command::spawn` + `wait`. Then both again: CPU
+//!   against `std::process::Command::spawn` + `wait`. `job_on_one_worker`
+//!   is the same job in a session shaped like the daemon's: a runtime of
+//!   one worker that also drives the executor's process I/O
+//!   ([`ProcessExecutor::on_session_runtime`]). Then all three again: CPU
 //!   time per run, and wall time alternated run by run, as medians (a
 //!   shared machine's load shifts between criterion's separate runs).
 //! - `lines/*`: one job `cat`ting a 256 MiB file of lines, received as it
@@ -28,8 +31,12 @@ use jobs_process::{ProcessExecutor, ProcessSpec};
 const DATA: u64 = 256 << 20;
 
 fn session() -> Session {
+    session_with(ProcessExecutor::new())
+}
+
+fn session_with(ex: ProcessExecutor) -> Session {
     let s = Session::new().expect("session");
-    s.register(Arc::new(ProcessExecutor::new()));
+    s.register(Arc::new(ex));
     s
 }
 
@@ -58,6 +65,17 @@ fn spawn_cost(c: &mut Criterion) {
         })
     });
     g.bench_function("job_start_wait_receive", |b| b.iter(|| true_job(&s)));
+    let one_worker = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let shared = Session::builder()
+        .runtime(one_worker.handle().clone())
+        .build()
+        .expect("session");
+    shared.register(Arc::new(ProcessExecutor::new().on_session_runtime()));
+    g.bench_function("job_on_one_worker", |b| b.iter(|| true_job(&shared)));
     g.finish();
 
     let n = 300;
@@ -74,18 +92,26 @@ fn spawn_cost(c: &mut Criterion) {
         true_job(&s);
     }
     let t2 = cpu_seconds();
-    let (raw, job) = ((t1 - t0) / n as f64, (t2 - t1) / n as f64);
+    for _ in 0..n {
+        true_job(&shared);
+    }
+    let t3 = cpu_seconds();
+    let per = |a: f64, b: f64| (b - a) / n as f64;
+    let (raw, job, on) = (per(t0, t1), per(t1, t2), per(t2, t3));
     println!(
-        "CPU per /bin/true: raw {:.3} ms, job {:.3} ms ({:.2}x)",
+        "CPU per /bin/true: raw {:.3} ms, job {:.3} ms ({:.2}x), on one worker {:.3} ms ({:.2}x)",
         raw * 1e3,
         job * 1e3,
-        job / raw
+        job / raw,
+        on * 1e3,
+        on / raw
     );
 
     // The same two, alternated run by run so that both see the same load:
     // on a shared machine the medians compare better than separate runs.
     let n = 500;
     let (mut raw, mut job) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    let mut on = Vec::with_capacity(n);
     for _ in 0..n {
         let t = Instant::now();
         Command::new("/bin/true")
@@ -97,15 +123,22 @@ fn spawn_cost(c: &mut Criterion) {
         let t = Instant::now();
         true_job(&s);
         job.push(t.elapsed());
+        let t = Instant::now();
+        true_job(&shared);
+        on.push(t.elapsed());
     }
-    raw.sort();
-    job.sort();
-    let (raw, job) = (raw[n / 2].as_secs_f64(), job[n / 2].as_secs_f64());
+    let median = |mut v: Vec<Duration>| {
+        v.sort();
+        v[n / 2].as_secs_f64()
+    };
+    let (raw, job, on) = (median(raw), median(job), median(on));
     println!(
-        "wall per /bin/true, alternated (median of {n}): raw {:.0} µs, job {:.0} µs ({:.2}x)",
+        "wall per /bin/true, alternated (median of {n}): raw {:.0} µs, job {:.0} µs ({:.2}x), on one worker {:.0} µs ({:.2}x)",
         raw * 1e6,
         job * 1e6,
-        job / raw
+        job / raw,
+        on * 1e6,
+        on / raw
     );
 }
 

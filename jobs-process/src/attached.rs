@@ -76,13 +76,6 @@ pub(crate) async fn run(ex: Lent, spec: ProcessSpec, ctx: JobContext) -> Result<
         .id()
         .and_then(|p| i32::try_from(p).ok())
         .ok_or_else(|| JobFailure::new("the job's process has no pid"))?;
-    let guard = GroupGuard {
-        io: io.clone(),
-        pgid,
-        grace: ex.grace,
-        watcher: Arc::clone(&ex.watcher),
-        armed: true,
-    };
     if let Err(e) = ex.watcher.add(pgid) {
         // Without a watcher the tree could outlive a killed host: refuse.
         signal_group(pgid, Signal::SIGKILL);
@@ -91,7 +84,14 @@ pub(crate) async fn run(ex: Lent, spec: ProcessSpec, ctx: JobContext) -> Result<
             "cannot register the job with the process watcher: {e}"
         )));
     }
-    let _paused = ex.groups.register(&ctx, pgid);
+    let guard = GroupGuard {
+        io: io.clone(),
+        pgid,
+        grace: ex.grace,
+        watcher: Arc::clone(&ex.watcher),
+        armed: true,
+    };
+    let paused = ex.groups.register(&ctx, pgid);
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
@@ -156,6 +156,11 @@ pub(crate) async fn run(ex: Lent, spec: ProcessSpec, ctx: JobContext) -> Result<
                 }
             }
         };
+        // The group is gone (or past its SIGKILL wait): forgotten now, so
+        // that neither a suspend nor a run dropped while the pipes linger
+        // signals a group whose id a new process may already reuse.
+        drop(paused);
+        guard.release();
         let _ = done_tx.send(());
         result
     };
@@ -165,15 +170,13 @@ pub(crate) async fn run(ex: Lent, spec: ProcessSpec, ctx: JobContext) -> Result<
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .take();
-    let result = match (result, reason) {
+    match (result, reason) {
         (Err(mut f), Some(reason)) if f.exit_code.is_some() => {
             f.reason = reason;
             Err(f)
         }
         (result, _) => result,
-    };
-    guard.release();
-    result
+    }
 }
 
 /// The job's result from its main process's exit status; sets the exit code.
@@ -448,6 +451,11 @@ impl Drop for GroupGuard {
         }
         let (io, pgid, grace) = (self.io.clone(), self.pgid, self.grace);
         let watcher = Arc::clone(&self.watcher);
+        // The first signal goes now: the runtime may be shutting down (a
+        // session's own, driving this job's I/O), and then never runs the
+        // task below; the watcher ends the group when the executor goes.
+        signal_group(pgid, Signal::SIGTERM);
+        signal_group(pgid, Signal::SIGCONT);
         self.io.spawn(async move {
             terminate_group(&io, pgid, grace).await;
             watcher.del(pgid);

@@ -26,7 +26,8 @@ pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
 /// One executor serves any number of jobs at once. Its process I/O runs on
 /// a small tokio runtime of its own (two threads by default, started on
 /// first use; see [`ProcessExecutor::io_threads`]), so
-/// it works under any session runtime, with or without an I/O driver.
+/// it works under any session runtime, with or without an I/O driver; or,
+/// with [`ProcessExecutor::on_session_runtime`], on the session's runtime.
 /// Dropping the executor ends the process trees of its jobs that are still
 /// running, detached ones excepted.
 pub struct ProcessExecutor {
@@ -34,6 +35,9 @@ pub struct ProcessExecutor {
     detached_dir: Option<PathBuf>,
     pub(crate) watcher: Arc<Watcher>,
     io: Mutex<Option<Runtime>>,
+    /// Whether process I/O runs on the session's runtime rather than on a
+    /// runtime of the executor's own.
+    session_io: bool,
     io_threads: usize,
     groups: Arc<Groups>,
 }
@@ -44,6 +48,7 @@ impl std::fmt::Debug for ProcessExecutor {
             .field("grace", &self.grace)
             .field("detached_dir", &self.detached_dir)
             .field("io_threads", &self.io_threads)
+            .field("session_io", &self.session_io)
             .finish_non_exhaustive()
     }
 }
@@ -63,6 +68,7 @@ impl ProcessExecutor {
             detached_dir: None,
             watcher: Arc::new(Watcher::new(DEFAULT_GRACE)),
             io: Mutex::new(None),
+            session_io: false,
             io_threads: DEFAULT_IO_THREADS,
             groups: Arc::default(),
         }
@@ -74,6 +80,21 @@ impl ProcessExecutor {
     /// are read in parallel with more.
     pub fn io_threads(mut self, threads: usize) -> Self {
         self.io_threads = threads.max(1);
+        self
+    }
+
+    /// Drives the jobs' process I/O (pipes, exits, timers) on the runtime
+    /// the session runs them on, instead of a runtime of the executor's
+    /// own. That runtime must have I/O and time enabled, as a session's own
+    /// runtime has (`Session::new` outside a runtime) and a runtime built
+    /// with `enable_all` has; [`io_threads`](Self::io_threads) is then unused.
+    ///
+    /// A job's exit then wakes the thread that finishes the job directly,
+    /// not an I/O thread that wakes it in turn: a short job ends with about
+    /// half the thread wake-ups. A job that writes a lot is read on the
+    /// session's threads, next to whatever else they do.
+    pub fn on_session_runtime(mut self) -> Self {
+        self.session_io = true;
         self
     }
 
@@ -122,6 +143,11 @@ impl ProcessExecutor {
     }
 
     fn io(&self) -> Result<Handle, JobFailure> {
+        if self.session_io {
+            return Handle::try_current().map_err(|e| {
+                JobFailure::new(format!("the session's runtime is not available: {e}"))
+            });
+        }
         let mut slot = self.io.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(rt) = slot.as_ref() {
             return Ok(rt.handle().clone());

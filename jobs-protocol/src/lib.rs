@@ -476,6 +476,16 @@ pub enum Response {
     },
     /// Jobs removed or stopped.
     Done(Vec<JobId>),
+    /// Jobs removed, with what could not be cleaned up on the way (a
+    /// detached remote job's folder on a host that did not answer): one
+    /// line each, for the caller to show. Sent instead of
+    /// [`Response::Done`] only when there is a warning.
+    Removed {
+        /// The jobs removed.
+        ids: Vec<JobId>,
+        /// What was left behind, and where.
+        warnings: Vec<String>,
+    },
     /// The daemon's status.
     Status {
         /// Its pid.

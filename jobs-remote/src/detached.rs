@@ -38,18 +38,37 @@ const SLICE: Duration = Duration::from_millis(50);
 
 /// What a detached child keeps in its checkpoint.
 #[derive(Debug, Default, Serialize, Deserialize)]
-struct Checkpoint {
+pub(crate) struct Checkpoint {
     /// Bytes of the remote stdout and stderr files stored so far.
     offsets: [u64; 2],
     /// Whose SSH identity the job uses.
     #[serde(default)]
-    caller: Caller,
+    pub(crate) caller: Caller,
+    /// Whether its folder on the host was seen deleted (once its end was
+    /// read, or by its stop): nothing is left there to clean up.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) cleaned: bool,
 }
 
 impl Checkpoint {
     fn encode(&self) -> Vec<u8> {
         serde_json::to_vec(self).unwrap_or_default()
     }
+
+    /// A stored checkpoint; an unreadable one reads as a fresh one.
+    pub(crate) fn decode(bytes: &[u8]) -> Checkpoint {
+        serde_json::from_slice(bytes).unwrap_or_default()
+    }
+}
+
+/// Stores that the job's folder is gone from its host.
+fn cleaned(ctx: &JobContext, cp: &Checkpoint) {
+    let done = Checkpoint {
+        offsets: cp.offsets,
+        caller: cp.caller.clone(),
+        cleaned: true,
+    };
+    ctx.emit_checkpointed(Vec::new(), done.encode());
 }
 
 /// Wakes a detached child's thread out of its backoff.
@@ -176,6 +195,7 @@ pub(crate) fn drive(
     let mut cp = Checkpoint {
         offsets: [0, 0],
         caller: task.caller.clone(),
+        cleaned: false,
     };
     if !launch {
         if let Some(stored) = ctx
@@ -243,6 +263,7 @@ pub(crate) fn drive(
         Checkpoint {
             offsets,
             caller: caller.clone(),
+            cleaned: false,
         }
         .encode()
     };
@@ -254,7 +275,12 @@ pub(crate) fn drive(
             wake.attempted();
             // `jobctl stop --grace`; the supervisor's first signal is TERM.
             let grace = ctx.stop_options().grace.unwrap_or(options.stop_grace);
-            return stop(conn, &r, &id, grace, op_timeout);
+            let mut removed = false;
+            let stopped = stop(conn, &r, &id, (grace, op_timeout), &mut removed);
+            if removed {
+                cleaned(ctx, &cp);
+            }
+            return stopped;
         }
         let c = match conn.take() {
             Some(c) => c,
@@ -278,7 +304,12 @@ pub(crate) fn drive(
         wake.attached.store(false, Ordering::SeqCst);
         match end {
             TailEnd::Done => match finish(c, &r, &id, ctx, op_timeout) {
-                Ok(result) => return result,
+                Ok((result, removed)) => {
+                    if removed {
+                        cleaned(ctx, &cp);
+                    }
+                    return result;
+                }
                 Err((c, why)) => {
                     connect::close(c, false);
                     disconnected(ctx, &host, &why, &mut down);
@@ -321,15 +352,16 @@ fn disconnected(ctx: &JobContext, host: &str, why: &str, down: &mut bool) {
     }
 }
 
-/// Everything was read: the exit status, then the folder goes. `Err`:
-/// the connection failed first (the caller re-attaches and comes back).
+/// Everything was read: the exit status, then the folder goes (with it,
+/// `true`). `Err`: the connection failed first (the caller re-attaches and
+/// comes back).
 fn finish(
     c: Connected,
     r: &Resolved,
     id: &str,
     ctx: &JobContext,
     timeout: Duration,
-) -> Result<Result<(), JobFailure>, (Connected, String)> {
+) -> Result<(Result<(), JobFailure>, bool), (Connected, String)> {
     let status = match run_op(&c.session, "status", id, &[], b"", timeout) {
         Ok(a) => a,
         Err(why) => return Err((c, why)),
@@ -357,11 +389,13 @@ fn finish(
             ))),
         }
     };
+    let mut removed = false;
     if result.is_ok() || status_read(&result) {
-        let _ = run_op(&c.session, "remove", id, &[], b"", timeout);
+        let answer = run_op(&c.session, "remove", id, &[], b"", timeout);
+        removed = matches!(answer, Ok(a) if a.status == 0);
     }
     connect::close(c, true);
-    Ok(result)
+    Ok((result, removed))
 }
 
 /// Whether a result carries the job's own exit status (so its folder has
@@ -371,13 +405,14 @@ fn status_read(result: &Result<(), JobFailure>) -> bool {
 }
 
 /// Ends the remote process group (SIGTERM, SIGKILL after the grace) and
-/// removes the folder, over `conn` or a new connection.
+/// removes the folder (then sets `removed`), over `conn` or a new
+/// connection.
 fn stop(
     conn: Option<Connected>,
     r: &Resolved,
     id: &str,
-    grace: Duration,
-    timeout: Duration,
+    (grace, timeout): (Duration, Duration),
+    removed: &mut bool,
 ) -> Result<(), JobFailure> {
     let secs = grace.as_secs() + u64::from(grace.subsec_nanos() > 0);
     let args = [secs.to_string()];
@@ -407,6 +442,7 @@ fn stop(
             })?
         }
     };
+    *removed = matches!(answer.status, 0 | GONE);
     match answer.status {
         0 if answer.stdout.starts_with(b"killed") => Err(JobFailure::new(format!(
             "host {}: did not end within {secs}s of SIGTERM: killed with SIGKILL",
@@ -447,6 +483,7 @@ mod tests {
                 home: Some("/home/u".into()),
                 agent_socket: None,
             },
+            cleaned: false,
         };
         let back: Checkpoint = serde_json::from_slice(&cp.encode()).expect("reads back");
         assert_eq!(back.offsets, [12, 3]);

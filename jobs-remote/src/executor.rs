@@ -14,9 +14,10 @@ use crate::connect;
 use crate::detached::{self, Wakers};
 use crate::error::HostErr;
 use crate::exec;
+use crate::forget;
 use crate::options::SshOptions;
 use crate::pool::{Pool, PoolKey};
-use crate::spec::{HostTask, Params, RemoteSpec, TYPE_NAME};
+use crate::spec::{HostTask, Input, Params, RemoteSpec, TYPE_NAME};
 use crate::spread;
 
 /// Runs a shell line on remote hosts over SSH: `RemoteJob`.
@@ -86,6 +87,41 @@ impl SshExecutor {
         self.wakers.connect_now(instance_id, limit).await
     }
 
+    /// Whether a detached child whose stored checkpoint is `checkpoint`
+    /// may have left its folder on its host (it was launched, and its
+    /// folder was not seen deleted): see [`SshExecutor::forget_detached`].
+    pub fn detached_leftover(checkpoint: Option<&[u8]>) -> bool {
+        forget::may_be_left(checkpoint)
+    }
+
+    /// For a removed detached child: ends what still runs of it on `host`
+    /// and deletes its folder there (`instance_id` names it; `checkpoint`,
+    /// its stored checkpoint, says whose SSH identity it used), on a thread
+    /// of its own, best effort. Gives up after about `limit` (twice that
+    /// at most). `Err`: why the folder may still be there.
+    pub async fn forget_detached(
+        &self,
+        host: String,
+        instance_id: String,
+        checkpoint: Option<Vec<u8>>,
+        limit: std::time::Duration,
+    ) -> Result<(), String> {
+        let options = Arc::clone(&self.options);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name(format!("ssh {host} (cleanup)"))
+            .spawn(move || {
+                let r = forget::forget(&host, &instance_id, checkpoint.as_deref(), &options, limit);
+                let _ = tx.send(r);
+            })
+            .map_err(|e| format!("cannot start a thread for the host: {e}"))?;
+        match tokio::time::timeout(limit * 2, rx).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err("the cleanup's thread ended without a result (it panicked)".into()),
+            Err(_) => Err(format!("no answer within {}s", (limit * 2).as_secs())),
+        }
+    }
+
     /// Runs (`launch`) or re-attaches to a detached child on a thread of
     /// its own; the thread also carries out stop requests.
     async fn run_detached(
@@ -117,17 +153,23 @@ impl SshExecutor {
         task.caller.over(&self.options)
     }
 
-    async fn run_parent(&self, spec: RemoteSpec, ctx: JobContext) -> Result<(), JobFailure> {
+    /// `input`: the spec's payload, else the input its params kept.
+    async fn run_parent(
+        &self,
+        mut spec: RemoteSpec,
+        input: Option<Input>,
+        ctx: JobContext,
+    ) -> Result<(), JobFailure> {
         if spec.hosts.is_empty() {
             return Err(JobFailure::new("no hosts given"));
         }
-        if spec.detached && spec.input.is_some() {
+        // One copy, shared by the hosts' children.
+        let input = input.or_else(|| spec.input.take().map(Input));
+        if spec.detached && input.is_some() {
             return Err(JobFailure::new(
                 "a detached remote job reads no input: its command's stdin is /dev/null on its host",
             ));
         }
-        // One copy, shared by the hosts' children.
-        let input: Option<HostInput> = spec.input.map(|bytes| HostInput(bytes.into()));
         for host in &spec.hosts {
             if ctx.stop_requested() {
                 break;
@@ -165,7 +207,7 @@ impl SshExecutor {
     async fn run_child(
         &self,
         task: HostTask,
-        input: Option<HostInput>,
+        input: Option<Input>,
         ctx: JobContext,
     ) -> Result<(), JobFailure> {
         if task.detached {
@@ -213,12 +255,6 @@ impl SshExecutor {
         rx.await.unwrap_or_else(|_| lost())
     }
 }
-
-/// The bytes a host's command gets on its standard input (see
-/// [`RemoteSpec::input`]): the parent's, shared by its children, which
-/// carry them as their payload.
-#[derive(Clone, Debug)]
-struct HostInput(Arc<[u8]>);
 
 /// One host, start to end, on its own thread. `started` turns true just
 /// before the command may start; the stop check that follows it pairs with
@@ -311,7 +347,7 @@ impl JobExecutor for SshExecutor {
         let input = spec
             .payload
             .take()
-            .and_then(|p| p.downcast::<HostInput>().ok())
+            .and_then(|p| p.downcast::<Input>().ok())
             .map(|i| *i);
         if let Some(item) = spread::spec_of(&spec.params) {
             let options = item.caller.over(&self.options);
@@ -324,7 +360,7 @@ impl JobExecutor for SshExecutor {
             ))
         })?;
         match params {
-            Params::Parent(remote) => self.run_parent(remote, ctx).await,
+            Params::Parent(remote) => self.run_parent(remote, input, ctx).await,
             Params::Child(task) => {
                 let key = ctx.instance_id().as_u128();
                 self.hosts_lock().insert(key);

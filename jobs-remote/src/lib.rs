@@ -72,6 +72,10 @@
 //! remote group (SIGTERM, SIGKILL after the grace) and removes the folder;
 //! the folder also goes once the end was read in full. A host whose folder
 //! is gone at re-attach fails its child with a reason naming the host.
+//! Where neither happened (a stop that could not reach the host, an exit
+//! status that could not be read), the folder stays until the job is
+//! removed: [`SshExecutor::forget_detached`] then ends what still runs of
+//! it and deletes the folder.
 //!
 //! # Scale: one thread per host holds at 1,000 hosts
 //! Measured with `bench/remote-many` (one job, `--throttle 1000`, `sleep 5`
@@ -126,6 +130,7 @@ mod detached;
 mod error;
 mod exec;
 mod executor;
+mod forget;
 mod hostkey;
 mod known_hosts;
 mod options;

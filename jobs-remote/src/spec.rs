@@ -50,21 +50,32 @@ pub struct RemoteSpec {
     /// Bytes written to each host's command's standard input, then end of
     /// file (none: the command's stdin is empty). Not with
     /// [`detached`](field@RemoteSpec::detached): a detached command's
-    /// stdin is `/dev/null` on its host (the job is refused). Kept as
-    /// base64 in the params.
+    /// stdin is `/dev/null` on its host (the job is refused).
+    /// [`RemoteSpec::into_job_spec`] hands them to the executor in memory
+    /// (the spec's payload, one copy shared by every host's child, sent
+    /// as it is); [`RemoteSpec::keepable`] writes them into the params, as
+    /// base64, where a store must keep the spec (a job that waits).
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
         with = "input_base64"
     )]
-    pub input: Option<Vec<u8>>,
+    pub input: Option<Arc<[u8]>>,
 }
+
+/// The bytes a host's command gets on its standard input (see
+/// [`RemoteSpec::input`]): a job spec's payload, the parent's and each of
+/// its children's, all sharing one copy.
+#[derive(Clone, Debug)]
+pub(crate) struct Input(pub(crate) Arc<[u8]>);
 
 /// [`RemoteSpec::input`] as a base64 string in the params.
 mod input_base64 {
+    use std::sync::Arc;
+
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub(super) fn serialize<S: Serializer>(v: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: Serializer>(v: &Option<Arc<[u8]>>, s: S) -> Result<S::Ok, S::Error> {
         match v {
             Some(bytes) => s.serialize_str(&crate::base64::encode(bytes, true)),
             None => s.serialize_none(),
@@ -73,10 +84,10 @@ mod input_base64 {
 
     pub(super) fn deserialize<'de, D: Deserializer<'de>>(
         d: D,
-    ) -> Result<Option<Vec<u8>>, D::Error> {
+    ) -> Result<Option<Arc<[u8]>>, D::Error> {
         match Option::<String>::deserialize(d)? {
             Some(text) => crate::base64::decode(&text)
-                .map(Some)
+                .map(|bytes| Some(bytes.into()))
                 .ok_or_else(|| serde::de::Error::custom("the input is not base64")),
             None => Ok(None),
         }
@@ -139,8 +150,8 @@ impl RemoteSpec {
 
     /// Gives each host's command these bytes on its standard input (see
     /// [`RemoteSpec::input`]).
-    pub fn input(mut self, bytes: Vec<u8>) -> Self {
-        self.input = Some(bytes);
+    pub fn input(mut self, bytes: impl Into<Arc<[u8]>>) -> Self {
+        self.input = Some(bytes.into());
         self
     }
 
@@ -179,18 +190,51 @@ impl RemoteSpec {
 
     /// The job spec of the parent job: type `RemoteJob`, the command as
     /// written, these params, the child throttle, and the hosts joined with
-    /// commas as location.
-    pub fn into_job_spec(self) -> JobSpec {
+    /// commas as location. The input, if any, is the spec's in-memory
+    /// payload, not part of the params: a store cannot keep such a spec
+    /// until [`RemoteSpec::keepable`] has moved it there.
+    pub fn into_job_spec(mut self) -> JobSpec {
         let location = self.hosts.join(",");
         let throttle = self.throttle.unwrap_or(DEFAULT_THROTTLE).max(1);
         let command = self.command.clone();
         let detached = self.detached;
+        let input = self.input.take();
         let params = serde_json::to_value(&self).unwrap_or(serde_json::Value::Null);
-        JobSpec::new(TYPE_NAME, command)
+        let mut spec = JobSpec::new(TYPE_NAME, command)
             .params(params)
             .child_throttle(throttle)
             .location(location)
-            .detached(detached)
+            .detached(detached);
+        if let Some(bytes) = input {
+            spec.payload = Some(Box::new(Input(bytes)));
+        }
+        spec
+    }
+
+    /// Makes a spec of [`RemoteSpec::into_job_spec`] one a store can keep
+    /// (a job that waits for others, and goes on waiting after its session
+    /// ends): the input moves from the payload into the params, as base64.
+    /// Any other spec is left as it is.
+    pub fn keepable(spec: &mut JobSpec) {
+        let Some(payload) = spec.payload.take() else {
+            return;
+        };
+        let input = match payload.downcast::<Input>() {
+            Ok(input) => input,
+            Err(other) => {
+                spec.payload = Some(other);
+                return;
+            }
+        };
+        match spec.params.as_object_mut() {
+            Some(params) => {
+                let text = crate::base64::encode(&input.0, true);
+                params.insert("input".into(), serde_json::Value::String(text));
+            }
+            // Not a parent's params: the input stays where the executor
+            // finds it.
+            None => spec.payload = Some(input),
+        }
     }
 }
 
@@ -365,15 +409,24 @@ mod tests {
     }
 
     #[test]
-    fn the_input_travels_in_the_params_byte_for_byte() {
+    fn the_input_is_a_shared_payload_and_keepable_moves_it_into_the_params() {
         let bytes: Vec<u8> = (0..=255u8).chain([0, 10, 255]).collect();
-        let spec = RemoteSpec::new(["a"], "cat")
+        let mut spec = RemoteSpec::new(["a"], "cat")
             .input(bytes.clone())
             .into_job_spec();
+        assert!(spec.params.get("input").is_none(), "{}", spec.params);
+        let held = spec
+            .payload
+            .as_ref()
+            .and_then(|p| p.downcast_ref::<Input>());
+        assert_eq!(held.map(|i| &i.0[..]), Some(&bytes[..]));
+        RemoteSpec::keepable(&mut spec);
+        assert!(spec.payload.is_none());
         let back: Params = serde_json::from_value(spec.params).expect("params");
         assert!(matches!(back, Params::Parent(p) if p.input.as_deref() == Some(&bytes[..])));
-        let none = RemoteSpec::new(["a"], "cat").into_job_spec();
-        assert!(none.params.get("input").is_none());
+        let mut none = RemoteSpec::new(["a"], "cat").into_job_spec();
+        RemoteSpec::keepable(&mut none);
+        assert!(none.payload.is_none() && none.params.get("input").is_none());
     }
 
     #[test]

@@ -76,6 +76,9 @@
 //! (Running, a new location) ride with the next batch (`save_job_soon`): a
 //! crash loses at most that the job was running, which the restart reports
 //! anyway (the job ended with its session host).
+//! With [`SqliteStore::defer_finished_items`] (the daemon's choice), a batch
+//! item's finished row rides with the next batch too; its caller writes it
+//! before reporting it (see the `items` module).
 //! Dropping the store (or [`SqliteStore::flush`]) writes what is buffered.
 //! Data files, like the log, are not synced at each commit: a power failure
 //! can lose the last records' bytes, which then read as an error.
@@ -149,6 +152,8 @@ struct Shared {
     /// How many of the latest events are kept at least.
     keep_events: AtomicUsize,
     opts: StoreOptions,
+    /// Finished batch items' rows that ride with the next batch.
+    items: items::Items,
 }
 
 struct Db {
@@ -237,6 +242,7 @@ impl SqliteStore {
             wal_bytes: AtomicUsize::new(0),
             keep_events: AtomicUsize::new(KEEP_EVENTS),
             opts,
+            items: items::Items::default(),
         });
         let checkpointer = connect(path)
             .map_err(|e| StoreError::new(format!("cannot open the store {shown}"), Sql(e)))?;
@@ -320,6 +326,31 @@ impl SqliteStore {
         self.shared.write(&mut self.shared.db(), |_| Ok(()))
     }
 
+    /// Lets the finished rows of batch items ride with the next batch
+    /// instead of a transaction each (see the `items` module): whoever
+    /// reports such an item finished calls
+    /// [`sync_finished_items`](Self::sync_finished_items) first. Off by
+    /// default: every finished row is then written at once.
+    pub fn defer_finished_items(&self) {
+        self.shared.items.enable();
+    }
+
+    /// Writes the buffered finished rows of batch items, with everything
+    /// buffered before them, if any is not on disk yet; otherwise returns
+    /// at once without taking a lock. Call before telling anyone that a
+    /// batch item finished (see
+    /// [`defer_finished_items`](Self::defer_finished_items)).
+    pub fn sync_finished_items(&self) -> Result<(), StoreError> {
+        if !self.shared.items.unsynced() {
+            return Ok(());
+        }
+        let mut db = self.shared.db();
+        if !self.shared.items.unsynced() {
+            return Ok(());
+        }
+        self.shared.write(&mut db, |_| Ok(()))
+    }
+
     /// Keeps at least the last `n` events (default [`KEEP_EVENTS`]); once
     /// a tenth more are stored, the oldest go.
     pub fn keep_events(&self, n: usize) {
@@ -351,10 +382,18 @@ impl SqliteStore {
     ) -> Result<(), StoreError> {
         let mut db = self.shared.db();
         let past_reserve = evs.iter().any(|e| e.seq > db.events.reserved);
-        if let RowChange::SaveSoon(info) = change {
+        let soon = match change {
+            RowChange::SaveSoon(info) => Some((info, false)),
+            RowChange::Save(info) if self.shared.items.defers(info) => Some((info, true)),
+            _ => None,
+        };
+        if let Some((info, finished)) = soon {
             let row = JobRow::encode(info)?;
             let mut p = self.shared.pending();
             let wake = p.push_job(row);
+            if finished {
+                self.shared.items.buffered();
+            }
             p.push_events(evs);
             drop(p);
             if past_reserve {
@@ -482,8 +521,9 @@ impl Shared {
         db: &mut Db,
         extra: impl FnOnce(&Transaction) -> rusqlite::Result<()>,
     ) -> Result<(), StoreError> {
-        let (rows, jobs, checkpoints, events, requests) = {
+        let (rows, jobs, checkpoints, events, requests, taken) = {
             let mut p = self.pending();
+            let taken = self.items.taking();
             let events = std::mem::take(&mut p.events);
             let requests = std::mem::take(&mut p.requests);
             (
@@ -492,6 +532,7 @@ impl Shared {
                 std::mem::take(&mut p.checkpoints),
                 events,
                 requests,
+                taken,
             )
         };
         let keep = self.keep_events.load(Ordering::Relaxed);
@@ -528,6 +569,7 @@ impl Shared {
         });
         match placed {
             Ok(()) => {
+                self.items.committed(taken);
                 db.events.after(kept_next);
                 for r in &rows {
                     db.has.insert(r.job, true);
@@ -625,6 +667,16 @@ impl Shared {
 impl Store for SqliteStore {
     fn save_job(&self, info: &JobInfo) -> Result<(), StoreError> {
         let row = JobRow::encode(info)?;
+        if self.shared.items.defers(info) {
+            let mut p = self.shared.pending();
+            let wake = p.push_job(row);
+            self.shared.items.buffered();
+            drop(p);
+            if wake {
+                self.shared.wake.notify_one();
+            }
+            return Ok(());
+        }
         let done = info.state.is_finished() && info.has_dependencies();
         // Records appended before the row go in the same transaction: a
         // finished row on disk means all the job's records are there too.
@@ -990,6 +1042,7 @@ fn delete_through(db: &mut Db, job: JobId, through: u64) -> Result<(), StoreErro
 
 mod events;
 mod files;
+mod items;
 mod pending;
 pub mod pool;
 mod row;

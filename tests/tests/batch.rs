@@ -397,6 +397,12 @@ fn a_batch_cut_by_a_sigkilled_daemon_is_consistent_after_the_restart() {
         jobctl_tests::eventually(Duration::from_secs(60), || done(&home) >= 4),
         "four items never completed"
     );
+    // What a client was told finished survives the SIGKILL.
+    let told: Vec<String> = children(&home, id)
+        .iter()
+        .filter(|c| c["state"] == "Completed")
+        .map(|c| c["id"].to_string())
+        .collect();
     let pid = home.daemon_pid().expect("daemon pid");
     jobctl_tests::kill9(pid);
     assert!(
@@ -425,6 +431,14 @@ fn a_batch_cut_by_a_sigkilled_daemon_is_consistent_after_the_restart() {
         }
     }
     assert!(completed >= 4, "{completed} completed");
+    for t in &told {
+        let k = kids.iter().find(|k| &k["id"].to_string() == t);
+        assert_eq!(
+            k.map(|k| k["state"].clone()),
+            Some("Completed".into()),
+            "child {t} was listed Completed before the SIGKILL"
+        );
+    }
     assert_ne!(parent["state"], "Completed", "not every item ran: {parent}");
 }
 

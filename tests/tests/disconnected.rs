@@ -617,3 +617,71 @@ fn a_connection_killed_on_the_host_is_re_attached_with_nothing_lost() {
         r.stderr
     );
 }
+
+/// A stop that cannot reach the host ends the job but leaves its folder
+/// (and its command) there; `rm` then cleans them up over SSH once the host
+/// answers, and when it does not, removes the job anyway, soon, saying the
+/// host kept the folder.
+#[test]
+fn rm_cleans_up_on_the_host_what_a_stop_that_could_not_reach_it_left() {
+    let ns = Netns::new();
+    let sshd = ns.sshd();
+    let home = TestHome::new();
+    let host = format!("{}:{}", ns.addr, sshd.port);
+    let line = "echo up; sleep 300";
+    let (a, b) = (
+        start(&home, &sshd, &host, line),
+        start(&home, &sshd, &host, line),
+    );
+    let (ca, cb) = (children(&home, a)[0], children(&home, b)[0]);
+    let (fa, fb) = (
+        remote_folder(&home, &sshd, &host, ca),
+        remote_folder(&home, &sshd, &host, cb),
+    );
+    let pgid = remote_group(&fa);
+    remote_group(&fb);
+    streaming(&home, &sshd, ca);
+    streaming(&home, &sshd, cb);
+    ns.cut();
+    reach(&home, ca, "Disconnected", Duration::from_secs(20));
+    reach(&home, cb, "Disconnected", Duration::from_secs(20));
+    // The stops give up: the host stays cut past the connect timeout.
+    for id in [a, b] {
+        run(&home, &sshd, &["stop", &id.to_string()]);
+        wait_finished(&home, &sshd, id);
+    }
+    assert!(fa.is_dir() && fb.is_dir(), "the stops left the folders");
+    assert!(!group_members(pgid).is_empty(), "and the command runs on");
+
+    // The host still cut: `rm` removes the job, and says what it left.
+    let instance = field(&home, cb, "instance_id");
+    let began = std::time::Instant::now();
+    let r = run(&home, &sshd, &["rm", &b.to_string()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&host) && r.stderr.contains(&instance),
+        "the warning names the host and the folder: {}",
+        r.stderr
+    );
+    assert!(
+        began.elapsed() < Duration::from_secs(30),
+        "rm waited {:?} for an unreachable host",
+        began.elapsed()
+    );
+    assert_eq!(
+        home.run(&["list", &b.to_string()]).code,
+        2,
+        "job {b} is gone"
+    );
+    assert!(fb.is_dir(), "the unreachable host kept the folder");
+
+    // The host back: `rm` ends what runs of the job there and deletes its
+    // folder.
+    ns.mend();
+    ok(&home, &sshd, &["rm", &a.to_string()]);
+    assert!(!fa.exists(), "the remote folder is gone after rm");
+    assert!(
+        eventually(Duration::from_secs(10), || group_members(pgid).is_empty()),
+        "the remote command was ended by rm"
+    );
+}

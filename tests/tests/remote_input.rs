@@ -242,3 +242,53 @@ fn a_waiting_remote_job_keeps_its_input_across_a_sigkilled_daemon() {
     let out = ok(&home, &sshd, &["receive", &kids[0].to_string()]);
     assert_eq!(out.split_whitespace().next(), Some(sha256(&data).as_str()));
 }
+
+/// The input is held once for all hosts: a host queued behind the throttle
+/// gets it as the first did, and a restart (from the kept request) feeds it
+/// again to every host.
+#[test]
+fn remote_input_reaches_hosts_queued_behind_the_throttle_and_a_restart() {
+    let sshd = Sshd::start();
+    let home = TestHome::new();
+    let hosts = format!("127.0.0.1:{p},127.0.0.2:{p}", p = sshd.port);
+    let data = big_input();
+    let file = home.path().join("big");
+    std::fs::write(&file, &data).expect("write");
+    let path = file.to_str().expect("utf-8");
+    let want = sha256(&data);
+    let first: u64 = ok(
+        &home,
+        &sshd,
+        &[
+            "start",
+            "-q",
+            "--throttle",
+            "1",
+            "--input",
+            path,
+            "--host",
+            &hosts,
+            "--",
+            "sha256sum",
+        ],
+    )
+    .trim()
+    .parse()
+    .expect("an id");
+    ok(&home, &sshd, &["wait", &first.to_string()]);
+    // The file changes: a restart replays the input the first start read.
+    std::fs::write(&file, b"other").expect("rewrite");
+    let again = ok(&home, &sshd, &["restart", "-q", &first.to_string()]);
+    let again: u64 = again.trim().parse().expect("an id");
+    ok(&home, &sshd, &["wait", &again.to_string()]);
+    for id in [first, again] {
+        let kids = children(&home, id);
+        assert_eq!(kids.len(), 2, "{}", home.job(id));
+        for k in kids {
+            let row = home.job(k);
+            assert_eq!(row["state"], "Completed", "{row}");
+            let out = ok(&home, &sshd, &["receive", &k.to_string()]);
+            assert_eq!(out.split_whitespace().next(), Some(want.as_str()), "{row}");
+        }
+    }
+}

@@ -380,6 +380,9 @@ fn run_action(home: &Home, action: Action) -> Result<String> {
             force: false,
         }))? {
             Response::Done(_) => Ok(format!("removed job {id}")),
+            Response::Removed { warnings, .. } => {
+                Ok(format!("removed job {id}; {}", warnings.join("; ")))
+            }
             other => bail!("unexpected reply to remove: {other:?}"),
         },
         Action::Suspend(id) => match c.call(Op::Suspend(select(id)))? {

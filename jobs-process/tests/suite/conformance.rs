@@ -5,12 +5,16 @@ use std::sync::Arc;
 use jobs_core::{JobExecutor, JobSpec};
 use jobs_process::{ProcessExecutor, ProcessSpec};
 
-/// The executor under test, with this many I/O threads.
-struct Subject(usize);
+/// The executor under test, with this many I/O threads of its own, or
+/// (`None`) driving its I/O on the session's runtime.
+struct Subject(Option<usize>);
 
 impl jobs_core::conformance::Subject for Subject {
     fn executor(&self) -> Arc<dyn JobExecutor> {
-        Arc::new(ProcessExecutor::new().io_threads(self.0))
+        Arc::new(match self.0 {
+            Some(threads) => ProcessExecutor::new().io_threads(threads),
+            None => ProcessExecutor::new().on_session_runtime(),
+        })
     }
     fn emit(&self, lines: &[&str]) -> JobSpec {
         // One write per line (dash's builtin printf flushes per command), so
@@ -33,11 +37,18 @@ impl jobs_core::conformance::Subject for Subject {
     }
 }
 
-jobs_core::conformance_tests!(Subject(jobs_process::DEFAULT_IO_THREADS));
+jobs_core::conformance_tests!(Subject(Some(jobs_process::DEFAULT_IO_THREADS)));
 
 /// The same suite with one I/O thread, as the session daemon runs it.
 mod one_io_thread {
     use super::Subject;
 
-    jobs_core::conformance_tests!(Subject(1));
+    jobs_core::conformance_tests!(Subject(Some(1)));
+}
+
+/// The same suite with the I/O on the session's own runtime.
+mod on_session_runtime {
+    use super::Subject;
+
+    jobs_core::conformance_tests!(Subject(None));
 }

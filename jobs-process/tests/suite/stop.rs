@@ -114,3 +114,48 @@ fn a_process_that_left_the_group_does_not_hold_the_job_open() {
     assert_eq!(info.state, JobState::Completed, "{:?}", info.reason);
     assert_eq!(escaped.len(), 1);
 }
+
+/// With its I/O on the session's runtime, the executor still stops whole
+/// trees, reads a busy writer to the end, and leaves nothing running once
+/// the session is dropped (its runtime with it).
+#[test]
+fn on_the_session_runtime_trees_still_end_and_output_is_whole() {
+    let s = session_with(
+        ProcessExecutor::new()
+            .grace_period(Duration::from_secs(1))
+            .on_session_runtime(),
+    );
+    let (info, recs) = run(
+        &s,
+        ProcessSpec::shell("head -c 5000000 /dev/zero; echo done >&2"),
+    );
+    assert_eq!(info.state, JobState::Completed, "{:?}", info.reason);
+    assert_eq!(
+        super::support::bytes(&recs, jobs_core::Stream::Output).len(),
+        5_000_000
+    );
+    assert_eq!(
+        super::support::text(&recs, jobs_core::Stream::Error),
+        "done\n"
+    );
+
+    let spec = || ProcessSpec::shell("sleep 1000 & echo $!; sleep 1000");
+    let a = s.start(spec().into_job_spec()).expect("start");
+    let b = s.start(spec().into_job_spec()).expect("start");
+    let ta = pids(&first_lines(&s, a, 1)[0]);
+    let tb = pids(&first_lines(&s, b, 1)[0]);
+    let _reaper = Reaper([ta.clone(), tb.clone()].concat());
+    let info = s.stop_blocking(a).expect("stop a");
+    assert_eq!(info.state, JobState::Stopped);
+    assert_eq!(
+        wait_gone(&ta, 0),
+        Vec::<u32>::new(),
+        "left alive after stop"
+    );
+    drop(s);
+    assert_eq!(
+        wait_gone(&tb, 10),
+        Vec::<u32>::new(),
+        "left alive after the session"
+    );
+}

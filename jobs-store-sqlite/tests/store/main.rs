@@ -17,6 +17,7 @@ mod deps_tests;
 mod drain_tests;
 mod events_tests;
 mod file_tests;
+mod items_tests;
 mod session_tests;
 mod soon_tests;
 mod tests;
