@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use jobs_core::{JobState, WaitMode};
+use jobs_core::{JobId, JobState, Session, WaitMode};
 use jobs_process::{ProcessExecutor, ProcessSpec};
 
 use super::support::{
@@ -65,14 +65,20 @@ fn what_a_finished_job_left_running_ends_with_it() {
     assert_eq!(wait_gone(&tree, 0), Vec::<u32>::new());
 }
 
+/// Two running jobs, each a shell with a background `sleep`, with the
+/// pids of each one's tree.
+fn two_trees(s: &Session) -> [(JobId, Vec<u32>); 2] {
+    let spec = || ProcessSpec::shell("sleep 1000 & echo $!; sleep 1000");
+    [(), ()].map(|()| {
+        let id = s.start(spec().into_job_spec()).expect("start");
+        (id, pids(&first_lines(s, id, 1)[0]))
+    })
+}
+
 #[test]
 fn closing_or_dropping_the_session_ends_job_trees() {
     let s = session();
-    let spec = || ProcessSpec::shell("sleep 1000 & echo $!; sleep 1000");
-    let a = s.start(spec().into_job_spec()).expect("start");
-    let b = s.start(spec().into_job_spec()).expect("start");
-    let ta = pids(&first_lines(&s, a, 1)[0]);
-    let tb = pids(&first_lines(&s, b, 1)[0]);
+    let [(a, ta), (_, tb)] = two_trees(&s);
     let _reaper = Reaper([ta.clone(), tb.clone()].concat());
     s.stop_blocking(a).expect("stop a");
     assert_eq!(wait_gone(&ta, 0), Vec::<u32>::new());
@@ -139,11 +145,7 @@ fn on_the_session_runtime_trees_still_end_and_output_is_whole() {
         "done\n"
     );
 
-    let spec = || ProcessSpec::shell("sleep 1000 & echo $!; sleep 1000");
-    let a = s.start(spec().into_job_spec()).expect("start");
-    let b = s.start(spec().into_job_spec()).expect("start");
-    let ta = pids(&first_lines(&s, a, 1)[0]);
-    let tb = pids(&first_lines(&s, b, 1)[0]);
+    let [(a, ta), (_, tb)] = two_trees(&s);
     let _reaper = Reaper([ta.clone(), tb.clone()].concat());
     let info = s.stop_blocking(a).expect("stop a");
     assert_eq!(info.state, JobState::Stopped);

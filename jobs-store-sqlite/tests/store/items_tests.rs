@@ -4,20 +4,8 @@
 
 use jobs_core::{JobEvent, JobInfo, JobState, Record, RowChange, Store};
 
-use super::tests::{held, info, place};
+use super::tests::{committed, held, info, place};
 use super::SqliteStore;
-
-/// The job rows committed, as (id, state), read through another connection.
-fn committed(path: &std::path::Path) -> Vec<(i64, String)> {
-    let conn = rusqlite::Connection::open(path).expect("raw open");
-    let mut stmt = conn
-        .prepare("SELECT id, state FROM jobs ORDER BY id")
-        .expect("prepare");
-    let rows = stmt
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .expect("query");
-    rows.map(|r| r.expect("row")).collect()
-}
 
 /// How many records of `job` are committed.
 fn committed_records(path: &std::path::Path, job: u64) -> i64 {

@@ -4,20 +4,8 @@ use std::time::{Duration, Instant};
 
 use jobs_core::{JobState, Record, Store};
 
-use super::tests::{held, info, job_ids, place};
+use super::tests::{committed, held, info, job_ids, place};
 use super::{SqliteStore, StoreOptions};
-
-/// The job rows committed, as (id, state), read through another connection.
-fn committed(path: &std::path::Path) -> Vec<(i64, String)> {
-    let conn = rusqlite::Connection::open(path).expect("raw open");
-    let mut stmt = conn
-        .prepare("SELECT id, state FROM jobs ORDER BY id")
-        .expect("prepare");
-    let rows = stmt
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .expect("query");
-    rows.map(|r| r.expect("row")).collect()
-}
 
 #[test]
 fn a_live_row_waits_for_the_batch_and_the_newest_one_is_written() {

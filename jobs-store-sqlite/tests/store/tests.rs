@@ -72,6 +72,18 @@ pub(super) fn job_ids(store: &SqliteStore) -> Vec<u64> {
         .collect()
 }
 
+/// The job rows committed, as (id, state), read through another connection.
+pub(super) fn committed(path: &std::path::Path) -> Vec<(i64, String)> {
+    let conn = rusqlite::Connection::open(path).expect("raw open");
+    let mut stmt = conn
+        .prepare("SELECT id, state FROM jobs ORDER BY id")
+        .expect("prepare");
+    let rows = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .expect("query");
+    rows.map(|r| r.expect("row")).collect()
+}
+
 fn json_of(r: &Record) -> serde_json::Value {
     serde_json::to_value(r).expect("record to json")
 }
