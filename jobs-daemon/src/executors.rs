@@ -32,11 +32,11 @@ pub(crate) fn register(
     plugins: &[PathBuf],
 ) -> Result<(Vec<TypeEntry>, std::sync::Arc<jobs_remote::SshExecutor>)> {
     session.register(std::sync::Arc::new(
-        // One I/O thread: with the daemon's single worker, a second one only
-        // added wake-ups per job, and a 1 GiB receive streams as fast.
+        // Pipes and exits on the daemon's own worker: a job's exit wakes
+        // the thread that finishes it, with no I/O thread in between.
         jobs_process::ProcessExecutor::new()
             .detached_dir(home.detached())
-            .io_threads(1),
+            .on_session_runtime(),
     ));
     session.register(std::sync::Arc::new(
         jobs_script::ScriptExecutor::new().limits(script_limits()),

@@ -175,6 +175,19 @@ impl std::fmt::Debug for SqliteStore {
     }
 }
 
+/// Runs `wait`, which blocks: on a worker of a multi-thread tokio
+/// runtime, the worker's other tasks move to another thread meanwhile
+/// (a current-thread runtime cannot lend its thread: there it just blocks).
+fn off_the_worker<T>(wait: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(wait)
+        }
+        _ => wait(),
+    }
+}
+
 impl SqliteStore {
     /// Keeps the request job `job` was started with (bytes its caller made:
     /// `restart` replays them) until the job is deleted. It rides with the
@@ -282,17 +295,24 @@ impl SqliteStore {
             // pace, as with a pipe) rather than write what it is about to
             // take. Never past the flush interval, then write as usual.
             let until = Instant::now() + opts.flush_interval;
-            while opts.full_for_receiver(&p) && p.draining(job, opts.flush_interval) {
-                let left = until.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    break;
-                }
-                p = self
-                    .shared
-                    .room
-                    .wait_timeout(p, left)
-                    .unwrap_or_else(|e| e.into_inner())
-                    .0;
+            if opts.full_for_receiver(&p) && p.draining(job, opts.flush_interval) {
+                // The receiver may run on this very thread, as a task of
+                // the same runtime: let it run elsewhere meanwhile.
+                p = off_the_worker(|| {
+                    while opts.full_for_receiver(&p) && p.draining(job, opts.flush_interval) {
+                        let left = until.saturating_duration_since(Instant::now());
+                        if left.is_zero() {
+                            break;
+                        }
+                        p = self
+                            .shared
+                            .room
+                            .wait_timeout(p, left)
+                            .unwrap_or_else(|e| e.into_inner())
+                            .0;
+                    }
+                    p
+                });
             }
             opts.full(&p)
         };
