@@ -70,9 +70,9 @@ pub(crate) fn run(home: Home, plugins: Vec<PathBuf>) -> Result<()> {
     // One worker thread. The daemon's work per request is short, and a
     // second worker is woken for every task a request spawns: on two cores
     // that hand-off cost a tenth to a fifth of the daemon's CPU per job.
-    // Process jobs' pipes have their own I/O runtime,
-    // so a large receive still streams on two threads (the 1 GiB receive
-    // keeps its throughput).
+    // Process jobs' pipes and exits are driven on this worker too (see
+    // `executors`). A job that writes faster than its receiver reads waits
+    // in the store, which lends the worker to another thread meanwhile.
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .thread_name("jobctl-daemon")
