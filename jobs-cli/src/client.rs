@@ -224,23 +224,26 @@ impl Client {
         try_connect(home)
     }
 
-    /// Connects to a running daemon and asks its pid; `None` if none runs.
+    /// The pid of the running daemon, asked over its socket; `None` if none
+    /// runs.
     ///
     /// A daemon killed a moment ago can still hold its socket until its
     /// last thread is gone: the kernel accepts the connection and then
     /// resets it. That daemon counts as gone, once its life lock is free.
-    pub(crate) fn connect_live(home: &Home) -> Result<Option<(Client, u32)>> {
+    pub(crate) fn live_pid(home: &Home) -> Result<Option<u32>> {
         let Some(c) = Client::connect(home)? else {
             return Ok(None);
         };
-        let mut answer = c.answer();
-        let read = write_frame(&mut &c.stream, &Request::new(Op::Status), &[])
-            .map_err(FrameError::from)
-            .and_then(|()| read_frame::<Response>(&mut answer));
-        let timed_out = answer.timed_out || matches!(&read, Err(FrameError::Io(e)) if timed_out(e));
+        let (read, timed_out) = match write_frame(&mut &c.stream, &Request::new(Op::Status), &[]) {
+            Ok(()) => c.read_raw(),
+            Err(e) => {
+                let late = timed_out(&e);
+                (Err(FrameError::from(e)), late)
+            }
+        };
         match read {
             Err(e) if timed_out => Err(c.read_failed(e, true)),
-            Ok((Response::Status { pid }, _)) => Ok(Some((c, pid))),
+            Ok((Response::Status { pid }, _)) => Ok(Some(pid)),
             Ok((Response::Error { kind, message }, _)) => Err(anyhow!(daemon_error(kind, message))),
             Ok((other, _)) => bail!("unexpected reply from the session daemon: {other:?}"),
             Err(e) if going_away(&e) => {
@@ -311,11 +314,16 @@ impl Client {
         }
     }
 
-    /// Reads a response; an error response becomes an [`Exit`] error.
-    pub(crate) fn recv(&mut self) -> Result<(Response, Vec<u8>)> {
+    /// Reads a frame as it comes, and whether the read timed out.
+    fn read_raw(&self) -> (Result<(Response, Vec<u8>), FrameError>, bool) {
         let mut answer = self.answer();
         let read = read_frame::<Response>(&mut answer);
-        let timed_out = answer.timed_out;
+        (read, answer.timed_out)
+    }
+
+    /// Reads a response; an error response becomes an [`Exit`] error.
+    pub(crate) fn recv(&mut self) -> Result<(Response, Vec<u8>)> {
+        let (read, timed_out) = self.read_raw();
         match read {
             Ok((Response::Error { kind, message }, _)) => Err(anyhow!(daemon_error(kind, message))),
             Ok(r) => Ok(r),

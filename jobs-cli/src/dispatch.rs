@@ -730,7 +730,7 @@ fn run_job(home: &Home, args: StartArgs) -> Result<i32> {
 fn daemon(home: &Home, action: DaemonAction) -> Result<i32> {
     match action {
         DaemonAction::Start { plugins } => {
-            if let Some((_, pid)) = Client::connect_live(home)? {
+            if let Some(pid) = Client::live_pid(home)? {
                 if !plugins.is_empty() {
                     bail!("the session daemon already runs (pid {pid}); stop it to load plugins");
                 }
@@ -756,8 +756,8 @@ fn daemon(home: &Home, action: DaemonAction) -> Result<i32> {
             Ok(exit::SUCCESS)
         }
         DaemonAction::Status => {
-            match Client::connect_live(home)? {
-                Some((_, pid)) => println!("running, pid {pid}"),
+            match Client::live_pid(home)? {
+                Some(pid) => println!("running, pid {pid}"),
                 None => println!("not running"),
             }
             Ok(exit::SUCCESS)
