@@ -56,6 +56,27 @@ fn sha256(data: &[u8]) -> String {
         .to_string()
 }
 
+/// Starts `sha256sum` on `hosts` with the file `path` as its input
+/// (`options` before `--input`); the job's id.
+fn start_sum(home: &TestHome, sshd: &Sshd, options: &[&str], path: &str, hosts: &str) -> u64 {
+    let mut args = vec!["start", "-q"];
+    args.extend_from_slice(options);
+    args.extend_from_slice(&["--input", path, "--host", hosts, "--", "sha256sum"]);
+    ok(home, sshd, &args).trim().parse().expect("an id")
+}
+
+/// Each of the two host children of `id` completed and printed `want`.
+fn assert_sums(home: &TestHome, sshd: &Sshd, id: u64, want: &str) {
+    let kids = children(home, id);
+    assert_eq!(kids.len(), 2, "{}", home.job(id));
+    for k in kids {
+        let row = home.job(k);
+        assert_eq!(row["state"], "Completed", "{row}");
+        let out = ok(home, sshd, &["receive", &k.to_string()]);
+        assert_eq!(out.split_whitespace().next(), Some(want), "{row}");
+    }
+}
+
 /// A few MiB no line-oriented tool would take for text: every byte value.
 fn big_input() -> Vec<u8> {
     let mut x: u32 = 0x1234_5678;
@@ -94,33 +115,9 @@ fn remote_input_reaches_each_hosts_stdin_then_end_of_file() {
     let file = home.path().join("big");
     std::fs::write(&file, &data).expect("write");
     let path = file.to_str().expect("utf-8");
-    let id: u64 = ok(
-        &home,
-        &sshd,
-        &[
-            "start",
-            "-q",
-            "--input",
-            path,
-            "--host",
-            &hosts,
-            "--",
-            "sha256sum",
-        ],
-    )
-    .trim()
-    .parse()
-    .expect("an id");
+    let id = start_sum(&home, &sshd, &[], path, &hosts);
     ok(&home, &sshd, &["wait", &id.to_string()]);
-    let want = sha256(&data);
-    let kids = children(&home, id);
-    assert_eq!(kids.len(), 2);
-    for k in kids {
-        let row = home.job(k);
-        assert_eq!(row["state"], "Completed", "{row}");
-        let out = ok(&home, &sshd, &["receive", &k.to_string()]);
-        assert_eq!(out.split_whitespace().next(), Some(want.as_str()), "{row}");
-    }
+    assert_sums(&home, &sshd, id, &sha256(&data));
 
     // Echoed back while it is still being sent: no deadlock, exact bytes.
     let r = run(
@@ -256,25 +253,7 @@ fn remote_input_reaches_hosts_queued_behind_the_throttle_and_a_restart() {
     std::fs::write(&file, &data).expect("write");
     let path = file.to_str().expect("utf-8");
     let want = sha256(&data);
-    let first: u64 = ok(
-        &home,
-        &sshd,
-        &[
-            "start",
-            "-q",
-            "--throttle",
-            "1",
-            "--input",
-            path,
-            "--host",
-            &hosts,
-            "--",
-            "sha256sum",
-        ],
-    )
-    .trim()
-    .parse()
-    .expect("an id");
+    let first = start_sum(&home, &sshd, &["--throttle", "1"], path, &hosts);
     ok(&home, &sshd, &["wait", &first.to_string()]);
     // The file changes: a restart replays the input the first start read.
     std::fs::write(&file, b"other").expect("rewrite");
@@ -282,13 +261,6 @@ fn remote_input_reaches_hosts_queued_behind_the_throttle_and_a_restart() {
     let again: u64 = again.trim().parse().expect("an id");
     ok(&home, &sshd, &["wait", &again.to_string()]);
     for id in [first, again] {
-        let kids = children(&home, id);
-        assert_eq!(kids.len(), 2, "{}", home.job(id));
-        for k in kids {
-            let row = home.job(k);
-            assert_eq!(row["state"], "Completed", "{row}");
-            let out = ok(&home, &sshd, &["receive", &k.to_string()]);
-            assert_eq!(out.split_whitespace().next(), Some(want.as_str()), "{row}");
-        }
+        assert_sums(&home, &sshd, id, &want);
     }
 }
