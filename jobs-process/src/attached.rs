@@ -2,7 +2,8 @@
 //! group registered with the watcher, stop by SIGTERM then SIGKILL.
 
 use std::future::Future;
-use std::os::fd::{AsFd, AsRawFd};
+use std::io::Read;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
 use std::pin::Pin;
 use std::process::{ExitStatus, Stdio};
@@ -13,16 +14,18 @@ use std::time::Duration;
 
 use jobs_core::{JobContext, JobFailure, Record, Stream};
 use nix::fcntl::OFlag;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::Signal;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::unix::pipe;
-use tokio::process::Child;
+use tokio::process::{Child, ChildStderr, ChildStdout};
 use tokio::runtime::Handle;
 
 use crate::group::{group_alive, signal_group, sleep, terminate_group, Ending};
 use crate::lent::Lent;
+use crate::pidfd::{self, OwnChild};
 use crate::records::{failure_reason, LineDecoder};
-use crate::spawn::{check_cwd, spawn, Launch};
+use crate::spawn::{check_cwd, spawn_as, Launch};
 use crate::watcher::Watcher;
 use crate::ProcessSpec;
 
@@ -46,19 +49,10 @@ pub(crate) async fn run(ex: Lent, spec: ProcessSpec, ctx: JobContext) -> Result<
     ex.watcher
         .ensure()
         .map_err(|e| JobFailure::new(format!("cannot start the process watcher: {e}")))?;
-    // Made non-blocking at birth (both ends), the writer's end made blocking
-    // again for the child: two calls fewer than tokio's checked conversion.
-    let (rec_read, rec_write) = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)
-        .and_then(|(r, w)| {
-            nix::fcntl::fcntl(w.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFL(OFlag::empty()))?;
-            Ok((r, w))
-        })
+    // Both ends blocking: the read end is made non-blocking only if the
+    // pipe comes to be watched.
+    let (rec_read, rec_write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)
         .map_err(|e| JobFailure::new(format!("cannot create the records pipe: {e}")))?;
-    let records = {
-        let _g = io.enter();
-        pipe::Receiver::from_owned_fd_unchecked(rec_read)
-    }
-    .map_err(|e| JobFailure::new(format!("cannot watch the records pipe: {e}")))?;
     let argv = spec.argv();
     let shown = argv
         .first()
@@ -71,7 +65,20 @@ pub(crate) async fn run(ex: Lent, spec: ProcessSpec, ctx: JobContext) -> Result<
         stderr: Stdio::piped(),
         records: rec_write,
     };
-    let mut child = spawn(&io, &spec, launch)?;
+    let (mut child, pipes) = if pidfd::supported() {
+        let mut child: OwnChild = spawn_as(&io, &spec, launch)?;
+        child.watch();
+        let (stdout, stderr) = child.take_output();
+        let pipes = Pipes::Idle([stdout, stderr, Some(rec_read)]);
+        (Proc::Own(child), pipes)
+    } else {
+        // Without pidfds: tokio's child, its pipes watched from the start.
+        let mut child: Child = spawn_as(&io, &spec, launch)?;
+        let records = watch_pipe(&io, rec_read)
+            .map_err(|e| JobFailure::new(format!("cannot watch the records pipe: {e}")))?;
+        let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
+        (Proc::Tokio(child), Pipes::Tokio(stdout, stderr, records))
+    };
     let pgid = child
         .id()
         .and_then(|p| i32::try_from(p).ok())
@@ -92,26 +99,38 @@ pub(crate) async fn run(ex: Lent, spec: ProcessSpec, ctx: JobContext) -> Result<
         armed: true,
     };
     let paused = ex.groups.register(&ctx, pgid);
-    let stdout = child.stdout.take();
-    let stderr = child.stderr.take();
-    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
 
     let ctx = Arc::new(ctx);
     let failure_slot = Arc::new(Mutex::new(None::<String>));
     let traffic = Arc::new(Traffic::default());
-    let pumps: Pumps = Box::pin({
-        let ctx = Arc::clone(&ctx);
-        let failure = Arc::clone(&failure_slot);
-        let traffic = Arc::clone(&traffic);
-        async move {
-            tokio::join!(
-                pump_bytes(stdout, Stream::Output, Arc::clone(&ctx), &traffic),
-                pump_bytes(stderr, Stream::Error, Arc::clone(&ctx), &traffic),
-                pump_records(records, ctx, failure),
-            );
-            traffic.closed.store(true, Ordering::Release);
+    // A job of our own child that ends quickly is seen to end by one
+    // readiness, its pidfd's, and its pipes read once, at their end: not
+    // watched at all. Its pipes are watched once it has run a while, is
+    // stopped, or left them open to other processes.
+    let mut early = None;
+    let pumps = match pipes {
+        Pipes::Tokio(stdout, stderr, records) => {
+            pumps(stdout, stderr, Some(records), &ctx, &failure_slot, &traffic)
         }
-    });
+        Pipes::Idle(mut fds) => {
+            tokio::select! {
+                biased;
+                st = child.wait() => {
+                    early = Some(st);
+                    drain_ended(&mut fds, &ctx, &failure_slot);
+                }
+                _ = ctx.stopped() => {}
+                _ = sleep(&io, WATCH_AFTER) => {}
+            }
+            let [stdout, stderr, records] = fds.map(|fd| {
+                fd.map(|fd| watch_pipe(&io, fd))
+                    .transpose()
+                    .map_err(|e| JobFailure::new(format!("cannot watch the job's output: {e}")))
+            });
+            pumps(stdout?, stderr?, records?, &ctx, &failure_slot, &traffic)
+        }
+    };
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
     let readers = async {
         let linger = async {
             let _ = done_rx.await;
@@ -128,9 +147,12 @@ pub(crate) async fn run(ex: Lent, spec: ProcessSpec, ctx: JobContext) -> Result<
     };
 
     let supervise = async {
-        let exited = tokio::select! {
-            st = exit_of(&mut child, &traffic) => Some(st),
-            _ = ctx.stopped() => None,
+        let exited = match early {
+            Some(st) => Some(st),
+            None => tokio::select! {
+                st = exit_of(&mut child, &traffic) => Some(st),
+                _ = ctx.stopped() => None,
+            },
         };
         let result = match exited {
             Some(st) => {
@@ -177,6 +199,174 @@ pub(crate) async fn run(ex: Lent, spec: ProcessSpec, ctx: JobContext) -> Result<
         }
         (result, _) => result,
     }
+}
+
+/// How long a job of our own child runs before its pipes are watched: a
+/// job that ends sooner has its output read once, at its end.
+const WATCH_AFTER: Duration = Duration::from_millis(2);
+
+/// A job's process: tokio's child, or our own (see [`crate::pidfd`]).
+enum Proc {
+    Tokio(Child),
+    Own(OwnChild),
+}
+
+impl Proc {
+    fn id(&self) -> Option<u32> {
+        match self {
+            Proc::Tokio(c) => c.id(),
+            Proc::Own(c) => c.id(),
+        }
+    }
+
+    fn poll_wait(&mut self, cx: &mut std::task::Context<'_>) -> Poll<std::io::Result<ExitStatus>> {
+        match self {
+            // tokio's wait keeps its waker registered between polls.
+            Proc::Tokio(c) => std::pin::pin!(c.wait()).poll(cx),
+            Proc::Own(c) => c.poll_wait(cx),
+        }
+    }
+
+    fn try_wait(&mut self) -> std::io::Result<Option<ExitStatus>> {
+        match self {
+            Proc::Tokio(c) => c.try_wait(),
+            Proc::Own(c) => c.try_wait(),
+        }
+    }
+
+    async fn wait(&mut self) -> std::io::Result<ExitStatus> {
+        std::future::poll_fn(|cx| self.poll_wait(cx)).await
+    }
+}
+
+/// A job's stdout, stderr and records pipes as spawned.
+enum Pipes {
+    /// tokio's child's pipes (watched) and the records pipe (watched).
+    Tokio(Option<ChildStdout>, Option<ChildStderr>, pipe::Receiver),
+    /// Our own child's: plain descriptors, not watched yet.
+    Idle([Option<OwnedFd>; 3]),
+}
+
+/// Registers a pipe's read end with the runtime `io`, non-blocking.
+fn watch_pipe(io: &Handle, fd: OwnedFd) -> std::io::Result<pipe::Receiver> {
+    // A pipe's read end has no other status flag to keep.
+    nix::fcntl::fcntl(
+        fd.as_raw_fd(),
+        nix::fcntl::FcntlArg::F_SETFL(OFlag::O_NONBLOCK),
+    )?;
+    let _g = io.enter();
+    pipe::Receiver::from_owned_fd_unchecked(fd)
+}
+
+/// Reads to their end, once the job's process has exited, the pipes
+/// (stdout, stderr, records) that no process holds open any more; the
+/// others are left in place, to be watched.
+fn drain_ended(fds: &mut [Option<OwnedFd>; 3], ctx: &JobContext, failure: &Mutex<Option<String>>) {
+    let ended: Vec<(bool, bool)> = {
+        let mut polled: Vec<PollFd<'_>> = fds
+            .iter()
+            .flatten()
+            .map(|fd| PollFd::new(fd.as_fd(), PollFlags::POLLIN))
+            .collect();
+        if poll(&mut polled, PollTimeout::ZERO).is_err() {
+            return;
+        }
+        polled
+            .iter()
+            .map(|p| {
+                let r = p.revents().unwrap_or(PollFlags::empty());
+                (
+                    r.intersects(PollFlags::POLLHUP | PollFlags::POLLERR),
+                    r.contains(PollFlags::POLLIN),
+                )
+            })
+            .collect()
+    };
+    let mut ended = ended.into_iter();
+    for (i, slot) in fds.iter_mut().enumerate() {
+        if slot.is_none() {
+            continue;
+        }
+        let Some((hup, data)) = ended.next() else {
+            return;
+        };
+        if !hup {
+            continue;
+        }
+        let Some(fd) = slot.take() else {
+            continue;
+        };
+        if !data {
+            // At end of file and empty: nothing to read.
+            continue;
+        }
+        // No writer is left: a blocking read returns what the pipe holds,
+        // then end of file.
+        let mut data = Vec::new();
+        let read = std::fs::File::from(fd).read_to_end(&mut data);
+        match i {
+            2 => {
+                let mut decoder = LineDecoder::default();
+                let mut emit = record_emitter(ctx, failure);
+                decoder.feed(&data, &mut emit);
+                if let Err(e) = read {
+                    emit(Record::text(
+                        Stream::Error,
+                        format!("reading the records channel failed: {e}"),
+                    ));
+                }
+                decoder.finish(&mut emit);
+            }
+            _ => {
+                let stream = if i == 0 {
+                    Stream::Output
+                } else {
+                    Stream::Error
+                };
+                if data.len() <= CHUNK {
+                    if !data.is_empty() {
+                        ctx.emit(Record::bytes(stream, data));
+                    }
+                } else {
+                    for chunk in data.chunks(CHUNK) {
+                        ctx.emit(Record::bytes(stream, chunk.to_vec()));
+                    }
+                }
+                if let Err(e) = read {
+                    ctx.emit(Record::text(
+                        Stream::Error,
+                        format!("reading the job's {stream} failed: {e}"),
+                    ));
+                }
+            }
+        }
+    }
+}
+
+/// A job's pumps over the pipes that are still to be read.
+fn pumps<O, E>(
+    stdout: Option<O>,
+    stderr: Option<E>,
+    records: Option<pipe::Receiver>,
+    ctx: &Arc<JobContext>,
+    failure: &Arc<Mutex<Option<String>>>,
+    traffic: &Arc<Traffic>,
+) -> Pumps
+where
+    O: AsyncRead + AsFd + Unpin + Send + 'static,
+    E: AsyncRead + AsFd + Unpin + Send + 'static,
+{
+    let ctx = Arc::clone(ctx);
+    let failure = Arc::clone(failure);
+    let traffic = Arc::clone(traffic);
+    Box::pin(async move {
+        tokio::join!(
+            pump_bytes(stdout, Stream::Output, Arc::clone(&ctx), &traffic),
+            pump_bytes(stderr, Stream::Error, Arc::clone(&ctx), &traffic),
+            pump_records(records, ctx, failure),
+        );
+        traffic.closed.store(true, Ordering::Release);
+    })
 }
 
 /// The job's result from its main process's exit status; sets the exit code.
@@ -226,15 +416,12 @@ async fn drive_pumps(io: &Handle, mut pumps: Pumps, traffic: &Traffic) {
 /// process is reaped right away rather than on the separate report of its
 /// exit, which comes a moment later: one wake-up of the job instead of two.
 fn exit_of<'a>(
-    child: &'a mut Child,
+    child: &'a mut Proc,
     traffic: &'a Traffic,
 ) -> impl Future<Output = std::io::Result<ExitStatus>> + 'a {
     std::future::poll_fn(move |cx| {
-        {
-            let wait = std::pin::pin!(child.wait());
-            if let Poll::Ready(st) = wait.poll(cx) {
-                return Poll::Ready(st);
-            }
+        if let Poll::Ready(st) = child.poll_wait(cx) {
+            return Poll::Ready(st);
         }
         if traffic.closed.load(Ordering::Acquire) {
             if let Some(st) = child.try_wait().transpose() {
@@ -385,25 +572,17 @@ async fn pump_bytes<R: AsyncRead + AsFd + Unpin>(
 
 /// Parses the records channel line by line until end of file.
 async fn pump_records(
-    mut reader: pipe::Receiver,
+    reader: Option<pipe::Receiver>,
     ctx: Arc<JobContext>,
     failure: Arc<Mutex<Option<String>>>,
 ) {
+    let Some(mut reader) = reader else {
+        return;
+    };
     let mut decoder = LineDecoder::default();
     // Small until a read fills it: most jobs send few records, or none.
     let mut buf = vec![0u8; FIRST_READ];
-    let mut emit = |r: Record| {
-        // A failure record is the job's own word on why it fails: it
-        // becomes the reason, not a record received twice.
-        match failure_reason(&r) {
-            Some(reason) => {
-                *failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason);
-            }
-            None => {
-                ctx.emit(r);
-            }
-        }
-    };
+    let mut emit = record_emitter(&ctx, &failure);
     loop {
         match reader.read(&mut buf).await {
             Ok(0) => break,
@@ -424,6 +603,22 @@ async fn pump_records(
         }
     }
     decoder.finish(&mut emit);
+}
+
+/// Emits the records channel's records; a failure record is the job's own
+/// word on why it fails: it becomes the reason, not a record received twice.
+fn record_emitter<'a>(
+    ctx: &'a JobContext,
+    failure: &'a Mutex<Option<String>>,
+) -> impl FnMut(Record) + 'a {
+    move |r: Record| match failure_reason(&r) {
+        Some(reason) => {
+            *failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason);
+        }
+        None => {
+            ctx.emit(r);
+        }
+    }
 }
 
 /// Ends the job's group if `run` is dropped before the job ended (the

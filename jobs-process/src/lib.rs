@@ -133,8 +133,10 @@ mod executor;
 mod group;
 mod lent;
 mod pause;
+mod pidfd;
 mod records;
 mod spawn;
+mod spawned;
 mod spec;
 mod watcher;
 

@@ -23,6 +23,7 @@ use tokio::process::{Child, Command};
 use tokio::runtime::Handle;
 
 use crate::records::RECORDS_FD_ENV;
+use crate::spawned::Spawned;
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 
@@ -129,6 +130,15 @@ pub(crate) fn resolve_program(
 /// Spawns the process in a new process group, registered with the I/O
 /// runtime `io`. The parent's copy of the records fd is closed on return.
 pub(crate) fn spawn(io: &Handle, spec: &ProcessSpec, launch: Launch) -> Result<Child, JobFailure> {
+    spawn_as(io, spec, launch)
+}
+
+/// [`spawn`], as tokio's child or as another kind of [`Spawned`] child.
+pub(crate) fn spawn_as<C: Spawned>(
+    io: &Handle,
+    spec: &ProcessSpec,
+    launch: Launch,
+) -> Result<C, JobFailure> {
     let Some((program, args)) = launch.argv.split_first() else {
         return Err(JobFailure::new("the job has no program to run"));
     };
@@ -171,7 +181,7 @@ pub(crate) fn spawn(io: &Handle, spec: &ProcessSpec, launch: Launch) -> Result<C
         // tokio registers the child's pidfd and pipes with the runtime it
         // is spawned in: the executor's, whose driver always runs.
         let _g = io.enter();
-        let spawned = cmd.spawn();
+        let spawned = C::spawn(&mut cmd);
         // Closing our copy before the lock is released is what keeps it
         // out of every other child, and lets the channel reach end of file
         // once the job's tree is gone.
@@ -184,7 +194,7 @@ pub(crate) fn spawn(io: &Handle, spec: &ProcessSpec, launch: Launch) -> Result<C
         }
         cannot_start(&launch.shown, &e)
     })?;
-    if let (Some(text), Some(mut pipe)) = (spec.stdin.clone(), child.stdin.take()) {
+    if let (Some(text), Some(mut pipe)) = (spec.stdin.clone(), child.take_stdin()) {
         // Written from the I/O runtime, as the process reads it; the pipe
         // closes when it is all written. A process that exits without
         // reading it all closes its end: that is its own business.
