@@ -65,7 +65,7 @@ pub(crate) async fn run(ex: Lent, spec: ProcessSpec, ctx: JobContext) -> Result<
         stderr: Stdio::piped(),
         records: rec_write,
     };
-    let (mut child, pipes) = if pidfd::supported() {
+    let (mut child, pipes) = if pidfd::supported() && !fallback_forced() {
         let mut child: OwnChild = spawn_as(&io, &spec, launch)?;
         child.watch();
         let (stdout, stderr) = child.take_output();
@@ -199,6 +199,20 @@ pub(crate) async fn run(ex: Lent, spec: ProcessSpec, ctx: JobContext) -> Result<
         }
         (result, _) => result,
     }
+}
+
+/// Tests run jobs the way kernels without pidfds do, on tokio's child.
+#[cfg(test)]
+static FORCE_FALLBACK: AtomicBool = AtomicBool::new(false);
+
+#[cfg(test)]
+fn fallback_forced() -> bool {
+    FORCE_FALLBACK.load(Ordering::Relaxed)
+}
+
+#[cfg(not(test))]
+fn fallback_forced() -> bool {
+    false
 }
 
 /// How long a job of our own child runs before its pipes are watched: a
@@ -655,5 +669,110 @@ impl Drop for GroupGuard {
             terminate_group(&io, pgid, grace).await;
             watcher.del(pgid);
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use jobs_core::{JobState, ReceiveOptions, Session, Stream, WaitMode};
+
+    use crate::{ProcessExecutor, ProcessSpec};
+
+    fn output_of(s: &Session, spec: ProcessSpec) -> (JobState, Vec<u8>, Vec<u8>) {
+        let id = s.start(spec.into_job_spec()).expect("start");
+        let out = s
+            .wait_blocking(&[id], WaitMode::All, Some(Duration::from_secs(60)))
+            .expect("wait");
+        assert!(!out.timed_out, "job {id} did not finish");
+        let recs = s
+            .receive(&[id], ReceiveOptions::default())
+            .expect("receive");
+        let of = |stream: Stream| -> Vec<u8> {
+            recs.iter()
+                .filter(|r| r.record.stream == stream)
+                .flat_map(|r| r.record.payload.to_display_bytes())
+                .collect()
+        };
+        let info = s.info(id).expect("info");
+        (info.state, of(Stream::Output), of(Stream::Error))
+    }
+
+    /// A job's process that exits at once, while a process of its group
+    /// (deaf to SIGTERM, which it inherits) still writes to its stdout and
+    /// stderr: the pipes are not at their end when the exit is seen, so
+    /// they are watched, and read to their end once the group is gone.
+    #[test]
+    fn output_written_after_a_quick_exit_still_comes_back() {
+        for ex in [
+            ProcessExecutor::new(),
+            ProcessExecutor::new().on_session_runtime(),
+        ] {
+            let s = Session::new().expect("session");
+            s.register(Arc::new(ex.grace_period(Duration::from_secs(30))));
+            let (state, out, err) = output_of(
+                &s,
+                ProcessSpec::shell(
+                    "trap '' TERM; (sleep 0.3; echo late; echo late-err >&2) & echo early",
+                ),
+            );
+            assert_eq!(state, JobState::Completed);
+            assert_eq!(String::from_utf8_lossy(&out), "early\nlate\n");
+            assert_eq!(String::from_utf8_lossy(&err), "late-err\n");
+        }
+    }
+
+    /// Quick jobs, read at their end, and jobs that outlive the time after
+    /// which their pipes are watched, give the same records and status.
+    #[test]
+    fn quick_and_slow_jobs_give_the_same_output() {
+        quick_and_slow();
+    }
+
+    /// Without pidfds (tokio's child and its SIGCHLD handling), the same.
+    /// Other tests running meanwhile may take that path too: it must give
+    /// the same results.
+    #[test]
+    fn without_pidfds_jobs_give_the_same_output() {
+        super::FORCE_FALLBACK.store(true, std::sync::atomic::Ordering::Relaxed);
+        quick_and_slow();
+        super::FORCE_FALLBACK.store(false, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn quick_and_slow() {
+        let s = Session::new().expect("session");
+        s.register(Arc::new(ProcessExecutor::new()));
+        let script = |pause: &str| {
+            format!(
+                "printf 'a\\nb'; printf 'e' >&2; sleep {pause}; \
+                 echo '{{\"stream\":\"warning\",\"kind\":\"text\",\"data\":\"w\"}}' >>/dev/fd/$JOBCTL_RECORDS_FD; \
+                 exit 4"
+            )
+        };
+        for pause in ["0", "0.05"] {
+            let id = s
+                .start(ProcessSpec::shell(script(pause)).into_job_spec())
+                .expect("start");
+            s.wait_blocking(&[id], WaitMode::All, Some(Duration::from_secs(60)))
+                .expect("wait");
+            let info = s.info(id).expect("info");
+            assert_eq!(info.state, JobState::Failed, "pause {pause}");
+            assert_eq!(info.exit_code, Some(4));
+            assert_eq!(info.reason.as_deref(), Some("exited with status 4"));
+            let recs = s
+                .receive(&[id], ReceiveOptions::default())
+                .expect("receive");
+            let of = |stream: Stream| -> Vec<u8> {
+                recs.iter()
+                    .filter(|r| r.record.stream == stream)
+                    .flat_map(|r| r.record.payload.to_display_bytes())
+                    .collect()
+            };
+            assert_eq!(of(Stream::Output), b"a\nb", "pause {pause}");
+            assert_eq!(of(Stream::Error), b"e", "pause {pause}");
+            assert_eq!(of(Stream::Warning), b"w", "pause {pause}");
+        }
     }
 }

@@ -17,6 +17,12 @@
 //! A program that cannot be started, or a working directory that cannot be
 //! used, fails the job with a reason naming it and the OS error.
 //!
+//! The job's process is reaped through a pidfd of the job's own (Linux 5.3
+//! and later; before that, by tokio's SIGCHLD handling): its exit is one
+//! readiness on the runtime that drives the job. Its pipes are watched
+//! only once it has run 2 ms (or is stopped): a job that ends sooner has
+//! its output read once, at its end, and costs one wake-up in all.
+//!
 //! # The records channel
 //! Besides stdout and stderr, a job may write structured records. The
 //! child finds a file descriptor number in `JOBCTL_RECORDS_FD` (any

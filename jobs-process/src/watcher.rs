@@ -73,6 +73,9 @@ struct State {
     /// The watcher's stdin, and whether the watcher is known to have ended.
     stdin: Option<ChildStdin>,
     ended: Arc<AtomicBool>,
+    /// The watcher's pid.
+    #[cfg(test)]
+    pid: Option<u32>,
 }
 
 /// The registry file and which of its slots hold a group.
@@ -157,12 +160,17 @@ impl Watcher {
         };
         let registry = &*st.registry.insert(registry);
         let ended = Arc::new(AtomicBool::new(false));
-        st.stdin = Some(self.spawn(&registry.file, Arc::clone(&ended))?);
+        let (stdin, _pid) = self.spawn(&registry.file, Arc::clone(&ended))?;
+        st.stdin = Some(stdin);
+        #[cfg(test)]
+        {
+            st.pid = Some(_pid);
+        }
         st.ended = ended;
         Ok(())
     }
 
-    fn spawn(&self, registry: &File, ended: Arc<AtomicBool>) -> std::io::Result<ChildStdin> {
+    fn spawn(&self, registry: &File, ended: Arc<AtomicBool>) -> std::io::Result<(ChildStdin, u32)> {
         let tenths = self.grace.as_millis().div_ceil(100).to_string();
         let fd = registry.as_raw_fd();
         // The registry reaches the watcher by inheritance: inheritable only
@@ -192,6 +200,7 @@ impl Watcher {
             .stdin
             .take()
             .ok_or_else(|| std::io::Error::other("the watcher has no stdin"))?;
+        let pid = child.id();
         // Reaps the watcher whenever it ends, so it never lingers as a
         // zombie, and tells the next job start to spawn a new one.
         std::thread::Builder::new()
@@ -201,7 +210,7 @@ impl Watcher {
                 let _ = child.wait();
                 ended.store(true, Ordering::Release);
             })?;
-        Ok(stdin)
+        Ok((stdin, pid))
     }
 
     /// Registers a job's process group; restarts a dead watcher.
@@ -244,28 +253,11 @@ mod tests {
         assert_eq!(text, format!("{:>15}\n{:15}\n{:>15}\n", 9, "", 4194304));
     }
 
-    /// The watchers this process started that run now (by their `$0`).
-    fn watcher_pids() -> Vec<i32> {
-        let me = std::process::id();
-        let Ok(dir) = std::fs::read_dir("/proc") else {
-            return Vec::new();
-        };
-        dir.flatten()
-            .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-            .filter(|&pid| {
-                let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-                let after = stat.rfind(')').map(|i| &stat[i + 1..]).unwrap_or("");
-                let ppid = after
-                    .split_whitespace()
-                    .nth(1)
-                    .and_then(|v| v.parse::<u32>().ok());
-                let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-                ppid == Some(me)
-                    && !after.trim_start().starts_with('Z')
-                    && String::from_utf8_lossy(&cmd).contains("jobs-process-watcher")
-            })
-            .filter_map(|pid| i32::try_from(pid).ok())
-            .collect()
+    /// The pid of the watcher `w` runs now, if it is alive (not a zombie).
+    fn watcher_pid(w: &Watcher) -> Option<i32> {
+        let pid = w.lock().pid?;
+        let alive = crate::group::proc_stat(pid).is_some_and(|st| !st.gone());
+        alive.then(|| i32::try_from(pid).ok()).flatten()
     }
 
     /// Kills the sleeper's group if the test ends early.
@@ -291,10 +283,9 @@ mod tests {
         let pgid = i32::try_from(sleeper.0.id()).expect("pid");
         let w = Watcher::new(Duration::from_millis(500));
         w.add(pgid).expect("add");
-        let first = watcher_pids();
-        assert_eq!(first.len(), 1, "{first:?}");
+        let first = watcher_pid(&w).expect("a watcher runs");
         nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(first[0]),
+            nix::unistd::Pid::from_raw(first),
             nix::sys::signal::Signal::SIGKILL,
         )
         .expect("kill the watcher");
@@ -305,8 +296,7 @@ mod tests {
         }
         assert!(sleeper.0.try_wait().expect("try_wait").is_none());
         w.ensure().expect("a new watcher");
-        let second = watcher_pids();
-        assert_eq!(second.len(), 1, "{second:?}");
+        let second = watcher_pid(&w).expect("a new watcher runs");
         assert_ne!(second, first);
         // The executor is gone: the new watcher ends the group it never
         // saw registered, from the registry.
