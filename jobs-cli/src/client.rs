@@ -349,6 +349,26 @@ impl Client {
         self.send(op, &[])?;
         Ok(self.recv()?.0)
     }
+
+    /// Asks the daemon of `home` a question that changes nothing, such as
+    /// `list` or `wait`. A daemon that goes away before it answers (killed
+    /// as it was asked: the kernel accepted the connection, then reset it)
+    /// is waited gone, and the question is asked again of a new daemon,
+    /// once.
+    pub(crate) fn ask(mut self, home: &Home, op: impl Fn() -> Op) -> Result<Response> {
+        self.send(op(), &[])?;
+        let (read, timed_out) = self.read_raw();
+        match read {
+            Ok((Response::Error { kind, message }, _)) => Err(anyhow!(daemon_error(kind, message))),
+            Ok((r, _)) => Ok(r),
+            Err(e) if !timed_out && going_away(&e) => {
+                drop(self);
+                wait_daemon_gone(home, DYING_WAIT)?;
+                Client::connect_or_start(home, &[])?.call(op())
+            }
+            Err(e) => Err(self.read_failed(e, timed_out)),
+        }
+    }
 }
 
 /// The exit code a daemon's error kind stands for.

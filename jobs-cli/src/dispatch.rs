@@ -314,17 +314,19 @@ fn start(home: &Home, args: StartArgs) -> Result<i32> {
 }
 
 fn list(home: &Home, a: ListArgs) -> Result<i32> {
-    let mut c = Client::connect_or_start(home, &[])?;
-    let resp = c.call(Op::List(ListRequest {
-        ids: a.ids,
-        name: a.name,
-        state: a.state,
-        type_name: a.type_name,
-        command: a.command,
-        has_more_data: a.has_more_data,
-        newest: a.newest,
-        include_children: a.include_children,
-    }))?;
+    let c = Client::connect_or_start(home, &[])?;
+    let resp = c.ask(home, || {
+        Op::List(ListRequest {
+            ids: a.ids.clone(),
+            name: a.name.clone(),
+            state: a.state,
+            type_name: a.type_name.clone(),
+            command: a.command.clone(),
+            has_more_data: a.has_more_data,
+            newest: a.newest,
+            include_children: a.include_children,
+        })
+    })?;
     let Response::Jobs(jobs) = resp else {
         return Err(unexpected(resp));
     };
@@ -338,8 +340,8 @@ fn list(home: &Home, a: ListArgs) -> Result<i32> {
 }
 
 fn show(home: &Home, id: u64, json: bool) -> Result<i32> {
-    let mut c = Client::connect_or_start(home, &[])?;
-    let resp = c.call(Op::Show { id })?;
+    let c = Client::connect_or_start(home, &[])?;
+    let resp = c.ask(home, || Op::Show { id })?;
     let Response::Shown {
         job,
         children,
@@ -643,14 +645,16 @@ fn wait(
     force: bool,
     timeout_ms: Option<u64>,
 ) -> Result<i32> {
-    let mut c = Client::connect_or_start(home, &[])?;
+    let c = Client::connect_or_start(home, &[])?;
     let line = progress::show(home, &ids);
-    let resp = c.call(Op::Wait(WaitRequest {
-        ids,
-        any,
-        timeout_ms,
-        force,
-    }))?;
+    let resp = c.ask(home, || {
+        Op::Wait(WaitRequest {
+            ids: ids.clone(),
+            any,
+            timeout_ms,
+            force,
+        })
+    })?;
     drop(line);
     let Response::Waited { done, timed_out } = resp else {
         return Err(unexpected(resp));
@@ -773,8 +777,8 @@ fn status_pid(c: &mut Client) -> Result<u32> {
 }
 
 fn plugins(home: &Home) -> Result<i32> {
-    let mut c = Client::connect_or_start(home, &[])?;
-    let resp = c.call(Op::Plugins)?;
+    let c = Client::connect_or_start(home, &[])?;
+    let resp = c.ask(home, || Op::Plugins)?;
     let Response::Plugins(types) = resp else {
         return Err(unexpected(resp));
     };

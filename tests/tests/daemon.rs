@@ -69,6 +69,35 @@ fn a_daemon_dying_as_it_is_asked_counts_as_gone() {
     assert!(home.daemon_pid().is_some());
 }
 
+/// A question that changes nothing (`list`, `wait`, `plugins`), asked of
+/// a daemon dying as it is asked, is asked again of a new daemon rather
+/// than failing with the reset.
+#[test]
+fn a_question_asked_of_a_dying_daemon_is_asked_again() {
+    use nix::fcntl::{Flock, FlockArg};
+    let home = TestHome::new();
+    home.ok(&["daemon", "start"]);
+    home.ok(&["daemon", "stop"]);
+    for args in [&["list"][..], &["wait"], &["plugins"]] {
+        let lock = std::fs::OpenOptions::new()
+            .write(true)
+            .open(home.path().join("daemon.lock"))
+            .expect("daemon lock");
+        let life = Flock::lock(lock, FlockArg::LockExclusive).expect("flock");
+        let listener = std::os::unix::net::UnixListener::bind(home.socket()).expect("bind");
+        let child = home.cmd(args).spawn().expect("spawn");
+        std::thread::sleep(Duration::from_millis(500));
+        drop(listener);
+        std::fs::remove_file(home.socket()).expect("socket");
+        std::thread::sleep(Duration::from_millis(200));
+        drop(life);
+        let r = finish(child, COMMAND_TIMEOUT, "question");
+        assert_eq!(r.code, 0, "{args:?}: {}", r.stderr);
+        // The new daemon answered; stop it for the next round's fake one.
+        home.ok(&["daemon", "stop"]);
+    }
+}
+
 #[test]
 fn concurrent_first_commands_start_one_daemon() {
     let home = TestHome::new();
