@@ -120,7 +120,7 @@ pub(crate) async fn run(ex: Lent, spec: ProcessSpec, ctx: JobContext) -> Result<
                     drain_ended(&mut fds, &ctx, &failure_slot);
                 }
                 _ = ctx.stopped() => {}
-                _ = sleep(&io, WATCH_AFTER) => {}
+                _ = watch_timer(&io) => {}
             }
             let [stdout, stderr, records] = fds.map(|fd| {
                 fd.map(|fd| watch_pipe(&io, fd))
@@ -215,9 +215,30 @@ fn fallback_forced() -> bool {
     false
 }
 
-/// How long a job of our own child runs before its pipes are watched: a
-/// job that ends sooner has its output read once, at its end.
+/// How long a job of our own child runs at least before its pipes are
+/// watched: a job that ends sooner has its output read once, at its end.
 const WATCH_AFTER: Duration = Duration::from_millis(2);
+/// The grid the time to watch a job's pipes is rounded up to.
+const WATCH_GRID: Duration = Duration::from_millis(4);
+
+/// Fires when a job started now has run [`WATCH_AFTER`] (and up to
+/// [`WATCH_GRID`] more). Jobs started within the same few milliseconds
+/// share their deadline, so that only the first of them wakes the timer's
+/// driver to re-arm it (the others' deadlines are not earlier than the one
+/// it already sleeps until): short jobs in a row cost the runtime one timer
+/// wake-up per grid step, not one each.
+fn watch_timer(io: &Handle) -> tokio::time::Sleep {
+    static EPOCH: std::sync::OnceLock<tokio::time::Instant> = std::sync::OnceLock::new();
+    let epoch = *EPOCH.get_or_init(tokio::time::Instant::now);
+    let due = tokio::time::Instant::now() + WATCH_AFTER;
+    let grid = WATCH_GRID.as_nanos().max(1);
+    let steps = (due.saturating_duration_since(epoch).as_nanos()).div_ceil(grid);
+    let deadline = u64::try_from(steps * grid)
+        .map(|n| epoch + Duration::from_nanos(n))
+        .unwrap_or(due);
+    let _g = io.enter();
+    tokio::time::sleep_until(deadline)
+}
 
 /// A job's process: tokio's child, or our own (see [`crate::pidfd`]).
 enum Proc {

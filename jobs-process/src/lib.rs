@@ -20,8 +20,8 @@
 //! The job's process is reaped through a pidfd of the job's own (Linux 5.3
 //! and later; before that, by tokio's SIGCHLD handling): its exit is one
 //! readiness on the runtime that drives the job. Its pipes are watched
-//! only once it has run 2 ms (or is stopped): a job that ends sooner has
-//! its output read once, at its end, and costs one wake-up in all.
+//! only once it has run 2 to 6 ms (or is stopped): a job that ends sooner
+//! has its output read once, at its end, and costs one wake-up in all.
 //!
 //! # The records channel
 //! Besides stdout and stderr, a job may write structured records. The
