@@ -75,8 +75,8 @@ pub struct Env(Arc<EnvVars>);
 struct EnvVars {
     /// The variables, in order.
     vars: Vec<(OsString, OsString)>,
-    /// The last lookup: its key and its result (a path or a reason).
-    found: Mutex<Option<(Lookup, Result<PathBuf, String>)>>,
+    /// The last lookup that found its program: its key and the path.
+    found: Mutex<Option<(Lookup, PathBuf)>>,
 }
 
 impl Clone for EnvVars {
@@ -111,28 +111,30 @@ impl Env {
 
     /// Where `program` is for a process of these variables, from `cwd`,
     /// with (`clear`) or without the host's environment under them: the
-    /// last answer if it was asked the same, else `look()`'s, kept.
-    pub(crate) fn found(
+    /// last path found if it was asked the same, else `look()`'s answer,
+    /// kept if it is a path (a program not found is looked for again).
+    pub(crate) fn found<E>(
         &self,
         program: &OsStr,
         cwd: Option<&Path>,
         clear: bool,
-        look: impl FnOnce() -> Result<PathBuf, String>,
-    ) -> Result<PathBuf, String> {
+        look: impl FnOnce() -> Result<PathBuf, E>,
+    ) -> Result<PathBuf, E> {
+        let same = |key: &Lookup| {
+            key.program == program && key.cwd.as_deref() == cwd && key.clear == clear
+        };
         let mut found = self.0.found.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((key, answer)) = found.as_ref() {
-            if key.program == program && key.cwd.as_deref() == cwd && key.clear == clear {
-                return answer.clone();
-            }
+        if let Some((_, path)) = found.as_ref().filter(|(key, _)| same(key)) {
+            return Ok(path.clone());
         }
-        let answer = look();
+        let path = look()?;
         let key = Lookup {
             program: program.to_owned(),
             cwd: cwd.map(Path::to_path_buf),
             clear,
         };
-        *found = Some((key, answer.clone()));
-        answer
+        *found = Some((key, path.clone()));
+        Ok(path)
     }
 }
 
@@ -313,6 +315,80 @@ mod tests {
         assert_eq!(sh.argv(), ["/bin/sh", "-c", "echo hi"]);
         assert!(!sh.detached && !sh.env_clear && sh.env.is_empty());
         assert!(ProcessSpec::from_params(&serde_json::json!({"cwd": "/"})).is_err());
+    }
+
+    #[test]
+    fn clones_share_one_variable_list_until_one_is_changed() {
+        let a = ProcessSpec::program(["x"]).env("A", "1");
+        let mut b = a.clone();
+        assert!(std::ptr::eq(a.env.as_ptr(), b.env.as_ptr()));
+        b.env.push("B", "2");
+        assert_eq!(a.env.len(), 1);
+        assert_eq!(b.env.len(), 2);
+        assert_eq!(b.env[1], ("B".into(), "2".into()));
+        let v = serde_json::to_value(&b).expect("ser");
+        assert_eq!(v["env"], serde_json::json!([["A", "1"], ["B", "2"]]));
+        assert_eq!(ProcessSpec::from_params(&v).expect("de"), b);
+    }
+
+    #[test]
+    fn a_path_found_is_kept_for_the_same_question_only() {
+        let env = Env::from(vec![("PATH".into(), "/bin".into())]);
+        let shared = env.clone();
+        let looked = std::cell::Cell::new(0);
+        let look = |p: &str| {
+            looked.set(looked.get() + 1);
+            Ok::<_, ()>(PathBuf::from(p))
+        };
+        let sh = OsStr::new("sh");
+        assert_eq!(
+            env.found(sh, None, true, || look("/bin/sh")),
+            Ok("/bin/sh".into())
+        );
+        // Another holder of the same list asks the same: no lookup.
+        assert_eq!(
+            shared.found(sh, None, true, || look("/x")),
+            Ok("/bin/sh".into())
+        );
+        assert_eq!(looked.get(), 1);
+        // Another directory, program or base environment is asked again.
+        assert_eq!(
+            env.found(sh, Some(Path::new("/tmp")), true, || look("/a")),
+            Ok("/a".into())
+        );
+        assert_eq!(
+            env.found(OsStr::new("ls"), Some(Path::new("/tmp")), true, || look(
+                "/b"
+            )),
+            Ok("/b".into())
+        );
+        assert_eq!(
+            env.found(OsStr::new("ls"), Some(Path::new("/tmp")), false, || look(
+                "/c"
+            )),
+            Ok("/c".into())
+        );
+        assert_eq!(looked.get(), 4);
+        // A program not found is not remembered as such.
+        let missing = OsStr::new("missing");
+        assert_eq!(
+            env.found(missing, None, true, || Err::<PathBuf, _>(())),
+            Err(())
+        );
+        assert_eq!(
+            env.found(missing, None, true, || look("/now/here")),
+            Ok("/now/here".into())
+        );
+        // Changed variables forget what was found.
+        let mut changed = env.clone();
+        changed.push("PATH", "/usr/bin");
+        assert_eq!(
+            changed.found(OsStr::new("missing"), None, true, || look(
+                "/usr/bin/missing"
+            )),
+            Ok("/usr/bin/missing".into())
+        );
+        assert_eq!(looked.get(), 6);
     }
 
     #[test]
