@@ -24,18 +24,33 @@ pub(crate) struct Cluster {
 }
 
 impl Cluster {
-    /// Starts a cluster whose node has `cpus` CPUs.
+    /// Starts a cluster whose node has `cpus` CPUs. A start whose node does
+    /// not come up is tried again afresh (new folder, new ports), up to
+    /// three times; the failure names what each try printed.
     pub(crate) fn start(cpus: u32) -> Cluster {
+        let mut failures = Vec::new();
+        for _ in 0..3 {
+            match Cluster::try_start(cpus) {
+                Ok(cluster) => return cluster,
+                Err(why) => failures.push(why),
+            }
+        }
+        panic!("slurm-up failed 3 times:\n{}", failures.join("\n"));
+    }
+
+    /// One start of a cluster; the error is what slurm-up printed.
+    fn try_start(cpus: u32) -> Result<Cluster, String> {
         let dir = tempfile::Builder::new()
             .prefix("jobs-slurm-cluster-")
             .tempdir()
-            .expect("temp dir");
+            .map_err(|e| format!("temp dir: {e}"))?;
         let out = Command::new(scripts().join("slurm-up"))
             .arg(dir.path())
             .args(["--cpus", &cpus.to_string()])
             .args(["--watch", &std::process::id().to_string()])
+            .env("SLURM_UP_WAIT", "90")
             .output()
-            .expect("run slurm-up");
+            .map_err(|e| format!("run slurm-up: {e}"))?;
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         let cluster = Cluster {
             conf: stdout
@@ -45,12 +60,15 @@ impl Cluster {
                 .unwrap_or_default(),
             dir,
         };
-        assert!(
-            out.status.success() && cluster.conf.is_file(),
-            "slurm-up failed: {stdout}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        cluster
+        if out.status.success() && cluster.conf.is_file() {
+            Ok(cluster)
+        } else {
+            Err(format!(
+                "slurm-up ({}): {stdout}\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
     }
 
     /// The cluster's folder.
