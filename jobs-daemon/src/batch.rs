@@ -194,8 +194,9 @@ impl Template {
         self.child_with(index, true)
     }
 
-    /// The spec of the child for item `index`, with the environment if
-    /// `full`, else with none.
+    /// The spec of the child for item `index`: with the caller's
+    /// environment if `full`, else with only the request's own variables
+    /// (enough to check that the spec can be made).
     fn child_with(&self, index: usize, full: bool) -> Result<JobSpec, Fail> {
         let req = &self.req;
         let child = StartRequest {
