@@ -13,7 +13,7 @@
 use std::ffi::OsString;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use jobs_core::{shell_quote_bytes, BatchSpec, Halt, JobFailure, JobId, JobSpec};
 use jobs_protocol::{Each, ErrorCode, StartRequest, Work};
@@ -128,7 +128,7 @@ fn light_spec(template: &Arc<Template>, each: &Each, index: usize) -> Result<Job
     // Checked without the environment: it only fills the spec, it never
     // makes one fail, and reading it for every item of a large batch is
     // most of the time its start takes.
-    let full = template.child_with(index, b"")?;
+    let full = template.child_with(index, false)?;
     let mut light = JobSpec::new(full.type_name.clone(), full.command.clone());
     light.location = full
         .location
@@ -153,6 +153,9 @@ struct Template {
     spread: Option<Spread>,
     req: StartRequest,
     env: Vec<u8>,
+    /// The children's variables, made from `env` and the request's once,
+    /// when the first child starts, and shared by all.
+    vars: OnceLock<jobs_process::Env>,
     input: Vec<u8>,
     /// Where each item is in `input`.
     items: Vec<(usize, usize)>,
@@ -175,6 +178,7 @@ impl Template {
             spread,
             req,
             env: env.to_vec(),
+            vars: OnceLock::new(),
             input: input.to_vec(),
             items: item_spans(input, each.null),
         }))
@@ -187,11 +191,13 @@ impl Template {
 
     /// The full spec of the child for item `index` (from 0).
     fn child(&self, index: usize) -> Result<JobSpec, Fail> {
-        self.child_with(index, &self.env)
+        self.child_with(index, true)
     }
 
-    /// The spec of the child for item `index` with the environment `env`.
-    fn child_with(&self, index: usize, env: &[u8]) -> Result<JobSpec, Fail> {
+    /// The spec of the child for item `index`: with the caller's
+    /// environment if `full`, else with only the request's own variables
+    /// (enough to check that the spec can be made).
+    fn child_with(&self, index: usize, full: bool) -> Result<JobSpec, Fail> {
         let req = &self.req;
         let child = StartRequest {
             work: expand(&req.work, self.item(index), index + 1),
@@ -213,9 +219,19 @@ impl Template {
             // The batch's hook runs once, when the parent finishes.
             on_finish: None,
         };
-        match &self.spread {
-            Some(spread) => spread.child(&child, env),
-            None => executors::job_spec(child, env, None),
+        match (&self.spread, full) {
+            (Some(spread), true) => spread.child(&child, &self.env),
+            (Some(spread), false) => spread.child(&child, b""),
+            (None, true) => {
+                let vars = self
+                    .vars
+                    .get_or_init(|| executors::environment(&self.env, &req.env).into());
+                executors::job_spec_with(child, vars.clone(), None)
+            }
+            (None, false) => {
+                let vars = executors::environment(b"", &req.env).into();
+                executors::job_spec_with(child, vars, None)
+            }
         }
     }
 }

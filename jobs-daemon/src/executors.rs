@@ -263,6 +263,17 @@ pub(crate) fn job_spec(
     env: &[u8],
     input: Option<&[u8]>,
 ) -> Result<JobSpec, Fail> {
+    let vars = environment(env, &req.env).into();
+    job_spec_with(req, vars, input)
+}
+
+/// [`job_spec`] with the environment already made from the caller's and
+/// the request's variables (a batch makes it once for all its children).
+pub(crate) fn job_spec_with(
+    req: StartRequest,
+    vars: jobs_process::Env,
+    input: Option<&[u8]>,
+) -> Result<JobSpec, Fail> {
     if req.throttle == Some(0) {
         return Err(Fail::new(ErrorCode::Usage, "--throttle must be at least 1"));
     }
@@ -274,7 +285,6 @@ pub(crate) fn job_spec(
             ));
         }
     }
-    let vars = environment(env, &req.env);
     let type_name = if req.hosts.is_empty() {
         type_name_of(req.type_name.as_deref().unwrap_or("process"))
     } else {
@@ -322,7 +332,7 @@ pub(crate) fn job_spec(
         }
         _ => {
             let mut spec = JobSpec::new(type_name, command_line(&req.work));
-            spec.params = plugin_params(&req, vars);
+            spec.params = plugin_params(&req, vars.to_vec());
             spec
         }
     };
@@ -384,7 +394,7 @@ fn plugin_params(req: &StartRequest, vars: Vec<(OsString, OsString)>) -> serde_j
 
 fn process_spec(
     req: &StartRequest,
-    vars: Vec<(OsString, OsString)>,
+    vars: jobs_process::Env,
     input: Option<&[u8]>,
 ) -> Result<JobSpec, Fail> {
     use jobs_process::ProcessSpec;
@@ -395,7 +405,14 @@ fn process_spec(
     };
     ps.cwd = Some(PathBuf::from(&req.cwd));
     ps.env_clear = true;
-    ps.env.extend(vars);
+    // Shared, not copied: the children of a batch hold one list.
+    ps.env = match ps.env.is_empty() {
+        true => vars,
+        false => {
+            ps.env.extend(vars.iter().cloned());
+            ps.env
+        }
+    };
     ps.detached = req.detached;
     if let Some(bytes) = input {
         ps.stdin = Some(OsString::from_vec(bytes.to_vec()));

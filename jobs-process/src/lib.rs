@@ -148,4 +148,4 @@ mod watcher;
 
 pub use executor::{default_detached_dir, ProcessExecutor, DEFAULT_GRACE, DEFAULT_IO_THREADS};
 pub use records::{parse_record_line, FAILURE_CATEGORY, MAX_RECORD_LINE, RECORDS_FD_ENV};
-pub use spec::{Command, ProcessSpec, SpecError, TYPE_NAME};
+pub use spec::{Command, Env, ProcessSpec, SpecError, TYPE_NAME};

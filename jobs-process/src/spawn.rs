@@ -144,10 +144,17 @@ pub(crate) fn spawn_as<C: Spawned>(
     };
     // An absolute path needs no lookup: the exec itself reports a missing
     // or forbidden program, with the same error.
+    // Every child of a batch shares its spec's variables, and so the path
+    // found: one lookup for the batch, not one per child. A program removed
+    // while the batch runs fails exec with the error the lookup would
+    // give ("cannot start 'x': No such file or directory (os error 2)").
     let resolved = if Path::new(program).is_absolute() {
         PathBuf::from(program)
     } else {
-        resolve_program(spec, program)?
+        spec.env
+            .found(program, spec.cwd.as_deref(), spec.env_clear, || {
+                resolve_program(spec, program)
+            })?
     };
     let mut cmd = Command::new(&resolved);
     cmd.arg0(program)
@@ -164,7 +171,7 @@ pub(crate) fn spawn_as<C: Spawned>(
     if spec.env_clear {
         cmd.env_clear();
     }
-    for (k, v) in &spec.env {
+    for (k, v) in spec.env.iter() {
         cmd.env(k, v);
     }
     cmd.env(RECORDS_FD_ENV, launch.records.as_raw_fd().to_string());

@@ -1,7 +1,8 @@
 //! `ProcessSpec`: what a BackgroundJob runs, as it travels in `JobSpec::params`.
 
-use std::ffi::OsString;
-use std::path::PathBuf;
+use std::ffi::{OsStr, OsString};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use jobs_core::JobSpec;
 use serde::{Deserialize, Serialize};
@@ -46,8 +47,8 @@ pub struct ProcessSpec {
     #[serde(default)]
     pub env_clear: bool,
     /// Variables set on top, in order (a later one wins).
-    #[serde(default, with = "jobs_core::os_serde::pairs")]
-    pub env: Vec<(OsString, OsString)>,
+    #[serde(default)]
+    pub env: Env,
     /// Whether the job outlives its session (output goes to files).
     #[serde(default)]
     pub detached: bool,
@@ -60,6 +61,130 @@ pub struct ProcessSpec {
         with = "jobs_core::os_serde::opt_string"
     )]
     pub stdin: Option<OsString>,
+}
+
+/// A process's variables, in order (a later one wins), shared by the specs
+/// cloned from one another (the children of a batch hold one copy); it
+/// serializes as an array of `[name, value]` pairs. It also remembers
+/// where a program was last found on its `PATH`, so that children that
+/// run the same program from the same directory look it up once.
+#[derive(Clone, Default)]
+pub struct Env(Arc<EnvVars>);
+
+#[derive(Default)]
+struct EnvVars {
+    /// The variables, in order.
+    vars: Vec<(OsString, OsString)>,
+    /// The last lookup that found its program: its key and the path.
+    found: Mutex<Option<(Lookup, PathBuf)>>,
+}
+
+impl Clone for EnvVars {
+    fn clone(&self) -> Self {
+        EnvVars {
+            vars: self.vars.clone(),
+            found: Mutex::new(None),
+        }
+    }
+}
+
+/// What a program lookup depends on besides the variables.
+#[derive(PartialEq, Eq)]
+struct Lookup {
+    program: OsString,
+    cwd: Option<PathBuf>,
+    clear: bool,
+}
+
+impl Env {
+    /// Adds one variable (copying the list if it is shared).
+    pub fn push(&mut self, key: impl Into<OsString>, value: impl Into<OsString>) {
+        self.vars_mut().push((key.into(), value.into()));
+    }
+
+    fn vars_mut(&mut self) -> &mut Vec<(OsString, OsString)> {
+        let only = Arc::make_mut(&mut self.0);
+        // A lookup made with other variables no longer holds.
+        *only.found.get_mut().unwrap_or_else(|p| p.into_inner()) = None;
+        &mut only.vars
+    }
+
+    /// Where `program` is for a process of these variables, from `cwd`,
+    /// with (`clear`) or without the host's environment under them: the
+    /// last path found if it was asked the same, else `look()`'s answer,
+    /// kept if it is a path (a program not found is looked for again).
+    pub(crate) fn found<E>(
+        &self,
+        program: &OsStr,
+        cwd: Option<&Path>,
+        clear: bool,
+        look: impl FnOnce() -> Result<PathBuf, E>,
+    ) -> Result<PathBuf, E> {
+        let same = |key: &Lookup| {
+            key.program == program && key.cwd.as_deref() == cwd && key.clear == clear
+        };
+        let mut found = self.0.found.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, path)) = found.as_ref().filter(|(key, _)| same(key)) {
+            return Ok(path.clone());
+        }
+        let path = look()?;
+        let key = Lookup {
+            program: program.to_owned(),
+            cwd: cwd.map(Path::to_path_buf),
+            clear,
+        };
+        *found = Some((key, path.clone()));
+        Ok(path)
+    }
+}
+
+impl std::ops::Deref for Env {
+    type Target = [(OsString, OsString)];
+
+    fn deref(&self) -> &Self::Target {
+        &self.0.vars
+    }
+}
+
+impl From<Vec<(OsString, OsString)>> for Env {
+    fn from(vars: Vec<(OsString, OsString)>) -> Self {
+        Env(Arc::new(EnvVars {
+            vars,
+            found: Mutex::new(None),
+        }))
+    }
+}
+
+impl Extend<(OsString, OsString)> for Env {
+    fn extend<I: IntoIterator<Item = (OsString, OsString)>>(&mut self, iter: I) {
+        self.vars_mut().extend(iter);
+    }
+}
+
+impl PartialEq for Env {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.vars == other.0.vars
+    }
+}
+
+impl Eq for Env {}
+
+impl std::fmt::Debug for Env {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.0.vars.iter()).finish()
+    }
+}
+
+impl Serialize for Env {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        jobs_core::os_serde::pairs::serialize(&self.0.vars, s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Env {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        jobs_core::os_serde::pairs::deserialize(d).map(Env::from)
+    }
 }
 
 /// The error of reading a [`ProcessSpec`] from a job's params.
@@ -87,7 +212,7 @@ impl ProcessSpec {
             command,
             cwd: None,
             env_clear: false,
-            env: Vec::new(),
+            env: Env::default(),
             detached: false,
             stdin: None,
         }
@@ -101,7 +226,7 @@ impl ProcessSpec {
 
     /// Adds one environment variable.
     pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Self {
-        self.env.push((key.into(), value.into()));
+        self.env.push(key, value);
         self
     }
 
@@ -190,6 +315,80 @@ mod tests {
         assert_eq!(sh.argv(), ["/bin/sh", "-c", "echo hi"]);
         assert!(!sh.detached && !sh.env_clear && sh.env.is_empty());
         assert!(ProcessSpec::from_params(&serde_json::json!({"cwd": "/"})).is_err());
+    }
+
+    #[test]
+    fn clones_share_one_variable_list_until_one_is_changed() {
+        let a = ProcessSpec::program(["x"]).env("A", "1");
+        let mut b = a.clone();
+        assert!(std::ptr::eq(a.env.as_ptr(), b.env.as_ptr()));
+        b.env.push("B", "2");
+        assert_eq!(a.env.len(), 1);
+        assert_eq!(b.env.len(), 2);
+        assert_eq!(b.env[1], ("B".into(), "2".into()));
+        let v = serde_json::to_value(&b).expect("ser");
+        assert_eq!(v["env"], serde_json::json!([["A", "1"], ["B", "2"]]));
+        assert_eq!(ProcessSpec::from_params(&v).expect("de"), b);
+    }
+
+    #[test]
+    fn a_path_found_is_kept_for_the_same_question_only() {
+        let env = Env::from(vec![("PATH".into(), "/bin".into())]);
+        let shared = env.clone();
+        let looked = std::cell::Cell::new(0);
+        let look = |p: &str| {
+            looked.set(looked.get() + 1);
+            Ok::<_, ()>(PathBuf::from(p))
+        };
+        let sh = OsStr::new("sh");
+        assert_eq!(
+            env.found(sh, None, true, || look("/bin/sh")),
+            Ok("/bin/sh".into())
+        );
+        // Another holder of the same list asks the same: no lookup.
+        assert_eq!(
+            shared.found(sh, None, true, || look("/x")),
+            Ok("/bin/sh".into())
+        );
+        assert_eq!(looked.get(), 1);
+        // Another directory, program or base environment is asked again.
+        assert_eq!(
+            env.found(sh, Some(Path::new("/tmp")), true, || look("/a")),
+            Ok("/a".into())
+        );
+        assert_eq!(
+            env.found(OsStr::new("ls"), Some(Path::new("/tmp")), true, || look(
+                "/b"
+            )),
+            Ok("/b".into())
+        );
+        assert_eq!(
+            env.found(OsStr::new("ls"), Some(Path::new("/tmp")), false, || look(
+                "/c"
+            )),
+            Ok("/c".into())
+        );
+        assert_eq!(looked.get(), 4);
+        // A program not found is not remembered as such.
+        let missing = OsStr::new("missing");
+        assert_eq!(
+            env.found(missing, None, true, || Err::<PathBuf, _>(())),
+            Err(())
+        );
+        assert_eq!(
+            env.found(missing, None, true, || look("/now/here")),
+            Ok("/now/here".into())
+        );
+        // Changed variables forget what was found.
+        let mut changed = env.clone();
+        changed.push("PATH", "/usr/bin");
+        assert_eq!(
+            changed.found(OsStr::new("missing"), None, true, || look(
+                "/usr/bin/missing"
+            )),
+            Ok("/usr/bin/missing".into())
+        );
+        assert_eq!(looked.get(), 6);
     }
 
     #[test]
