@@ -708,17 +708,23 @@ mod tests {
             .wait_blocking(&[id], WaitMode::All, Some(Duration::from_secs(60)))
             .expect("wait");
         assert!(!out.timed_out, "job {id} did not finish");
+        let info = s.info(id).expect("info");
         let recs = s
             .receive(&[id], ReceiveOptions::default())
             .expect("receive");
-        let of = |stream: Stream| -> Vec<u8> {
-            recs.iter()
-                .filter(|r| r.record.stream == stream)
-                .flat_map(|r| r.record.payload.to_display_bytes())
-                .collect()
-        };
-        let info = s.info(id).expect("info");
-        (info.state, of(Stream::Output), of(Stream::Error))
+        (
+            info.state,
+            stream_of(&recs, Stream::Output),
+            stream_of(&recs, Stream::Error),
+        )
+    }
+
+    /// The bytes of one stream of received records, in order.
+    fn stream_of(recs: &[jobs_core::Received], stream: Stream) -> Vec<u8> {
+        recs.iter()
+            .filter(|r| r.record.stream == stream)
+            .flat_map(|r| r.record.payload.to_display_bytes())
+            .collect()
     }
 
     /// A job's process that exits at once, while a process of its group
@@ -785,15 +791,9 @@ mod tests {
             let recs = s
                 .receive(&[id], ReceiveOptions::default())
                 .expect("receive");
-            let of = |stream: Stream| -> Vec<u8> {
-                recs.iter()
-                    .filter(|r| r.record.stream == stream)
-                    .flat_map(|r| r.record.payload.to_display_bytes())
-                    .collect()
-            };
-            assert_eq!(of(Stream::Output), b"a\nb", "pause {pause}");
-            assert_eq!(of(Stream::Error), b"e", "pause {pause}");
-            assert_eq!(of(Stream::Warning), b"w", "pause {pause}");
+            assert_eq!(stream_of(&recs, Stream::Output), b"a\nb", "pause {pause}");
+            assert_eq!(stream_of(&recs, Stream::Error), b"e", "pause {pause}");
+            assert_eq!(stream_of(&recs, Stream::Warning), b"w", "pause {pause}");
         }
     }
 }

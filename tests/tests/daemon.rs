@@ -33,12 +33,31 @@ fn daemon_start_status_stop() {
     assert!(home.daemon_pid().is_some_and(|p| p != pid));
 }
 
+/// Runs `args` against a dying daemon: its socket listens (nobody
+/// accepts) and its life lock is held while the client connects and waits
+/// for an answer; then both go, as a killed daemon's do.
+fn asked_of_a_dying_daemon(home: &TestHome, args: &[&str]) -> jobctl_tests::Run {
+    use nix::fcntl::{Flock, FlockArg};
+    let lock = std::fs::OpenOptions::new()
+        .write(true)
+        .open(home.path().join("daemon.lock"))
+        .expect("daemon lock");
+    let life = Flock::lock(lock, FlockArg::LockExclusive).expect("flock");
+    let listener = std::os::unix::net::UnixListener::bind(home.socket()).expect("bind");
+    let child = home.cmd(args).spawn().expect("spawn");
+    std::thread::sleep(Duration::from_millis(500));
+    drop(listener);
+    std::fs::remove_file(home.socket()).expect("socket");
+    std::thread::sleep(Duration::from_millis(200));
+    drop(life);
+    finish(child, COMMAND_TIMEOUT, "command")
+}
+
 /// A daemon killed a moment ago keeps its socket until its last thread is
 /// gone: the kernel accepts a connection, then resets it. `daemon start`
 /// and `daemon status` take that daemon for gone, not for an error.
 #[test]
 fn a_daemon_dying_as_it_is_asked_counts_as_gone() {
-    use nix::fcntl::{Flock, FlockArg};
     let home = TestHome::new();
     home.ok(&["daemon", "start"]);
     home.ok(&["daemon", "stop"]);
@@ -46,22 +65,7 @@ fn a_daemon_dying_as_it_is_asked_counts_as_gone() {
         (["daemon", "status"], "not running\n"),
         (["daemon", "start"], "running, pid "),
     ] {
-        // A dying daemon: its socket listens (nobody accepts) and its
-        // life lock is held.
-        let lock = std::fs::OpenOptions::new()
-            .write(true)
-            .open(home.path().join("daemon.lock"))
-            .expect("daemon lock");
-        let life = Flock::lock(lock, FlockArg::LockExclusive).expect("flock");
-        let listener = std::os::unix::net::UnixListener::bind(home.socket()).expect("bind");
-        let child = home.cmd(&args).spawn().expect("spawn");
-        // The client connects and waits for an answer.
-        std::thread::sleep(Duration::from_millis(500));
-        drop(listener);
-        std::fs::remove_file(home.socket()).expect("socket");
-        std::thread::sleep(Duration::from_millis(200));
-        drop(life);
-        let r = finish(child, COMMAND_TIMEOUT, "daemon");
+        let r = asked_of_a_dying_daemon(&home, &args);
         assert_eq!(r.code, 0, "{args:?}: {}", r.stderr);
         let out = String::from_utf8_lossy(&r.stdout);
         assert!(out.starts_with(want), "{args:?}: {out:?}");
@@ -74,24 +78,11 @@ fn a_daemon_dying_as_it_is_asked_counts_as_gone() {
 /// than failing with the reset.
 #[test]
 fn a_question_asked_of_a_dying_daemon_is_asked_again() {
-    use nix::fcntl::{Flock, FlockArg};
     let home = TestHome::new();
     home.ok(&["daemon", "start"]);
     home.ok(&["daemon", "stop"]);
     for args in [&["list"][..], &["wait"], &["plugins"]] {
-        let lock = std::fs::OpenOptions::new()
-            .write(true)
-            .open(home.path().join("daemon.lock"))
-            .expect("daemon lock");
-        let life = Flock::lock(lock, FlockArg::LockExclusive).expect("flock");
-        let listener = std::os::unix::net::UnixListener::bind(home.socket()).expect("bind");
-        let child = home.cmd(args).spawn().expect("spawn");
-        std::thread::sleep(Duration::from_millis(500));
-        drop(listener);
-        std::fs::remove_file(home.socket()).expect("socket");
-        std::thread::sleep(Duration::from_millis(200));
-        drop(life);
-        let r = finish(child, COMMAND_TIMEOUT, "question");
+        let r = asked_of_a_dying_daemon(&home, args);
         assert_eq!(r.code, 0, "{args:?}: {}", r.stderr);
         // The new daemon answered; stop it for the next round's fake one.
         home.ok(&["daemon", "stop"]);
