@@ -30,6 +30,8 @@ pub(crate) trait JobHost: Send + Sync {
     fn children_finished(&self, id: JobId) -> bool;
     /// Counts another attempt the executor began (see `session/attempts.rs`).
     fn count_attempt(&self, id: JobId) -> Result<u32, Error>;
+    /// Lowers the throttle of a job's parent (see `session/siblings.rs`).
+    fn limit_siblings(&self, id: JobId, limit: usize) -> Result<(), Error>;
 }
 
 /// An executor's handle on the job it runs: emit records, see stop
@@ -243,6 +245,17 @@ impl JobContext {
     pub fn count_attempt(&self) -> Result<u32, Error> {
         let inner = self.host.upgrade().ok_or(Error::closed())?;
         inner.count_attempt(self.cell.id)
+    }
+
+    /// Lowers how many of this job's siblings (its batch's children) run at
+    /// once to at most `limit` (at least 1); never raises it. For an
+    /// executor that learns its batch can run fewer at once than the
+    /// batch's throttle says, say because hosts it spreads items over were
+    /// retired: the items beyond stay queued, NotStarted. No-op for a job
+    /// without a parent.
+    pub fn limit_siblings(&self, limit: usize) -> Result<(), Error> {
+        let inner = self.host.upgrade().ok_or(Error::closed())?;
+        inner.limit_siblings(self.cell.id, limit)
     }
 
     /// Marks the job Blocked (`true`) or Running again (`false`).

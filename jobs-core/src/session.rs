@@ -12,6 +12,7 @@ mod interned;
 mod job_map;
 mod lifecycle;
 mod restart;
+mod siblings;
 mod suspend;
 mod waiting_batch;
 

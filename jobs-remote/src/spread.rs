@@ -232,6 +232,12 @@ impl Group {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// How many items the group's live hosts can run at once.
+    fn live_slots(&self) -> usize {
+        let st = self.lock();
+        st.hosts.iter().filter(|h| h.retired.is_none()).count() * self.slots
+    }
+
     /// Takes a slot of the least busy live host with one free, waiting
     /// while every live host is full; fails once every host is retired,
     /// with a reason naming each host's error.
@@ -456,6 +462,10 @@ pub(crate) async fn run(
                 ctx.information(format!(
                     "{e}; {host} takes no more items of this batch, the item goes to another host"
                 ));
+                // The host's slots are gone: the batch runs no more items
+                // at once than the live hosts take (the others stay queued,
+                // not Running while they wait here). Best effort.
+                let _ = ctx.limit_siblings(member.group.live_slots());
                 if ctx.stop_requested() {
                     return Ok(());
                 }

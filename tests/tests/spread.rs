@@ -180,6 +180,59 @@ fn items_spread_over_hosts_run_once_within_slots_and_leave_a_host_cut_off() {
     assert_eq!(infos.len() as u64, moves, "{infos:?}");
 }
 
+/// A host that cannot be reached takes its slots out of the batch's
+/// throttle (hosts × slots): the items past what the live hosts take stay
+/// queued, NotStarted, rather than Running while they wait for a slot.
+#[test]
+fn a_retired_host_takes_its_slots_out_of_the_batch_throttle() {
+    // h01 answers; h02 never does. Throttle: 2 hosts × 1 slot.
+    let f = Fleet::new(2);
+    let dir = tempfile::tempdir().expect("dir");
+    let items = dir.path().join("items");
+    std::fs::write(&items, "1\n2\n3\n4\n5\n").expect("items");
+    let id = f.start(&[
+        "--each",
+        &items.to_string_lossy(),
+        "--host",
+        "h[01-02]",
+        "-c",
+        "sleep 0.5",
+    ]);
+    // Once two items are done, h02 was retired long before (its one item
+    // moved to h01): from then on one item at a time is Running. Without
+    // the lower throttle, the next item would be Running while it waits
+    // for h01's slot, two at once.
+    let began = std::time::Instant::now();
+    let (mut samples, mut most) = (0, 0);
+    loop {
+        let all = rows(&f);
+        let parent = &all[&id];
+        let children: Vec<&serde_json::Value> = parent["children"]
+            .as_array()
+            .expect("children")
+            .iter()
+            .map(|c| &all[&c.as_u64().expect("id")])
+            .collect();
+        let count = |state: &str| children.iter().filter(|c| c["state"] == state).count();
+        if count("Completed") >= 2 && parent["state"] == "Running" {
+            samples += 1;
+            most = most.max(count("Running"));
+        }
+        if parent["state"] != "Running" && parent["state"] != "NotStarted" {
+            assert_eq!(parent["state"], "Completed", "{parent}");
+            assert_eq!(count("Completed"), 5);
+            break;
+        }
+        assert!(
+            began.elapsed() < Duration::from_secs(120),
+            "the batch ended within 2 minutes: {parent}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(samples >= 3, "{samples} samples after two items were done");
+    assert_eq!(most, 1, "at most one item Running once h02 was retired");
+}
+
 #[test]
 fn an_item_with_no_reachable_host_fails_naming_each_host() {
     let f = Fleet::new(3);

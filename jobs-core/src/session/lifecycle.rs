@@ -982,4 +982,8 @@ impl JobHost for Inner {
     fn count_attempt(&self, id: JobId) -> Result<u32, Error> {
         Inner::count_attempt(self, id)
     }
+
+    fn limit_siblings(&self, id: JobId, limit: usize) -> Result<(), Error> {
+        Inner::limit_siblings(self, id, limit)
+    }
 }
