@@ -232,10 +232,12 @@ impl Group {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// How many items the group's live hosts can run at once.
-    fn live_slots(&self) -> usize {
+    /// How many items the group's live hosts can run at once, and whether
+    /// any host was retired.
+    fn live_slots(&self) -> (usize, bool) {
         let st = self.lock();
-        st.hosts.iter().filter(|h| h.retired.is_none()).count() * self.slots
+        let live = st.hosts.iter().filter(|h| h.retired.is_none()).count();
+        (live * self.slots, live < st.hosts.len())
     }
 
     /// Takes a slot of the least busy live host with one free, waiting
@@ -403,6 +405,11 @@ pub(crate) async fn run(
     let member = groups.join(&spec, pool.clone());
     let command: Arc<str> = spec.command.into();
     let ctx = Arc::new(ctx);
+    // A batch restarted in place (`restart --failed`) gets its throttle
+    // back whole, while its group still knows the hosts it retired.
+    if let (live, true) = member.group.live_slots() {
+        let _ = ctx.limit_siblings(live);
+    }
     let mut first = true;
     loop {
         let lease = tokio::select! {
@@ -465,7 +472,7 @@ pub(crate) async fn run(
                 // The host's slots are gone: the batch runs no more items
                 // at once than the live hosts take (the others stay queued,
                 // not Running while they wait here). Best effort.
-                let _ = ctx.limit_siblings(member.group.live_slots());
+                let _ = ctx.limit_siblings(member.group.live_slots().0);
                 if ctx.stop_requested() {
                     return Ok(());
                 }

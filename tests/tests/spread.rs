@@ -180,9 +180,48 @@ fn items_spread_over_hosts_run_once_within_slots_and_leave_a_host_cut_off() {
     assert_eq!(infos.len() as u64, moves, "{infos:?}");
 }
 
+/// Follows batch `id` to its end and returns the most of its children
+/// seen Running at once once `done_first` of them were Completed; checks
+/// that it ends Completed with all `items` Completed.
+fn most_running_after(f: &Fleet, id: u64, done_first: usize, items: usize) -> usize {
+    let began = std::time::Instant::now();
+    let (mut samples, mut most) = (0, 0);
+    loop {
+        let all = rows(f);
+        let parent = &all[&id];
+        let children: Vec<&serde_json::Value> = parent["children"]
+            .as_array()
+            .expect("children")
+            .iter()
+            .map(|c| &all[&c.as_u64().expect("id")])
+            .collect();
+        let count = |state: &str| children.iter().filter(|c| c["state"] == state).count();
+        if count("Completed") >= done_first && parent["state"] == "Running" {
+            samples += 1;
+            most = most.max(count("Running"));
+        }
+        if parent["state"] != "Running" && parent["state"] != "NotStarted" {
+            assert_eq!(parent["state"], "Completed", "{parent}");
+            assert_eq!(count("Completed"), items);
+            break;
+        }
+        assert!(
+            began.elapsed() < Duration::from_secs(120),
+            "the batch ended within 2 minutes: {parent}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        samples >= 3,
+        "{samples} samples after {done_first} items were done"
+    );
+    most
+}
+
 /// A host that cannot be reached takes its slots out of the batch's
 /// throttle (hosts × slots): the items past what the live hosts take stay
-/// queued, NotStarted, rather than Running while they wait for a slot.
+/// queued, NotStarted, rather than Running while they wait for a slot; so
+/// too when the batch's failed items run again in place.
 #[test]
 fn a_retired_host_takes_its_slots_out_of_the_batch_throttle() {
     // h01 answers; h02 never does. Throttle: 2 hosts × 1 slot.
@@ -202,35 +241,28 @@ fn a_retired_host_takes_its_slots_out_of_the_batch_throttle() {
     // moved to h01): from then on one item at a time is Running. Without
     // the lower throttle, the next item would be Running while it waits
     // for h01's slot, two at once.
-    let began = std::time::Instant::now();
-    let (mut samples, mut most) = (0, 0);
-    loop {
-        let all = rows(&f);
-        let parent = &all[&id];
-        let children: Vec<&serde_json::Value> = parent["children"]
-            .as_array()
-            .expect("children")
-            .iter()
-            .map(|c| &all[&c.as_u64().expect("id")])
-            .collect();
-        let count = |state: &str| children.iter().filter(|c| c["state"] == state).count();
-        if count("Completed") >= 2 && parent["state"] == "Running" {
-            samples += 1;
-            most = most.max(count("Running"));
-        }
-        if parent["state"] != "Running" && parent["state"] != "NotStarted" {
-            assert_eq!(parent["state"], "Completed", "{parent}");
-            assert_eq!(count("Completed"), 5);
-            break;
-        }
-        assert!(
-            began.elapsed() < Duration::from_secs(120),
-            "the batch ended within 2 minutes: {parent}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert!(samples >= 3, "{samples} samples after two items were done");
-    assert_eq!(most, 1, "at most one item Running once h02 was retired");
+    assert_eq!(most_running_after(&f, id, 2, 5), 1, "after h02 was retired");
+
+    // Each item fails its first run; `restart --failed` gives the batch its
+    // throttle back whole, and its items learn again that h02 is gone.
+    let marks = dir.path().join("marks");
+    std::fs::create_dir(&marks).expect("mkdir");
+    let line = format!(
+        "if [ -e {m}/{{}} ]; then sleep 0.5; else touch {m}/{{}}; exit 1; fi",
+        m = marks.display()
+    );
+    let id = f.start(&[
+        "--each",
+        &items.to_string_lossy(),
+        "--host",
+        "h[01-02]",
+        "-c",
+        &line,
+    ]);
+    let _ = f.run(&["wait", &id.to_string()]);
+    assert_eq!(rows(&f)[&id]["state"], "Failed");
+    f.ok(&["restart", &id.to_string(), "--failed"]);
+    assert_eq!(most_running_after(&f, id, 2, 5), 1, "after the restart");
 }
 
 #[test]
