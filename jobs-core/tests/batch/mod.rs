@@ -181,6 +181,79 @@ fn the_batch_throttle_bounds_running_children() {
     assert_eq!(ex.peak.load(Ordering::SeqCst), 3);
 }
 
+/// Item 0 lowers its batch's throttle (to 0, which counts as 1, then tries
+/// 5, which does not raise it); the others start only once it did.
+struct Lowering {
+    lowered: std::sync::atomic::AtomicBool,
+    now: AtomicUsize,
+    /// The most running at once as an item past the first three started.
+    later_peak: AtomicUsize,
+}
+
+#[async_trait]
+impl JobExecutor for Lowering {
+    fn type_name(&self) -> &str {
+        "Lowering"
+    }
+
+    async fn run(&self, spec: JobSpec, ctx: JobContext) -> Result<(), JobFailure> {
+        let n = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+        let item: usize = spec.item.as_deref().unwrap_or("0").parse().unwrap_or(0);
+        if item == 0 {
+            ctx.limit_siblings(0).expect("limit");
+            ctx.limit_siblings(5).expect("limit");
+            self.lowered.store(true, Ordering::SeqCst);
+        }
+        while !self.lowered.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        if item >= 3 {
+            self.later_peak.fetch_max(n, Ordering::SeqCst);
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        self.now.fetch_sub(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+#[test]
+fn a_child_can_lower_its_batch_throttle_but_not_raise_it() {
+    let s = session();
+    let ex = Arc::new(Lowering {
+        lowered: Default::default(),
+        now: AtomicUsize::new(0),
+        later_peak: AtomicUsize::new(0),
+    });
+    s.register(Arc::clone(&ex) as Arc<dyn JobExecutor>);
+    let children = (0..10)
+        .map(|i| {
+            let mut c = JobSpec::new("Lowering", "c");
+            c.item = Some(i.to_string());
+            c
+        })
+        .collect();
+    let id = s
+        .start_batch(BatchSpec {
+            command: "c".into(),
+            throttle: Some(3),
+            children,
+            ..BatchSpec::default()
+        })
+        .expect("start");
+    wait_all(&s, id);
+    assert_eq!(s.info(id).expect("info").state, JobState::Completed);
+    // Items 3 to 9 each started alone: the first three had ended.
+    assert_eq!(ex.later_peak.load(Ordering::SeqCst), 1);
+
+    // A job without a parent has no siblings: nothing to lower.
+    let lone = s.start(JobSpec::new("Lowering", "c")).expect("start");
+    let out = s
+        .wait_blocking(&[lone], WaitMode::All, Some(Duration::from_secs(30)))
+        .expect("wait");
+    assert!(!out.timed_out);
+    assert_eq!(s.info(lone).expect("info").state, JobState::Completed);
+}
+
 #[test]
 fn stopping_a_batch_stops_its_children_and_starts_no_more() {
     let s = session();
