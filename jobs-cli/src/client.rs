@@ -234,23 +234,33 @@ impl Client {
         let Some(c) = Client::connect(home)? else {
             return Ok(None);
         };
-        let (read, timed_out) = match write_frame(&mut &c.stream, &Request::new(Op::Status), &[]) {
-            Ok(()) => c.read_raw(),
+        let sent = write_frame(&mut &c.stream, &Request::new(Op::Status), &[]);
+        match c.answer_or_gone(sent)? {
+            Some(Response::Status { pid }) => Ok(Some(pid)),
+            Some(other) => bail!("unexpected reply from the session daemon: {other:?}"),
+            None => {
+                wait_daemon_gone(home, DYING_WAIT)?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// The answer to a request whose write went as `sent`; an error answer
+    /// becomes an [`Exit`] error. `None`: the daemon went away before it
+    /// answered (the connection was closed or reset under the request).
+    fn answer_or_gone(&self, sent: io::Result<()>) -> Result<Option<Response>> {
+        let (read, timed_out) = match sent {
+            Ok(()) => self.read_raw(),
             Err(e) => {
                 let late = timed_out(&e);
                 (Err(FrameError::from(e)), late)
             }
         };
         match read {
-            Err(e) if timed_out => Err(c.read_failed(e, true)),
-            Ok((Response::Status { pid }, _)) => Ok(Some(pid)),
             Ok((Response::Error { kind, message }, _)) => Err(anyhow!(daemon_error(kind, message))),
-            Ok((other, _)) => bail!("unexpected reply from the session daemon: {other:?}"),
-            Err(e) if going_away(&e) => {
-                wait_daemon_gone(home, DYING_WAIT)?;
-                Ok(None)
-            }
-            Err(e) => Err(c.read_failed(e, false)),
+            Ok((r, _)) => Ok(Some(r)),
+            Err(e) if !timed_out && going_away(&e) => Ok(None),
+            Err(e) => Err(self.read_failed(e, timed_out)),
         }
     }
 
@@ -357,17 +367,12 @@ impl Client {
     /// once.
     pub(crate) fn ask(mut self, home: &Home, op: impl Fn() -> Op) -> Result<Response> {
         self.send(op(), &[])?;
-        let (read, timed_out) = self.read_raw();
-        match read {
-            Ok((Response::Error { kind, message }, _)) => Err(anyhow!(daemon_error(kind, message))),
-            Ok((r, _)) => Ok(r),
-            Err(e) if !timed_out && going_away(&e) => {
-                drop(self);
-                wait_daemon_gone(home, DYING_WAIT)?;
-                Client::connect_or_start(home, &[])?.call(op())
-            }
-            Err(e) => Err(self.read_failed(e, timed_out)),
+        if let Some(r) = self.answer_or_gone(Ok(()))? {
+            return Ok(r);
         }
+        drop(self);
+        wait_daemon_gone(home, DYING_WAIT)?;
+        Client::connect_or_start(home, &[])?.call(op())
     }
 }
 

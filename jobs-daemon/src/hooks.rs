@@ -184,8 +184,7 @@ impl Hooks {
                         // Nothing to run for what was missed: skip it.
                         if to > last {
                             last = to;
-                            self.seen.store(last, Ordering::SeqCst);
-                            self.changed.notify_waiters();
+                            self.saw(last);
                         }
                         continue;
                     }
@@ -218,7 +217,7 @@ impl Hooks {
     /// finish line holds until its line is in place.
     fn none_due(&self, session: &Session) -> Option<u64> {
         let lines = self.lines();
-        (lines.is_empty() && !self.home.join("hooks").is_dir()).then(|| session.last_event())
+        (lines.is_empty() && !self.folder().is_dir()).then(|| session.last_event())
     }
 
     /// Queues the hooks of `ev` unless it was seen (`last` is the last
@@ -234,9 +233,19 @@ impl Hooks {
                 return false;
             }
         }
-        self.seen.store(*last, Ordering::SeqCst);
-        self.changed.notify_waiters();
+        self.saw(*last);
         true
+    }
+
+    /// Every event through `last` is taken: tells whoever waits for that.
+    fn saw(&self, last: u64) {
+        self.seen.store(last, Ordering::SeqCst);
+        self.changed.notify_waiters();
+    }
+
+    /// The hooks folder.
+    fn folder(&self) -> PathBuf {
+        self.home.join("hooks")
     }
 
     /// The hooks an event calls for: none unless the job just finished.
@@ -281,7 +290,7 @@ impl Hooks {
     /// The executables of the hooks folder, in name order; none (logged)
     /// when the folder or a file breaks the plugins folder's rule.
     fn folder_hooks(&self) -> Vec<PathBuf> {
-        let dir = self.home.join("hooks");
+        let dir = self.folder();
         if !dir.is_dir() {
             return Vec::new();
         }

@@ -346,6 +346,22 @@ impl SqliteStore {
         self.shared.write(&mut self.shared.db(), |_| Ok(()))
     }
 
+    /// Buffers `info`'s row for the writer's next batch, counting it as a
+    /// finished item's row (see the `items` module) if `finished`.
+    fn buffer_row(&self, info: &JobInfo, finished: bool) -> Result<(), StoreError> {
+        let row = JobRow::encode(info)?;
+        let mut p = self.shared.pending();
+        let wake = p.push_job(row);
+        if finished {
+            self.shared.items.buffered();
+        }
+        drop(p);
+        if wake {
+            self.shared.wake.notify_one();
+        }
+        Ok(())
+    }
+
     /// Lets the finished rows of batch items ride with the next batch
     /// instead of a transaction each (see the `items` module): whoever
     /// reports such an item finished calls
@@ -686,17 +702,10 @@ impl Shared {
 
 impl Store for SqliteStore {
     fn save_job(&self, info: &JobInfo) -> Result<(), StoreError> {
-        let row = JobRow::encode(info)?;
         if self.shared.items.defers(info) {
-            let mut p = self.shared.pending();
-            let wake = p.push_job(row);
-            self.shared.items.buffered();
-            drop(p);
-            if wake {
-                self.shared.wake.notify_one();
-            }
-            return Ok(());
+            return self.buffer_row(info, true);
         }
+        let row = JobRow::encode(info)?;
         let done = info.state.is_finished() && info.has_dependencies();
         // Records appended before the row go in the same transaction: a
         // finished row on disk means all the job's records are there too.
@@ -759,11 +768,7 @@ impl Store for SqliteStore {
     fn save_job_soon(&self, info: &JobInfo) -> Result<(), StoreError> {
         // A live job's row rides with the next batch (at most the flush
         // interval away): starting a job costs no transaction of its own.
-        let row = JobRow::encode(info)?;
-        if self.shared.pending().push_job(row) {
-            self.shared.wake.notify_one();
-        }
-        Ok(())
+        self.buffer_row(info, false)
     }
 
     fn delete_job(&self, id: JobId) -> Result<(), StoreError> {

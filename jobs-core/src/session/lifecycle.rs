@@ -190,11 +190,10 @@ impl Inner {
         // Written at once: the caller gets the id next, and a job it was
         // told about must be there after a crash (as ended with its host,
         // or, waiting with a spec the store keeps, still waiting).
-        // (A batch's children are written together once all exist, before
-        // the caller hears of the batch.)
         // Its creation is an event, written with the row. A batch's child
         // rides with the store's next batch instead, which writes it by the
-        // time its parent's row is (see `save_batch`).
+        // time its parent's row is, before the caller hears of the batch
+        // (see `save_batch`).
         let kept = if waits && parent.is_none() {
             super::waiting_batch::stored(&spec)
         } else {
