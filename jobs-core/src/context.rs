@@ -32,6 +32,8 @@ pub(crate) trait JobHost: Send + Sync {
     fn count_attempt(&self, id: JobId) -> Result<u32, Error>;
     /// Lowers the throttle of a job's parent (see `session/siblings.rs`).
     fn limit_siblings(&self, id: JobId, limit: usize) -> Result<(), Error>;
+    /// Whether the session's runtime is known to drive I/O and time.
+    fn drives_io(&self) -> bool;
 }
 
 /// An executor's handle on the job it runs: emit records, see stop
@@ -256,6 +258,15 @@ impl JobContext {
     pub fn limit_siblings(&self, limit: usize) -> Result<(), Error> {
         let inner = self.host.upgrade().ok_or(Error::closed())?;
         inner.limit_siblings(self.cell.id, limit)
+    }
+
+    /// Whether the runtime the job runs on is known to drive I/O and
+    /// timers: the session built it itself (`Session::new` outside a
+    /// runtime), with both enabled. An executor may then register its I/O
+    /// there rather than on a runtime of its own. `false` for a runtime the
+    /// session was given, which may lack either.
+    pub fn runtime_drives_io(&self) -> bool {
+        self.host.upgrade().is_some_and(|h| h.drives_io())
     }
 
     /// Marks the job Blocked (`true`) or Running again (`false`).

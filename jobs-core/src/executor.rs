@@ -50,6 +50,17 @@ pub trait JobExecutor: Send + Sync + 'static {
         false
     }
 
+    /// Whether `run`'s first step for `spec` (up to its first `.await`
+    /// that waits) is short and never blocks, so that a job started from a
+    /// thread outside any runtime may take it there, in the runtime's
+    /// context; the rest goes to the runtime when something wakes it. A
+    /// process executor's first step is the spawn: taken in place, the
+    /// process starts without a runtime thread waking to start it.
+    /// Default: no, `run` begins on the runtime.
+    fn starts_in_place(&self, _spec: &JobSpec) -> bool {
+        false
+    }
+
     /// The default throttle limit of this type (none: unlimited).
     fn default_throttle(&self) -> Option<usize> {
         None

@@ -8,6 +8,7 @@ mod attempts;
 mod batch;
 mod deps;
 mod events;
+mod in_place;
 mod interned;
 mod job_map;
 mod lifecycle;
@@ -67,6 +68,8 @@ pub(crate) struct Inner {
     pub(crate) changed: watch::Sender<u64>,
     pub(crate) handle: Handle,
     runtime: Mutex<Option<Runtime>>,
+    /// Whether the session built its runtime itself, with I/O and time.
+    drives_io: bool,
     /// Set once the session is closing: a waiting job whose dependencies
     /// are decided then starts in the next session, not this one.
     closing: AtomicBool,
@@ -360,6 +363,7 @@ impl SessionBuilder {
                 executors: RwLock::new(HashMap::new()),
                 changed: watch::Sender::new(0),
                 handle,
+                drives_io: runtime.is_some(),
                 runtime: Mutex::new(runtime),
                 closing: AtomicBool::new(false),
                 batch_rebuild: Default::default(),

@@ -9,6 +9,7 @@ mod conformance {
 mod batch;
 mod deps;
 mod events;
+mod in_place;
 mod lifecycle;
 mod timeout;
 mod wait;

@@ -26,6 +26,7 @@ use crate::lent::Lent;
 use crate::pidfd::{self, OwnChild};
 use crate::records::{failure_reason, LineDecoder};
 use crate::spawn::{check_cwd, spawn_as, Launch};
+use crate::ticker;
 use crate::watcher::Watcher;
 use crate::ProcessSpec;
 
@@ -120,7 +121,7 @@ pub(crate) async fn run(ex: Lent, spec: ProcessSpec, ctx: JobContext) -> Result<
                     drain_ended(&mut fds, &ctx, &failure_slot);
                 }
                 _ = ctx.stopped() => {}
-                _ = watch_timer(&io) => {}
+                _ = ticker::after_or_timer(WATCH_AFTER, &io) => {}
             }
             let [stdout, stderr, records] = fds.map(|fd| {
                 fd.map(|fd| watch_pipe(&io, fd))
@@ -216,29 +217,9 @@ fn fallback_forced() -> bool {
 }
 
 /// How long a job of our own child runs at least before its pipes are
-/// watched: a job that ends sooner has its output read once, at its end.
+/// watched (up to [`ticker::GRID`] more): a job that ends sooner has its
+/// output read once, at its end.
 const WATCH_AFTER: Duration = Duration::from_millis(2);
-/// The grid the time to watch a job's pipes is rounded up to.
-const WATCH_GRID: Duration = Duration::from_millis(4);
-
-/// Fires when a job started now has run [`WATCH_AFTER`] (and up to
-/// [`WATCH_GRID`] more). Jobs started within the same few milliseconds
-/// share their deadline, so that only the first of them wakes the timer's
-/// driver to re-arm it (the others' deadlines are not earlier than the one
-/// it already sleeps until): short jobs in a row cost the runtime one timer
-/// wake-up per grid step, not one each.
-fn watch_timer(io: &Handle) -> tokio::time::Sleep {
-    static EPOCH: std::sync::OnceLock<tokio::time::Instant> = std::sync::OnceLock::new();
-    let epoch = *EPOCH.get_or_init(tokio::time::Instant::now);
-    let due = tokio::time::Instant::now() + WATCH_AFTER;
-    let grid = WATCH_GRID.as_nanos().max(1);
-    let steps = (due.saturating_duration_since(epoch).as_nanos()).div_ceil(grid);
-    let deadline = u64::try_from(steps * grid)
-        .map(|n| epoch + Duration::from_nanos(n))
-        .unwrap_or(due);
-    let _g = io.enter();
-    tokio::time::sleep_until(deadline)
-}
 
 /// A job's process: tokio's child, or our own (see [`crate::pidfd`]).
 enum Proc {

@@ -24,10 +24,12 @@ pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
 /// Runs [`ProcessSpec`]s as process jobs (type [`TYPE_NAME`]).
 ///
 /// One executor serves any number of jobs at once. Its process I/O runs on
-/// a small tokio runtime of its own (two threads by default, started on
-/// first use; see [`ProcessExecutor::io_threads`]), so
-/// it works under any session runtime, with or without an I/O driver; or,
-/// with [`ProcessExecutor::on_session_runtime`], on the session's runtime.
+/// the session's runtime when the session built that runtime itself
+/// ([`JobContext::runtime_drives_io`]), else on a small tokio runtime of
+/// its own (two threads by default, started on first use; see
+/// [`ProcessExecutor::io_threads`]), so it works under any session
+/// runtime, with or without an I/O driver. With
+/// [`ProcessExecutor::on_session_runtime`] it always uses the session's.
 /// Dropping the executor ends the process trees of its jobs that are still
 /// running, detached ones excepted.
 pub struct ProcessExecutor {
@@ -38,6 +40,8 @@ pub struct ProcessExecutor {
     /// Whether process I/O runs on the session's runtime rather than on a
     /// runtime of the executor's own.
     session_io: bool,
+    /// Whether it does when the session says its runtime drives I/O.
+    auto_io: bool,
     io_threads: usize,
     groups: Arc<Groups>,
 }
@@ -49,6 +53,7 @@ impl std::fmt::Debug for ProcessExecutor {
             .field("detached_dir", &self.detached_dir)
             .field("io_threads", &self.io_threads)
             .field("session_io", &self.session_io)
+            .field("auto_io", &self.auto_io)
             .finish_non_exhaustive()
     }
 }
@@ -69,17 +74,20 @@ impl ProcessExecutor {
             watcher: Arc::new(Watcher::new(DEFAULT_GRACE)),
             io: Mutex::new(None),
             session_io: false,
+            auto_io: true,
             io_threads: DEFAULT_IO_THREADS,
             groups: Arc::default(),
         }
     }
 
-    /// Sets how many threads the executor's I/O runtime has (default 2,
-    /// at least 1). A host that does little else on its own runtime saves
-    /// cross-thread wake-ups per job with 1; the pipes of many busy jobs
-    /// are read in parallel with more.
+    /// Gives the executor an I/O runtime of its own with this many threads
+    /// (default 2, at least 1), even under a session that drives I/O. A
+    /// host that does little else on its own runtime saves cross-thread
+    /// wake-ups per job with 1; the pipes of many busy jobs are read in
+    /// parallel with more.
     pub fn io_threads(mut self, threads: usize) -> Self {
         self.io_threads = threads.max(1);
+        self.auto_io = false;
         self
     }
 
@@ -131,19 +139,20 @@ impl ProcessExecutor {
         self.detached_root().join(instance_id.to_string())
     }
 
-    /// The handle of the executor's I/O runtime, started on first use.
     /// What one job's run gets of this executor.
-    fn lend(&self) -> Result<Lent, JobFailure> {
+    fn lend(&self, ctx: &JobContext) -> Result<Lent, JobFailure> {
         Ok(Lent {
             grace: self.grace,
             watcher: Arc::clone(&self.watcher),
-            io: self.io()?,
+            io: self.io(ctx)?,
             groups: Arc::clone(&self.groups),
         })
     }
 
-    fn io(&self) -> Result<Handle, JobFailure> {
-        if self.session_io {
+    /// The handle of the runtime a job's I/O goes to: the session's, or
+    /// the executor's own, started on first use.
+    fn io(&self, ctx: &JobContext) -> Result<Handle, JobFailure> {
+        if self.session_io || (self.auto_io && ctx.runtime_drives_io()) {
             return Handle::try_current().map_err(|e| {
                 JobFailure::new(format!("the session's runtime is not available: {e}"))
             });
@@ -209,10 +218,24 @@ impl JobExecutor for ProcessExecutor {
         pspec.detached |= spec.detached;
         if pspec.detached {
             let dir = self.detached_job_dir(&ctx.instance_id());
-            detached::run(self.lend()?, pspec, dir, ctx).await
+            detached::run(self.lend(&ctx)?, pspec, dir, ctx).await
         } else {
-            attached::run(self.lend()?, pspec, ctx).await
+            attached::run(self.lend(&ctx)?, pspec, ctx).await
         }
+    }
+
+    /// An attached job's first step is its spawn: taken on the starting
+    /// thread, the process starts without a runtime thread waking first.
+    fn starts_in_place(&self, spec: &JobSpec) -> bool {
+        let detached = match spec
+            .payload
+            .as_ref()
+            .map(|p| p.downcast_ref::<ProcessSpec>())
+        {
+            Some(Some(p)) => p.detached,
+            _ => spec.params.get("detached").and_then(|v| v.as_bool()) == Some(true),
+        };
+        !(spec.detached || detached)
     }
 
     fn resumable(&self, info: &JobInfo) -> bool {
@@ -221,7 +244,7 @@ impl JobExecutor for ProcessExecutor {
 
     async fn resume(&self, info: JobInfo, ctx: JobContext) -> Result<(), JobFailure> {
         let dir = self.detached_job_dir(&info.instance_id);
-        detached::resume(self.lend()?, dir, ctx).await
+        detached::resume(self.lend(&ctx)?, dir, ctx).await
     }
 
     /// SIGSTOP to the job's whole process group (attached or detached).

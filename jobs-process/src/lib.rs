@@ -144,6 +144,7 @@ mod records;
 mod spawn;
 mod spawned;
 mod spec;
+mod ticker;
 mod watcher;
 
 pub use executor::{default_detached_dir, ProcessExecutor, DEFAULT_GRACE, DEFAULT_IO_THREADS};

@@ -9,6 +9,7 @@ use std::sync::{Arc, Weak};
 use std::task::Poll;
 use std::time::SystemTime;
 
+use tokio::runtime::Handle;
 use uuid::Uuid;
 
 use super::{Entry, Halt, HaltWhen, Inner, Pool, Retry, Table};
@@ -356,7 +357,12 @@ impl Inner {
             work,
         } = launch;
         let weak = Arc::downgrade(self);
-        self.handle.spawn(async move {
+        // In place only on a thread outside any runtime: a runtime's own
+        // thread hands the task to itself without waking another.
+        let in_place = matches!(&work, Work::Run(spec)
+            if spec.make.is_none() && executor.starts_in_place(spec))
+            && Handle::try_current().is_err();
+        let task = async move {
             let made = std::panic::catch_unwind(AssertUnwindSafe(|| match work {
                 Work::Run(spec) => spec.made().map(|spec| executor.run(spec, ctx)),
                 Work::Resume(info) => Ok(executor.resume(info, ctx)),
@@ -385,7 +391,15 @@ impl Inner {
             if let Some(inner) = weak.upgrade() {
                 inner.run_returned(id, result);
             }
-        });
+        };
+        if !in_place {
+            self.handle.spawn(task);
+            return;
+        }
+        // The first step here, in the runtime's context; the rest goes to
+        // the runtime when something wakes it.
+        let _entered = self.handle.enter();
+        super::in_place::start(self.handle.clone(), Box::pin(task));
     }
 
     /// Moves a job to a new state if the lifecycle allows, stamping times,
@@ -980,6 +994,10 @@ impl JobHost for Inner {
 
     fn count_attempt(&self, id: JobId) -> Result<u32, Error> {
         Inner::count_attempt(self, id)
+    }
+
+    fn drives_io(&self) -> bool {
+        self.drives_io
     }
 
     fn limit_siblings(&self, id: JobId, limit: usize) -> Result<(), Error> {
