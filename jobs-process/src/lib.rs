@@ -20,8 +20,15 @@
 //! The job's process is reaped through a pidfd of the job's own (Linux 5.3
 //! and later; before that, by tokio's SIGCHLD handling): its exit is one
 //! readiness on the runtime that drives the job. Its pipes are watched
-//! only once it has run 2 to 6 ms (or is stopped): a job that ends sooner
-//! has its output read once, at its end, and costs one wake-up in all.
+//! only once it has run 2 to 6 ms (or is stopped), which one clock thread
+//! shared by all jobs tells it: a job that ends sooner has its output read
+//! once, at its end, and costs one wake-up in all.
+//!
+//! An attached job started from a thread outside any runtime is spawned on
+//! that thread ([`jobs_core::JobExecutor::starts_in_place`]): no runtime
+//! thread wakes to start it. Its I/O runs on the session's runtime when the
+//! session built that runtime itself, so that its exit wakes the thread
+//! that finishes it, and no other, before the waiting caller.
 //!
 //! # The records channel
 //! Besides stdout and stderr, a job may write structured records. The
