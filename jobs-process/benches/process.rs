@@ -5,7 +5,7 @@
 //!   is the same job in a session shaped like the daemon's: a runtime of
 //!   one worker that also drives the executor's process I/O
 //!   ([`ProcessExecutor::on_session_runtime`]). Then all three again: CPU
-//!   time per run, and wall time alternated run by run, as medians (a
+//!   time per run, and wall time in alternated blocks, as medians (a
 //!   shared machine's load shifts between criterion's separate runs).
 //! - `lines/*`: one job `cat`ting a 256 MiB file of lines, received as it
 //!   runs, against reading raw `cat` of the same file through a pipe.
@@ -107,33 +107,40 @@ fn spawn_cost(c: &mut Criterion) {
         on / raw
     );
 
-    // The same two, alternated run by run so that both see the same load:
-    // on a shared machine the medians compare better than separate runs.
-    let n = 500;
-    let (mut raw, mut job) = (Vec::with_capacity(n), Vec::with_capacity(n));
-    let mut on = Vec::with_capacity(n);
-    for _ in 0..n {
+    // The same, alternated in blocks so that each sees the load the other
+    // saw: a block of raw spawns, a block of jobs, a block on one worker,
+    // ten times; the median of each. (Alternated run by run, a raw spawn
+    // pays for the job before it, still winding down on the other core.)
+    let (block, blocks) = (50, 10);
+    let (mut raw, mut job, mut on) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..blocks {
         let t = Instant::now();
-        Command::new("/bin/true")
-            .spawn()
-            .expect("spawn")
-            .wait()
-            .expect("wait");
+        for _ in 0..block {
+            Command::new("/bin/true")
+                .spawn()
+                .expect("spawn")
+                .wait()
+                .expect("wait");
+        }
         raw.push(t.elapsed());
         let t = Instant::now();
-        true_job(&s);
+        for _ in 0..block {
+            true_job(&s);
+        }
         job.push(t.elapsed());
         let t = Instant::now();
-        true_job(&shared);
+        for _ in 0..block {
+            true_job(&shared);
+        }
         on.push(t.elapsed());
     }
     let median = |mut v: Vec<Duration>| {
         v.sort();
-        v[n / 2].as_secs_f64()
+        v[v.len() / 2].as_secs_f64() / block as f64
     };
     let (raw, job, on) = (median(raw), median(job), median(on));
     println!(
-        "wall per /bin/true, alternated (median of {n}): raw {:.0} µs, job {:.0} µs ({:.2}x), on one worker {:.0} µs ({:.2}x)",
+        "wall per /bin/true, {blocks} alternated blocks of {block} (medians): raw {:.0} µs, job {:.0} µs ({:.2}x), on one worker {:.0} µs ({:.2}x)",
         raw * 1e6,
         job * 1e6,
         job / raw,
