@@ -277,7 +277,10 @@ impl JobContext {
 
     /// Marks the job Disconnected (`true`: the work goes on somewhere this
     /// side cannot reach now) or Running again (`false`). A parent with a
-    /// Disconnected child and no Failed one shows Disconnected.
+    /// Disconnected child and no Failed one shows Disconnected. A Suspending
+    /// or Suspended job stays so either way (`true` is refused with
+    /// `IllegalTransition`, `false` changes nothing): its work is paused
+    /// wherever it is.
     pub fn set_disconnected(&self, disconnected: bool) -> Result<(), Error> {
         let inner = self.host.upgrade().ok_or(Error::closed())?;
         inner.set_disconnected(self.cell.id, disconnected)

@@ -109,6 +109,7 @@ pub(crate) fn tail(
     conn: &Connected,
     p: &TailParams<'_>,
     offsets: &mut [u64; 2],
+    paused: &mut Option<bool>,
     ctx: &JobContext,
     checkpoint: &dyn Fn([u64; 2]) -> Vec<u8>,
 ) -> TailEnd {
@@ -161,6 +162,20 @@ pub(crate) fn tail(
         if ctx.stop_requested() {
             break Some(TailEnd::Stop);
         }
+        // A suspend or resume: STOP or CONT to the job's group, over a
+        // second channel.
+        let want = ctx.stop_token().is_paused();
+        if *paused != Some(want) {
+            session.set_blocking(true);
+            let sent = signal(session, p, want);
+            session.set_timeout(0);
+            session.set_blocking(false);
+            if let Err(why) = sent {
+                return TailEnd::Lost(why);
+            }
+            *paused = Some(want);
+            ctx.stop_token().set_applied(want);
+        }
         if got {
             continue;
         }
@@ -183,6 +198,21 @@ pub(crate) fn tail(
         Ok(GONE) => TailEnd::Gone,
         Ok(n) => TailEnd::Lost(format!("the remote reader ended with status {n}")),
         Err(e) => TailEnd::Lost(e.message().to_string()),
+    }
+}
+
+/// Sends SIGSTOP (`pause`) or SIGCONT to a detached job's process group on
+/// its host. A job that ended, or whose folder is gone, takes none: its
+/// tail finds that out.
+fn signal(session: &Session, p: &TailParams<'_>, pause: bool) -> Result<(), String> {
+    let sig = if pause { "STOP" } else { "CONT" };
+    let answer = run_op(session, "signal", p.id, &[sig.to_string()], b"", p.timeout)?;
+    match answer.status {
+        0 | GONE => Ok(()),
+        n => Err(format!(
+            "sending SIG{sig} to the job's group failed (status {n}): {}",
+            String::from_utf8_lossy(&answer.stderr).trim()
+        )),
     }
 }
 

@@ -144,6 +144,13 @@ impl Wakers {
         self.lock().contains_key(id)
     }
 
+    /// Whether that child streams its files now (is connected).
+    pub(crate) fn attached(&self, id: &str) -> bool {
+        self.lock()
+            .get(id)
+            .is_some_and(|w| w.attached.load(Ordering::SeqCst))
+    }
+
     /// Makes the child re-attach now if it waits to; resolves once its
     /// next attempt was made, or after `limit`. `false`: no such child runs.
     pub(crate) async fn connect_now(&self, id: &str, limit: Duration) -> bool {
@@ -268,6 +275,10 @@ pub(crate) fn drive(
         .encode()
     };
     let mut backoff = FIRST_BACKOFF;
+    // Whether the job's group was sent SIGSTOP last (a suspend), across
+    // connections; unknown for a job taken over, which is sent what its
+    // row says at its first attach (SIGSTOP again, or SIGCONT), to no harm.
+    let mut paused = launch.then_some(false);
     // Whether the job shows Disconnected (said once per loss).
     let mut down = false;
     loop {
@@ -300,7 +311,7 @@ pub(crate) fn drive(
         }
         wake.attached.store(true, Ordering::SeqCst);
         wake.attempted();
-        let end = tail(&c, &params, &mut cp.offsets, ctx, &encode);
+        let end = tail(&c, &params, &mut cp.offsets, &mut paused, ctx, &encode);
         wake.attached.store(false, Ordering::SeqCst);
         match end {
             TailEnd::Done => match finish(c, &r, &id, ctx, op_timeout) {

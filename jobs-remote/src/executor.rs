@@ -406,7 +406,9 @@ impl JobExecutor for SshExecutor {
 
     /// A host's job is suspended with `kill -STOP` to its remote process
     /// group, sent over a second channel by the host's thread, and resumed
-    /// with `kill -CONT`. (A parent is suspended through its children.)
+    /// with `kill -CONT`; a detached one's group is signalled by its
+    /// supervisor, over a second channel of the connection that streams its
+    /// files. (A parent is suspended through its children.)
     fn can_suspend(&self) -> bool {
         true
     }
@@ -416,21 +418,26 @@ impl JobExecutor for SshExecutor {
     /// session starts none while it is suspended) has nothing to confirm:
     /// its thread sends SIGSTOP as soon as the command reports its group.
     async fn suspend(&self, ctx: &JobContext) -> Result<(), SuspendError> {
-        if self.wakers.runs(&ctx.instance_id().to_string()) {
-            // Its command runs under the remote supervisor, reached by
-            // operations over new connections; no operation pauses it yet.
-            return Err(SuspendError::Failed(
-                "a detached remote job cannot be suspended".into(),
-            ));
-        }
-        if !self.is_host(ctx) {
+        if !self.is_host(ctx) && !self.is_detached(ctx) {
             return Ok(());
         }
         confirmed(ctx, true).await
     }
 
+    /// A detached job whose pause was not lifted (its session closes and
+    /// lets suspended jobs go on) stays stopped on its host: the host's
+    /// process group outlives the session as it is. One being stopped is
+    /// continued by its stop. One that lost its connection is continued
+    /// once its thread re-attaches.
     async fn resume_suspended(&self, ctx: &JobContext) -> Result<(), SuspendError> {
-        if !self.is_host(ctx) {
+        if self.is_detached(ctx) {
+            if ctx.stop_token().is_paused()
+                || ctx.stop_requested()
+                || !self.wakers.attached(&ctx.instance_id().to_string())
+            {
+                return Ok(());
+            }
+        } else if !self.is_host(ctx) {
             return Ok(());
         }
         confirmed(ctx, false).await
@@ -444,6 +451,11 @@ impl SshExecutor {
 
     fn is_host(&self, ctx: &JobContext) -> bool {
         self.hosts_lock().contains(&ctx.instance_id().as_u128())
+    }
+
+    /// Whether the job is a detached one's host child, run by this executor.
+    fn is_detached(&self, ctx: &JobContext) -> bool {
+        self.wakers.runs(&ctx.instance_id().to_string())
     }
 }
 

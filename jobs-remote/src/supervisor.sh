@@ -84,6 +84,15 @@ stop)
 	fi
 	rm -rf "$d"
 	;;
+signal)
+	# $1: STOP or CONT, to the job's whole group; nothing once it ended.
+	[ -d "$d" ] || exit 86
+	[ -f "$d/status" ] && exit 0
+	p=$(cat "$d/pid" 2>/dev/null)
+	[ -n "$p" ] || exit 86
+	kill -"$1" "-$p" 2>/dev/null
+	exit 0
+	;;
 remove)
 	rm -rf "$d"
 	;;

@@ -206,7 +206,7 @@ fn field(home: &TestHome, id: u64, name: &str) -> String {
     home.job(id)[name].as_str().unwrap_or_default().to_string()
 }
 
-fn children(home: &TestHome, parent: u64) -> Vec<u64> {
+pub(crate) fn children(home: &TestHome, parent: u64) -> Vec<u64> {
     home.job(parent)["children"]
         .as_array()
         .expect("children")
@@ -241,7 +241,7 @@ fn streaming(home: &TestHome, sshd: &Sshd, child: u64) {
 
 /// The folder of a detached child on its host (the remote user's home is
 /// asked of the host itself).
-fn remote_folder(home: &TestHome, sshd: &Sshd, host: &str, child: u64) -> PathBuf {
+pub(crate) fn remote_folder(home: &TestHome, sshd: &Sshd, host: &str, child: u64) -> PathBuf {
     let remote_home = ok(home, sshd, &["run", "--host", host, "-c", "echo $HOME"]);
     PathBuf::from(remote_home.trim())
         .join(".cache/jobctl/jobs")
@@ -249,7 +249,7 @@ fn remote_folder(home: &TestHome, sshd: &Sshd, host: &str, child: u64) -> PathBu
 }
 
 /// The process group the supervisor leads, once its pid file is there.
-fn remote_group(folder: &std::path::Path) -> i32 {
+pub(crate) fn remote_group(folder: &std::path::Path) -> i32 {
     let mut pgid = 0;
     assert!(
         eventually(LONG, || {
@@ -266,7 +266,7 @@ fn remote_group(folder: &std::path::Path) -> i32 {
 }
 
 /// The live (not zombie) processes of a process group, from /proc.
-fn group_members(pgid: i32) -> Vec<u32> {
+pub(crate) fn group_members(pgid: i32) -> Vec<u32> {
     jobctl_tests::procs("stat", |pid, stat| {
         let f = jobctl_tests::stat_fields(stat);
         (f.len() > 2 && f[2] == pgid.to_string() && !matches!(f[0].as_str(), "Z" | "X"))

@@ -128,6 +128,69 @@ fn a_remote_job_is_suspended_and_resumed() {
     suspend_cycle(&jc, id.trim(), 30);
 }
 
+/// The states of a process group's live members (`T`: stopped).
+fn group_states(pgid: i32) -> Vec<String> {
+    crate::disconnected::group_members(pgid)
+        .into_iter()
+        .filter_map(|pid| std::fs::read(format!("/proc/{pid}/stat")).ok())
+        .filter_map(|stat| jobctl_tests::stat_fields(&stat).first().cloned())
+        .collect()
+}
+
+#[test]
+fn a_detached_remote_job_is_suspended_on_its_host_across_a_daemon_restart() {
+    let sshd = Sshd::start();
+    let home = TestHome::new();
+    let host = format!("127.0.0.1:{}", sshd.port);
+    let jc = |a: &[&str]| remote::run(&home, &sshd, a);
+    let id = ok(
+        &jc,
+        &["start", "-q", "--detached", "--host", &host, "-c", COUNTER],
+    );
+    let id = id.trim();
+    let child = crate::disconnected::children(&home, id.parse().expect("id"))[0];
+    let folder = crate::disconnected::remote_folder(&home, &sshd, &host, child);
+    let pgid = crate::disconnected::remote_group(&folder);
+    assert!(
+        eventually(Duration::from_secs(30), || lines(&jc, id) >= 2),
+        "the job wrote nothing"
+    );
+    let out = ok(&jc, &["suspend", id]);
+    assert!(out.contains("Suspended"), "{out}");
+    assert_eq!(state(&jc, &child.to_string()), "Suspended");
+    let stopped = |want: bool| {
+        let states = group_states(pgid);
+        !states.is_empty() && states.iter().all(|s| (s == "T") == want)
+    };
+    assert!(
+        eventually(Duration::from_secs(5), || stopped(true)),
+        "the group on the host is not stopped: {:?}",
+        group_states(pgid)
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let before = lines(&jc, id);
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(lines(&jc, id), before, "the counter moved while suspended");
+
+    // A new daemon takes it over Suspended, and it stays stopped.
+    ok(&jc, &["daemon", "stop"]);
+    assert!(stopped(true), "stopped while no daemon runs");
+    assert_eq!(state(&jc, id), "Suspended");
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(stopped(true), "{:?}", group_states(pgid));
+    assert_eq!(lines(&jc, id), before, "the counter moved while suspended");
+
+    ok(&jc, &["resume", "-q", id]);
+    assert!(
+        eventually(Duration::from_secs(5), || stopped(false)),
+        "the group on the host was not continued: {:?}",
+        group_states(pgid)
+    );
+    let out = ok(&jc, &["wait", id, "--force", "--timeout", "60"]);
+    assert!(out.contains("Completed"), "{out}");
+    assert_eq!(lines(&jc, id), 30);
+}
+
 #[test]
 fn a_suspended_batch_starts_no_new_child_until_resumed() {
     let home = TestHome::new();

@@ -482,6 +482,11 @@ impl Inner {
 
     pub(crate) fn set_disconnected(&self, id: JobId, disconnected: bool) -> Result<(), Error> {
         let mut t = self.lock();
+        // A suspended job that connects again stays suspended: its work is
+        // still paused there.
+        if !disconnected && t.state(id).is_some_and(super::suspend::is_paused) {
+            return Ok(());
+        }
         let to = if disconnected {
             JobState::Disconnected
         } else {
