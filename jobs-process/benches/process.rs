@@ -1,10 +1,13 @@
 //! BackgroundJob costs against raw baselines measured in the same run:
 //!
 //! - `true/*`: one job of `/bin/true` (start + wait + receive + remove)
-//!   against `std::process::Command::spawn` + `wait`. `job_on_one_worker`
+//!   against `std::process::Command::spawn` + `wait`, and against tokio's
+//!   own spawn + wait on the session's runtime (`tokio_spawn_wait`; with a
+//!   job's stdin, pipes and process group, `tokio_spawn_wait_piped`): the
+//!   floor of a child reaped on a runtime thread. `job_on_one_worker`
 //!   is the same job in a session shaped like the daemon's: a runtime of
 //!   one worker that also drives the executor's process I/O
-//!   ([`ProcessExecutor::on_session_runtime`]). Then all three again: CPU
+//!   ([`ProcessExecutor::on_session_runtime`]). Then again: CPU
 //!   time per run, and wall time in alternated blocks, as medians (a
 //!   shared machine's load shifts between criterion's separate runs).
 //! - `lines/*`: one job `cat`ting a 256 MiB file of lines, received as it
@@ -51,6 +54,25 @@ fn true_job(s: &Session) {
     s.remove_blocking(id, false).expect("remove");
 }
 
+/// `/bin/true` through tokio's own process API on the session's runtime,
+/// waited for from outside it: the same hand-off a job's end makes (the
+/// exit is seen by a runtime thread, which wakes the caller). With the
+/// caller's stdio, or (`piped`) with a job's: stdin from `/dev/null`,
+/// stdout and stderr piped, a process group of its own.
+fn tokio_true(rt: &tokio::runtime::Handle, piped: bool) {
+    let _entered = rt.enter();
+    let mut cmd = tokio::process::Command::new("/bin/true");
+    if piped {
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0);
+    }
+    let mut child = cmd.spawn().expect("spawn");
+    let st = rt.block_on(child.wait()).expect("wait");
+    assert!(st.success());
+}
+
 fn spawn_cost(c: &mut Criterion) {
     let s = session();
     let mut g = c.benchmark_group("true");
@@ -63,6 +85,11 @@ fn spawn_cost(c: &mut Criterion) {
                 .expect("wait");
             assert!(st.success());
         })
+    });
+    let rt = s.runtime().clone();
+    g.bench_function("tokio_spawn_wait", |b| b.iter(|| tokio_true(&rt, false)));
+    g.bench_function("tokio_spawn_wait_piped", |b| {
+        b.iter(|| tokio_true(&rt, true))
     });
     g.bench_function("job_start_wait_receive", |b| b.iter(|| true_job(&s)));
     let one_worker = tokio::runtime::Builder::new_multi_thread()
@@ -108,42 +135,45 @@ fn spawn_cost(c: &mut Criterion) {
     );
 
     // The same, alternated in blocks so that each sees the load the other
-    // saw: a block of raw spawns, a block of jobs, a block on one worker,
-    // ten times; the median of each. (Alternated run by run, a raw spawn
-    // pays for the job before it, still winding down on the other core.)
+    // saw: a block of raw spawns, one of tokio's with a job's pipes, one of
+    // jobs, one on one worker, ten times; the median of each. (Alternated
+    // run by run, a raw spawn pays for the job before it, still winding
+    // down on the other core.)
     let (block, blocks) = (50, 10);
-    let (mut raw, mut job, mut on) = (Vec::new(), Vec::new(), Vec::new());
+    let mut times: [Vec<Duration>; 4] = Default::default();
     for _ in 0..blocks {
-        let t = Instant::now();
-        for _ in 0..block {
-            Command::new("/bin/true")
-                .spawn()
-                .expect("spawn")
-                .wait()
-                .expect("wait");
+        let runs: [&dyn Fn(); 4] = [
+            &|| {
+                Command::new("/bin/true")
+                    .spawn()
+                    .expect("spawn")
+                    .wait()
+                    .expect("wait");
+            },
+            &|| tokio_true(&rt, true),
+            &|| true_job(&s),
+            &|| true_job(&shared),
+        ];
+        for (run, t) in runs.iter().zip(times.iter_mut()) {
+            let start = Instant::now();
+            for _ in 0..block {
+                run();
+            }
+            t.push(start.elapsed());
         }
-        raw.push(t.elapsed());
-        let t = Instant::now();
-        for _ in 0..block {
-            true_job(&s);
-        }
-        job.push(t.elapsed());
-        let t = Instant::now();
-        for _ in 0..block {
-            true_job(&shared);
-        }
-        on.push(t.elapsed());
     }
-    let median = |mut v: Vec<Duration>| {
+    let [raw, piped, job, on] = times.map(|mut v| {
         v.sort();
         v[v.len() / 2].as_secs_f64() / block as f64
-    };
-    let (raw, job, on) = (median(raw), median(job), median(on));
+    });
     println!(
-        "wall per /bin/true, {blocks} alternated blocks of {block} (medians): raw {:.0} µs, job {:.0} µs ({:.2}x), on one worker {:.0} µs ({:.2}x)",
+        "wall per /bin/true, {blocks} alternated blocks of {block} (medians): raw {:.0} µs, tokio piped {:.0} µs ({:.2}x), job {:.0} µs ({:.2}x; {:.2}x tokio piped), on one worker {:.0} µs ({:.2}x)",
         raw * 1e6,
+        piped * 1e6,
+        piped / raw,
         job * 1e6,
         job / raw,
+        job / piped,
         on * 1e6,
         on / raw
     );
