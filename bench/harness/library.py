@@ -35,12 +35,25 @@ def has_bench(root, crate):
     return False
 
 
-def collect(target, since):
-    """Criterion results written at or after `since`: list of dicts."""
-    out = []
+def written(target):
+    """Criterion's result files and when each was last written."""
     pattern = os.path.join(target, "criterion", "**", "new", "benchmark.json")
+    out = {}
     for bj in glob.glob(pattern, recursive=True):
-        if os.path.getmtime(bj) < since:
+        try:
+            out[bj] = os.path.getmtime(bj)
+        except OSError:
+            pass
+    return out
+
+
+def collect(target, before):
+    """Criterion results written since `before` (a `written` of then):
+    list of dicts. (A time would also catch the previous crate's last
+    results when this crate's bench needs no build.)"""
+    out = []
+    for bj, mtime in written(target).items():
+        if before.get(bj) == mtime:
             continue
         ej = os.path.join(os.path.dirname(bj), "estimates.json")
         try:
@@ -106,7 +119,7 @@ def library(ctx):
             run(["cargo", "bench", "--quiet", "-p", crate, "--bench", "*", "--no-run"], timeout=1800)
             ctx.builds[f"{crate} benches"] = round(time.time() - t0, 1)
             ctx.log(f"  {crate}: bench built in {time.time() - t0:.0f} s")
-            since = time.time() - 1
+            before = written(ctx.target)
             run(
                 ["cargo", "bench", "--quiet", "-p", crate, "--bench", "*", "--", *args]
                 + ([quick_filter] if ctx.quick and quick_filter else []),
@@ -116,7 +129,7 @@ def library(ctx):
             c.row(f"{crate}: {what}").skip(FAILED, e)
             ctx.log(f"  {crate}: {e}")
             continue
-        results = collect(ctx.target, since)
+        results = collect(ctx.target, before)
         if not results:
             c.row(f"{crate}: {what}").skip(FAILED, "the bench wrote no criterion estimates")
             continue
