@@ -10,7 +10,7 @@ built-in executor's median, and the note gives the difference per job.
 
 import time
 
-from .library import collect
+from .library import collect, written
 from .model import FAILED, OK, Comparison
 from .proc import Failed, run
 
@@ -36,12 +36,12 @@ def executors(ctx):
         t0 = time.time()
         run(["cargo", "bench", "--quiet", "-p", CRATE, "--bench", "overhead", "--no-run"], timeout=1800)
         ctx.builds[f"{CRATE} bench"] = round(time.time() - t0, 1)
-        since = time.time() - 1
+        before = written(ctx.target)
         run(["cargo", "bench", "--quiet", "-p", CRATE, "--bench", "overhead", "--", *args], timeout=900)
     except Failed as e:
         c.row(f"{CRATE}: executors per job").skip(FAILED, e)
         return c
-    results = [r for r in collect(ctx.target, since) if r["group"] == "echo_job"]
+    results = [r for r in collect(ctx.target, before) if r["group"] == "echo_job"]
     base = next((r for r in results if r["function"] == BASELINE), None)
     if base is None:
         c.row(f"{CRATE}: executors per job").skip(FAILED, "the bench wrote no estimate for " + BASELINE)
