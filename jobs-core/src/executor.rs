@@ -8,7 +8,9 @@ use crate::{JobContext, JobFailure, JobInfo, JobSpec, SuspendError};
 ///
 /// # Contract
 /// - [`run`](JobExecutor::run) is called once per job, on the session's
-///   tokio runtime, when the job leaves the queue. It returns when the work
+///   tokio runtime, when the job leaves the queue (its first step may be
+///   taken on the starting thread, inside the runtime's context, by an
+///   executor that [opts in](JobExecutor::starts_in_place)). It returns when the work
 ///   is over: `Ok(())` makes the job Completed, `Err(failure)` Failed with
 ///   the failure's reason; either, once a stop was requested, makes it
 ///   Stopped (an `Err` then gives the Stopped job its reason).
