@@ -272,3 +272,59 @@ fn a_parent_is_suspended_when_its_children_are() {
     assert_eq!(row.state, JobState::Stopped);
     assert!(s.info(kids[1]).expect("info").state.is_finished());
 }
+
+/// Once paused, says it connected again and then that it lost its
+/// connection (as a remote job's thread re-attaching does), noting what
+/// each call returned; ends once resumed.
+struct Reattaching(std::sync::Mutex<Vec<bool>>);
+
+#[async_trait]
+impl JobExecutor for Reattaching {
+    fn type_name(&self) -> &str {
+        "ReattachingJob"
+    }
+
+    async fn run(&self, _spec: JobSpec, ctx: JobContext) -> Result<(), JobFailure> {
+        let token = ctx.stop_token();
+        while !token.is_paused() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let again = ctx.set_disconnected(false).is_ok();
+        let lost = ctx.set_disconnected(true).is_ok();
+        self.0.lock().expect("calls").extend([again, lost]);
+        token.unpaused().await;
+        Ok(())
+    }
+
+    fn can_suspend(&self) -> bool {
+        true
+    }
+
+    async fn suspend(&self, _ctx: &JobContext) -> Result<(), SuspendError> {
+        Ok(())
+    }
+
+    async fn resume_suspended(&self, _ctx: &JobContext) -> Result<(), SuspendError> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_suspended_job_that_connects_again_or_loses_its_connection_stays_suspended() {
+    let s = session();
+    let ex = Arc::new(Reattaching(std::sync::Mutex::new(Vec::new())));
+    s.register(ex.clone());
+    let id = s.start(JobSpec::new("ReattachingJob", "")).expect("start");
+    wait_for(&s, id, |st| st == JobState::Running);
+    s.suspend_blocking(&[id]).expect("suspend");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while ex.0.lock().expect("calls").len() < 2 {
+        assert!(Instant::now() < deadline, "the job made no calls");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Connected again: nothing changes; lost: refused, nothing changes.
+    assert_eq!(ex.0.lock().expect("calls")[..], [true, false]);
+    assert_eq!(s.info(id).expect("info").state, JobState::Suspended);
+    s.resume_blocking(&[id]).expect("resume");
+    assert_eq!(wait_for(&s, id, JobState::is_finished), JobState::Completed);
+}
