@@ -361,7 +361,8 @@ impl Client {
     }
 
     /// Asks the daemon of `home` a question that changes nothing, such as
-    /// `list` or `wait`. A daemon that goes away before it answers (killed
+    /// `list` or `wait`, or a request that, made twice, does what it did
+    /// once (`stop`). A daemon that goes away before it answers (killed
     /// as it was asked: the kernel accepted the connection, then reset it)
     /// is waited gone, and the question is asked again of a new daemon,
     /// once.

@@ -47,16 +47,22 @@ pub(crate) fn run(cli: Cli) -> Result<i32> {
         }
         Command::Stop(Lazy(a)) => {
             let s = a.select;
-            let mut c = Client::connect_or_start(&home()?, &[])?;
-            let resp = c.call(Op::Stop(SelectRequest {
-                ids: s.ids,
-                name: s.name,
-                state: s.state,
-                signal: a.signal,
-                grace_ms: a
-                    .grace
-                    .map(|g| g.as_millis().try_into().unwrap_or(u64::MAX)),
-            }))?;
+            let home = home()?;
+            let c = Client::connect_or_start(&home, &[])?;
+            let grace_ms = a
+                .grace
+                .map(|g| g.as_millis().try_into().unwrap_or(u64::MAX));
+            // Asked twice, a stop does what it did once: a daemon that goes
+            // away before it answers is asked again of a new one.
+            let resp = c.ask(&home, || {
+                Op::Stop(SelectRequest {
+                    ids: s.ids.clone(),
+                    name: s.name.clone(),
+                    state: s.state,
+                    signal: a.signal,
+                    grace_ms,
+                })
+            })?;
             let Response::Jobs(stopped) = resp else {
                 return Err(unexpected(resp));
             };
