@@ -72,8 +72,10 @@ pub(crate) fn run(cli: Cli) -> Result<i32> {
             }
             Ok(exit::SUCCESS)
         }
-        Command::Suspend(Lazy(s)) => passthru(&home()?, s, Op::Suspend),
-        Command::Resume(Lazy(s)) => passthru(&home()?, s, Op::Resume),
+        // Made twice, a suspend does what it did once; a resume would find
+        // its jobs Running the second time, and refuse them.
+        Command::Suspend(Lazy(s)) => passthru(&home()?, s, Op::Suspend, true),
+        Command::Resume(Lazy(s)) => passthru(&home()?, s, Op::Resume, false),
         Command::Restart(Lazy(r)) => {
             let mut c = Client::connect_or_start(&home()?, &[])?;
             let resp = c.call(Op::Restart(RestartRequest {
@@ -91,7 +93,7 @@ pub(crate) fn run(cli: Cli) -> Result<i32> {
             }
             Ok(exit::SUCCESS)
         }
-        Command::Connect(Lazy(s)) => passthru(&home()?, s, Op::Connect),
+        Command::Connect(Lazy(s)) => passthru(&home()?, s, Op::Connect, false),
         Command::Remove(Lazy(r)) => {
             let mut c = Client::connect_or_start(&home()?, &[])?;
             expect_done(c.call(Op::Remove(RemoveRequest {
@@ -138,14 +140,24 @@ fn expect_done(r: Response) -> Result<Vec<u64>> {
 
 /// `suspend`, `resume` and `connect`: asks `op` of the selected jobs and prints
 /// their rows afterwards (as `-PassThru`), unless `-q`.
-fn passthru(home: &Home, s: SelectArgs, op: fn(SelectRequest) -> Op) -> Result<i32> {
+/// Sends `op` over the selected jobs and prints the rows it returns;
+/// `again`: asked again of a new daemon if the daemon goes away before it
+/// answers (for a request that, made twice, does what it did once).
+fn passthru(home: &Home, s: SelectArgs, op: fn(SelectRequest) -> Op, again: bool) -> Result<i32> {
     let mut c = Client::connect_or_start(home, &[])?;
-    let resp = c.call(op(SelectRequest {
-        ids: s.ids,
-        name: s.name,
-        state: s.state,
-        ..SelectRequest::default()
-    }))?;
+    let request = || {
+        op(SelectRequest {
+            ids: s.ids.clone(),
+            name: s.name.clone(),
+            state: s.state,
+            ..SelectRequest::default()
+        })
+    };
+    let resp = if again {
+        c.ask(home, request)?
+    } else {
+        c.call(request())?
+    };
     let Response::Jobs(rows) = resp else {
         return Err(unexpected(resp));
     };

@@ -340,5 +340,37 @@ impl Drop for TestHome {
                 kill9(p);
             }
         }
+        // Detached jobs outlive their daemon by design: a test that failed
+        // before it stopped one leaves it to be ended here, group and all.
+        for pgid in detached_groups_of(self.dir.path()) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(-pgid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
     }
+}
+
+/// The process groups of the detached jobs of the session at `home`: those
+/// of the processes whose command line names a folder under its
+/// `detached` folder (the wrapper that keeps a detached job's status).
+fn detached_groups_of(home: &Path) -> Vec<i32> {
+    let mut marker = home.as_os_str().as_encoded_bytes().to_vec();
+    marker.extend_from_slice(b"/detached/");
+    let mut groups = procs("cmdline", |pid, cmdline| {
+        if !cmdline
+            .windows(marker.len())
+            .any(|w| w == marker.as_slice())
+        {
+            return None;
+        }
+        let stat = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
+        stat_fields(&stat)
+            .get(2)
+            .and_then(|g| g.parse::<i32>().ok())
+            .filter(|&g| g > 1)
+    });
+    groups.sort_unstable();
+    groups.dedup();
+    groups
 }

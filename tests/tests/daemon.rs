@@ -74,15 +74,25 @@ fn a_daemon_dying_as_it_is_asked_counts_as_gone() {
 }
 
 /// A question that changes nothing (`list`, `wait`, `plugins`), or a
-/// `stop`, which made twice does what it did once, asked of a daemon dying
-/// as it is asked, is asked again of a new daemon rather than failing with
-/// the reset.
+/// `suspend` or `stop`, which made twice do what they did once, asked of a
+/// daemon dying as it is asked, is asked again of a new daemon rather than
+/// failing with the reset.
 #[test]
 fn a_question_asked_of_a_dying_daemon_is_asked_again() {
     let home = TestHome::new();
-    let id = home.start(&["--", "sleep", "300"]).to_string();
+    // Detached: Running again under each new daemon, until stopped.
+    let id = home
+        .start(&["--detached", "--", "sleep", "300"])
+        .to_string();
     home.ok(&["daemon", "stop"]);
-    for args in [&["list"][..], &["wait"], &["plugins"], &["stop", &id]] {
+    // `wait` after `suspend`: it returns on a Suspended job.
+    for args in [
+        &["list"][..],
+        &["plugins"],
+        &["suspend", &id],
+        &["wait"],
+        &["stop", &id],
+    ] {
         let r = asked_of_a_dying_daemon(&home, args);
         assert_eq!(r.code, 0, "{args:?}: {}", r.stderr);
         // The new daemon answered; stop it for the next round's fake one.
