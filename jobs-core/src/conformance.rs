@@ -100,6 +100,35 @@ pub fn completes_with_output(subject: &dyn Subject) {
     assert_eq!(output_lines(&recs), ["alpha", "beta", "gamma"]);
 }
 
+/// Where a job is started does not change what it does: from a thread
+/// outside any runtime (where an executor that
+/// [starts in place](JobExecutor::starts_in_place) takes the first step) and
+/// from inside the session's runtime, the same spec completes with the same
+/// output; and stopped there, it ends Stopped.
+pub fn starts_alike_outside_and_inside_the_runtime(subject: &dyn Subject) {
+    let s = session(subject);
+    let spec = || subject.emit(&["one", "two"]);
+    let outside = s.start(spec()).expect("start outside");
+    let inside = s.block_on(async { s.start(spec()) }).expect("start inside");
+    for id in [outside, inside] {
+        wait_all(&s, &[id], 60);
+        let info = s.info(id).expect("info");
+        assert_eq!(info.state, JobState::Completed, "reason: {:?}", info.reason);
+        let recs = s
+            .receive(&[id], ReceiveOptions::default())
+            .expect("receive");
+        assert_eq!(output_lines(&recs), ["one", "two"]);
+    }
+    let outside = s.start(subject.sleep(60)).expect("start outside");
+    let inside = s
+        .block_on(async { s.start(subject.sleep(60)) })
+        .expect("start inside");
+    for id in [outside, inside] {
+        wait_state(&s, id, JobState::Running, 30);
+        assert_eq!(s.stop_blocking(id).expect("stop").state, JobState::Stopped);
+    }
+}
+
 /// Receive consumes by default; `keep` leaves the records; `has_more_data`
 /// turns false only when a finished job is drained.
 pub fn receive_keep_and_consume(subject: &dyn Subject) {
@@ -399,6 +428,7 @@ macro_rules! conformance_tests {
     ($subject:expr) => {
         $crate::conformance_tests!(@cases $subject;
             completes_with_output,
+            starts_alike_outside_and_inside_the_runtime,
             receive_keep_and_consume,
             ordering_of_many_records,
             failure_has_reason,
