@@ -227,6 +227,13 @@ mod tests {
     use super::*;
     use std::os::unix::process::ExitStatusExt;
 
+    /// `sh -c LINE`, spawned as this crate's own child (inside a runtime).
+    fn sh(line: &str) -> OwnChild {
+        let mut cmd = Command::new("/bin/sh");
+        cmd.arg("-c").arg(line);
+        OwnChild::spawn(&mut cmd).expect("spawn")
+    }
+
     fn runtime() -> tokio::runtime::Runtime {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -238,9 +245,7 @@ mod tests {
     fn exit_status_and_signal_come_through_the_pidfd() {
         let rt = runtime();
         let _g = rt.enter();
-        let mut cmd = Command::new("/bin/sh");
-        cmd.arg("-c").arg("exit 7");
-        let mut child = OwnChild::spawn(&mut cmd).expect("spawn");
+        let mut child = sh("exit 7");
         child.watch();
         if supported() {
             assert!(child.reap.as_ref().is_some_and(|r| r.pidfd.is_some()));
@@ -250,9 +255,7 @@ mod tests {
         // Reaped once: the status is kept, the pid never waited for again.
         assert_eq!(child.try_wait().expect("try_wait"), Some(st));
 
-        let mut cmd = Command::new("/bin/sh");
-        cmd.arg("-c").arg("kill -9 $$");
-        let mut child = OwnChild::spawn(&mut cmd).expect("spawn");
+        let mut child = sh("kill -9 $$");
         child.watch();
         let st = rt.block_on(child.wait()).expect("wait");
         assert_eq!(st.signal(), Some(9));
@@ -262,9 +265,7 @@ mod tests {
     fn without_a_pidfd_the_exit_is_still_seen() {
         let rt = runtime();
         let _g = rt.enter();
-        let mut cmd = Command::new("/bin/sh");
-        cmd.arg("-c").arg("sleep 0.05; exit 3");
-        let mut child = OwnChild::spawn(&mut cmd).expect("spawn");
+        let mut child = sh("sleep 0.05; exit 3");
         // No watch(): the polling path.
         let st = rt.block_on(child.wait()).expect("wait");
         assert_eq!(st.code(), Some(3));
@@ -281,9 +282,7 @@ mod tests {
     fn a_dropped_child_is_reaped_once_it_exits() {
         let rt = runtime();
         let _g = rt.enter();
-        let mut cmd = Command::new("/bin/sh");
-        cmd.arg("-c").arg("sleep 0.1");
-        let mut child = OwnChild::spawn(&mut cmd).expect("spawn");
+        let mut child = sh("sleep 0.1");
         child.watch();
         let pid = child.id().expect("pid");
         drop(child);

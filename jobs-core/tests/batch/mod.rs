@@ -153,6 +153,25 @@ impl JobExecutor for Counting {
     }
 }
 
+/// Starts a batch of `n` children of type `type_name`, items `0` to
+/// `n - 1`, `throttle` at a time.
+fn numbered_batch(s: &Session, type_name: &str, n: usize, throttle: usize) -> u64 {
+    let children = (0..n)
+        .map(|i| {
+            let mut c = JobSpec::new(type_name, "c");
+            c.item = Some(i.to_string());
+            c
+        })
+        .collect();
+    s.start_batch(BatchSpec {
+        command: "c".into(),
+        throttle: Some(throttle),
+        children,
+        ..BatchSpec::default()
+    })
+    .expect("start")
+}
+
 #[test]
 fn the_batch_throttle_bounds_running_children() {
     let s = session();
@@ -161,21 +180,7 @@ fn the_batch_throttle_bounds_running_children() {
         peak: AtomicUsize::new(0),
     });
     s.register(Arc::clone(&ex) as Arc<dyn JobExecutor>);
-    let children = (0..40)
-        .map(|i| {
-            let mut c = JobSpec::new("Counting", "c");
-            c.item = Some(i.to_string());
-            c
-        })
-        .collect();
-    let id = s
-        .start_batch(BatchSpec {
-            command: "c".into(),
-            throttle: Some(3),
-            children,
-            ..BatchSpec::default()
-        })
-        .expect("start");
+    let id = numbered_batch(&s, "Counting", 40, 3);
     wait_all(&s, id);
     assert_eq!(s.info(id).expect("info").state, JobState::Completed);
     assert_eq!(ex.peak.load(Ordering::SeqCst), 3);
@@ -225,21 +230,7 @@ fn a_child_can_lower_its_batch_throttle_but_not_raise_it() {
         later_peak: AtomicUsize::new(0),
     });
     s.register(Arc::clone(&ex) as Arc<dyn JobExecutor>);
-    let children = (0..10)
-        .map(|i| {
-            let mut c = JobSpec::new("Lowering", "c");
-            c.item = Some(i.to_string());
-            c
-        })
-        .collect();
-    let id = s
-        .start_batch(BatchSpec {
-            command: "c".into(),
-            throttle: Some(3),
-            children,
-            ..BatchSpec::default()
-        })
-        .expect("start");
+    let id = numbered_batch(&s, "Lowering", 10, 3);
     wait_all(&s, id);
     assert_eq!(s.info(id).expect("info").state, JobState::Completed);
     // Items 3 to 9 each started alone: the first three had ended.
