@@ -33,7 +33,7 @@ use crate::attached::{status_result, CHUNK};
 use crate::group::{proc_stat, sleep, Ending};
 use crate::lent::Lent;
 use crate::records::LineDecoder;
-use crate::spawn::{check_cwd, resolve_program, spawn, Launch};
+use crate::spawn::{check_cwd, resolve_program, spawn_as, Launch};
 use crate::spec::Command;
 use crate::ProcessSpec;
 
@@ -104,7 +104,7 @@ pub(crate) async fn run(
         stderr: Stdio::from(err),
         records: OwnedFd::from(rec),
     };
-    let mut child = spawn(&io, &spec, launch)?;
+    let mut child: tokio::process::Child = spawn_as(&io, &spec, launch)?;
     let pid = child
         .id()
         .ok_or_else(|| JobFailure::new("the job's process has no pid"))?;

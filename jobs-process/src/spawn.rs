@@ -19,7 +19,7 @@ use std::sync::Mutex;
 use jobs_core::JobFailure;
 use nix::fcntl::{fcntl, FcntlArg, FdFlag};
 use tokio::io::AsyncWriteExt;
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 use tokio::runtime::Handle;
 
 use crate::records::RECORDS_FD_ENV;
@@ -128,12 +128,8 @@ pub(crate) fn resolve_program(
 }
 
 /// Spawns the process in a new process group, registered with the I/O
-/// runtime `io`. The parent's copy of the records fd is closed on return.
-pub(crate) fn spawn(io: &Handle, spec: &ProcessSpec, launch: Launch) -> Result<Child, JobFailure> {
-    spawn_as(io, spec, launch)
-}
-
-/// [`spawn`], as tokio's child or as another kind of [`Spawned`] child.
+/// runtime `io`, as tokio's child or as another kind of [`Spawned`] child.
+/// The parent's copy of the records fd is closed on return.
 pub(crate) fn spawn_as<C: Spawned>(
     io: &Handle,
     spec: &ProcessSpec,

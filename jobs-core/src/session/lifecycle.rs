@@ -357,11 +357,12 @@ impl Inner {
             work,
         } = launch;
         let weak = Arc::downgrade(self);
-        // In place only on a thread outside any runtime: a runtime's own
-        // thread hands the task to itself without waking another.
-        let in_place = matches!(&work, Work::Run(spec)
-            if spec.make.is_none() && executor.starts_in_place(spec))
-            && Handle::try_current().is_err();
+        // In place only on a thread outside any runtime (asked first: the
+        // daemon's starts never ask the executor): a runtime's own thread
+        // hands the task to itself without waking another.
+        let in_place = Handle::try_current().is_err()
+            && matches!(&work, Work::Run(spec)
+                if spec.make.is_none() && executor.starts_in_place(spec));
         let task = async move {
             let made = std::panic::catch_unwind(AssertUnwindSafe(|| match work {
                 Work::Run(spec) => spec.made().map(|spec| executor.run(spec, ctx)),
